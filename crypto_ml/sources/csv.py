@@ -118,6 +118,12 @@ class CSVSource(Source):
             raise SourceError(f"no price CSV files found in {path}")
         return pd.concat(frames, ignore_index=True)
 
+    def coin_metadata(self) -> pd.DataFrame:
+        """Names and symbols of the bundled coins (the same top-100 set, by coin id)."""
+        from crypto_ml.sources.bundled import BundledSource
+
+        return BundledSource().coin_metadata()
+
 
 def _stem(path: Path) -> str:
     name = path.name

@@ -1,0 +1,138 @@
+"""``crypto-ml summary | validate | ingest | db``: the data side of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def register(subparsers) -> None:
+    def source_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--source",
+            default=None,
+            help="bundled (default), or a directory/zip/CSV file in the talk's per-coin format "
+            "or the long format",
+        )
+        p.add_argument("--as-of", default=None, help="point-in-time view: ignore rows after YYYY-MM-DD")
+        p.add_argument("--synthetic", type=int, default=0, help="add N labelled synthetic coins")
+        p.add_argument("--seed", type=int, default=0, help="seed of the synthetic coins")
+
+    p = subparsers.add_parser("summary", help="load and validate the data, print one line per coin")
+    source_args(p)
+    p.add_argument("--coins", default=None, help="comma-separated coins (default: all)")
+    p.set_defaults(func=cmd_summary)
+
+    p = subparsers.add_parser("validate", help="list every validation finding; exit 1 on errors")
+    source_args(p)
+    p.add_argument("--warnings", action="store_true", help="also list warnings")
+    p.set_defaults(func=cmd_validate)
+
+    p = subparsers.add_parser(
+        "ingest", help="load, validate and upsert prices (and quarantined rows) into the project DB"
+    )
+    source_args(p)
+    p.add_argument("--db", default=None, help="database URL (default: $CRYPTO_ML_DATABASE_URL or SQLite)")
+    p.add_argument("--quiet", action="store_true", help="no per-coin table")
+    p.set_defaults(func=cmd_ingest)
+
+    p = subparsers.add_parser("db", help="project database: upgrade schema, show where it is")
+    p.add_argument("action", choices=["upgrade", "url"])
+    p.add_argument("--db", default=None, help="database URL")
+    p.set_defaults(func=cmd_db)
+
+
+def _load(args):
+    from crypto_ml.data_loader import CryptoLoader
+
+    started = time.perf_counter()
+    loader = CryptoLoader(args.source, as_of=args.as_of, synthetic=args.synthetic, seed=args.seed)
+    return loader, time.perf_counter() - started
+
+
+def format_coins(table) -> str:
+    """The per-coin table as text, synthetic coins flagged."""
+    shown = table.copy()
+    shown["last_close"] = shown["last_close"].map(lambda v: f"{v:.6g}")
+    shown["synthetic"] = shown["synthetic"].map({True: "SYNTHETIC", False: ""})
+    shown = shown.rename(columns={"synthetic": "kind"})
+    return shown.to_string()
+
+
+def cmd_summary(args) -> int:
+    loader, seconds = _load(args)
+    table = loader.coins()
+    if args.coins:
+        table = table.loc[[loader.resolve(c) for c in args.coins.split(",")]]
+    print(format_coins(table))
+    print(
+        f"\n{len(loader)} coins ({int(table['synthetic'].sum())} synthetic) from {loader.source.name} "
+        f"in {seconds:.2f} s: {loader.report}"
+    )
+    return 0
+
+
+def cmd_validate(args) -> int:
+    loader, _ = _load(args)
+    shown = loader.report.findings if args.warnings else loader.report.errors
+    for finding in shown:
+        print(finding)
+    for coin, reason in loader.report.failed_coins.items():
+        print(f"FAILED {coin}: {reason}")
+    print(loader.report)
+    return 1 if loader.report.errors or loader.report.failed_coins else 0
+
+
+def cmd_ingest(args) -> int:
+    from tqdm import tqdm
+
+    from crypto_ml import storage
+
+    url = storage.database_url(args.db)
+    print(f"[1/3] project database: {_redact(url)} (migrating to the latest schema)", flush=True)
+    storage.migrate(url)
+    print(f"[2/3] loading and validating prices from {args.source or 'bundled'} ...", flush=True)
+    loader, seconds = _load(args)
+    print(f"      {len(loader)} coins in {seconds:.2f} s: {loader.report}", flush=True)
+    frame = loader.frame()
+    inserted = updated = 0
+    coins = loader.get_crypto_names()
+    with tqdm(total=len(frame), unit="row", desc="[3/3] storing", file=sys.stdout,
+              disable=None, mininterval=0.5) as bar:
+        # A coin at a time: a failure stores nothing half-way for that coin and names it.
+        for coin, part in frame.groupby("coin", sort=True):
+            result = storage.store_prices(part, source=loader.source.name, url=url)
+            inserted += result.inserted
+            updated += result.updated
+            bar.update(len(part))
+    quarantined = storage.store_quarantine(loader.report.errors, source=loader.source.name, url=url)
+    if not args.quiet:
+        print()
+        print(format_coins(loader.coins()))
+    print(
+        f"\nstored {len(frame)} rows of {len(coins)} coins: {inserted} new, {updated} already "
+        f"present (updated in place); {quarantined.inserted} new quarantined rows "
+        f"({len(loader.report.errors)} in this load), {len(loader.report.warnings)} warnings."
+    )
+    for coin, reason in loader.report.failed_coins.items():
+        print(f"FAILED {coin}: {reason}")
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_db(args) -> int:
+    from crypto_ml import storage
+
+    url = storage.database_url(args.db)
+    if args.action == "url":
+        print(_redact(url))
+        return 0
+    storage.migrate(url)
+    print(f"{_redact(url)} is at revision {storage.current_revision(url)}")
+    return 0
