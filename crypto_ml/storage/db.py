@@ -1,0 +1,252 @@
+"""Engines, sessions, migrations and the dialect-aware idempotent upsert.
+
+The project keeps its data in its *own* database: a SQLite file by default, PostgreSQL in production
+(``CRYPTO_ML_DATABASE_URL``). It never falls back to Airflow's metadata database.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event, literal_column, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+ENV_VAR = "CRYPTO_ML_DATABASE_URL"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Rows per INSERT statement; keeps SQLite under its bound-parameter limit.
+CHUNK_SIZE = 500
+#: Key of the PostgreSQL advisory lock that serialises concurrent ``migrate`` calls.
+_MIGRATE_LOCK_KEY = 0x63727970746F6D6C  # "cryptoml"
+
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
+_lock = threading.Lock()
+
+
+def database_url(url: str | None = None) -> str:
+    """Resolve the database URL.
+
+    Parameters
+    ----------
+    url
+        Explicit URL; wins over everything else.
+
+    Returns
+    -------
+    str
+        ``url``, else ``$CRYPTO_ML_DATABASE_URL``, else ``sqlite:///<AIRFLOW_HOME or ~/airflow>/crypto_ml.db``
+        (the folder is created).
+    """
+    if url:
+        return url
+    if os.environ.get(ENV_VAR):
+        return os.environ[ENV_VAR]
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'crypto_ml.db'}"
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """Return the engine for ``url`` (see :func:`database_url`), created once per URL.
+
+    SQLite connections use WAL, a 30 s busy timeout and foreign keys; server connections are
+    pre-pinged so a restarted database does not break pooled connections.
+    """
+    resolved = database_url(url)
+    with _lock:
+        engine = _engines.get(resolved)
+        if engine is None:
+            if make_url(resolved).get_backend_name() == "sqlite":
+                engine = create_engine(resolved, connect_args={"timeout": 30})
+                event.listen(engine, "connect", _sqlite_on_connect)
+            else:
+                engine = create_engine(resolved, pool_pre_ping=True)
+            _engines[resolved] = engine
+            _sessionmakers[resolved] = sessionmaker(engine, expire_on_commit=False)
+    return engine
+
+
+def dispose_engine(url: str | None = None) -> None:
+    """Close the pooled connections of ``url`` and forget its engine (no-op when none was made)."""
+    resolved = database_url(url)
+    with _lock:
+        engine = _engines.pop(resolved, None)
+        _sessionmakers.pop(resolved, None)
+    if engine is not None:
+        engine.dispose()
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """Yield a session that commits on success and rolls back on any exception."""
+    get_engine(url)
+    session = _sessionmakers[database_url(url)]()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(url: str | None = None) -> str | None:
+    """Upgrade the database at ``url`` to the newest schema (``alembic upgrade head``).
+
+    Idempotent and cheap when already at head, so it is safe to call on every start. On PostgreSQL
+    concurrent callers are serialised by an advisory lock.
+
+    Returns
+    -------
+    str or None
+        The revision the database is at afterwards.
+    """
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_KEY})")
+        command.upgrade(_alembic_config(conn), "head")
+    return current_revision(url)
+
+
+def current_revision(url: str | None = None) -> str | None:
+    """Return the Alembic revision of the database at ``url`` (``None`` when never migrated)."""
+    with get_engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """How many rows an upsert inserted and how many existing rows it updated (or left alone)."""
+
+    inserted: int = 0
+    updated: int = 0
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(self.inserted + other.inserted, self.updated + other.updated)
+
+
+def upsert(
+    conn_or_session: Connection | Session,
+    model_cls: type[DeclarativeBase],
+    rows: list[dict[str, Any]],
+    *,
+    update_columns: list[str] | None = None,
+    constraint: str | None = None,
+) -> UpsertResult:
+    """Insert ``rows``, or update the rows that already exist, keyed on a natural key.
+
+    Parameters
+    ----------
+    conn_or_session
+        Connection or session; the statements join its transaction (the caller commits).
+    model_cls
+        ORM model of the target table.
+    rows
+        Dicts of column name to value, all with the same keys. Rows repeating a key within the
+        call collapse to the last one.
+    update_columns
+        Columns to overwrite on conflict. ``None`` means every non-key column given in ``rows``;
+        ``[]`` means do nothing for existing rows.
+    constraint
+        Name of a unique constraint of the table to key on instead of the primary key.
+
+    Returns
+    -------
+    UpsertResult
+        Rows inserted, and existing rows updated (``updated`` is 0 when ``update_columns == []``).
+
+    Raises
+    ------
+    ValueError
+        For a dialect other than SQLite or PostgreSQL, an unknown constraint or column, or rows with
+        differing keys.
+    """
+    conn = conn_or_session.connection() if isinstance(conn_or_session, Session) else conn_or_session
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        insert = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise ValueError(f"upsert supports only PostgreSQL and SQLite, not the {dialect!r} dialect")
+    if not rows:
+        return UpsertResult()
+
+    table = model_cls.__table__
+    key_cols = _conflict_columns(table, constraint)
+    given = list(rows[0])
+    if any(set(row) != set(given) for row in rows):
+        raise ValueError(f"upsert into {table.name}: every row must have the same keys as the first: {given}")
+    unknown = set(given) - set(table.c.keys())
+    missing_keys = [c.name for c in key_cols if c.name not in given]
+    if unknown or missing_keys:
+        raise ValueError(f"upsert into {table.name}: unknown columns {sorted(unknown)}, missing keys {missing_keys}")
+    key_names = [c.name for c in key_cols]
+    if update_columns is None:
+        update_columns = [c for c in given if c not in key_names and not table.c[c].primary_key]
+    bad = set(update_columns) - set(given)
+    if bad:
+        raise ValueError(f"upsert into {table.name}: update_columns {sorted(bad)} are not in the rows")
+
+    deduped = list({tuple(row[k] for k in key_names): row for row in rows}.values())
+    result = UpsertResult()
+    for start in range(0, len(deduped), CHUNK_SIZE):
+        chunk = deduped[start : start + CHUNK_SIZE]
+        stmt = insert(table).values(chunk)
+        if update_columns:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=key_cols, set_={c: stmt.excluded[c] for c in update_columns}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=key_cols)
+        if dialect == "postgresql":
+            # xmax is 0 exactly for the tuples this statement inserted; DO NOTHING returns only those.
+            flags = conn.execute(stmt.returning(literal_column("(xmax = 0)"))).scalars().all()
+            inserted = sum(bool(f) for f in flags)
+            result += UpsertResult(inserted, len(flags) - inserted)
+        else:
+            keys = [tuple(row[k] for k in key_names) for row in chunk]
+            n_existing = len(conn.execute(select(*key_cols).where(tuple_(*key_cols).in_(keys))).all())
+            conn.execute(stmt)
+            result += UpsertResult(len(chunk) - n_existing, n_existing if update_columns else 0)
+    return result
+
+
+def _conflict_columns(table: Any, constraint: str | None) -> list[Any]:
+    if constraint is None:
+        return list(table.primary_key.columns)
+    for cons in table.constraints:
+        if cons.name == constraint and cons is not table.primary_key:
+            return list(cons.columns)
+    names = sorted(str(c.name) for c in table.constraints if c is not table.primary_key)
+    raise ValueError(f"table {table.name} has no unique constraint {constraint!r}; it has {names}")

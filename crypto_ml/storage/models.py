@@ -1,0 +1,141 @@
+"""ORM models of the project's own database (prices, quarantine, models, predictions, trades).
+
+Natural keys are primary keys wherever a row has one, so every write can be an idempotent upsert.
+All constraints are named through :data:`NAMING_CONVENTION`, which keeps migrations portable
+between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every storage model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[float]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class Price(Base):
+    """One daily OHLCV bar of one coin."""
+
+    __tablename__ = "prices"
+
+    coin: Mapped[str] = mapped_column(String(96), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    open: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    close: Mapped[float] = mapped_column(Float)
+    volume: Mapped[float | None] = mapped_column(Float)
+    market_cap: Mapped[float | None] = mapped_column(Float)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    source: Mapped[str] = mapped_column(String(200))
+    ingested_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+
+
+class QuarantinedRow(Base):
+    """One input row rejected by validation (severity ``error``), stored once per rule."""
+
+    __tablename__ = "quarantined_rows"
+    __table_args__ = (UniqueConstraint("coin", "origin", "line", "rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    coin: Mapped[str] = mapped_column(String(96))
+    date: Mapped[dt.date | None] = mapped_column(Date)
+    origin: Mapped[str] = mapped_column(String(500))
+    line: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any] | None]
+    source: Mapped[str] = mapped_column(String(200))
+    first_seen: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """One trained model of one coin; versions count up per (coin, model)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("coin", "model", "train_end", "fingerprint"),)
+
+    coin: Mapped[str] = mapped_column(String(96), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    train_start: Mapped[dt.date | None] = mapped_column(Date)
+    train_end: Mapped[dt.date] = mapped_column(Date)
+    n_obs: Mapped[int | None] = mapped_column(Integer)
+    trained_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    params: Mapped[dict[str, Any] | None]
+    metrics: Mapped[dict[str, Any] | None]
+    artifact_path: Mapped[str | None] = mapped_column(String(1000))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+
+class Prediction(Base):
+    """One forecast path of one model version, made on ``as_of`` for ``horizon`` days."""
+
+    __tablename__ = "predictions"
+
+    coin: Mapped[str] = mapped_column(String(96), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    horizon: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    values: Mapped[list[float]]
+    last_close: Mapped[float] = mapped_column(Float)
+    expected_return: Mapped[float] = mapped_column(Float)
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+
+
+class TradeRequest(Base):
+    """One order sent (or to be sent) to a broker for one prediction."""
+
+    __tablename__ = "trade_requests"
+
+    coin: Mapped[str] = mapped_column(String(96), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    horizon: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    expected_return: Mapped[float] = mapped_column(Float)
+    broker: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
