@@ -20,7 +20,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, literal_column, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from crypto_ml.config import airflow_home
 
 ENV_VAR = "CRYPTO_ML_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -30,7 +32,6 @@ CHUNK_SIZE = 500
 _MIGRATE_LOCK_KEY = 0x63727970746F6D6C  # "cryptoml"
 
 _engines: dict[str, Engine] = {}
-_sessionmakers: dict[str, sessionmaker[Session]] = {}
 _lock = threading.Lock()
 
 
@@ -52,7 +53,7 @@ def database_url(url: str | None = None) -> str:
         return url
     if os.environ.get(ENV_VAR):
         return os.environ[ENV_VAR]
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
+    home = airflow_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'crypto_ml.db'}"
 
@@ -83,7 +84,6 @@ def get_engine(url: str | None = None) -> Engine:
             else:
                 engine = create_engine(resolved, pool_pre_ping=True)
             _engines[resolved] = engine
-            _sessionmakers[resolved] = sessionmaker(engine, expire_on_commit=False)
     return engine
 
 
@@ -92,7 +92,6 @@ def dispose_engine(url: str | None = None) -> None:
     resolved = database_url(url)
     with _lock:
         engine = _engines.pop(resolved, None)
-        _sessionmakers.pop(resolved, None)
     if engine is not None:
         engine.dispose()
 
@@ -100,8 +99,7 @@ def dispose_engine(url: str | None = None) -> None:
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """Yield a session that commits on success and rolls back on any exception."""
-    get_engine(url)
-    session = _sessionmakers[database_url(url)]()
+    session = Session(get_engine(url), expire_on_commit=False)
     try:
         yield session
         session.commit()
@@ -210,7 +208,9 @@ def upsert(
     unknown = set(given) - set(table.c.keys())
     missing_keys = [c.name for c in key_cols if c.name not in given]
     if unknown or missing_keys:
-        raise ValueError(f"upsert into {table.name}: unknown columns {sorted(unknown)}, missing keys {missing_keys}")
+        raise ValueError(
+            f"upsert into {table.name}: unknown columns {sorted(unknown)}, missing key columns {missing_keys}"
+        )
     key_names = [c.name for c in key_cols]
     if update_columns is None:
         update_columns = [c for c in given if c not in key_names and not table.c[c].primary_key]

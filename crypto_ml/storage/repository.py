@@ -17,7 +17,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
-from crypto_ml.storage.models import Base, ModelVersion, Prediction, Price, QuarantinedRow, TradeRequest, utcnow
+from crypto_ml.storage.models import (
+    Base,
+    ModelVersion,
+    Prediction,
+    Price,
+    QuarantinedRow,
+    TradeRequest,
+    utcnow,
+)
 
 PRICE_VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "market_cap"]
 
@@ -303,6 +311,10 @@ def count_rows(table_name: str, url: str | None = None) -> int:
 
 def price_range(url: str | None = None) -> dict[str, tuple[dt.date, dt.date]]:
     """Return ``{coin: (first_date, last_date)}`` of the stored prices."""
-    stmt = select(Price.coin, func.min(Price.date), func.max(Price.date)).group_by(Price.coin).order_by(Price.coin)
+    stmt = (
+        select(Price.coin, func.min(Price.date), func.max(Price.date))
+        .group_by(Price.coin)
+        .order_by(Price.coin)
+    )
     with get_engine(url).connect() as conn:
         return {coin: (first, last) for coin, first, last in conn.execute(stmt)}

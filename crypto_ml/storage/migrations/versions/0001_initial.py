@@ -32,7 +32,10 @@ def upgrade() -> None:
     sa.Column('artifact_path', sa.String(length=1000), nullable=True),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('coin', 'model', 'version', name=op.f('pk_model_versions')),
-    sa.UniqueConstraint('coin', 'model', 'train_end', 'fingerprint', name=op.f('uq_model_versions_coin_model_train_end_fingerprint'))
+    sa.UniqueConstraint(
+        'coin', 'model', 'train_end', 'fingerprint',
+        name=op.f('uq_model_versions_coin_model_train_end_fingerprint'),
+    )
     )
     op.create_table('predictions',
     sa.Column('coin', sa.String(length=96), nullable=False),
@@ -74,7 +77,9 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=200), nullable=False),
     sa.Column('first_seen', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantined_rows')),
-    sa.UniqueConstraint('coin', 'origin', 'line', 'rule', name=op.f('uq_quarantined_rows_coin_origin_line_rule'))
+    sa.UniqueConstraint(
+        'coin', 'origin', 'line', 'rule', name=op.f('uq_quarantined_rows_coin_origin_line_rule')
+    )
     )
     op.create_table('trade_requests',
     sa.Column('coin', sa.String(length=96), nullable=False),
