@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: set up, then pytest. Extra arguments go to pytest.
+# Needs PostgreSQL on 127.0.0.1:5432 (CRYPTO_ML_TEST_PG_URL to override); with CI=true a
+# missing service fails the run instead of skipping those tests.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+echo "[test] running pytest"
+exec python -m pytest "$@"
