@@ -1,0 +1,39 @@
+"""Forecasters of daily closes: one small scikit-learn style contract, five models.
+
+>>> from crypto_ml.forecasting import make_forecaster
+>>> f = make_forecaster("linear").fit(closes)     # a 1-D array, a Series or a get_df frame
+>>> f.predict(10)                                 # the next 10 daily closes
+
+Importing this package does not import TensorFlow; the LSTM imports it when it is fitted or
+loaded.
+"""
+
+from __future__ import annotations
+
+from crypto_ml.forecasting.base import (
+    BaseForecaster,
+    as_closes,
+    check_horizon,
+    load_forecaster,
+    recursive_forecast,
+)
+from crypto_ml.forecasting.baselines import DriftForecaster, NaiveForecaster
+from crypto_ml.forecasting.linear import AutoRegressiveForecaster, LinearTrendForecaster
+from crypto_ml.forecasting.lstm import LSTMForecaster
+from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODELS, make_forecaster
+
+__all__ = [
+    "AutoRegressiveForecaster",
+    "BaseForecaster",
+    "DEFAULT_MODEL",
+    "DriftForecaster",
+    "LSTMForecaster",
+    "LinearTrendForecaster",
+    "MODELS",
+    "NaiveForecaster",
+    "as_closes",
+    "check_horizon",
+    "load_forecaster",
+    "make_forecaster",
+    "recursive_forecast",
+]

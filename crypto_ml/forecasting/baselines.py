@@ -1,0 +1,46 @@
+"""Baselines every other model must beat: the random walk and the drift model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crypto_ml.forecasting.base import BaseForecaster
+
+
+class NaiveForecaster(BaseForecaster):
+    """Random walk: every future close equals the last known close."""
+
+    name = "naive"
+
+    def __init__(self) -> None:
+        pass
+
+    def _fit(self, y: np.ndarray) -> None:
+        pass  # the last value is kept by BaseForecaster.fit as ``last_value_``
+
+    def _predict(self, horizon: int) -> np.ndarray:
+        return np.full(horizon, self.last_value_)
+
+
+class DriftForecaster(BaseForecaster):
+    """Random walk with drift: extend the straight line from the first to the last close.
+
+    :param window: use only the last ``window`` closes for the slope (``None``: all of them).
+    """
+
+    name = "drift"
+    _state_attrs = ("slope_",)
+
+    def __init__(self, window: int | None = None) -> None:
+        self.window = window
+
+    def min_points(self) -> int:
+        return 2 if self.window is None else max(2, int(self.window))
+
+    def _fit(self, y: np.ndarray) -> None:
+        if self.window is not None:
+            y = y[-int(self.window):]
+        self.slope_ = float((y[-1] - y[0]) / (len(y) - 1))
+
+    def _predict(self, horizon: int) -> np.ndarray:
+        return self.last_value_ + self.slope_ * np.arange(1, horizon + 1)

@@ -1,0 +1,83 @@
+"""Linear models: the talk's regression of price on time, and an AR model on log returns."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crypto_ml.forecasting.base import BaseForecaster, recursive_forecast
+
+
+class LinearTrendForecaster(BaseForecaster):
+    """The talk's linear regression of the close on the day number (sklearn ``LinearRegression``).
+
+    :param window: fit only the last ``window`` days (``None``: the whole history).
+    """
+
+    name = "linear"
+    _state_attrs = ("coef_", "intercept_", "t_end_")
+
+    def __init__(self, window: int | None = None) -> None:
+        self.window = window
+
+    def min_points(self) -> int:
+        return 2 if self.window is None else max(2, int(self.window))
+
+    def _fit(self, y: np.ndarray) -> None:
+        from sklearn.linear_model import LinearRegression
+
+        if self.window is not None:
+            y = y[-int(self.window):]
+        t = np.arange(len(y), dtype="float64").reshape(-1, 1)
+        reg = LinearRegression().fit(t, y)
+        self.coef_ = float(reg.coef_[0])
+        self.intercept_ = float(reg.intercept_)
+        self.t_end_ = int(len(y) - 1)
+
+    def _predict(self, horizon: int) -> np.ndarray:
+        t = self.t_end_ + np.arange(1, horizon + 1, dtype="float64")
+        return self.intercept_ + self.coef_ * t
+
+
+class AutoRegressiveForecaster(BaseForecaster):
+    """Linear autoregression on daily log returns, ``r_t = c + sum_i a_i r_{t-i}``.
+
+    Multi-step forecasts are recursive: each predicted return joins the lag window of the next
+    step. Prices follow as ``last_close * exp(cumsum(returns))``.
+
+    :param lags: number of lagged returns.
+    :param min_train: the fewest training rows (lag vectors) to fit on; with ``lags`` this sets
+        :meth:`min_points` = ``lags + min_train + 1`` closes.
+    """
+
+    name = "ar"
+    _log_model = True
+    _needs_variation = True
+    _state_attrs = ("coef_", "intercept_", "last_returns_")
+
+    def __init__(self, lags: int = 5, min_train: int = 20) -> None:
+        self.lags = lags
+        self.min_train = min_train
+
+    def min_points(self) -> int:
+        return int(self.lags) + int(self.min_train) + 1
+
+    def _fit(self, y: np.ndarray) -> None:
+        from sklearn.linear_model import LinearRegression
+
+        lags = int(self.lags)
+        if lags < 1:
+            raise ValueError(f"lags must be >= 1, got {self.lags!r}")
+        r = np.diff(np.log(y))
+        x = np.lib.stride_tricks.sliding_window_view(r[:-1], lags)
+        target = r[lags:]
+        reg = LinearRegression().fit(x, target)
+        self.coef_ = reg.coef_.astype("float64")
+        self.intercept_ = float(reg.intercept_)
+        self.last_returns_ = r[-lags:].astype("float64")
+
+    def _step(self, window: np.ndarray) -> float:
+        return float(self.intercept_ + window @ self.coef_)
+
+    def _predict(self, horizon: int) -> np.ndarray:
+        returns = recursive_forecast(self._step, self.last_returns_, horizon)
+        return self.last_value_ * np.exp(np.cumsum(returns))

@@ -1,0 +1,229 @@
+"""The talk's LSTM network, in Keras 3 on TensorFlow.
+
+Architecture (as in the talk): ``LSTM(50, return_sequences=True) -> Dropout -> LSTM(100) ->
+Dropout -> Dense(1)``, windows of 50 days, loss ``mse``, optimizer ``rmsprop``.
+
+Normalisation: the network sees **standardised daily log returns**, ``z = (log(p_t / p_{t-1})
+- mean_) / scale_`` with the mean and standard deviation of the training returns, and predicts
+the next ``z``. Log returns are scale-free (one network design for a $0.01 coin and for bitcoin),
+stationary enough to train on, and need no per-window rescaling at prediction time; the price path
+is ``last_close * exp(cumsum(z * scale_ + mean_))``. A constant series (zero return variance) is
+rejected with a ``ValueError``, as are non-positive prices. Training uses whole batches only: the
+oldest ``n_windows % batch_size`` windows are dropped so that every fit reuses one traced train step.
+
+Multi-step forecasts are recursive and the window **advances**: each predicted ``z`` is appended to
+the window of the next step and the oldest value dropped (the talk's published loop kept feeding
+the same window). See :func:`crypto_ml.forecasting.base.recursive_forecast`.
+
+TensorFlow is imported only inside the methods that need it. Set ``CRYPTO_ML_TF_THREADS=N`` to
+use N intra-op and N inter-op threads (applied before TensorFlow initialises; e.g. 1 or 2 on a
+2-core box). A fixed ``seed`` gives the same forecast twice (``keras.utils.set_random_seed`` and
+TensorFlow's deterministic ops).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from crypto_ml.forecasting.base import BaseForecaster, recursive_forecast
+
+#: Keras weights file inside a saved LSTM folder (next to the JSON sidecar ``forecaster.json``).
+KERAS_FILE = "model.keras"
+THREADS_ENV = "CRYPTO_ML_TF_THREADS"
+
+_configured: dict[str, object] = {}
+_TRAINERS: dict[tuple, object] = {}
+_TRAIN_LOCK = threading.RLock()
+
+
+def _np_dtype(var) -> str:
+    dtype = var.dtype
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def tf_threads() -> int | None:
+    """The thread count from ``CRYPTO_ML_TF_THREADS`` (``None``: TensorFlow's default)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV} must be a positive int, got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive int, got {raw!r}")
+    return n
+
+
+def import_keras():
+    """Import TensorFlow and Keras once, applying the thread setting and deterministic ops."""
+    if "keras" in _configured:
+        return _configured["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    threads = tf_threads()
+    applied = None
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+            applied = threads
+        except RuntimeError:  # TensorFlow was already initialised by someone else
+            applied = None
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # pragma: no cover - older TF
+        pass
+    import keras
+
+    _configured["threads"] = applied
+    _configured["keras"] = keras
+    return keras
+
+
+class LSTMForecaster(BaseForecaster):
+    """The talk's two-layer LSTM on standardised log returns (see the module docstring).
+
+    :param window: days of returns the network sees (50 in the talk).
+    :param units: sizes of the two LSTM layers ((50, 100) in the talk).
+    :param dropout: dropout rate after each LSTM layer.
+    :param epochs: training epochs.
+    :param batch_size: training batch size.
+    :param seed: random seed (weights, dropout, shuffling).
+    :param min_train: the fewest training windows; :meth:`min_points` is
+        ``window + min_train + 1`` closes.
+    """
+
+    name = "lstm"
+    _log_model = True
+    _needs_variation = True
+    _state_attrs = ("mean_", "scale_", "last_z_", "loss_")
+
+    def __init__(
+        self,
+        window: int = 50,
+        units: tuple[int, int] = (50, 100),
+        dropout: float = 0.2,
+        epochs: int = 10,
+        batch_size: int = 64,
+        seed: int = 0,
+        min_train: int = 20,
+    ) -> None:
+        self.window = window
+        self.units = units
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.seed = seed
+        self.min_train = min_train
+
+    def min_points(self) -> int:
+        return int(self.window) + int(self.min_train) + 1
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "n_obs_") and hasattr(self, "model_")
+
+    def _build(self, keras):
+        u1, u2 = (int(u) for u in self.units)
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(int(self.window), 1)),
+                keras.layers.LSTM(u1, return_sequences=True),
+                keras.layers.Dropout(float(self.dropout)),
+                keras.layers.LSTM(u2),
+                keras.layers.Dropout(float(self.dropout)),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile(loss="mse", optimizer="rmsprop")
+        return model
+
+    def _fit(self, y: np.ndarray) -> None:
+        window = int(self.window)
+        r = np.diff(np.log(y))
+        mean, scale = float(r.mean()), float(r.std())
+        if not scale > 0:
+            raise ValueError("LSTMForecaster: the log returns have zero variance (constant series)")
+        z = (r - mean) / scale
+        x = np.lib.stride_tricks.sliding_window_view(z[:-1], window)[..., None].astype("float32")
+        target = z[window:].astype("float32")
+        batch = int(self.batch_size)
+        if len(x) > batch:  # whole batches only: one traced train step is reused by every fit
+            keep = len(x) - len(x) % batch
+            x, target = x[-keep:], target[-keep:]
+        keras = import_keras()
+        with _TRAIN_LOCK:
+            keras.utils.set_random_seed(int(self.seed))
+            model = self._build(keras)  # seeded initial weights; becomes the fitted model
+            trainer = self._trainer(keras)
+            for var, value in zip(trainer.variables, model.variables):
+                var.assign(value.value)
+            for var in trainer.optimizer.variables:
+                var.assign(np.zeros(var.shape, dtype=_np_dtype(var)))
+            history = trainer.fit(
+                x,
+                target,
+                epochs=int(self.epochs),
+                batch_size=batch,
+                shuffle=True,
+                verbose=0,
+            )
+            model.set_weights(trainer.get_weights())
+        self.model_ = model
+        self.mean_ = mean
+        self.scale_ = scale
+        self.last_z_ = z[-window:].astype("float64")
+        losses = history.history.get("loss") or [float("nan")]
+        self.loss_ = float(losses[-1])
+
+    def _trainer(self, keras):
+        """A compiled training model shared by fits of the same architecture (building and
+        tracing a new one costs ~1.5 s per fit); its weights and optimizer state are reset from
+        the freshly seeded model before every fit, so results do not depend on earlier fits."""
+        key = (int(self.window), tuple(int(u) for u in self.units), float(self.dropout),
+               int(self.batch_size))
+        trainer = _TRAINERS.get(key)
+        if trainer is None:
+            trainer = _TRAINERS[key] = self._build(keras)
+            trainer.optimizer.build(trainer.trainable_variables)
+        return trainer
+
+    def _step(self, window: np.ndarray) -> float:
+        x = np.asarray(window, dtype="float32").reshape(1, -1, 1)
+        return float(np.asarray(self.model_.predict_on_batch(x)).reshape(-1)[0])
+
+    def _predict(self, horizon: int) -> np.ndarray:
+        z = recursive_forecast(self._step, self.last_z_, horizon)
+        returns = z * self.scale_ + self.mean_
+        return self.last_value_ * np.exp(np.cumsum(returns))
+
+    # -- serialization: Keras native format + the JSON sidecar ----------------------------------
+    def _save_extra(self, directory: Path) -> None:
+        self.model_.save(directory / KERAS_FILE)
+
+    def _load_extra(self, directory: Path) -> None:
+        path = directory / KERAS_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"LSTM weights missing: {path}")
+        keras = import_keras()
+        self.model_ = keras.models.load_model(path, compile=False, safe_mode=True)
+
+    def to_dict(self) -> dict:
+        """Params and normalisation state; the weights are saved by :meth:`save` (``.keras``)."""
+        data = super().to_dict()
+        data["weights"] = KERAS_FILE
+        return data
+
+    @classmethod
+    def describe_threads(cls) -> str:
+        n = tf_threads()
+        return f"{THREADS_ENV}={n}" if n is not None else f"{THREADS_ENV} unset (TF default)"
+
+
