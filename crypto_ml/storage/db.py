@@ -218,26 +218,30 @@ def upsert(
     if bad:
         raise ValueError(f"upsert into {table.name}: update_columns {sorted(bad)} are not in the rows")
 
+    stmt = insert(table)
+    if update_columns:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=key_cols, set_={c: stmt.excluded[c] for c in update_columns}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=key_cols)
+    if dialect == "postgresql":
+        # xmax is 0 exactly for the tuples this statement inserted; DO NOTHING returns only those.
+        stmt = stmt.returning(literal_column("(xmax = 0)"))
+
     deduped = list({tuple(row[k] for k in key_names): row for row in rows}.values())
     result = UpsertResult()
     for start in range(0, len(deduped), CHUNK_SIZE):
         chunk = deduped[start : start + CHUNK_SIZE]
-        stmt = insert(table).values(chunk)
-        if update_columns:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=key_cols, set_={c: stmt.excluded[c] for c in update_columns}
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=key_cols)
+        # executemany: SQLAlchemy batches the rows ("insertmanyvalues") with a cached statement.
         if dialect == "postgresql":
-            # xmax is 0 exactly for the tuples this statement inserted; DO NOTHING returns only those.
-            flags = conn.execute(stmt.returning(literal_column("(xmax = 0)"))).scalars().all()
+            flags = conn.execute(stmt, chunk).scalars().all()
             inserted = sum(bool(f) for f in flags)
             result += UpsertResult(inserted, len(flags) - inserted)
         else:
             keys = [tuple(row[k] for k in key_names) for row in chunk]
             n_existing = len(conn.execute(select(*key_cols).where(tuple_(*key_cols).in_(keys))).all())
-            conn.execute(stmt)
+            conn.execute(stmt, chunk)
             result += UpsertResult(len(chunk) - n_existing, n_existing if update_columns else 0)
     return result
 
