@@ -26,7 +26,7 @@ from crypto_ml.config import airflow_home
 
 ENV_VAR = "CRYPTO_ML_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-#: Rows per INSERT statement; keeps SQLite under its bound-parameter limit.
+#: Rows per upsert batch; keeps the SQLite existing-key lookup under its bound-parameter limit.
 CHUNK_SIZE = 500
 #: Key of the PostgreSQL advisory lock that serialises concurrent ``migrate`` calls.
 _MIGRATE_LOCK_KEY = 0x63727970746F6D6C  # "cryptoml"
