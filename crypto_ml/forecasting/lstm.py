@@ -149,8 +149,11 @@ class LSTMForecaster(BaseForecaster):
         window = int(self.window)
         r = np.diff(np.log(y))
         mean, scale = float(r.mean()), float(r.std())
-        if not scale > 0:
-            raise ValueError("LSTMForecaster: the log returns have zero variance (constant series)")
+        if not scale > 1e-12:  # a constant series, or constant growth (up to round-off)
+            raise ValueError(
+                "LSTMForecaster: the log returns have zero variance (a constant series or constant "
+                "growth), so they cannot be standardised; use the drift or ar model"
+            )
         z = (r - mean) / scale
         x = np.lib.stride_tricks.sliding_window_view(z[:-1], window)[..., None].astype("float32")
         target = z[window:].astype("float32")
