@@ -9,7 +9,7 @@ import sys
 from crypto_ml import __version__
 
 #: Modules that add sub-commands (each has ``register(subparsers)``).
-COMMAND_MODULES = ("crypto_ml.commands.data",)
+COMMAND_MODULES = ("crypto_ml.commands.data", "crypto_ml.commands.models")
 
 
 def build_parser() -> argparse.ArgumentParser:

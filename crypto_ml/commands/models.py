@@ -1,0 +1,167 @@
+"""``crypto-ml backtest`` and ``crypto-ml predict``: forecasters from the command line.
+
+Examples::
+
+    crypto-ml backtest --coins bitcoin,ethereum --models naive,linear,lstm --folds 12
+    crypto-ml backtest --coins all --models naive,linear,lstm --param lstm.epochs=4 --out reports/
+    crypto-ml predict --coins bitcoin,ethereum --model linear
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _param(value: str) -> tuple[str, str, object]:
+    """``model.name=value`` (value parsed as JSON when possible, e.g. ``lstm.units=[8,8]``)."""
+    key, sep, raw = value.partition("=")
+    model, dot, name = key.partition(".")
+    if not sep or not dot or not model or not name:
+        raise argparse.ArgumentTypeError(f"expected MODEL.PARAM=VALUE, got {value!r}")
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return model.strip().lower(), name.strip(), parsed
+
+
+def _params(items: list[tuple[str, str, object]] | None) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for model, name, value in items or []:
+        out.setdefault(model, {})[name] = value
+    return out
+
+
+def _coins(loader, value: list[str] | None) -> list[str] | None:
+    if value is None or [v.lower() for v in value] == ["all"]:
+        return None if value is None else loader.get_crypto_names()
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODELS
+
+    names = ", ".join(MODELS)
+    bt = subparsers.add_parser(
+        "backtest",
+        help="walk-forward backtest of forecasters on coins",
+        description="Walk-forward backtest (expanding window) of forecasters over each coin's last "
+        "PERIOD days: prints a metrics table and writes a PNG and a CSV of per-fold metrics.",
+    )
+    bt.add_argument("--coins", type=_csv, default=["bitcoin"], help="comma-separated coins, or 'all'")
+    bt.add_argument("--models", type=_csv, default=["naive", "linear"], help=f"comma-separated: {names}")
+    bt.add_argument("--period", type=int, default=365, help="test period in days (default 365)")
+    bt.add_argument("--folds", type=int, default=12, help="folds in the test period (default 12)")
+    bt.add_argument("--horizon", type=int, default=10, help="days forecast per fold (default 10)")
+    bt.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        metavar="MODEL.PARAM=VALUE",
+        help="a model hyperparameter, e.g. lstm.epochs=4 (repeatable)",
+    )
+    bt.add_argument("--out", type=Path, default=None, help="output folder (default: artifacts 'backtests')")
+    bt.add_argument("--report", type=Path, default=None, help="also write the Markdown report here")
+    bt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bt.set_defaults(func=backtest_command)
+
+    pr = subparsers.add_parser(
+        "predict",
+        help="forecast the next days' closes (the talk's output)",
+        description="Forecast the next HORIZON closes per coin with CryptoManager (stored models "
+        "are reused when trained on the same data; otherwise a model is trained and saved).",
+    )
+    pr.add_argument("--coins", type=_csv, default=None, help="comma-separated coins, or 'all' (default)")
+    pr.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {names} (default {DEFAULT_MODEL})")
+    pr.add_argument("--horizon", type=int, default=10)
+    pr.add_argument("--as-of", default=None, help="forecast from this day's data (YYYY-MM-DD)")
+    pr.add_argument("--no-store", action="store_true", help="do not read or write the model store")
+    pr.add_argument("--param", type=_param, action="append", metavar="MODEL.PARAM=VALUE")
+    pr.set_defaults(func=predict_command)
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    from crypto_ml.backtest import format_report, plot_forecasts, run_backtest
+    from crypto_ml.config import artifacts_dir
+    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.forecasting.registry import MODELS
+
+    unknown = [m for m in args.models if m.lower() not in MODELS]
+    if unknown:
+        print(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    loader = CryptoLoader()
+    coins = _coins(loader, args.coins)
+    started = time.perf_counter()
+    try:
+        result = run_backtest(
+            coins,
+            [m.lower() for m in args.models],
+            loader=loader,
+            period=args.period,
+            folds=args.folds,
+            horizon=args.horizon,
+            params=_params(args.param),
+            progress=not args.no_progress,
+        )
+    except (UnknownCoinError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - started
+    out = args.out or artifacts_dir("backtests")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"backtest_{args.period}d_{args.folds}f_{args.horizon}h"
+    csv_path = out / f"{stem}_folds.csv"
+    result.folds.to_csv(csv_path, index=False)
+    png_path = plot_forecasts(result, out / f"{stem}.png")
+    params = _params(args.param)
+    report = format_report(result)
+    header = (
+        f"Command: crypto-ml backtest --coins {','.join(args.coins)} --models {','.join(args.models)} "
+        f"--period {args.period} --folds {args.folds} --horizon {args.horizon}"
+        + "".join(f" --param {m}.{k}={json.dumps(v)}" for m, kv in params.items() for k, v in kv.items())
+        + f"\nElapsed: {elapsed:.0f} s\n"
+    )
+    print(header)
+    print(report)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(f"# Backtest report\n\n{header}\n{report}\n")
+    print(f"\nper-fold metrics: {csv_path}\nplot: {png_path}")
+    return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.manager import CryptoManager
+
+    loader = CryptoLoader(as_of=args.as_of)
+    params = _params(args.param).get(args.model.lower(), {})
+    try:
+        manager = CryptoManager(
+            loader=loader,
+            model=args.model,
+            horizon=args.horizon,
+            store=False if args.no_store else None,
+            as_of=args.as_of,
+            params=params,
+        )
+        coins = _coins(loader, args.coins)
+        manager.print_predictions(coins)
+    except (UnknownCoinError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
