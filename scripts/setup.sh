@@ -47,5 +47,7 @@ else
 fi
 
 export PATH="$ROOT/.venv/bin:$PATH"
+export CRYPTO_ML_ROOT="$ROOT"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
+export AIRFLOW_CONFIG="${AIRFLOW_CONFIG:-$ROOT/airflow.cfg}"
 mkdir -p "$AIRFLOW_HOME"

@@ -88,35 +88,20 @@ def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
     from crypto_ml import storage
+    from crypto_ml.ingest import ingest
 
     url = storage.database_url(args.db)
-    print(f"[1/3] project database: {_redact(url)} (migrating to the latest schema)", flush=True)
-    storage.migrate(url)
+    print(f"[1/3] project database: {_redact(url)}", flush=True)
     print(f"[2/3] loading and validating prices from {args.source or 'bundled'} ...", flush=True)
     loader, seconds = _load(args)
     print(f"      {len(loader)} coins in {seconds:.2f} s: {loader.report}", flush=True)
-    frame = loader.frame()
-    inserted = updated = 0
-    coins = loader.get_crypto_names()
-    with tqdm(total=len(frame), unit="row", desc="[3/3] storing", file=sys.stdout,
+    with tqdm(total=len(loader.frame()), unit="row", desc="[3/3] storing", file=sys.stdout,
               disable=None, mininterval=0.5) as bar:
-        # A coin at a time: a failure stores nothing half-way for that coin and names it.
-        for coin, part in frame.groupby("coin", sort=True):
-            result = storage.store_prices(part, source=loader.source.name, url=url)
-            inserted += result.inserted
-            updated += result.updated
-            bar.update(len(part))
-    quarantined = storage.store_quarantine(loader.report.errors, source=loader.source.name, url=url)
+        result = ingest(loader=loader, url=url, progress=lambda coin, rows: bar.update(rows))
     if not args.quiet:
         print()
         print(format_coins(loader.coins()))
-    print(
-        f"\nstored {len(frame)} rows of {len(coins)} coins: {inserted} new, {updated} already "
-        f"present (updated in place); {quarantined.inserted} new quarantined rows "
-        f"({len(loader.report.errors)} in this load), {len(loader.report.warnings)} warnings."
-    )
-    for coin, reason in loader.report.failed_coins.items():
-        print(f"FAILED {coin}: {reason}")
+    print(f"\n{result}")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,8 +56,8 @@ def test_ingest_twice_stores_each_row_once(db_url, tmp_path, capsys):
 
 
 def test_console_script_is_installed():
-    exe = shutil.which("crypto-ml")
-    if exe is None:
-        pytest.fail("the crypto-ml console script is not on PATH: run scripts/setup.sh")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
+    exe = Path(sys.executable).parent / "crypto-ml"
+    if not exe.exists():
+        pytest.fail(f"the crypto-ml console script is not installed at {exe}: run scripts/setup.sh")
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("crypto-ml ")
