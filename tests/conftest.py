@@ -17,6 +17,22 @@ from sqlalchemy.engine import make_url
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_homes(tmp_path_factory):
+    """Nothing a test writes lands in the checkout's .airflow/ or the user's ~/airflow."""
+    base = tmp_path_factory.mktemp("homes")
+    saved = {k: os.environ.get(k) for k in ("AIRFLOW_HOME", "CRYPTO_ML_HOME", "CRYPTO_ML_DATABASE_URL")}
+    os.environ["AIRFLOW_HOME"] = str(base / "airflow")
+    os.environ["CRYPTO_ML_HOME"] = str(base / "crypto_ml")
+    os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{base / 'crypto_ml.db'}"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     """URL of a fresh SQLite file database (engine disposed afterwards)."""
