@@ -1,0 +1,27 @@
+"""The prediction engine's Celery app: ``celery -A crypto_ml worker`` / ``celery -A crypto_ml flower``.
+
+Configured from one object, :class:`crypto_ml.engine.config.EngineConfig` (environment overrides
+``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``, ``CRYPTO_ML_ENGINE_*``). With no
+configuration the broker and result store are SQLite files under ``CRYPTO_ML_HOME`` (no server).
+The tasks live in :mod:`crypto_ml.engine.tasks`.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from crypto_ml.engine.config import EngineConfig
+
+
+def make_app(config: EngineConfig | None = None) -> Celery:
+    """A Celery app named ``crypto_ml`` configured from ``config`` (default: the environment)."""
+    config = config if config is not None else EngineConfig.from_env()
+    celery_app = Celery("crypto_ml", include=["crypto_ml.engine.tasks"])
+    celery_app.config_from_object(config.celery_settings())
+    celery_app.engine_config = config
+    return celery_app
+
+
+app = make_app()
+
+__all__ = ["app", "make_app"]

@@ -1,0 +1,128 @@
+"""Submit work to the engine and poll it: the helpers the Airflow operators and sensor call.
+
+>>> task_id = submit_predict(coin="bitcoin", as_of="2017-09-01", model="linear", horizon=7)
+>>> get_state(task_id)            # ("PENDING", None) ... ("SUCCESS", {...}) / ("FAILURE", "...")
+>>> wait(task_id, timeout=60)     # the result dict, or EngineTaskFailed / TimeoutError
+
+These only *send* messages by task name (``send_task``): the caller does not import the tasks
+module, TensorFlow or the data. The payload is checked here first (types, model, horizon, date)
+so that a bad request fails in the caller instead of in a worker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from crypto_ml.engine.config import PREDICT_QUEUE, TRAIN_QUEUE
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+#: Terminal states of a task.
+READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+
+
+class EngineTaskFailed(RuntimeError):
+    """The engine ran the task and it failed; the message is the task's error."""
+
+
+def _app(app: "Celery | None") -> "Celery":
+    if app is not None:
+        return app
+    from crypto_ml.celery import app as default_app
+
+    return default_app
+
+
+def _payload(**fields: Any) -> dict[str, Any]:
+    from crypto_ml.engine.tasks import validate_request  # light: no TF, no data
+
+    validate_request(**{k: fields.get(k) for k in ("coin", "as_of", "model", "version", "params",
+                                                    "closes")},
+                     horizon=fields.get("horizon", 1))
+    as_of = fields.get("as_of")
+    if as_of is not None and not isinstance(as_of, str):
+        as_of = as_of.isoformat()[:10]
+    payload = {**fields, "as_of": as_of}
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def submit_predict(
+    *,
+    coin: str,
+    as_of: Any = None,
+    model: str = "naive",
+    horizon: int = 10,
+    version: int | None = None,
+    params: dict[str, Any] | None = None,
+    closes: list[float] | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    queue: str = PREDICT_QUEUE,
+    app: "Celery | None" = None,
+) -> str:
+    """Send a ``crypto_ml.predict`` task; returns its task id.
+
+    :param task_id: use this id (e.g. derived from the Airflow task instance) so that a re-run
+        submits the same task id; the prediction itself is idempotent either way.
+    """
+    kwargs = _payload(coin=coin, as_of=as_of, model=model, horizon=horizon, version=version,
+                      params=params, closes=closes, run_id=run_id)
+    result = _app(app).send_task("crypto_ml.predict", kwargs=kwargs, queue=queue, routing_key=queue,
+                                 task_id=task_id)
+    return result.id
+
+
+def submit_train(
+    *,
+    coin: str,
+    as_of: Any = None,
+    model: str = "linear",
+    params: dict[str, Any] | None = None,
+    task_id: str | None = None,
+    queue: str = TRAIN_QUEUE,
+    app: "Celery | None" = None,
+) -> str:
+    """Send a ``crypto_ml.train`` task; returns its task id."""
+    kwargs = _payload(coin=coin, as_of=as_of, model=model, params=params)
+    kwargs.pop("horizon", None)
+    result = _app(app).send_task("crypto_ml.train", kwargs=kwargs, queue=queue, routing_key=queue,
+                                 task_id=task_id)
+    return result.id
+
+
+def get_state(task_id: str, *, app: "Celery | None" = None) -> tuple[str, Any]:
+    """``(state, result | error | info)`` of a task, without blocking.
+
+    - ``("SUCCESS", result_dict)``
+    - ``("FAILURE", "EngineInputError: unknown coin 'x' ...")``
+    - ``("STARTED", {"pid": ..., "hostname": ...})``, ``("RETRY", "...")``, ``("PENDING", None)``
+      (PENDING also means "unknown id": Celery cannot tell them apart).
+    """
+    result = _app(app).AsyncResult(task_id)
+    state = result.state
+    if state == "SUCCESS":
+        return state, result.result
+    if state in ("FAILURE", "RETRY", "REVOKED"):
+        exc = result.result
+        if isinstance(exc, BaseException):
+            return state, f"{type(exc).__name__}: {exc}"
+        return state, None if exc is None else str(exc)
+    info = result.info
+    return state, info if isinstance(info, dict) else None
+
+
+def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1,
+         app: "Celery | None" = None) -> dict[str, Any]:
+    """Poll until the task is done: its result, :class:`EngineTaskFailed`, or ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state, value = get_state(task_id, app=app)
+        if state == "SUCCESS":
+            return value
+        if state in ("FAILURE", "REVOKED"):
+            raise EngineTaskFailed(f"task {task_id} {state}: {value}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} still {state} after {timeout:.0f} s")
+        time.sleep(interval)

@@ -1,0 +1,197 @@
+"""The prediction engine's configuration: one object, built from the environment.
+
+Every setting has an environment override (read by :meth:`EngineConfig.from_env`):
+
+==================================  ==========================================================
+``CRYPTO_ML_BROKER_URL``            broker; default ``sqla+sqlite:///<home>/engine-broker.db``
+                                    (embedded, no server). Also ``redis://host:6379/N`` and
+                                    ``amqp://user:pass@host:5672/vhost``.
+``CRYPTO_ML_RESULT_BACKEND``        results; default ``db+sqlite:///<home>/engine-results.db``
+                                    (also ``redis://...``, ``db+postgresql://...``).
+``CRYPTO_ML_ENGINE_CACHE_SIZE``     fitted models kept warm per worker process (LRU), 128
+``CRYPTO_ML_ENGINE_MAX_RETRIES``    retries of transient errors (DB/broker connection), 5
+``CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX``  cap of the exponential retry backoff (s), 60
+``CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT`` Redis only: seconds before an unacknowledged message is
+                                    redelivered when a whole worker vanished, 3600
+``CRYPTO_ML_ENGINE_RESULT_EXPIRES`` seconds results are kept, 86400
+``CRYPTO_ML_ENGINE_MAX_HORIZON``    largest accepted horizon (days), 365
+``CRYPTO_ML_ENGINE_EVENTS``         send task events for Flower (``1``/``0``), 1
+``CRYPTO_ML_ENGINE_PRELOAD``        warm each pool child on start: ``loader`` (default), ``tf``
+                                    (loader + import TensorFlow in the child), ``none``
+``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict task sleeps after computing
+                                    its forecast and before storing it (used to kill a worker
+                                    mid-task); read at call time, 0 by default
+==================================  ==========================================================
+
+``CRYPTO_ML_HOME`` picks the folder of the embedded broker/result files (see
+:func:`crypto_ml.config.home_dir`).
+
+Note on the embedded broker: kombu passes ``broker_transport_options`` to SQLAlchemy's
+``create_engine`` for ``sqla+`` URLs, so only ``create_engine`` arguments may go there; the
+Redis-style options are only set for Redis URLs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ENV_BROKER = "CRYPTO_ML_BROKER_URL"
+ENV_BACKEND = "CRYPTO_ML_RESULT_BACKEND"
+ENV_TEST_DELAY = "CRYPTO_ML_ENGINE_TEST_DELAY"
+
+PREDICT_QUEUE = "predict"
+TRAIN_QUEUE = "train"
+
+#: Environment variable -> (field, type) for the numeric/boolean settings.
+_ENV_FIELDS: dict[str, tuple[str, type]] = {
+    "CRYPTO_ML_ENGINE_CACHE_SIZE": ("cache_size", int),
+    "CRYPTO_ML_ENGINE_MAX_RETRIES": ("max_retries", int),
+    "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": ("retry_backoff_max", int),
+    "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": ("visibility_timeout", int),
+    "CRYPTO_ML_ENGINE_RESULT_EXPIRES": ("result_expires", int),
+    "CRYPTO_ML_ENGINE_MAX_HORIZON": ("max_horizon", int),
+    "CRYPTO_ML_ENGINE_EVENTS": ("events", bool),
+    "CRYPTO_ML_ENGINE_PRELOAD": ("preload", str),
+}
+PRELOAD_CHOICES = ("none", "loader", "tf")
+
+
+def _parse(env: str, raw: str, kind: type) -> Any:
+    raw = raw.strip()
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{env} must be one of 1/0/true/false, got {raw!r}")
+    if kind is int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{env} must be an int, got {raw!r}") from None
+        if value < 0:
+            raise ValueError(f"{env} must be >= 0, got {value}")
+        return value
+    return raw
+
+
+def default_broker_url() -> str:
+    from crypto_ml.config import home_dir
+
+    return f"sqla+sqlite:///{home_dir() / 'engine-broker.db'}"
+
+
+def default_result_backend() -> str:
+    from crypto_ml.config import home_dir
+
+    return f"db+sqlite:///{home_dir() / 'engine-results.db'}"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine's Celery app needs (see the module docstring for the env names)."""
+
+    broker_url: str = field(default_factory=default_broker_url)
+    result_backend: str = field(default_factory=default_result_backend)
+    cache_size: int = 128
+    max_retries: int = 5
+    retry_backoff_max: int = 60
+    visibility_timeout: int = 3600
+    result_expires: int = 86400
+    max_horizon: int = 365
+    events: bool = True
+    preload: str = "loader"
+
+    def __post_init__(self) -> None:
+        if self.cache_size < 1:
+            raise ValueError(f"cache_size must be >= 1, got {self.cache_size}")
+        if self.max_horizon < 1:
+            raise ValueError(f"max_horizon must be >= 1, got {self.max_horizon}")
+        if self.preload not in PRELOAD_CHOICES:
+            raise ValueError(f"preload must be one of {', '.join(PRELOAD_CHOICES)}, got {self.preload!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "EngineConfig":
+        """Defaults, then the environment (``environ`` or ``os.environ``), then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get(ENV_BROKER):
+            values["broker_url"] = env[ENV_BROKER]
+        if env.get(ENV_BACKEND):
+            values["result_backend"] = env[ENV_BACKEND]
+        for name, (attr, kind) in _ENV_FIELDS.items():
+            if env.get(name, "").strip():
+                values[attr] = _parse(name, env[name], kind)
+        values.update(overrides)
+        return cls(**values)
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def broker_scheme(self) -> str:
+        return self.broker_url.split("://", 1)[0].split("+", 1)[0].lower()
+
+    def broker_transport_options(self) -> dict[str, Any]:
+        scheme = self.broker_scheme
+        if scheme in ("redis", "rediss"):
+            return {"visibility_timeout": self.visibility_timeout}
+        if scheme in ("sqla", "sqlalchemy") and "sqlite" in self.broker_url:
+            # create_engine() arguments only: wait for SQLite's write lock instead of failing.
+            return {"connect_args": {"timeout": 30}}
+        return {}
+
+    def celery_settings(self) -> dict[str, Any]:
+        """The Celery configuration mapping (lowercase setting names)."""
+        from kombu import Queue
+
+        settings: dict[str, Any] = {
+            "broker_url": self.broker_url,
+            "result_backend": self.result_backend,
+            "broker_transport_options": self.broker_transport_options(),
+            "broker_connection_retry_on_startup": True,
+            # JSON only, never pickle.
+            "task_serializer": "json",
+            "result_serializer": "json",
+            "accept_content": ["json"],
+            "result_accept_content": ["json"],
+            # At-least-once delivery: ack after the task ran, requeue when the process died.
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_track_started": True,
+            "result_expires": self.result_expires,
+            "result_extended": True,
+            # Two queues, so long training never starves predictions.
+            "task_queues": (Queue(PREDICT_QUEUE, routing_key=PREDICT_QUEUE),
+                            Queue(TRAIN_QUEUE, routing_key=TRAIN_QUEUE)),
+            "task_default_queue": PREDICT_QUEUE,
+            "task_routes": {
+                "crypto_ml.predict": {"queue": PREDICT_QUEUE, "routing_key": PREDICT_QUEUE},
+                "crypto_ml.backtest": {"queue": PREDICT_QUEUE, "routing_key": PREDICT_QUEUE},
+                "crypto_ml.train": {"queue": TRAIN_QUEUE, "routing_key": TRAIN_QUEUE},
+            },
+            "worker_send_task_events": self.events,
+            "task_send_sent_event": self.events,
+            "enable_utc": True,
+            "timezone": "UTC",
+        }
+        if self.result_backend.startswith("db+sqlite"):
+            settings["database_engine_options"] = {"connect_args": {"timeout": 30}}
+        return settings
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def injected_delay(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_TEST_DELAY``)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_TEST_DELAY, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ValueError(f"{ENV_TEST_DELAY} must be a number of seconds, got {raw!r}") from None

@@ -1,0 +1,446 @@
+"""The engine's tasks: thin Celery wrappers over plain functions (:func:`run_predict`,
+:func:`run_train`), which tests and scripts call without a broker.
+
+Task names and queues: ``crypto_ml.predict`` and ``crypto_ml.backtest`` on ``predict``,
+``crypto_ml.train`` on ``train`` (see :mod:`crypto_ml.engine.config`).
+
+Payloads are small JSON: ``coin``, ``as_of`` (ISO date), ``model``, ``horizon``, optional
+``version``, optional ``params`` (hyperparameters) and optionally ``closes`` (a list of floats; by
+default the worker reads the bundled dataset up to ``as_of``).
+
+Failure policy:
+
+- Bad input (unknown coin or model, a horizon that is not a positive int, wrong types, unknown
+  fields, ``as_of`` before the coin has enough data) raises :class:`EngineInputError`: the task
+  fails at once and is **not** retried; the message names the coin and the problem.
+- Transient errors (database ``OperationalError``, connection errors, timeouts) are retried with
+  exponential backoff up to ``max_retries`` times.
+- Every task is idempotent: the forecast for (coin, as_of, model, version, horizon, params) is
+  deterministic and stored with an upsert, so a redelivered task rewrites the same row.
+
+Model versions: when :mod:`crypto_ml.model_store` is available and holds a version of (coin, model)
+trained on data up to ``as_of``, that version is loaded (``version`` in the result); otherwise the
+model is fitted on the closes up to ``as_of`` and ``version`` is ``0`` ("fitted on the fly").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import numbers
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from celery import signals
+from celery.exceptions import Reject  # noqa: F401 - re-exported for callers
+from sqlalchemy.exc import DisconnectionError, OperationalError
+
+from crypto_ml.celery import app
+from crypto_ml.engine.cache import process_cache, process_loader
+from crypto_ml.engine.config import EngineConfig, injected_delay
+
+log = logging.getLogger(__name__)
+
+#: Transient errors that are retried with backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+)
+
+#: ``version`` of a prediction made by a model fitted on the fly (no stored model version).
+ON_THE_FLY_VERSION = 0
+
+PREDICT_FIELDS = ("coin", "as_of", "model", "horizon", "version", "params", "closes", "run_id")
+
+
+class EngineInputError(ValueError):
+    """A request the engine can never serve (bad coin, model, horizon, types or dates).
+
+    Not retried. The message names the coin and the problem.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+# -- validation ---------------------------------------------------------------------------------
+def _label(coin: Any) -> str:
+    return repr(coin) if isinstance(coin, str) else f"{coin!r} ({type(coin).__name__})"
+
+
+def validate_request(
+    *,
+    coin: Any,
+    as_of: Any = None,
+    model: Any = "naive",
+    horizon: Any = 10,
+    version: Any = None,
+    params: Any = None,
+    closes: Any = None,
+    max_horizon: int | None = None,
+) -> dict[str, Any]:
+    """Check the types and values of a predict/train request; a clean dict or
+    :class:`EngineInputError`. Does not touch the data (see :func:`run_predict` for the coin)."""
+    from crypto_ml.forecasting.registry import MODELS
+
+    if not isinstance(coin, str) or not coin.strip():
+        raise EngineInputError(f"coin must be a non-empty string, got {_label(coin)}")
+    who = f"coin {coin!r}"
+    if not isinstance(model, str) or model.strip().lower() not in MODELS:
+        raise EngineInputError(f"{who}: unknown model {model!r}; valid models: {', '.join(MODELS)}")
+    model = model.strip().lower()
+    if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
+        raise EngineInputError(f"{who}: horizon must be a positive int (days), got {horizon!r}")
+    limit = max_horizon if max_horizon is not None else EngineConfig.from_env().max_horizon
+    if horizon > limit:
+        raise EngineInputError(f"{who}: horizon {horizon} exceeds the maximum of {limit} days")
+    day = None
+    if as_of is not None:
+        if isinstance(as_of, dt.datetime):
+            day = as_of.date()
+        elif isinstance(as_of, dt.date):
+            day = as_of
+        elif isinstance(as_of, str):
+            try:
+                day = dt.date.fromisoformat(as_of.strip()[:10])
+            except ValueError:
+                raise EngineInputError(
+                    f"{who}: as_of must be an ISO date (YYYY-MM-DD), got {as_of!r}"
+                ) from None
+        else:
+            raise EngineInputError(f"{who}: as_of must be an ISO date string, got {as_of!r}")
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1
+    ):
+        raise EngineInputError(f"{who}: version must be a positive int or null, got {version!r}")
+    if params is not None:
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise EngineInputError(f"{who}: params must be an object of hyperparameters, got {params!r}")
+    if closes is not None:
+        if not isinstance(closes, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in closes
+        ):
+            raise EngineInputError(f"{who}: closes must be a list of finite numbers")
+    return {
+        "coin": coin.strip(),
+        "as_of": day,
+        "model": model,
+        "horizon": int(horizon),
+        "version": None if version is None else int(version),
+        "params": dict(params or {}),
+        "closes": None if closes is None else [float(v) for v in closes],
+    }
+
+
+# -- models -------------------------------------------------------------------------------------
+def _model_store():
+    """The model store, when that module exists (it is optional for the engine)."""
+    try:
+        from crypto_ml.model_store import ModelStore
+    except ImportError:
+        return None
+    try:
+        return ModelStore()
+    except TypeError:  # pragma: no cover - a store that needs arguments we do not know
+        return None
+
+
+def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date]:
+    """``(coin_id, closes up to as_of, as_of)`` for a validated request."""
+    import numpy as np
+
+    from crypto_ml.data_loader import UnknownCoinError
+
+    if req["closes"] is not None:
+        closes = np.asarray(req["closes"], dtype="float64")
+        as_of = req["as_of"]
+        if as_of is None:
+            raise EngineInputError(f"coin {req['coin']!r}: as_of is required when closes are sent")
+        return req["coin"], closes, as_of
+    try:
+        coin = loader.resolve(req["coin"])
+    except UnknownCoinError as exc:
+        raise EngineInputError(str(exc)) from None
+    closes, dates = loader.get_prices(coin, as_of=req["as_of"])
+    if req["as_of"] is not None:
+        as_of = req["as_of"]
+    else:
+        as_of = dt.date.fromisoformat(str(dates[-1])[:10])
+    return coin, closes, as_of
+
+
+def _fingerprint(closes, params: dict[str, Any]) -> str:
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode())
+    digest.update(memoryview(closes.astype("float64")).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache) -> tuple[Any, int, bool]:
+    """``(fitted forecaster, version, cached)`` for the request, from the cache when warm."""
+    from crypto_ml.forecasting.registry import make_forecaster
+
+    model = req["model"]
+    store = _model_store() if req["closes"] is None and not req["params"] else None
+    if store is not None:
+        try:
+            loaded = store.load(coin, model, as_of) if req["version"] is None else None
+        except LookupError:
+            loaded = None
+        if loaded is not None:  # pragma: no cover - depends on the model store landing
+            forecaster, version = _unpack_loaded(loaded)
+            key = (coin, model, f"v{version}")
+            value, cached = cache.get_or_load(key, lambda: forecaster)
+            return value, version, cached
+    if req["version"] is not None:
+        raise EngineInputError(
+            f"coin {coin!r}: model {model!r} version {req['version']} is not available "
+            "(no model store, or no such version)"
+        )
+    try:
+        forecaster = make_forecaster(model, **req["params"])
+    except TypeError as exc:
+        raise EngineInputError(f"coin {coin!r}: bad params for model {model!r}: {exc}") from None
+    need = int(forecaster.min_points())
+    if len(closes) < need:
+        raise EngineInputError(
+            f"coin {coin!r}: only {len(closes)} closes up to {as_of.isoformat()}, model {model!r} "
+            f"needs at least {need}; pick a later as_of"
+        )
+    key = (coin, model, f"as_of={as_of.isoformat()}", _fingerprint(closes, req["params"]))
+
+    def fit():
+        try:
+            return forecaster.fit(closes)
+        except ValueError as exc:  # degenerate history: deterministic, not retried
+            raise EngineInputError(f"coin {coin!r}: cannot fit {model!r} up to {as_of}: {exc}") from None
+
+    value, cached = cache.get_or_load(key, fit)
+    return value, ON_THE_FLY_VERSION, cached
+
+
+def _unpack_loaded(loaded) -> tuple[Any, int]:  # pragma: no cover - depends on the model store
+    if isinstance(loaded, tuple):
+        return loaded[0], int(loaded[1])
+    for attr in ("forecaster", "model"):
+        if hasattr(loaded, attr) and hasattr(loaded, "version"):
+            return getattr(loaded, attr), int(loaded.version)
+    return loaded, int(getattr(loaded, "version_", ON_THE_FLY_VERSION))
+
+
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def ensure_schema(url: str | None = None) -> str:
+    """Migrate the project database once per process and URL; returns the resolved URL."""
+    from crypto_ml.storage import database_url, migrate
+
+    resolved = database_url(url)
+    if resolved not in _migrated:
+        with _migrate_lock:
+            if resolved not in _migrated:
+                migrate(resolved)
+                _migrated.add(resolved)
+    return resolved
+
+
+# -- the plain functions ------------------------------------------------------------------------
+def run_predict(
+    *,
+    coin: Any,
+    as_of: Any = None,
+    model: Any = "naive",
+    horizon: Any = 10,
+    version: Any = None,
+    params: Any = None,
+    closes: Any = None,
+    run_id: Any = None,
+    store: bool = True,
+    url: str | None = None,
+    cache=None,
+    loader=None,
+    hostname: str | None = None,
+) -> dict[str, Any]:
+    """Forecast ``horizon`` daily closes of ``coin`` after ``as_of`` and store them.
+
+    Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
+    hostname, pid, cached, seconds}`` (JSON-able). ``cached`` says whether the fitted model was
+    already warm in this process. Raises :class:`EngineInputError` for bad input.
+    """
+    started = time.perf_counter()
+    req = validate_request(
+        coin=coin, as_of=as_of, model=model, horizon=horizon, version=version, params=params,
+        closes=closes,
+    )
+    if run_id is not None and not isinstance(run_id, str):
+        raise EngineInputError(f"coin {req['coin']!r}: run_id must be a string, got {run_id!r}")
+    cache = cache if cache is not None else process_cache()
+    loader = loader if loader is not None else (process_loader() if req["closes"] is None else None)
+    coin_id, history, day = _history(req, loader)
+    if len(history) == 0:
+        raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
+    forecaster, used_version, cached = _get_model(req, coin_id, history, day, cache)
+    values = [float(v) for v in forecaster.predict(req["horizon"])]
+    last_close = float(history[-1])
+    if not last_close or not math.isfinite(last_close):
+        raise EngineInputError(f"coin {coin_id!r}: last close up to {day} is {last_close!r}")
+    delay = injected_delay()
+    if delay:
+        time.sleep(delay)
+    if store:
+        from crypto_ml.storage import store_prediction
+
+        resolved = ensure_schema(url)
+        store_prediction(
+            coin=coin_id, as_of=day, model=req["model"], version=used_version, horizon=req["horizon"],
+            values=values, last_close=last_close, run_id=run_id, url=resolved,
+        )
+    return {
+        "coin": coin_id,
+        "as_of": day.isoformat(),
+        "model": req["model"],
+        "version": used_version,
+        "horizon": req["horizon"],
+        "values": values,
+        "last_close": last_close,
+        "expected_return": values[-1] / last_close - 1.0,
+        "hostname": hostname or socket.gethostname(),
+        "pid": os.getpid(),
+        "cached": cached,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def run_train(
+    *,
+    coin: Any,
+    as_of: Any = None,
+    model: Any = "linear",
+    params: Any = None,
+    cache=None,
+    loader=None,
+    hostname: str | None = None,
+) -> dict[str, Any]:
+    """Fit ``model`` on ``coin``'s closes up to ``as_of``; save a version through the model store
+    when it exists, and keep the fitted model warm in this process's cache.
+
+    Returns ``{coin, as_of, model, version, n_obs, saved, hostname, pid, seconds}``.
+    """
+    started = time.perf_counter()
+    req = validate_request(coin=coin, as_of=as_of, model=model, horizon=1, params=params)
+    cache = cache if cache is not None else process_cache()
+    loader = loader if loader is not None else process_loader()
+    coin_id, history, day = _history(req, loader)
+    store = _model_store()
+    version, saved = ON_THE_FLY_VERSION, False
+    # Warm this process's cache with the on-the-fly fit (same key run_predict uses).
+    forecaster, _, _ = _get_model({**req, "closes": [], "version": None}, coin_id, history, day, cache) \
+        if store is None else (None, None, None)
+    if store is not None:  # pragma: no cover - depends on the model store landing
+        from crypto_ml.forecasting.registry import make_forecaster
+
+        forecaster = make_forecaster(req["model"], **req["params"]).fit(history)
+        info = store.save(coin_id, req["model"], forecaster, as_of=day)
+        version = int(getattr(info, "version", info if isinstance(info, int) else ON_THE_FLY_VERSION))
+        cache.put((coin_id, req["model"], f"v{version}"), forecaster)
+        saved = True
+    return {
+        "coin": coin_id,
+        "as_of": day.isoformat(),
+        "model": req["model"],
+        "version": version,
+        "n_obs": int(len(history)),
+        "saved": saved,
+        "hostname": hostname or socket.gethostname(),
+        "pid": os.getpid(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# -- Celery tasks -------------------------------------------------------------------------------
+_config = EngineConfig.from_env()
+_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": True,
+    "retry_backoff_max": _config.retry_backoff_max,
+    "retry_jitter": True,
+    "max_retries": _config.max_retries,
+    "throws": (EngineInputError,),  # expected failures: logged without a traceback
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
+
+
+def _check_fields(kwargs: dict[str, Any], allowed: tuple[str, ...], coin: Any) -> None:
+    extra = sorted(set(kwargs) - set(allowed))
+    if extra:
+        raise EngineInputError(
+            f"coin {coin!r}: unknown field(s) {', '.join(extra)}; valid fields: {', '.join(allowed)}"
+        )
+
+
+@app.task(name="crypto_ml.predict", **_TASK_OPTIONS)
+def predict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Celery wrapper of :func:`run_predict` (keyword arguments only)."""
+    if args:
+        raise EngineInputError(f"crypto_ml.predict takes keyword arguments only, got positional {args!r}")
+    _check_fields(kwargs, PREDICT_FIELDS, kwargs.get("coin"))
+    return run_predict(**kwargs, hostname=self.request.hostname)
+
+
+@app.task(name="crypto_ml.train", **_TASK_OPTIONS)
+def train(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Celery wrapper of :func:`run_train` (keyword arguments only)."""
+    if args:
+        raise EngineInputError(f"crypto_ml.train takes keyword arguments only, got positional {args!r}")
+    _check_fields(kwargs, ("coin", "as_of", "model", "params"), kwargs.get("coin"))
+    return run_train(**kwargs, hostname=self.request.hostname)
+
+
+# -- worker process lifecycle -------------------------------------------------------------------
+@signals.worker_init.connect
+def _on_worker_init(**_: Any) -> None:
+    """In the worker's main process, before the pool forks: migrate the database once, then drop
+    the connections so no child inherits them. Never import TensorFlow here."""
+    from crypto_ml.storage import database_url, dispose_engine, migrate
+
+    try:
+        url = database_url()
+        migrate(url)
+        dispose_engine(url)
+    except Exception as exc:  # noqa: BLE001 - tasks will migrate (and retry) themselves
+        log.warning("crypto_ml engine: could not migrate the database at start: %s", exc)
+    if "tensorflow" in sys.modules:
+        log.warning("crypto_ml engine: TensorFlow was imported in the parent before the fork; "
+                    "the prefork pool is not safe with it")
+
+
+@signals.worker_process_init.connect
+def _on_process_init(**_: Any) -> None:
+    """In each pool child, after the fork: fresh engines and warm state, built here."""
+    from crypto_ml.storage import dispose_engine
+
+    try:
+        dispose_engine()
+    except Exception:  # noqa: BLE001
+        pass
+    preload = EngineConfig.from_env().preload
+    if preload in ("loader", "tf"):
+        process_loader()
+    if preload == "tf":
+        from crypto_ml.forecasting.lstm import import_keras
+
+        import_keras()
