@@ -35,6 +35,11 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
+#: Airflow Connection id of the project database (see :func:`database_url`).
+CONN_ID = "crypto_ml_db"
+_conn_cache: dict[str, str | None] = {}
+
+
 def database_url(url: str | None = None) -> str:
     """Resolve the database URL.
 
@@ -46,16 +51,55 @@ def database_url(url: str | None = None) -> str:
     Returns
     -------
     str
-        ``url``, else ``$CRYPTO_ML_DATABASE_URL``, else ``sqlite:///<AIRFLOW_HOME or ~/airflow>/crypto_ml.db``
-        (the folder is created).
+        ``url``, else ``$CRYPTO_ML_DATABASE_URL``, else the Airflow Connection ``crypto_ml_db``
+        (from ``AIRFLOW_CONN_CRYPTO_ML_DB`` or Airflow's secrets backends; looked up only inside an
+        Airflow process or when that variable is set, since importing Airflow costs seconds), else
+        ``sqlite:///<AIRFLOW_HOME or ~/airflow>/crypto_ml.db`` (the folder is created). Never
+        Airflow's own metadata database.
     """
     if url:
         return url
     if os.environ.get(ENV_VAR):
         return os.environ[ENV_VAR]
+    from_airflow = airflow_connection_url(CONN_ID)
+    if from_airflow:
+        return from_airflow
     home = airflow_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'crypto_ml.db'}"
+
+
+#: Airflow connection types → SQLAlchemy drivers.
+_SCHEMES = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "sqlite": "sqlite"}
+
+
+def airflow_connection_url(conn_id: str) -> str | None:
+    """The SQLAlchemy URL of an Airflow Connection, or None when it is not defined (cached)."""
+    import sys
+
+    env_name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if "airflow.sdk" not in sys.modules and not os.environ.get(env_name):
+        return None
+    key = f"{conn_id}|{os.environ.get(env_name, '')}"
+    if key not in _conn_cache:
+        from airflow.sdk import Connection
+
+        try:
+            conn = Connection.get(conn_id)
+        except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException, or no API outside a task
+            if type(exc).__name__ != "AirflowNotFoundException" and os.environ.get(env_name):
+                raise
+            _conn_cache[key] = None
+        else:
+            uri = conn.get_uri()
+            scheme, sep, rest = uri.partition("://")
+            if scheme not in _SCHEMES:
+                raise ValueError(
+                    f"Airflow connection {conn_id!r} has type {conn.conn_type!r}; "
+                    f"the project database must be one of {sorted(set(_SCHEMES))}"
+                )
+            _conn_cache[key] = f"{_SCHEMES[scheme]}{sep}{rest}"
+    return _conn_cache[key]
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

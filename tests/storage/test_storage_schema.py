@@ -54,3 +54,21 @@ def test_database_url_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     assert database_url() == f"sqlite:///{tmp_path / 'home' / 'crypto_ml.db'}"
     assert Path(tmp_path / "home").is_dir()
+
+
+def test_database_url_from_an_airflow_connection(monkeypatch, pg_server_url):
+    """``AIRFLOW_CONN_CRYPTO_ML_DB`` (Airflow's own convention) names the project DB."""
+    from sqlalchemy.engine import make_url
+
+    from crypto_ml.storage import database_url, get_engine, dispose_engine
+
+    monkeypatch.delenv("CRYPTO_ML_DATABASE_URL", raising=False)
+    server = make_url(pg_server_url)
+    monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_DB", f"postgres://{server.username}@{server.host}:{server.port}/postgres")
+    url = database_url()
+    assert url == f"postgresql+psycopg2://{server.username}@{server.host}:{server.port}/postgres"
+    with get_engine(url).connect() as conn:
+        assert conn.exec_driver_sql("select current_database()").scalar() == "postgres"
+    dispose_engine(url)
+    monkeypatch.setenv("CRYPTO_ML_DATABASE_URL", "sqlite:///x.db")
+    assert database_url() == "sqlite:///x.db"  # the explicit variable wins
