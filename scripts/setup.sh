@@ -30,7 +30,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     started=$SECONDS
     .venv/bin/python -m pip install --disable-pip-version-check -r requirements.txt 2>&1 \
         | awk -v total="$total" '
-            /^Collecting / { n++; printf "[setup] %3d/%d %s\n", n, total, $2; fflush(); next }
+            /^Collecting / { n++; printf "[setup] collecting %3d %s\n", n, $2; fflush(); next }
+            /neither a file nor a directory/ { next }
             /^(ERROR|error|WARNING: )/ || /[Ee]rror/ { print; fflush() }'
     status=${PIPESTATUS[0]}
     if [ "$status" -ne 0 ]; then
