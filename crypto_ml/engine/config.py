@@ -18,9 +18,12 @@ Every setting has an environment override (read by :meth:`EngineConfig.from_env`
 ``CRYPTO_ML_ENGINE_EVENTS``         send task events for Flower (``1``/``0``), 1
 ``CRYPTO_ML_ENGINE_PRELOAD``        warm each pool child on start: ``loader`` (default), ``tf``
                                     (loader + import TensorFlow in the child), ``none``
-``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict task sleeps after computing
-                                    its forecast and before storing it (used to kill a worker
-                                    mid-task); read at call time, 0 by default
+``CRYPTO_ML_ENGINE_KEY_PREFIX``     Redis only: prefix of every key the engine uses (broker and
+                                    results), e.g. to share one Redis database; empty by default
+``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict task sleeps after storing its
+                                    prediction and before returning (the fault test kills the
+                                    worker process then, so the redelivered task rewrites the
+                                    row); read at call time, 0 by default
 ==================================  ==========================================================
 
 ``CRYPTO_ML_HOME`` picks the folder of the embedded broker/result files (see
@@ -55,6 +58,7 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "CRYPTO_ML_ENGINE_MAX_HORIZON": ("max_horizon", int),
     "CRYPTO_ML_ENGINE_EVENTS": ("events", bool),
     "CRYPTO_ML_ENGINE_PRELOAD": ("preload", str),
+    "CRYPTO_ML_ENGINE_KEY_PREFIX": ("key_prefix", str),
 }
 PRELOAD_CHOICES = ("none", "loader", "tf")
 
@@ -104,6 +108,7 @@ class EngineConfig:
     max_horizon: int = 365
     events: bool = True
     preload: str = "loader"
+    key_prefix: str = ""
 
     def __post_init__(self) -> None:
         if self.cache_size < 1:
@@ -136,7 +141,10 @@ class EngineConfig:
     def broker_transport_options(self) -> dict[str, Any]:
         scheme = self.broker_scheme
         if scheme in ("redis", "rediss"):
-            return {"visibility_timeout": self.visibility_timeout}
+            options: dict[str, Any] = {"visibility_timeout": self.visibility_timeout}
+            if self.key_prefix:
+                options["global_keyprefix"] = self.key_prefix
+            return options
         if scheme in ("sqla", "sqlalchemy") and "sqlite" in self.broker_url:
             # create_engine() arguments only: wait for SQLite's write lock instead of failing.
             return {"connect_args": {"timeout": 30}}
@@ -144,7 +152,7 @@ class EngineConfig:
 
     def celery_settings(self) -> dict[str, Any]:
         """The Celery configuration mapping (lowercase setting names)."""
-        from kombu import Queue
+        from kombu import Exchange, Queue
 
         settings: dict[str, Any] = {
             "broker_url": self.broker_url,
@@ -164,19 +172,25 @@ class EngineConfig:
             "result_expires": self.result_expires,
             "result_extended": True,
             # Two queues, so long training never starves predictions.
-            "task_queues": (Queue(PREDICT_QUEUE, routing_key=PREDICT_QUEUE),
-                            Queue(TRAIN_QUEUE, routing_key=TRAIN_QUEUE)),
+            "task_queues": (
+                Queue(PREDICT_QUEUE, Exchange(PREDICT_QUEUE, type="direct"), routing_key=PREDICT_QUEUE),
+                Queue(TRAIN_QUEUE, Exchange(TRAIN_QUEUE, type="direct"), routing_key=TRAIN_QUEUE),
+            ),
+            "task_default_exchange": PREDICT_QUEUE,
+            "task_default_routing_key": PREDICT_QUEUE,
             "task_default_queue": PREDICT_QUEUE,
             "task_routes": {
-                "crypto_ml.predict": {"queue": PREDICT_QUEUE, "routing_key": PREDICT_QUEUE},
-                "crypto_ml.backtest": {"queue": PREDICT_QUEUE, "routing_key": PREDICT_QUEUE},
-                "crypto_ml.train": {"queue": TRAIN_QUEUE, "routing_key": TRAIN_QUEUE},
+                "crypto_ml.predict": {"queue": PREDICT_QUEUE},
+                "crypto_ml.backtest": {"queue": PREDICT_QUEUE},
+                "crypto_ml.train": {"queue": TRAIN_QUEUE},
             },
             "worker_send_task_events": self.events,
             "task_send_sent_event": self.events,
             "enable_utc": True,
             "timezone": "UTC",
         }
+        if self.key_prefix and self.result_backend.split("://", 1)[0] in ("redis", "rediss"):
+            settings["result_backend_transport_options"] = {"global_keyprefix": self.key_prefix}
         if self.result_backend.startswith("db+sqlite"):
             settings["database_engine_options"] = {"connect_args": {"timeout": 30}}
         return settings
@@ -186,7 +200,9 @@ class EngineConfig:
 
 
 def injected_delay(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_TEST_DELAY``)."""
+    """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_KEY_PREFIX``     Redis only: prefix of every key the engine uses (broker and
+                                    results), e.g. to share one Redis database; empty by default
+``CRYPTO_ML_ENGINE_TEST_DELAY``)."""
     env = os.environ if environ is None else environ
     raw = env.get(ENV_TEST_DELAY, "").strip()
     if not raw:

@@ -145,20 +145,50 @@ def validate_request(
 
 
 # -- models -------------------------------------------------------------------------------------
-def _model_store():
-    """The model store, when that module exists (it is optional for the engine)."""
+_stores: dict[str | None, Any] = {}
+
+
+def _model_store(url: str | None = None):
+    """This process's :class:`~crypto_ml.model_store.ModelStore` for ``url`` (``None`` when that
+    module is not installed)."""
     try:
         from crypto_ml.model_store import ModelStore
-    except ImportError:
+    except ImportError:  # pragma: no cover - the store is optional for the engine
         return None
-    try:
-        return ModelStore()
-    except TypeError:  # pragma: no cover - a store that needs arguments we do not know
-        return None
+    store = _stores.get(url)
+    if store is None:
+        store = _stores[url] = ModelStore(url=url)
+    return store
 
 
-def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date]:
-    """``(coin_id, closes up to as_of, as_of)`` for a validated request."""
+def _stored_version(store, coin: str, model: str, as_of: dt.date, version: int | None) -> dict | None:
+    """The model-version row to serve, or None. A stored model forecasts from the end of its
+    training window, so only a version trained up to exactly ``as_of`` can serve that day."""
+    from sqlalchemy import select
+
+    from crypto_ml.storage import ModelVersion, get_engine
+
+    if version is None:
+        row = store.info(coin, model, as_of)
+    else:
+        stmt = select(ModelVersion.__table__).where(
+            ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == version)
+        with get_engine(store.url).connect() as conn:
+            found = conn.execute(stmt).first()
+        row = None if found is None else dict(found._mapping)
+        if row is None:
+            raise EngineInputError(f"coin {coin!r}: model {model!r} has no stored version {version}")
+    if row is None or row["train_end"] != as_of:
+        if version is not None:
+            raise EngineInputError(
+                f"coin {coin!r}: model {model!r} version {version} was trained up to "
+                f"{row['train_end']}, not up to as_of {as_of}; it cannot forecast from {as_of}")
+        return None
+    return row
+
+
+def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date, Any]:
+    """``(coin_id, closes up to as_of, as_of, dates or None)`` for a validated request."""
     import numpy as np
 
     from crypto_ml.data_loader import UnknownCoinError
@@ -168,7 +198,7 @@ def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date]:
         as_of = req["as_of"]
         if as_of is None:
             raise EngineInputError(f"coin {req['coin']!r}: as_of is required when closes are sent")
-        return req["coin"], closes, as_of
+        return req["coin"], closes, as_of, None
     try:
         coin = loader.resolve(req["coin"])
     except UnknownCoinError as exc:
@@ -178,7 +208,7 @@ def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date]:
         as_of = req["as_of"]
     else:
         as_of = dt.date.fromisoformat(str(dates[-1])[:10])
-    return coin, closes, as_of
+    return coin, closes, as_of, dates
 
 
 def _fingerprint(closes, params: dict[str, Any]) -> str:
@@ -187,27 +217,37 @@ def _fingerprint(closes, params: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache) -> tuple[Any, int, bool]:
-    """``(fitted forecaster, version, cached)`` for the request, from the cache when warm."""
+def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache,
+               url: str | None = None) -> tuple[Any, int, bool]:
+    """``(fitted forecaster, version, cached)`` for the request, from the cache when warm.
+
+    A stored version trained up to ``as_of`` (or the requested ``version``) is loaded from the
+    model store; otherwise the model is fitted on the closes up to ``as_of`` (version 0).
+    """
+    from crypto_ml.forecasting.base import load_forecaster
     from crypto_ml.forecasting.registry import make_forecaster
 
     model = req["model"]
-    store = _model_store() if req["closes"] is None and not req["params"] else None
+    use_store = req["closes"] is None and (not req["params"] or req["version"] is not None)
+    store = _model_store(url) if use_store else None
     if store is not None:
-        try:
-            loaded = store.load(coin, model, as_of) if req["version"] is None else None
-        except LookupError:
-            loaded = None
-        if loaded is not None:  # pragma: no cover - depends on the model store landing
-            forecaster, version = _unpack_loaded(loaded)
-            key = (coin, model, f"v{version}")
-            value, cached = cache.get_or_load(key, lambda: forecaster)
+        row = _stored_version(store, coin, model, as_of, req["version"])
+        if row is not None:
+            version = int(row["version"])
+            path = store.root_path / coin / model / f"v{version}"
+            if not path.exists() and row.get("artifact_path"):
+                path = type(path)(row["artifact_path"])
+
+            def load():
+                try:
+                    return load_forecaster(path)
+                except FileNotFoundError as exc:
+                    raise EngineInputError(f"coin {coin!r}: model {model!r} v{version}: {exc}") from None
+
+            value, cached = cache.get_or_load((coin, model, f"v{version}"), load)
             return value, version, cached
-    if req["version"] is not None:
-        raise EngineInputError(
-            f"coin {coin!r}: model {model!r} version {req['version']} is not available "
-            "(no model store, or no such version)"
-        )
+    elif req["version"] is not None:
+        raise EngineInputError(f"coin {coin!r}: a model version cannot be combined with closes")
     try:
         forecaster = make_forecaster(model, **req["params"])
     except TypeError as exc:
@@ -288,25 +328,25 @@ def run_predict(
         raise EngineInputError(f"coin {req['coin']!r}: run_id must be a string, got {run_id!r}")
     cache = cache if cache is not None else process_cache()
     loader = loader if loader is not None else (process_loader() if req["closes"] is None else None)
-    coin_id, history, day = _history(req, loader)
+    coin_id, history, day, _ = _history(req, loader)
     if len(history) == 0:
         raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
-    forecaster, used_version, cached = _get_model(req, coin_id, history, day, cache)
+    resolved = ensure_schema(url) if store else url
+    forecaster, used_version, cached = _get_model(req, coin_id, history, day, cache, resolved)
     values = [float(v) for v in forecaster.predict(req["horizon"])]
     last_close = float(history[-1])
     if not last_close or not math.isfinite(last_close):
         raise EngineInputError(f"coin {coin_id!r}: last close up to {day} is {last_close!r}")
-    delay = injected_delay()
-    if delay:
-        time.sleep(delay)
     if store:
         from crypto_ml.storage import store_prediction
 
-        resolved = ensure_schema(url)
         store_prediction(
             coin=coin_id, as_of=day, model=req["model"], version=used_version, horizon=req["horizon"],
             values=values, last_close=last_close, run_id=run_id, url=resolved,
         )
+    delay = injected_delay()  # TEST ONLY (CRYPTO_ML_ENGINE_TEST_DELAY): after the row is written
+    if delay:
+        time.sleep(delay)
     return {
         "coin": coin_id,
         "as_of": day.isoformat(),
@@ -329,6 +369,8 @@ def run_train(
     as_of: Any = None,
     model: Any = "linear",
     params: Any = None,
+    store: bool = True,
+    url: str | None = None,
     cache=None,
     loader=None,
     hostname: str | None = None,
@@ -342,18 +384,15 @@ def run_train(
     req = validate_request(coin=coin, as_of=as_of, model=model, horizon=1, params=params)
     cache = cache if cache is not None else process_cache()
     loader = loader if loader is not None else process_loader()
-    coin_id, history, day = _history(req, loader)
-    store = _model_store()
+    coin_id, history, day, dates = _history(req, loader)
+    if len(history) == 0:
+        raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
+    # Fit exactly as run_predict would on the fly (same validation and errors), warm the cache.
+    forecaster, _, _ = _get_model({**req, "version": None, "closes": []}, coin_id, history, day, cache)
     version, saved = ON_THE_FLY_VERSION, False
-    # Warm this process's cache with the on-the-fly fit (same key run_predict uses).
-    forecaster, _, _ = _get_model({**req, "closes": [], "version": None}, coin_id, history, day, cache) \
-        if store is None else (None, None, None)
-    if store is not None:  # pragma: no cover - depends on the model store landing
-        from crypto_ml.forecasting.registry import make_forecaster
-
-        forecaster = make_forecaster(req["model"], **req["params"]).fit(history)
-        info = store.save(coin_id, req["model"], forecaster, as_of=day)
-        version = int(getattr(info, "version", info if isinstance(info, int) else ON_THE_FLY_VERSION))
+    store = _model_store(ensure_schema(url)) if store else None
+    if store is not None:
+        version = store.save(coin_id, req["model"], forecaster, train_start=dates[0], train_end=day)
         cache.put((coin_id, req["model"], f"v{version}"), forecaster)
         saved = True
     return {
@@ -440,6 +479,7 @@ def _on_process_init(**_: Any) -> None:
     preload = EngineConfig.from_env().preload
     if preload in ("loader", "tf"):
         process_loader()
+        import sklearn.linear_model  # noqa: F401 - the linear models' first fit costs ~1 s otherwise
     if preload == "tf":
         from crypto_ml.forecasting.lstm import import_keras
 

@@ -1,0 +1,150 @@
+"""The engine without a broker: config, cache, validation and run_predict / run_train."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_config_defaults_are_embedded_and_json_only(tmp_path):
+    from crypto_ml.engine.config import EngineConfig
+
+    cfg = EngineConfig.from_env({"CRYPTO_ML_HOME": str(tmp_path)})
+    settings = cfg.celery_settings()
+    assert settings["broker_url"].startswith("sqla+sqlite:///") and settings["broker_url"].endswith(
+        "engine-broker.db")
+    assert settings["result_backend"].startswith("db+sqlite:///")
+    assert settings["task_serializer"] == settings["result_serializer"] == "json"
+    assert settings["accept_content"] == settings["result_accept_content"] == ["json"]
+    assert settings["task_acks_late"] and settings["task_reject_on_worker_lost"]
+    assert settings["worker_prefetch_multiplier"] == 1
+    assert settings["task_routes"]["crypto_ml.predict"]["queue"] == "predict"
+    assert settings["task_routes"]["crypto_ml.train"]["queue"] == "train"
+    # kombu passes these to create_engine() for sqla+ URLs: no Redis-style options
+    assert set(settings["broker_transport_options"]) <= {"connect_args"}
+
+
+def test_config_env_overrides():
+    from crypto_ml.engine.config import EngineConfig
+
+    cfg = EngineConfig.from_env({
+        "CRYPTO_ML_BROKER_URL": "redis://127.0.0.1:6379/3",
+        "CRYPTO_ML_RESULT_BACKEND": "redis://127.0.0.1:6379/4",
+        "CRYPTO_ML_ENGINE_CACHE_SIZE": "7",
+        "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": "30",
+        "CRYPTO_ML_ENGINE_KEY_PREFIX": "p:",
+    })
+    assert cfg.cache_size == 7
+    settings = cfg.celery_settings()
+    assert settings["broker_transport_options"] == {"visibility_timeout": 30, "global_keyprefix": "p:"}
+    assert settings["result_backend_transport_options"] == {"global_keyprefix": "p:"}
+    with pytest.raises(ValueError, match="CRYPTO_ML_ENGINE_CACHE_SIZE must be an int"):
+        EngineConfig.from_env({"CRYPTO_ML_ENGINE_CACHE_SIZE": "lots"})
+    with pytest.raises(ValueError, match="cache_size must be >= 1"):
+        EngineConfig.from_env({"CRYPTO_ML_ENGINE_CACHE_SIZE": "0"})
+
+
+def test_package_import_is_free_of_celery_and_tensorflow():
+    code = ("import sys, crypto_ml, crypto_ml.engine, crypto_ml.engine.cache; "
+            "print('celery' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_celery_finds_the_app():
+    from crypto_ml.celery import app
+
+    assert app.main == "crypto_ml"
+    app.loader.import_default_modules()  # what the worker does with include=[...]
+    assert {"crypto_ml.predict", "crypto_ml.train"} <= set(app.tasks)
+
+
+def test_model_cache_is_a_bounded_lru():
+    from crypto_ml.engine.cache import ModelCache
+
+    cache = ModelCache(2)
+    loads = []
+    for key in ["a", "b", "a", "c", "b"]:
+        cache.get_or_load(key, lambda key=key: loads.append(key) or key.upper())
+    assert len(cache) == 2 and cache.keys() == ["c", "b"]
+    assert loads == ["a", "b", "c", "b"]  # "b" was evicted by "c" ("a" had been used more recently)
+    assert cache.stats()["evictions"] == 2
+
+
+def test_run_predict_stores_once_and_warms_the_cache(engine_env, monkeypatch):
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.tasks import run_predict
+    from crypto_ml.storage import count_rows, get_predictions
+
+    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    cache = ModelCache(8)
+    first = run_predict(coin="BTC", as_of="2017-06-30", model="linear", horizon=5, url=url, cache=cache)
+    again = run_predict(coin="bitcoin", as_of="2017-06-30", model="linear", horizon=5, url=url, cache=cache)
+    assert first["coin"] == "bitcoin" and first["as_of"] == "2017-06-30" and first["version"] == 0
+    assert not first["cached"] and again["cached"]
+    assert again["values"] == first["values"] and len(first["values"]) == 5
+    assert first["expected_return"] == pytest.approx(first["values"][-1] / first["last_close"] - 1)
+    assert count_rows("predictions", url) == 1
+    row = get_predictions(coin="bitcoin", url=url)[0]
+    assert row["values"] == first["values"] and row["model"] == "linear"
+    naive = run_predict(coin="ETH", as_of="2017-06-30", model="naive", horizon=3, url=url, cache=cache)
+    assert naive["values"] == [naive["last_close"]] * 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"coin": "no-such-coin"}, "unknown coin 'no-such-coin'"),
+        ({"coin": 42}, "coin must be a non-empty string, got 42 (int)"),
+        ({"coin": "bitcoin", "horizon": "ten"}, "coin 'bitcoin': horizon must be a positive int"),
+        ({"coin": "bitcoin", "horizon": 0}, "horizon must be a positive int"),
+        ({"coin": "bitcoin", "horizon": True}, "horizon must be a positive int"),
+        ({"coin": "bitcoin", "horizon": 10_000}, "exceeds the maximum"),
+        ({"coin": "bitcoin", "model": "gpt"}, "unknown model 'gpt'; valid models: naive, drift"),
+        ({"coin": "bitcoin", "as_of": "yesterday"}, "as_of must be an ISO date"),
+        ({"coin": "bitcoin", "as_of": "2013-04-29", "model": "ar"}, "coin 'bitcoin': only 2 closes up to"),
+        ({"coin": "bitcoin", "as_of": "2001-01-01"}, "coin 'bitcoin': no closes on or before 2001-01-01"),
+        ({"coin": "bitcoin", "params": {"nope": 1}}, "bad params for model 'naive'"),
+    ],
+)
+def test_bad_input_is_a_clear_non_retryable_error(engine_env, kwargs, message):
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.tasks import TRANSIENT_ERRORS, EngineInputError, run_predict
+
+    with pytest.raises(EngineInputError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        run_predict(**kwargs, url=engine_env["CRYPTO_ML_DATABASE_URL"], cache=ModelCache(2))
+    assert not isinstance(info.value, TRANSIENT_ERRORS)
+
+
+def test_run_train_warms_the_predict_cache(engine_env):
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.tasks import run_predict, run_train
+
+    cache = ModelCache(4)
+    out = run_train(coin="ETH", as_of="2017-01-31", model="linear", cache=cache)
+    assert out["coin"] == "ethereum" and out["n_obs"] > 100
+    pred = run_predict(coin="ETH", as_of="2017-01-31", model="linear", horizon=2, cache=cache,
+                       url=engine_env["CRYPTO_ML_DATABASE_URL"])
+    assert pred["cached"]
+
+
+def test_trained_version_serves_its_as_of_day(engine_env):
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.tasks import EngineInputError, run_predict, run_train
+
+    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    trained = run_train(coin="ETH", as_of="2017-02-28", model="linear", url=url, cache=ModelCache(4))
+    assert trained["saved"] and trained["version"] == 1
+    again = run_train(coin="ETH", as_of="2017-02-28", model="linear", url=url, cache=ModelCache(4))
+    assert again["version"] == 1  # same training window: same version
+    cache = ModelCache(4)
+    pred = run_predict(coin="ETH", as_of="2017-02-28", model="linear", horizon=3, url=url, cache=cache)
+    assert pred["version"] == 1 and not pred["cached"]
+    assert run_predict(coin="ETH", as_of="2017-02-28", model="linear", horizon=3, url=url,
+                       cache=cache)["cached"]
+    later = run_predict(coin="ETH", as_of="2017-03-31", model="linear", horizon=3, url=url, cache=cache)
+    assert later["version"] == 0  # no version trained up to that day: fitted on the fly
+    with pytest.raises(EngineInputError, match="version 1 was trained up to 2017-02-28"):
+        run_predict(coin="ETH", as_of="2017-03-31", model="linear", version=1, url=url, cache=cache)
