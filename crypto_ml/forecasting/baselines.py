@@ -39,7 +39,7 @@ class DriftForecaster(BaseForecaster):
 
     def _fit(self, y: np.ndarray) -> None:
         if self.window is not None:
-            y = y[-int(self.window):]
+            y = y[-max(2, int(self.window)):]  # a slope needs two points
         self.slope_ = float((y[-1] - y[0]) / (len(y) - 1))
 
     def _predict(self, horizon: int) -> np.ndarray:

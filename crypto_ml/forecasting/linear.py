@@ -26,7 +26,7 @@ class LinearTrendForecaster(BaseForecaster):
         from sklearn.linear_model import LinearRegression
 
         if self.window is not None:
-            y = y[-int(self.window):]
+            y = y[-max(2, int(self.window)):]  # a slope needs two points
         t = np.arange(len(y), dtype="float64").reshape(-1, 1)
         reg = LinearRegression().fit(t, y)
         self.coef_ = float(reg.coef_[0])

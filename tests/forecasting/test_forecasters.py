@@ -154,6 +154,9 @@ def test_linear_window_uses_only_the_trailing_days():
     np.testing.assert_allclose(recent, [11.0, 12.0])
     assert not np.allclose(full, recent)
     assert DriftForecaster(window=10).fit(y).predict(1)[0] == pytest.approx(11.0)
+    # a window of one day still gives a finite slope (from the last two closes)
+    assert DriftForecaster(window=1).fit(y).predict(1)[0] == pytest.approx(11.0)
+    assert LinearTrendForecaster(window=1).fit(y).predict(1)[0] == pytest.approx(11.0)
 
 
 def test_ar_extends_constant_growth_and_recovers_ar1():
