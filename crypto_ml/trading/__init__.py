@@ -1,0 +1,1 @@
+"""Trading: rules that turn predictions into orders, and the brokers that place them."""

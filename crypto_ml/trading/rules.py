@@ -1,0 +1,179 @@
+"""Trading rules: turn one prediction into "trade" or "store" (pure, no I/O).
+
+:func:`decide` buys when the expected return over the horizon is above a threshold, sized to a fixed
+order notional and capped by per-coin and total position limits; sells (a long position, or short
+when allowed) when it is below minus the threshold; and stores only otherwise, or whenever the kill
+switch is on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+#: Relative slack under which a remaining room or position counts as zero (float noise).
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class TradingRules:
+    """Limits of the trading rules; all notionals are in the quote currency (USD).
+
+    Attributes
+    ----------
+    threshold
+        Minimum absolute expected return over the horizon (0.02 = 2 %) to trade; strictly exceeded.
+    order_notional
+        Notional of one order (quantity = ``order_notional / last_close``).
+    max_position_notional
+        Largest notional of one coin's position, marked at the prediction's ``last_close``.
+    max_total_notional
+        Largest gross notional of all positions together (as reported by the broker).
+    allow_short
+        Whether a sell signal without a long position opens (or grows) a short position.
+    """
+
+    threshold: float = 0.02
+    order_notional: float = 1000.0
+    max_position_notional: float = 5000.0
+    max_total_notional: float = 20000.0
+    allow_short: bool = False
+
+    def __post_init__(self) -> None:
+        _check_number("threshold", self.threshold, allow_zero=True)
+        _check_number("order_notional", self.order_notional)
+        _check_number("max_position_notional", self.max_position_notional)
+        _check_number("max_total_notional", self.max_total_notional)
+        if not isinstance(self.allow_short, bool):
+            raise ValueError(f"TradingRules.allow_short must be a bool, got {self.allow_short!r}")
+
+
+def _check_number(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (value > 0 or (allow_zero and value == 0)):
+        return
+    need = "a finite number >= 0" if allow_zero else "a finite number > 0"
+    raise ValueError(f"TradingRules.{name} must be {need}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one prediction.
+
+    ``action`` is ``"trade"`` (then ``side`` and a positive ``quantity`` are set) or ``"store"``
+    (``side`` is None, ``quantity`` 0). ``price`` is the prediction's ``last_close``; ``reason`` is a
+    short human-readable explanation.
+    """
+
+    action: Literal["trade", "store"]
+    side: Literal["buy", "sell"] | None
+    quantity: float
+    price: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of the decision (e.g. for XCom)."""
+        return asdict(self)
+
+
+def expected_return_of(prediction: dict[str, Any]) -> float:
+    """The prediction's ``expected_return``, else ``values[-1] / last_close - 1``."""
+    value = prediction.get("expected_return")
+    if value is None:
+        values = prediction.get("values") or []
+        if not values:
+            raise ValueError("prediction has neither expected_return nor values")
+        value = float(values[-1]) / float(prediction["last_close"]) - 1.0
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"prediction expected_return must be finite, got {value!r}")
+    return value
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.1f}%"
+
+
+def decide(
+    *,
+    prediction: dict[str, Any],
+    position_qty: float,
+    total_notional: float,
+    kill_switch: bool,
+    rules: TradingRules,
+) -> Decision:
+    """Decide whether to trade on one prediction.
+
+    Parameters
+    ----------
+    prediction
+        Dict with at least ``last_close`` and ``expected_return`` (or ``values``).
+    position_qty
+        Current position of the prediction's coin (negative = short).
+    total_notional
+        Current gross notional of all positions (from the broker).
+    kill_switch
+        When true, everything is stored only.
+    rules
+        The limits.
+
+    Returns
+    -------
+    Decision
+        Buy when expected return > threshold, sized ``order_notional / last_close`` and capped by the
+        per-coin (``position_qty * last_close``) and total limits ("position limit reached" when there
+        is no room); sell ``min(position, order size)`` when expected return < -threshold and a long
+        position exists (or a capped short when ``allow_short``); otherwise store, with a reason.
+
+    Raises
+    ------
+    ValueError
+        For a missing or non-positive ``last_close`` or a non-finite expected return / position.
+    """
+    price = float(prediction.get("last_close") or 0.0)
+    if not math.isfinite(price) or price <= 0:
+        raise ValueError(f"prediction last_close must be a finite price > 0, got {prediction.get('last_close')!r}")
+    position_qty = float(position_qty)
+    total_notional = float(total_notional)
+    if not (math.isfinite(position_qty) and math.isfinite(total_notional)):
+        raise ValueError(f"position_qty and total_notional must be finite, got {position_qty}, {total_notional}")
+
+    def store(reason: str) -> Decision:
+        return Decision("store", None, 0.0, price, reason)
+
+    if kill_switch:
+        return store("kill switch on")
+    er = expected_return_of(prediction)
+    band = f"±{rules.threshold * 100:.1f}% threshold"
+    if -rules.threshold <= er <= rules.threshold:
+        return store(f"expected return {_pct(er)} within {band}")
+
+    position_notional = position_qty * price  # signed, marked at last_close
+    total_room = rules.max_total_notional - total_notional
+    if er > rules.threshold:
+        why = f"expected return {_pct(er)} above +{rules.threshold * 100:.1f}% threshold"
+        coin_room = rules.max_position_notional - position_notional
+        return _sized("buy", price, rules, coin_room, total_room, why, store)
+
+    why = f"expected return {_pct(er)} below -{rules.threshold * 100:.1f}% threshold"
+    long_qty = position_qty if position_qty > _EPS * max(1.0, abs(position_qty)) else 0.0
+    if long_qty > 0:
+        qty = min(long_qty, rules.order_notional / price)
+        reason = why if qty >= rules.order_notional / price else f"{why}; selling the whole position"
+        return Decision("trade", "sell", qty, price, reason)
+    if not rules.allow_short:
+        return store(f"{why} but nothing to sell (shorting not allowed)")
+    coin_room = rules.max_position_notional + position_notional  # position_notional <= 0 here
+    return _sized("sell", price, rules, coin_room, total_room, why, store)
+
+
+def _sized(side, price, rules, coin_room, total_room, why, store) -> Decision:
+    notional = min(rules.order_notional, coin_room, total_room)
+    if notional <= _EPS * rules.order_notional:
+        limit = "per-coin" if coin_room <= total_room else "total"
+        return store(f"{why} but position limit reached ({limit} limit)")
+    reason = why
+    if notional < rules.order_notional:
+        reason += f"; capped by the {'per-coin' if coin_room <= total_room else 'total'} limit"
+    return Decision("trade", side, notional / price, price, reason)
