@@ -16,12 +16,23 @@ from crypto_ml.storage.db import (
     session_scope,
     upsert,
 )
-from crypto_ml.storage.models import Base, ModelVersion, Prediction, Price, QuarantinedRow, TradeRequest
+from crypto_ml.storage.models import (
+    Base,
+    ModelVersion,
+    PaperFill,
+    PaperOrder,
+    PaperPosition,
+    Prediction,
+    Price,
+    QuarantinedRow,
+    TradeRequest,
+)
 from crypto_ml.storage.repository import (
     count_rows,
     get_predictions,
     get_trade_requests,
     latest_model_version,
+    load_prices,
     price_range,
     record_model_version,
     store_prediction,
@@ -33,6 +44,9 @@ from crypto_ml.storage.repository import (
 __all__ = [
     "Base",
     "ModelVersion",
+    "PaperFill",
+    "PaperOrder",
+    "PaperPosition",
     "Prediction",
     "Price",
     "QuarantinedRow",
@@ -47,6 +61,7 @@ __all__ = [
     "get_predictions",
     "get_trade_requests",
     "latest_model_version",
+    "load_prices",
     "price_range",
     "record_model_version",
     "session_scope",

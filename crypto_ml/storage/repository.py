@@ -318,3 +318,23 @@ def price_range(url: str | None = None) -> dict[str, tuple[dt.date, dt.date]]:
     )
     with get_engine(url).connect() as conn:
         return {coin: (first, last) for coin, first, last in conn.execute(stmt)}
+
+
+def load_prices(coin: str, *, as_of: Any = None, url: str | None = None) -> pd.DataFrame:
+    """One coin's stored bars up to ``as_of``, oldest first, in the loader's ``get_df`` columns
+    (``Date, Open, High, Low, Close, Volume, Market Cap``)."""
+    stmt = select(
+        Price.date, Price.open, Price.high, Price.low, Price.close, Price.volume, Price.market_cap
+    ).where(Price.coin == coin)
+    if as_of is not None:
+        stmt = stmt.where(Price.date <= _to_date(as_of))
+    stmt = stmt.order_by(Price.date)
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(stmt).all()
+    frame = pd.DataFrame(
+        rows, columns=["Date", "Open", "High", "Low", "Close", "Volume", "Market Cap"]
+    )
+    frame["Date"] = pd.to_datetime(frame["Date"])
+    for col in ("Open", "High", "Low", "Close", "Volume", "Market Cap"):
+        frame[col] = frame[col].astype("float64")
+    return frame

@@ -174,3 +174,18 @@ def test_concurrent_record_model_version_gets_distinct_versions(pg_url):
         assert sorted(results.values()) == [2 * round_ + 1, 2 * round_ + 2]
     assert latest_model_version("btc", "arima", url=pg_url)["version"] == 10
     assert count_rows("model_versions", pg_url) == 10
+
+
+def test_load_prices_point_in_time(db_url):
+    import pandas as pd
+
+    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.storage import load_prices, migrate, store_prices
+
+    migrate(db_url)
+    loader = CryptoLoader()
+    store_prices(loader.frame().query("coin == 'neblio'"), source="bundled", url=db_url)
+    got = load_prices("neblio", as_of="2017-09-20", url=db_url)
+    want = loader.get_df("neblio", as_of="2017-09-20")
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert load_prices("bitcoin", url=db_url).empty
