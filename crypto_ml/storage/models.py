@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -138,4 +139,45 @@ class TradeRequest(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     response: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PaperOrder(Base):
+    """One order of the paper broker, keyed by its idempotency key (placed at most once)."""
+
+    __tablename__ = "paper_orders"
+
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    coin: Mapped[str] = mapped_column(String(96))
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    as_of: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+
+
+class PaperFill(Base):
+    """The (single, complete) fill of one paper order."""
+
+    __tablename__ = "paper_fills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(
+        String(128), ForeignKey("paper_orders.idempotency_key"), unique=True
+    )
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    filled_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+
+
+class PaperPosition(Base):
+    """The paper broker's position in one coin (negative = short) at its average entry price."""
+
+    __tablename__ = "paper_positions"
+
+    coin: Mapped[str] = mapped_column(String(96), primary_key=True)
+    quantity: Mapped[float] = mapped_column(Float)
+    avg_price: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
