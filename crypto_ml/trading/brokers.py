@@ -1,0 +1,483 @@
+"""Brokers behind one interface: a paper ledger in the project DB, and an HTTP endpoint.
+
+Every order carries an idempotency key; placing the same key twice never places a second order
+(the paper broker keeps the first result, the HTTP endpoint is expected to do the same with the
+``Idempotency-Key`` header). The HTTP broker is dry-run unless explicitly configured for live
+trading (``dry_run=False`` *and* ``CRYPTO_ML_LIVE_TRADING=1``).
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from urllib3.util.retry import Retry
+
+from crypto_ml.storage.db import get_engine, session_scope
+from crypto_ml.storage.models import PaperFill, PaperOrder, PaperPosition, utcnow
+
+log = logging.getLogger(__name__)
+
+BROKER_ENV = "CRYPTO_ML_BROKER"
+BROKER_URL_ENV = "CRYPTO_ML_BROKER_URL"
+BROKER_DRY_RUN_ENV = "CRYPTO_ML_BROKER_DRY_RUN"
+TOKEN_ENV = "CRYPTO_ML_BROKER_TOKEN"
+LIVE_ENV = "CRYPTO_ML_LIVE_TRADING"
+
+Status = Literal["filled", "accepted", "dry_run", "rejected"]
+_EPS = 1e-9
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be reached or answered with an error after all retries."""
+
+
+class LiveTradingNotEnabled(BrokerError):
+    """A live (non dry-run) order without ``CRYPTO_ML_LIVE_TRADING=1``."""
+
+
+class IdempotencyConflict(ValueError):
+    """An idempotency key reused for a different order."""
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order: ``quantity`` units of ``coin`` at (limit/reference) ``price``, decided on ``as_of``."""
+
+    idempotency_key: str
+    coin: str
+    side: Literal["buy", "sell"]
+    quantity: float
+    price: float
+    as_of: dt.date | str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.idempotency_key or len(self.idempotency_key) > 128:
+            raise ValueError(f"OrderRequest.idempotency_key must be 1..128 chars, got {self.idempotency_key!r}")
+        if not self.coin:
+            raise ValueError("OrderRequest.coin must be non-empty")
+        if self.side not in ("buy", "sell"):
+            raise ValueError(f"OrderRequest.side must be 'buy' or 'sell', got {self.side!r}")
+        for name in ("quantity", "price"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"OrderRequest.{name} must be a finite number > 0, got {value!r}")
+        if isinstance(self.as_of, str):
+            object.__setattr__(self, "as_of", dt.date.fromisoformat(self.as_of[:10]))
+        elif isinstance(self.as_of, dt.datetime):
+            object.__setattr__(self, "as_of", self.as_of.date())
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body of the order."""
+        return {
+            "idempotency_key": self.idempotency_key,
+            "coin": self.coin,
+            "side": self.side,
+            "quantity": float(self.quantity),
+            "price": float(self.price),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+        }
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What the broker did with an order.
+
+    ``duplicate`` is true when the key was seen before and this is the stored result of the first
+    placement (nothing new happened). ``reason`` explains a rejection; ``raw`` is the broker's payload.
+    """
+
+    status: Status
+    order_id: str | None
+    filled_qty: float = 0.0
+    fill_price: float | None = None
+    duplicate: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+class Broker(abc.ABC):
+    """Places orders and reports positions."""
+
+    name: str = "broker"
+
+    @abc.abstractmethod
+    def place_order(self, order: OrderRequest) -> OrderResult:
+        """Place ``order`` at most once per idempotency key."""
+
+    @abc.abstractmethod
+    def position(self, coin: str) -> float:
+        """Current quantity held of ``coin`` (negative = short, 0 when none)."""
+
+    @abc.abstractmethod
+    def total_notional(self) -> float:
+        """Gross notional of all positions (sum of ``|quantity| * avg_price``)."""
+
+
+# --------------------------------------------------------------------------------------------- paper
+
+
+class PaperBroker(Broker):
+    """Simulated broker: a ledger of orders, fills and positions in the project database.
+
+    Orders fill immediately and completely at their ``price``. The database must be migrated
+    (:func:`crypto_ml.storage.migrate`).
+
+    Parameters
+    ----------
+    url
+        Project database URL (see :func:`crypto_ml.storage.database_url`).
+    allow_short
+        Whether selling more than held is allowed (else such an order is rejected).
+    """
+
+    name = "paper"
+
+    def __init__(self, url: str | None = None, *, allow_short: bool = False) -> None:
+        self.url = url
+        self.allow_short = allow_short
+
+    def place_order(self, order: OrderRequest) -> OrderResult:
+        """Record and fill ``order`` in one transaction, or return the stored result of its key.
+
+        The order row is inserted first (``ON CONFLICT DO NOTHING``): only the transaction that
+        inserted it fills it and moves the position, so a concurrent or retried call with the same key
+        waits for the first one and then returns its result with ``duplicate=True``.
+
+        Raises
+        ------
+        IdempotencyConflict
+            When the key is already used by an order with another coin, side, quantity or price.
+        """
+        with session_scope(self.url) as session:
+            conn = session.connection()
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            now = utcnow()
+            stmt = (
+                insert(PaperOrder)
+                .values(
+                    idempotency_key=order.idempotency_key,
+                    coin=order.coin,
+                    side=order.side,
+                    quantity=float(order.quantity),
+                    price=float(order.price),
+                    as_of=order.as_of,
+                    status="pending",
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(PaperOrder.idempotency_key)
+            )
+            if conn.execute(stmt).first() is None:
+                return self._stored(session, order)
+
+            held, avg = self._lock_position(session, order.coin)
+            signed = order.quantity if order.side == "buy" else -order.quantity
+            if order.side == "sell" and not self.allow_short and order.quantity > held + _EPS * max(1.0, abs(held)):
+                reason = f"cannot sell {order.quantity:g} {order.coin}: only {max(held, 0.0):g} held (shorting not allowed)"
+                session.execute(
+                    PaperOrder.__table__.update()
+                    .where(PaperOrder.idempotency_key == order.idempotency_key)
+                    .values(status="rejected", reason=reason)
+                )
+                return OrderResult("rejected", order.idempotency_key, raw=self._raw(order, "rejected", reason), reason=reason)
+
+            new_qty, new_avg = _apply_fill(held, avg, signed, order.price)
+            session.execute(
+                PaperOrder.__table__.update()
+                .where(PaperOrder.idempotency_key == order.idempotency_key)
+                .values(status="filled")
+            )
+            session.execute(
+                PaperFill.__table__.insert().values(
+                    idempotency_key=order.idempotency_key, quantity=float(order.quantity),
+                    price=float(order.price), filled_at=now,
+                )
+            )
+            session.execute(
+                PaperPosition.__table__.update()
+                .where(PaperPosition.coin == order.coin)
+                .values(quantity=new_qty, avg_price=new_avg, updated_at=now)
+            )
+            raw = self._raw(order, "filled", None, filled_qty=order.quantity, fill_price=order.price)
+            raw["position"] = new_qty
+            return OrderResult("filled", order.idempotency_key, float(order.quantity), float(order.price), raw=raw)
+
+    def _lock_position(self, session: Any, coin: str) -> tuple[float, float]:
+        """Return (quantity, avg_price) of ``coin``, creating a zero row, locked until commit."""
+        conn = session.connection()
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        session.execute(
+            insert(PaperPosition)
+            .values(coin=coin, quantity=0.0, avg_price=0.0, updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["coin"])
+        )
+        # SQLite: the order insert already holds the database's write lock.
+        row = session.execute(
+            select(PaperPosition.quantity, PaperPosition.avg_price)
+            .where(PaperPosition.coin == coin)
+            .with_for_update()
+        ).one()
+        return float(row.quantity), float(row.avg_price)
+
+    def _stored(self, session: Any, order: OrderRequest) -> OrderResult:
+        stored = session.execute(
+            select(PaperOrder.__table__).where(PaperOrder.idempotency_key == order.idempotency_key)
+        ).one()
+        if (
+            stored.coin != order.coin
+            or stored.side != order.side
+            or not math.isclose(stored.quantity, order.quantity, rel_tol=1e-9)
+            or not math.isclose(stored.price, order.price, rel_tol=1e-9)
+        ):
+            raise IdempotencyConflict(
+                f"idempotency key {order.idempotency_key} already used for {stored.side} {stored.quantity:g} "
+                f"{stored.coin} @ {stored.price:g}, not {order.side} {order.quantity:g} {order.coin} @ {order.price:g}"
+            )
+        fill = session.execute(
+            select(PaperFill.quantity, PaperFill.price).where(PaperFill.idempotency_key == order.idempotency_key)
+        ).first()
+        filled_qty, fill_price = (float(fill.quantity), float(fill.price)) if fill else (0.0, None)
+        raw = self._raw(order, stored.status, stored.reason, filled_qty=filled_qty, fill_price=fill_price)
+        raw["duplicate"] = True
+        return OrderResult(
+            stored.status, order.idempotency_key, filled_qty, fill_price, duplicate=True, raw=raw,
+            reason=stored.reason or "",
+        )
+
+    @staticmethod
+    def _raw(order: OrderRequest, status: str, reason: str | None, **extra: Any) -> dict[str, Any]:
+        return {"broker": "paper", "order_id": order.idempotency_key, "status": status, "reason": reason,
+                **order.to_json(), **extra}
+
+    def position(self, coin: str) -> float:
+        with get_engine(self.url).connect() as conn:
+            qty = conn.execute(select(PaperPosition.quantity).where(PaperPosition.coin == coin)).scalar()
+        return float(qty or 0.0)
+
+    def positions(self) -> dict[str, float]:
+        """``{coin: quantity}`` of every non-zero position."""
+        with get_engine(self.url).connect() as conn:
+            rows = conn.execute(select(PaperPosition.coin, PaperPosition.quantity).order_by(PaperPosition.coin))
+            return {coin: float(qty) for coin, qty in rows if qty}
+
+    def total_notional(self) -> float:
+        with get_engine(self.url).connect() as conn:
+            value = conn.execute(
+                select(func.sum(func.abs(PaperPosition.quantity) * PaperPosition.avg_price))
+            ).scalar()
+        return float(value or 0.0)
+
+
+def _apply_fill(qty: float, avg: float, signed: float, price: float) -> tuple[float, float]:
+    """New (quantity, average entry price) after filling ``signed`` units at ``price``."""
+    new = qty + signed
+    if abs(new) <= _EPS * max(1.0, abs(qty), abs(signed)):
+        return 0.0, 0.0
+    if qty == 0 or (qty > 0) == (signed > 0):  # opening or growing
+        return new, (abs(qty) * avg + abs(signed) * price) / abs(new)
+    if (new > 0) != (qty > 0):  # flipped sides: the remainder was opened at this price
+        return new, price
+    return new, avg  # reducing keeps the entry price
+
+
+# ---------------------------------------------------------------------------------------------- http
+
+
+class HTTPBroker(Broker):
+    """An order endpoint over HTTP: ``POST <endpoint>`` with an ``Idempotency-Key`` header.
+
+    Expected server behaviour (like real exchanges): an order is stored by its key, and a repeated key
+    returns the stored order instead of placing a new one; so retrying a POST is safe and is done by
+    urllib3 on connection errors, timeouts and 429/5xx (honouring ``Retry-After``).
+
+    Responses: 2xx JSON ``{order_id, status ("filled"|"accepted"), filled_qty, fill_price,
+    duplicate?}``; 4xx other than 429 means rejected (message from ``error``/``message``/``detail``).
+    ``GET <endpoint>/positions`` returns ``{coin: quantity}`` or ``{coin: {quantity, avg_price}}``.
+
+    Parameters
+    ----------
+    endpoint
+        Order URL.
+    token
+        Bearer token; default ``$CRYPTO_ML_BROKER_TOKEN``. Never logged.
+    dry_run
+        Default True: nothing is ever sent (not even position requests, which then report 0); orders
+        return status ``"dry_run"`` with the body that would have been sent. ``False`` additionally
+        needs ``CRYPTO_ML_LIVE_TRADING=1`` in the environment.
+    timeout, retries, backoff
+        Per-attempt timeout in seconds, retries after the first attempt, urllib3 backoff factor.
+    """
+
+    name = "http"
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        token: str | None = None,
+        dry_run: bool = True,
+        timeout: float = 10,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        if not endpoint:
+            raise ValueError("HTTPBroker needs an endpoint URL")
+        self.endpoint = endpoint.rstrip("/")
+        self._token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self.dry_run = dry_run
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        if not dry_run:
+            self._check_live()
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:  # no token
+        return f"HTTPBroker({self.endpoint!r}, dry_run={self.dry_run})"
+
+    @staticmethod
+    def _check_live() -> None:
+        if os.environ.get(LIVE_ENV) != "1":
+            raise LiveTradingNotEnabled(f"live trading needs {LIVE_ENV}=1 and dry_run=False")
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            retry = Retry(
+                total=self.retries,
+                connect=self.retries,
+                read=self.retries,
+                status=self.retries,
+                other=0,
+                backoff_factor=self.backoff,
+                allowed_methods={"POST", "GET"},
+                status_forcelist=(429, 500, 502, 503, 504),
+                respect_retry_after_header=True,
+                raise_on_status=False,
+            )
+            session = requests.Session()
+            adapter = HTTPAdapter(max_retries=retry)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._session = session
+        return self._session
+
+    def _headers(self, key: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def place_order(self, order: OrderRequest) -> OrderResult:
+        body = order.to_json()
+        if self.dry_run:
+            log.info("dry run: would POST %s %s %g %s", self.endpoint, order.side, order.quantity, order.coin)
+            return OrderResult("dry_run", None, raw={"dry_run": True, "endpoint": self.endpoint, "body": body})
+        self._check_live()
+        try:
+            resp = self.session.post(
+                self.endpoint, json=body, headers=self._headers(order.idempotency_key), timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise BrokerError(
+                f"POST {self.endpoint} (key {order.idempotency_key}) failed after {self.retries} retries: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        payload = _json(resp)
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise BrokerError(
+                f"POST {self.endpoint} (key {order.idempotency_key}) still failing after {self.retries} "
+                f"retries: HTTP {resp.status_code} {_message(resp, payload)}"
+            )
+        if resp.status_code >= 400:
+            reason = f"HTTP {resp.status_code}: {_message(resp, payload)}"
+            return OrderResult("rejected", payload.get("order_id"), raw={"http_status": resp.status_code, **payload},
+                               reason=reason)
+        status = payload.get("status", "accepted")
+        if status not in ("filled", "accepted", "rejected"):
+            status = "accepted"
+        duplicate = bool(payload.get("duplicate")) or resp.headers.get("Idempotent-Replayed", "").lower() == "true"
+        fill_price = payload.get("fill_price")
+        return OrderResult(
+            status,
+            None if payload.get("order_id") is None else str(payload["order_id"]),
+            float(payload.get("filled_qty") or 0.0),
+            None if fill_price is None else float(fill_price),
+            duplicate=duplicate,
+            raw=payload,
+            reason=str(payload.get("reason") or ""),
+        )
+
+    def _positions_raw(self) -> dict[str, Any]:
+        if self.dry_run:
+            return {}
+        try:
+            resp = self.session.get(f"{self.endpoint}/positions", headers=self._headers(), timeout=self.timeout)
+            resp.raise_for_status()
+        except requests.RequestException as exc:
+            raise BrokerError(f"GET {self.endpoint}/positions failed: {type(exc).__name__}: {exc}") from exc
+        return _json(resp)
+
+    def position(self, coin: str) -> float:
+        value = self._positions_raw().get(coin, 0.0)
+        return float(value.get("quantity", 0.0) if isinstance(value, dict) else value)
+
+    def total_notional(self) -> float:
+        total = 0.0
+        for coin, value in self._positions_raw().items():
+            if not isinstance(value, dict) or value.get("avg_price") is None:
+                raise BrokerError(
+                    f"{self.endpoint}/positions gave no avg_price for {coin!r}; total_notional needs "
+                    "{coin: {quantity, avg_price}}"
+                )
+            total += abs(float(value["quantity"])) * float(value["avg_price"])
+        return total
+
+
+def _json(resp: requests.Response) -> dict[str, Any]:
+    try:
+        payload = resp.json()
+    except ValueError:
+        return {"text": resp.text[:1000]}
+    return payload if isinstance(payload, dict) else {"data": payload}
+
+
+def _message(resp: requests.Response, payload: dict[str, Any]) -> str:
+    for key in ("error", "message", "detail", "text"):
+        if payload.get(key):
+            return str(payload[key])[:500]
+    return resp.reason or ""
+
+
+# -------------------------------------------------------------------------------------------- config
+
+
+def broker_from_config(name: str | None = None, *, url: str | None = None) -> Broker:
+    """Build the configured broker.
+
+    ``name`` (else ``$CRYPTO_ML_BROKER``, else ``"paper"``): ``"paper"`` → :class:`PaperBroker` on the
+    project DB ``url``; ``"http"`` → :class:`HTTPBroker` on ``$CRYPTO_ML_BROKER_URL``, dry-run unless
+    ``CRYPTO_ML_BROKER_DRY_RUN=0`` (which also needs ``CRYPTO_ML_LIVE_TRADING=1``).
+    """
+    name = (name or os.environ.get(BROKER_ENV) or "paper").strip().lower()
+    if name == "paper":
+        return PaperBroker(url)
+    if name == "http":
+        endpoint = os.environ.get(BROKER_URL_ENV)
+        if not endpoint:
+            raise ValueError(f"the http broker needs {BROKER_URL_ENV}")
+        dry_run = os.environ.get(BROKER_DRY_RUN_ENV, "1").strip().lower() not in ("0", "false", "no")
+        return HTTPBroker(endpoint, dry_run=dry_run)
+    raise ValueError(f"unknown broker {name!r} (from {BROKER_ENV}); expected 'paper' or 'http'")
