@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from crypto_ml.sources.base import Source, as_date
@@ -44,7 +44,7 @@ def ingest(
     source: Source | str | None = None,
     *,
     as_of: dt.date | str | None = None,
-    since: dt.date | str | None = None,
+    since: dt.date | str | Mapping[str, dt.date] | None = None,
     synthetic: int = 0,
     seed: int = 0,
     url: str | None = None,
@@ -54,7 +54,8 @@ def ingest(
     """Load and validate prices, then upsert them (and quarantined rows) into the project DB.
 
     :param as_of: store nothing dated after this day (point in time).
-    :param since: store only rows dated after this day (the new ones of a daily run).
+    :param since: store only rows dated after this day (the new ones of a daily run), or a mapping
+        coin → last day already stored (coins not in it are stored from their first day).
     :param progress: called with ``(coin, rows)`` after each coin is stored.
     :param loader: an already built :class:`~crypto_ml.data_loader.CryptoLoader` to store from.
 
@@ -68,7 +69,14 @@ def ingest(
     storage.migrate(url)
     if loader is None:
         loader = CryptoLoader(source, as_of=as_of, synthetic=synthetic, seed=seed)
-    frame = loader.frame(since=since, as_of=as_of)
+    if isinstance(since, Mapping):
+        frame = loader.frame(as_of=as_of)
+        import pandas as pd
+
+        last = pd.to_datetime(frame["coin"].map({c: as_date(d).isoformat() for c, d in since.items()}))
+        frame = frame[last.isna() | (frame["date"] > last)].reset_index(drop=True)
+    else:
+        frame = loader.frame(since=since, as_of=as_of)
     result = IngestResult(
         source=loader.source.name,
         coins=int(frame["coin"].nunique()),

@@ -1,0 +1,1 @@
+"""Airflow hooks of Crypto-ML (provider layout: one topic per module)."""

@@ -1,0 +1,95 @@
+"""Hook to the prediction engine (the Celery app ``crypto_ml``) through an Airflow Connection."""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from crypto_ml.engine.config import EngineConfig
+
+_apps: dict[str, Celery] = {}
+_apps_lock = threading.Lock()
+
+
+class CryptoEngineHook(BaseHook):
+    """Submit work to the prediction engine and read its results.
+
+    The Connection ``crypto_ml_engine`` (type ``crypto_ml_engine``) names the broker in its host
+    field or ``extra.broker_url``, and the result backend in ``extra.result_backend``; other
+    ``extra`` keys are :class:`~crypto_ml.engine.config.EngineConfig` fields (e.g. ``key_prefix``).
+    Without that Connection the engine's own environment settings apply
+    (``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``; default: the embedded SQLite broker).
+
+    :param engine_conn_id: Connection id of the engine.
+    """
+
+    conn_name_attr = "engine_conn_id"
+    default_conn_name = "crypto_ml_engine"
+    conn_type = "crypto_ml_engine"
+    hook_name = "Crypto-ML prediction engine"
+
+    def __init__(self, engine_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.engine_conn_id = engine_conn_id
+
+    def get_config(self) -> EngineConfig:
+        from crypto_ml.engine.config import EngineConfig
+
+        overrides: dict[str, Any] = {}
+        try:
+            conn = self.get_connection(self.engine_conn_id)
+        except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException: fall back to the env
+            if type(exc).__name__ != "AirflowNotFoundException":
+                raise
+        else:
+            extra = conn.extra_dejson if conn.extra else {}
+            overrides.update(extra)
+            if conn.host and "broker_url" not in overrides:
+                overrides["broker_url"] = conn.host
+        return EngineConfig.from_env(**overrides)
+
+    @cached_property
+    def app(self) -> Celery:
+        """The Celery app for this Connection (one per distinct configuration per process)."""
+        from crypto_ml.celery import make_app
+
+        config = self.get_config()
+        key = json.dumps(config.as_dict(), sort_keys=True, default=str)
+        with _apps_lock:
+            if key not in _apps:
+                _apps[key] = make_app(config)
+            return _apps[key]
+
+    def submit_predict(self, **kwargs: Any) -> str:
+        """Send ``crypto_ml.predict`` (see :func:`crypto_ml.engine.client.submit_predict`)."""
+        from crypto_ml.engine.client import submit_predict
+
+        return submit_predict(app=self.app, **kwargs)
+
+    def submit_train(self, **kwargs: Any) -> str:
+        """Send ``crypto_ml.train`` (see :func:`crypto_ml.engine.client.submit_train`)."""
+        from crypto_ml.engine.client import submit_train
+
+        return submit_train(app=self.app, **kwargs)
+
+    def get_state(self, task_id: str) -> tuple[str, Any]:
+        """``(state, result | error | info)`` of an engine task, without blocking."""
+        from crypto_ml.engine.client import get_state
+
+        return get_state(task_id, app=self.app)
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            replies = self.app.control.inspect(timeout=2.0).ping() or {}
+        except Exception as exc:  # noqa: BLE001 - report any broker error to the UI
+            return False, f"broker unreachable: {exc}"
+        if not replies:
+            return False, "broker reachable, but no engine worker answered ping"
+        return True, f"{len(replies)} engine worker(s) answered: {', '.join(sorted(replies))}"

@@ -1,0 +1,1 @@
+"""Airflow operators of Crypto-ML (provider layout: one topic per module)."""

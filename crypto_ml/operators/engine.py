@@ -1,0 +1,99 @@
+"""Operator: submit a prediction or training task to the prediction engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from crypto_ml.hooks.engine import CryptoEngineHook
+
+_NAMESPACE = uuid.UUID("5f1c3a52-6b0e-4d1e-9a57-63727970746f")
+
+
+class EngineSubmitOperator(BaseOperator):
+    """Send ``crypto_ml.predict`` or ``crypto_ml.train`` to the engine; return the engine task id.
+
+    Pair it with :class:`~crypto_ml.sensors.engine.EngineTaskSensor` to wait for the result
+    without holding a worker slot. The engine task id is derived from this task instance and its
+    try number, so every attempt is traceable in Flower; the engine's writes are idempotent, so a
+    retried submission never stores a prediction twice.
+
+    :param task: ``"predict"`` or ``"train"``.
+    :param coin: coin id (templated).
+    :param as_of: last day of data the model may use, ``YYYY-MM-DD`` (templated).
+    :param model: model name, e.g. ``"linear"`` (templated).
+    :param horizon: days to forecast (predict only; templated).
+    :param closes: the closes to predict from (templated; e.g. the transform task's output), or
+        None to let the engine read its own data.
+    :param params: model hyperparameters.
+    :param engine_conn_id: Connection of the engine.
+    """
+
+    template_fields: Sequence[str] = ("coin", "as_of", "model", "horizon", "closes")
+    ui_color = "#dbe9f6"
+
+    def __init__(
+        self,
+        *,
+        task: str = "predict",
+        coin: str,
+        as_of: str,
+        model: str = "naive",
+        horizon: int | str = 10,
+        closes: Any = None,
+        params: dict[str, Any] | None = None,
+        engine_conn_id: str = "crypto_ml_engine",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if task not in ("predict", "train"):
+            raise ValueError(f"task must be 'predict' or 'train', got {task!r}")
+        self.task = task
+        self.coin = coin
+        self.as_of = as_of
+        self.model = model
+        self.horizon = horizon
+        self.closes = closes
+        self.model_params = params
+        self.engine_conn_id = engine_conn_id
+
+    @cached_property
+    def hook(self) -> CryptoEngineHook:
+        from crypto_ml.hooks.engine import CryptoEngineHook
+
+        return CryptoEngineHook(self.engine_conn_id)
+
+    def execute(self, context: Context) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from crypto_ml.engine.tasks import EngineInputError
+
+        ti = context["ti"]
+        key = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}|{ti.try_number}"
+        engine_task_id = str(uuid.uuid5(_NAMESPACE, key))
+        closes = self.closes["closes"] if isinstance(self.closes, dict) else self.closes
+        try:
+            if self.task == "predict":
+                submitted = self.hook.submit_predict(
+                    coin=self.coin, as_of=self.as_of, model=self.model, horizon=int(self.horizon),
+                    params=self.model_params, closes=closes, run_id=ti.run_id, task_id=engine_task_id,
+                )
+            else:
+                submitted = self.hook.submit_train(
+                    coin=self.coin, as_of=self.as_of, model=self.model, params=self.model_params,
+                    task_id=engine_task_id,
+                )
+        except EngineInputError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
+            self.task, self.coin, self.as_of, self.model, submitted,
+        )
+        return submitted

@@ -1,0 +1,54 @@
+"""Operator: validate one coin's stored history and compute its features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CoinTransformOperator(BaseOperator):
+    """Read a coin's prices up to ``as_of`` from the project DB, validate them, add features.
+
+    Returns (XCom) the dict of :func:`crypto_ml.pipeline.transform`: rows, dates, last close,
+    latest features, warnings and the closes the engine predicts from. Bad input (unknown coin,
+    no or invalid prices) fails at once, naming the coin and the row, without retries.
+
+    :param coin: coin id (templated).
+    :param as_of: the last day the pipeline may see, ``YYYY-MM-DD`` (templated).
+    :param min_rows: fewest rows worth predicting from.
+    """
+
+    template_fields: Sequence[str] = ("coin", "as_of")
+    ui_color = "#fdf2d0"
+
+    def __init__(self, *, coin: str, as_of: str, min_rows: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.coin = coin
+        self.as_of = as_of
+        self.min_rows = min_rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from crypto_ml.hooks.database import CryptoDatabaseHook
+        from crypto_ml.pipeline import PipelineInputError, transform
+
+        try:
+            out = transform(
+                self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook().get_url()
+            )
+        except PipelineInputError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "%s up to %s: %d rows (%s..%s), last close %s, features %s",
+            out["coin"], out["as_of"], out["rows"], out["first_date"], out["last_date"],
+            out["last_close"], out["features"],
+        )
+        for warning in out["warnings"]:
+            self.log.warning("%s: %s", out["coin"], warning)
+        return out

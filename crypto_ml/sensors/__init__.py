@@ -1,0 +1,1 @@
+"""Airflow sensors of Crypto-ML (provider layout: one topic per module)."""

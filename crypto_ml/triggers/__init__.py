@@ -1,0 +1,1 @@
+"""Airflow triggers of Crypto-ML (provider layout: one topic per module)."""
