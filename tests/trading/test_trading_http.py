@@ -77,7 +77,7 @@ def make_handler(ex: Exchange):
 def exchange():
     ex = Exchange()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(ex))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     ex.url = f"http://127.0.0.1:{server.server_address[1]}/orders"
     yield ex

@@ -1,0 +1,171 @@
+"""handle_prediction end to end on real SQLite and PostgreSQL: one prediction, one request, one order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from crypto_ml.storage import count_rows, get_predictions, get_trade_requests, migrate
+from crypto_ml.trading import (
+    BrokerError,
+    HTTPBroker,
+    PaperBroker,
+    TradingRules,
+    decide_for,
+    handle_prediction,
+    idempotency_key,
+)
+
+
+def prediction(er=0.05, coin="btc", as_of="2024-03-01", last_close=100.0, version=3):
+    values = [last_close * (1 + er / 2), last_close * (1 + er)]
+    return {"coin": coin, "as_of": as_of, "model": "linear", "version": version, "horizon": 2,
+            "values": values, "last_close": last_close, "expected_return": values[-1] / last_close - 1}
+
+
+@pytest.fixture
+def db(db_url):
+    migrate(db_url)
+    return db_url
+
+
+def test_idempotency_key_is_stable():
+    k = idempotency_key("btc", "2024-03-01", "linear", 3, 2)
+    assert k.startswith("cml-") and len(k) == 4 + 64
+    assert k == idempotency_key("btc", dt.date(2024, 3, 1), "linear", "3", 2)
+    assert k == idempotency_key("btc", dt.datetime(2024, 3, 1, 12, 0), "linear", 3, 2)
+    assert k != idempotency_key("btc", "2024-03-01", "linear", 3, 7)
+    assert k != idempotency_key("eth", "2024-03-01", "linear", 3, 2)
+
+
+def test_trade_twice_places_one_order(db):
+    broker = PaperBroker(db)
+    first = handle_prediction(prediction(), kill_switch=False, broker=broker, url=db, run_id="r1")
+    key = idempotency_key("btc", "2024-03-01", "linear", 3, 2)
+    assert first == {"coin": "btc", "as_of": "2024-03-01", "decision": "trade",
+                     "reason": "expected return +5.0% above +2.0% threshold", "side": "buy",
+                     "quantity": pytest.approx(10.0), "status": "filled", "duplicate": False, "idempotency_key": key}
+    json.dumps(first)
+    again = handle_prediction(prediction(), kill_switch=False, broker=broker, url=db, run_id="r1-retry")
+    assert (again["decision"], again["status"], again["duplicate"], again["quantity"]) == (
+        "trade", "filled", True, first["quantity"])
+    assert "already requested" in again["reason"]
+    assert count_rows("predictions", db) == 1
+    assert count_rows("trade_requests", db) == 1
+    assert count_rows("paper_orders", db) == 1 and count_rows("paper_fills", db) == 1
+    assert broker.position("btc") == pytest.approx(10.0)
+    [req] = get_trade_requests(url=db)
+    assert (req["status"], req["broker"], req["side"], req["idempotency_key"]) == ("filled", "paper", "buy", key)
+    assert req["response"]["duplicate"] is True and req["response"]["order_id"] == key
+    assert get_predictions(url=db)[0]["run_id"] == "r1-retry"
+
+
+def test_replay_ignores_positions_that_moved(db):
+    """Position now full: a retry still replays the recorded order instead of re-deciding."""
+    rules = TradingRules(max_position_notional=1000.0)
+    broker = PaperBroker(db)
+    assert handle_prediction(prediction(), kill_switch=False, rules=rules, broker=broker, url=db)["status"] == "filled"
+    fresh = decide_for(prediction(version=4), kill_switch=False, rules=rules, broker=broker, url=db)
+    assert fresh.action == "store" and "position limit reached" in fresh.reason
+    again = handle_prediction(prediction(), kill_switch=False, rules=rules, broker=broker, url=db)
+    assert (again["decision"], again["duplicate"]) == ("trade", True)
+    assert broker.position("btc") == pytest.approx(10.0)
+
+
+def test_store_only_paths(db):
+    broker = PaperBroker(db)
+    small = handle_prediction(prediction(er=0.008), kill_switch=False, broker=broker, url=db)
+    assert (small["decision"], small["status"], small["side"], small["quantity"]) == ("store", "stored", None, 0.0)
+    assert small["reason"] == "expected return +0.8% within ±2.0% threshold"
+    killed = handle_prediction(prediction(coin="eth"), kill_switch=True, url=db)
+    assert (killed["decision"], killed["reason"]) == ("store", "kill switch on")
+    nothing = handle_prediction(prediction(er=-0.05, coin="ada"), kill_switch=False, broker=broker, url=db)
+    assert nothing["decision"] == "store" and "nothing to sell" in nothing["reason"]
+    assert count_rows("predictions", db) == 3
+    assert count_rows("trade_requests", db) == 0 and count_rows("paper_orders", db) == 0
+
+
+def test_kill_switch_after_a_trade_sends_nothing_more(db):
+    broker = PaperBroker(db)
+    handle_prediction(prediction(), kill_switch=False, broker=broker, url=db)
+    res = handle_prediction(prediction(), kill_switch=True, broker=broker, url=db)
+    assert (res["decision"], res["reason"]) == ("store", "kill switch on")
+    assert count_rows("paper_orders", db) == 1
+    assert get_trade_requests(url=db)[0]["status"] == "filled"
+
+
+def test_sell_then_rejection_is_recorded(db):
+    broker = PaperBroker(db)
+    handle_prediction(prediction(as_of="2024-03-01"), kill_switch=False, broker=broker, url=db)
+    sold = handle_prediction(prediction(er=-0.05, as_of="2024-03-02"), kill_switch=False, broker=broker, url=db)
+    assert (sold["side"], sold["status"]) == ("sell", "filled")
+    assert broker.position("btc") == pytest.approx(0.0)
+    # A rules engine that allows shorts on a broker that does not: the broker rejects, and it is recorded.
+    rej = handle_prediction(prediction(er=-0.05, as_of="2024-03-03"), kill_switch=False,
+                            rules=TradingRules(allow_short=True), broker=broker, url=db)
+    assert rej["status"] == "rejected" and "rejected: cannot sell" in rej["reason"]
+    assert [r["status"] for r in get_trade_requests(coin="btc", url=db)] == ["filled", "filled", "rejected"]
+
+
+def test_default_broker_is_the_paper_ledger(db, monkeypatch):
+    monkeypatch.delenv("CRYPTO_ML_BROKER", raising=False)
+    res = handle_prediction(prediction(), kill_switch=False, url=db)
+    assert res["status"] == "filled"
+    assert PaperBroker(db).position("btc") == pytest.approx(10.0)
+
+
+class _Down(BaseHTTPRequestHandler):
+    hits = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # positions: none
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def do_POST(self):
+        type(self).hits += 1
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_broker_failure_keeps_the_request_and_retry_replays_it(db, monkeypatch):
+    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "1")
+    _Down.hits = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Down)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        broker = HTTPBroker(f"http://127.0.0.1:{server.server_address[1]}/orders", dry_run=False, retries=1, backoff=0)
+        with pytest.raises(BrokerError):
+            handle_prediction(prediction(), kill_switch=False, broker=broker, url=db)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Down.hits == 2  # first try + 1 retry
+    [req] = get_trade_requests(url=db)
+    assert req["status"] == "error" and req["broker"] == "http"
+    assert "HTTP 503" in req["response"]["error"]
+    # Retry on the paper broker: same key, same recorded order.
+    res = handle_prediction(prediction(), kill_switch=False, broker=PaperBroker(db), url=db)
+    assert (res["status"], res["quantity"]) == ("filled", req["quantity"])
+    assert count_rows("trade_requests", db) == 1
+
+
+def test_dry_run_http_is_recorded_as_dry_run(db):
+    broker = HTTPBroker("http://127.0.0.1:9/orders")  # never contacted
+    res = handle_prediction(prediction(), kill_switch=False, broker=broker, url=db)
+    assert (res["decision"], res["status"]) == ("trade", "dry_run")
+    res2 = handle_prediction(prediction(), kill_switch=False, broker=broker, url=db)
+    assert res2["status"] == "dry_run"
+    [req] = get_trade_requests(url=db)
+    assert req["status"] == "dry_run" and req["response"]["body"]["idempotency_key"] == res["idempotency_key"]
+    assert count_rows("predictions", db) == 1
