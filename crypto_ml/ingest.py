@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from crypto_ml.sources.base import Source, as_date
-
-#: Default mapping of the schedule onto the replayed history: the DAGs' start date ↦ this day.
-DEFAULT_ANCHOR_REAL = "2026-11-01"
-DEFAULT_ANCHOR_HISTORY = "2017-06-01"
-
 
 @dataclass
 class IngestResult:
@@ -99,39 +93,3 @@ def ingest(
         loader.report.errors, source=loader.source.name, url=url
     ).inserted
     return result
-
-
-def replay_day(
-    logical_date: dt.date | dt.datetime | str,
-    *,
-    anchor_real: str | None = None,
-    anchor_history: str | None = None,
-) -> dt.date:
-    """The history day a scheduled run replays (``CRYPTO_ML_REPLAY_ANCHOR_REAL``/``_HISTORY``)."""
-    from crypto_ml.sources.replay import ReplaySource
-
-    return ReplaySource.history_day(
-        logical_date,
-        anchor_real=anchor_real or os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_REAL", DEFAULT_ANCHOR_REAL),
-        anchor_history=anchor_history
-        or os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_HISTORY", DEFAULT_ANCHOR_HISTORY),
-    )
-
-
-def ingest_replay_day(logical_date, *, url: str | None = None) -> dict:
-    """A daily run's ingest: reveal the replayed history up to the run's day and store that day.
-
-    Returns a small JSON-able summary (for XCom): the history day, rows written, new rows by coin.
-    """
-    from crypto_ml.sources.replay import ReplaySource
-
-    day = replay_day(logical_date)
-    result = ingest(ReplaySource(today=day), as_of=day, since=day - dt.timedelta(days=1), url=url)
-    return {
-        "history_day": day.isoformat(),
-        "rows": result.rows,
-        "inserted": result.inserted,
-        "updated": result.updated,
-        "coins_with_new_data": sorted(c for c, n in result.new_by_coin.items() if n),
-        "quarantined_new": result.quarantined_new,
-    }

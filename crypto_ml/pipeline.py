@@ -29,7 +29,8 @@ def poll(logical_date: Any, *, url: str | None = None) -> dict[str, Any]:
     """
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.ingest import ingest, replay_day
+    from crypto_ml.catalog import replay_day
+    from crypto_ml.ingest import ingest
     from crypto_ml.sources.replay import ReplaySource
 
     day = replay_day(logical_date)

@@ -24,7 +24,7 @@ def dagbag(tmp_path_factory):
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "crypto_ml_ingest" in dagbag.dags
+    assert {"crypto_ml_master", "crypto_ml_coin"} <= set(dagbag.dags)
 
 
 def test_every_dag_has_tags_docs_and_retries(dagbag):
@@ -32,6 +32,9 @@ def test_every_dag_has_tags_docs_and_retries(dagbag):
         assert dag.tags and "crypto-ml" in dag.tags, dag_id
         assert dag.doc_md, dag_id
         for t in dag.tasks:
+            if t.task_type == "TriggerDagRunOperator":
+                # waits for a whole coin pipeline whose own tasks retry; a retry would re-run it all
+                continue
             assert t.retries >= 2, f"{dag_id}.{t.task_id} has retries={t.retries}"
 
 

@@ -1,0 +1,61 @@
+"""Light facts the DAG files need at parse time: no pandas, no data loading, no database.
+
+The scheduler parses DAG files every few seconds, so everything here is cheap: the bundled coin
+ids from a 4 KB CSV, the model names, and the mapping of a schedule date onto the replayed history.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+from functools import lru_cache
+from importlib import resources
+
+#: Models the engine serves (keys of :data:`crypto_ml.forecasting.registry.MODELS`).
+MODEL_NAMES = ("naive", "drift", "linear", "ar", "lstm")
+#: Default model of the pipeline (see :mod:`crypto_ml.forecasting.registry`).
+DEFAULT_MODEL = "naive"
+#: Largest forecast horizon a pipeline run accepts (days).
+MAX_HORIZON = 60
+
+#: The schedule's start ↦ this day of the bundled history (env overrides below).
+DEFAULT_ANCHOR_REAL = "2026-11-01"
+DEFAULT_ANCHOR_HISTORY = "2017-06-01"
+
+
+@lru_cache(maxsize=1)
+def bundled_coin_ids() -> tuple[str, ...]:
+    """Ids of the bundled coins, sorted (from ``crypto_ml/data/coins.csv``)."""
+    with resources.files("crypto_ml").joinpath("data", "coins.csv").open(newline="") as fh:
+        return tuple(sorted(row["coin"] for row in csv.DictReader(fh)))
+
+
+def coin_ids() -> list[str]:
+    """Coins a pipeline run accepts: the bundled ones, plus ``CRYPTO_ML_SYNTHETIC_COINS`` synthetic
+    ones (``synthetic-00001``...) when the deployment is configured with synthetic coins."""
+    n = int(os.environ.get("CRYPTO_ML_SYNTHETIC_COINS", "0") or 0)
+    return [*bundled_coin_ids(), *(f"synthetic-{k:05d}" for k in range(1, n + 1))]
+
+
+def _date(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def replay_day(real_day, *, anchor_real=None, anchor_history=None) -> dt.date:
+    """The history day a run on ``real_day`` replays: ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦
+    ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY`` (default 2026-11-01 ↦ 2017-06-01), one day per day."""
+    real = _date(anchor_real or os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_REAL") or DEFAULT_ANCHOR_REAL)
+    hist = _date(
+        anchor_history or os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_HISTORY") or DEFAULT_ANCHOR_HISTORY
+    )
+    return hist + (_date(real_day) - real)
+
+
+def replay_day_iso(real_day) -> str:
+    """:func:`replay_day` as ``YYYY-MM-DD`` (a DAG template macro)."""
+    return replay_day(real_day).isoformat()

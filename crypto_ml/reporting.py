@@ -1,0 +1,106 @@
+"""Summaries of a day's pipeline results, from the project database (table and plot)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def day_table(day: Any, *, coins: list[str] | None = None, url: str | None = None):
+    """One row per coin that has a prediction for ``day``: model, version, last close, forecast at
+    the horizon, expected return, and the decision (``buy``/``sell`` with status, or ``stored``)."""
+    import pandas as pd
+
+    from crypto_ml import storage
+
+    preds = storage.get_predictions(as_of=day, url=url)
+    trades = {
+        (t["coin"], t["model"], t["version"], t["horizon"]): t
+        for t in storage.get_trade_requests(as_of=day, url=url)
+    }
+    rows = []
+    for p in preds:
+        if coins is not None and p["coin"] not in coins:
+            continue
+        trade = trades.get((p["coin"], p["model"], p["version"], p["horizon"]))
+        rows.append(
+            {
+                "coin": p["coin"],
+                "model": p["model"],
+                "version": p["version"],
+                "horizon": p["horizon"],
+                "last_close": p["last_close"],
+                "forecast": p["values"][-1],
+                "expected_return_pct": round(100 * p["expected_return"], 2),
+                "decision": (
+                    f"{trade['side']} {trade['quantity']:.6g} ({trade['status']})" if trade else "stored"
+                ),
+            }
+        )
+    columns = ["coin", "model", "version", "horizon", "last_close", "forecast", "expected_return_pct", "decision"]
+    return pd.DataFrame(rows, columns=columns).sort_values("coin").reset_index(drop=True)
+
+
+def day_summary(day: Any, *, coins: list[str] | None = None, url: str | None = None) -> dict[str, Any]:
+    """Log :func:`day_table` and return counts (JSON-able, for XCom)."""
+    table = day_table(day, coins=coins, url=url)
+    missing = sorted(set(coins or []) - set(table["coin"]))
+    trades = table[table["decision"] != "stored"]
+    log.info("pipeline results for %s:\n%s", day, table.to_string(index=False) if len(table) else "(none)")
+    if missing:
+        log.warning("%d coins have no prediction for %s: %s", len(missing), day, ", ".join(missing))
+    return {
+        "day": str(day),
+        "predicted": len(table),
+        "trades": len(trades),
+        "stored_only": len(table) - len(trades),
+        "missing": missing,
+    }
+
+
+def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 12) -> Path:
+    """A PNG of the day: expected return per coin (bars coloured by decision) and the forecast
+    paths of the ``top`` coins by absolute expected return, each after its recent closes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from crypto_ml import storage
+
+    table = day_table(day, url=url)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 10))
+    if table.empty:
+        ax1.text(0.5, 0.5, f"no predictions for {day}", ha="center", va="center")
+    else:
+        t = table.sort_values("expected_return_pct")
+        colors = ["tab:green" if d.startswith("buy") else "tab:red" if d.startswith("sell") else "tab:gray"
+                  for d in t["decision"]]
+        ax1.bar(t["coin"], t["expected_return_pct"], color=colors)
+        ax1.set_ylabel("expected return over the horizon (%)")
+        ax1.set_title(f"Crypto-ML forecasts as of {day}: green = buy, red = sell, grey = stored only")
+        ax1.tick_params(axis="x", labelrotation=90, labelsize=6)
+        chosen = table.reindex(table["expected_return_pct"].abs().sort_values(ascending=False).index).head(top)
+        preds = {p["coin"]: p for p in storage.get_predictions(as_of=day, url=url)}
+        for coin in chosen["coin"]:
+            hist = storage.load_prices(coin, as_of=day, url=url).tail(60)
+            if hist.empty:
+                continue
+            base = hist["Close"].iat[-1]
+            p = preds[coin]
+            days = pd.date_range(hist["Date"].iat[-1], periods=len(p["values"]) + 1, freq="D")
+            line, = ax2.plot(hist["Date"], hist["Close"] / base, lw=1)
+            ax2.plot(days, [1.0, *[v / base for v in p["values"]]], ls="--", color=line.get_color(), label=coin)
+        ax2.set_ylabel("close / last close")
+        ax2.set_title(f"last 60 days and forecast ({top} largest expected moves)")
+        ax2.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,88 @@
+"""
+### crypto_ml_coin — one coin's daily pipeline
+
+`transform` (validate the coin's stored prices up to `as_of`, compute features) →
+`submit_prediction` (to the prediction engine, a Celery app) → `wait_for_prediction` (deferrable
+sensor: waits in the triggerer, fails clearly after its timeout) → `decide` (trading rules; the
+kill switch is the Airflow Variable `crypto_ml_kill_switch`) → `store_prediction` **or**
+`issue_trade_request` (which stores it too) → `report` (runs after either branch).
+
+The master DAG `crypto_ml_master` triggers one run of this DAG per coin with new data (run id
+`<coin>__<day>`). Trigger one coin by hand:
+
+    airflow dags trigger crypto_ml_coin --conf '{"coin": "bitcoin", "as_of": "2017-06-05"}'
+
+Params are validated when the run is created: an unknown coin or a horizon outside 1..60 is
+refused with a message naming the valid values. Without `as_of`, the run uses the replayed
+history day of its start (see `crypto_ml.catalog.replay_day`). Every task writes idempotently:
+clearing and re-running any of them stores nothing twice and places no second order.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param, TriggerRule, task
+
+from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_ids, replay_day_iso
+from crypto_ml.operators.engine import EngineSubmitOperator
+from crypto_ml.operators.trading import StorePredictionOperator, TradeBranchOperator, TradeRequestOperator
+from crypto_ml.operators.transform import CoinTransformOperator
+from crypto_ml.sensors.engine import EngineTaskSensor
+
+with DAG(
+    dag_id="crypto_ml_coin",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=64,
+    tags=["crypto-ml", "pipeline"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=20)},
+    params={
+        "coin": Param("bitcoin", type="string", enum=coin_ids(), description="coin id"),
+        "as_of": Param(
+            None, type=["null", "string"], format="date",
+            description="last day of data (YYYY-MM-DD); default: the replayed day of the run",
+        ),
+        "horizon": Param(10, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"),
+        "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
+    },
+    user_defined_macros={"replay_day": replay_day_iso},
+    render_template_as_native_obj=True,
+    doc_md=__doc__,
+) as dag:
+    transform = CoinTransformOperator(
+        task_id="transform",
+        coin="{{ params.coin }}",
+        as_of="{{ params.as_of or replay_day(dag_run.run_after) }}",
+    )
+    submit = EngineSubmitOperator(
+        task_id="submit_prediction",
+        coin=transform.output["coin"],
+        as_of=transform.output["as_of"],
+        model="{{ params.model }}",
+        horizon="{{ params.horizon }}",
+        closes=transform.output["closes"],
+    )
+    wait = EngineTaskSensor(
+        task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=1.0, timeout=900
+    )
+    decide = TradeBranchOperator(task_id="decide", prediction=wait.output)
+    store = StorePredictionOperator(task_id="store_prediction", prediction=wait.output)
+    trade = TradeRequestOperator(task_id="issue_trade_request", prediction=wait.output)
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def report(prediction: dict, *, ti=None) -> dict:
+        """What this run did, for the master's summary and the grid view."""
+        outcome = ti.xcom_pull(task_ids="issue_trade_request") or ti.xcom_pull(task_ids="store_prediction")
+        return {
+            "coin": prediction["coin"],
+            "as_of": prediction["as_of"],
+            "model": prediction["model"],
+            "version": prediction["version"],
+            "forecast": [round(v, 6) for v in prediction["values"]],
+            "expected_return": prediction["expected_return"],
+            "outcome": outcome,
+        }
+
+    decide >> [store, trade]
+    [store, trade] >> report(wait.output)

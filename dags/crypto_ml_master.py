@@ -1,0 +1,95 @@
+"""
+### crypto_ml_master — the daily fan-out
+
+`poll_new_data` reveals the next day of the replayed history (the pipeline's default source, no
+network), validates it and upserts into the project DB whatever the DB lacks, and lists the coins
+whose data includes that day. `run_coin_pipeline` then triggers one `crypto_ml_coin` run per coin
+(mapped, labelled by coin in the grid; run id `<coin>__<day>`) and waits for it in the triggerer.
+Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views, failing
+and retrying on its own; one bad coin never blocks the others. `summarize` runs after all of them,
+whatever their outcome, and logs the day's table of forecasts and decisions.
+
+Trigger by hand: `airflow dags trigger crypto_ml_master` (optionally
+`--conf '{"horizon": 10, "model": "linear"}'`). Re-running the master for a day re-runs its coin
+pipelines, which write nothing twice.
+
+Why per-coin DAG runs and not a mapped task group: see README, "Fan-out design".
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Param, TriggerRule, task
+
+from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
+
+with DAG(
+    dag_id="crypto_ml_master",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["crypto-ml", "pipeline"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    params={
+        "horizon": Param(10, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"),
+        "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
+        "coins": Param(
+            None, type=["null", "array"], items={"type": "string"},
+            description="only these coins (default: every coin with new data)",
+        ),
+    },
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def poll_new_data(*, dag_run=None) -> dict:
+        """Store the day's new prices; list the coins that have data for it."""
+        from crypto_ml.pipeline import poll
+
+        return poll(dag_run.logical_date or dag_run.run_after)
+
+    @task
+    def coin_runs(polled: dict, *, params=None) -> list[dict]:
+        """One trigger per coin: its run id and conf."""
+        coins = polled["coins"]
+        if params.get("coins"):
+            wanted = set(params["coins"])
+            unknown = wanted - set(coins)
+            if unknown:
+                raise ValueError(
+                    f"coins without data for {polled['history_day']}: {sorted(unknown)}; "
+                    f"{len(coins)} coins have data that day"
+                )
+            coins = [c for c in coins if c in wanted]
+        day = polled["history_day"]
+        return [
+            {
+                "trigger_run_id": f"{coin}__{day}",
+                "conf": {"coin": coin, "as_of": day, "horizon": params["horizon"], "model": params["model"]},
+            }
+            for coin in coins
+        ]
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summarize(polled: dict) -> dict:
+        """The day's forecasts and decisions, from the project DB."""
+        from crypto_ml.reporting import day_summary
+
+        return day_summary(polled["history_day"], coins=polled["coins"])
+
+    polled = poll_new_data()
+    runs = coin_runs(polled)
+    run_coin = TriggerDagRunOperator.partial(
+        task_id="run_coin_pipeline",
+        trigger_dag_id="crypto_ml_coin",
+        logical_date=None,
+        reset_dag_run=True,
+        wait_for_completion=True,
+        deferrable=True,
+        poke_interval=2,
+        retries=0,
+        map_index_template="{{ task.conf['coin'] }}",
+    ).expand_kwargs(runs)
+    run_coin >> summarize(polled)
