@@ -57,11 +57,11 @@ with DAG(
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",
-        coin=transform.output["coin"],
-        as_of=transform.output["as_of"],
+        coin="{{ ti.xcom_pull(task_ids='transform')['coin'] }}",
+        as_of="{{ ti.xcom_pull(task_ids='transform')['as_of'] }}",
         model="{{ params.model }}",
         horizon="{{ params.horizon }}",
-        closes=transform.output["closes"],
+        closes=transform.output,  # the transform's dict; the operator sends its "closes"
     )
     wait = EngineTaskSensor(
         task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=1.0, timeout=900

@@ -30,9 +30,10 @@ class EngineSubmitOperator(BaseOperator):
     :param as_of: last day of data the model may use, ``YYYY-MM-DD`` (templated).
     :param model: model name, e.g. ``"linear"`` (templated).
     :param horizon: days to forecast (predict only; templated).
-    :param closes: the closes to predict from (templated; e.g. the transform task's output), or
-        None to let the engine read its own data.
-    :param params: model hyperparameters.
+    :param closes: the closes to predict from (templated): a list, a dict with a ``"closes"`` key
+        (e.g. :class:`~crypto_ml.operators.transform.CoinTransformOperator`'s output), or None to
+        let the engine read its own data.
+    :param model_params: model hyperparameters (``params`` is Airflow's, for DAG params).
     :param engine_conn_id: Connection of the engine.
     """
 
@@ -48,7 +49,7 @@ class EngineSubmitOperator(BaseOperator):
         model: str = "naive",
         horizon: int | str = 10,
         closes: Any = None,
-        params: dict[str, Any] | None = None,
+        model_params: dict[str, Any] | None = None,
         engine_conn_id: str = "crypto_ml_engine",
         **kwargs: Any,
     ) -> None:
@@ -61,7 +62,7 @@ class EngineSubmitOperator(BaseOperator):
         self.model = model
         self.horizon = horizon
         self.closes = closes
-        self.model_params = params
+        self.model_params = model_params
         self.engine_conn_id = engine_conn_id
 
     @cached_property
