@@ -205,12 +205,6 @@ class Worker:
                     raise TimeoutError(f"worker {self.node} did not answer inspect ping")
 
     def stop(self) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=8)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)  # the whole group, pool children included
         except ProcessLookupError:

@@ -1,0 +1,154 @@
+"""The engine through real brokers and real ``celery -A crypto_ml worker`` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+COINS = ["bitcoin", "ethereum", "ripple"]
+AS_OF = "2017-06-30"
+
+
+def _wait_state(worker, task_id, states, timeout=60.0):
+    from crypto_ml.engine.client import get_state
+
+    deadline = time.monotonic() + timeout
+    while True:
+        state, value = get_state(task_id, app=worker.app)
+        if state in states:
+            return state, value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} still {state} ({value}); worker log:\n{worker.log()[-3000:]}")
+        time.sleep(0.1)
+
+
+def test_predict_and_train_through_the_broker(broker, start_worker, engine_env):
+    from crypto_ml.engine.client import submit_predict, submit_train, wait
+    from crypto_ml.storage import count_rows, get_predictions
+
+    worker = start_worker(broker)
+    ids = [submit_predict(coin=c, as_of=AS_OF, model=m, horizon=5, run_id="test", app=worker.app)
+           for c in COINS for m in ("naive", "linear")]
+    results = [wait(i, timeout=60, app=worker.app) for i in ids]
+    assert {(r["coin"], r["model"]) for r in results} == {(c, m) for c in COINS for m in ("naive", "linear")}
+    for r in results:
+        assert r["as_of"] == AS_OF and len(r["values"]) == 5 and r["hostname"] == worker.node
+        assert r["pid"] != worker.proc.pid  # ran in a pool child, not the main process
+    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    assert count_rows("predictions", url) == 6
+    assert {row["coin"] for row in get_predictions(as_of=AS_OF, url=url)} == set(COINS)
+
+    trained = wait(submit_train(coin="bitcoin", as_of=AS_OF, model="linear", app=worker.app), app=worker.app)
+    assert trained["saved"] and trained["version"] >= 1
+    again = wait(submit_predict(coin="bitcoin", as_of=AS_OF, model="linear", horizon=5, app=worker.app),
+                 app=worker.app)
+    assert again["version"] == trained["version"]
+    assert again["values"] == pytest.approx(next(r for r in results if r["coin"] == "bitcoin"
+                                                 and r["model"] == "linear")["values"])
+    assert count_rows("model_versions", url) == 1
+
+
+def test_killed_worker_process_redelivers_and_writes_one_row(fault_broker, start_worker, engine_env):
+    """kill -9 the pool process running a predict task: the task is requeued (acks_late +
+    reject_on_worker_lost), completes on another process, and there is exactly one row."""
+    from crypto_ml.engine.client import submit_predict
+    from crypto_ml.storage import count_rows, get_predictions
+
+    worker = start_worker(fault_broker, env={"CRYPTO_ML_ENGINE_TEST_DELAY": "3"})
+    task_id = submit_predict(coin="bitcoin", as_of=AS_OF, model="linear", horizon=3, app=worker.app)
+    _, info = _wait_state(worker, task_id, {"STARTED"})
+    victim = info["pid"]
+    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    deadline = time.monotonic() + 30
+    while count_rows("predictions", url) == 0:  # the row is written, the task sleeps: kill it now
+        assert time.monotonic() < deadline, worker.log()[-3000:]
+        time.sleep(0.05)
+    os.kill(victim, signal.SIGKILL)
+    state, result = _wait_state(worker, task_id, {"SUCCESS"}, timeout=90)
+    assert result["pid"] != victim
+    assert count_rows("predictions", url) == 1
+    assert len(get_predictions(coin="bitcoin", url=url)) == 1
+    log = worker.log()
+    assert "WorkerLostError" in log or "signal 9" in log
+    assert worker.alive()
+
+
+def test_malformed_messages_are_rejected_and_the_worker_survives(embedded_broker, start_worker, engine_env):
+    from kombu import Connection
+
+    from crypto_ml.engine.client import get_state, submit_predict, submit_train, wait
+
+    worker = start_worker(embedded_broker, queues="predict", concurrency=1)
+    app = worker.app
+    # A message whose body is not JSON, without Celery headers, and one with Celery headers.
+    raw_id, pickle_id = str(uuid.uuid4()), str(uuid.uuid4())
+    # declare=: kombu's virtual transports route by the publisher's own declared bindings
+    queue = app.amqp.queues["predict"]
+    with Connection(embedded_broker.broker_url) as conn:
+        producer = conn.Producer()
+        producer.publish(b"{this is not json", exchange="predict", routing_key="predict",
+                         content_type="application/json", content_encoding="utf-8", declare=[queue])
+        producer.publish(b"{this is not json", exchange="predict", routing_key="predict",
+                         content_type="application/json", content_encoding="utf-8",
+                         headers={"task": "crypto_ml.predict", "id": raw_id, "lang": "py",
+                                  "argsrepr": "", "kwargsrepr": ""}, declare=[queue])
+        producer.publish(b"\x80\x04K\x01.", exchange="predict", routing_key="predict",
+                         content_type="application/x-python-serialize", content_encoding="binary",
+                         headers={"task": "crypto_ml.predict", "id": pickle_id, "lang": "py"},
+                         declare=[queue])
+    # Wrong types, unknown coin, unknown field, positional args: clear, non-retried failures.
+    send = app.send_task
+    bad = {
+        send("crypto_ml.predict", kwargs={"coin": "bitcoin", "horizon": "ten"}, queue="predict").id:
+            "coin 'bitcoin': horizon must be a positive int",
+        send("crypto_ml.predict", kwargs={"coin": "dogecoinz", "horizon": 3}, queue="predict").id:
+            "unknown coin 'dogecoinz'",
+        send("crypto_ml.predict", kwargs={"coin": "bitcoin", "colour": "red"}, queue="predict").id:
+            "unknown field(s) colour",
+        send("crypto_ml.predict", args=["bitcoin"], queue="predict").id: "keyword arguments only",
+        send("crypto_ml.predict", kwargs={"coin": "bitcoin", "as_of": "2013-04-29", "model": "ar"},
+             queue="predict").id: "coin 'bitcoin': only 2 closes up to 2013-04-29",
+    }
+    send("crypto_ml.no_such_task", kwargs={}, queue="predict")
+    train_id = submit_train(coin="bitcoin", as_of=AS_OF, model="linear", app=app)  # no train consumer
+    good = submit_predict(coin="ethereum", as_of=AS_OF, model="naive", horizon=2, app=app)
+    assert wait(good, timeout=60, app=app)["coin"] == "ethereum"
+    for task_id, message in bad.items():
+        state, error = _wait_state(worker, task_id, {"FAILURE", "SUCCESS"})
+        assert state == "FAILURE" and "EngineInputError" in error and message in error, error
+        assert app.AsyncResult(task_id).retries in (0, None)
+    log = worker.log()
+    # rejected by the consumer with a clear error, before any pool process sees them
+    assert f"Can't decode message body: DecodeError" in log and raw_id in log
+    assert "Received invalid task message: Refusing to deserialize untrusted content of type pickle" in log
+    assert get_state(raw_id, app=app)[0] == get_state(pickle_id, app=app)[0] == "PENDING"
+    log = worker.log()
+    assert "unregistered task" in log
+    assert "Retry in" not in log
+    assert worker.alive()
+    # the predict-only worker never took the train task: it waits for a train worker
+    assert get_state(train_id, app=app)[0] == "PENDING"
+
+
+def test_lstm_in_prefork_children(embedded_broker, start_worker, engine_env):
+    """The talk's LSTM (50 -> 100 -> Dense, 1 epoch) trains and predicts inside prefork children:
+    TensorFlow is imported in each child, never in the parent before the fork."""
+    from crypto_ml.engine.client import submit_predict, wait
+
+    worker = start_worker(embedded_broker, concurrency=2)
+    ids = [submit_predict(coin=c, as_of=AS_OF, model="lstm", horizon=3, params={"epochs": 1}, app=worker.app)
+           for c in ("bitcoin", "ethereum")]
+    results = [wait(i, timeout=120, app=worker.app) for i in ids]
+    assert all(len(r["values"]) == 3 and r["pid"] != worker.proc.pid for r in results)
+    warm = wait(submit_predict(coin="bitcoin", as_of=AS_OF, model="lstm", horizon=3, params={"epochs": 1},
+                               app=worker.app), timeout=120, app=worker.app)
+    first = results[0]
+    if warm["pid"] == first["pid"]:
+        assert warm["cached"] and warm["values"] == pytest.approx(first["values"])
+    else:  # the other child fitted it: same seed, same data, same forecast
+        assert warm["values"] == pytest.approx(first["values"], rel=1e-4)
+    assert "TensorFlow was imported in the parent" not in worker.log()
