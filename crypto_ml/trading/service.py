@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crypto_ml.storage.db import get_engine
-from crypto_ml.storage.models import TradeRequest
+from crypto_ml.storage.db import get_engine, session_scope, upsert
+from crypto_ml.storage.models import TradeRequest, utcnow
 from crypto_ml.storage.repository import store_prediction, store_trade_request
 from crypto_ml.trading.brokers import Broker, BrokerError, OrderRequest, broker_from_config
 from crypto_ml.trading.rules import Decision, TradingRules, decide, expected_return_of
@@ -52,6 +52,21 @@ def _recorded(key: str, url: str | None) -> dict[str, Any] | None:
     with get_engine(url).connect() as conn:
         row = conn.execute(stmt).first()
     return dict(row._mapping) if row is not None else None
+
+
+def _record_pending(trade: dict[str, Any], url: str | None) -> dict[str, Any]:
+    """Insert the trade request with status "pending" unless it exists; return the recorded row."""
+    now = utcnow()
+    row = {k: v for k, v in trade.items() if k != "url"}
+    row.update(as_of=dt.date.fromisoformat(_iso(row["as_of"])), version=int(row["version"]),
+               horizon=int(row["horizon"]), quantity=float(row["quantity"]), price=float(row["price"]),
+               expected_return=float(row["expected_return"]), status="pending", response=None,
+               created_at=now, updated_at=now)
+    with session_scope(url) as session:
+        upsert(session, TradeRequest, [row], update_columns=[])
+    recorded = _recorded(trade["idempotency_key"], url)
+    assert recorded is not None
+    return recorded
 
 
 def decide_for(
@@ -152,9 +167,11 @@ def handle_prediction(
         side=decision.side, quantity=decision.quantity, price=decision.price,
         expected_return=expected_return_of(p), broker=broker.name, idempotency_key=key, url=url,
     )
-    if _recorded(key, url) is None:  # write-ahead: the decision is fixed before anything is sent
-        store_trade_request(**trade, status="pending", response=None)
-    order = OrderRequest(key, p["coin"], decision.side, decision.quantity, decision.price, _iso(p["as_of"]))
+    # Write-ahead: the first decision is fixed (insert-if-absent) before anything is sent, and the
+    # order is built from the recorded row, so even concurrent calls send one identical order.
+    recorded = _record_pending(trade, url)
+    trade.update(side=recorded["side"], quantity=float(recorded["quantity"]), price=float(recorded["price"]))
+    order = OrderRequest(key, p["coin"], trade["side"], trade["quantity"], trade["price"], _iso(p["as_of"]))
     try:
         result = broker.place_order(order)
     except BrokerError as exc:

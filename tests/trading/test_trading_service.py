@@ -169,3 +169,30 @@ def test_dry_run_http_is_recorded_as_dry_run(db):
     [req] = get_trade_requests(url=db)
     assert req["status"] == "dry_run" and req["response"]["body"]["idempotency_key"] == res["idempotency_key"]
     assert count_rows("predictions", db) == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_calls_place_one_order_on_postgres(pg_url):
+    migrate(pg_url)
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(handle_prediction(prediction(), kill_switch=False, broker=PaperBroker(pg_url), url=pg_url))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    traded = [r for r in results if r["decision"] == "trade"]
+    assert sum(not r["duplicate"] for r in traded) == 1
+    assert count_rows("predictions", pg_url) == 1
+    assert count_rows("trade_requests", pg_url) == 1
+    assert count_rows("paper_fills", pg_url) == 1
+    assert PaperBroker(pg_url).position("btc") == pytest.approx(10.0)
