@@ -183,6 +183,7 @@ class EngineConfig:
                 "crypto_ml.predict": {"queue": PREDICT_QUEUE},
                 "crypto_ml.backtest": {"queue": PREDICT_QUEUE},
                 "crypto_ml.train": {"queue": TRAIN_QUEUE},
+                "crypto_ml.stats": {"queue": PREDICT_QUEUE},
             },
             "worker_send_task_events": self.events,
             "task_send_sent_event": self.events,

@@ -449,6 +449,30 @@ def train(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return run_train(**kwargs, hostname=self.request.hostname)
 
 
+def process_stats() -> dict[str, Any]:
+    """This process's pid, RSS, model-cache statistics and whether TensorFlow is loaded."""
+    import resource
+
+    try:
+        import psutil
+
+        rss = psutil.Process().memory_info().rss
+    except ImportError:  # pragma: no cover
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "pid": os.getpid(),
+        "rss_bytes": int(rss),
+        "cache": process_cache().stats(),
+        "tensorflow": "tensorflow" in sys.modules,
+    }
+
+
+@app.task(name="crypto_ml.stats", bind=True, acks_late=False)
+def stats(self) -> dict[str, Any]:
+    """Stats of the pool process that runs it (:func:`process_stats`), for monitoring/benchmarks."""
+    return {**process_stats(), "hostname": self.request.hostname}
+
+
 # -- worker process lifecycle -------------------------------------------------------------------
 @signals.worker_init.connect
 def _on_worker_init(**_: Any) -> None:
@@ -484,3 +508,4 @@ def _on_process_init(**_: Any) -> None:
         from crypto_ml.forecasting.lstm import import_keras
 
         import_keras()
+    log.info("crypto_ml engine: pool process %d ready (preload=%s)", os.getpid(), preload)
