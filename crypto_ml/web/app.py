@@ -163,15 +163,16 @@ def plot_data(
         ][::-1]
         start = closes[0][0] if closes else None
         p_stmt = select(Prediction.__table__).where(Prediction.coin == coin)
-        t_stmt = select(*(TradeRequest.__table__.c[k] for k in TRADE_COLUMNS)).where(TradeRequest.coin == coin)
+        t_table = TradeRequest.__table__
+        t_stmt = select(*(t_table.c[k] for k in TRADE_COLUMNS)).where(t_table.c.coin == coin)
         if start is not None:
             p_stmt = p_stmt.where(Prediction.as_of >= start)
-            t_stmt = t_stmt.where(TradeRequest.as_of >= start)
+            t_stmt = t_stmt.where(t_table.c.as_of >= start)
         p_stmt = p_stmt.order_by(Prediction.as_of.desc(), Prediction.created_at.desc()).limit(max_paths)
         predictions = [dict(r._mapping) for r in conn.execute(p_stmt)][::-1]
         if start is None and predictions:
-            t_stmt = t_stmt.where(TradeRequest.as_of >= predictions[0]["as_of"])
-        trades = [dict(r._mapping) for r in conn.execute(t_stmt.order_by(TradeRequest.as_of))]
+            t_stmt = t_stmt.where(t_table.c.as_of >= predictions[0]["as_of"])
+        trades = [dict(r._mapping) for r in conn.execute(t_stmt.order_by(t_table.c.as_of))]
         if not closes and not predictions and not trades:
             # Maybe the coin only has trades/predictions outside the window: it still exists.
             exists = conn.execute(
@@ -310,7 +311,8 @@ def _filter_form(coins: Sequence[str], coin: str | None, limit: int) -> str:
     return (
         '<form method="get" action="./">'
         f'<label>Coin<select name="coin">{"".join(options)}</select></label>'
-        f'<label>Rows per table<input type="number" name="limit" min="1" max="{MAX_LIMIT}" value="{limit}"></label>'
+        '<label>Rows per table<input type="number" name="limit" min="1" '
+        f'max="{MAX_LIMIT}" value="{limit}"></label>'
         '<button type="submit">Show</button></form>'
     )
 
@@ -462,13 +464,14 @@ def create_app(url: str | None = None, *, dependencies: Sequence[Any] | None = N
         else:
             plotted = [coin] if coin else list(dict.fromkeys(p["coin"] for p in predictions))[:MAX_PAGE_PLOTS]
             parts.append(_plots(plotted))
+        query = _query(coin=coin, limit=limit)
         parts += [
             f"<h2>Predictions <span class=\"muted\">({len(predictions)} newest first)</span></h2>",
             _predictions_table(predictions),
             f"<h2>Trade requests <span class=\"muted\">({len(trades)} newest first)</span></h2>",
             _trades_table(trades),
-            f'<footer>Project database: {_e(backend)} · JSON: <a href="api/predictions?{_e(_query(coin=coin, limit=limit))}">'
-            f'predictions</a>, <a href="api/trades?{_e(_query(coin=coin, limit=limit))}">trades</a></footer>',
+            f'<footer>Project database: {_e(backend)} · JSON: <a href="api/predictions?{_e(query)}">'
+            f'predictions</a>, <a href="api/trades?{_e(query)}">trades</a></footer>',
         ]
         return HTMLResponse(_page(base, "\n".join(parts)))
 

@@ -76,7 +76,8 @@ def airflow_env(tmp_path_factory):
 
 def _sibling(name: str):
     """The module of a test file next to this one, loaded by path (tests/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_crypto_ml_web_{Path(name).stem}", Path(__file__).with_name(name))
+    path = Path(__file__).with_name(name)
+    spec = importlib.util.spec_from_file_location(f"_crypto_ml_web_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -93,10 +94,20 @@ def test_airflow_lists_the_plugin_with_its_app_and_nav_entry(airflow_env):
     (ours,) = [p for p in plugins if p["name"] == "crypto_ml"]
     assert ours["source"] == "$PLUGINS_FOLDER/crypto_ml_plugin.py"
     assert ours["fastapi_apps"] == [
-        {"app": "crypto_ml.web.LazyASGIApp", "url_prefix": "/crypto-ml", "name": "Crypto-ML predictions and trades"}
+        {
+            "app": "crypto_ml.web.LazyASGIApp",
+            "url_prefix": "/crypto-ml",
+            "name": "Crypto-ML predictions and trades",
+        }
     ]
     assert ours["external_views"] == [
-        {"name": "Crypto-ML", "href": "crypto-ml/", "destination": "nav", "category": "browse", "url_route": "crypto-ml"}
+        {
+            "name": "Crypto-ML",
+            "href": "crypto-ml/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "crypto-ml",
+        }
     ]
 
 
