@@ -34,6 +34,7 @@ from sqlalchemy import Engine, inspect, select, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from crypto_ml.config import airflow_home
 from crypto_ml.storage import Prediction, Price, TradeRequest, database_url, get_engine
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,22 @@ def _require_tables(engine: Engine, *names: str) -> None:
         raise NoDatabase
 
 
-def backend_name(url: str | None = None) -> str:
-    """``sqlite`` or ``postgresql``: all the page says about the database (no host, no password)."""
-    return make_url(database_url(url)).get_backend_name()
+def describe_database(url: str | None = None) -> str:
+    """Which database the page reads, without host, name or password: backend and where it came from.
+
+    E.g. ``postgresql, from $CRYPTO_ML_DATABASE_URL`` or ``sqlite, the default file under
+    AIRFLOW_HOME`` (the latter in an api-server that was given no URL usually means a wrong setup).
+    """
+    resolved = database_url(url)
+    if url:
+        origin = "given to the app"
+    elif os.environ.get("CRYPTO_ML_DATABASE_URL"):
+        origin = "from $CRYPTO_ML_DATABASE_URL"
+    elif resolved == f"sqlite:///{airflow_home() / 'crypto_ml.db'}":
+        origin = "the default file under AIRFLOW_HOME"
+    else:
+        origin = "from the Airflow connection crypto_ml_db"
+    return f"{make_url(resolved).get_backend_name()}, {origin}"
 
 
 def known_coins(url: str | None = None) -> list[str]:
@@ -384,6 +398,16 @@ def _plots(coins: Sequence[str]) -> str:
     return f'<div class="plots">{"".join(figures)}</div>' if figures else ""
 
 
+def _footer(url: str | None, query: str | None = None) -> str:
+    links = ""
+    if query is not None:
+        links = (
+            f' · JSON: <a href="api/predictions?{_e(query)}">predictions</a>, '
+            f'<a href="api/trades?{_e(query)}">trades</a>'
+        )
+    return f"<footer>Project database: {_e(describe_database(url))}{links}</footer>"
+
+
 EMPTY = (
     '<div class="empty"><p><b>No predictions yet — run the pipeline.</b></p>'
     "<p>This page lists the forecasts the Crypto-ML DAGs store in the project database and the trade "
@@ -450,14 +474,13 @@ def create_app(url: str | None = None, *, dependencies: Sequence[Any] | None = N
             coins = known_coins(url)
             predictions = recent_predictions(coin=coin, limit=limit, url=url)
             trades = recent_trades(coin=coin, limit=limit, url=url)
-            backend = backend_name(url)
         except NoDatabase:
-            return HTMLResponse(_page(base, EMPTY))
+            return HTMLResponse(_page(base, EMPTY + _footer(url)))
         except SQLAlchemyError as exc:
             err = unavailable(exc)
             return HTMLResponse(_page(base, f'<div class="empty"><p>{_e(err.detail)}</p></div>'), 503)
         if not coins:
-            return HTMLResponse(_page(base, EMPTY))
+            return HTMLResponse(_page(base, EMPTY + _footer(url)))
         parts = [_filter_form(coins, coin, limit)]
         if coin is not None and coin not in coins:
             parts.append(f'<p class="empty">No predictions or trade requests for <b>{_e(coin)}</b>.</p>')
@@ -470,8 +493,7 @@ def create_app(url: str | None = None, *, dependencies: Sequence[Any] | None = N
             _predictions_table(predictions),
             f"<h2>Trade requests <span class=\"muted\">({len(trades)} newest first)</span></h2>",
             _trades_table(trades),
-            f'<footer>Project database: {_e(backend)} · JSON: <a href="api/predictions?{_e(query)}">'
-            f'predictions</a>, <a href="api/trades?{_e(query)}">trades</a></footer>',
+            _footer(url, query),
         ]
         return HTMLResponse(_page(base, "\n".join(parts)))
 

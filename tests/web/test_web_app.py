@@ -128,7 +128,7 @@ def test_page_shows_no_secrets(filled, client):
     assert "hunter2" not in page and "order_id" not in page  # broker responses are not shown
     database = make_url(filled).database
     assert database not in page and "sqlite:///" not in page
-    assert "Project database: sqlite" in page
+    assert "Project database: sqlite, given to the app" in page
 
 
 def png_pixels(png: bytes):
@@ -192,6 +192,7 @@ def test_empty_database_gets_a_friendly_page(sqlite_url):
     r = client.get("/")  # no database file at all
     assert r.status_code == 200 and "No predictions yet — run the pipeline" in r.text
     assert not path.exists()  # a read-only view does not create it
+    assert "Project database: sqlite, given to the app" in r.text and str(path) not in r.text
     assert client.get("/api/predictions").json() == {"predictions": [], "count": 0}
     assert client.get("/plot.png", params={"coin": "bitcoin"}).status_code == 404
     storage.migrate(sqlite_url)  # schema, no rows
@@ -245,7 +246,7 @@ def test_page_plot_and_json_on_postgres(pg_url):
     assert r.status_code == 200
     assert len(rows(r.text, 0)) == 5 and len(rows(r.text, 1)) == 3
     assert EVIL not in r.text and "&lt;script&gt;" in r.text
-    assert "Project database: postgresql" in r.text
+    assert "Project database: postgresql, given to the app" in r.text
     url = make_url(pg_url)
     assert url.database not in r.text and (url.host or "127.0.0.1") not in r.text
     second = client.get("/api/predictions", params={"limit": 2}).json()["predictions"][1]

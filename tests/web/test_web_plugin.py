@@ -150,6 +150,7 @@ def test_api_server_serves_the_page_behind_airflow_auth(airflow_env):
     assert "<td>bitcoin</td><td>lstm</td>" in page and "filled" in page and "rejected" in page
     assert EVIL not in page and "&lt;script&gt;" in page
     assert "project.db" not in page
+    assert "Project database: sqlite, from $CRYPTO_ML_DATABASE_URL" in page
     assert result["plot"][:3] == [200, "image/png", "89504e470d0a1a0a"] and result["plot"][3] > 20_000
     assert result["plot_404"] == 404
     assert result["api"]["count"] == 5
