@@ -1,0 +1,84 @@
+"""``crypto_ml_coin`` run for real: transform → engine (real worker) → deferrable wait → branch."""
+
+from __future__ import annotations
+
+import pytest
+
+from crypto_ml import storage
+
+DAY = "2017-06-05"
+
+
+def rows(env, table, **where):
+    url = env["CRYPTO_ML_DATABASE_URL"]
+    if table == "predictions":
+        got = storage.get_predictions(url=url, **where)
+    else:
+        got = storage.get_trade_requests(url=url, **where)
+    storage.dispose_engine(url)
+    return got
+
+
+def test_store_branch(run_dag, airflow_env, engine_worker):
+    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": DAY, "model": "naive"})
+    assert result["state"] == "success", result["log"][-5000:]
+    tasks = result["tasks"]
+    assert tasks["store_prediction"] == "success"
+    assert tasks["issue_trade_request"] == "skipped"
+    assert tasks["report"] == "success"  # the join runs after the store branch
+    [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of=DAY)
+    assert pred["model"] == "naive" and len(pred["values"]) == 10
+    assert pred["last_close"] == 2686.81  # bitcoin's close on 2017-06-05: no later data seen
+
+
+def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engine_worker):
+    conf = {"coin": "ark", "as_of": DAY, "model": "drift"}  # drift: +12.7 % over 10 days -> buy
+    first = run_dag(airflow_env, "crypto_ml_coin", conf)
+    assert first["state"] == "success", first["log"][-5000:]
+    assert first["tasks"]["issue_trade_request"] == "success"
+    assert first["tasks"]["store_prediction"] == "skipped"
+    assert first["tasks"]["report"] == "success"  # the join runs after the trade branch too
+    [trade] = rows(airflow_env, "trades", coin="ark", as_of=DAY)
+    assert trade["side"] == "buy" and trade["status"] == "filled"
+    # A second run of the same coin and day (a re-run) stores and orders nothing new.
+    second = run_dag(airflow_env, "crypto_ml_coin", conf)
+    assert second["state"] == "success", second["log"][-5000:]
+    assert len(rows(airflow_env, "predictions", coin="ark", as_of=DAY)) == 1
+    assert len(rows(airflow_env, "trades", coin="ark", as_of=DAY)) == 1
+    url = airflow_env["CRYPTO_ML_DATABASE_URL"]
+    assert storage.count_rows("paper_fills", url=url) == 1
+    storage.dispose_engine(url)
+
+
+def test_kill_switch_routes_to_store_only(run_dag, airflow_env, engine_worker):
+    conf = {"coin": "e-coin", "as_of": DAY, "model": "drift"}  # would buy
+    result = run_dag(airflow_env, "crypto_ml_coin", conf,
+                     extra_env={"AIRFLOW_VAR_CRYPTO_ML_KILL_SWITCH": "true"})
+    assert result["state"] == "success", result["log"][-5000:]
+    assert result["tasks"]["store_prediction"] == "success"
+    assert result["tasks"]["issue_trade_request"] == "skipped"
+    assert "kill switch" in result["log"]
+    assert rows(airflow_env, "trades", coin="e-coin") == []
+    assert len(rows(airflow_env, "predictions", coin="e-coin", as_of=DAY)) == 1
+
+
+@pytest.mark.parametrize(
+    ("conf", "words"),
+    [
+        ({"coin": "bitcon"}, "'bitcon' is not one of ['aidos-kuneen'"),
+        ({"coin": "bitcoin", "horizon": 0}, "0 is less than the minimum of 1"),
+        ({"coin": "bitcoin", "model": "prophet"}, "'prophet' is not one of ['naive'"),
+    ],
+)
+def test_bad_params_are_refused_when_the_run_is_created(run_dag, airflow_env, conf, words):
+    result = run_dag(airflow_env, "crypto_ml_coin", conf)
+    assert "error" in result and "ParamValidationError" in result["error"], result.get("tasks")
+    assert words in result["error"]
+
+
+def test_a_coin_without_data_fails_clearly_and_alone(run_dag, airflow_env, engine_worker):
+    # neblio's first day is 2017-09-12: nothing to predict from on 2017-06-05.
+    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "neblio", "as_of": DAY})
+    assert result["state"] == "failed"
+    assert result["tasks"]["transform"] == "failed"
+    assert "neblio: no prices on or before 2017-06-05" in result["log"]
