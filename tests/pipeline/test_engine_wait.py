@@ -1,0 +1,100 @@
+"""The engine wait: trigger serialization, deferral, and a wait that can never hang."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from crypto_ml.sensors.engine import EngineTaskSensor
+from crypto_ml.triggers.engine import EngineTaskTrigger
+
+
+@pytest.fixture
+def engine_env(tmp_path, monkeypatch):
+    """An embedded broker nobody consumes: tasks stay PENDING forever."""
+    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", f"sqla+sqlite:///{tmp_path / 'broker.db'}")
+    monkeypatch.setenv("CRYPTO_ML_RESULT_BACKEND", f"db+sqlite:///{tmp_path / 'results.db'}")
+    monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
+
+
+def test_trigger_serialize_round_trip():
+    trigger = EngineTaskTrigger(engine_task_id="abc", engine_conn_id="eng", poll_interval=0.5,
+                                timeout=30, started_at=1000.0, max_errors=3)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "crypto_ml.triggers.engine.EngineTaskTrigger"
+    assert kwargs == {"engine_task_id": "abc", "engine_conn_id": "eng", "poll_interval": 0.5,
+                      "timeout": 30, "started_at": 1000.0, "max_errors": 3}
+    assert EngineTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def run_trigger(trigger):
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+    return asyncio.run(first_event())
+
+
+def test_trigger_times_out_when_no_worker_answers(engine_env):
+    from crypto_ml.engine.client import submit_predict
+
+    task_id = submit_predict(coin="bitcoin", as_of="2017-06-05", model="naive", horizon=3)
+    started = time.monotonic()
+    event = run_trigger(EngineTaskTrigger(engine_task_id=task_id, poll_interval=0.2, timeout=1.5))
+    assert event["status"] == "timeout" and event["state"] == "PENDING"
+    assert "no engine worker took it" in event["message"]
+    assert 1.5 <= time.monotonic() - started < 30
+
+
+def test_trigger_reports_an_unreachable_result_backend(monkeypatch, tmp_path):
+    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CRYPTO_ML_RESULT_BACKEND", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path))
+    event = run_trigger(EngineTaskTrigger(engine_task_id="x", poll_interval=0.05, timeout=120, max_errors=2))
+    assert event["status"] == "error"
+    assert "failed 2 times in a row" in event["message"]
+
+
+def test_sensor_defers_while_pending_and_fails_clearly_on_timeout(engine_env):
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+
+    from crypto_ml.engine.client import submit_predict
+
+    task_id = submit_predict(coin="bitcoin", as_of="2017-06-05", model="naive", horizon=3)
+    sensor = EngineTaskSensor(task_id="wait", engine_task_id=task_id, timeout=60, poke_interval=1)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, EngineTaskTrigger) and trigger.engine_task_id == task_id
+    assert deferred.value.method_name == "execute_complete"
+    event = {"status": "timeout", "state": "PENDING", "message": "engine task still PENDING after 60 s"}
+    with pytest.raises(AirflowSensorTimeout, match="still PENDING after 60 s"):
+        sensor.execute_complete(context={}, event=event)
+
+
+def test_sensor_passes_the_result_and_fails_on_engine_failure():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sensor = EngineTaskSensor(task_id="wait", engine_task_id="t1")
+    result = {"coin": "bitcoin", "values": [1.0]}
+    assert sensor.execute_complete(context={}, event={"status": "success", "result": result}) == result
+    with pytest.raises(AirflowFailException, match="EngineInputError: unknown coin"):
+        sensor.execute_complete(
+            context={}, event={"status": "failed", "state": "FAILURE", "message": "EngineInputError: unknown coin 'x'"}
+        )
+
+
+def test_a_dag_run_never_hangs_when_the_engine_never_answers(run_dag, airflow_env, tmp_path):
+    """No worker consumes the queue: the deferred sensor fails after its timeout, saying why."""
+    from pathlib import Path
+
+    dags = Path(__file__).parent / "dags"
+    env = {**airflow_env, "CRYPTO_ML_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'nobody.db'}",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    started = time.monotonic()
+    result = run_dag(env, "engine_down", {}, dags=dags)
+    assert result.get("state") == "failed", {k: v for k, v in result.items() if k != "log"}
+    assert result["tasks"] == {"submit_prediction": "success", "wait_for_prediction": "failed"}
+    assert "no engine worker took it" in result["log"]
+    assert time.monotonic() - started < 120
