@@ -181,7 +181,6 @@ class EngineConfig:
             "task_default_queue": PREDICT_QUEUE,
             "task_routes": {
                 "crypto_ml.predict": {"queue": PREDICT_QUEUE},
-                "crypto_ml.backtest": {"queue": PREDICT_QUEUE},
                 "crypto_ml.train": {"queue": TRAIN_QUEUE},
                 "crypto_ml.stats": {"queue": PREDICT_QUEUE},
             },

@@ -1,0 +1,101 @@
+"""``crypto-ml engine config | predict | train | status | stats``: the prediction engine's CLI.
+
+The worker itself is Celery's: ``celery -A crypto_ml worker -Q predict,train`` (or ``-Q predict``
+for a predictions-only worker) and ``celery -A crypto_ml flower`` to watch it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+
+def register(subparsers) -> None:
+    engine = subparsers.add_parser(
+        "engine", help="the Celery prediction engine: config, submit predict/train, task status",
+        description="Start workers with `celery -A crypto_ml worker -Q predict,train`; "
+        "monitor with `celery -A crypto_ml flower`.",
+    )
+    sub = engine.add_subparsers(title="engine commands", metavar="ENGINE_COMMAND")
+
+    p = sub.add_parser("config", help="print the effective engine configuration (passwords masked)")
+    p.set_defaults(func=cmd_config)
+
+    for name, helptext in (("predict", "submit crypto_ml.predict"), ("train", "submit crypto_ml.train")):
+        p = sub.add_parser(name, help=f"{helptext} and (unless --no-wait) wait for the result")
+        p.add_argument("coin")
+        p.add_argument("--as-of", default=None, help="YYYY-MM-DD (default: the coin's last day)")
+        p.add_argument("--model", default="naive" if name == "predict" else "linear")
+        if name == "predict":
+            p.add_argument("--horizon", type=int, default=10)
+            p.add_argument("--version", type=int, default=None)
+        p.add_argument("--params", default=None, help='hyperparameters as JSON, e.g. \'{"epochs": 1}\'')
+        p.add_argument("--no-wait", action="store_true", help="print the task id and return")
+        p.add_argument("--timeout", type=float, default=300.0)
+        p.set_defaults(func=cmd_submit, kind=name)
+
+    p = sub.add_parser("status", help="state and result/error of a task id")
+    p.add_argument("task_id")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("stats", help="pid, RSS and model-cache stats of one pool process")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_stats)
+    engine.set_defaults(func=lambda args: engine.print_help() or 2)
+
+
+def _mask(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+def cmd_config(args) -> int:
+    from crypto_ml.engine.config import EngineConfig
+
+    data = EngineConfig.from_env().as_dict()
+    data["broker_url"] = _mask(data["broker_url"])
+    data["result_backend"] = _mask(data["result_backend"])
+    print(json.dumps(data, indent=1))
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from crypto_ml.engine.client import EngineTaskFailed, submit_predict, submit_train, wait
+    from crypto_ml.engine.tasks import EngineInputError
+
+    try:
+        params = json.loads(args.params) if args.params else None
+        if args.kind == "predict":
+            task_id = submit_predict(coin=args.coin, as_of=args.as_of, model=args.model,
+                                     horizon=args.horizon, version=args.version, params=params)
+        else:
+            task_id = submit_train(coin=args.coin, as_of=args.as_of, model=args.model, params=params)
+    except (EngineInputError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.no_wait:
+        print(task_id)
+        return 0
+    try:
+        print(json.dumps(wait(task_id, timeout=args.timeout), indent=1))
+    except (EngineTaskFailed, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args) -> int:
+    from crypto_ml.engine.client import get_state
+
+    state, value = get_state(args.task_id)
+    print(json.dumps({"task_id": args.task_id, "state": state, "value": value}, indent=1, default=str))
+    return 1 if state == "FAILURE" else 0
+
+
+def cmd_stats(args) -> int:
+    from crypto_ml.celery import app
+
+    print(json.dumps(app.send_task("crypto_ml.stats", queue="predict").get(timeout=args.timeout), indent=1))
+    return 0
+
