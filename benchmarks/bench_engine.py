@@ -47,7 +47,7 @@ def pct(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def sequential_loop(epochs: int, horizon: int) -> None:
+def sequential_loop(epochs: int, horizon: int, limit: int = 0) -> None:
     """The talk's loop in this process; prints one JSON line."""
     started = time.perf_counter()
     from crypto_ml.data_loader import CryptoLoader
@@ -56,7 +56,7 @@ def sequential_loop(epochs: int, horizon: int) -> None:
     loader = CryptoLoader()
     done = skipped = 0
     fit_started = None
-    for coin in loader.get_crypto_names():
+    for coin in loader.get_crypto_names()[: limit or None]:
         closes, _ = loader.get_prices(coin)
         model = make_forecaster("lstm", epochs=epochs)
         if len(closes) < model.min_points():
@@ -106,10 +106,28 @@ class Worker:
         self._log.close()
 
 
-def run_pass(app, coins, model, horizon, params=None, timeout=900) -> tuple[float, list[dict], list[float]]:
-    """Submit one predict per coin at once; wall time, results (errors dropped), round trips."""
-    from celery.exceptions import CeleryError  # noqa: F401
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children."""
+    import psutil
 
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def machine_busy() -> float:
+    """Load average over the last minute (other jobs on this machine show up here)."""
+    return os.getloadavg()[0]
+
+
+def run_pass(app, coins, model, horizon, params=None, timeout=900) -> tuple[float, list[dict], list[float]]:
+    """Submit one predict per coin at once; wall time, results (errors dropped)."""
     started = time.perf_counter()
     kwargs = {"model": model, "horizon": horizon}
     if params:
@@ -123,7 +141,7 @@ def run_pass(app, coins, model, horizon, params=None, timeout=900) -> tuple[floa
         except Exception as exc:  # noqa: BLE001 - EngineInputError for coins with too little data
             if "EngineInputError" not in type(exc).__name__ and "EngineInputError" not in repr(exc):
                 raise
-    return time.perf_counter() - started, results, []
+    return time.perf_counter() - started, results
 
 
 def latency_pass(app, coins, model, horizon, params=None) -> tuple[list[float], list[float]]:
@@ -148,11 +166,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--horizon", type=int, default=7)
     parser.add_argument("--cache-size", type=int, default=320)
+    parser.add_argument("--coins", type=int, default=0, help="only the first N coins (default: all)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engine.md"))
     parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sequential:
-        sequential_loop(args.epochs, args.horizon)
+        sequential_loop(args.epochs, args.horizon, args.coins)
         return
 
     import psutil
@@ -183,6 +202,8 @@ def main() -> None:
     migrate(env["CRYPTO_ML_DATABASE_URL"])
     app = make_app(EngineConfig.from_env(env))
     coins = CryptoLoader().get_crypto_names()
+    if args.coins:
+        coins = coins[: args.coins]
     lstm = {"epochs": args.epochs}
     out: dict = {"coins": len(coins)}
     rconn = redis.Redis.from_url(args.broker)
@@ -191,20 +212,28 @@ def main() -> None:
         # 1. the talk's sequential loop, in a fresh process with TF's default threads
         seq_env = {k: v for k, v in env.items() if k != "CRYPTO_ML_TF_THREADS"}
         t = time.perf_counter()
+        load_before = machine_busy()
         proc = subprocess.run([sys.executable, __file__, "--sequential", "--epochs", str(args.epochs),
-                               "--horizon", str(args.horizon)], env=seq_env, capture_output=True,
+                               "--horizon", str(args.horizon), "--coins", str(args.coins)], env=seq_env, capture_output=True,
                               text=True, check=True)
         out["sequential"] = json.loads(proc.stdout.strip().splitlines()[-1])
         out["sequential"]["wall"] = time.perf_counter() - t
+        out["sequential"]["load_before"] = load_before
+        out["sequential"]["load_after"] = machine_busy()
         print("sequential", out["sequential"], flush=True)
 
         for conc in (1, 2):
             worker = Worker(env, conc, tmp / f"worker-c{conc}.log")
             try:
                 worker.wait_ready()
-                wall, results, _ = run_pass(app, coins, "lstm", args.horizon, lstm)
+                load_before, cpu_before = machine_busy(), tree_cpu(worker.proc.pid)
+                wall, results = run_pass(app, coins, "lstm", args.horizon, lstm)
+                cpu = tree_cpu(worker.proc.pid) - cpu_before
                 out[f"lstm_cold_c{conc}"] = {"seconds": wall, "done": len(results),
-                                             "per_s": len(results) / wall}
+                                             "per_s": len(results) / wall, "worker_cpu_s": cpu,
+                                             "cores_used": cpu / wall, "load_before": load_before,
+                                             "load_after": machine_busy(),
+                                             "pids": len({r["pid"] for r in results})}
                 print(f"c={conc} lstm cold", out[f"lstm_cold_c{conc}"], flush=True)
                 eligible = sorted({r["coin"] for r in results})
                 if conc == 1:
@@ -225,8 +254,8 @@ def main() -> None:
                                   "parent_rss_mb": psutil.Process(worker.proc.pid).memory_info().rss / 2**20,
                                   "children": len(children)}
                     print("rss", out["rss"], flush=True)
-                wall, results, _ = run_pass(app, coins, "naive", args.horizon)
-                wall, results, _ = run_pass(app, coins, "naive", args.horizon)  # warm
+                run_pass(app, coins, "naive", args.horizon)
+                wall, results = run_pass(app, coins, "naive", args.horizon)  # warm
                 out[f"naive_warm_c{conc}"] = {"seconds": wall, "per_s": len(results) / wall}
                 print(f"c={conc} naive warm", out[f"naive_warm_c{conc}"], flush=True)
             finally:
@@ -284,6 +313,13 @@ def write_report(o: dict, args) -> None:
         "",
         "Target: 2 processes >= 1.8x the throughput of 1 on CPU-bound work.",
         "",
+        f"CPU actually used by the worker processes during the LSTM pass: "
+        f"{c1['cores_used']:.2f} cores with 1 process, {c2['cores_used']:.2f} cores with 2 "
+        f"(pool processes that served tasks: {c1['pids']} and {c2['pids']}). Machine load average "
+        f"(1 min) before/after: {c1['load_before']:.1f}/{c1['load_after']:.1f} (1 process), "
+        f"{c2['load_before']:.1f}/{c2['load_after']:.1f} (2 processes); anything above the engine's "
+        f"own processes is other work on the machine competing for the 2 cores.",
+        "",
         "## Memory: one worker process with TensorFlow and every coin's models warm",
         "",
         f"- Pool child RSS: **{o['rss']['child_rss_mb']:.0f} MiB** with TensorFlow loaded "
@@ -297,7 +333,8 @@ def write_report(o: dict, args) -> None:
         "",
         f"- Sequential loop, one process, TF default threads: {seq['coins']} coins in "
         f"{seq['seconds']:.1f} s (including the TensorFlow import and the first trace; "
-        f"{seq['seconds_after_first']:.1f} s after the first coin).",
+        f"{seq['seconds_after_first']:.1f} s after the first coin; load average "
+        f"{seq['load_before']:.1f}/{seq['load_after']:.1f} before/after).",
         f"- Engine, 2 worker processes (TensorFlow already imported in each child): "
         f"{c2['done']} coins in {c2['seconds']:.1f} s.",
         f"- Ratio sequential / engine: **{ratio:.2f}x** "

@@ -148,3 +148,21 @@ def test_trained_version_serves_its_as_of_day(engine_env):
     assert later["version"] == 0  # no version trained up to that day: fitted on the fly
     with pytest.raises(EngineInputError, match="version 1 was trained up to 2017-02-28"):
         run_predict(coin="ETH", as_of="2017-03-31", model="linear", version=1, url=url, cache=cache)
+
+
+def test_engine_command_line(capsys, monkeypatch, tmp_path):
+    import argparse
+    import json
+
+    from crypto_ml.commands import engine
+
+    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", "amqp://guest:secret@127.0.0.1:5672//")
+    parser = argparse.ArgumentParser()
+    engine.register(parser.add_subparsers())
+    args = parser.parse_args(["engine", "config"])
+    assert args.func(args) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["broker_url"] == "amqp://guest:***@127.0.0.1:5672//" and shown["cache_size"] >= 1
+    args = parser.parse_args(["engine", "predict", "bitcoin", "--horizon", "0"])
+    assert args.func(args) == 2
+    assert "horizon must be a positive int" in capsys.readouterr().err

@@ -6,8 +6,12 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+
+# kombu's SQLAlchemy transport uses a loader strategy that SQLAlchemy 2.1 deprecates (not ours)
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 
 COINS = ["bitcoin", "ethereum", "ripple"]
 AS_OF = "2017-06-30"
@@ -152,3 +156,10 @@ def test_lstm_in_prefork_children(embedded_broker, start_worker, engine_env):
     else:  # the other child fitted it: same seed, same data, same forecast
         assert warm["values"] == pytest.approx(first["values"], rel=1e-4)
     assert "TensorFlow was imported in the parent" not in worker.log()
+
+    def maps(pid):
+        return Path(f"/proc/{pid}/maps").read_text()
+
+    if Path(f"/proc/{worker.proc.pid}/maps").exists():
+        assert "libtensorflow" not in maps(worker.proc.pid)  # the parent never loaded TF
+        assert all("libtensorflow" in maps(r["pid"]) for r in results if Path(f"/proc/{r['pid']}").exists())
