@@ -163,3 +163,26 @@ def test_lstm_in_prefork_children(embedded_broker, start_worker, engine_env):
     if Path(f"/proc/{worker.proc.pid}/maps").exists():
         assert "libtensorflow" not in maps(worker.proc.pid)  # the parent never loaded TF
         assert all("libtensorflow" in maps(r["pid"]) for r in results if Path(f"/proc/{r['pid']}").exists())
+
+
+def test_transient_database_error_is_retried_until_it_succeeds(embedded_broker, start_worker, tmp_path):
+    """The project database cannot be opened (its folder is missing): OperationalError is retried
+    with backoff; once the folder exists the same task succeeds and writes its row."""
+    from crypto_ml.engine.client import submit_predict, wait
+    from crypto_ml.storage import count_rows
+
+    folder = tmp_path / "not-yet"
+    url = f"sqlite:///{folder / 'crypto_ml.db'}"
+    worker = start_worker(embedded_broker, concurrency=1, env={
+        "CRYPTO_ML_DATABASE_URL": url,
+        "CRYPTO_ML_ENGINE_MAX_RETRIES": "8",
+        "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": "2",
+    })
+    task_id = submit_predict(coin="bitcoin", as_of=AS_OF, model="naive", horizon=2, app=worker.app)
+    _wait_state(worker, task_id, {"RETRY"})
+    assert "OperationalError" in worker.log() and "Retry in" in worker.log()
+    folder.mkdir()
+    result = wait(task_id, timeout=60, app=worker.app)
+    assert result["coin"] == "bitcoin"
+    assert worker.app.AsyncResult(task_id).retries >= 1
+    assert count_rows("predictions", url) == 1
