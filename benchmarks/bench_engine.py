@@ -27,7 +27,6 @@ import platform
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -214,8 +213,8 @@ def main() -> None:
         t = time.perf_counter()
         load_before = machine_busy()
         proc = subprocess.run([sys.executable, __file__, "--sequential", "--epochs", str(args.epochs),
-                               "--horizon", str(args.horizon), "--coins", str(args.coins)], env=seq_env, capture_output=True,
-                              text=True, check=True)
+                               "--horizon", str(args.horizon), "--coins", str(args.coins)],
+                              env=seq_env, capture_output=True, text=True, check=True)
         out["sequential"] = json.loads(proc.stdout.strip().splitlines()[-1])
         out["sequential"]["wall"] = time.perf_counter() - t
         out["sequential"]["load_before"] = load_before
@@ -324,7 +323,8 @@ def write_report(o: dict, args) -> None:
         "",
         f"- Pool child RSS: **{o['rss']['child_rss_mb']:.0f} MiB** with TensorFlow loaded "
         f"({o['rss']['tensorflow']}) and {o['rss']['cache']['size']} fitted models in its cache "
-        f"(LSTM + naive + linear per coin; bound `CRYPTO_ML_ENGINE_CACHE_SIZE={o['rss']['cache']['maxsize']}`, "
+        f"(LSTM + naive + linear per coin; bound "
+        f"`CRYPTO_ML_ENGINE_CACHE_SIZE={o['rss']['cache']['maxsize']}`, "
         f"evictions {o['rss']['cache']['evictions']}, hits {o['rss']['cache']['hits']}, "
         f"misses {o['rss']['cache']['misses']}).",
         f"- Worker main process (consumer, no TensorFlow): {o['rss']['parent_rss_mb']:.0f} MiB.",

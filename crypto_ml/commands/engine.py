@@ -6,7 +6,6 @@ for a predictions-only worker) and ``celery -A crypto_ml flower`` to watch it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys

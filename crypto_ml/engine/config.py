@@ -31,7 +31,12 @@ Every setting has an environment override (read by :meth:`EngineConfig.from_env`
 
 Note on the embedded broker: kombu passes ``broker_transport_options`` to SQLAlchemy's
 ``create_engine`` for ``sqla+`` URLs, so only ``create_engine`` arguments may go there; the
-Redis-style options are only set for Redis URLs.
+Redis-style options are only set for Redis URLs. The embedded broker suits one host: it polls
+the SQLite file once a second when idle (so an idle worker picks a message up within ~1 s), it
+cannot broadcast (no ``celery inspect``/remote control), and a message taken by a worker whose
+*main* process is killed stays invisible (kombu's SQLAlchemy transport has no visibility timeout);
+a killed *pool* process is covered by ``task_reject_on_worker_lost``. Use Redis or RabbitMQ to
+spread work over hosts.
 """
 
 from __future__ import annotations
@@ -200,9 +205,9 @@ class EngineConfig:
 
 
 def injected_delay(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_KEY_PREFIX``     Redis only: prefix of every key the engine uses (broker and
-                                    results), e.g. to share one Redis database; empty by default
-``CRYPTO_ML_ENGINE_TEST_DELAY``)."""
+    """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_TEST_DELAY``, 0 when
+    unset): the task sleeps this long after storing its prediction, so a test can kill the worker
+    process mid-task. Never set it in production."""
     env = os.environ if environ is None else environ
     raw = env.get(ENV_TEST_DELAY, "").strip()
     if not raw:

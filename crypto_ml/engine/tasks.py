@@ -39,7 +39,6 @@ import time
 from typing import Any
 
 from celery import signals
-from celery.exceptions import Reject  # noqa: F401 - re-exported for callers
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from crypto_ml.celery import app
