@@ -9,7 +9,11 @@ import sys
 from crypto_ml import __version__
 
 #: Modules that add sub-commands (each has ``register(subparsers)``).
-COMMAND_MODULES = ("crypto_ml.commands.data", "crypto_ml.commands.models")
+COMMAND_MODULES = (
+    "crypto_ml.commands.data",
+    "crypto_ml.commands.models",
+    "crypto_ml.commands.pipeline",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

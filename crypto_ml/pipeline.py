@@ -21,6 +21,10 @@ class PipelineInputError(ValueError):
     """Bad input for a pipeline step: names the coin and what is wrong; never worth a retry."""
 
 
+class NotEnoughHistory(PipelineInputError):
+    """The coin is fine but too young to predict on that day: the run is skipped, not failed."""
+
+
 def poll(logical_date: Any, *, url: str | None = None) -> dict[str, Any]:
     """Reveal the replayed history up to the run's day, store what the DB lacks, and list the coins
     whose data includes that day (the ones to predict).
@@ -76,7 +80,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
         _ingest_coin_history(coin, day, url)
         df = storage.load_prices(coin, as_of=day, url=url)
     if df.empty:
-        raise PipelineInputError(f"{coin}: no prices on or before {day} in the project database")
+        raise NotEnoughHistory(f"{coin}: no prices on or before {day} in the project database")
     closes = df["Close"].to_numpy()
     bad = [i for i, v in enumerate(closes) if not (math.isfinite(v) and v > 0)]
     if bad:
@@ -86,7 +90,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
             "prices must be positive numbers"
         )
     if len(df) < min_rows:
-        raise PipelineInputError(
+        raise NotEnoughHistory(
             f"{coin}: {len(df)} rows up to {day}, at least {min_rows} needed to predict"
         )
     warnings = []

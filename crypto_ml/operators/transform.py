@@ -16,7 +16,8 @@ class CoinTransformOperator(BaseOperator):
 
     Returns (XCom) the dict of :func:`crypto_ml.pipeline.transform`: rows, dates, last close,
     latest features, warnings and the closes the engine predicts from. Bad input (unknown coin,
-    no or invalid prices) fails at once, naming the coin and the row, without retries.
+    invalid prices) fails at once, naming the coin and the row, without retries; a coin with too
+    little history on that day (e.g. its first day) is skipped, with the reason in the log.
 
     :param coin: coin id (templated).
     :param as_of: the last day the pipeline may see, ``YYYY-MM-DD`` (templated).
@@ -33,15 +34,17 @@ class CoinTransformOperator(BaseOperator):
         self.min_rows = min_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from crypto_ml.hooks.database import CryptoDatabaseHook
-        from crypto_ml.pipeline import PipelineInputError, transform
+        from crypto_ml.pipeline import NotEnoughHistory, PipelineInputError, transform
 
         try:
             out = transform(
                 self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook().get_url()
             )
+        except NotEnoughHistory as exc:
+            raise AirflowSkipException(f"not enough history, skipped: {exc}") from None
         except PipelineInputError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info(

@@ -76,9 +76,26 @@ def test_bad_params_are_refused_when_the_run_is_created(run_dag, airflow_env, co
     assert words in result["error"]
 
 
-def test_a_coin_without_data_fails_clearly_and_alone(run_dag, airflow_env, engine_worker):
+def test_a_coin_without_history_yet_is_skipped_with_the_reason(run_dag, airflow_env, engine_worker):
     # neblio's first day is 2017-09-12: nothing to predict from on 2017-06-05.
     result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "neblio", "as_of": DAY})
-    assert result["state"] == "failed"
-    assert result["tasks"]["transform"] == "failed"
-    assert "neblio: no prices on or before 2017-06-05" in result["log"]
+    assert result["state"] == "success"
+    assert set(result["tasks"].values()) == {"skipped"}
+    assert "not enough history, skipped: neblio: no prices on or before 2017-06-05" in result["log"]
+
+
+def test_bad_stored_data_fails_clearly_and_alone(run_dag, airflow_env, engine_worker):
+    """A corrupt price row in the project DB: the coin's run fails naming the row; nothing stored."""
+    import pandas as pd
+
+    url = airflow_env["CRYPTO_ML_DATABASE_URL"]
+    bad = pd.DataFrame({"coin": ["ubiq"], "name": ["Ubiq"], "date": [pd.Timestamp(DAY)], "open": [1.0],
+                        "high": [1.0], "low": [1.0], "close": [-3.0], "volume": [None],
+                        "market_cap": [None], "synthetic": [False]})
+    run_dag(airflow_env, "crypto_ml_coin", {"coin": "ubiq", "as_of": "2017-06-04"})  # history stored
+    storage.store_prices(bad, source="corrupted by the test", url=url)
+    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "ubiq", "as_of": DAY})
+    assert result["state"] == "failed" and result["tasks"]["transform"] == "failed"
+    assert "ubiq: row" in result["log"] and "(2017-06-05) has close -3.0" in result["log"]
+    assert rows(airflow_env, "predictions", coin="ubiq", as_of=DAY) == []
+    storage.dispose_engine(url)

@@ -1,0 +1,303 @@
+"""Run the whole pipeline on one machine with the embedded default: no external server.
+
+Airflow (SQLite metadata DB, LocalExecutor: api-server, scheduler, dag-processor, triggerer) and
+one prediction-engine worker (``celery -A crypto_ml worker`` on the embedded SQLite broker), each
+started in its own process group and stopped as a group, so nothing is left running.
+
+This is the README's main job (``crypto-ml pipeline``); production runs the same DAGs on
+CeleryExecutor workers (see ``airflow.cfg`` and the deployment docs).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crypto_ml.config import airflow_home, home_dir
+
+MASTER = "crypto_ml_master"
+COIN = "crypto_ml_coin"
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).with_name(name)
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name!r} is not installed next to {sys.executable} nor on PATH")
+    return found
+
+
+def local_secrets(home: Path) -> dict[str, str]:
+    """Secrets every Airflow process of this local stack must share (JWT, API, Fernet), generated
+    once per Airflow home into ``<home>/local-secrets.json`` (mode 0600, never in the repo)."""
+    path = home / "local-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from cryptography.fernet import Fernet
+
+    secrets = {
+        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
+        "AIRFLOW__API__SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(secrets, fh)
+    return secrets
+
+
+@dataclass
+class LocalStack:
+    """The processes of the local stack; use as a context manager."""
+
+    port: int = 8080
+    engine_concurrency: int = 2
+    log_dir: Path = field(default_factory=lambda: airflow_home() / "logs" / "local-stack")
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        home = airflow_home()
+        env = dict(os.environ)
+        env.update(local_secrets(home))
+        env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+                # Local first try only: the development auth manager, everyone admin, on 127.0.0.1.
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "CRYPTO_ML_HOME": str(home_dir()),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        commands = {
+            "engine-worker": [_bin("celery"), "-A", "crypto_ml", "worker", "-Q", "predict,train",
+                              "-c", str(self.engine_concurrency), "-l", "INFO",
+                              "--without-gossip", "--without-mingle", "-n", "engine-local@%h"],
+            "api-server": [_bin("airflow"), "api-server", "--port", str(self.port)],
+            "scheduler": [_bin("airflow"), "scheduler"],
+            "dag-processor": [_bin("airflow"), "dag-processor"],
+            "triggerer": [_bin("airflow"), "triggerer"],
+        }
+        for name, cmd in commands.items():
+            log = open(self.log_dir / f"{name}.log", "w")
+            self.procs[name] = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 180) -> None:
+        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    health = json.load(resp)
+                if health.get("metadatabase", {}).get("status") == "healthy":
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the api-server did not answer {url} within {timeout:.0f} s; "
+                                   f"see {self.log_dir}/api-server.log")
+            time.sleep(1)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text()[-3000:]
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.procs.values():  # whatever ignored SIGTERM, and its children
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.procs.clear()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _orm():
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    return DagModel, DagRun, create_session
+
+
+def wait_for_dags(dag_ids: list[str], stack: LocalStack, timeout: float = 180) -> None:
+    """Until the dag-processor has parsed ``dag_ids`` (a DagModel row exists for each)."""
+    DagModel, _, create_session = _orm()
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.check_alive()
+        with create_session() as session:
+            found = {d.dag_id for d in session.query(DagModel).filter(DagModel.dag_id.in_(dag_ids))}
+        if found == set(dag_ids):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(set(dag_ids) - found)}")
+        time.sleep(1)
+
+
+def run_pipeline(*, port: int = 8080, keep_running: bool = False, timeout: float = 1800,
+                 out=sys.stdout) -> int:
+    """Start the local stack, run the master DAG once, print the summary and a plot; stop."""
+    def say(msg: str) -> None:
+        print(msg, file=out, flush=True)
+
+    stack = LocalStack(port=port)
+    say(f"[pipeline] starting Airflow (LocalExecutor, SQLite in {airflow_home()}) and an engine worker;"
+        f" logs in {stack.log_dir}")
+    started = time.monotonic()
+    with stack:
+        say(f"[pipeline] Airflow UI: http://127.0.0.1:{port}  (up in {time.monotonic() - started:.0f} s)")
+        env = stack.env()
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW")})
+        wait_for_dags([MASTER, COIN], stack)
+        for dag_id in (COIN, MASTER):
+            subprocess.run([_bin("airflow"), "dags", "unpause", dag_id], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_id = _master_run(env, stack, say)
+        code = _follow(run_id, stack, say, timeout)
+        _summarize(run_id, say)
+        if keep_running:
+            say(f"[pipeline] stack left running: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+            try:
+                while True:
+                    stack.check_alive()
+                    time.sleep(5)
+            except KeyboardInterrupt:
+                pass
+        say("[pipeline] stopping Airflow and the engine worker")
+    return code
+
+
+def _master_run(env, stack, say) -> str:
+    """The run the scheduler creates on unpause (today's interval), else a manual trigger."""
+    _, DagRun, create_session = _orm()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            runs = session.query(DagRun).filter(DagRun.dag_id == MASTER).order_by(DagRun.id.desc()).all()
+        active = [r for r in runs if r.state in ("queued", "running")]
+        if active:
+            say(f"[pipeline] the scheduler started {MASTER} run {active[0].run_id}")
+            return active[0].run_id
+        if runs:
+            break
+        time.sleep(1)
+    say(f"[pipeline] airflow dags trigger {MASTER}")
+    out = subprocess.run([_bin("airflow"), "dags", "trigger", MASTER, "-o", "json"], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    payload = out[out.index("["):] if "[" in out else out
+    return json.loads(payload)[0]["dag_run_id"]
+
+
+def _follow(run_id: str, stack: LocalStack, say, timeout: float) -> int:
+    _, DagRun, create_session = _orm()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        stack.check_alive()
+        with create_session() as session:
+            master = session.query(DagRun).filter(DagRun.dag_id == MASTER, DagRun.run_id == run_id).one()
+            day = None
+            ti = next((t for t in master.get_task_instances(session=session) if t.task_id == "poll_new_data"), None)
+            if ti is not None and ti.state == "success":
+                from airflow.models.xcom import XComModel
+
+                value = session.query(XComModel).filter_by(
+                    dag_id=MASTER, run_id=run_id, task_id="poll_new_data", key="return_value").first()
+                if value is not None:
+                    polled = value.value if isinstance(value.value, dict) else json.loads(value.value)
+                    day = polled.get("history_day")
+            coin_runs = []
+            if day:
+                coin_runs = session.query(DagRun).filter(
+                    DagRun.dag_id == COIN, DagRun.run_id.like(f"%__{day}")).all()
+            states = [r.state for r in coin_runs]
+            line = (f"[pipeline] {MASTER}: {master.state}"
+                    + (f"; history day {day}: coin pipelines {states.count('success')} succeeded, "
+                       f"{states.count('failed')} failed, {states.count('running') + states.count('queued')} "
+                       f"running of {len(states)}" if day else "; polling new data"))
+            if master.state in ("success", "failed"):
+                say(line)
+                return 0 if master.state == "success" else 1
+        if line != last:
+            say(line)
+            last = line
+        if time.monotonic() > deadline:
+            say(f"[pipeline] gave up after {timeout:.0f} s")
+            return 1
+        time.sleep(3)
+
+
+def _summarize(run_id: str, say) -> None:
+    from crypto_ml.reporting import day_table, plot_day
+
+    _, DagRun, create_session = _orm()
+    from airflow.models.xcom import XComModel
+
+    with create_session() as session:
+        value = session.query(XComModel).filter_by(
+            dag_id=MASTER, run_id=run_id, task_id="poll_new_data", key="return_value").first()
+    if value is None:
+        say("[pipeline] no data was polled; nothing to summarize")
+        return
+    polled = value.value if isinstance(value.value, dict) else json.loads(value.value)
+    day = polled["history_day"]
+    table = day_table(day)
+    say(f"\nForecasts as of {day} (history replayed; {len(table)} coins):\n")
+    say(table.to_string(index=False) if len(table) else "(none)")
+    missing = sorted(set(polled["coins"]) - set(table["coin"]))
+    if missing:
+        say(f"\n{len(missing)} coins have no forecast (their pipeline failed; see the UI): {', '.join(missing)}")
+    path = plot_day(day, home_dir() / "reports" / f"{day}.png")
+    trades = int((table["decision"] != "stored").sum()) if len(table) else 0
+    say(f"\n{len(table)} forecasts stored, {trades} trade requests (paper broker). Plot: {path}")
