@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "crypto_ml.commands.data",
     "crypto_ml.commands.models",
     "crypto_ml.commands.pipeline",
+    "crypto_ml.commands.engine",
 )
 
 
