@@ -1,0 +1,118 @@
+"""Fan-out designs and the orchestration floor, measured on all bundled coins in one run.
+
+    python benchmarks/bench_fanout.py [--day 2026-11-05] [--port 8094]
+
+Starts the local stack (LocalExecutor, SQLite, one engine worker with 2 processes) on a fresh
+Airflow home and project DB, stores the history up to the replayed day (not timed), then times,
+one after the other, from trigger to the end of the run:
+
+1. ``crypto_ml_master``: one ``crypto_ml_coin`` DAG run per coin (the design we ship);
+2. ``bench_mapped_group``: the same operators as a task group mapped over the coins in one run;
+3. ``bench_noop``: the same shape and task count with no-op tasks (the orchestration floor).
+
+Prints wall times, task-instance counts and ratios (see README "Fan-out design").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--day", default="2026-11-05", help="logical date (replays 2017-06-05)")
+    parser.add_argument("--port", type=int, default=8094)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    dags = work / "dags"
+    dags.mkdir()
+    for src in [*(ROOT / "dags").glob("*.py"), *(ROOT / "benchmarks" / "fanout_dags").glob("*.py")]:
+        (dags / src.name).symlink_to(src)
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(work / "airflow"),
+            "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
+            "CRYPTO_ML_ROOT": str(ROOT),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "CRYPTO_ML_HOME": str(work / "home"),
+            "CRYPTO_ML_DATABASE_URL": f"sqlite:///{work / 'project.db'}",
+        }
+    )
+    from crypto_ml.catalog import replay_day
+    from crypto_ml.local_stack import LocalStack, _bin, wait_for_dags
+    from crypto_ml.pipeline import poll
+
+    polled = poll(args.day)  # history up to the day, stored once for every variant
+    coins = polled["coins"]
+    history_day = replay_day(args.day).isoformat()
+    print(f"{len(coins)} coins have data on {history_day}; work dir {work}", flush=True)
+
+    results = []
+    with LocalStack(port=args.port) as stack:
+        env = stack.env()
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW")})
+        ids = ["crypto_ml_master", "crypto_ml_coin", "bench_mapped_group", "bench_noop"]
+        wait_for_dags(ids, stack)
+        for dag_id in ids:
+            subprocess.run([_bin("airflow"), "dags", "unpause", dag_id], env=env, check=True,
+                           capture_output=True)
+        time.sleep(5)  # let the scheduler settle (and start no scheduled run: catchup is off)
+        variants = [
+            ("crypto_ml_master", "per-coin DAG runs (shipped)", {}, f"{args.day}T00:00:00+00:00"),
+            ("bench_mapped_group", "mapped task group, one run", {"as_of": history_day, "logical_date": args.day}, None),
+            ("bench_noop", "no-op tasks, same shape (floor)", {"coins": len(coins)}, None),
+        ]
+        for dag_id, label, conf, logical in variants:
+            cmd = [_bin("airflow"), "dags", "trigger", dag_id, "--conf", json.dumps(conf), "-o", "json"]
+            if logical:
+                cmd += ["--logical-date", logical]
+            started = time.monotonic()
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            run_id = json.loads(out[out.index("["):])[0]["dag_run_id"]
+            state, tis = wait_run(dag_id, run_id, stack)
+            seconds = time.monotonic() - started
+            results.append((label, dag_id, state, tis, seconds))
+            print(f"{label}: {state} in {seconds:.1f} s, {tis} task instances", flush=True)
+
+    floor = results[-1][4]
+    print(f"\n{len(coins)} coins, replayed day {history_day}, LocalExecutor + SQLite, 1 engine worker x2")
+    print(f"{'design':36} {'state':8} {'task inst.':>10} {'wall':>9} {'vs floor':>9}")
+    for label, _, state, tis, seconds in results:
+        print(f"{label:36} {state:8} {tis:>10} {seconds:8.1f}s {seconds / floor:8.2f}x")
+
+
+def wait_run(dag_id: str, run_id: str, stack, timeout: float = 3600) -> tuple[str, int]:
+    from crypto_ml.local_stack import _orm
+
+    _, DagRun, create_session = _orm()
+    from airflow.models.taskinstance import TaskInstance
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        with create_session() as session:
+            run = session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).one()
+            if run.state in ("success", "failed"):
+                tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id).count()
+                if dag_id == "crypto_ml_master":  # plus every coin run it triggered
+                    tis += session.query(TaskInstance).filter(
+                        TaskInstance.dag_id == "crypto_ml_coin",
+                        TaskInstance.run_id.like("%__2017-%"),
+                    ).count()
+                return run.state, tis
+        time.sleep(2)
+    return "timeout", 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
