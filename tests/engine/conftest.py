@@ -119,7 +119,7 @@ def broker(request, tmp_path):
     b._cleanup()
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "redis", "rabbitmq"])
 def fault_broker(request, tmp_path):
     b = make_broker(request.param, tmp_path)
     yield b

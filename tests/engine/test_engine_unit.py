@@ -166,3 +166,18 @@ def test_engine_command_line(capsys, monkeypatch, tmp_path):
     args = parser.parse_args(["engine", "predict", "bitcoin", "--horizon", "0"])
     assert args.func(args) == 2
     assert "horizon must be a positive int" in capsys.readouterr().err
+
+
+def test_run_predict_on_a_sent_price_series(engine_env):
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.tasks import EngineInputError, run_predict
+
+    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    closes = [1.0, 2.0, 3.0, 4.0]
+    out = run_predict(coin="my-coin", as_of="2020-01-31", model="linear", horizon=2, closes=closes,
+                      url=url, cache=ModelCache(2))
+    assert out["values"] == pytest.approx([5.0, 6.0]) and out["last_close"] == 4.0
+    with pytest.raises(EngineInputError, match="closes must be a list of finite numbers"):
+        run_predict(coin="my-coin", as_of="2020-01-31", closes=[1.0, float("nan")], url=url)
+    with pytest.raises(EngineInputError, match="as_of is required when closes are sent"):
+        run_predict(coin="my-coin", closes=closes, url=url)
