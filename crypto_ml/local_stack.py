@@ -297,7 +297,8 @@ def _summarize(run_id: str, say) -> None:
     say(table.to_string(index=False) if len(table) else "(none)")
     missing = sorted(set(polled["coins"]) - set(table["coin"]))
     if missing:
-        say(f"\n{len(missing)} coins have no forecast (their pipeline failed; see the UI): {', '.join(missing)}")
+        say(f"\n{len(missing)} coins have no forecast (skipped: too little history, or failed; "
+            f"see crypto_ml_coin in the UI): {', '.join(missing)}")
     path = plot_day(day, home_dir() / "reports" / f"{day}.png")
     trades = int((table["decision"] != "stored").sum()) if len(table) else 0
     say(f"\n{len(table)} forecasts stored, {trades} trade requests (paper broker). Plot: {path}")

@@ -86,7 +86,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
     if bad:
         i = bad[0]
         raise PipelineInputError(
-            f"{coin}: row {i} ({df['Date'].iat[i]:%Y-%m-%d}) has close {closes[i]!r}; "
+            f"{coin}: row {i} ({df['Date'].iat[i]:%Y-%m-%d}) has close {float(closes[i])!r}; "
             "prices must be positive numbers"
         )
     if len(df) < min_rows:

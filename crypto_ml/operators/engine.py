@@ -35,6 +35,10 @@ class EngineSubmitOperator(BaseOperator):
         let the engine read its own data.
     :param model_params: model hyperparameters (``params`` is Airflow's, for DAG params).
     :param engine_conn_id: Connection of the engine.
+    :param wait_for_completion: defer until the engine task is done (in the triggerer, no worker
+        slot held) and return its result instead of its id; ``timeout`` bounds the wait.
+    :param poll_interval: seconds between polls while waiting.
+    :param timeout: seconds to wait for the engine before failing, when waiting.
     """
 
     template_fields: Sequence[str] = ("coin", "as_of", "model", "horizon", "closes")
@@ -51,6 +55,9 @@ class EngineSubmitOperator(BaseOperator):
         closes: Any = None,
         model_params: dict[str, Any] | None = None,
         engine_conn_id: str = "crypto_ml_engine",
+        wait_for_completion: bool = False,
+        poll_interval: float = 5.0,
+        timeout: float = 3600.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,6 +71,9 @@ class EngineSubmitOperator(BaseOperator):
         self.closes = closes
         self.model_params = model_params
         self.engine_conn_id = engine_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = poll_interval
+        self.timeout = timeout
 
     @cached_property
     def hook(self) -> CryptoEngineHook:
@@ -71,7 +81,7 @@ class EngineSubmitOperator(BaseOperator):
 
         return CryptoEngineHook(self.engine_conn_id)
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
         from crypto_ml.engine.tasks import EngineInputError
@@ -97,4 +107,30 @@ class EngineSubmitOperator(BaseOperator):
             "submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
             self.task, self.coin, self.as_of, self.model, submitted,
         )
-        return submitted
+        if not self.wait_for_completion:
+            return submitted
+        import time
+        from datetime import timedelta
+
+        from crypto_ml.triggers.engine import EngineTaskTrigger
+
+        self.defer(
+            trigger=EngineTaskTrigger(
+                engine_task_id=submitted, engine_conn_id=self.engine_conn_id,
+                poll_interval=self.poll_interval, timeout=self.timeout, started_at=time.time(),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + 120),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the engine task finished: its result, or a clear failure."""
+        from crypto_ml.sensors.engine import EngineTaskSensor
+
+        result = EngineTaskSensor(
+            task_id=f"{self.task_id}__wait", engine_task_id=event.get("engine_task_id", "")
+        ).execute_complete(context, event)
+        if isinstance(result, dict):
+            self.log.info("engine %s done: %s", self.task, {k: result.get(k) for k in
+                          ("coin", "as_of", "model", "version", "n_obs", "hostname")})
+        return result

@@ -1,0 +1,62 @@
+"""
+### crypto_ml_train — weekly retraining
+
+For every coin with data on the replayed day of the run, sends `crypto_ml.train` to the prediction
+engine's **train** queue (separate from predictions, so long trainings never starve them) and
+waits for it in the triggerer. Each training publishes a model version (trained on data up to that
+day) to the model store that backtests use; the daily `crypto_ml_coin` runs then predict with the
+newest version trained on data up to their own day, and record its number with every prediction.
+
+Trigger by hand: `airflow dags trigger crypto_ml_train --conf '{"model": "linear", "coins": ["bitcoin"]}'`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES
+from crypto_ml.operators.engine import EngineSubmitOperator
+
+with DAG(
+    dag_id="crypto_ml_train",
+    schedule="@weekly",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["crypto-ml", "training"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    params={
+        "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model to train"),
+        "min_rows": Param(60, type="integer", minimum=2, description="train coins with at least this many days"),
+        "coins": Param(
+            None, type=["null", "array"], items={"type": "string"},
+            description="only these coins (default: every coin with data that day)",
+        ),
+    },
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def coins_to_train(*, dag_run=None, params=None) -> list[dict]:
+        """Coins with data on the replayed day and enough history; one kwargs dict per coin."""
+        from crypto_ml import storage
+        from crypto_ml.pipeline import poll
+
+        polled = poll(dag_run.logical_date or dag_run.run_after)
+        day = polled["history_day"]
+        out = []
+        wanted = set(params["coins"] or polled["coins"])
+        for coin in polled["coins"]:
+            if coin in wanted and len(storage.load_prices(coin, as_of=day)) >= params["min_rows"]:
+                out.append({"coin": coin, "as_of": day})
+        return out
+
+    EngineSubmitOperator.partial(
+        task_id="train",
+        task="train",
+        model="{{ params.model }}",
+        wait_for_completion=True,
+        timeout=3600,
+        map_index_template="{{ task.coin }}",
+    ).expand_kwargs(coins_to_train())
