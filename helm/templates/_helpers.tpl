@@ -1,0 +1,301 @@
+{{/* Names */}}
+{{- define "crypto-ml.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "crypto-ml.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: crypto-ml
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "scheduler") */}}
+{{- define "crypto-ml.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "crypto-ml.image" -}}
+{{ printf "%s:%s" .Values.image.repository .Values.image.tag | quote }}
+{{- end -}}
+
+{{- define "crypto-ml.postgresHost" -}}
+{{- if .Values.postgresql.enabled -}}
+{{ include "crypto-ml.fullname" . }}-postgresql
+{{- else -}}
+{{ .Values.postgresql.host }}
+{{- end -}}
+{{- end -}}
+
+{{- define "crypto-ml.redisHost" -}}
+{{- if .Values.redis.enabled -}}
+{{ include "crypto-ml.fullname" . }}-redis
+{{- else -}}
+{{ .Values.redis.host }}
+{{- end -}}
+{{- end -}}
+
+{{/* One env var from the Secret: (dict "root" $ "name" "ENV" "key" "secret-key") */}}
+{{- define "crypto-ml.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .root.Values.secrets.existingSecret }}
+      key: {{ .key }}
+{{- end -}}
+
+{{/*
+Passwords come from the Secret as env vars; the URLs are composed by Kubernetes' $(VAR)
+expansion, so no password is ever written into a manifest.
+*/}}
+{{- define "crypto-ml.passwordEnv" -}}
+{{ include "crypto-ml.secretEnv" (dict "root" . "name" "CRYPTO_ML_POSTGRES_PASSWORD" "key" .Values.secrets.keys.postgresPassword) }}
+{{ include "crypto-ml.secretEnv" (dict "root" . "name" "CRYPTO_ML_REDIS_PASSWORD" "key" .Values.secrets.keys.redisPassword) }}
+{{- end -}}
+
+{{- define "crypto-ml.pgUrl" -}}
+{{- $pg := .root.Values.postgresql -}}
+{{ printf "%s://%s:$(CRYPTO_ML_POSTGRES_PASSWORD)@%s:%d/%s" .scheme $pg.user (include "crypto-ml.postgresHost" .root) (int $pg.port) .db }}
+{{- end -}}
+
+{{- define "crypto-ml.redisUrl" -}}
+{{ printf "redis://:$(CRYPTO_ML_REDIS_PASSWORD)@%s:%d/%d" (include "crypto-ml.redisHost" .root) (int .root.Values.redis.port) (int .db) }}
+{{- end -}}
+
+{{/* The prediction engine's settings (engine workers, Flower, and Airflow tasks that submit). */}}
+{{- define "crypto-ml.engineEnv" -}}
+- name: CRYPTO_ML_DATABASE_URL
+  value: {{ include "crypto-ml.pgUrl" (dict "root" . "scheme" "postgresql+psycopg2" "db" .Values.postgresql.cryptoMlDatabase) | quote }}
+- name: CRYPTO_ML_BROKER_URL
+  value: {{ include "crypto-ml.redisUrl" (dict "root" . "db" .Values.redis.engineBrokerDb) | quote }}
+- name: CRYPTO_ML_RESULT_BACKEND
+  value: {{ include "crypto-ml.redisUrl" (dict "root" . "db" .Values.redis.engineResultDb) | quote }}
+- name: CRYPTO_ML_HOME
+  value: /opt/airflow/crypto_ml
+- name: CRYPTO_ML_ENGINE_PRELOAD
+  value: {{ .Values.cryptoWorker.preload | quote }}
+{{- end -}}
+
+{{/* Every Airflow process shares these (JWT secret, API secret key, Fernet key, execution API). */}}
+{{- define "crypto-ml.airflowEnv" -}}
+{{ include "crypto-ml.passwordEnv" . }}
+{{ include "crypto-ml.secretEnv" (dict "root" . "name" "AIRFLOW__CORE__FERNET_KEY" "key" .Values.secrets.keys.fernetKey) }}
+{{ include "crypto-ml.secretEnv" (dict "root" . "name" "AIRFLOW__API_AUTH__JWT_SECRET" "key" .Values.secrets.keys.jwtSecret) }}
+{{ include "crypto-ml.secretEnv" (dict "root" . "name" "AIRFLOW__API__SECRET_KEY" "key" .Values.secrets.keys.apiSecretKey) }}
+- name: AIRFLOW__CORE__EXECUTOR
+  value: CeleryExecutor
+- name: AIRFLOW__CORE__AUTH_MANAGER
+  value: {{ .Values.airflow.authManager | quote }}
+- name: AIRFLOW__CORE__LOAD_EXAMPLES
+  value: "False"
+- name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
+  value: {{ printf "http://%s-api-server:%d/execution/" (include "crypto-ml.fullname" .) (int .Values.apiServer.service.port) | quote }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+  value: {{ include "crypto-ml.pgUrl" (dict "root" . "scheme" "postgresql+psycopg2" "db" .Values.postgresql.airflowDatabase) | quote }}
+- name: AIRFLOW__CELERY__BROKER_URL
+  value: {{ include "crypto-ml.redisUrl" (dict "root" . "db" .Values.redis.airflowBrokerDb) | quote }}
+- name: AIRFLOW__CELERY__RESULT_BACKEND
+  value: {{ include "crypto-ml.pgUrl" (dict "root" . "scheme" "db+postgresql" "db" .Values.postgresql.airflowDatabase) | quote }}
+- name: AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK
+  value: "True"
+{{ include "crypto-ml.engineEnv" . }}
+{{- with .Values.airflow.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "crypto-ml.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 50000
+runAsGroup: 0
+fsGroup: 0
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "crypto-ml.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{- define "crypto-ml.volumes" -}}
+- name: logs
+{{- if .Values.logs.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.logs.existingClaim }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+- name: crypto-ml-home
+{{- if .Values.modelStore.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.modelStore.existingClaim }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+{{- end -}}
+
+{{- define "crypto-ml.volumeMounts" -}}
+- name: logs
+  mountPath: /opt/airflow/logs
+- name: crypto-ml-home
+  mountPath: /opt/airflow/crypto_ml
+{{- end -}}
+
+{{/* Waits until `airflow db migrate` (the migrations Job) has run. */}}
+{{- define "crypto-ml.waitForMigrations" -}}
+- name: wait-for-airflow-migrations
+  image: {{ include "crypto-ml.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args: ["airflow", "db", "check-migrations", "--migration-wait-timeout", "600"]
+  securityContext:
+    {{- include "crypto-ml.containerSecurityContext" . | nindent 4 }}
+  env:
+    {{- include "crypto-ml.airflowEnv" . | nindent 4 }}
+{{- end -}}
+
+{{/*
+A Deployment of one Airflow-image component:
+(dict "root" $ "component" "scheduler" "values" .Values.scheduler "args" (list ...)
+      "airflow" true "probe" (dict ...) "ports" (list ...) "hpa" bool)
+*/}}
+{{- define "crypto-ml.deployment" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "crypto-ml.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "crypto-ml.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  {{- if not (and $v.autoscaling $v.autoscaling.enabled) }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "crypto-ml.selectorLabels" (dict "root" $root "component" .component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "crypto-ml.labels" $root | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
+    spec:
+      securityContext:
+        {{- include "crypto-ml.podSecurityContext" $root | nindent 8 }}
+      {{- with $root.Values.image.pullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds | default 60 }}
+      {{- if .airflow }}
+      initContainers:
+        {{- include "crypto-ml.waitForMigrations" $root | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "crypto-ml.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args:
+            {{- toYaml .args | nindent 12 }}
+          securityContext:
+            {{- include "crypto-ml.containerSecurityContext" $root | nindent 12 }}
+          env:
+            {{- if .airflow }}
+            {{- include "crypto-ml.airflowEnv" $root | nindent 12 }}
+            {{- else }}
+            {{- include "crypto-ml.passwordEnv" $root | nindent 12 }}
+            {{- include "crypto-ml.engineEnv" $root | nindent 12 }}
+            {{- end }}
+            {{- with .extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- with .ports }}
+          ports:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          livenessProbe:
+            {{- toYaml .probe | nindent 12 }}
+            initialDelaySeconds: 60
+            periodSeconds: 60
+            timeoutSeconds: 30
+            failureThreshold: 5
+          readinessProbe:
+            {{- toYaml .probe | nindent 12 }}
+            periodSeconds: 30
+            timeoutSeconds: 30
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          volumeMounts:
+            {{- include "crypto-ml.volumeMounts" $root | nindent 12 }}
+      volumes:
+        {{- include "crypto-ml.volumes" $root | nindent 8 }}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
+
+{{/* HPA of a worker kind: (dict "root" $ "component" "crypto-worker" "values" .Values.cryptoWorker) */}}
+{{- define "crypto-ml.hpa" -}}
+{{- $a := .values.autoscaling -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "crypto-ml.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "crypto-ml.labels" .root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "crypto-ml.fullname" .root }}-{{ .component }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+  behavior:
+    scaleDown:
+      # Workers hold tasks (and warm models): scale down slowly.
+      stabilizationWindowSeconds: {{ $a.scaleDownStabilizationSeconds }}
+{{- end -}}
+
+{{/* A ClusterIP Service: (dict "root" $ "component" "flower" "port" 5555 "type" "ClusterIP") */}}
+{{- define "crypto-ml.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "crypto-ml.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "crypto-ml.labels" .root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  type: {{ .type | default "ClusterIP" }}
+  selector:
+    {{- include "crypto-ml.selectorLabels" (dict "root" .root "component" .component) | nindent 4 }}
+  ports:
+    - name: {{ .portName | default "http" }}
+      port: {{ .port }}
+      targetPort: {{ .targetPort | default .port }}
+      protocol: TCP
+{{- end -}}
