@@ -318,6 +318,11 @@ def write_report(o: dict, args) -> None:
         f"(1 min) before/after: {c1['load_before']:.1f}/{c1['load_after']:.1f} (1 process), "
         f"{c2['load_before']:.1f}/{c2['load_after']:.1f} (2 processes); anything above the engine's "
         f"own processes is other work on the machine competing for the 2 cores.",
+        f"CPU per coin: {c1['worker_cpu_s'] / c1['done']:.2f} s (1 process), "
+        f"{c2['worker_cpu_s'] / c2['done']:.2f} s (2 processes); if each process had a core of its "
+        f"own the 2-process speed-up would be about "
+        f"{2 * (c1['worker_cpu_s'] / c1['done']) / (c2['worker_cpu_s'] / c2['done']):.2f}x "
+        f"(a projection from CPU time, not a measurement).",
         "",
         "## Memory: one worker process with TensorFlow and every coin's models warm",
         "",
