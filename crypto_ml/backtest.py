@@ -93,12 +93,22 @@ class BacktestResult:
         out.insert(0, "n_folds", grouped.size())
         return out.reset_index()[SUMMARY_COLUMNS]
 
-    def aggregate(self, baseline: str = "naive") -> pd.DataFrame:
-        """Per model over coins: mean of the per-coin metrics, median MASE, and, when
-        ``baseline`` was run, on how many coins the model's MASE is below the baseline's."""
+    def aggregate(self, baseline: str = "naive", *, common: bool = True) -> pd.DataFrame:
+        """Per model over coins: mean of the per-coin metrics and the median MASE.
+
+        :param common: like-for-like: only the coins on which *every* model ran (a model with a
+            longer minimum history, like the LSTM, is otherwise averaged over fewer coins).
+        :param baseline: when it was run, add ``beats_<baseline>`` (on how many coins the model's
+            MASE is below the baseline's) and ``mase_vs_<baseline>`` (mean over those paired coins
+            of MASE / baseline MASE; below 1 means better than the baseline).
+        """
         summary = self.summary
         if summary.empty:
             return pd.DataFrame(columns=["model", "n_coins", *METRICS, "median_mase"])
+        if common:
+            n_models = summary["model"].nunique()
+            counts = summary.groupby("coin")["model"].nunique()
+            summary = summary[summary["coin"].isin(counts[counts == n_models].index)]
         grouped = summary.groupby("model", sort=False)
         out = grouped[list(METRICS)].mean()
         out.insert(0, "n_coins", grouped.size())
@@ -106,11 +116,14 @@ class BacktestResult:
         models = list(out.index)
         if baseline in models:
             pivot = summary.pivot(index="coin", columns="model", values="mase")
-            both = pivot.dropna(subset=[baseline])
-            out["beats_" + baseline] = [
-                f"{int((both[m] < both[baseline]).sum())}/{int(both[m].notna().sum())}" for m in models
-            ]
-            out["mase_vs_" + baseline] = out["mase"] / out.loc[baseline, "mase"]
+            beats, ratio = [], []
+            for m in models:
+                both = pivot[list(dict.fromkeys([m, baseline]))].dropna()
+                mine, base = both[m], both[baseline]
+                beats.append(f"{int((mine < base).sum())}/{len(both)}")
+                ratio.append(float((mine / base).mean()) if len(both) else float("nan"))
+            out["beats_" + baseline] = beats
+            out["mase_vs_" + baseline] = ratio
         return out.reset_index()
 
     @classmethod
@@ -307,9 +320,14 @@ def format_report(result: BacktestResult, *, per_coin: bool = True) -> str:
         f"Walk-forward backtest: last {p.get('period')} days, {p.get('folds')} folds, "
         f"horizon {p.get('horizon')} days, expanding training window.",
         "",
-        "## Aggregate (mean over coins of the per-coin means over folds)",
+        "## Aggregate, like-for-like (coins where every model ran; mean over coins of the "
+        "per-coin means over folds)",
         "",
         markdown_table(result.aggregate()),
+        "",
+        "## Aggregate over every coin each model could run on",
+        "",
+        markdown_table(result.aggregate(common=False)),
     ]
     if per_coin:
         parts += ["", "## Per coin", "", markdown_table(result.summary)]

@@ -107,3 +107,18 @@ def test_run_backtest_on_real_coins_reports_the_short_one():
     assert agg.loc["drift", "beats_naive"] in {"0/1", "1/1"}
     report = format_report(res)
     assert "## Aggregate" in report and "| ethereum | drift | 3 |" in report and "neblio" in report
+
+
+def test_aggregate_is_like_for_like_by_default():
+    rows = [("a", "naive", 2.0), ("b", "naive", 10.0), ("a", "lstm", 1.0)]  # lstm skipped coin b
+    folds = pd.DataFrame(
+        [{"coin": c, "model": m, "fold": 0, "mae": v, "rmse": v, "mape": v, "mase": v, "direction": 0.5}
+         for c, m, v in rows]
+    )
+    res = BacktestResult(folds=folds)
+    agg = res.aggregate().set_index("model")
+    assert agg["n_coins"].tolist() == [1, 1] and agg.loc["naive", "mase"] == 2.0
+    assert agg.loc["lstm", "mase_vs_naive"] == 0.5 and agg.loc["lstm", "beats_naive"] == "1/1"
+    everything = res.aggregate(common=False).set_index("model")
+    assert everything.loc["naive", "n_coins"] == 2 and everything.loc["naive", "mase"] == 6.0
+    assert everything.loc["lstm", "mase_vs_naive"] == 0.5  # still paired on coin a
