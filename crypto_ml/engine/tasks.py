@@ -161,28 +161,27 @@ def _model_store(url: str | None = None):
 
 
 def _stored_version(store, coin: str, model: str, as_of: dt.date, version: int | None) -> dict | None:
-    """The model-version row to serve, or None. A stored model forecasts from the end of its
-    training window, so only a version trained up to exactly ``as_of`` can serve that day."""
+    """The model-version row to serve, or None: the requested ``version``, else the newest one
+    trained on data up to ``as_of``. A version trained up to an earlier day serves ``as_of``
+    after :meth:`~crypto_ml.forecasting.base.BaseForecaster.update` moves it to the closes up to
+    ``as_of`` (parameters kept); one trained on later data never does (point in time)."""
     from sqlalchemy import select
 
     from crypto_ml.storage import ModelVersion, get_engine
 
     if version is None:
-        row = store.info(coin, model, as_of)
-    else:
-        stmt = select(ModelVersion.__table__).where(
-            ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == version)
-        with get_engine(store.url).connect() as conn:
-            found = conn.execute(stmt).first()
-        row = None if found is None else dict(found._mapping)
-        if row is None:
-            raise EngineInputError(f"coin {coin!r}: model {model!r} has no stored version {version}")
-    if row is None or row["train_end"] != as_of:
-        if version is not None:
-            raise EngineInputError(
-                f"coin {coin!r}: model {model!r} version {version} was trained up to "
-                f"{row['train_end']}, not up to as_of {as_of}; it cannot forecast from {as_of}")
-        return None
+        return store.info(coin, model, as_of)
+    stmt = select(ModelVersion.__table__).where(
+        ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == version)
+    with get_engine(store.url).connect() as conn:
+        found = conn.execute(stmt).first()
+    if found is None:
+        raise EngineInputError(f"coin {coin!r}: model {model!r} has no stored version {version}")
+    row = dict(found._mapping)
+    if row["train_end"] > as_of:
+        raise EngineInputError(
+            f"coin {coin!r}: model {model!r} version {version} was trained on data up to "
+            f"{row['train_end']}, after as_of {as_of}; it cannot serve {as_of} (point in time)")
     return row
 
 
@@ -217,7 +216,7 @@ def _fingerprint(closes, params: dict[str, Any]) -> str:
 
 
 def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache,
-               url: str | None = None) -> tuple[Any, int, bool]:
+               url: str | None = None, *, from_store: bool = True) -> tuple[Any, int, bool]:
     """``(fitted forecaster, version, cached)`` for the request, from the cache when warm.
 
     A stored version trained up to ``as_of`` (or the requested ``version``) is loaded from the
@@ -227,7 +226,7 @@ def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache,
     from crypto_ml.forecasting.registry import make_forecaster
 
     model = req["model"]
-    use_store = req["closes"] is None and (not req["params"] or req["version"] is not None)
+    use_store = from_store and (not req["params"] or req["version"] is not None)
     store = _model_store(url) if use_store else None
     if store is not None:
         row = _stored_version(store, coin, model, as_of, req["version"])
@@ -244,9 +243,14 @@ def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache,
                     raise EngineInputError(f"coin {coin!r}: model {model!r} v{version}: {exc}") from None
 
             value, cached = cache.get_or_load((coin, model, f"v{version}"), load)
+            if len(closes):
+                try:  # move the (shared, cached) model to the closes up to as_of; params stay
+                    value.update(closes)
+                except ValueError as exc:
+                    raise EngineInputError(
+                        f"coin {coin!r}: model {model!r} v{version} cannot serve {as_of}: {exc}"
+                    ) from None
             return value, version, cached
-    elif req["version"] is not None:
-        raise EngineInputError(f"coin {coin!r}: a model version cannot be combined with closes")
     try:
         forecaster = make_forecaster(model, **req["params"])
     except TypeError as exc:
@@ -387,7 +391,8 @@ def run_train(
     if len(history) == 0:
         raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
     # Fit exactly as run_predict would on the fly (same validation and errors), warm the cache.
-    forecaster, _, _ = _get_model({**req, "version": None, "closes": []}, coin_id, history, day, cache)
+    forecaster, _, _ = _get_model({**req, "version": None}, coin_id, history, day, cache,
+                                  from_store=False)
     version, saved = ON_THE_FLY_VERSION, False
     store = _model_store(ensure_schema(url)) if store else None
     if store is not None:

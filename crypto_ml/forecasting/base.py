@@ -101,7 +101,7 @@ class BaseForecaster(BaseEstimator):
     _needs_variation: ClassVar[bool] = False
     #: Learned attributes saved by :meth:`to_dict`, besides the common ones set by :meth:`fit`.
     _state_attrs: ClassVar[tuple[str, ...]] = ()
-    _common_state: ClassVar[tuple[str, ...]] = ("n_obs_", "last_value_")
+    _common_state: ClassVar[tuple[str, ...]] = ("n_obs_", "last_value_", "n_fit_")
 
     # -- contract -------------------------------------------------------------------------------
     def min_points(self) -> int:
@@ -113,6 +113,7 @@ class BaseForecaster(BaseEstimator):
         y = self._validate_history(history)
         self._fit(y)
         self.n_obs_ = int(len(y))
+        self.n_fit_ = int(len(y))  # closes the parameters were learned on (update keeps it)
         self.last_value_ = float(y[-1])
         return self
 
@@ -129,6 +130,40 @@ class BaseForecaster(BaseEstimator):
                 "the history is probably degenerate for this model"
             )
         return out
+
+    def update(self, history: Any) -> "BaseForecaster":
+        """Move a fitted model to the end of a newer ``history`` without refitting it.
+
+        The learned parameters stay; only the state a forecast starts from moves: the last close,
+        the recent returns or window, the position on the time axis. This is how a version trained
+        once a week serves the days after its training window (like sktime's ``update`` with
+        ``update_params=False``). ``history`` is the same series the model was fitted on (same
+        first day), extended by newer days; updating again with another history (say, of an
+        earlier day, down to the fitted one) moves the state there. Returns ``self``.
+        """
+        check_is_fitted(self)
+        y = as_closes(history)
+        need = int(self._update_points())
+        if len(y) < max(need, 1):
+            raise ValueError(
+                f"{type(self).__name__}.update needs at least {need} closes, got {len(y)}"
+            )
+        bad = ~np.isfinite(y)
+        if bad.any() or (self._log_model and np.any(y <= 0)):
+            raise ValueError(
+                f"{type(self).__name__}.update got NaN/inf or non-positive closes; clean them first"
+            )
+        self._update(y)
+        self.n_obs_ = int(len(y))
+        self.last_value_ = float(y[-1])
+        return self
+
+    def _update_points(self) -> int:
+        """The fewest closes :meth:`update` needs (the state a forecast starts from)."""
+        return 1
+
+    def _update(self, y: np.ndarray) -> None:
+        """Hook of :meth:`update`: move the forecast state to the end of ``y`` (params kept)."""
 
     def _fit(self, y: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -33,6 +33,14 @@ class LinearTrendForecaster(BaseForecaster):
         self.intercept_ = float(reg.intercept_)
         self.t_end_ = int(len(y) - 1)
 
+    def _update(self, y: np.ndarray) -> None:
+        if len(y) < self.n_fit_:
+            raise ValueError(
+                f"LinearTrendForecaster.update needs the series it was fitted on ({self.n_fit_} "
+                f"closes) extended by newer days, got {len(y)} closes"
+            )
+        self.t_end_ = int(self.t_end_ + (len(y) - self.n_obs_))  # the line stays, time moves on
+
     def _predict(self, horizon: int) -> np.ndarray:
         t = self.t_end_ + np.arange(1, horizon + 1, dtype="float64")
         return self.intercept_ + self.coef_ * t
@@ -74,6 +82,12 @@ class AutoRegressiveForecaster(BaseForecaster):
         self.coef_ = reg.coef_.astype("float64")
         self.intercept_ = float(reg.intercept_)
         self.last_returns_ = r[-lags:].astype("float64")
+
+    def _update_points(self) -> int:
+        return int(self.lags) + 1
+
+    def _update(self, y: np.ndarray) -> None:
+        self.last_returns_ = np.diff(np.log(y))[-int(self.lags):].astype("float64")
 
     def _step(self, window: np.ndarray) -> float:
         return float(self.intercept_ + window @ self.coef_)

@@ -198,6 +198,13 @@ class LSTMForecaster(BaseForecaster):
             trainer.optimizer.build(trainer.trainable_variables)
         return trainer
 
+    def _update_points(self) -> int:
+        return int(self.window) + 1
+
+    def _update(self, y: np.ndarray) -> None:
+        r = np.diff(np.log(y))[-int(self.window):]
+        self.last_z_ = ((r - self.mean_) / self.scale_).astype("float64")  # the fitted scaling
+
     def _step(self, window: np.ndarray) -> float:
         x = np.asarray(window, dtype="float32").reshape(1, -1, 1)
         return float(np.asarray(self.model_.predict_on_batch(x)).reshape(-1)[0])

@@ -176,13 +176,16 @@ def latest_model_version(
 ) -> dict[str, Any] | None:
     """Return the newest version of (coin, model) trained on data up to ``as_of`` (inclusive).
 
-    ``as_of=None`` means no restriction. Returns ``None`` when there is no such version.
+    "Newest" is the latest training window end, then the highest version number (a backtest
+    may record older windows after a production model). ``as_of=None`` means no restriction.
+    Returns ``None`` when there is no such version.
     """
     stmt = select(ModelVersion.__table__).where(ModelVersion.coin == coin, ModelVersion.model == model)
     if as_of is not None:
         stmt = stmt.where(ModelVersion.train_end <= _to_date(as_of))
     with get_engine(url).connect() as conn:
-        row = conn.execute(stmt.order_by(ModelVersion.version.desc()).limit(1)).first()
+        order = (ModelVersion.train_end.desc(), ModelVersion.version.desc())
+        row = conn.execute(stmt.order_by(*order).limit(1)).first()
     return None if row is None else dict(row._mapping)
 
 

@@ -130,7 +130,7 @@ def test_run_train_warms_the_predict_cache(engine_env):
     assert pred["cached"]
 
 
-def test_trained_version_serves_its_as_of_day(engine_env):
+def test_trained_version_serves_its_day_and_later_days(engine_env):
     from crypto_ml.engine.cache import ModelCache
     from crypto_ml.engine.tasks import EngineInputError, run_predict, run_train
 
@@ -144,10 +144,17 @@ def test_trained_version_serves_its_as_of_day(engine_env):
     assert pred["version"] == 1 and not pred["cached"]
     assert run_predict(coin="ETH", as_of="2017-02-28", model="linear", horizon=3, url=url,
                        cache=cache)["cached"]
+    # A later day is served by the same version, moved to the newer closes (not refitted): for
+    # the linear trend that is the same line, 31 days further on.
     later = run_predict(coin="ETH", as_of="2017-03-31", model="linear", horizon=3, url=url, cache=cache)
-    assert later["version"] == 0  # no version trained up to that day: fitted on the fly
-    with pytest.raises(EngineInputError, match="version 1 was trained up to 2017-02-28"):
-        run_predict(coin="ETH", as_of="2017-03-31", model="linear", version=1, url=url, cache=cache)
+    assert later["version"] == 1
+    line = run_predict(coin="ETH", as_of="2017-02-28", model="linear", horizon=34, url=url, cache=cache)
+    assert later["values"] == pytest.approx(line["values"][31:34])
+    # An earlier day cannot use a model trained on later data (point in time).
+    earlier = run_predict(coin="ETH", as_of="2017-01-31", model="linear", horizon=3, url=url, cache=cache)
+    assert earlier["version"] == 0  # fitted on the fly up to that day
+    with pytest.raises(EngineInputError, match="version 1 was trained on data up to 2017-02-28, after"):
+        run_predict(coin="ETH", as_of="2017-01-31", model="linear", version=1, url=url, cache=cache)
 
 
 def test_engine_command_line(capsys, monkeypatch, tmp_path):

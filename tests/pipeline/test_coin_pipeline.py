@@ -99,3 +99,36 @@ def test_bad_stored_data_fails_clearly_and_alone(run_dag, airflow_env, engine_wo
     assert "ubiq: row" in result["log"] and "(2017-06-05) has close -3.0" in result["log"]
     assert rows(airflow_env, "predictions", coin="ubiq", as_of=DAY) == []
     storage.dispose_engine(url)
+
+
+def test_training_publishes_a_version_the_daily_run_then_uses(run_dag, airflow_env, engine_worker):
+    """crypto_ml_train publishes a model version trained up to its day; crypto_ml_coin uses it."""
+    env = {**airflow_env}
+    trained = run_dag(env, "crypto_ml_train", {"model": "linear", "coins": ["bitcoin", "litecoin"]},
+                      extra_env={"CRYPTO_ML_REPLAY_ANCHOR_REAL": "2026-11-01",
+                                 "CRYPTO_ML_REPLAY_ANCHOR_HISTORY": "2017-06-01"})
+    assert trained["state"] == "success", trained["log"][-5000:]
+    url = airflow_env["CRYPTO_ML_DATABASE_URL"]
+    version = storage.latest_model_version("bitcoin", "linear", as_of="2017-07-31", url=url)
+    assert version is not None and version["version"] >= 1
+    train_end = version["train_end"].isoformat()
+    # A run on the training day predicts with that version and says so in its report.
+    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": train_end, "model": "linear"})
+    assert result["state"] == "success", result["log"][-5000:]
+    [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of=train_end)
+    assert pred["model"] == "linear" and pred["version"] == version["version"]
+    assert f"'version': {version['version']}" in result["log"]
+    # A run a few days later predicts with the same version, moved to the newer closes.
+    import datetime as dt
+
+    later_day = (version["train_end"] + dt.timedelta(days=3)).isoformat()
+    later = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": later_day, "model": "linear"})
+    assert later["state"] == "success", later["log"][-5000:]
+    [newer] = rows(airflow_env, "predictions", coin="bitcoin", as_of=later_day)
+    assert newer["version"] == version["version"]
+    # A run for a day BEFORE the training day cannot use it (point in time): trained on the fly.
+    early = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2017-05-01", "model": "linear"})
+    assert early["state"] == "success"
+    [old] = rows(airflow_env, "predictions", coin="bitcoin", as_of="2017-05-01")
+    assert old["version"] == 0
+    storage.dispose_engine(url)
