@@ -1,9 +1,12 @@
-"""Model names -> forecaster classes, and the default model."""
+"""Model names -> forecaster classes; the default model is :data:`DEFAULT_MODEL`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+# DEFAULT_MODEL and MODEL_NAMES live in crypto_ml.catalog, which the DAG files read at parse time
+# without importing the models.
+from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES
 from crypto_ml.forecasting.base import BaseForecaster
 from crypto_ml.forecasting.baselines import DriftForecaster, NaiveForecaster
 from crypto_ml.forecasting.linear import AutoRegressiveForecaster, LinearTrendForecaster
@@ -17,12 +20,8 @@ MODELS: dict[str, type[BaseForecaster]] = {
     "lstm": LSTMForecaster,
 }
 
-#: The default model of CryptoManager and ``crypto-ml predict``.
-#: Naive, because no model met the bar "aggregate MASE < 1" in the walk-forward backtest of every
-#: coin over its last 365 days (benchmarks/results/backtest_365.md: naive 10.96, lstm 10.80,
-#: linear 42.29 on 67 common coins). Against naive itself the LSTM is only ~1 % better (paired MASE
-#: ratio 0.99, better on 48/67 coins) at seconds per fit and a TensorFlow dependency; see the file.
-DEFAULT_MODEL = "naive"
+if tuple(MODELS) != MODEL_NAMES:  # pragma: no cover - a developer error, caught at import
+    raise RuntimeError(f"crypto_ml.catalog.MODEL_NAMES {MODEL_NAMES} != registry {tuple(MODELS)}")
 
 
 def make_forecaster(name: str, **params: Any) -> BaseForecaster:
