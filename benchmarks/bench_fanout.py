@@ -49,7 +49,7 @@ def main() -> None:
         }
     )
     from crypto_ml.catalog import replay_day
-    from crypto_ml.local_stack import LocalStack, _bin, wait_for_dags
+    from crypto_ml.local_stack import LocalStack, _bin, cli_json, wait_for_dags
     from crypto_ml.pipeline import poll
 
     polled = poll(args.day)  # history up to the day, stored once for every variant
@@ -78,7 +78,7 @@ def main() -> None:
                 cmd += ["--logical-date", logical]
             started = time.monotonic()
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-            run_id = json.loads(out[out.index("["):])[0]["dag_run_id"]
+            run_id = cli_json(out)[0]["dag_run_id"]
             state, tis = wait_run(dag_id, run_id, stack)
             seconds = time.monotonic() - started
             results.append((label, dag_id, state, tis, seconds))

@@ -235,8 +235,15 @@ def _master_run(env, stack, say) -> str:
     say(f"[pipeline] airflow dags trigger {MASTER}")
     out = subprocess.run([_bin("airflow"), "dags", "trigger", MASTER, "-o", "json"], env=env,
                          check=True, capture_output=True, text=True).stdout
-    payload = out[out.index("["):] if "[" in out else out
-    return json.loads(payload)[0]["dag_run_id"]
+    return cli_json(out)[0]["dag_run_id"]
+
+
+def cli_json(out: str):
+    """The JSON document of an ``airflow ... -o json`` output (log lines may come before it)."""
+    for line in out.splitlines():
+        if line.startswith(("[{", "{", "[]")):
+            return json.loads(line)
+    raise ValueError(f"no JSON in the Airflow CLI output:\n{out[-2000:]}")
 
 
 def _follow(run_id: str, stack: LocalStack, say, timeout: float) -> int:
