@@ -17,20 +17,26 @@ from sqlalchemy.engine import make_url
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_homes(tmp_path_factory):
-    """Nothing a test writes lands in the checkout's .airflow/ or the user's ~/airflow."""
-    base = tmp_path_factory.mktemp("homes")
-    saved = {k: os.environ.get(k) for k in ("AIRFLOW_HOME", "CRYPTO_ML_HOME", "CRYPTO_ML_DATABASE_URL")}
-    os.environ["AIRFLOW_HOME"] = str(base / "airflow")
-    os.environ["CRYPTO_ML_HOME"] = str(base / "crypto_ml")
-    os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{base / 'crypto_ml.db'}"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def pytest_configure(config):
+    """Nothing a test writes lands in the checkout's .airflow/ or the user's ~/airflow.
+
+    Set before collection, since importing some modules (the Celery app) resolves default paths.
+    """
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="crypto-ml-tests-")
+    os.environ["AIRFLOW_HOME"] = os.path.join(base, "airflow")
+    os.environ["CRYPTO_ML_HOME"] = os.path.join(base, "crypto_ml")
+    os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{os.path.join(base, 'crypto_ml.db')}"
+    config._crypto_ml_tmp = base
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    base = getattr(config, "_crypto_ml_tmp", None)
+    if base:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
