@@ -1,5 +1,5 @@
-"""Provider metadata, so ``airflow providers list`` shows crypto-ml (entry point
-``apache_airflow_provider``)."""
+"""Provider metadata, so ``airflow providers list`` shows crypto-ml and the UI offers its
+Connection types (entry point ``apache_airflow_provider``)."""
 
 from __future__ import annotations
 
@@ -12,4 +12,30 @@ def get_provider_info() -> dict:
         "name": "Crypto-ML",
         "description": "Operators, sensors, triggers and hooks for the Crypto-ML prediction pipeline.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Crypto-ML",
+                "external-doc-url": "https://github.com/axsaucedo/crypto-ml",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Crypto-ML",
+             "python-modules": ["crypto_ml.hooks.engine", "crypto_ml.hooks.database"]},
+        ],
+        "operators": [
+            {"integration-name": "Crypto-ML",
+             "python-modules": ["crypto_ml.operators.transform", "crypto_ml.operators.engine",
+                                "crypto_ml.operators.trading"]},
+        ],
+        "sensors": [
+            {"integration-name": "Crypto-ML", "python-modules": ["crypto_ml.sensors.engine"]},
+        ],
+        "triggers": [
+            {"integration-name": "Crypto-ML", "python-modules": ["crypto_ml.triggers.engine"]},
+        ],
+        "connection-types": [
+            {"hook-class-name": "crypto_ml.hooks.engine.CryptoEngineHook",
+             "connection-type": "crypto_ml_engine"},
+        ],
     }

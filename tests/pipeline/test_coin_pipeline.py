@@ -132,3 +132,31 @@ def test_training_publishes_a_version_the_daily_run_then_uses(run_dag, airflow_e
     [old] = rows(airflow_env, "predictions", coin="bitcoin", as_of="2017-05-01")
     assert old["version"] == 0
     storage.dispose_engine(url)
+
+
+def test_airflow_dags_trigger_refuses_bad_params(airflow_env):
+    """The operator's command: `airflow dags trigger` itself refuses an unknown coin."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "dags", "reserialize"], env=airflow_env, capture_output=True, check=True)
+    out = subprocess.run([airflow, "dags", "trigger", "crypto_ml_coin", "--conf", '{"coin": "bitcon"}'],
+                         env=airflow_env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "Invalid input for param coin: 'bitcon' is not one of" in out.stdout + out.stderr
+
+
+def test_backfill_days_replay_their_own_history(airflow_env):
+    """poll() for past logical dates (a backfill) stores and lists exactly those history days."""
+    from crypto_ml.pipeline import poll
+
+    url = airflow_env["CRYPTO_ML_DATABASE_URL"]
+    later = poll("2026-11-20", url=url)
+    earlier = poll("2026-11-10", url=url)  # backfilled after a later day: still its own day
+    assert (later["history_day"], earlier["history_day"]) == ("2017-06-20", "2017-06-10")
+    assert earlier["inserted"] == 0 and poll("2026-11-20", url=url)["inserted"] == 0
+    bitcoin = storage.load_prices("bitcoin", as_of="2017-06-10", url=url)
+    assert bitcoin["Date"].iat[-1].date().isoformat() == "2017-06-10"
+    storage.dispose_engine(url)
