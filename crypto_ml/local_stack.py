@@ -151,6 +151,11 @@ class LocalStack:
         self.procs.clear()
 
     def __enter__(self) -> LocalStack:
+        # A SIGTERM (kill, CI timeout) unwinds like Ctrl-C, so __exit__ stops every process group.
+        def _terminate(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
         try:
             self.start()
         except BaseException:
@@ -159,7 +164,10 @@ class LocalStack:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
 
 
 def _orm():
@@ -203,7 +211,7 @@ def run_pipeline(*, port: int = 8080, keep_running: bool = False, timeout: float
         for dag_id in (COIN, MASTER):
             subprocess.run([_bin("airflow"), "dags", "unpause", dag_id], env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        run_id = _master_run(env, stack, say)
+        run_id = master_run(env, stack, say)
         code = _follow(run_id, stack, say, timeout)
         _summarize(run_id, say)
         if keep_running:
@@ -218,7 +226,7 @@ def run_pipeline(*, port: int = 8080, keep_running: bool = False, timeout: float
     return code
 
 
-def _master_run(env, stack, say) -> str:
+def master_run(env, stack, say) -> str:
     """The run the scheduler creates on unpause (today's interval), else a manual trigger."""
     _, DagRun, create_session = _orm()
     deadline = time.monotonic() + 20
