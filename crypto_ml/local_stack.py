@@ -28,6 +28,15 @@ from crypto_ml.config import airflow_home, home_dir
 MASTER = "crypto_ml_master"
 COIN = "crypto_ml_coin"
 
+#: Connect arguments of Airflow's SQLite metadata DB in the local stack (through
+#: ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS``): wait up to a minute for SQLite's write lock
+#: instead of failing with "database is locked" after the default 5 s when many task processes
+#: write at once (seen here: the dag-processor died of it during a run over every coin).
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+#: Task processes at once. SQLite takes one writer at a time and this box has 2 cores: more
+#: processes only wait for each other (and for the lock).
+LOCAL_PARALLELISM = 8
+
 
 def _bin(name: str) -> str:
     path = Path(sys.executable).with_name(name)
@@ -76,6 +85,8 @@ class LocalStack:
             {
                 "AIRFLOW_HOME": str(home),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(LOCAL_PARALLELISM),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "crypto_ml.local_stack.SQLITE_CONNECT_ARGS",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",

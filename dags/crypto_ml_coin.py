@@ -34,7 +34,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=64,
+    max_active_runs=16,
     tags=["crypto-ml", "pipeline"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=20)},
     params={
