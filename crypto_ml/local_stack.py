@@ -291,7 +291,7 @@ def _follow(run_id: str, stack: LocalStack, say, timeout: float) -> int:
             line = (f"[pipeline] {MASTER}: {master.state}"
                     + (f"; history day {day}: coin pipelines {states.count('success')} succeeded, "
                        f"{states.count('failed')} failed, {states.count('running') + states.count('queued')} "
-                       f"running of {len(states)}" if day else "; polling new data"))
+                       f"running or queued, of {len(states)}" if day else "; polling new data"))
             if master.state in ("success", "failed"):
                 say(line)
                 return 0 if master.state == "success" else 1
