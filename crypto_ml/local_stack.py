@@ -11,7 +11,6 @@ CeleryExecutor workers (see ``airflow.cfg`` and the deployment docs).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import shutil

@@ -23,7 +23,6 @@ TensorFlow's deterministic ops).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path

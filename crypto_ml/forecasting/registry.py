@@ -12,6 +12,8 @@ from crypto_ml.forecasting.baselines import DriftForecaster, NaiveForecaster
 from crypto_ml.forecasting.linear import AutoRegressiveForecaster, LinearTrendForecaster
 from crypto_ml.forecasting.lstm import LSTMForecaster
 
+__all__ = ["DEFAULT_MODEL", "MODELS", "MODEL_NAMES", "make_forecaster"]
+
 MODELS: dict[str, type[BaseForecaster]] = {
     "naive": NaiveForecaster,
     "drift": DriftForecaster,

@@ -125,11 +125,9 @@ class EngineSubmitOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the engine task finished: its result, or a clear failure."""
-        from crypto_ml.sensors.engine import EngineTaskSensor
+        from crypto_ml.sensors.engine import result_from_event
 
-        result = EngineTaskSensor(
-            task_id=f"{self.task_id}__wait", engine_task_id=event.get("engine_task_id", "")
-        ).execute_complete(context, event)
+        result = result_from_event(event, event.get("engine_task_id", ""))
         if isinstance(result, dict):
             self.log.info("engine %s done: %s", self.task, {k: result.get(k) for k in
                           ("coin", "as_of", "model", "version", "n_obs", "hostname")})

@@ -16,6 +16,24 @@ if TYPE_CHECKING:
     from crypto_ml.hooks.engine import CryptoEngineHook
 
 
+def result_from_event(event: dict[str, Any], engine_task_id: str) -> Any:
+    """The engine task's result from an :class:`~crypto_ml.triggers.engine.EngineTaskTrigger`
+    event, or the failure it stands for: a timeout (no retry), a failed engine task (no retry),
+    or an unreadable result backend (a retry may find it back)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+    status = event.get("status")
+    if status == "success":
+        return event.get("result")
+    if status == "timeout":
+        raise AirflowSensorTimeout(event.get("message"))
+    if status == "failed":
+        raise AirflowFailException(
+            f"engine task {engine_task_id} {event.get('state')}: {event.get('message')}"
+        )
+    raise RuntimeError(event.get("message") or f"unexpected trigger event {event!r}")
+
+
 class EngineTaskSensor(BaseSensorOperator):
     """Wait for an engine task and return its result (pushed to XCom).
 
@@ -87,23 +105,11 @@ class EngineTaskSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
-
-        status = event.get("status")
-        if status == "success":
-            result = event.get("result")
-            if isinstance(result, dict):
-                self.log.info(
-                    "engine task %s done: %s",
-                    self.engine_task_id,
-                    {k: result.get(k) for k in ("coin", "as_of", "model", "version", "hostname")},
-                )
-            return result
-        if status == "timeout":
-            raise AirflowSensorTimeout(event.get("message"))
-        if status == "failed":
-            raise AirflowFailException(
-                f"engine task {self.engine_task_id} {event.get('state')}: {event.get('message')}"
+        result = result_from_event(event, self.engine_task_id)
+        if isinstance(result, dict):
+            self.log.info(
+                "engine task %s done: %s",
+                self.engine_task_id,
+                {k: result.get(k) for k in ("coin", "as_of", "model", "version", "hostname")},
             )
-        # "error": the backend is unreachable; a retry may find it back.
-        raise RuntimeError(event.get("message") or f"unexpected trigger event {event!r}")
+        return result
