@@ -28,3 +28,12 @@ def artifacts_dir(*parts: str) -> Path:
     path = home_dir().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def hostname() -> str:
+    """This process's host name for Airflow (``[core] hostname_callable``): ``CRYPTO_ML_HOSTNAME``
+    when set, else the machine's FQDN. Several Airflow workers on one machine (the Celery stack,
+    a test) set it per worker, so the UI and the task instances tell them apart."""
+    import socket
+
+    return os.environ.get("CRYPTO_ML_HOSTNAME") or socket.getfqdn()

@@ -99,12 +99,14 @@ class LocalStack:
         )
         return env
 
-    def start(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = self.env()
+    def prepare(self, env: dict[str, str]) -> None:
+        """One-off set-up before the long-running processes start (the metadata DB schema)."""
         subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        commands = {
+
+    def commands(self) -> dict[str, list[str]]:
+        """Process name -> command line of every long-running process of the stack."""
+        return {
             "engine-worker": [_bin("celery"), "-A", "crypto_ml", "worker", "-Q", "predict,train",
                               "-c", str(self.engine_concurrency), "-l", "INFO",
                               "--without-gossip", "--without-mingle", "-n", "engine-local@%h"],
@@ -113,12 +115,35 @@ class LocalStack:
             "dag-processor": [_bin("airflow"), "dag-processor"],
             "triggerer": [_bin("airflow"), "triggerer"],
         }
-        for name, cmd in commands.items():
-            log = open(self.log_dir / f"{name}.log", "w")
-            self.procs[name] = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+
+    def process_env(self, name: str, env: dict[str, str]) -> dict[str, str]:
+        """The environment of process ``name`` (the stack's shared one, unless overridden)."""
+        return env
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        self.prepare(env)
+        for name, cmd in self.commands().items():
+            self.spawn(name, cmd, self.process_env(name, env))
         self.wait_healthy()
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        """Start one process in its own process group (stopped as a group), logging to a file."""
+        with open(self.log_dir / f"{name}.log", "w") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to every process of ``name``'s group (a fault, when SIGKILL) and forget it."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
 
     def wait_healthy(self, timeout: float = 180) -> None:
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"

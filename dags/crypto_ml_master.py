@@ -7,7 +7,9 @@ whose data includes that day. `run_coin_pipeline` then triggers one `crypto_ml_c
 (mapped, labelled by coin in the grid; run id `<coin>__<day>`) and waits for it in the triggerer.
 Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views, failing
 and retrying on its own; one bad coin never blocks the others. `summarize` runs after all of them,
-whatever their outcome, and logs the day's table of forecasts and decisions.
+whatever their outcome, and logs the day's table of forecasts and decisions. `check_all_coins`
+then fails the master run when any task upstream failed (it is skipped otherwise), so a red run in
+the grid means a coin pipeline (or the poll) failed, not only that the summary did.
 
 Trigger by hand: `airflow dags trigger crypto_ml_master` (optionally
 `--conf '{"horizon": 10, "model": "linear"}'`). Re-running the master for a day re-runs its coin
@@ -21,6 +23,7 @@ from __future__ import annotations
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
 
@@ -58,7 +61,7 @@ with DAG(
             wanted = set(params["coins"])
             unknown = wanted - set(coins)
             if unknown:
-                raise ValueError(
+                raise AirflowFailException(  # a wrong request: no retry helps
                     f"coins without data for {polled['history_day']}: {sorted(unknown)}; "
                     f"{len(coins)} coins have data that day"
                 )
@@ -89,7 +92,20 @@ with DAG(
         wait_for_completion=True,
         deferrable=True,
         poke_interval=2,
-        retries=0,
+        # One retry covers a worker lost while it held this (short) task before deferring; a coin
+        # pipeline that failed is then cleared and run once more (it writes nothing twice).
+        retries=1,
         map_index_template="{{ task.conf['coin'] }}",
     ).expand_kwargs(runs)
-    run_coin >> summarize(polled)
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+    def check_all_coins() -> None:
+        """Fail the run when anything upstream failed (skipped when nothing did)."""
+        raise AirflowFailException(
+            "a task of this run failed (a coin pipeline, the poll or the fan-out): see the grid; "
+            "the summary ran anyway"
+        )
+
+    summary = summarize(polled)
+    run_coin >> summary
+    [polled, runs, run_coin, summary] >> check_all_coins()

@@ -1,0 +1,363 @@
+"""The production shape on one machine: Airflow on CeleryExecutor, horizontally scaled workers.
+
+Processes (each in its own process group, stopped as a group):
+
+- Airflow: ``api-server`` (REST API and UI, FAB auth manager), ``scheduler``, ``dag-processor``,
+  ``triggerer`` and ``airflow-worker-1..N`` (``airflow celery worker`` on the queue ``default``),
+  with PostgreSQL as the metadata DB and Redis as the Celery broker;
+- the prediction engine: ``engine-1..M`` (``celery -A crypto_ml worker``, queues predict/train)
+  on Redis, and ``flower`` watching it (HTTP basic auth);
+- the project's data (prices, predictions, trades) in its own PostgreSQL database.
+
+Servers are taken as given (PostgreSQL and Redis; both run on 127.0.0.1 on this machine kind);
+the two databases are created when missing. Secrets come from the environment only (see
+:data:`REQUIRED_SECRETS`; ``crypto-ml stack secrets`` prints fresh ones): nothing has a default
+password. The real auth manager (Flask-AppBuilder) guards the UI and the REST API; the admin
+user is created from ``CRYPTO_ML_ADMIN_PASSWORD``.
+
+Each worker gets its own host name (``CRYPTO_ML_HOSTNAME`` through ``[core] hostname_callable``)
+so task instances say which worker ran them, as they would across machines. Task logs are
+written to the shared ``$AIRFLOW_HOME/logs`` (one machine), so the workers do not serve logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crypto_ml.local_stack import COIN, MASTER, LocalStack, _bin
+
+#: Environment variables the stack needs and never defaults.
+REQUIRED_SECRETS = (
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "CRYPTO_ML_ADMIN_PASSWORD",
+)
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+AIRFLOW_QUEUE = "default"
+
+
+class StackConfigError(RuntimeError):
+    """The stack cannot start as configured (a missing secret, an unreachable server)."""
+
+
+def generate_secrets() -> dict[str, str]:
+    """Fresh random values for :data:`REQUIRED_SECRETS`."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
+        "AIRFLOW__API__SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "CRYPTO_ML_ADMIN_PASSWORD": base64.urlsafe_b64encode(os.urandom(18)).decode(),
+    }
+
+
+def _sqlalchemy_url(server_url: str, database: str, driver: str = "postgresql+psycopg2") -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url).set(drivername=driver, database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def ensure_database(server_url: str, database: str) -> None:
+    """Create PostgreSQL database ``database`` on the server of ``server_url`` when missing."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_sqlalchemy_url(server_url, "postgres"), isolation_level="AUTOCOMMIT",
+                           connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{database}"'))
+    except Exception as exc:  # noqa: BLE001 - report which server and why, whatever the driver says
+        raise StackConfigError(
+            f"PostgreSQL at {_sqlalchemy_url(server_url, 'postgres')} is not usable: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def drop_database(server_url: str, database: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_sqlalchemy_url(server_url, "postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except Exception as exc:  # noqa: BLE001
+        raise StackConfigError(f"Redis at {url} is not reachable: {exc}") from exc
+
+
+@dataclass
+class CeleryStack(LocalStack):
+    """The CeleryExecutor stack (see the module docstring); a context manager like LocalStack.
+
+    :param pg_url: the PostgreSQL server (any database in the URL is replaced).
+    :param redis_url: the Redis server and database number of both brokers.
+    :param name: prefix of the two databases (``<name>_airflow``, ``<name>``) and of every Redis
+        key (``<name>:af:``, ``<name>:engine:``), so several stacks can share the servers.
+    :param airflow_workers: ``airflow celery worker`` processes; ``airflow_concurrency`` task
+        slots each.
+    :param engine_workers: engine worker processes; ``engine_concurrency`` pool processes each.
+    :param scheduled: ``False`` runs only what is triggered (no cron runs): tests, benchmarks.
+    :param settings: extra ``AIRFLOW__...``/``CRYPTO_ML_...`` settings for every process.
+    :param process_settings: extra settings per process name (e.g. ``{"engine-1": {...}}``).
+    """
+
+    pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    name: str = "crypto_ml"
+    airflow_workers: int = 2
+    airflow_concurrency: int = 8
+    engine_workers: int = 2
+    engine_concurrency: int = 1
+    flower_port: int = 5555
+    scheduled: bool = True
+    admin_user: str = "admin"
+    settings: dict[str, str] = field(default_factory=dict)
+    process_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.airflow_workers < 1 or self.engine_workers < 1:
+            raise ValueError("the stack needs at least one Airflow worker and one engine worker")
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def airflow_db(self) -> str:
+        return f"{self.name}_airflow"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://127.0.0.1:{self.flower_port}"
+
+    @property
+    def crypto_db_url(self) -> str:
+        return _sqlalchemy_url(self.pg_url, self.name)
+
+    @property
+    def admin_password(self) -> str:
+        return os.environ["CRYPTO_ML_ADMIN_PASSWORD"]
+
+    def env(self) -> dict[str, str]:
+        missing = [k for k in REQUIRED_SECRETS if not os.environ.get(k)]
+        if missing:
+            raise StackConfigError(
+                f"the Celery stack takes its secrets from the environment; missing: {', '.join(missing)}. "
+                "For a try on this machine: eval \"$(crypto-ml stack secrets)\""
+            )
+        home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+        env = dict(os.environ)
+        env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "crypto_ml.config.hostname",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _sqlalchemy_url(self.pg_url, self.airflow_db),
+                "AIRFLOW__CELERY__BROKER_URL": self.redis_url,
+                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{self.name}:af:",
+                "AIRFLOW__CELERY__RESULT_BACKEND": _sqlalchemy_url(self.pg_url, self.airflow_db,
+                                                                   "db+postgresql+psycopg2"),
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.airflow_concurrency),
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": AIRFLOW_QUEUE,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.scheduled),
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # The prediction engine and the project DB, for the engine and for Airflow's hooks.
+                "CRYPTO_ML_BROKER_URL": self.redis_url,
+                "CRYPTO_ML_RESULT_BACKEND": self.redis_url,
+                "CRYPTO_ML_ENGINE_KEY_PREFIX": f"{self.name}:engine:",
+                "CRYPTO_ML_DATABASE_URL": self.crypto_db_url,
+                "CRYPTO_ML_HOME": os.environ.get("CRYPTO_ML_HOME") or str(home / "crypto_ml"),
+                "FLOWER_BASIC_AUTH": f"{self.admin_user}:{os.environ['CRYPTO_ML_ADMIN_PASSWORD']}",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+        )
+        env.update(self.settings)
+        return env
+
+    def process_env(self, name: str, env: dict[str, str]) -> dict[str, str]:
+        own = dict(env)
+        if name.startswith(("airflow-worker-", "engine-")):
+            own["CRYPTO_ML_HOSTNAME"] = name
+        own.update(self.process_settings.get(name, {}))
+        return own
+
+    # -- processes -----------------------------------------------------------------------------
+    def prepare(self, env: dict[str, str]) -> None:
+        check_redis(self.redis_url)
+        ensure_database(self.pg_url, self.airflow_db)
+        ensure_database(self.pg_url, self.name)
+        for step, cmd in (
+            ("airflow db migrate", [_bin("airflow"), "db", "migrate"]),
+            ("admin user", [sys.executable, "-m", "crypto_ml.celery_stack", "create-admin", self.admin_user]),
+        ):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise StackConfigError(f"{step} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+
+    def commands(self) -> dict[str, list[str]]:
+        airflow, celery = _bin("airflow"), _bin("celery")
+        cmds = {
+            "api-server": [airflow, "api-server", "--port", str(self.port)],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer"],
+        }
+        for i in range(1, self.airflow_workers + 1):
+            cmds[f"airflow-worker-{i}"] = [
+                airflow, "celery", "worker", "--queues", AIRFLOW_QUEUE,
+                "--concurrency", str(self.airflow_concurrency),
+                "--celery-hostname", f"airflow-worker-{i}@%h", "--skip-serve-logs",
+                "--without-mingle", "--without-gossip",
+            ]
+        for i in range(1, self.engine_workers + 1):
+            cmds[f"engine-{i}"] = [
+                celery, "-A", "crypto_ml", "worker", "-Q", "predict,train",
+                "-c", str(self.engine_concurrency), "-l", "INFO", "-n", f"engine-{i}@%h",
+                "--without-mingle", "--without-gossip",
+            ]
+        cmds["flower"] = [celery, "-A", "crypto_ml", "flower", "--address=127.0.0.1",
+                          f"--port={self.flower_port}"]
+        return cmds
+
+    def wait_healthy(self, timeout: float = 240) -> None:
+        super().wait_healthy(timeout)
+        deadline = time.monotonic() + timeout
+        while not self.api("GET", "/api/v2/monitor/health").get("scheduler", {}).get("status") == "healthy":
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the scheduler did not report healthy within {timeout:.0f} s")
+            time.sleep(1)
+
+    # -- REST API (credentials required) ---------------------------------------------------------
+    _token: str | None = field(default=None, init=False, repr=False)
+
+    def token(self, refresh: bool = False) -> str:
+        """A JWT from ``POST /auth/token`` with the admin's user name and password."""
+        if self._token is None or refresh:
+            body = self._request("POST", "/auth/token",
+                                 {"username": self.admin_user, "password": self.admin_password}, auth=False)
+            self._token = body["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        """Call the REST API as the admin; the JSON answer."""
+        try:
+            return self._request(method, path, body, auth=True)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                raise
+            self.token(refresh=True)  # expired token
+            return self._request(method, path, body, auth=True)
+
+    def _request(self, method: str, path: str, body: dict | None, *, auth: bool) -> dict:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth and path != "/api/v2/monitor/health":
+            headers["Authorization"] = f"Bearer {self.token()}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise urllib.error.HTTPError(exc.url, exc.code, f"{exc.reason}: {detail}", exc.headers, None) from None
+
+    # -- runs ------------------------------------------------------------------------------------
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            found = {d["dag_id"] for d in self.api("GET", "/api/v2/dags?limit=100")["dags"]}
+            if set(dag_ids) <= found:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(set(dag_ids) - found)}")
+            time.sleep(1)
+
+    def trigger_master(self, logical_date: str, conf: dict | None = None) -> str:
+        """Unpause both DAGs and trigger ``crypto_ml_master`` for ``logical_date``; its run id."""
+        self.wait_for_dags([MASTER, COIN])
+        for dag_id in (COIN, MASTER):
+            self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = self.api("POST", f"/api/v2/dags/{MASTER}/dagRuns",
+                       {"logical_date": logical_date, "conf": conf or {}})
+        return run["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800, on_poll=None) -> str:
+        """Poll the run until it is finished; its final state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if on_poll is not None:
+                on_poll(state)
+            if state in ("success", "failed"):
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s")
+            time.sleep(3)
+
+    def task_instances(self, dag_id: str, run_id: str = "~") -> list[dict]:
+        """Every task instance of ``dag_id`` (``~``: of all its runs), through the REST API."""
+        out, offset = [], 0
+        while True:
+            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+                                   f"?limit=100&offset={offset}")
+            out.extend(page["task_instances"])
+            offset += len(page["task_instances"])
+            if not page["task_instances"] or offset >= page["total_entries"]:
+                return out
+
+
+def create_admin(username: str) -> None:
+    """Create the FAB admin ``username`` with the password in ``CRYPTO_ML_ADMIN_PASSWORD`` (read
+    from the environment, so it is never on a command line); keep an existing user as it is."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    password = os.environ.get("CRYPTO_ML_ADMIN_PASSWORD")
+    if not password:
+        raise SystemExit("CRYPTO_ML_ADMIN_PASSWORD is not set")
+    with get_application_builder() as appbuilder:
+        if appbuilder.sm.find_user(username):
+            return
+        role = appbuilder.sm.find_role("Admin")
+        if not appbuilder.sm.add_user(username, "Crypto-ML", "Admin", f"{username}@localhost", role, password):
+            raise SystemExit(f"could not create the admin user {username!r}")
+
+
+if __name__ == "__main__":  # python -m crypto_ml.celery_stack create-admin <user>
+    if sys.argv[1:2] == ["create-admin"] and len(sys.argv) == 3:
+        create_admin(sys.argv[2])
+    else:
+        raise SystemExit("usage: python -m crypto_ml.celery_stack create-admin <username>")
