@@ -30,9 +30,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crypto_ml.config import airflow_home
 from crypto_ml.local_stack import COIN, MASTER, LocalStack, _bin
 
 #: Environment variables the stack needs and never defaults.
@@ -56,7 +58,7 @@ def generate_secrets() -> dict[str, str]:
 
     return {
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(64)).decode(),
         "AIRFLOW__API__SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),
         "CRYPTO_ML_ADMIN_PASSWORD": base64.urlsafe_b64encode(os.urandom(18)).decode(),
     }
@@ -121,6 +123,7 @@ class CeleryStack(LocalStack):
         slots each.
     :param engine_workers: engine worker processes; ``engine_concurrency`` pool processes each.
     :param scheduled: ``False`` runs only what is triggered (no cron runs): tests, benchmarks.
+    :param home: ``AIRFLOW_HOME`` of every process (default: this process's).
     :param settings: extra ``AIRFLOW__...``/``CRYPTO_ML_...`` settings for every process.
     :param process_settings: extra settings per process name (e.g. ``{"engine-1": {...}}``).
     """
@@ -135,10 +138,13 @@ class CeleryStack(LocalStack):
     flower_port: int = 5555
     scheduled: bool = True
     admin_user: str = "admin"
+    home: Path | None = None
     settings: dict[str, str] = field(default_factory=dict)
     process_settings: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.home = Path(self.home) if self.home is not None else airflow_home()
+        self.log_dir = self.home / "logs" / "celery-stack"
         if self.airflow_workers < 1 or self.engine_workers < 1:
             raise ValueError("the stack needs at least one Airflow worker and one engine worker")
 
@@ -170,7 +176,7 @@ class CeleryStack(LocalStack):
                 f"the Celery stack takes its secrets from the environment; missing: {', '.join(missing)}. "
                 "For a try on this machine: eval \"$(crypto-ml stack secrets)\""
             )
-        home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+        home = self.home
         env = dict(os.environ)
         env.update(
             {
@@ -338,6 +344,62 @@ class CeleryStack(LocalStack):
             offset += len(page["task_instances"])
             if not page["task_instances"] or offset >= page["total_entries"]:
                 return out
+
+
+def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = None,
+                 keep_running: bool = False, timeout: float = 1800, out=sys.stdout) -> int:
+    """Start ``stack``, trigger ``crypto_ml_master`` through the REST API, follow it, print the
+    day's forecasts and a plot, stop. The exit code: 0 when the master run succeeded."""
+    from crypto_ml.local_stack import print_day_report
+
+    def say(msg: str) -> None:
+        print(msg, file=out, flush=True)
+
+    say(f"[stack] starting Airflow (CeleryExecutor: {stack.airflow_workers} workers x "
+        f"{stack.airflow_concurrency} slots; PostgreSQL database {stack.airflow_db}; Redis {stack.redis_url}) "
+        f"and {stack.engine_workers} engine workers; logs in {stack.log_dir}")
+    started = time.monotonic()
+    with stack:
+        say(f"[stack] up in {time.monotonic() - started:.0f} s. Airflow UI and REST API: {stack.base_url} "
+            f"(user {stack.admin_user}, password from CRYPTO_ML_ADMIN_PASSWORD); Flower: {stack.flower_url}")
+        run_id = stack.trigger_master(logical_date, conf)
+        say(f"[stack] triggered {MASTER} run {run_id} through the REST API")
+        t0 = time.monotonic()
+        last = [""]
+
+        def progress(state: str) -> None:
+            runs = stack.api("GET", f"/api/v2/dags/{COIN}/dagRuns?limit=1000&order_by=-id")["dag_runs"]
+            states = Counter(r["state"] for r in runs if r["dag_run_id"].endswith("__" + day_of(logical_date)))
+            line = (f"[stack] {MASTER}: {state}; coin pipelines {states['success']} succeeded, "
+                    f"{states['failed']} failed, {states['running'] + states['queued']} running or queued")
+            if line != last[0]:
+                say(line)
+                last[0] = line
+
+        state = stack.wait_for_run(MASTER, run_id, timeout=timeout, on_poll=progress)
+        say(f"[stack] {MASTER} run {run_id}: {state} in {time.monotonic() - t0:.1f} s")
+        polled = stack.api("GET", f"/api/v2/dags/{MASTER}/dagRuns/{run_id}/taskInstances/"
+                                  "poll_new_data/xcomEntries/return_value?deserialize=true")["value"]
+        print_day_report(polled if isinstance(polled, dict) else json.loads(polled), say, url=stack.crypto_db_url)
+        if keep_running:
+            say(f"[stack] left running: {stack.base_url}  (Ctrl-C stops it)")
+            try:
+                while True:
+                    stack.check_alive()
+                    time.sleep(5)
+            except KeyboardInterrupt:
+                pass
+        say("[stack] stopping every process of the stack")
+    return 0 if state == "success" else 1
+
+
+def day_of(logical_date: str) -> str:
+    """The replayed history day of a master run's logical date (``YYYY-MM-DD...``)."""
+    import datetime as dt
+
+    from crypto_ml.catalog import replay_day
+
+    return str(replay_day(dt.date.fromisoformat(logical_date[:10])))
 
 
 def create_admin(username: str) -> None:

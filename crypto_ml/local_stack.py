@@ -5,7 +5,7 @@ one prediction-engine worker (``celery -A crypto_ml worker`` on the embedded SQL
 started in its own process group and stopped as a group, so nothing is left running.
 
 This is the README's main job (``crypto-ml pipeline``); production runs the same DAGs on
-CeleryExecutor workers (see ``airflow.cfg`` and the deployment docs).
+CeleryExecutor workers (``airflow.cfg``; on one machine: ``crypto_ml.celery_stack``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ SQLITE_CONNECT_ARGS = {"timeout": 60}
 #: Task processes at once. SQLite takes one writer at a time and this box has 2 cores: more
 #: processes only wait for each other (and for the lock).
 LOCAL_PARALLELISM = 8
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 def _bin(name: str) -> str:
@@ -56,7 +57,7 @@ def local_secrets(home: Path) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     secrets = {
-        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(32)).decode(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(64)).decode(),
         "AIRFLOW__API__SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
     }
@@ -89,7 +90,9 @@ class LocalStack:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
-                # Local first try only: the development auth manager, everyone admin, on 127.0.0.1.
+                # Local first try only: the development auth manager, everyone admin, on 127.0.0.1
+                # (airflow.cfg carries production's FAB auth manager and CeleryExecutor).
+                "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
@@ -136,6 +139,14 @@ class LocalStack:
         self.procs[name] = proc
         return proc
 
+    def restart(self, name: str, settings: dict[str, str] | None = None) -> subprocess.Popen:
+        """Stop process ``name`` gracefully (SIGTERM, its group) and start it again, with
+        ``settings`` added to its environment."""
+        self.kill(name, signal.SIGTERM)
+        env = self.process_env(name, self.env())
+        env.update(settings or {})
+        return self.spawn(name, self.commands()[name], env)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to every process of ``name``'s group (a fault, when SIGKILL) and forget it."""
         proc = self.procs.pop(name)
@@ -143,7 +154,11 @@ class LocalStack:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a graceful stop that did not finish
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
     def wait_healthy(self, timeout: float = 180) -> None:
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
@@ -329,8 +344,6 @@ def _follow(run_id: str, stack: LocalStack, say, timeout: float) -> int:
 
 
 def _summarize(run_id: str, say) -> None:
-    from crypto_ml.reporting import day_table, plot_day
-
     _, DagRun, create_session = _orm()
     from airflow.models.xcom import XComModel
 
@@ -341,14 +354,22 @@ def _summarize(run_id: str, say) -> None:
         say("[pipeline] no data was polled; nothing to summarize")
         return
     polled = value.value if isinstance(value.value, dict) else json.loads(value.value)
+    print_day_report(polled, say)
+
+
+def print_day_report(polled: dict, say, url: str | None = None) -> None:
+    """The day's forecasts and decisions from the project DB (``url``; default: the configured
+    one), the coins without a forecast, and the path of the day's plot."""
+    from crypto_ml.reporting import day_table, plot_day
+
     day = polled["history_day"]
-    table = day_table(day)
+    table = day_table(day, url=url)
     say(f"\nForecasts as of {day} (history replayed; {len(table)} coins):\n")
     say(table.to_string(index=False) if len(table) else "(none)")
     missing = sorted(set(polled["coins"]) - set(table["coin"]))
     if missing:
         say(f"\n{len(missing)} coins have no forecast (skipped: too little history, or failed; "
             f"see crypto_ml_coin in the UI): {', '.join(missing)}")
-    path = plot_day(day, home_dir() / "reports" / f"{day}.png")
+    path = plot_day(day, home_dir() / "reports" / f"{day}.png", url=url)
     trades = int((table["decision"] != "stored").sum()) if len(table) else 0
     say(f"\n{len(table)} forecasts stored, {trades} trade requests (paper broker). Plot: {path}")

@@ -4,5 +4,6 @@
 # missing service fails the run instead of skipping those tests.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+bash "$ROOT/scripts/browser-deps.sh"  # Debian chromium + chromium-driver for the UI tests
 echo "[test] running pytest"
 exec python -m pytest "$@"

@@ -28,6 +28,12 @@ def pytest_configure(config):
     os.environ["AIRFLOW_HOME"] = os.path.join(base, "airflow")
     os.environ["CRYPTO_ML_HOME"] = os.path.join(base, "crypto_ml")
     os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{os.path.join(base, 'crypto_ml.db')}"
+    # In-process Airflow (dag.test, the api-server app, CLI calls) runs the development defaults;
+    # airflow.cfg carries production's (CeleryExecutor, FAB), which tests/stack/ starts for real.
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = (
+        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+    )
     config._crypto_ml_tmp = base
 
 

@@ -1,0 +1,72 @@
+"""The Airflow UI as an operator sees it, in headless Chromium, on the Celery stack after a run:
+log in through the real auth manager, then the grid and graph of the master and of one coin.
+
+Screenshots land in ``artifacts/screenshots/airflow_ui/`` (``CRYPTO_ML_ARTIFACTS_DIR`` overrides).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("_crypto_ml_stack_browser", Path(__file__).with_name("browser.py"))
+browser = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
+if _spec.name not in sys.modules:
+    sys.modules[_spec.name] = browser  # registered before running it, as its dataclasses need
+    _spec.loader.exec_module(browser)
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+MASTER_TASKS = ["check_all_coins", "coin_runs", "poll_new_data", "run_coin_pipeline", "summarize"]
+COIN_TASKS = ["decide", "issue_trade_request", "report", "store_prediction", "submit_prediction",
+              "transform", "wait_for_prediction"]
+
+
+def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, master_run):
+    browser.require_chromium()
+    assert master_run["state"] == "success"
+    base, run_id = celery_stack.base_url, master_run["run_id"]
+    coin_run = "bitcoin__2017-06-25"
+    shots = browser.artifacts_dir("airflow_ui")
+    with browser.chrome(shots) as driver:
+        with pytest.raises(browser.LoginRefused, match="Invalid login"):
+            browser.login(driver, base, celery_stack.admin_user, "admin")  # no default password
+        browser.screenshot(driver, shots / "01_login_refused.png")
+        browser.login(driver, base, celery_stack.admin_user, celery_stack.admin_password)
+
+        grid = browser.open_grid(driver, base, "crypto_ml_master", run_id)
+        browser.screenshot(driver, shots / "02_master_grid.png")
+        assert sorted(grid.task_ids) == MASTER_TASKS
+        assert grid.states == {"poll_new_data": "success", "coin_runs": "success",
+                               "run_coin_pipeline": "success", "summarize": "success",
+                               "check_all_coins": "skipped"}
+
+        graph = browser.open_graph(driver, base, "crypto_ml_master", run_id)
+        browser.screenshot(driver, shots / "03_master_graph.png")
+        assert graph.task_ids == MASTER_TASKS
+        assert graph.states["run_coin_pipeline"] == "success"
+
+        # The mapped fan-out: one instance per coin, labelled by the coin, each successful.
+        rows = [r for r in browser.task_instances(driver, base, "crypto_ml_master", run_id)
+                if r.task_id == "run_coin_pipeline"]
+        browser.screenshot(driver, shots / "04_master_task_instances.png")
+        assert len(rows) >= 40 and {r.state for r in rows} == {"success"}
+        assert "bitcoin" in {r.map_label for r in rows} or len(rows) == 50  # first page of 89
+
+        grid = browser.open_grid(driver, base, "crypto_ml_coin", coin_run)
+        browser.screenshot(driver, shots / "05_coin_grid.png")
+        assert sorted(grid.task_ids) == COIN_TASKS
+        assert grid.states["store_prediction"] == "success"
+        assert grid.states["issue_trade_request"] == "skipped"  # naive model: nothing to trade
+        assert {grid.states[t] for t in ("transform", "submit_prediction", "wait_for_prediction",
+                                         "decide", "report")} == {"success"}
+
+        graph = browser.open_graph(driver, base, "crypto_ml_coin", coin_run)
+        browser.screenshot(driver, shots / "06_coin_graph.png")
+        assert graph.task_ids == COIN_TASKS
+        assert graph.states["wait_for_prediction"] == "success"
+        assert graph.states["issue_trade_request"] == "skipped"
+    print(f"screenshots in {shots}")
