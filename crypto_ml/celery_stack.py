@@ -299,6 +299,15 @@ class CeleryStack(LocalStack):
             detail = exc.read().decode(errors="replace")[:2000]
             raise urllib.error.HTTPError(exc.url, exc.code, f"{exc.reason}: {detail}", exc.headers, None) from None
 
+    def flower_tasks(self) -> dict[str, dict]:
+        """The engine's tasks as Flower saw them (``/api/tasks``, basic auth): uuid -> task,
+        with its ``name``, ``state`` and ``worker`` (e.g. ``engine-1@host``)."""
+        auth = base64.b64encode(f"{self.admin_user}:{self.admin_password}".encode()).decode()
+        req = urllib.request.Request(f"{self.flower_url}/api/tasks?limit=100000",
+                                     headers={"Authorization": f"Basic {auth}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
     # -- runs ------------------------------------------------------------------------------------
     def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,8 @@
 """The Airflow UI as an operator sees it, in headless Chromium, on the Celery stack after a run:
 log in through the real auth manager, then the grid and graph of the master and of one coin.
 
+Runs before test_celery_stack.py and test_faults.py (file order), right after the master run, so
+the coin run it opens is among the newest runs the grid shows.
 Screenshots land in ``artifacts/screenshots/airflow_ui/`` (``CRYPTO_ML_ARTIFACTS_DIR`` overrides).
 """
 
@@ -25,11 +27,20 @@ COIN_TASKS = ["decide", "issue_trade_request", "report", "store_prediction", "su
               "transform", "wait_for_prediction"]
 
 
+def _newest_predicted_coin_run(stack) -> str:
+    """A coin run the grid shows (it shows the newest runs) whose coin got a forecast."""
+    for run in stack.api("GET", "/api/v2/dags/crypto_ml_coin/dagRuns?order_by=-run_after&limit=5")["dag_runs"]:
+        tis = {ti["task_id"]: ti["state"] for ti in stack.task_instances("crypto_ml_coin", run["dag_run_id"])}
+        if tis.get("transform") == "success":
+            return run["dag_run_id"]
+    raise AssertionError("none of the 5 newest coin runs has a forecast")
+
+
 def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, master_run):
     browser.require_chromium()
     assert master_run["state"] == "success"
     base, run_id = celery_stack.base_url, master_run["run_id"]
-    coin_run = "bitcoin__2017-06-25"
+    coin_run = _newest_predicted_coin_run(celery_stack)
     shots = browser.artifacts_dir("airflow_ui")
     with browser.chrome(shots) as driver:
         with pytest.raises(browser.LoginRefused, match="Invalid login"):

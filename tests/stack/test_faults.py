@@ -1,0 +1,68 @@
+"""A run on the Celery stack survives losing an Airflow worker and an engine worker mid-run:
+both are SIGKILLed (whole process groups) while they hold work; the run still succeeds, with
+nothing lost and nothing written twice. Runs after the other stack tests (file order), since it
+leaves one worker of each kind."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from crypto_ml.storage import get_predictions
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+FAULT_DAY = "2026-11-24T00:00:00Z"  # replays 2017-06-24
+
+
+def _coin_tis(stack, day: str) -> list[dict]:
+    return [ti for ti in stack.task_instances("crypto_ml_coin") if ti["dag_run_id"].endswith(f"__{day}")]
+
+
+def test_run_survives_killing_an_airflow_worker_and_an_engine_worker(celery_stack, master_run):
+    stack = celery_stack
+    day = "2017-06-24"
+    # engine-1 comes back with a 2 s pause after storing each prediction (CRYPTO_ML_ENGINE_TEST_DELAY),
+    # so the kill lands mid-task; 30 coins keep the run long enough to kill it mid-run.
+    stack.restart("engine-1", {"CRYPTO_ML_ENGINE_TEST_DELAY": "2"})
+    coins = sorted({r["coin"] for r in get_predictions(as_of="2017-06-25", url=stack.crypto_db_url)})[:30]
+    run_id = stack.trigger_master(FAULT_DAY, {"coins": coins})
+    # Wait until airflow-worker-1 is running tasks and engine-1 holds a prediction, then kill both.
+    deadline = time.monotonic() + 600
+    while True:
+        running = [ti for ti in _coin_tis(stack, day) if ti["state"] == "running"
+                   and ti["hostname"] == "airflow-worker-1"]
+        engine_busy = [t for t in stack.flower_tasks().values()
+                       if t.get("state") == "STARTED" and str(t.get("worker", "")).startswith("engine-1@")]
+        if len(running) >= 2 and engine_busy:
+            break
+        assert time.monotonic() < deadline, "worker 1 never ran coin tasks while engine-1 was busy"
+        time.sleep(0.5)
+    stack.kill("airflow-worker-1")
+    stack.kill("engine-1")
+    killed_tis = {(ti["dag_run_id"], ti["task_id"]) for ti in running}
+    killed_engine_tasks = {t["uuid"] for t in engine_busy}
+
+    state = stack.wait_for_run("crypto_ml_master", run_id, timeout=1500)
+    assert state == "success"
+    coin_tis = _coin_tis(stack, day)
+    assert {ti["dag_run_id"] for ti in coin_tis if ti["task_id"] == "report"} and all(
+        ti["state"] in ("success", "skipped") for ti in coin_tis), [
+        (ti["dag_run_id"], ti["task_id"], ti["state"]) for ti in coin_tis if ti["state"] not in ("success", "skipped")]
+    # The tasks the dead worker held were retried elsewhere and succeeded.
+    by_key = {(ti["dag_run_id"], ti["task_id"]): ti for ti in coin_tis}
+    assert all(by_key[key]["state"] == "success" for key in killed_tis)
+    retried = [by_key[key] for key in killed_tis if by_key[key]["try_number"] >= 2]
+    assert retried, f"none of the tasks on the killed worker was retried: {[by_key[k] for k in killed_tis]}"
+    assert {ti["hostname"] for ti in retried} == {"airflow-worker-2"}
+    # The prediction engine-1 held was redelivered to engine-2 and finished there.
+    tasks = stack.flower_tasks()
+    for uuid in killed_engine_tasks:
+        assert tasks[uuid]["state"] == "SUCCESS" and tasks[uuid]["worker"].startswith("engine-2@"), tasks[uuid]
+    # Nothing lost, nothing twice: every coin with enough history has exactly one prediction.
+    predicted_coins = {ti["dag_run_id"].split("__")[0] for ti in coin_tis
+                       if ti["task_id"] == "transform" and ti["state"] == "success"}
+    rows = get_predictions(as_of=day, url=stack.crypto_db_url)
+    assert predicted_coins <= set(coins) and len(predicted_coins) >= 25  # a coin may be too young a day earlier
+    assert len(rows) == len(predicted_coins) and {r["coin"] for r in rows} == predicted_coins
