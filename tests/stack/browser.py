@@ -368,7 +368,8 @@ _JS_TASK_INSTANCES = """
 return Array.from(document.querySelectorAll('tr')).map(tr => {
   const cell = id => tr.querySelector(`td[data-testid="table-cell-${id}"]`);
   const name = cell('task_display_name'), state = cell('state');
-  if (!name || !state) return null;
+  // Loading skeletons have the cells but no text yet: not a row.
+  if (!name || !state || !name.innerText.trim() || !state.innerText.trim()) return null;
   const link = name.querySelector('a');
   const index = cell('rendered_map_index');
   return [link ? link.getAttribute('href') : null, name.innerText.trim(),

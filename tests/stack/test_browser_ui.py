@@ -55,17 +55,17 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
                                "run_coin_pipeline": "success", "summarize": "success",
                                "check_all_coins": "skipped"}
 
-        graph = browser.open_graph(driver, base, "crypto_ml_master", run_id)
-        browser.screenshot(driver, shots / "03_master_graph.png")
-        assert graph.task_ids == MASTER_TASKS
-        assert graph.states["run_coin_pipeline"] == "success"
-
         # The mapped fan-out: one instance per coin, labelled by the coin, each successful.
         rows = [r for r in browser.task_instances(driver, base, "crypto_ml_master", run_id)
                 if r.task_id == "run_coin_pipeline"]
-        browser.screenshot(driver, shots / "04_master_task_instances.png")
+        browser.screenshot(driver, shots / "03_master_task_instances.png")
         assert len(rows) >= 40 and {r.state for r in rows} == {"success"}
         assert "bitcoin" in {r.map_label for r in rows} or len(rows) == 50  # first page of 89
+
+        graph = browser.open_graph(driver, base, "crypto_ml_master", run_id)
+        browser.screenshot(driver, shots / "04_master_graph.png")
+        assert graph.task_ids == MASTER_TASKS
+        assert graph.states["run_coin_pipeline"] == "success"
 
         grid = browser.open_grid(driver, base, "crypto_ml_coin", coin_run)
         browser.screenshot(driver, shots / "05_coin_grid.png")
