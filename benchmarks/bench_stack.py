@@ -47,6 +47,19 @@ def _wait_parsed(stack, env, timeout=240) -> None:
         time.sleep(2)
 
 
+def _ts(value):
+    """A timestamp from either database as a naive UTC datetime (SQLite hands back strings)."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
 def run_variant(name: str, day: str, work: Path) -> dict:
     from sqlalchemy import create_engine, text
 
@@ -91,6 +104,7 @@ def run_variant(name: str, day: str, work: Path) -> dict:
                     break
                 time.sleep(1)
             wall = time.monotonic() - t0
+            print(f"[bench] {name}: master run {state} after {wall:.1f} s", flush=True)
             with engine.connect() as conn:
                 tis = conn.execute(text(
                     "SELECT dag_id, task_id, state, hostname, queued_dttm, start_date, end_date FROM task_instance")).all()
@@ -108,6 +122,10 @@ def run_variant(name: str, day: str, work: Path) -> dict:
         client = redis.Redis.from_url(stack.redis_url)
         for key in client.scan_iter(f"{stack_name}:*"):
             client.delete(key)
+    from types import SimpleNamespace
+
+    tis = [SimpleNamespace(**{**row._mapping, **{k: _ts(row._mapping[k]) for k in
+                                                 ("queued_dttm", "start_date", "end_date")}}) for row in tis]
     ran = [t for t in tis if t.start_date is not None and t.end_date is not None]
     waits = [(t.start_date - t.queued_dttm).total_seconds() for t in ran if t.queued_dttm is not None]
     busy = sum((t.end_date - t.start_date).total_seconds() for t in ran if t.task_id != "run_coin_pipeline")

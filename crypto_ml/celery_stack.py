@@ -392,12 +392,7 @@ def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = N
         print_day_report(polled if isinstance(polled, dict) else json.loads(polled), say, url=stack.crypto_db_url)
         if keep_running:
             say(f"[stack] left running: {stack.base_url}  (Ctrl-C stops it)")
-            try:
-                while True:
-                    stack.check_alive()
-                    time.sleep(5)
-            except KeyboardInterrupt:
-                pass
+            stack.run_until_interrupted()
         say("[stack] stopping every process of the stack")
     return 0 if state == "success" else 1
 

@@ -177,6 +177,15 @@ class LocalStack:
                                    f"see {self.log_dir}/api-server.log")
             time.sleep(1)
 
+    def run_until_interrupted(self) -> None:
+        """Keep the stack up until Ctrl-C or SIGTERM (or until one of its processes dies)."""
+        try:
+            while True:
+                self.check_alive()
+                time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -266,12 +275,7 @@ def run_pipeline(*, port: int = 8080, keep_running: bool = False, timeout: float
         _summarize(run_id, say)
         if keep_running:
             say(f"[pipeline] stack left running: http://127.0.0.1:{port}  (Ctrl-C stops it)")
-            try:
-                while True:
-                    stack.check_alive()
-                    time.sleep(5)
-            except KeyboardInterrupt:
-                pass
+            stack.run_until_interrupted()
         say("[pipeline] stopping Airflow and the engine worker")
     return code
 

@@ -63,8 +63,6 @@ def cmd_secrets(args) -> int:
 
 
 def cmd_up(args) -> int:
-    import time
-
     from crypto_ml.celery_stack import StackConfigError
 
     stack = _stack(args, scheduled=True)
@@ -73,14 +71,11 @@ def cmd_up(args) -> int:
             print(f"[stack] up: Airflow {stack.base_url} (user {stack.admin_user}), Flower {stack.flower_url}; "
                   f"{stack.airflow_workers} Airflow workers, {stack.engine_workers} engine workers; "
                   f"logs in {stack.log_dir}. Ctrl-C stops it.", flush=True)
-            while True:
-                stack.check_alive()
-                time.sleep(5)
+            stack.run_until_interrupted()
     except StackConfigError as exc:
         print(f"[stack] {exc}")
         return 2
-    except KeyboardInterrupt:
-        return 0
+    return 0
 
 
 def cmd_run(args) -> int:
