@@ -156,7 +156,7 @@ def main() -> None:
               f"{result['ran']} task instances ran on {result['hosts']}", flush=True)
         results.append(result)
     base = next((r["wall"] for r in results if r["variant"] == "embedded"), results[0]["wall"])
-    print("\n| Variant | Set-up | Master run | vs embedded | Task instances run | Queue wait p50 | "
+    print("\n| Variant | Set-up | Master run | Time vs embedded | Task instances run | Queue wait p50 | "
           "Task time (sum, excl. deferred fan-out) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
