@@ -389,7 +389,8 @@ def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = N
         say(f"[stack] {MASTER} run {run_id}: {state} in {time.monotonic() - t0:.1f} s")
         polled = stack.api("GET", f"/api/v2/dags/{MASTER}/dagRuns/{run_id}/taskInstances/"
                                   "poll_new_data/xcomEntries/return_value?deserialize=true")["value"]
-        print_day_report(polled if isinstance(polled, dict) else json.loads(polled), say, url=stack.crypto_db_url)
+        print_day_report(polled if isinstance(polled, dict) else json.loads(polled), say,
+                         url=stack.crypto_db_url, coins=(conf or {}).get("coins"))
         if keep_running:
             say(f"[stack] left running: {stack.base_url}  (Ctrl-C stops it)")
             stack.run_until_interrupted()

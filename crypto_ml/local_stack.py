@@ -361,16 +361,16 @@ def _summarize(run_id: str, say) -> None:
     print_day_report(polled, say)
 
 
-def print_day_report(polled: dict, say, url: str | None = None) -> None:
+def print_day_report(polled: dict, say, url: str | None = None, coins: list[str] | None = None) -> None:
     """The day's forecasts and decisions from the project DB (``url``; default: the configured
-    one), the coins without a forecast, and the path of the day's plot."""
+    one), the coins without a forecast (of ``coins``, default: all polled), and the day's plot."""
     from crypto_ml.reporting import day_table, plot_day
 
     day = polled["history_day"]
     table = day_table(day, url=url)
     say(f"\nForecasts as of {day} (history replayed; {len(table)} coins):\n")
     say(table.to_string(index=False) if len(table) else "(none)")
-    missing = sorted(set(polled["coins"]) - set(table["coin"]))
+    missing = sorted(set(coins or polled["coins"]) - set(table["coin"]))
     if missing:
         say(f"\n{len(missing)} coins have no forecast (skipped: too little history, or failed; "
             f"see crypto_ml_coin in the UI): {', '.join(missing)}")
