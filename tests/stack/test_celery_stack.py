@@ -74,3 +74,16 @@ def test_master_run_spreads_over_celery_workers_and_stores_every_prediction_once
     workers = {t["worker"].split("@")[0] for t in predicts}
     assert workers == {"engine-1", "engine-2"}, workers
     assert len(predicts) >= len(predicted_coins)
+
+
+def test_a_failed_fan_out_fails_the_master_run_and_the_summary_still_runs(celery_stack, master_run):
+    """A coin list naming a coin without data: the fan-out fails once (no retry can help), the
+    summary runs anyway, and the watcher marks the master run failed (it is not green)."""
+    run_id = celery_stack.trigger_master("2026-11-23T00:00:00Z", {"coins": ["bitcoin", "no-such-coin"]})
+    assert celery_stack.wait_for_run("crypto_ml_master", run_id, timeout=600) == "failed"
+    tis = {ti["task_id"]: ti for ti in celery_stack.task_instances("crypto_ml_master", run_id)}
+    assert tis["poll_new_data"]["state"] == "success"
+    assert (tis["coin_runs"]["state"], tis["coin_runs"]["try_number"]) == ("failed", 1)
+    assert tis["run_coin_pipeline"]["state"] == "upstream_failed"
+    assert tis["summarize"]["state"] == "success"
+    assert tis["check_all_coins"]["state"] == "failed"
