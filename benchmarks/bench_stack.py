@@ -110,18 +110,8 @@ def run_variant(name: str, day: str, work: Path) -> dict:
                     "SELECT dag_id, task_id, state, hostname, queued_dttm, start_date, end_date FROM task_instance")).all()
         finally:
             engine.dispose()
-        if name != "embedded":
-            from crypto_ml.celery_stack import drop_database
-
-            stack_name = stack.name
     if name != "embedded":
-        import redis
-
-        drop_database(stack.pg_url, stack.airflow_db)
-        drop_database(stack.pg_url, stack_name)
-        client = redis.Redis.from_url(stack.redis_url)
-        for key in client.scan_iter(f"{stack_name}:*"):
-            client.delete(key)
+        stack.destroy()
     from types import SimpleNamespace
 
     tis = [SimpleNamespace(**{**row._mapping, **{k: _ts(row._mapping[k]) for k in

@@ -299,6 +299,17 @@ class CeleryStack(LocalStack):
             detail = exc.read().decode(errors="replace")[:2000]
             raise urllib.error.HTTPError(exc.url, exc.code, f"{exc.reason}: {detail}", exc.headers, None) from None
 
+    def destroy(self) -> None:
+        """Remove what the stack stored on the servers: both databases and every Redis key under
+        its prefix (for throw-away stacks: tests, benchmarks). Call it after the stack stopped."""
+        import redis
+
+        drop_database(self.pg_url, self.airflow_db)
+        drop_database(self.pg_url, self.name)
+        client = redis.Redis.from_url(self.redis_url)
+        for key in client.scan_iter(f"{self.name}:*"):
+            client.delete(key)
+
     def flower_tasks(self) -> dict[str, dict]:
         """The engine's tasks as Flower saw them (``/api/tasks``, basic auth): uuid -> task,
         with its ``name``, ``state`` and ``worker`` (e.g. ``engine-1@host``)."""

@@ -52,9 +52,7 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def celery_stack(pg_server_url, redis_url, tmp_path_factory):
     """A running CeleryStack: 2 Airflow Celery workers, 2 engine workers, Flower, FAB auth."""
-    import redis
-
-    from crypto_ml.celery_stack import CeleryStack, drop_database, generate_secrets
+    from crypto_ml.celery_stack import CeleryStack, generate_secrets
 
     saved = {k: os.environ.get(k) for k in generate_secrets()}
     os.environ.update(generate_secrets())
@@ -68,11 +66,7 @@ def celery_stack(pg_server_url, redis_url, tmp_path_factory):
         with stack:
             yield stack
     finally:
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"{name}:*"):
-            client.delete(key)
-        drop_database(pg_server_url, stack.airflow_db)
-        drop_database(pg_server_url, name)
+        stack.destroy()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

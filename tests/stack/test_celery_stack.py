@@ -17,16 +17,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 AIRFLOW_WORKERS = {"airflow-worker-1", "airflow-worker-2"}
 
 
-def _get(url: str, headers: dict | None = None):
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp.status, json.loads(resp.read() or b"null")
-
-
 def _status(url: str, headers: dict | None = None, data: bytes | None = None) -> int:
+    """The HTTP status of a GET (or a POST of ``data``), errors included."""
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
     try:
-        return _get(url, headers)[0] if data is None else urllib.request.urlopen(
-            urllib.request.Request(url, data=data, headers=headers or {}, method="POST"), timeout=30).status
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
 
