@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crypto_ml.config import airflow_home
+from crypto_ml.config import airflow_home, project_env
 from crypto_ml.local_stack import COIN, MASTER, LocalStack, _bin
 
 #: Environment variables the stack needs and never defaults.
@@ -178,6 +178,7 @@ class CeleryStack(LocalStack):
             )
         home = self.home
         env = dict(os.environ)
+        env.update(project_env())
         env.update(
             {
                 "AIRFLOW_HOME": str(home),

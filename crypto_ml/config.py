@@ -4,6 +4,8 @@
 - ``AIRFLOW_HOME``: Airflow's home (default ``~/airflow``, as Airflow's own default); the repo's
   scripts set it to ``.airflow/`` inside the checkout so nothing leaks into the user's home.
 - ``CRYPTO_ML_DATABASE_URL``: the project's database (see :func:`crypto_ml.storage.database_url`).
+- ``CRYPTO_ML_ROOT``: the checkout holding ``dags/``, ``plugins/`` and ``airflow.cfg`` (which
+  names its folders from it); default: the folder above this package (an editable install).
 """
 
 from __future__ import annotations
@@ -14,6 +16,29 @@ from pathlib import Path
 
 def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
+
+
+def project_root() -> Path:
+    """The checkout whose ``dags/``, ``plugins/`` and ``airflow.cfg`` the local stacks run."""
+    raw = os.environ.get("CRYPTO_ML_ROOT")
+    root = Path(raw).expanduser() if raw else Path(__file__).resolve().parent.parent
+    missing = [part for part in ("dags", "plugins", "airflow.cfg") if not (root / part).exists()]
+    if missing:
+        source = "CRYPTO_ML_ROOT" if raw else "the folder above the installed crypto_ml package"
+        raise FileNotFoundError(
+            f"{source} ({root}) is not a Crypto-ML checkout: no {', '.join(missing)} there. "
+            "Set CRYPTO_ML_ROOT to the checkout, or run `source scripts/setup.sh` in it."
+        )
+    return root
+
+
+def project_env() -> dict[str, str]:
+    """What every process of a local stack needs to find the project: ``CRYPTO_ML_ROOT`` and
+    ``AIRFLOW_CONFIG`` (the repo's ``airflow.cfg`` unless one is set), whether or not the shell
+    sourced ``scripts/setup.sh``."""
+    root = project_root()
+    return {"CRYPTO_ML_ROOT": str(root),
+            "AIRFLOW_CONFIG": os.environ.get("AIRFLOW_CONFIG") or str(root / "airflow.cfg")}
 
 
 def home_dir() -> Path:

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crypto_ml.config import airflow_home, home_dir
+from crypto_ml.config import airflow_home, home_dir, project_env
 
 MASTER = "crypto_ml_master"
 COIN = "crypto_ml_coin"
@@ -81,6 +81,7 @@ class LocalStack:
         home = airflow_home()
         env = dict(os.environ)
         env.update(local_secrets(home))
+        env.update(project_env())
         env.update(
             {
                 "AIRFLOW_HOME": str(home),

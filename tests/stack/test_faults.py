@@ -14,6 +14,7 @@ from crypto_ml.storage import get_predictions
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 FAULT_DAY = "2026-11-24T00:00:00Z"  # replays 2017-06-24
+HOLD = 20  # seconds engine-1 holds each prediction before returning it
 
 
 def _coin_tis(stack, day: str) -> list[dict]:
@@ -23,24 +24,28 @@ def _coin_tis(stack, day: str) -> list[dict]:
 def test_run_survives_killing_an_airflow_worker_and_an_engine_worker(celery_stack, master_run):
     stack = celery_stack
     day = "2017-06-24"
-    # engine-1 comes back with a 2 s pause after storing each prediction (CRYPTO_ML_ENGINE_TEST_DELAY),
-    # so the kill lands mid-task; 30 coins keep the run long enough to kill it mid-run.
-    stack.restart("engine-1", {"CRYPTO_ML_ENGINE_TEST_DELAY": "2"})
+    # engine-1 comes back with a pause of HOLD seconds after storing each prediction
+    # (CRYPTO_ML_ENGINE_TEST_DELAY), so it holds each prediction long enough for the kill to land
+    # mid-task; HOLD stays under the engine's 30 s visibility timeout, so a live worker's task is
+    # never redelivered. 30 coins keep the run long enough to kill it mid-run.
+    stack.restart("engine-1", {"CRYPTO_ML_ENGINE_TEST_DELAY": str(HOLD)})
     coins = sorted({r["coin"] for r in get_predictions(as_of="2017-06-25", url=stack.crypto_db_url)})[:30]
     run_id = stack.trigger_master(FAULT_DAY, {"coins": coins})
-    # Wait until airflow-worker-1 is running tasks and engine-1 holds a prediction, then kill both.
+    # Wait until airflow-worker-1 is running tasks and engine-1 holds a prediction it started less
+    # than HOLD / 2 ago (so it is still holding it), then kill engine-1 at once, then the worker.
     deadline = time.monotonic() + 600
     while True:
         running = [ti for ti in _coin_tis(stack, day) if ti["state"] == "running"
                    and ti["hostname"] == "airflow-worker-1"]
         engine_busy = [t for t in stack.flower_tasks().values()
-                       if t.get("state") == "STARTED" and str(t.get("worker", "")).startswith("engine-1@")]
+                       if t.get("state") == "STARTED" and str(t.get("worker", "")).startswith("engine-1@")
+                       and time.time() - float(t.get("started") or 0) < HOLD / 2]
         if len(running) >= 2 and engine_busy:
             break
         assert time.monotonic() < deadline, "worker 1 never ran coin tasks while engine-1 was busy"
         time.sleep(0.5)
-    stack.kill("airflow-worker-1")
     stack.kill("engine-1")
+    stack.kill("airflow-worker-1")
     killed_tis = {(ti["dag_run_id"], ti["task_id"]) for ti in running}
     killed_engine_tasks = {t["uuid"] for t in engine_busy}
 
