@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from crypto_ml.config import project_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,8 +43,7 @@ def main() -> None:
     os.environ.update(
         {
             "AIRFLOW_HOME": str(work / "airflow"),
-            "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
-            "CRYPTO_ML_ROOT": str(ROOT),
+            **project_env(),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "CRYPTO_ML_HOME": str(work / "home"),
             "CRYPTO_ML_DATABASE_URL": f"sqlite:///{work / 'project.db'}",

@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from crypto_ml.config import project_env
+
 MASTER, COIN = "crypto_ml_master", "crypto_ml_coin"
 
 
@@ -135,8 +136,7 @@ def main() -> None:
     parser.add_argument("--variants", default="embedded,celery-1,celery-2")
     parser.add_argument("--day", default="2026-11-25", help="logical date (replays 2017-06-25: 89 coins)")
     args = parser.parse_args()
-    os.environ.setdefault("AIRFLOW_CONFIG", str(ROOT / "airflow.cfg"))
-    os.environ.setdefault("CRYPTO_ML_ROOT", str(ROOT))
+    os.environ.update(project_env())
     work = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     results = []
     for name in args.variants.split(","):

@@ -28,6 +28,13 @@ def pytest_configure(config):
     os.environ["AIRFLOW_HOME"] = os.path.join(base, "airflow")
     os.environ["CRYPTO_ML_HOME"] = os.path.join(base, "crypto_ml")
     os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{os.path.join(base, 'crypto_ml.db')}"
+    # Every Airflow process a test starts reads this checkout's DAGs and airflow.cfg, whatever the
+    # shell had (what scripts/setup.sh exports for CI, also for a bare `pytest`).
+    from crypto_ml.config import project_root
+
+    root = project_root()
+    os.environ["CRYPTO_ML_ROOT"] = str(root)
+    os.environ["AIRFLOW_CONFIG"] = str(root / "airflow.cfg")
     # In-process Airflow (dag.test, the api-server app, CLI calls) runs the development defaults;
     # airflow.cfg carries production's (CeleryExecutor, FAB), which tests/stack/ starts for real.
     os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"

@@ -62,8 +62,7 @@ def test_dag_files_import_nothing_heavy(path, tmp_path):
 
 def test_airflow_lists_crypto_ml_as_a_provider(tmp_path):
     """The ``apache_airflow_provider`` entry point makes ``airflow providers list`` show us."""
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
-           "CRYPTO_ML_ROOT": str(ROOT)}
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
     out = subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "providers", "get", "crypto-ml"],
         capture_output=True, text=True, env=env, timeout=120,
@@ -73,8 +72,7 @@ def test_airflow_lists_crypto_ml_as_a_provider(tmp_path):
 
 
 def test_airflow_reads_the_repos_airflow_cfg(tmp_path):
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
-           "CRYPTO_ML_ROOT": str(ROOT)}
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
     get = [str(Path(sys.executable).parent / "airflow"), "config", "get-value"]
     out = subprocess.run([*get, "core", "dags_folder"], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == str(DAGS)

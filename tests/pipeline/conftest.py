@@ -40,8 +40,6 @@ def airflow_env(tmp_path_factory):
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(base / "airflow"),
-        "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
-        "CRYPTO_ML_ROOT": str(ROOT),
         "CRYPTO_ML_HOME": str(base / "home"),
         "CRYPTO_ML_DATABASE_URL": f"sqlite:///{base / 'project.db'}",
         "CRYPTO_ML_BROKER_URL": f"sqla+sqlite:///{base / 'broker.db'}",

@@ -15,7 +15,6 @@ import pytest
 
 from crypto_ml import storage
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 #: Build the api-server app the way ``airflow api-server`` does and call it in-process.
@@ -63,8 +62,6 @@ def airflow_env(tmp_path_factory):
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
-        "CRYPTO_ML_ROOT": str(ROOT),
         "CRYPTO_ML_HOME": str(home / "crypto_ml"),
         "CRYPTO_ML_DATABASE_URL": f"sqlite:///{home / 'project.db'}",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
