@@ -116,6 +116,12 @@ class Prediction(Base):
     values: Mapped[list[float]]
     last_close: Mapped[float] = mapped_column(Float)
     expected_return: Mapped[float] = mapped_column(Float)
+    # Prediction intervals of the path: {"80": {"lower": [...], "upper": [...]}, "95": {...}},
+    # one bound per horizon step; None for rows stored before intervals existed.
+    intervals: Mapped[dict[str, Any] | None]
+    # How the intervals were made: "conformal" (walk-forward residuals of the training window)
+    # or "native" (the model's own); None when there are none.
+    interval_method: Mapped[str | None] = mapped_column(String(32))
     run_id: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
 
