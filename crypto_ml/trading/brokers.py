@@ -3,7 +3,7 @@
 Every order carries an idempotency key; placing the same key twice never places a second order
 (the paper broker keeps the first result, the HTTP endpoint is expected to do the same with the
 ``Idempotency-Key`` header). The HTTP broker is dry-run unless explicitly configured for live
-trading (``dry_run=False`` *and* ``CRYPTO_ML_LIVE_TRADING=1``).
+trading (``dry_run=False`` *and* ``CRYPTO_ML_TRADING_LIVE=1``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,21 @@ from crypto_ml.storage.models import PaperFill, PaperOrder, PaperPosition, utcno
 
 log = logging.getLogger(__name__)
 
-BROKER_ENV = "CRYPTO_ML_BROKER"
-BROKER_URL_ENV = "CRYPTO_ML_BROKER_URL"
-BROKER_DRY_RUN_ENV = "CRYPTO_ML_BROKER_DRY_RUN"
-TOKEN_ENV = "CRYPTO_ML_BROKER_TOKEN"
-LIVE_ENV = "CRYPTO_ML_LIVE_TRADING"
+#: Every trading setting has the ``CRYPTO_ML_TRADING_`` prefix (``CRYPTO_ML_BROKER_URL`` is the
+#: prediction engine's Celery broker, read only by :mod:`crypto_ml.engine.config`).
+BROKER_ENV = "CRYPTO_ML_TRADING_BROKER"
+BROKER_URL_ENV = "CRYPTO_ML_TRADING_URL"
+BROKER_DRY_RUN_ENV = "CRYPTO_ML_TRADING_DRY_RUN"
+TOKEN_ENV = "CRYPTO_ML_TRADING_TOKEN"
+LIVE_ENV = "CRYPTO_ML_TRADING_LIVE"
+#: Names the trading settings had before the prefix, refused with the new name (never silently
+#: ignored, never read as something else).
+RENAMED_ENV = {
+    "CRYPTO_ML_BROKER": BROKER_ENV,
+    "CRYPTO_ML_BROKER_DRY_RUN": BROKER_DRY_RUN_ENV,
+    "CRYPTO_ML_BROKER_TOKEN": TOKEN_ENV,
+    "CRYPTO_ML_LIVE_TRADING": LIVE_ENV,
+}
 
 Status = Literal["filled", "accepted", "dry_run", "rejected"]
 _EPS = 1e-9
@@ -42,7 +52,7 @@ class BrokerError(RuntimeError):
 
 
 class LiveTradingNotEnabled(BrokerError):
-    """A live (non dry-run) order without ``CRYPTO_ML_LIVE_TRADING=1``."""
+    """A live (non dry-run) order without ``CRYPTO_ML_TRADING_LIVE=1``."""
 
 
 class IdempotencyConflict(ValueError):
@@ -309,11 +319,11 @@ class HTTPBroker(Broker):
     endpoint
         Order URL.
     token
-        Bearer token; default ``$CRYPTO_ML_BROKER_TOKEN``. Never logged.
+        Bearer token; default ``$CRYPTO_ML_TRADING_TOKEN``. Never logged.
     dry_run
         Default True: nothing is ever sent (not even position requests, which then report 0); orders
         return status ``"dry_run"`` with the body that would have been sent. ``False`` additionally
-        needs ``CRYPTO_ML_LIVE_TRADING=1`` in the environment.
+        needs ``CRYPTO_ML_TRADING_LIVE=1`` in the environment.
     timeout, retries, backoff
         Per-attempt timeout in seconds, retries after the first attempt, urllib3 backoff factor.
     """
@@ -467,17 +477,26 @@ def _message(resp: requests.Response, payload: dict[str, Any]) -> str:
 def broker_from_config(name: str | None = None, *, url: str | None = None) -> Broker:
     """Build the configured broker.
 
-    ``name`` (else ``$CRYPTO_ML_BROKER``, else ``"paper"``): ``"paper"`` → :class:`PaperBroker` on the
-    project DB ``url``; ``"http"`` → :class:`HTTPBroker` on ``$CRYPTO_ML_BROKER_URL``, dry-run unless
-    ``CRYPTO_ML_BROKER_DRY_RUN=0`` (which also needs ``CRYPTO_ML_LIVE_TRADING=1``).
+    ``name`` (else ``$CRYPTO_ML_TRADING_BROKER``, else ``"paper"``): ``"paper"`` → :class:`PaperBroker`
+    on the project DB ``url``; ``"http"`` → :class:`HTTPBroker` on ``$CRYPTO_ML_TRADING_URL``, dry-run
+    unless ``CRYPTO_ML_TRADING_DRY_RUN=0`` (which also needs ``CRYPTO_ML_TRADING_LIVE=1``). A trading
+    setting under its old name (``CRYPTO_ML_BROKER``, ``CRYPTO_ML_LIVE_TRADING``...) is refused with
+    its new name.
     """
+    old = sorted(k for k in RENAMED_ENV if os.environ.get(k))
+    if old:
+        raise ValueError(
+            "trading settings are named CRYPTO_ML_TRADING_* now; rename "
+            + ", ".join(f"{k} to {RENAMED_ENV[k]}" for k in old)
+            + " (CRYPTO_ML_BROKER_URL is the prediction engine's Celery broker, not the order endpoint)"
+        )
     name = (name or os.environ.get(BROKER_ENV) or "paper").strip().lower()
     if name == "paper":
         return PaperBroker(url)
     if name == "http":
         endpoint = os.environ.get(BROKER_URL_ENV)
         if not endpoint:
-            raise ValueError(f"the http broker needs {BROKER_URL_ENV}")
+            raise ValueError(f"the http broker needs {BROKER_URL_ENV} (the order endpoint)")
         dry_run = os.environ.get(BROKER_DRY_RUN_ENV, "1").strip().lower() not in ("0", "false", "no")
         return HTTPBroker(endpoint, dry_run=dry_run)
     raise ValueError(f"unknown broker {name!r} (from {BROKER_ENV}); expected 'paper' or 'http'")

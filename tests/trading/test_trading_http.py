@@ -87,8 +87,8 @@ def exchange():
 
 @pytest.fixture
 def live(monkeypatch):
-    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "1")
-    monkeypatch.delenv("CRYPTO_ML_BROKER_TOKEN", raising=False)
+    monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "1")
+    monkeypatch.delenv("CRYPTO_ML_TRADING_TOKEN", raising=False)
 
 
 ORDER = OrderRequest(idempotency_key="cml-abc", coin="btc", side="buy", quantity=0.5, price=40000.0, as_of="2024-03-01")
@@ -96,7 +96,7 @@ BODY = {"idempotency_key": "cml-abc", "coin": "btc", "side": "buy", "quantity": 
 
 
 def test_dry_run_is_the_default_and_sends_nothing(exchange, monkeypatch):
-    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "1")  # not enough on its own
+    monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "1")  # not enough on its own
     broker = HTTPBroker(exchange.url)
     res = broker.place_order(ORDER)
     assert (res.status, res.order_id, res.filled_qty, res.duplicate) == ("dry_run", None, 0.0, False)
@@ -106,12 +106,12 @@ def test_dry_run_is_the_default_and_sends_nothing(exchange, monkeypatch):
 
 
 def test_live_needs_the_env_var(exchange, monkeypatch):
-    monkeypatch.delenv("CRYPTO_ML_LIVE_TRADING", raising=False)
-    with pytest.raises(LiveTradingNotEnabled, match="live trading needs CRYPTO_ML_LIVE_TRADING=1 and dry_run=False"):
+    monkeypatch.delenv("CRYPTO_ML_TRADING_LIVE", raising=False)
+    with pytest.raises(LiveTradingNotEnabled, match="live trading needs CRYPTO_ML_TRADING_LIVE=1 and dry_run=False"):
         HTTPBroker(exchange.url, dry_run=False)
-    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "1")
+    monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "1")
     broker = HTTPBroker(exchange.url, dry_run=False)
-    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "0")  # switched off after construction: still refused
+    monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "0")  # switched off after construction: still refused
     with pytest.raises(LiveTradingNotEnabled):
         broker.place_order(ORDER)
     assert exchange.requests == []
@@ -133,7 +133,7 @@ def test_live_order_sends_key_and_token_and_retried_key_returns_same_order(excha
 
 
 def test_token_from_env(exchange, live, monkeypatch):
-    monkeypatch.setenv("CRYPTO_ML_BROKER_TOKEN", "from-env")
+    monkeypatch.setenv("CRYPTO_ML_TRADING_TOKEN", "from-env")
     HTTPBroker(exchange.url, dry_run=False).place_order(ORDER)
     assert exchange.requests[0]["headers"]["Authorization"] == "Bearer from-env"
 
@@ -209,21 +209,28 @@ def test_positions(exchange, live):
 
 
 def test_broker_from_config(monkeypatch, exchange):
-    for var in ("CRYPTO_ML_BROKER", "CRYPTO_ML_BROKER_URL", "CRYPTO_ML_BROKER_DRY_RUN", "CRYPTO_ML_LIVE_TRADING"):
+    for var in ("CRYPTO_ML_TRADING_BROKER", "CRYPTO_ML_TRADING_URL", "CRYPTO_ML_TRADING_DRY_RUN", "CRYPTO_ML_TRADING_LIVE",
+                "CRYPTO_ML_BROKER", "CRYPTO_ML_LIVE_TRADING", "CRYPTO_ML_BROKER_DRY_RUN", "CRYPTO_ML_BROKER_TOKEN"):
         monkeypatch.delenv(var, raising=False)
+    # The engine's Celery broker never becomes the order endpoint.
+    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", "redis://127.0.0.1:6379/1")
     assert isinstance(broker_from_config(), PaperBroker)
     assert broker_from_config(url="sqlite:///x.db").url == "sqlite:///x.db"
-    monkeypatch.setenv("CRYPTO_ML_BROKER", "http")
-    with pytest.raises(ValueError, match="CRYPTO_ML_BROKER_URL"):
+    monkeypatch.setenv("CRYPTO_ML_TRADING_BROKER", "http")
+    with pytest.raises(ValueError, match="CRYPTO_ML_TRADING_URL"):
         broker_from_config()
-    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", exchange.url)
+    monkeypatch.setenv("CRYPTO_ML_TRADING_URL", exchange.url)
     broker = broker_from_config()
     assert isinstance(broker, HTTPBroker) and broker.dry_run and broker.endpoint == exchange.url
-    monkeypatch.setenv("CRYPTO_ML_BROKER_DRY_RUN", "0")
+    monkeypatch.setenv("CRYPTO_ML_TRADING_DRY_RUN", "0")
     with pytest.raises(LiveTradingNotEnabled):
         broker_from_config()
-    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "1")
+    monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "1")
     assert broker_from_config().dry_run is False
     assert isinstance(broker_from_config("paper"), PaperBroker)
     with pytest.raises(ValueError, match="unknown broker 'ftx'"):
         broker_from_config("ftx")
+    # A trading setting under its old name is refused with the new one, never silently ignored.
+    monkeypatch.setenv("CRYPTO_ML_BROKER", "http")
+    with pytest.raises(ValueError, match="rename CRYPTO_ML_BROKER to CRYPTO_ML_TRADING_BROKER"):
+        broker_from_config()

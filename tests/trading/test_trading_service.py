@@ -112,7 +112,7 @@ def test_sell_then_rejection_is_recorded(db):
 
 
 def test_default_broker_is_the_paper_ledger(db, monkeypatch):
-    monkeypatch.delenv("CRYPTO_ML_BROKER", raising=False)
+    monkeypatch.delenv("CRYPTO_ML_TRADING_BROKER", raising=False)
     res = handle_prediction(prediction(), kill_switch=False, url=db)
     assert res["status"] == "filled"
     assert PaperBroker(db).position("btc") == pytest.approx(10.0)
@@ -139,7 +139,7 @@ class _Down(BaseHTTPRequestHandler):
 
 
 def test_broker_failure_keeps_the_request_and_retry_replays_it(db, monkeypatch):
-    monkeypatch.setenv("CRYPTO_ML_LIVE_TRADING", "1")
+    monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "1")
     _Down.hits = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Down)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
