@@ -18,6 +18,7 @@ from crypto_ml.storage.db import (
 )
 from crypto_ml.storage.models import (
     Base,
+    ModelArtifact,
     ModelVersion,
     PaperFill,
     PaperOrder,
@@ -43,6 +44,7 @@ from crypto_ml.storage.repository import (
 
 __all__ = [
     "Base",
+    "ModelArtifact",
     "ModelVersion",
     "PaperFill",
     "PaperOrder",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -123,6 +124,28 @@ class Prediction(Base):
     # or "native" (the model's own); None when there are none.
     interval_method: Mapped[str | None] = mapped_column(String(32))
     run_id: Mapped[str | None] = mapped_column(String(250))
+    created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    # The trade decision, made once by the pipeline's `decide` and recorded here: "trade" (its
+    # order is the write-ahead row in trade_requests) or "store"; None until decided.
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime | None]
+
+
+class ModelArtifact(Base):
+    """One file of one trained model, in the project database (the ``database`` model store):
+    written in one transaction with the other files of its training run, before the model
+    version that points at it (keyed by the training's fingerprint), so no reader sees half."""
+
+    __tablename__ = "model_artifacts"
+
+    coin: Mapped[str] = mapped_column(String(96), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
 
 
