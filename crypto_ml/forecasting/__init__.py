@@ -3,6 +3,7 @@
 >>> from crypto_ml.forecasting import make_forecaster
 >>> f = make_forecaster("linear").fit(closes)     # a 1-D array, a Series or a get_df frame
 >>> f.predict(10)                                 # the next 10 daily closes
+>>> f.predict_interval(10, levels=(80, 95))       # {80: (lower, upper), 95: (...)}, conformal
 
 Importing this package does not import TensorFlow; the LSTM imports it when it is fitted or
 loaded.
@@ -11,9 +12,12 @@ loaded.
 from __future__ import annotations
 
 from crypto_ml.forecasting.base import (
+    DEFAULT_LEVELS,
     BaseForecaster,
     as_closes,
     check_horizon,
+    check_levels,
+    conformal_bounds,
     load_forecaster,
     recursive_forecast,
 )
@@ -25,6 +29,7 @@ from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODELS, make_forecaste
 __all__ = [
     "AutoRegressiveForecaster",
     "BaseForecaster",
+    "DEFAULT_LEVELS",
     "DEFAULT_MODEL",
     "DriftForecaster",
     "LSTMForecaster",
@@ -33,6 +38,8 @@ __all__ = [
     "NaiveForecaster",
     "as_closes",
     "check_horizon",
+    "check_levels",
+    "conformal_bounds",
     "load_forecaster",
     "make_forecaster",
     "recursive_forecast",

@@ -7,6 +7,11 @@
   returns a float64 array of the next ``horizon`` daily closes, from ``_predict(horizon)``.
 - ``get_params`` / ``set_params`` / :func:`sklearn.base.clone` come from
   :class:`sklearn.base.BaseEstimator`.
+- :meth:`BaseForecaster.predict_interval` gives lower and upper bounds of the path for any levels
+  (default 80 % and 95 %): model-native when a model implements ``_predict_native_interval``
+  (none of the shipped models has a native one), otherwise **split-conformal**, calibrated at
+  :meth:`fit` on walk-forward residuals of the training window only (see
+  :meth:`BaseForecaster._calibrate`), so an interval never uses data after the last fitted close.
 - Safe serialization (no pickle): :meth:`to_dict` / :meth:`from_dict` (JSON-able params and
   learned arrays) and :meth:`save` / :func:`load_forecaster` for a folder on disk.
 
@@ -33,6 +38,48 @@ from sklearn.utils.validation import check_is_fitted
 #: File written by :meth:`BaseForecaster.save` (params + learned state as JSON).
 STATE_FILE = "forecaster.json"
 FORMAT_VERSION = 1
+
+#: Interval levels (percent) given when none are asked for.
+DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
+#: Fewest one-step calibration residuals for conformal intervals (fewer: no intervals).
+MIN_CALIBRATION = 10
+
+
+def check_levels(levels: Any) -> tuple[float, ...]:
+    """Interval levels in percent, each strictly between 0 and 100, or a ``ValueError``."""
+    if isinstance(levels, (int, float)) and not isinstance(levels, bool):
+        levels = (levels,)
+    try:
+        out = tuple(float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise ValueError(f"levels must be numbers in percent between 0 and 100, got {levels!r}") from None
+    for v in out:
+        if not (0.0 < v < 100.0) or not np.isfinite(v):
+            raise ValueError(f"interval level must be a percentage strictly between 0 and 100, got {v!r}")
+    if not out:
+        raise ValueError("levels must name at least one interval level, e.g. (80, 95)")
+    return out
+
+
+def level_key(level: float) -> str:
+    """JSON key of a level: ``80`` -> ``"80"``, ``97.5`` -> ``"97.5"``."""
+    return f"{float(level):g}"
+
+
+def conformal_bounds(residuals: np.ndarray, level: float) -> tuple[float, float]:
+    """Lower and upper split-conformal quantiles of signed ``residuals`` for ``level`` percent.
+
+    With ``n`` residuals the upper bound is the ``ceil((n + 1)(1 - a/2))``-th smallest and the
+    lower the ``floor((n + 1) a/2)``-th (``a = 1 - level/100``), clipped to the sample's range
+    when ``n`` is too small for that rank: the usual finite-sample correction, so that under
+    exchangeability the interval covers at least ``level`` percent.
+    """
+    r = np.sort(np.asarray(residuals, dtype="float64"))
+    n = len(r)
+    alpha = 1.0 - float(level) / 100.0
+    hi = int(np.ceil((n + 1) * (1.0 - alpha / 2.0)))
+    lo = int(np.floor((n + 1) * (alpha / 2.0)))
+    return float(r[max(lo, 1) - 1]), float(r[min(hi, n) - 1])
 
 
 def as_closes(history: Any) -> np.ndarray:
@@ -101,7 +148,12 @@ class BaseForecaster(BaseEstimator):
     _needs_variation: ClassVar[bool] = False
     #: Learned attributes saved by :meth:`to_dict`, besides the common ones set by :meth:`fit`.
     _state_attrs: ClassVar[tuple[str, ...]] = ()
-    _common_state: ClassVar[tuple[str, ...]] = ("n_obs_", "last_value_", "n_fit_")
+    _common_state: ClassVar[tuple[str, ...]] = ("n_obs_", "last_value_", "n_fit_", "interval_residuals_")
+    #: Conformal calibration: walk-forward origins (the last days of the training window) and
+    #: the steps ahead whose residuals are kept; beyond the last step the bounds widen by
+    #: ``sqrt(h / steps)``.
+    calibration_origins: ClassVar[int] = 180
+    calibration_steps: ClassVar[int] = 30
 
     # -- contract -------------------------------------------------------------------------------
     def min_points(self) -> int:
@@ -109,13 +161,151 @@ class BaseForecaster(BaseEstimator):
         return 1
 
     def fit(self, history: Any) -> "BaseForecaster":
-        """Learn from ``history`` (closes, oldest first) and return ``self``."""
+        """Learn from ``history`` (closes, oldest first) and return ``self``.
+
+        Besides the model's parameters this calibrates the conformal intervals
+        (``interval_residuals_``, see :meth:`_calibrate`) on the same history only.
+        """
+        y = self._fit_point(history)
+        self.interval_residuals_ = self._calibrate(y)
+        return self
+
+    def _fit_point(self, history: Any) -> np.ndarray:
+        """Validate and fit the point model only (no calibration); returns the closes."""
         y = self._validate_history(history)
         self._fit(y)
         self.n_obs_ = int(len(y))
         self.n_fit_ = int(len(y))  # closes the parameters were learned on (update keeps it)
         self.last_value_ = float(y[-1])
-        return self
+        return y
+
+    # -- prediction intervals -------------------------------------------------------------------
+    def _calibrate(self, y: np.ndarray) -> list[list[float]] | None:
+        """Walk-forward residuals of the training window, per step ahead (ragged lists).
+
+        A copy of the model (same hyperparameters) is fitted on the closes up to the first
+        origin ``t0`` (``calibration_origins`` days before the end), then moved day by day with
+        :meth:`update` (parameters kept, as a weekly trained version serves its days) to each
+        origin ``t`` from ``t0`` to the second-to-last close, and forecasts up to
+        ``calibration_steps`` days. The residual of step ``h`` is the return error
+        ``(y[t + h] - forecast[h]) / y[t]``, scored only where ``y[t + h]`` is inside the
+        training window: no residual uses a close after the last one given to :meth:`fit`.
+
+        Returns ``None`` (no conformal intervals) when the history leaves fewer than
+        :data:`MIN_CALIBRATION` one-step residuals, or when the copy cannot be fitted.
+        """
+        n = len(y)
+        need = max(int(self.min_points()), int(self._update_points()), 2)
+        t0 = max(need - 1, n - 1 - int(self.calibration_origins))
+        origins = np.arange(t0, n - 1)
+        if len(origins) < MIN_CALIBRATION:
+            return None
+        steps = int(self.calibration_steps)
+        from sklearn.base import clone
+
+        cal = clone(self)
+        try:
+            cal._fit_point(y[: t0 + 1])
+            paths = cal._calibration_paths(y, origins, steps)
+        except (ValueError, FloatingPointError):
+            return None
+        out: list[list[float]] = [[] for _ in range(steps)]
+        for j, t in enumerate(origins):
+            base = y[t]
+            if not base > 0:
+                continue
+            for h in range(1, min(steps, n - 1 - t) + 1):
+                value = paths[j, h - 1]
+                if np.isfinite(value):
+                    out[h - 1].append(float((y[t + h] - value) / base))
+        if len(out[0]) < MIN_CALIBRATION:
+            return None
+        return [r for r in out if r]
+
+    def _calibration_paths(self, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
+        """Forecast paths (``len(origins)`` x ``steps``) of this fitted calibration copy from
+        each origin, moving it there with :meth:`update`. Models override this with a batched
+        version when one forecast is expensive (the LSTM); NaN marks a failed origin."""
+        paths = np.full((len(origins), steps), np.nan)
+        for j, t in enumerate(origins):
+            try:
+                if t + 1 != self.n_obs_:
+                    self.update(y[: t + 1])
+                paths[j] = self.predict(steps)
+            except ValueError:
+                continue
+        return paths
+
+    def _predict_native_interval(
+        self, horizon: int, levels: tuple[float, ...]
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]] | None:
+        """Hook for models with their own intervals: ``{level: (lower, upper)}`` or None."""
+        return None
+
+    def interval_method(self) -> str | None:
+        """``"native"``, ``"conformal"`` or None (no intervals: too short a training window)."""
+        check_is_fitted(self)
+        if type(self)._predict_native_interval is not BaseForecaster._predict_native_interval:
+            return "native"
+        return "conformal" if getattr(self, "interval_residuals_", None) else None
+
+    def predict_interval(
+        self, horizon: int = 10, levels: Any = DEFAULT_LEVELS
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """Lower and upper bounds of the next ``horizon`` closes for each level (percent).
+
+        Returns ``{level: (lower, upper)}``, two float64 arrays of ``horizon`` closes each,
+        around :meth:`predict`'s path. Conformal bounds are ``path + q * last_close`` with ``q``
+        the conformal quantiles (:func:`conformal_bounds`) of the step's calibration residuals;
+        steps beyond ``calibration_steps`` use the last step's quantiles times
+        ``sqrt(h / steps)``. Lower bounds are clipped at 0 (a price).
+
+        Raises
+        ------
+        ValueError
+            When the model has no intervals: too short a training window to calibrate (fewer
+            than ``MIN_CALIBRATION`` one-step residuals) or a model saved before intervals existed.
+        """
+        check_is_fitted(self)
+        horizon = check_horizon(horizon)
+        levels = check_levels(levels)
+        native = self._predict_native_interval(horizon, levels)
+        if native is not None:
+            return native
+        residuals = getattr(self, "interval_residuals_", None)
+        if not residuals:
+            raise ValueError(
+                f"{type(self).__name__} has no prediction intervals: fitted on {getattr(self, 'n_fit_', '?')} "
+                f"closes, calibration needs at least min_points + {MIN_CALIBRATION}"
+            )
+        point = self.predict(horizon)
+        out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        steps = len(residuals)
+        for level in levels:
+            lower = np.empty(horizon)
+            upper = np.empty(horizon)
+            for h in range(1, horizon + 1):
+                k = min(h, steps)
+                lo, hi = conformal_bounds(residuals[k - 1], level)
+                scale = np.sqrt(h / k) if h > k else 1.0
+                lower[h - 1] = point[h - 1] + lo * scale * self.last_value_
+                upper[h - 1] = point[h - 1] + hi * scale * self.last_value_
+            out[level] = (np.maximum(lower, 0.0), upper)
+        return out
+
+    def predict_with_intervals(self, horizon: int = 10, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:
+        """JSON-able ``{values, intervals, interval_method}``: the path, and
+        ``{"80": {"lower": [...], "upper": [...]}, ...}`` (None when the model has none)."""
+        values = [float(v) for v in self.predict(horizon)]
+        try:
+            bounds = self.predict_interval(horizon, levels)
+        except ValueError:
+            return {"values": values, "intervals": None, "interval_method": None}
+        intervals = {
+            level_key(level): {"lower": [float(v) for v in lo], "upper": [float(v) for v in hi]}
+            for level, (lo, hi) in bounds.items()
+        }
+        return {"values": values, "intervals": intervals, "interval_method": self.interval_method()}
 
     def predict(self, horizon: int = 10) -> np.ndarray:
         """The next ``horizon`` daily closes after the end of the fitted history."""
@@ -210,7 +400,8 @@ class BaseForecaster(BaseEstimator):
         check_is_fitted(self)
         state = {}
         for attr in (*self._common_state, *self._state_attrs):
-            value = getattr(self, attr)
+            # interval_residuals_ is missing on a model saved before intervals existed
+            value = getattr(self, attr) if attr != "interval_residuals_" else getattr(self, attr, None)
             if isinstance(value, np.ndarray):
                 state[attr] = {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
             elif isinstance(value, np.generic):

@@ -204,6 +204,26 @@ class LSTMForecaster(BaseForecaster):
         r = np.diff(np.log(y))[-int(self.window):]
         self.last_z_ = ((r - self.mean_) / self.scale_).astype("float64")  # the fitted scaling
 
+    def _calibration_paths(self, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
+        """Batched walk-forward paths for the conformal calibration: one ``predict_on_batch``
+        per step over every origin's window (what :meth:`update` + :meth:`predict` would give
+        origin by origin, ~100x faster)."""
+        window = int(self.window)
+        z = (np.diff(np.log(y)) - self.mean_) / self.scale_
+        paths = np.full((len(origins), steps), np.nan)
+        ok = np.flatnonzero(origins >= window)
+        if not len(ok):
+            return paths
+        windows = np.stack([z[t - window : t] for t in origins[ok]]).astype("float32")
+        preds = np.empty((len(ok), steps))
+        for k in range(steps):
+            out = np.asarray(self.model_.predict_on_batch(windows[..., None])).reshape(-1)
+            preds[:, k] = out
+            windows = np.concatenate([windows[:, 1:], out[:, None].astype("float32")], axis=1)
+        returns = preds * self.scale_ + self.mean_
+        paths[ok] = y[origins[ok]][:, None] * np.exp(np.cumsum(returns, axis=1))
+        return paths
+
     def _step(self, window: np.ndarray) -> float:
         x = np.asarray(window, dtype="float32").reshape(1, -1, 1)
         return float(np.asarray(self.model_.predict_on_batch(x)).reshape(-1)[0])
