@@ -200,16 +200,21 @@ def store_prediction(
     last_close: float,
     run_id: str | None = None,
     url: str | None = None,
+    intervals: dict[str, Any] | None = None,
+    interval_method: str | None = None,
 ) -> UpsertResult:
     """Store a forecast path (day ``as_of + 1`` first); re-storing the same key updates it in place.
 
-    ``expected_return`` is ``values[-1] / last_close - 1``.
+    ``expected_return`` is ``values[-1] / last_close - 1``. ``intervals`` are the path's bounds per
+    level, ``{"80": {"lower": [...], "upper": [...]}, ...}`` with one bound per step (the engine's
+    result carries them); re-storing without intervals keeps the ones already stored.
     """
     values = [float(v) for v in values]
     if not values:
         raise ValueError("store_prediction: values is empty")
     if not last_close or not math.isfinite(last_close):
         raise ValueError(f"store_prediction: last_close must be a finite non-zero price, got {last_close!r}")
+    intervals = check_intervals(intervals, len(values), coin=coin, as_of=as_of)
     row = {
         "coin": coin,
         "as_of": _to_date(as_of),
@@ -222,10 +227,44 @@ def store_prediction(
         "run_id": run_id,
         "created_at": utcnow(),
     }
+    update_columns = ["values", "last_close", "expected_return", "run_id"]
+    if intervals is not None:
+        row.update(intervals=intervals, interval_method=interval_method or "conformal")
+        update_columns += ["intervals", "interval_method"]
     with session_scope(url) as session:
-        return upsert(
-            session, Prediction, [row], update_columns=["values", "last_close", "expected_return", "run_id"]
-        )
+        return upsert(session, Prediction, [row], update_columns=update_columns)
+
+
+def check_intervals(intervals: Any, steps: int, *, coin: str = "?", as_of: Any = None) -> dict[str, Any] | None:
+    """``intervals`` as ``{level: {"lower": [floats], "upper": [floats]}}`` with ``steps`` finite
+    bounds each and lower <= upper, or a ``ValueError`` naming the coin, day, level and problem."""
+    if intervals is None:
+        return None
+    who = f"prediction of {coin!r} as of {as_of}"
+    if not isinstance(intervals, dict):
+        raise ValueError(f"{who}: intervals must be an object keyed by level, got {type(intervals).__name__}")
+    out: dict[str, Any] = {}
+    for level, bounds in intervals.items():
+        try:
+            pct = float(level)
+        except (TypeError, ValueError):
+            raise ValueError(f"{who}: interval level {level!r} is not a number (percent)") from None
+        if not 0 < pct < 100:
+            raise ValueError(f"{who}: interval level {level!r} must be between 0 and 100")
+        if not isinstance(bounds, dict) or set(bounds) != {"lower", "upper"}:
+            raise ValueError(f"{who}: interval {level!r} must have exactly 'lower' and 'upper' lists")
+        lower, upper = bounds["lower"], bounds["upper"]
+        if not isinstance(lower, (list, tuple)) or not isinstance(upper, (list, tuple)) or not (
+            len(lower) == len(upper) == steps
+        ):
+            raise ValueError(f"{who}: interval {level!r} needs {steps} lower and {steps} upper bounds")
+        lower = [float(v) for v in lower]
+        upper = [float(v) for v in upper]
+        for step, (lo, hi) in enumerate(zip(lower, upper), start=1):
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+                raise ValueError(f"{who}: interval {level!r} step {step}: bounds {lo!r}..{hi!r} are not finite and ordered")
+        out[f"{pct:g}"] = {"lower": lower, "upper": upper}
+    return out
 
 
 def get_predictions(*, coin: str | None = None, as_of: Any = None, url: str | None = None) -> list[dict]:
