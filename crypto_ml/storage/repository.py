@@ -202,8 +202,10 @@ def store_prediction(
     url: str | None = None,
     intervals: dict[str, Any] | None = None,
     interval_method: str | None = None,
+    overwrite: bool = True,
 ) -> UpsertResult:
-    """Store a forecast path (day ``as_of + 1`` first); re-storing the same key updates it in place.
+    """Store a forecast path (day ``as_of + 1`` first); re-storing the same key updates it in place,
+    or with ``overwrite=False`` leaves the stored row untouched (the pipeline writes it once).
 
     ``expected_return`` is ``values[-1] / last_close - 1``. ``intervals`` are the path's bounds per
     level, ``{"80": {"lower": [...], "upper": [...]}, ...}`` with one bound per step (the engine's
@@ -232,7 +234,7 @@ def store_prediction(
         row.update(intervals=intervals, interval_method=interval_method or "conformal")
         update_columns += ["intervals", "interval_method"]
     with session_scope(url) as session:
-        return upsert(session, Prediction, [row], update_columns=update_columns)
+        return upsert(session, Prediction, [row], update_columns=update_columns if overwrite else [])
 
 
 def check_intervals(intervals: Any, steps: int, *, coin: str = "?", as_of: Any = None) -> dict[str, Any] | None:
