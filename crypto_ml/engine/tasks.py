@@ -58,7 +58,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 #: ``version`` of a prediction made by a model fitted on the fly (no stored model version).
 ON_THE_FLY_VERSION = 0
 
-PREDICT_FIELDS = ("coin", "as_of", "model", "horizon", "version", "params", "closes", "run_id")
+PREDICT_FIELDS = ("coin", "as_of", "model", "horizon", "version", "params", "closes", "run_id", "levels")
 
 
 class EngineInputError(ValueError):
@@ -315,11 +315,16 @@ def run_predict(
     cache=None,
     loader=None,
     hostname: str | None = None,
+    levels: Any = None,
 ) -> dict[str, Any]:
     """Forecast ``horizon`` daily closes of ``coin`` after ``as_of`` and store them.
 
     Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
-    hostname, pid, cached, seconds}`` (JSON-able). ``cached`` says whether the fitted model was
+    intervals, interval_method, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
+    the path's bounds per level (``levels``, default 80 and 95 percent):
+    ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound per step, calibrated on the
+    training window only (None when the history is too short to calibrate).
+    ``cached`` says whether the fitted model was
     already warm in this process. Raises :class:`EngineInputError` for bad input.
     """
     started = time.perf_counter()
@@ -336,7 +341,14 @@ def run_predict(
         raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
     resolved = ensure_schema(url) if store else url
     forecaster, used_version, cached = _get_model(req, coin_id, history, day, cache, resolved)
-    values = [float(v) for v in forecaster.predict(req["horizon"])]
+    from crypto_ml.forecasting.base import DEFAULT_LEVELS, check_levels
+
+    try:
+        levels = check_levels(DEFAULT_LEVELS if levels is None else levels)
+    except ValueError as exc:
+        raise EngineInputError(f"coin {coin_id!r}: {exc}") from None
+    forecast = forecaster.predict_with_intervals(req["horizon"], levels)
+    values = forecast["values"]
     last_close = float(history[-1])
     if not last_close or not math.isfinite(last_close):
         raise EngineInputError(f"coin {coin_id!r}: last close up to {day} is {last_close!r}")
@@ -359,6 +371,8 @@ def run_predict(
         "values": values,
         "last_close": last_close,
         "expected_return": values[-1] / last_close - 1.0,
+        "intervals": forecast["intervals"],
+        "interval_method": forecast["interval_method"],
         "hostname": hostname or socket.gethostname(),
         "pid": os.getpid(),
         "cached": cached,
