@@ -4,6 +4,17 @@
 order notional and capped by per-coin and total position limits; sells (a long position, or short
 when allowed) when it is below minus the threshold; and stores only otherwise, or whenever the kill
 switch is on.
+
+The signal can be made to respect costs and uncertainty:
+
+- ``fee_bps`` and ``slippage_bps`` (basis points per side) are subtracted from the signal: a buy
+  must clear the threshold after paying both sides of the round trip, a sell after one side;
+- ``interval_level`` (e.g. 80) makes the rule use the prediction's interval of the horizon return
+  instead of the point: buy only when the **lower** bound clears ``+threshold``, sell only when the
+  **upper** bound is below ``-threshold``. A prediction without that interval is stored only.
+
+The DAG's ``decide`` task and the strategy backtest (:mod:`crypto_ml.strategy`) call this same
+function.
 """
 
 from __future__ import annotations
@@ -32,6 +43,13 @@ class TradingRules:
         Largest gross notional of all positions together (as reported by the broker).
     allow_short
         Whether a sell signal without a long position opens (or grows) a short position.
+    fee_bps, slippage_bps
+        Trading fee and expected slippage per side, in basis points (10 = 0.1 %); the signal must
+        clear the threshold net of them (a buy pays two sides, a sell one).
+    interval_level
+        None (default): trade on the point forecast's expected return. A level such as 80: trade
+        only when that interval of the horizon return clears the threshold (lower bound for a
+        buy, upper bound for a sell).
     """
 
     threshold: float = 0.02
@@ -39,14 +57,38 @@ class TradingRules:
     max_position_notional: float = 5000.0
     max_total_notional: float = 20000.0
     allow_short: bool = False
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    interval_level: float | None = None
 
     def __post_init__(self) -> None:
         _check_number("threshold", self.threshold, allow_zero=True)
         _check_number("order_notional", self.order_notional)
         _check_number("max_position_notional", self.max_position_notional)
         _check_number("max_total_notional", self.max_total_notional)
+        _check_number("fee_bps", self.fee_bps, allow_zero=True)
+        _check_number("slippage_bps", self.slippage_bps, allow_zero=True)
         if not isinstance(self.allow_short, bool):
             raise ValueError(f"TradingRules.allow_short must be a bool, got {self.allow_short!r}")
+        if self.interval_level is not None:
+            _check_number("interval_level", self.interval_level)
+            if not self.interval_level < 100:
+                raise ValueError(
+                    f"TradingRules.interval_level must be None or a percentage between 0 and 100 "
+                    f"(e.g. 80), got {self.interval_level!r}"
+                )
+
+    @property
+    def cost_per_side(self) -> float:
+        """Fee plus slippage of one side, as a fraction (``(fee_bps + slippage_bps) / 10_000``)."""
+        return (self.fee_bps + self.slippage_bps) / 10_000.0
+
+    def describe(self) -> str:
+        """Short label, e.g. ``"point>2%"`` or ``"80%-interval>2%, 15 bps"``."""
+        head = "point" if self.interval_level is None else f"{self.interval_level:g}%-interval"
+        text = f"{head}>{self.threshold * 100:g}%"
+        bps = self.fee_bps + self.slippage_bps
+        return f"{text}, {bps:g} bps" if bps else text
 
 
 def _check_number(name: str, value: Any, *, allow_zero: bool = False) -> None:
@@ -95,6 +137,23 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f}%"
 
 
+def return_interval_of(prediction: dict[str, Any], level: float) -> tuple[float, float] | None:
+    """The ``level`` percent interval of the horizon return, ``(lower, upper)``, from the
+    prediction's ``intervals`` (bounds of the last step over ``last_close``), or None when the
+    prediction has no such interval."""
+    intervals = prediction.get("intervals") or {}
+    bounds = intervals.get(f"{float(level):g}")
+    if bounds is None:
+        bounds = intervals.get(level)
+    if not bounds:
+        return None
+    price = float(prediction["last_close"])
+    lower, upper = float(bounds["lower"][-1]) / price - 1.0, float(bounds["upper"][-1]) / price - 1.0
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        raise ValueError(f"prediction's {level:g}% interval must be finite, got {lower!r}..{upper!r}")
+    return lower, upper
+
+
 def decide(
     *,
     prediction: dict[str, Any],
@@ -108,7 +167,8 @@ def decide(
     Parameters
     ----------
     prediction
-        Dict with at least ``last_close`` and ``expected_return`` (or ``values``).
+        Dict with at least ``last_close`` and ``expected_return`` (or ``values``); with
+        ``rules.interval_level`` also ``intervals`` (the engine's result carries them).
     position_qty
         Current position of the prediction's coin (negative = short).
     total_notional
@@ -121,6 +181,9 @@ def decide(
     Returns
     -------
     Decision
+        With fees, slippage or an interval level the "expected return" below is the signal net
+        of costs (buy: ``er - 2 * cost``, or the interval's lower bound minus that; sell:
+        ``er + cost``, or the upper bound plus that; ``cost = (fee_bps + slippage_bps) / 1e4``).
         Buy when expected return > threshold, sized ``order_notional / last_close`` and capped by the
         per-coin (``position_qty * last_close``) and total limits ("position limit reached" when there
         is no room); sell ``min(position, order size)`` when expected return < -threshold and a long
@@ -146,17 +209,37 @@ def decide(
         return store("kill switch on")
     er = expected_return_of(prediction)
     band = f"±{rules.threshold * 100:.1f}% threshold"
-    if -rules.threshold <= er <= rules.threshold:
-        return store(f"expected return {_pct(er)} within {band}")
+    cost = rules.cost_per_side
+    if rules.interval_level is None:
+        up, down, what = er, er, "expected return"
+    else:
+        bounds = return_interval_of(prediction, rules.interval_level)
+        if bounds is None:
+            return store(f"no {rules.interval_level:g}% interval in the prediction (the rule needs one)")
+        (up, down), what = bounds, f"{rules.interval_level:g}% interval"
+    buy_signal, sell_signal = up - 2 * cost, down + cost
+    net = f" net of {cost * 1e4:g} bps per side" if cost else ""
+    if rules.interval_level is None:
+        buy_label = sell_label = f"expected return{net}"
+    else:
+        buy_label, sell_label = f"{what} lower bound{net}", f"{what} upper bound{net}"
+    what += net
+    if buy_signal <= rules.threshold and sell_signal >= -rules.threshold:
+        if rules.interval_level is None and not cost:
+            return store(f"expected return {_pct(er)} within {band}")
+        return store(
+            f"expected return {_pct(er)}, {what} {_pct(buy_signal)}..{_pct(sell_signal)} "
+            f"does not clear the {band}"
+        )
 
     position_notional = position_qty * price  # signed, marked at last_close
     total_room = rules.max_total_notional - total_notional
-    if er > rules.threshold:
-        why = f"expected return {_pct(er)} above +{rules.threshold * 100:.1f}% threshold"
+    if buy_signal > rules.threshold:
+        why = f"{buy_label} {_pct(buy_signal)} above +{rules.threshold * 100:.1f}% threshold"
         coin_room = rules.max_position_notional - position_notional
         return _sized("buy", price, rules, coin_room, total_room, why, store)
 
-    why = f"expected return {_pct(er)} below -{rules.threshold * 100:.1f}% threshold"
+    why = f"{sell_label} {_pct(sell_signal)} below -{rules.threshold * 100:.1f}% threshold"
     long_qty = position_qty if position_qty > _EPS * max(1.0, abs(position_qty)) else 0.0
     if long_qty > 0:
         qty = min(long_qty, rules.order_notional / price)
