@@ -35,11 +35,32 @@ def bundled_coin_ids() -> tuple[str, ...]:
         return tuple(sorted(row["coin"] for row in csv.DictReader(fh)))
 
 
-def coin_ids() -> list[str]:
-    """Coins a pipeline run accepts: the bundled ones, plus ``CRYPTO_ML_SYNTHETIC_COINS`` synthetic
-    ones (``synthetic-00001``...) when the deployment is configured with synthetic coins."""
+def replay_coin_ids() -> list[str]:
+    """Coins of the replay: the bundled ones, plus ``CRYPTO_ML_SYNTHETIC_COINS`` synthetic ones
+    (``synthetic-00001``...) when the deployment is configured with synthetic coins."""
     n = int(os.environ.get("CRYPTO_ML_SYNTHETIC_COINS", "0") or 0)
     return [*bundled_coin_ids(), *(f"synthetic-{k:05d}" for k in range(1, n + 1))]
+
+
+def coin_ids() -> list[str] | None:
+    """Coins a pipeline run accepts, as far as they are known at parse time (no network, no
+    database): the replay's, the CSV folder's or the exchange's explicit symbols; ``None`` for a
+    top-N universe, resolved each day (see :mod:`crypto_ml.market`)."""
+    from crypto_ml.market import parse_time_coin_ids
+
+    return parse_time_coin_ids()
+
+
+def coin_param_schema() -> dict:
+    """Keywords of the ``coin`` param: the known coins as an enum (default ``bitcoin`` or the
+    first), or the shape of a coin id when the universe is only known at run time (no default:
+    the coin must be given)."""
+    from crypto_ml.market import COIN_ID_PATTERN
+
+    ids = coin_ids()
+    if not ids:
+        return {"default": None, "pattern": COIN_ID_PATTERN}
+    return {"default": "bitcoin" if "bitcoin" in ids else ids[0], "enum": ids}
 
 
 def _date(value) -> dt.date:
@@ -61,5 +82,15 @@ def replay_day(real_day, *, anchor_real=None, anchor_history=None) -> dt.date:
 
 
 def replay_day_iso(real_day) -> str:
-    """:func:`replay_day` as ``YYYY-MM-DD`` (a DAG template macro)."""
+    """:func:`replay_day` as ``YYYY-MM-DD``."""
     return replay_day(real_day).isoformat()
+
+
+def market_day_iso(real_day) -> str:
+    """The market day of a run whose logical day is ``real_day``, as ``YYYY-MM-DD`` (a DAG
+    template macro, evaluated in the task): the replayed history day for the replay, the day
+    itself (or the last closed one) for an exchange or a CSV folder. Reads the
+    ``crypto_ml_market`` Connection."""
+    from crypto_ml.hooks.market import CryptoMarketHook
+
+    return CryptoMarketHook().get_market().market_day(real_day).isoformat()

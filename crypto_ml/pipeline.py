@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 from typing import Any
 
+from crypto_ml.market import CSV, EXCHANGE, REPLAY, MarketConfig, env_market
 from crypto_ml.sources.base import as_date
 
 log = logging.getLogger(__name__)
@@ -25,45 +27,133 @@ class NotEnoughHistory(PipelineInputError):
     """The coin is fine but too young to predict on that day: the run is skipped, not failed."""
 
 
-def poll(logical_date: Any, *, url: str | None = None) -> dict[str, Any]:
-    """Reveal the replayed history up to the run's day, store what the DB lacks, and list the coins
-    whose data includes that day (the ones to predict).
+class ReplayExhausted(PipelineInputError):
+    """A replayed run's day lies past the end of the bundled history."""
 
-    Idempotent: a re-run stores nothing new and returns the same coins.
+
+def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | None = None,
+         now: dt.datetime | None = None) -> dict[str, Any]:
+    """Store the market's new daily prices up to the run's day and list the coins to predict.
+
+    :param logical_date: the run's logical date; its day ``D`` is mapped onto the market
+        (:meth:`~crypto_ml.market.MarketConfig.market_day`): the replayed history day for the
+        replay; for an exchange ``D`` itself, or the last day whose candle has closed.
+    :param market: the market (default: the environment's ``crypto_ml_market``, else the replay).
+    :param now: the clock deciding which exchange candles have closed (default: the wall clock).
+
+    Only what the project DB lacks is read (per coin, after its last stored day; before its first
+    one for a backfill earlier than anything stored); a re-run stores nothing twice. The coins to
+    predict are the day's universe that has a price dated ``D``. A coin that fails to load is
+    reported in ``failed_coins`` (coin and reason) and the others go on.
     """
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.catalog import replay_day
     from crypto_ml.ingest import ingest
-    from crypto_ml.sources.replay import ReplaySource
 
-    day = replay_day(logical_date)
+    market = market or env_market()
+    day = market.market_day(logical_date, now=now)
     url = storage.database_url(url)
     storage.migrate(url)
     stored = storage.price_range(url=url)
-    loader = CryptoLoader(ReplaySource(today=day), as_of=day)
-    # Only what the DB lacks: per coin, the rows after its last stored day.
-    result = ingest(loader=loader, since={c: last for c, (_, last) in stored.items()}, url=url)
-    coins = sorted(
-        coin for coin in loader.get_crypto_names()
-        if loader.get_df(coin)["Date"].iat[-1].date() == day
-    )
-    log.info("history day %s: %s; %d coins have data for it", day, result, len(coins))
-    return {
+    source = market_source(market, day, stored=stored, now=now)
+    loader = CryptoLoader(source, as_of=day)
+    if market.kind == REPLAY:
+        _check_replay_covers(loader, day, logical_date)
+    if market.kind == EXCHANGE:
+        _report_gaps_after_stored(loader, stored)
+        result = ingest(loader=loader, url=url)  # the source read only the missing days
+        universe = set(source.universe_ids)
+    else:
+        result = ingest(loader=loader, since={c: last for c, (_, last) in stored.items()}, url=url)
+        universe = set(loader.get_crypto_names())
+    coins = [c for c in storage.coins_on(day, url=url) if c in universe]
+    for finding in loader.report.warnings:
+        log.warning("%s", finding)
+    for coin, reason in result.failed_coins.items():
+        log.error("%s failed to load: %s", coin, reason)
+    log.info("%s, day %s: %s; %d coins have data for it", market.describe(), day, result, len(coins))
+    out = {
         "history_day": day.isoformat(),
+        "market": market.describe(),
         "inserted": result.inserted,
         "quarantined_new": result.quarantined_new,
         "failed_coins": result.failed_coins,
         "coins": coins,
     }
+    if market.kind == EXCHANGE:
+        out["api_calls"] = source.calls
+    return out
 
 
-def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = None) -> dict[str, Any]:
+def market_source(market: MarketConfig, day: dt.date, *, stored=None, coins=None, now=None):
+    """The :class:`~crypto_ml.sources.Source` of ``market`` as of ``day``."""
+    if market.kind == EXCHANGE:
+        from crypto_ml.sources.exchange import ExchangeSource
+
+        return ExchangeSource(market, stored=stored, coins=coins, now=now)
+    if market.kind == CSV:
+        from crypto_ml.sources.csv import CSVSource
+
+        return CSVSource(market.path)
+    from crypto_ml.sources.replay import ReplaySource
+
+    return ReplaySource(today=day)
+
+
+def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
+    """A replayed day past the end of the bundled history fails the run, saying how to go on."""
+    frame = loader.frame()
+    last = frame["date"].max().date() if len(frame) else None
+    if last is not None and day <= last:
+        return
+    from crypto_ml.catalog import DEFAULT_ANCHOR_HISTORY, DEFAULT_ANCHOR_REAL
+
+    real = as_date(logical_date)
+    end = last or dt.date(2017, 9, 22)
+    where = (f"after the end of the bundled history ({end})" if last is not None
+             else "before the bundled history starts (2013-04-28)")
+    raise ReplayExhausted(
+        f"the replay has no data for this run: its day {real} maps to history day {day}, "
+        f"{where}. The replay maps "
+        f"CRYPTO_ML_REPLAY_ANCHOR_REAL ({os.environ.get('CRYPTO_ML_REPLAY_ANCHOR_REAL') or DEFAULT_ANCHOR_REAL}) "
+        f"to CRYPTO_ML_REPLAY_ANCHOR_HISTORY ({os.environ.get('CRYPTO_ML_REPLAY_ANCHOR_HISTORY') or DEFAULT_ANCHOR_HISTORY}), "
+        f"one day per day. Move the anchors (e.g. CRYPTO_ML_REPLAY_ANCHOR_REAL={real} "
+        f"CRYPTO_ML_REPLAY_ANCHOR_HISTORY={end - dt.timedelta(days=90)} replays from 90 days "
+        f"before the end), or read a live market: "
+        f"AIRFLOW_CONN_CRYPTO_ML_MARKET='crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT'"
+    )
+
+
+def _report_gaps_after_stored(loader, stored) -> None:
+    """A gap between a coin's last stored day and its first new candle is reported, not filled."""
+    from crypto_ml.validation import WARNING, Finding
+
+    frame = loader.frame()
+    if frame.empty:
+        return
+    firsts = frame.groupby("coin")["date"].min()
+    for coin, first in firsts.items():
+        if coin not in stored:
+            continue
+        last = stored[coin][1]
+        missing = (first.date() - last).days - 1
+        if missing > 0:
+            loader.report.findings.append(Finding(
+                coin=coin, rule="date_gap", severity=WARNING, origin=loader.source.name,
+                date=first.date().isoformat(),
+                message=(f"{missing} missing day(s) between {last} (last stored) and "
+                         f"{first.date()} (reported, not filled)"),
+            ))
+
+
+def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = None,
+              market: MarketConfig | None = None) -> dict[str, Any]:
     """Validate one coin's stored history up to ``as_of`` and compute its features.
 
     Reads the project database (what the master DAG stored). If the coin's history up to
     ``as_of`` is not there yet (a single-coin run triggered by hand), it is ingested first from
-    the replay of the bundled data, which is idempotent.
+    the market (default: the environment's, else the replay), which is idempotent; a coin outside
+    the market's universe fails, naming the universe.
 
     Returns a JSON-able dict: coin, as_of, rows, first/last date, last close, latest features,
     warnings, and ``closes`` (the series the engine predicts from).
@@ -77,7 +167,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
     storage.migrate(url)
     df = storage.load_prices(coin, as_of=day, url=url)
     if df.empty or df["Date"].iat[-1].date() < day:
-        _ingest_coin_history(coin, day, url)
+        _ingest_coin_history(coin, day, url, market or env_market())
         df = storage.load_prices(coin, as_of=day, url=url)
     if df.empty:
         raise NotEnoughHistory(f"{coin}: no prices on or before {day} in the project database")
@@ -119,21 +209,50 @@ def _features(df):
     return latest_features(df)
 
 
-def _ingest_coin_history(coin: str, day: dt.date, url: str) -> None:
+def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig) -> None:
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
-    from crypto_ml.sources.replay import ReplaySource
 
-    loader = CryptoLoader(ReplaySource(today=day), as_of=day)
+    if market.kind == EXCHANGE:
+        _ingest_exchange_coin(coin, day, url, market)
+        return
+    loader = CryptoLoader(market_source(market, day), as_of=day)
     try:
         coin_id = loader.resolve(coin)
     except UnknownCoinError as exc:
-        from crypto_ml.catalog import coin_ids
-
-        if coin in coin_ids():
+        known = market.parse_time_coin_ids() or []
+        if coin in known:
             return  # a known coin with no history yet on that day: transform says so
-        raise PipelineInputError(str(exc)) from None
+        raise PipelineInputError(f"{coin}: not a coin of the market ({market.describe()}): {exc}") from None
     frame = loader.frame()
     part = frame[frame["coin"] == coin_id]
     storage.store_prices(part, source=loader.source.name, url=url)
     log.info("%s: stored %d rows of history up to %s before transforming", coin_id, len(part), day)
+
+
+def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfig) -> None:
+    """One coin's missing candles up to ``day`` from the exchange, if it is in today's universe."""
+    from crypto_ml import storage
+    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.ingest import ingest
+
+    stored = storage.price_range(url=url)
+    source = market_source(market, day, stored=stored, coins=[coin])
+    loader = CryptoLoader(source, as_of=day)
+    if coin not in source.universe_ids:
+        if coin in stored:
+            log.warning("%s is no longer in the universe of %s: predicting from its stored history",
+                        coin, market.describe())
+            return
+        shown = ", ".join(sorted(source.universe_ids)[:10])
+        raise PipelineInputError(
+            f"{coin}: not in the universe of {market.describe()} today "
+            f"({len(source.universe_ids)} coins: {shown}{', ...' if len(source.universe_ids) > 10 else ''})"
+        )
+    if coin in loader.report.failed_coins:
+        from crypto_ml.sources.base import SourceError
+
+        raise SourceError(loader.report.failed_coins[coin])  # the task's retries may help
+    result = ingest(loader=loader, url=url)
+    log.info("%s: stored %d new rows up to %s from %s before transforming", coin, result.inserted,
+             day, market.describe())

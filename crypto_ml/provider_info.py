@@ -21,7 +21,8 @@ def get_provider_info() -> dict:
         ],
         "hooks": [
             {"integration-name": "Crypto-ML",
-             "python-modules": ["crypto_ml.hooks.engine", "crypto_ml.hooks.database"]},
+             "python-modules": ["crypto_ml.hooks.engine", "crypto_ml.hooks.database",
+                                "crypto_ml.hooks.market"]},
         ],
         "operators": [
             {"integration-name": "Crypto-ML",
@@ -37,5 +38,7 @@ def get_provider_info() -> dict:
         "connection-types": [
             {"hook-class-name": "crypto_ml.hooks.engine.CryptoEngineHook",
              "connection-type": "crypto_ml_engine"},
+            {"hook-class-name": "crypto_ml.hooks.market.CryptoMarketHook",
+             "connection-type": "crypto_ml_market"},
         ],
     }

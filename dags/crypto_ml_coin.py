@@ -12,9 +12,12 @@ The master DAG `crypto_ml_master` triggers one run of this DAG per coin with new
 
     airflow dags trigger crypto_ml_coin --conf '{"coin": "bitcoin", "as_of": "2017-06-05"}'
 
-Params are validated when the run is created: an unknown coin or a horizon outside 1..60 is
-refused with a message naming the valid values. Without `as_of`, the run uses the replayed
-history day of its start (see `crypto_ml.catalog.replay_day`). Every task writes idempotently:
+Params are validated when the run is created: a coin outside the market's universe or a horizon
+outside 1..60 is refused with a message naming the valid values. (When the universe is the top N
+markets of an exchange, resolved each day, the coin id's shape is checked then and the universe
+when the run starts.) Without `as_of`, the run predicts as of its logical date's day on the
+market: the replayed history day for the replay (see `crypto_ml.catalog.replay_day`), the day
+itself for an exchange or a CSV folder (or the last day whose candle has closed). Every task writes idempotently:
 clearing and re-running any of them stores nothing twice and places no second order.
 """
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 
-from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_ids, replay_day_iso
+from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_param_schema, market_day_iso
 from crypto_ml.operators.engine import EngineSubmitOperator
 from crypto_ml.operators.trading import StorePredictionOperator, TradeBranchOperator, TradeRequestOperator
 from crypto_ml.operators.transform import CoinTransformOperator
@@ -38,22 +41,22 @@ with DAG(
     tags=["crypto-ml", "pipeline"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=20)},
     params={
-        "coin": Param("bitcoin", type="string", enum=coin_ids(), description="coin id"),
+        "coin": Param(type="string", description="coin id (bitcoin, btc-usdt, ...)", **coin_param_schema()),
         "as_of": Param(
             None, type=["null", "string"], format="date",
-            description="last day of data (YYYY-MM-DD); default: the replayed day of the run",
+            description="last day of data (YYYY-MM-DD); default: the market day of the run's logical date",
         ),
         "horizon": Param(10, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"),
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
     },
-    user_defined_macros={"replay_day": replay_day_iso},
+    user_defined_macros={"market_day": market_day_iso},
     render_template_as_native_obj=True,
     doc_md=__doc__,
 ) as dag:
     transform = CoinTransformOperator(
         task_id="transform",
         coin="{{ params.coin }}",
-        as_of="{{ params.as_of or replay_day(dag_run.run_after) }}",
+        as_of="{{ params.as_of or market_day(dag_run.logical_date or dag_run.run_after) }}",
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",

@@ -1,9 +1,15 @@
 """
 ### crypto_ml_master — the daily fan-out
 
-`poll_new_data` reveals the next day of the replayed history (the pipeline's default source, no
-network), validates it and upserts into the project DB whatever the DB lacks, and lists the coins
-whose data includes that day. `run_coin_pipeline` then triggers one `crypto_ml_coin` run per coin
+`poll_new_data` reads the market named by the Connection `crypto_ml_market` (default: the replay
+of the bundled history, no network; or an exchange through ccxt, or a folder of CSV files),
+resolves the day's coin universe, validates and upserts into the project DB whatever the DB lacks
+up to the run's day, and lists the coins whose data includes that day. The schedule is daily with
+data intervals: the run for day D starts once D is over, so D's daily candle has closed; a
+backfill (`airflow backfill create --dag-id crypto_ml_master --from-date ... --to-date ...`) runs
+each past day point in time. A coin that fails to load (unknown symbol, delisted market, exchange
+errors after retries) is named in `poll_new_data`'s log and fails `summarize`; the other coins go
+on. `run_coin_pipeline` then triggers one `crypto_ml_coin` run per coin
 (mapped, labelled by coin in the grid; run id `<coin>__<day>`) and waits for it in the triggerer.
 Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views, failing
 and retrying on its own; one bad coin never blocks the others. `summarize` runs after all of them,
@@ -25,11 +31,14 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, Param, TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow.timetables.interval import CronDataIntervalTimetable
+
 from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
 
 with DAG(
     dag_id="crypto_ml_master",
-    schedule="@daily",
+    # Data intervals: the run of logical date D covers day D and starts when D is over.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -49,9 +58,16 @@ with DAG(
     @task
     def poll_new_data(*, dag_run=None) -> dict:
         """Store the day's new prices; list the coins that have data for it."""
-        from crypto_ml.pipeline import poll
+        from crypto_ml.hooks.database import CryptoDatabaseHook
+        from crypto_ml.hooks.market import CryptoMarketHook
+        from crypto_ml.market import MarketConfigError
+        from crypto_ml.pipeline import PipelineInputError, poll
 
-        return poll(dag_run.logical_date or dag_run.run_after)
+        try:
+            return poll(dag_run.logical_date or dag_run.run_after,
+                        market=CryptoMarketHook().get_market(), url=CryptoDatabaseHook().get_url())
+        except (PipelineInputError, MarketConfigError) as exc:  # no retry helps
+            raise AirflowFailException(str(exc)) from None
 
     @task
     def coin_runs(polled: dict, *, params=None) -> list[dict]:
@@ -77,10 +93,17 @@ with DAG(
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summarize(polled: dict) -> dict:
-        """The day's forecasts and decisions, from the project DB."""
+        """The day's forecasts and decisions, from the project DB; fails (after logging them) when
+        coins failed to load from the market."""
         from crypto_ml.reporting import day_summary
 
-        return day_summary(polled["history_day"], coins=polled["coins"])
+        summary = day_summary(polled["history_day"], coins=polled["coins"])
+        if polled.get("failed_coins"):
+            raise AirflowFailException(
+                f"{len(polled['failed_coins'])} coin(s) failed to load from the market, the others "
+                "went on: " + "; ".join(polled["failed_coins"].values())
+            )
+        return summary
 
     polled = poll_new_data()
     runs = coin_runs(polled)

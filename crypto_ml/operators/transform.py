@@ -22,30 +22,38 @@ class CoinTransformOperator(BaseOperator):
     :param coin: coin id (templated).
     :param as_of: the last day the pipeline may see, ``YYYY-MM-DD`` (templated).
     :param min_rows: fewest rows worth predicting from.
+    :param market_conn_id: Connection id of the market (see
+        :class:`~crypto_ml.hooks.market.CryptoMarketHook`), read when the coin's history up to
+        ``as_of`` is not in the project DB yet (a coin run triggered on its own).
     """
 
     template_fields: Sequence[str] = ("coin", "as_of")
     ui_color = "#fdf2d0"
 
-    def __init__(self, *, coin: str, as_of: str, min_rows: int = 2, **kwargs: Any) -> None:
+    def __init__(self, *, coin: str, as_of: str, min_rows: int = 2,
+                 market_conn_id: str = "crypto_ml_market", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.coin = coin
         self.as_of = as_of
         self.min_rows = min_rows
+        self.market_conn_id = market_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from crypto_ml.hooks.database import CryptoDatabaseHook
+        from crypto_ml.hooks.market import CryptoMarketHook
+        from crypto_ml.market import MarketConfigError
         from crypto_ml.pipeline import NotEnoughHistory, PipelineInputError, transform
 
         try:
             out = transform(
-                self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook().get_url()
+                self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook().get_url(),
+                market=CryptoMarketHook(self.market_conn_id).get_market(),
             )
         except NotEnoughHistory as exc:
             raise AirflowSkipException(f"not enough history, skipped: {exc}") from None
-        except PipelineInputError as exc:
+        except (PipelineInputError, MarketConfigError) as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "%s up to %s: %d rows (%s..%s), last close %s, features %s",

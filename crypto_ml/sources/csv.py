@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from crypto_ml.market import slugify
 from crypto_ml.sources.base import Source, SourceError
+
+__all__ = ["CSVSource", "read_long_csv", "read_per_coin_csv", "slugify"]
 
 #: Header of the talk's per-coin files.
 PER_COIN_COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume", "Market Cap"]
@@ -24,11 +27,6 @@ _RENAME = {
     "Volume": "volume",
     "Market Cap": "market_cap",
 }
-
-
-def slugify(name: str) -> str:
-    """``"Bitcoin Cash"`` → ``"bitcoin-cash"``: the coin id used everywhere."""
-    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
 
 
 def read_long_csv(handle, origin: str) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from crypto_ml.storage.models import (
     TradeRequest,
 )
 from crypto_ml.storage.repository import (
+    coins_on,
     count_rows,
     get_predictions,
     get_trade_requests,
@@ -43,6 +44,7 @@ from crypto_ml.storage.repository import (
 )
 
 __all__ = [
+    "coins_on",
     "Base",
     "ModelArtifact",
     "ModelVersion",

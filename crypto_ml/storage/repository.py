@@ -364,6 +364,13 @@ def price_range(url: str | None = None) -> dict[str, tuple[dt.date, dt.date]]:
         return {coin: (first, last) for coin, first, last in conn.execute(stmt)}
 
 
+def coins_on(day: Any, url: str | None = None) -> list[str]:
+    """Coins with a stored price dated ``day``, sorted."""
+    stmt = select(Price.coin).where(Price.date == _to_date(day)).order_by(Price.coin)
+    with get_engine(url).connect() as conn:
+        return list(conn.execute(stmt).scalars())
+
+
 def load_prices(coin: str, *, as_of: Any = None, url: str | None = None) -> pd.DataFrame:
     """One coin's stored bars up to ``as_of``, oldest first, in the loader's ``get_df`` columns
     (``Date, Open, High, Low, Close, Volume, Market Cap``)."""

@@ -1,0 +1,315 @@
+"""Which market the pipeline reads: one setting, the Airflow Connection ``crypto_ml_market``.
+
+Three kinds of market (the Connection's *host* field names one):
+
+- ``replay`` (the default, no network): the bundled 2013–2017 history revealed day by day, a run's
+  day mapped onto it with ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦ ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY``.
+- ``csv``: a folder of the user's own CSV files (``extra.path``), re-read every day.
+- an exchange id that ccxt supports (``binance``, ``kraken``, ``coinbase``, ...): daily candles
+  of an explicit list of symbols (``extra.symbols``: ``"BTC/USDT,ETH/USDT"``) or of the top
+  ``extra.top`` spot markets of ``extra.quote`` (default ``USDT``) by 24 h quote volume, resolved
+  every day.
+
+Define it like any Airflow Connection: in the environment (what the DAG parser sees too, so the
+coin list is checked when a run is triggered)::
+
+    AIRFLOW_CONN_CRYPTO_ML_MARKET='crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT'
+    AIRFLOW_CONN_CRYPTO_ML_MARKET='crypto-ml-market://binance?top=50&quote=USDT'
+    AIRFLOW_CONN_CRYPTO_ML_MARKET='crypto-ml-market://csv?path=/data/prices'
+
+or in the UI / ``airflow connections add`` (type "Crypto-ML market"). This module is cheap to
+import (no Airflow, no pandas, no network): the DAG files call :func:`parse_time_coin_ids`.
+
+Coin ids: a bundled or CSV coin keeps its slug (``bitcoin``); an exchange market's id is its
+symbol in lower case with ``/`` as ``-`` (``BTC/USDT`` ↦ ``btc-usdt``), used in storage, the UI and
+run ids (``btc-usdt__2026-11-29``). :func:`coin_id` and :func:`symbol_of` are that one mapping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+#: The Connection id and type of the market setting.
+CONN_ID = "crypto_ml_market"
+CONN_TYPE = "crypto_ml_market"
+#: The environment variable Airflow itself reads for that Connection.
+ENV_VAR = "AIRFLOW_CONN_CRYPTO_ML_MARKET"
+
+REPLAY, CSV, EXCHANGE = "replay", "csv", "exchange"
+#: Shape of a coin id, checked at trigger time when the universe is not known at parse time.
+COIN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+
+_EXTRA_KEYS = {"symbols", "top", "quote", "path", "api_url", "start", "timeout", "retries",
+               "backoff", "rate_limit_ms", "page_limit"}
+
+
+class MarketConfigError(ValueError):
+    """The market setting is malformed: says which field and what is valid."""
+
+
+def coin_id(symbol: str) -> str:
+    """``"BTC/USDT"`` ↦ ``"btc-usdt"``: the id of an exchange market everywhere in Crypto-ML."""
+    base, sep, quote = symbol.partition("/")
+    if not sep or not base or not quote or ":" in quote:
+        raise MarketConfigError(f"{symbol!r} is not a spot market symbol like 'BTC/USDT'")
+    return f"{_slug(base)}-{_slug(quote)}"
+
+
+def symbol_of(coin: str) -> str:
+    """``"btc-usdt"`` ↦ ``"BTC/USDT"`` (the inverse of :func:`coin_id` for exchange markets)."""
+    base, sep, quote = coin.rpartition("-")
+    if not sep or not base or not quote:
+        raise MarketConfigError(f"{coin!r} is not an exchange coin id like 'btc-usdt'")
+    return f"{base.upper()}/{quote.upper()}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "", text.strip().lower())
+
+
+def _day(value) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """The resolved market setting (see the module docstring).
+
+    :param kind: ``replay``, ``csv`` or ``exchange``.
+    :param exchange: the ccxt exchange id (``exchange`` only).
+    :param symbols: an explicit universe of symbols (``BTC/USDT``); empty with ``top``.
+    :param top: the universe is the top N spot markets of ``quote`` by 24 h quote volume.
+    :param quote: quote currency of the ``top`` universe.
+    :param path: the folder of CSV files (``csv`` only).
+    :param api_url: send every REST call of the exchange to this base URL (a mirror, a proxy or
+        a local test server) instead of the exchange's own.
+    :param start: first day fetched for a coin the project DB does not hold yet (default: the
+        exchange's whole history).
+    :param timeout: seconds per request; ``retries`` and ``backoff``: retries of a request on
+        network errors, rate limits and outages, waiting ``backoff`` × 2**n seconds (or the
+        exchange's ``Retry-After``, when longer).
+    :param rate_limit_ms: least milliseconds between two requests (default: ccxt's value for
+        the exchange, its published limit).
+    :param origin: where the setting came from, for messages.
+    """
+
+    kind: str = REPLAY
+    exchange: str | None = None
+    symbols: tuple[str, ...] = ()
+    top: int | None = None
+    quote: str = "USDT"
+    path: str | None = None
+    api_url: str | None = None
+    start: dt.date | None = None
+    timeout: float = 10.0
+    retries: int = 4
+    backoff: float = 1.0
+    rate_limit_ms: int | None = None
+    page_limit: int = 1000
+    origin: str = "default (no crypto_ml_market Connection)"
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_fields(cls, host: str | None, extra: dict | None, *, origin: str) -> MarketConfig:
+        """From a Connection's host and extra (what the UI form and the URI both fill)."""
+        host = (host or REPLAY).strip().lower()
+        extra = dict(extra or {})
+        unknown = set(extra) - _EXTRA_KEYS
+        if unknown:
+            raise MarketConfigError(
+                f"{origin}: unknown extra field(s) {sorted(unknown)}; valid: {sorted(_EXTRA_KEYS)}"
+            )
+
+        def num(key, kind, default):
+            raw = extra.get(key)
+            if raw in (None, ""):
+                return default
+            try:
+                value = kind(raw)
+            except (TypeError, ValueError):
+                raise MarketConfigError(f"{origin}: {key}={raw!r} is not a number") from None
+            if value < 0 or (key in ("top", "page_limit") and value < 1):
+                raise MarketConfigError(f"{origin}: {key}={raw!r} must be positive")
+            return value
+
+        try:
+            start = _day(extra.get("start"))
+        except ValueError:
+            raise MarketConfigError(f"{origin}: start={extra['start']!r} is not a date (YYYY-MM-DD)") from None
+        common = dict(
+            timeout=num("timeout", float, 10.0), retries=num("retries", int, 4),
+            backoff=num("backoff", float, 1.0), rate_limit_ms=num("rate_limit_ms", int, None),
+            page_limit=num("page_limit", int, 1000), start=start, origin=origin, extra=extra,
+        )
+        if host == REPLAY:
+            return cls(kind=REPLAY, **common)
+        if host == CSV:
+            path = extra.get("path")
+            if not path:
+                raise MarketConfigError(f"{origin}: a csv market needs extra.path (the folder of CSV files)")
+            return cls(kind=CSV, path=str(path), **common)
+        if not re.fullmatch(r"[a-z0-9_]+", host):
+            raise MarketConfigError(
+                f"{origin}: host {host!r} is not 'replay', 'csv' or a ccxt exchange id (binance, kraken, ...)"
+            )
+        raw_symbols = extra.get("symbols") or ()
+        if isinstance(raw_symbols, str):
+            raw_symbols = [s for s in re.split(r"[,\s]+", raw_symbols) if s]
+        symbols = tuple(s.strip().upper() for s in raw_symbols)
+        for s in symbols:
+            coin_id(s)  # raises on a malformed symbol
+        top = num("top", int, None)
+        if bool(symbols) == bool(top):
+            raise MarketConfigError(
+                f"{origin}: an exchange market needs either extra.symbols (e.g. 'BTC/USDT,ETH/USDT') "
+                "or extra.top (e.g. 50), not both and not neither"
+            )
+        quote = str(extra.get("quote") or "USDT").upper()
+        return cls(kind=EXCHANGE, exchange=host, symbols=symbols, top=top, quote=quote,
+                   api_url=extra.get("api_url") or None, **common)
+
+    @classmethod
+    def from_env_value(cls, value: str, *, origin: str = ENV_VAR) -> MarketConfig:
+        """From the text of ``AIRFLOW_CONN_CRYPTO_ML_MARKET``: a URI or Airflow's JSON form."""
+        value = value.strip()
+        if value.startswith("{"):
+            try:
+                data = json.loads(value)
+            except ValueError as exc:
+                raise MarketConfigError(f"{origin} is not valid JSON: {exc}") from None
+            extra = data.get("extra") or {}
+            if isinstance(extra, str):
+                extra = json.loads(extra or "{}")
+            _check_type(data.get("conn_type"), origin)
+            return cls.from_fields(data.get("host"), extra, origin=origin)
+        parts = urlsplit(value)
+        _check_type(parts.scheme.replace("-", "_"), origin)
+        extra: dict = {}
+        for key, val in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "__extra__":
+                extra.update(json.loads(val))
+            else:
+                extra[key] = val
+        return cls.from_fields(unquote(parts.hostname or ""), extra, origin=origin)
+
+    # -- what it means ------------------------------------------------------------------------
+    @property
+    def source_name(self) -> str:
+        """The label stored with every price row (``replay:bundled``, ``csv:/path``, ``ccxt:binance``)."""
+        if self.kind == EXCHANGE:
+            return f"ccxt:{self.exchange}"
+        if self.kind == CSV:
+            return f"csv:{self.path}"
+        return "replay:bundled"
+
+    def describe(self) -> str:
+        if self.kind == EXCHANGE:
+            what = (", ".join(self.symbols) if self.symbols
+                    else f"top {self.top} {self.quote} markets by 24 h quote volume")
+            return f"exchange {self.exchange} ({what}) via ccxt"
+        if self.kind == CSV:
+            return f"CSV files in {self.path}"
+        return "replay of the bundled 2013-2017 history"
+
+    def market_day(self, day, *, now: dt.datetime | None = None) -> dt.date:
+        """The market's day for a run whose (logical) day is ``day``: the replayed history day for
+        the replay; for an exchange, ``day`` itself, or the last day whose daily candle has closed
+        when ``day``'s is still forming (a run never predicts from a candle after its own day)."""
+        day = _day(day)
+        if self.kind == REPLAY:
+            from crypto_ml.catalog import replay_day
+
+            return replay_day(day)
+        if self.kind == EXCHANGE:
+            now = now or dt.datetime.now(dt.UTC)
+            return min(day, last_closed_day(now))
+        return day
+
+    def parse_time_coin_ids(self) -> list[str] | None:
+        """The coins a pipeline run accepts, if known without network or database (else ``None``:
+        a top-N universe, resolved each day; runs are then checked against it when they start)."""
+        if self.kind == REPLAY:
+            from crypto_ml.catalog import replay_coin_ids
+
+            return replay_coin_ids()
+        if self.kind == EXCHANGE:
+            return sorted(coin_id(s) for s in self.symbols) if self.symbols else None
+        return csv_folder_coin_ids(self.path)
+
+    def with_(self, **changes) -> MarketConfig:
+        return replace(self, **changes)
+
+
+def _check_type(conn_type: str | None, origin: str) -> None:
+    if conn_type and conn_type != CONN_TYPE:
+        raise MarketConfigError(f"{origin}: connection type {conn_type!r}, expected {CONN_TYPE!r}")
+
+
+def last_closed_day(now: dt.datetime) -> dt.date:
+    """The newest UTC day whose daily candle has closed at ``now``."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    return now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def env_market() -> MarketConfig:
+    """The market as the environment defines it (``AIRFLOW_CONN_CRYPTO_ML_MARKET``), else the
+    replay default. No Airflow, no database: what the DAG parser and the ``crypto-ml`` CLI see."""
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        return MarketConfig()
+    return MarketConfig.from_env_value(value)
+
+
+def parse_time_coin_ids() -> list[str] | None:
+    """The coin ids ``crypto_ml_coin`` accepts at trigger time (``None``: any id of the right
+    shape; the run checks it against the day's universe). Never raises: a broken setting is
+    reported by the tasks that use it, not by the DAG parser."""
+    try:
+        return env_market().parse_time_coin_ids()
+    except (MarketConfigError, OSError):
+        return None
+
+
+def slugify(name: str) -> str:
+    """``"Bitcoin Cash"`` → ``"bitcoin-cash"``: the id of a bundled or CSV coin."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+
+
+def csv_folder_coin_ids(path: str | os.PathLike | None) -> list[str] | None:
+    """Coin ids of a folder of per-coin CSV files (from the file names, as
+    :class:`~crypto_ml.sources.CSVSource` names them; one short read of each header). ``None`` if
+    the folder holds a long CSV (its coins are inside the file) or cannot be read."""
+    import gzip
+
+    folder = Path(path or "")
+    if not folder.is_dir():
+        return None
+    ids = set()
+    for file in sorted(folder.rglob("*")):
+        name = file.name.lower()
+        if not file.is_file() or not name.endswith((".csv", ".gz")):
+            continue
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(file, "rb") as fh:
+            header = fh.readline(400).decode("utf-8", "replace").lstrip("\ufeff")
+        cols = [c.strip().strip('"') for c in header.split(",")]
+        if "coin" in cols:
+            return None
+        if "Date" in cols and "Close" in cols:
+            stem = re.sub(r"(\.csv)?(\.gz)?$", "", file.name, flags=re.IGNORECASE)
+            ids.add(slugify(stem))
+    return sorted(ids)

@@ -1,0 +1,343 @@
+"""Daily candles from any exchange ccxt supports (public market data: no API key needed).
+
+ccxt does the exchange work: markets, tickers, ``fetch_ohlcv(symbol, "1d", since, limit)``, each
+exchange's request signing and error mapping, and its own rate limiting (``enableRateLimit``, at
+the exchange's published limit). This module adds what a daily pipeline needs on top:
+
+- **the universe**, resolved when read: an explicit list of symbols, or the top N spot markets of
+  a quote currency by 24 h quote volume (:meth:`ExchangeSource.universe`);
+- **only what the project DB lacks**: per coin a window of days computed from what is stored
+  (:func:`fetch_window`), fetched page by page (``since`` moves past the last candle of a page;
+  candles repeated by overlapping pages are dropped);
+- **only closed candles, never after the run's day**: a candle is kept when its day is on or
+  before ``as_of`` and it closed before *now*; the candle still forming is never returned;
+- **retries** with exponential backoff on ccxt's ``NetworkError`` family (``RequestTimeout``,
+  ``RateLimitExceeded``, ``DDoSProtection``, ``ExchangeNotAvailable``), honouring a
+  ``Retry-After`` header when the exchange sends one;
+- **one coin fails alone**: ``BadSymbol``, a delisted or unknown market, a malformed answer or
+  retries exhausted are recorded in :attr:`report` ``.failed_coins`` naming the coin, the symbol
+  and the exchange; the other coins go on.
+
+Exchange candles carry no market cap: that column stays empty (NULL in the project DB).
+Volume is the base-asset volume ccxt returns (``fetch_ohlcv``'s sixth field).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from crypto_ml.market import EXCHANGE, MarketConfig, coin_id, last_closed_day
+from crypto_ml.sources.base import Source, SourceError, as_date
+from crypto_ml.validation import ValidationReport
+
+if TYPE_CHECKING:
+    import ccxt
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+_RAW_COLUMNS = [
+    "coin", "name", "date", "open", "high", "low", "close", "volume", "market_cap", "origin", "line",
+]
+
+
+class MalformedAnswer(RuntimeError):
+    """The exchange answered 200 with a body that is not JSON."""
+
+
+def make_exchange(market: MarketConfig) -> ccxt.Exchange:
+    """A ccxt exchange for public market data: spot markets only, no currency list (that call
+    needs an API key on some exchanges), ccxt's own rate limiter on, every REST endpoint sent
+    to ``market.api_url`` when one is set."""
+    import ccxt
+
+    klass = getattr(ccxt, market.exchange or "", None)
+    if not isinstance(klass, type) or not issubclass(klass, ccxt.Exchange):
+        near = [e for e in ccxt.exchanges if e.startswith((market.exchange or "?")[:3])][:5]
+        raise SourceError(
+            f"{market.exchange!r} is not an exchange ccxt {ccxt.__version__} supports"
+            + (f"; did you mean {', '.join(near)}?" if near else "; see ccxt.exchanges")
+        )
+    options: dict[str, Any] = {
+        "enableRateLimit": True,
+        "enableLastJsonResponse": True,  # tells a body that is not JSON (see _call)
+        "timeout": int(market.timeout * 1000),
+        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+                    "defaultType": "spot"},
+    }
+    if market.rate_limit_ms is not None:
+        options["rateLimit"] = market.rate_limit_ms
+    exchange = klass(options)
+    if market.api_url:
+        base = market.api_url.rstrip("/")
+        api = exchange.urls.get("api")
+        if isinstance(api, dict):
+            exchange.urls["api"] = {key: base for key in api}
+        else:
+            exchange.urls["api"] = base
+    return exchange
+
+
+def fetch_window(
+    stored: tuple[dt.date, dt.date] | None, day: dt.date, *, start: dt.date | None = None
+) -> tuple[dt.date | None, dt.date] | None:
+    """The days ``(first or None for "from the beginning", last)`` to fetch for one coin so the
+    project DB holds its history up to ``day``, given its stored ``(first, last)`` range; ``None``
+    when nothing is missing. Only what the DB lacks: after its last stored day (a daily run), or
+    before its first one (a backfill earlier than anything stored)."""
+    if stored is None:
+        return (start, day)
+    first, last = stored
+    if last < day:
+        return (last + dt.timedelta(days=1), day)
+    if first > day:
+        return (start, min(first - dt.timedelta(days=1), day))
+    return None
+
+
+class ExchangeSource(Source):
+    """Daily candles of an exchange's markets through ccxt, point in time.
+
+    :param market: the exchange market (:class:`~crypto_ml.market.MarketConfig` of kind
+        ``exchange``).
+    :param stored: ``{coin: (first_day, last_day)}`` already in the project DB; only the missing
+        days are asked for (see :func:`fetch_window`).
+    :param coins: read only these coin ids (default: the whole universe).
+    :param now: the clock deciding which candles have closed (default: the wall clock).
+    :param exchange: a ccxt exchange to use instead of :func:`make_exchange`'s.
+
+    After :meth:`read`, :attr:`calls` counts the requests made and :attr:`universe_ids` maps each
+    coin id of the day's universe to its symbol.
+    """
+
+    def __init__(
+        self,
+        market: MarketConfig,
+        *,
+        stored: Mapping[str, tuple[dt.date, dt.date]] | None = None,
+        coins: Sequence[str] | None = None,
+        now: dt.datetime | None = None,
+        exchange: ccxt.Exchange | None = None,
+    ) -> None:
+        if market.kind != EXCHANGE:
+            raise ValueError(f"ExchangeSource needs an exchange market, not {market.kind!r}")
+        self.market = market
+        self.stored = dict(stored or {})
+        self.coins = list(coins) if coins is not None else None
+        self.now = now
+        self.name = market.source_name
+        self._exchange = exchange
+        self._report = ValidationReport()
+        self.calls = 0
+        self.universe_ids: dict[str, str] = {}
+
+    @property
+    def exchange(self) -> ccxt.Exchange:
+        if self._exchange is None:
+            self._exchange = make_exchange(self.market)
+        return self._exchange
+
+    # -- requests -----------------------------------------------------------------------------
+    def _call(self, what: str, fn, *args, **kwargs):
+        """One ccxt call, retried with exponential backoff on network errors, rate limits and
+        answers that are not JSON (a truncated body)."""
+        import ccxt
+
+        attempt = 0
+        while True:
+            self.calls += 1
+            try:
+                result = fn(*args, **kwargs)
+                if self.exchange.last_http_response and self.exchange.last_json_response is None:
+                    raise MalformedAnswer(
+                        f"answered with a body that is not JSON: {self.exchange.last_http_response[:80]!r}"
+                    )
+                return result
+            except (ccxt.NetworkError, MalformedAnswer) as exc:
+                if attempt >= self.market.retries:
+                    raise SourceError(
+                        f"{what}: {type(exc).__name__} after {attempt + 1} attempts: {_short(exc)}"
+                    ) from None
+                delay = self.market.backoff * 2**attempt
+                retry_after = _retry_after(self.exchange)
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                log.warning("%s: %s (%s); retry %d of %d in %.1f s", what, type(exc).__name__,
+                            _short(exc), attempt + 1, self.market.retries, delay)
+                time.sleep(delay)
+                attempt += 1
+
+    def _markets(self) -> dict:
+        return self._call(f"{self.market.exchange}: load markets", self.exchange.load_markets)
+
+    # -- the universe -------------------------------------------------------------------------
+    def universe(self) -> dict[str, str]:
+        """``{coin id: symbol}`` of the day's universe; unknown or delisted symbols of an explicit
+        list are recorded as failed coins (their stored history stays)."""
+        markets = self._markets()
+        ex = self.market.exchange
+        if self.market.symbols:
+            out = {}
+            for symbol in self.market.symbols:
+                coin = coin_id(symbol)
+                market = markets.get(symbol)
+                if market is None:
+                    self._report.failed_coins[coin] = (
+                        f"{coin} ({symbol}) on {ex}: no such market (unknown symbol, or delisted)"
+                    )
+                elif market.get("active") is False:
+                    self._report.failed_coins[coin] = (
+                        f"{coin} ({symbol}) on {ex}: market is inactive (delisted or halted)"
+                    )
+                else:
+                    out[coin] = symbol
+            return out
+        tickers = self._call(f"{ex}: fetch tickers", self.exchange.fetch_tickers)
+        ranked = []
+        for symbol, ticker in tickers.items():
+            market = markets.get(symbol) or {}
+            if (market.get("spot") and market.get("active") is not False
+                    and market.get("quote") == self.market.quote):
+                ranked.append((float(ticker.get("quoteVolume") or 0.0), symbol))
+        ranked.sort(key=lambda item: (-item[0], item[1]))
+        return {coin_id(symbol): symbol for _, symbol in ranked[: self.market.top]}
+
+    # -- candles ------------------------------------------------------------------------------
+    def fetch_coin(self, coin: str, symbol: str, first: dt.date | None, last: dt.date) -> pd.DataFrame:
+        """Closed daily candles of one market for days ``first..last`` (``first=None``: from the
+        market's first candle), every page, as a raw long frame."""
+        import ccxt
+
+        ex = self.market.exchange
+        now_ms = _ms_now(self.now)
+        until_ms = min(_ms(last) + DAY_MS - 1, now_ms)
+        since_ms = _ms(first) if first is not None else 0
+        rows: list[dict] = []
+        seen_until = -1
+        while since_ms <= until_ms:
+            what = (f"{coin} ({symbol}) on {ex}: fetch_ohlcv "
+                    + (f"since {_iso(since_ms)}" if since_ms else "from the first candle"))
+            try:
+                page = self._call(what, self.exchange.fetch_ohlcv, symbol, "1d", since_ms,
+                                  self.market.page_limit, {"until": until_ms})
+            except ccxt.BadSymbol as exc:
+                raise SourceError(f"{coin} ({symbol}) on {ex}: unknown symbol: {_short(exc)}") from None
+            except ccxt.BaseError as exc:
+                raise SourceError(f"{what}: {type(exc).__name__}: {_short(exc)}") from None
+            except (TypeError, ValueError, KeyError, IndexError) as exc:
+                raise SourceError(f"{what}: malformed answer ({type(exc).__name__}: {exc})") from None
+            if not isinstance(page, list):
+                raise SourceError(f"{what}: malformed answer ({type(page).__name__}, expected candles)")
+            newest = seen_until
+            for index, candle in enumerate(page):
+                try:
+                    ts = int(candle[0])
+                except (TypeError, ValueError, IndexError):
+                    rows.append(_malformed_row(coin, symbol, candle, what, index))
+                    continue
+                if ts <= seen_until:
+                    continue  # a candle an earlier page already gave (overlapping pages)
+                newest = max(newest, ts)
+                if ts + DAY_MS > now_ms or ts > until_ms:
+                    continue  # still forming, or after the run's day: never stored
+                rows.append(_candle_row(coin, symbol, candle, what, index))
+            if newest <= seen_until:
+                break  # an empty page, or nothing new: the market has no more candles
+            seen_until = newest
+            since_ms = newest + DAY_MS
+        return pd.DataFrame(rows, columns=_RAW_COLUMNS)
+
+    def read(self, *, as_of: dt.date | None = None) -> pd.DataFrame:
+        day = last_closed_day(dt.datetime.fromtimestamp(_ms_now(self.now) / 1000, dt.UTC))
+        if as_of is not None:
+            day = min(day, as_date(as_of))
+        self._report = ValidationReport()
+        self.universe_ids = self.universe()
+        if not self.universe_ids and self._report.failed_coins:
+            first = next(iter(self._report.failed_coins.values()))
+            raise SourceError(f"no symbol of the universe is a market on {self.market.exchange}: {first}")
+        coins = self.universe_ids if self.coins is None else {
+            c: self.universe_ids[c] for c in self.coins if c in self.universe_ids}
+        frames, attempted, failed = [], 0, 0
+        for coin, symbol in coins.items():
+            window = fetch_window(self.stored.get(coin), day, start=self.market.start)
+            if window is None:
+                continue  # the project DB already holds this coin up to the day
+            attempted += 1
+            try:
+                frames.append(self.fetch_coin(coin, symbol, *window))
+            except SourceError as exc:
+                log.error("%s", exc)
+                self._report.failed_coins[coin] = str(exc)
+                failed += 1
+        if attempted > 1 and failed == attempted:
+            first = next(iter(self._report.failed_coins.values()))
+            raise SourceError(f"every coin failed to load from {self.market.exchange}; first: {first}")
+        if not frames:
+            return pd.DataFrame(columns=_RAW_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
+    def coin_metadata(self) -> pd.DataFrame:
+        ids = self.universe_ids
+        return pd.DataFrame({"coin": list(ids), "name": list(ids.values()),
+                             "symbol": list(ids.values()), "rank": range(1, len(ids) + 1)})
+
+    @property
+    def report(self) -> ValidationReport:
+        return self._report
+
+
+def _candle_row(coin: str, symbol: str, candle, origin: str, index: int) -> dict:
+    row = dict.fromkeys(_RAW_COLUMNS, "")
+    row.update(coin=coin, name=symbol, origin=origin, line=index)
+    if not isinstance(candle, (list, tuple)) or len(candle) < 5:
+        return _malformed_row(coin, symbol, candle, origin, index)
+    row["date"] = dt.datetime.fromtimestamp(int(candle[0]) / 1000, dt.UTC).date().isoformat()
+    values = [("" if v is None else str(v)) for v in (list(candle) + [None])[1:6]]
+    row.update(open=values[0], high=values[1], low=values[2], close=values[3], volume=values[4])
+    return row
+
+
+def _malformed_row(coin: str, symbol: str, candle, origin: str, index: int) -> dict:
+    """A candle ccxt could not parse: kept as text so validation quarantines it by coin and row."""
+    row = dict.fromkeys(_RAW_COLUMNS, "")
+    row.update(coin=coin, name=symbol, origin=origin, line=index,
+               date=f"<malformed candle {str(candle)[:60]}>")
+    return row
+
+
+def _retry_after(exchange) -> float | None:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300]
+
+
+def _ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _ms_now(now: dt.datetime | None) -> int:
+    now = now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    return int(now.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
