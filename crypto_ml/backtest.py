@@ -13,6 +13,11 @@ forecasts ``horizon`` days, which are scored against what happened:
 - ``direction``: share of the horizon's days where the forecast moved the same way from the last
   known close as the actual price (both up, both down, or both flat).
 
+Each fold also records the forecast's prediction intervals (``levels``, default 80 % and 95 %,
+calibrated inside the fold's training window only); :meth:`BacktestResult.coverage` gives per model
+and level the share of actual closes inside their interval and the mean interval width (in percent
+of the last close), which should sit near the nominal level.
+
 A coin shorter than ``period`` plus the model's minimum training length is reported in
 ``skipped`` with the reason; so is a fold whose fit fails on degenerate data. Nothing is dropped
 silently.
@@ -34,7 +39,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from crypto_ml.forecasting import BaseForecaster, check_horizon, make_forecaster
+from crypto_ml.forecasting import DEFAULT_LEVELS, BaseForecaster, check_horizon, check_levels, make_forecaster
+from crypto_ml.forecasting.base import level_key
 
 if TYPE_CHECKING:
     from crypto_ml.data_loader import CryptoLoader
@@ -45,6 +51,12 @@ FOLD_COLUMNS = ["coin", "model", "fold", "train_start", "train_end", "n_train", 
 SUMMARY_COLUMNS = ["coin", "model", "n_folds", *METRICS]
 SKIPPED_COLUMNS = ["coin", "model", "fold", "reason"]
 FORECAST_COLUMNS = ["coin", "model", "fold", "step", "date", "last_close", "actual", "forecast"]
+COVERAGE_COLUMNS = ["model", "level", "n_coins", "n", "coverage", "mean_width_pct", "miss_below", "miss_above"]
+
+
+def interval_columns(levels: Sequence[float]) -> list[str]:
+    """``lower_80, upper_80, lower_95, upper_95`` for levels (80, 95)."""
+    return [f"{side}_{level_key(v)}" for v in levels for side in ("lower", "upper")]
 
 
 def score(actual: Any, forecast: Any, last_close: float, train: Any) -> dict[str, float]:
@@ -126,6 +138,39 @@ class BacktestResult:
             out["mase_vs_" + baseline] = ratio
         return out.reset_index()
 
+    def coverage(self, *, common: bool = False) -> pd.DataFrame:
+        """Per model and level over every forecast day with an interval: ``coverage`` (share of
+        actual closes inside), ``mean_width_pct`` (mean of (upper - lower) / last close, percent),
+        ``miss_below`` / ``miss_above`` (shares below the lower / above the upper bound).
+
+        :param common: only the coins on which every model produced intervals.
+        """
+        fc = self.forecasts
+        levels = self.params.get("levels") or []
+        rows = []
+        if fc.empty or not levels:
+            return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+        if common:
+            have = fc.dropna(subset=[f"lower_{level_key(levels[0])}"])
+            counts = have.groupby("coin")["model"].nunique()
+            fc = fc[fc["coin"].isin(counts[counts == fc["model"].nunique()].index)]
+        for model, sub in fc.groupby("model", sort=False):
+            for level in levels:
+                key = level_key(level)
+                part = sub.dropna(subset=[f"lower_{key}", f"upper_{key}"])
+                if part.empty:
+                    continue
+                lo, hi, actual = part[f"lower_{key}"], part[f"upper_{key}"], part["actual"]
+                rows.append({
+                    "model": model, "level": float(level), "n_coins": int(part["coin"].nunique()),
+                    "n": int(len(part)),
+                    "coverage": float(((actual >= lo) & (actual <= hi)).mean() * 100),
+                    "mean_width_pct": float(((hi - lo) / part["last_close"]).mean() * 100),
+                    "miss_below": float((actual < lo).mean() * 100),
+                    "miss_above": float((actual > hi).mean() * 100),
+                })
+        return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+
     @classmethod
     def concat(cls, parts: Iterable["BacktestResult"]) -> "BacktestResult":
         parts = list(parts)
@@ -157,6 +202,7 @@ def backtest_series(
     params: Mapping[str, Any] | None = None,
     store: "ModelStore | None" = None,
     progress: Any = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
 ) -> BacktestResult:
     """Walk-forward backtest of one model on one series of closes (oldest first).
 
@@ -164,8 +210,10 @@ def backtest_series(
     :param dates: dates of the closes (default: day numbers).
     :param store: save each fold's fitted model there (train window, metrics).
     :param progress: a tqdm bar to advance once per fold (skipped folds included).
+    :param levels: prediction-interval levels (percent) recorded with each forecast day.
     """
     horizon = check_horizon(horizon)
+    levels = check_levels(levels) if levels else ()
     for label, value in (("period", period), ("folds", folds)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{label} must be a positive int, got {value!r}")
@@ -175,7 +223,7 @@ def backtest_series(
     y = np.asarray(closes, dtype="float64")
     n = len(y)
     dates = pd.to_datetime(np.asarray(dates)) if dates is not None else pd.RangeIndex(n)
-    result = BacktestResult(params={"period": period, "folds": folds, "horizon": horizon})
+    result = BacktestResult(params={"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)})
     need = max(template.min_points(), 2)
     if n < period + need:
         reason = (
@@ -192,6 +240,10 @@ def backtest_series(
         try:
             fitted = clone(template).fit(train)
             forecast = fitted.predict(h)
+            try:
+                bounds = fitted.predict_interval(h, levels) if levels else {}
+            except ValueError:  # too short a window to calibrate: no intervals in this fold
+                bounds = {}
         except ValueError as exc:
             skipped.append({"coin": coin, "model": name, "fold": i, "reason": str(exc)})
             if progress is not None:
@@ -212,18 +264,21 @@ def backtest_series(
             }
         )
         for k in range(h):
-            forecast_rows.append(
-                {
-                    "coin": coin,
-                    "model": name,
-                    "fold": i,
-                    "step": k + 1,
-                    "date": dates[start + k],
-                    "last_close": train[-1],
-                    "actual": actual[k],
-                    "forecast": forecast[k],
-                }
-            )
+            row = {
+                "coin": coin,
+                "model": name,
+                "fold": i,
+                "step": k + 1,
+                "date": dates[start + k],
+                "last_close": train[-1],
+                "actual": actual[k],
+                "forecast": forecast[k],
+            }
+            for level in levels:
+                lo, hi = bounds.get(level, (None, None))
+                row[f"lower_{level_key(level)}"] = float(lo[k]) if lo is not None else float("nan")
+                row[f"upper_{level_key(level)}"] = float(hi[k]) if hi is not None else float("nan")
+            forecast_rows.append(row)
         if store is not None:
             store.save(
                 coin, name, fitted, train_start=dates[0], train_end=dates[start - 1], metrics=metrics
@@ -232,7 +287,7 @@ def backtest_series(
             progress.update(1)
     if fold_rows:
         result.folds = pd.DataFrame(fold_rows, columns=FOLD_COLUMNS)
-        result.forecasts = pd.DataFrame(forecast_rows, columns=FORECAST_COLUMNS)
+        result.forecasts = pd.DataFrame(forecast_rows, columns=FORECAST_COLUMNS + interval_columns(levels))
     if skipped:
         result.skipped = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
     return result
@@ -249,6 +304,7 @@ def run_backtest(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     store: "ModelStore | None" = None,
     progress: bool = False,
+    levels: Sequence[float] = DEFAULT_LEVELS,
 ) -> BacktestResult:
     """Backtest every model on every coin (``coins=None``: all of the loader's coins).
 
@@ -287,6 +343,7 @@ def run_backtest(
                         params=model_params,
                         store=store,
                         progress=bar,
+                        levels=levels,
                     )
                 )
     finally:
@@ -329,6 +386,15 @@ def format_report(result: BacktestResult, *, per_coin: bool = True) -> str:
         "",
         markdown_table(result.aggregate(common=False)),
     ]
+    coverage = result.coverage()
+    if not coverage.empty:
+        parts += [
+            "",
+            "## Prediction intervals: coverage (% of actual closes inside) and mean width "
+            "(% of the last close), every forecast day of every fold",
+            "",
+            markdown_table(coverage),
+        ]
     if per_coin:
         parts += ["", "## Per coin", "", markdown_table(result.summary)]
     if not result.skipped.empty:

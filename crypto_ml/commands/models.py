@@ -5,6 +5,7 @@ Examples::
     crypto-ml backtest --coins bitcoin,ethereum --models naive,linear,lstm --folds 12
     crypto-ml backtest --coins all --models naive,linear,lstm --param lstm.epochs=4 --out reports/
     crypto-ml predict --coins bitcoin,ethereum --model linear
+    crypto-ml backtest --strategy --coins all --models naive,drift,ar --period 365   # the trading rule
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def _params(items: list[tuple[str, str, object]] | None) -> dict[str, dict[str, 
     return out
 
 
+def _levels(value: str) -> tuple[float, ...]:
+    from crypto_ml.forecasting.base import check_levels
+
+    try:
+        return check_levels([float(v) for v in _csv(value)])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _coins(loader, value: list[str] | None) -> list[str] | None:
     if value is None or [v.lower() for v in value] == ["all"]:
         return None if value is None else loader.get_crypto_names()
@@ -76,6 +86,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bt.add_argument("--out", type=Path, default=None, help="output folder (default: artifacts 'backtests')")
     bt.add_argument("--report", type=Path, default=None, help="also write the Markdown report here")
     bt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bt.add_argument(
+        "--levels", type=_levels, default=None,
+        help="prediction-interval levels in percent, comma-separated (default 80,95)",
+    )
+    strat = bt.add_argument_group(
+        "strategy backtest (--strategy)",
+        "Replay the trading rule day by day over the last PERIOD days: forecast from data up to "
+        "each day, decide with the DAG's rule, execute on a throw-away paper ledger, mark to "
+        "market; writes a Markdown report, an equity PNG, a CSV of every order and per-coin CSV.",
+    )
+    strat.add_argument("--strategy", action="store_true", help="run the strategy backtest")
+    strat.add_argument(
+        "--rules", type=_csv, default=None,
+        help="rules to compare (default all): shipped, point-net, interval80, interval95",
+    )
+    strat.add_argument("--threshold", type=float, default=0.02, help="rule threshold (default 0.02 = 2%%)")
+    strat.add_argument("--fee-bps", type=float, default=10.0, help="fee per side, basis points (default 10)")
+    strat.add_argument("--slippage-bps", type=float, default=5.0, help="slippage per side, bps (default 5)")
+    strat.add_argument("--refit-every", type=int, default=7, help="refit every N days, update daily (default 7)")
     bt.set_defaults(func=backtest_command)
 
     pr = subparsers.add_parser(
@@ -99,10 +128,15 @@ def backtest_command(args: argparse.Namespace) -> int:
     from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
     from crypto_ml.forecasting.registry import MODELS
 
+    from crypto_ml.forecasting.base import DEFAULT_LEVELS
+
     unknown = [m for m in args.models if m.lower() not in MODELS]
     if unknown:
         print(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(MODELS)}", file=sys.stderr)
         return 2
+    if getattr(args, "strategy", False):
+        return strategy_command(args)
+    levels = args.levels or DEFAULT_LEVELS
     loader = CryptoLoader()
     coins = _coins(loader, args.coins)
     started = time.perf_counter()
@@ -116,6 +150,7 @@ def backtest_command(args: argparse.Namespace) -> int:
             horizon=args.horizon,
             params=_params(args.param),
             progress=not args.no_progress,
+            levels=levels,
         )
     except (UnknownCoinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -132,6 +167,7 @@ def backtest_command(args: argparse.Namespace) -> int:
     header = (
         f"Command: crypto-ml backtest --coins {','.join(args.coins)} --models {','.join(args.models)} "
         f"--period {args.period} --folds {args.folds} --horizon {args.horizon}"
+        + (f" --levels {','.join(f'{v:g}' for v in levels)}" if args.levels else "")
         + "".join(f" --param {m}.{k}={json.dumps(v)}" for m, kv in params.items() for k, v in kv.items())
         + f"\nElapsed: {elapsed:.0f} s\n"
     )
@@ -141,6 +177,59 @@ def backtest_command(args: argparse.Namespace) -> int:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(f"# Backtest report\n\n{header}\n{report}\n")
     print(f"\nper-fold metrics: {csv_path}\nplot: {png_path}")
+    return 0
+
+
+def strategy_command(args: argparse.Namespace) -> int:
+    """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.strategy)."""
+    from crypto_ml.config import artifacts_dir
+    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.forecasting.base import DEFAULT_LEVELS
+    from crypto_ml.strategy import default_rules, format_strategy_report, run_strategy
+
+    every = default_rules(args.fee_bps, args.slippage_bps, args.threshold)
+    names = args.rules or list(every)
+    unknown = [r for r in names if r not in every]
+    if unknown:
+        print(f"unknown rule(s) {', '.join(unknown)}; valid: {', '.join(every)}", file=sys.stderr)
+        return 2
+    loader = CryptoLoader()
+    coins = _coins(loader, args.coins)
+    started = time.perf_counter()
+    try:
+        report = run_strategy(
+            coins,
+            [m.lower() for m in args.models],
+            {name: every[name] for name in names},
+            loader=loader,
+            days=args.period,
+            horizon=args.horizon,
+            levels=args.levels or DEFAULT_LEVELS,
+            refit_every=args.refit_every,
+            fee_bps=args.fee_bps,
+            slippage_bps=args.slippage_bps,
+            params=_params(args.param),
+            progress=not args.no_progress,
+        )
+    except (UnknownCoinError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - started
+    out = args.out or artifacts_dir("backtests")
+    stem = f"strategy_{args.period}d_{args.horizon}h"
+    paths = report.write(out, stem=stem)
+    command = (
+        f"crypto-ml backtest --strategy --coins {','.join(args.coins)} --models {','.join(args.models)} "
+        f"--period {args.period} --horizon {args.horizon} --rules {','.join(names)} "
+        f"--threshold {args.threshold:g} --fee-bps {args.fee_bps:g} --slippage-bps {args.slippage_bps:g} "
+        f"--refit-every {args.refit_every}"
+    )
+    text = f"Command: {command}\nElapsed: {elapsed:.0f} s\n\n{format_strategy_report(report)}"
+    print(text)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(f"# Strategy backtest\n\n{text}\n\nEquity plot: {paths['plot']}\n")
+    print(f"\nequity plot: {paths['plot']}\norders: {paths['orders']}\nper coin: {paths['per_coin']}")
     return 0
 
 
