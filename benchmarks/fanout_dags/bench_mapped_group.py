@@ -47,26 +47,23 @@ with DAG(
             from airflow.sdk.exceptions import AirflowSkipException
 
             from crypto_ml.operators.trading import kill_switch_on
-            from crypto_ml.storage import store_prediction as store
-            from crypto_ml.trading.service import decide_for
+            from crypto_ml.trading.service import record_decision
 
-            if decide_for(prediction, kill_switch=kill_switch_on()).action == "trade":
+            # stores the prediction once and records the decision once (the shape of crypto_ml_coin)
+            if record_decision(prediction, kill_switch=kill_switch_on())["decision"] == "trade":
                 raise AirflowSkipException("the rules say trade")
-            p = prediction
-            store(coin=p["coin"], as_of=p["as_of"], model=p["model"], version=p["version"],
-                  horizon=p["horizon"], values=p["values"], last_close=p["last_close"])
-            return {"coin": p["coin"], "decision": "store"}
+            return {"coin": prediction["coin"], "decision": "store"}
 
         @task
         def issue_trade_request(prediction: dict) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
             from crypto_ml.operators.trading import kill_switch_on
-            from crypto_ml.trading.service import decide_for, handle_prediction
+            from crypto_ml.trading.service import place_recorded_order, record_decision
 
-            if decide_for(prediction, kill_switch=kill_switch_on()).action != "trade":
+            if record_decision(prediction, kill_switch=kill_switch_on())["decision"] != "trade":
                 raise AirflowSkipException("the rules say store")
-            return handle_prediction(prediction, kill_switch=kill_switch_on())
+            return place_recorded_order(prediction, kill_switch=kill_switch_on())
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def report(prediction: dict) -> dict:

@@ -20,10 +20,10 @@ Every setting has an environment override (read by :meth:`EngineConfig.from_env`
                                     (loader + import TensorFlow in the child), ``none``
 ``CRYPTO_ML_ENGINE_KEY_PREFIX``     Redis only: prefix of every key the engine uses (broker and
                                     results), e.g. to share one Redis database; empty by default
-``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict task sleeps after storing its
-                                    prediction and before returning (the fault test kills the
-                                    worker process then, so the redelivered task rewrites the
-                                    row); read at call time, 0 by default
+``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict task sleeps after computing its
+                                    forecast and before returning (the fault test kills the
+                                    worker process then, so the task is redelivered); read at
+                                    call time, 0 by default
 ==================================  ==========================================================
 
 ``CRYPTO_ML_HOME`` picks the folder of the embedded broker/result files (see
@@ -206,7 +206,7 @@ class EngineConfig:
 
 def injected_delay(environ: Mapping[str, str] | None = None) -> float:
     """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_TEST_DELAY``, 0 when
-    unset): the task sleeps this long after storing its prediction, so a test can kill the worker
+    unset): the task sleeps this long after computing its forecast, so a test can kill the worker
     process mid-task. Never set it in production."""
     env = os.environ if environ is None else environ
     raw = env.get(ENV_TEST_DELAY, "").strip()

@@ -222,7 +222,6 @@ def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache,
     A stored version trained up to ``as_of`` (or the requested ``version``) is loaded from the
     model store; otherwise the model is fitted on the closes up to ``as_of`` (version 0).
     """
-    from crypto_ml.forecasting.base import load_forecaster
     from crypto_ml.forecasting.registry import make_forecaster
 
     model = req["model"]
@@ -232,14 +231,11 @@ def _get_model(req: dict[str, Any], coin: str, closes, as_of: dt.date, cache,
         row = _stored_version(store, coin, model, as_of, req["version"])
         if row is not None:
             version = int(row["version"])
-            path = store.root_path / coin / model / f"v{version}"
-            if not path.exists() and row.get("artifact_path"):
-                path = type(path)(row["artifact_path"])
 
-            def load():
+            def load():  # from the shared model store (database or object storage), any host
                 try:
-                    return load_forecaster(path)
-                except FileNotFoundError as exc:
+                    return store.load_row(row)
+                except (FileNotFoundError, LookupError) as exc:
                     raise EngineInputError(f"coin {coin!r}: model {model!r} v{version}: {exc}") from None
 
             value, cached = cache.get_or_load((coin, model, f"v{version}"), load)
@@ -317,7 +313,10 @@ def run_predict(
     hostname: str | None = None,
     levels: Any = None,
 ) -> dict[str, Any]:
-    """Forecast ``horizon`` daily closes of ``coin`` after ``as_of`` and store them.
+    """Forecast ``horizon`` daily closes of ``coin`` after ``as_of``. Computes only: the engine
+    writes no prediction (the pipeline's ``decide`` task is the one writer), so a redelivered
+    task changes nothing. ``store`` says whether stored model versions are served (the project
+    database at ``url`` is migrated once per process); ``run_id`` is validated only.
 
     Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
     intervals, interval_method, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
@@ -352,14 +351,7 @@ def run_predict(
     last_close = float(history[-1])
     if not last_close or not math.isfinite(last_close):
         raise EngineInputError(f"coin {coin_id!r}: last close up to {day} is {last_close!r}")
-    if store:
-        from crypto_ml.storage import store_prediction
-
-        store_prediction(
-            coin=coin_id, as_of=day, model=req["model"], version=used_version, horizon=req["horizon"],
-            values=values, last_close=last_close, run_id=run_id, url=resolved,
-        )
-    delay = injected_delay()  # TEST ONLY (CRYPTO_ML_ENGINE_TEST_DELAY): after the row is written
+    delay = injected_delay()  # TEST ONLY (CRYPTO_ML_ENGINE_TEST_DELAY): after the forecast
     if delay:
         time.sleep(delay)
     return {

@@ -1,4 +1,5 @@
-"""Operators: branch on the trading rules, store a prediction, issue a trade request."""
+"""Operators: record the prediction and its decision once (branch), the store-only branch, and
+carry out the recorded trade request."""
 
 from __future__ import annotations
 
@@ -29,14 +30,17 @@ def _db_url() -> str:
 
 
 class TradeBranchOperator(BaseBranchOperator):
-    """Choose ``store_task_id`` or ``trade_task_id`` for a prediction, by the trading rules.
+    """Store the prediction once, decide once, record the decision; choose the branch from it.
 
-    No side effects: it only reads positions and the kill switch. The decision and its reason are
-    logged and pushed to XCom (key ``decision``).
+    The one writer of the prediction and of the decision (:func:`crypto_ml.trading.service.
+    record_decision`): the prediction row is inserted once (never rewritten), the decision is
+    recorded on it, and a trade is recorded as the write-ahead trade request before anything is
+    sent. Cleared or retried, it returns the recorded decision unchanged, whatever the positions
+    are by then. The decision is logged and pushed to XCom (key ``decision``).
 
     :param prediction: the engine's prediction dict (templated; e.g. the sensor's output).
     :param store_task_id: task to run when nothing is traded.
-    :param trade_task_id: task to run when the rules say trade.
+    :param trade_task_id: task to run when the recorded decision is to trade.
     :param kill_switch_variable: Airflow Variable of the kill switch.
     """
 
@@ -59,19 +63,21 @@ class TradeBranchOperator(BaseBranchOperator):
         self.kill_switch_variable = kill_switch_variable
 
     def choose_branch(self, context: Context) -> str:
-        from crypto_ml.trading.service import decide_for
+        from crypto_ml.trading.service import record_decision
 
-        decision = decide_for(
-            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable), url=_db_url()
+        decision = record_decision(
+            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable), url=_db_url(),
+            run_id=context["ti"].run_id,
         )
-        self.log.info("%s: %s (%s)", self.prediction.get("coin"), decision.action, decision.reason)
-        context["ti"].xcom_push(key="decision", value=decision.to_dict())
-        return self.trade_task_id if decision.action == "trade" else self.store_task_id
+        self.log.info("%s: %s (%s)%s", self.prediction.get("coin"), decision["decision"], decision["reason"],
+                      " [recorded before]" if decision["duplicate"] else "")
+        context["ti"].xcom_push(key="decision", value=decision)
+        return self.trade_task_id if decision["decision"] == "trade" else self.store_task_id
 
 
 class StorePredictionOperator(BaseOperator):
-    """Store a prediction in the project DB (idempotent upsert on coin, as_of, model, version,
-    horizon) and return it.
+    """The store-only branch: check that ``decide`` recorded the prediction with a "store"
+    decision, and return it. Writes nothing (the prediction has one writer, ``decide``).
 
     :param prediction: the engine's prediction dict (templated).
     """
@@ -84,28 +90,32 @@ class StorePredictionOperator(BaseOperator):
         self.prediction = prediction
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from crypto_ml import storage
+        from crypto_ml.trading.service import DecisionError, recorded_decision
 
         p = self.prediction
-        storage.store_prediction(
-            coin=p["coin"], as_of=p["as_of"], model=p["model"], version=p["version"],
-            horizon=p["horizon"], values=p["values"], last_close=p["last_close"],
-            run_id=context["ti"].run_id, url=_db_url(),
-        )
+        recorded = recorded_decision(p, _db_url())
+        if recorded is None or recorded["decision"] != "store":
+            raise DecisionError(
+                f"{p['coin']} as of {p['as_of']}: the recorded decision is "
+                f"{recorded['decision'] if recorded else 'missing'}, not 'store'; clear `decide` to record it"
+            )
         self.log.info(
-            "stored %s as of %s: model %s v%s, expected return %+.2f%% over %d days",
+            "stored %s as of %s: model %s v%s, expected return %+.2f%% over %d days; %s",
             p["coin"], p["as_of"], p["model"], p["version"], 100 * p["expected_return"], p["horizon"],
+            recorded["reason"],
         )
-        return {"coin": p["coin"], "as_of": p["as_of"], "decision": "store", "version": p["version"]}
+        return {"coin": p["coin"], "as_of": p["as_of"], "decision": "store", "version": p["version"],
+                "reason": recorded["reason"]}
 
 
 class TradeRequestOperator(BaseOperator):
-    """Store the prediction and issue its trade request through the configured broker.
+    """Carry out exactly the order ``decide`` recorded (:func:`crypto_ml.trading.service.
+    place_recorded_order`); it never decides and never writes the prediction.
 
-    A retried or re-run task never places a second order: the order's idempotency key is derived
-    from (coin, as_of, model, version, horizon), and both the paper ledger and the HTTP broker
-    honour it. The broker is the paper broker unless ``CRYPTO_ML_BROKER=http`` (dry run unless live
-    trading is explicitly configured).
+    A retried or re-run task never places a second order: an answered order is not sent again,
+    and an unanswered one is re-sent under the same idempotency key, which both the paper ledger
+    and the HTTP broker honour. The broker is the paper broker unless
+    ``CRYPTO_ML_TRADING_BROKER=http`` (dry run unless live trading is explicitly configured).
 
     :param prediction: the engine's prediction dict (templated).
     """
@@ -121,13 +131,10 @@ class TradeRequestOperator(BaseOperator):
         self.kill_switch_variable = kill_switch_variable
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from crypto_ml.trading.service import handle_prediction
+        from crypto_ml.trading.service import place_recorded_order
 
-        summary = handle_prediction(
-            self.prediction,
-            kill_switch=kill_switch_on(self.kill_switch_variable),
-            url=_db_url(),
-            run_id=context["ti"].run_id,
+        summary = place_recorded_order(
+            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable), url=_db_url(),
         )
         self.log.info("trade request: %s", summary)
         return summary

@@ -11,10 +11,11 @@ from crypto_ml.storage import Base, current_revision, get_engine, migrate
 from crypto_ml.storage.db import _alembic_config
 
 LEDGER = {"paper_orders", "paper_fills", "paper_positions"}
+HEAD = "0004_shared_models_and_decisions"  # the newest migration (the ledger is 0002)
 
 
 def test_0002_matches_the_models(db_url):
-    assert migrate(db_url) == "0002_paper_ledger"
+    assert migrate(db_url) == HEAD
     with get_engine(db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         tables = set(inspect(conn).get_table_names())
@@ -32,4 +33,4 @@ def test_0002_downgrades_to_0001(db_url):
     assert current_revision(db_url) == "0001_initial"
     with get_engine(db_url).connect() as conn:
         assert not LEDGER & set(inspect(conn).get_table_names())
-    assert migrate(db_url) == "0002_paper_ledger"
+    assert migrate(db_url) == HEAD

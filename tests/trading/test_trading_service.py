@@ -1,4 +1,5 @@
-"""handle_prediction end to end on real SQLite and PostgreSQL: one prediction, one request, one order."""
+"""The decision recorded once and the recorded order carried out, on real SQLite and PostgreSQL:
+one prediction row, one decision, one request, one order, whatever is retried or cleared."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import pytest
 from crypto_ml.storage import count_rows, get_predictions, get_trade_requests, migrate
 from crypto_ml.trading import (
     BrokerError,
+    DecisionError,
     HTTPBroker,
     PaperBroker,
     TradingRules,
-    decide_for,
     handle_prediction,
     idempotency_key,
+    place_recorded_order,
+    record_decision,
+    recorded_decision,
 )
 
 
@@ -53,15 +57,15 @@ def test_trade_twice_places_one_order(db):
     again = handle_prediction(prediction(), kill_switch=False, broker=broker, url=db, run_id="r1-retry")
     assert (again["decision"], again["status"], again["duplicate"], again["quantity"]) == (
         "trade", "filled", True, first["quantity"])
-    assert "already requested" in again["reason"]
+    assert again["reason"] == first["reason"]  # the recorded decision, not a new one
     assert count_rows("predictions", db) == 1
     assert count_rows("trade_requests", db) == 1
     assert count_rows("paper_orders", db) == 1 and count_rows("paper_fills", db) == 1
     assert broker.position("btc") == pytest.approx(10.0)
     [req] = get_trade_requests(url=db)
     assert (req["status"], req["broker"], req["side"], req["idempotency_key"]) == ("filled", "paper", "buy", key)
-    assert req["response"]["duplicate"] is True and req["response"]["order_id"] == key
-    assert get_predictions(url=db)[0]["run_id"] == "r1-retry"
+    assert req["response"]["order_id"] == key
+    assert get_predictions(url=db)[0]["run_id"] == "r1"  # written once, never rewritten
 
 
 def test_replay_ignores_positions_that_moved(db):
@@ -69,8 +73,8 @@ def test_replay_ignores_positions_that_moved(db):
     rules = TradingRules(max_position_notional=1000.0)
     broker = PaperBroker(db)
     assert handle_prediction(prediction(), kill_switch=False, rules=rules, broker=broker, url=db)["status"] == "filled"
-    fresh = decide_for(prediction(version=4), kill_switch=False, rules=rules, broker=broker, url=db)
-    assert fresh.action == "store" and "position limit reached" in fresh.reason
+    fresh = record_decision(prediction(version=4), kill_switch=False, rules=rules, broker=broker, url=db)
+    assert fresh["decision"] == "store" and "position limit reached" in fresh["reason"]
     again = handle_prediction(prediction(), kill_switch=False, rules=rules, broker=broker, url=db)
     assert (again["decision"], again["duplicate"]) == ("trade", True)
     assert broker.position("btc") == pytest.approx(10.0)
@@ -93,9 +97,77 @@ def test_kill_switch_after_a_trade_sends_nothing_more(db):
     broker = PaperBroker(db)
     handle_prediction(prediction(), kill_switch=False, broker=broker, url=db)
     res = handle_prediction(prediction(), kill_switch=True, broker=broker, url=db)
-    assert (res["decision"], res["reason"]) == ("store", "kill switch on")
+    assert (res["decision"], res["status"], res["duplicate"]) == ("trade", "filled", True)
     assert count_rows("paper_orders", db) == 1
     assert get_trade_requests(url=db)[0]["status"] == "filled"
+
+
+def test_kill_switch_between_decide_and_the_order_cancels_it(db):
+    broker = PaperBroker(db)
+    assert record_decision(prediction(), kill_switch=False, broker=broker, url=db)["status"] == "pending"
+    res = place_recorded_order(prediction(), kill_switch=True, broker=broker, url=db)
+    assert (res["decision"], res["status"]) == ("trade", "cancelled")
+    # cancelled is final: switching the kill switch off again sends nothing
+    assert place_recorded_order(prediction(), kill_switch=False, broker=broker, url=db)["status"] == "cancelled"
+    assert count_rows("paper_orders", db) == 0
+
+
+def test_positions_that_move_between_decide_and_the_order_change_nothing(db):
+    """decide records buy 10; before issue_trade_request runs, another order fills the coin's
+    limit. The recorded order is placed exactly as decided; clearing decide afterwards (now the
+    rules would say "position limit reached") still returns the recorded trade; clearing the
+    trade task sends nothing."""
+    rules = TradingRules(max_position_notional=1000.0)
+    broker = PaperBroker(db)
+    decided = record_decision(prediction(), kill_switch=False, rules=rules, broker=broker, url=db, run_id="r1")
+    assert (decided["decision"], decided["side"], decided["quantity"], decided["status"], decided["duplicate"]) == (
+        "trade", "buy", pytest.approx(10.0), "pending", False)
+    [pending] = get_trade_requests(url=db)
+    assert pending["status"] == "pending"  # write-ahead: recorded before anything was sent
+    # Positions move: someone else buys 10 btc at 100 (the per-coin limit is now full).
+    from crypto_ml.trading import OrderRequest
+
+    broker.place_order(OrderRequest("other-desk-1", "btc", "buy", 10.0, 100.0, "2024-03-01"))
+    assert record_decision(prediction(version=9), kill_switch=False, rules=rules, broker=broker,
+                           url=db)["decision"] == "store"  # what a fresh decision would say now
+    again = record_decision(prediction(), kill_switch=False, rules=rules, broker=broker, url=db, run_id="r2")
+    assert (again["decision"], again["quantity"], again["duplicate"]) == ("trade", pytest.approx(10.0), True)
+    placed = place_recorded_order(prediction(), kill_switch=False, broker=broker, url=db)
+    assert (placed["status"], placed["side"], placed["quantity"], placed["duplicate"]) == (
+        "filled", "buy", pytest.approx(10.0), False)
+    assert broker.position("btc") == pytest.approx(20.0)
+    cleared = place_recorded_order(prediction(), kill_switch=False, broker=broker, url=db)
+    assert (cleared["status"], cleared["duplicate"]) == ("filled", True)
+    assert count_rows("paper_orders", db) == 2 and count_rows("paper_fills", db) == 2  # ours + the other desk's
+    assert broker.position("btc") == pytest.approx(20.0)
+    rows = get_predictions(coin="btc", url=db)
+    mine = [r for r in rows if r["version"] == 3]
+    assert len(mine) == 1 and mine[0]["run_id"] == "r1" and mine[0]["decision"] == "trade"
+
+
+def test_the_order_task_never_decides(db):
+    with pytest.raises(DecisionError, match="no decision is recorded"):
+        place_recorded_order(prediction(), kill_switch=False, broker=PaperBroker(db), url=db)
+    record_decision(prediction(er=0.001), kill_switch=False, broker=PaperBroker(db), url=db)
+    with pytest.raises(DecisionError, match="recorded decision .* is 'store'"):
+        place_recorded_order(prediction(er=0.001), kill_switch=False, broker=PaperBroker(db), url=db)
+    assert recorded_decision(prediction(er=0.001), db)["reason"] == "expected return +0.1% within ±2.0% threshold"
+    assert count_rows("paper_orders", db) == 0
+
+
+def test_a_store_decision_is_recorded_once(db):
+    """Cleared decide after the positions changed: the recorded "store" stays "store"."""
+    broker = PaperBroker(db)
+    rules = TradingRules(max_position_notional=1000.0)
+    from crypto_ml.trading import OrderRequest
+
+    broker.place_order(OrderRequest("other-desk-2", "btc", "buy", 10.0, 100.0, "2024-03-01"))
+    first = record_decision(prediction(), kill_switch=False, rules=rules, broker=broker, url=db)
+    assert first["decision"] == "store" and "position limit reached" in first["reason"]
+    broker.place_order(OrderRequest("other-desk-3", "btc", "sell", 10.0, 100.0, "2024-03-01"))  # room again
+    again = record_decision(prediction(), kill_switch=False, rules=rules, broker=broker, url=db)
+    assert (again["decision"], again["reason"], again["duplicate"]) == ("store", first["reason"], True)
+    assert count_rows("trade_requests", db) == 0 and count_rows("predictions", db) == 1
 
 
 def test_sell_then_rejection_is_recorded(db):
@@ -154,10 +226,10 @@ def test_broker_failure_keeps_the_request_and_retry_replays_it(db, monkeypatch):
     [req] = get_trade_requests(url=db)
     assert req["status"] == "error" and req["broker"] == "http"
     assert "HTTP 503" in req["response"]["error"]
-    # Retry on the paper broker: same key, same recorded order.
-    res = handle_prediction(prediction(), kill_switch=False, broker=PaperBroker(db), url=db)
-    assert (res["status"], res["quantity"]) == ("filled", req["quantity"])
-    assert count_rows("trade_requests", db) == 1
+    # The retry goes to the broker the order was decided for, never to another one.
+    with pytest.raises(DecisionError, match="decided for the 'http' broker, but the configured broker is 'paper'"):
+        handle_prediction(prediction(), kill_switch=False, broker=PaperBroker(db), url=db)
+    assert count_rows("trade_requests", db) == 1 and count_rows("paper_orders", db) == 0
 
 
 def test_dry_run_http_is_recorded_as_dry_run(db):
