@@ -9,9 +9,21 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def interval_return_pct(prediction: dict[str, Any], level: str) -> str:
+    """The ``level`` interval of the horizon return in percent, e.g. ``"-8.1..+9.3"``, or ``"-"``
+    when the prediction has none."""
+    bounds = (prediction.get("intervals") or {}).get(level)
+    if not bounds or not prediction.get("last_close"):
+        return "-"
+    base = float(prediction["last_close"])
+    lo, hi = bounds["lower"][-1] / base - 1.0, bounds["upper"][-1] / base - 1.0
+    return f"{100 * lo:+.1f}..{100 * hi:+.1f}"
+
+
 def day_table(day: Any, *, coins: list[str] | None = None, url: str | None = None):
     """One row per coin that has a prediction for ``day``: model, version, last close, forecast at
-    the horizon, expected return, and the decision (``buy``/``sell`` with status, or ``stored``)."""
+    the horizon, expected return, its 80 % and 95 % intervals (of the horizon return, percent;
+    ``-`` when none was stored), and the decision (``buy``/``sell`` with status, or ``stored``)."""
     import pandas as pd
 
     from crypto_ml import storage
@@ -35,12 +47,15 @@ def day_table(day: Any, *, coins: list[str] | None = None, url: str | None = Non
                 "last_close": p["last_close"],
                 "forecast": p["values"][-1],
                 "expected_return_pct": round(100 * p["expected_return"], 2),
+                "interval80_pct": interval_return_pct(p, "80"),
+                "interval95_pct": interval_return_pct(p, "95"),
                 "decision": (
                     f"{trade['side']} {trade['quantity']:.6g} ({trade['status']})" if trade else "stored"
                 ),
             }
         )
-    columns = ["coin", "model", "version", "horizon", "last_close", "forecast", "expected_return_pct", "decision"]
+    columns = ["coin", "model", "version", "horizon", "last_close", "forecast", "expected_return_pct",
+               "interval80_pct", "interval95_pct", "decision"]
     return pd.DataFrame(rows, columns=columns).sort_values("coin").reset_index(drop=True)
 
 
@@ -97,8 +112,12 @@ def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 1
             days = pd.date_range(hist["Date"].iat[-1], periods=len(p["values"]) + 1, freq="D")
             line, = ax2.plot(hist["Date"], hist["Close"] / base, lw=1)
             ax2.plot(days, [1.0, *[v / base for v in p["values"]]], ls="--", color=line.get_color(), label=coin)
+            band = (p.get("intervals") or {}).get("80")
+            if band:  # the 80 % interval of the path
+                ax2.fill_between(days, [1.0, *[v / base for v in band["lower"]]],
+                                 [1.0, *[v / base for v in band["upper"]]], color=line.get_color(), alpha=0.12)
         ax2.set_ylabel("close / last close")
-        ax2.set_title(f"last 60 days and forecast ({top} largest expected moves)")
+        ax2.set_title(f"last 60 days and forecast with its 80% interval ({top} largest expected moves)")
         ax2.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

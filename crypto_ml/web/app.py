@@ -50,8 +50,10 @@ TRADE_COLUMNS = [
 ]  # fmt: skip
 PREDICTION_COLUMNS = [
     "coin", "as_of", "model", "version", "horizon", "values", "last_close", "expected_return",
-    "run_id", "created_at",
+    "intervals", "interval_method", "run_id", "created_at",
 ]  # fmt: skip
+#: Interval levels drawn as bands around a forecast path (widest first) and their opacity.
+BAND_LEVELS = (("95", 0.10), ("80", 0.20))
 _KEY = ("coin", "as_of", "model", "version", "horizon")
 
 
@@ -208,7 +210,8 @@ def render_plot(
     predictions: Sequence[dict[str, Any]],
     trades: Sequence[dict[str, Any]],
 ) -> bytes:
-    """PNG of closes (solid), forecast paths (dashed, from ``(as_of, last_close)``) and trades."""
+    """PNG of closes (solid), forecast paths (dashed, from ``(as_of, last_close)``) with their 80 %
+    and 95 % prediction intervals (shaded bands, when stored), and trades."""
     # The object-oriented API with the Agg canvas: no pyplot, no global backend state, thread-safe.
     import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -221,6 +224,7 @@ def render_plot(
         ax.plot([d for d, _ in closes], [c for _, c in closes], color="#1f2937", lw=1.6, label="close")
     palette = ["#2563eb", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#9333ea", "#ea580c"]
     colours: dict[str, str] = {}
+    banded: dict[str, set[str]] = {}
     for p in predictions:
         first = p["model"] not in colours
         colour = colours.setdefault(p["model"], palette[len(colours) % len(palette)])
@@ -228,6 +232,16 @@ def render_plot(
         values = [p["last_close"], *(_finite(v) for v in p["values"])]
         ax.plot(days, values, ls="--", lw=1.2, alpha=0.85, color=colour,
                 label=f"forecast: {p['model']}" if first else "_nolegend_")  # fmt: skip
+        for level, alpha in BAND_LEVELS:
+            band = (p.get("intervals") or {}).get(level)
+            if not band or len(band["lower"]) != len(p["values"]):
+                continue
+            seen = banded.setdefault(p["model"], set())
+            label = "_nolegend_" if level in seen else f"{level}% interval: {p['model']}"
+            seen.add(level)
+            ax.fill_between(days, [p["last_close"], *(_finite(v) for v in band["lower"])],
+                            [p["last_close"], *(_finite(v) for v in band["upper"])],
+                            color=colour, alpha=alpha, lw=0, label=label)  # fmt: skip
         ax.plot([p["as_of"]], [p["last_close"]], "o", ms=3, color=colour, label="_nolegend_")
     for side, marker, colour in (("buy", "^", "#16a34a"), ("sell", "v", "#dc2626")):
         points = [(t["as_of"], t["price"]) for t in trades if t["side"] == side]
@@ -346,7 +360,8 @@ def _predictions_table(rows: Sequence[dict[str, Any]]) -> str:
         return '<p class="muted">No predictions.</p>'
     head = (
         "<tr><th>As of</th><th>Coin</th><th>Model</th><th>Version</th><th>Horizon (days)</th>"
-        "<th>Last close</th><th>Forecast close</th><th>Expected return</th><th>Decision / trade</th>"
+        "<th>Last close</th><th>Forecast close</th><th>Expected return</th>"
+        "<th>80% interval</th><th>95% interval</th><th>Decision / trade</th>"
         "<th>Created</th></tr>"
     )
     body = []
@@ -358,10 +373,19 @@ def _predictions_table(rows: Sequence[dict[str, Any]]) -> str:
             f'<td class="n">{_e(r["version"])}</td><td class="n">{_e(r["horizon"])}</td>'
             f'<td class="n">{_e(_num(r["last_close"]))}</td><td class="n">{_e(_num(final))}</td>'
             f'<td class="n {_signed_class(r["expected_return"])}">{_e(_pct(r["expected_return"]))}</td>'
+            f'<td class="n">{_e(_interval(r, "80"))}</td><td class="n">{_e(_interval(r, "95"))}</td>'
             f"{_trade_cell(r.get('trade'))}<td>{_e(_when(r['created_at']))}</td>"
             "</tr>"
         )
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _interval(row: dict[str, Any], level: str) -> str:
+    """The stored interval of the forecast close at the horizon, e.g. ``3,210 – 4,120``."""
+    band = (row.get("intervals") or {}).get(level)
+    if not band or not band.get("lower"):
+        return "—"
+    return f"{_num(band['lower'][-1])} – {_num(band['upper'][-1])}"
 
 
 def _trades_table(rows: Sequence[dict[str, Any]]) -> str:
