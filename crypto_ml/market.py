@@ -170,7 +170,10 @@ class MarketConfig:
             raw_symbols = [s for s in re.split(r"[,\s]+", raw_symbols) if s]
         symbols = tuple(s.strip().upper() for s in raw_symbols)
         for s in symbols:
-            coin_id(s)  # raises on a malformed symbol
+            try:
+                coin_id(s)
+            except MarketConfigError as exc:
+                raise MarketConfigError(f"{origin}: extra.symbols: {exc}") from None
         top = num("top", int, None)
         if bool(symbols) == bool(top):
             raise MarketConfigError(

@@ -78,6 +78,7 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
         "inserted": result.inserted,
         "quarantined_new": result.quarantined_new,
         "failed_coins": result.failed_coins,
+        "warnings": [str(f) for f in loader.report.warnings][:100],
         "coins": coins,
     }
     if market.kind == EXCHANGE:

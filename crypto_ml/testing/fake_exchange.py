@@ -48,7 +48,10 @@ class FakeMarket:
     price: float = 100.0
     volume: float = 1_000.0
     seed: int = 0
+    #: days the exchange has no candle for (a gap in its history)
+    missing: set = field(default_factory=set)
     _candles: list | None = field(default=None, repr=False)
+    _key: tuple | None = field(default=None, repr=False)
 
     @property
     def symbol(self) -> str:
@@ -62,7 +65,8 @@ class FakeMarket:
         """Daily candles ``[open_ms, open, high, low, close, volume]`` from ``first`` to today
         (or ``last``), a seeded random walk: the same market gives the same history."""
         end = min(today, self.last) if self.last else today
-        if self._candles is None or self._candles_end != end:
+        key = (end, frozenset(self.missing))
+        if self._key != key:
             rng = random.Random(f"{self.symbol}:{self.seed}")
             out, close = [], self.price
             day = self.first
@@ -72,9 +76,11 @@ class FakeMarket:
                 high = max(open_, close) * (1 + abs(rng.gauss(0, 0.01)))
                 low = min(open_, close) * (1 - abs(rng.gauss(0, 0.01)))
                 ms = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
-                out.append([ms, open_, high, low, close, self.volume * (1 + rng.random())])
+                volume = self.volume * (1 + rng.random())
+                if day not in self.missing:
+                    out.append([ms, open_, high, low, close, volume])
                 day += dt.timedelta(days=1)
-            self._candles, self._candles_end = out, end
+            self._candles, self._key = out, key
         return self._candles
 
     def closes(self, today: dt.date) -> dict[str, float]:
