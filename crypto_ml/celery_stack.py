@@ -204,6 +204,8 @@ class CeleryStack(LocalStack):
                 "CRYPTO_ML_RESULT_BACKEND": self.redis_url,
                 "CRYPTO_ML_ENGINE_KEY_PREFIX": f"{self.name}:engine:",
                 "CRYPTO_ML_DATABASE_URL": self.crypto_db_url,
+                # Trained models in the project database: every host sees them, nothing to mount.
+                "CRYPTO_ML_MODEL_STORE_URL": "database",
                 "CRYPTO_ML_HOME": os.environ.get("CRYPTO_ML_HOME") or str(home / "crypto_ml"),
                 "FLOWER_BASIC_AUTH": f"{self.admin_user}:{os.environ['CRYPTO_ML_ADMIN_PASSWORD']}",
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -332,11 +334,17 @@ class CeleryStack(LocalStack):
                 raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(set(dag_ids) - found)}")
             time.sleep(1)
 
+    def unpause_pipeline(self, dag_ids: tuple[str, ...] = (COIN, MASTER)) -> dict[str, bool]:
+        """Unpause the pipeline DAGs (Airflow creates DAGs paused; a run of a paused DAG stays
+        "queued" without a word). Returns every DAG's ``is_paused`` after that."""
+        self.wait_for_dags(list(dag_ids))
+        for dag_id in dag_ids:
+            self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        return {d["dag_id"]: bool(d["is_paused"]) for d in self.api("GET", "/api/v2/dags?limit=100")["dags"]}
+
     def trigger_master(self, logical_date: str, conf: dict | None = None) -> str:
         """Unpause both DAGs and trigger ``crypto_ml_master`` for ``logical_date``; its run id."""
-        self.wait_for_dags([MASTER, COIN])
-        for dag_id in (COIN, MASTER):
-            self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        self.unpause_pipeline()
         run = self.api("POST", f"/api/v2/dags/{MASTER}/dagRuns",
                        {"logical_date": logical_date, "conf": conf or {}})
         return run["dag_run_id"]

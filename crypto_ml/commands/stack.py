@@ -71,11 +71,27 @@ def cmd_up(args) -> int:
             print(f"[stack] up: Airflow {stack.base_url} (user {stack.admin_user}), Flower {stack.flower_url}; "
                   f"{stack.airflow_workers} Airflow workers, {stack.engine_workers} engine workers; "
                   f"logs in {stack.log_dir}. Ctrl-C stops it.", flush=True)
+            print(paused_report(stack.unpause_pipeline()), flush=True)
+            print("[stack] supervised: a component that exits is restarted with backoff "
+                  f"(see {stack.log_dir / 'supervisor.log'})", flush=True)
             stack.run_until_interrupted()
     except StackConfigError as exc:
         print(f"[stack] {exc}")
         return 2
     return 0
+
+
+def paused_report(paused: dict[str, bool]) -> str:
+    """What ``stack up`` says about paused DAGs: the pipeline's were unpaused; every DAG still
+    paused is named with the command that unpauses it (a run of a paused DAG waits silently)."""
+    from crypto_ml.local_stack import COIN, MASTER
+
+    lines = [f"[stack] unpaused the pipeline DAGs: {COIN}, {MASTER}"]
+    still = sorted(d for d, is_paused in paused.items() if is_paused)
+    if still:
+        lines.append(f"[stack] PAUSED (their runs wait until unpaused): {', '.join(still)}")
+        lines += [f"[stack]   unpause: airflow dags unpause {d}" for d in still]
+    return "\n".join(lines)
 
 
 def cmd_run(args) -> int:

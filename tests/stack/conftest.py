@@ -1,22 +1,36 @@
-"""The production shape, for real: one CeleryStack for this module's tests (started once).
+"""The production shape, for real: one CeleryStack for this folder's tests (started once).
 
-PostgreSQL (``pg_server_url``) and Redis (``CRYPTO_ML_TEST_REDIS_URL``, default
-``redis://127.0.0.1:6379/0``) are the machine's servers; the stack gets its own two databases and
-its own Redis key prefix, removed afterwards. Missing servers skip locally and fail with CI=true.
+The stack runs on servers the session owns, so the fault drills may stop them: its own
+``redis-server`` (append-only file on) and its own PostgreSQL cluster (``initdb``), each on a free
+port, removed afterwards (``tests/stack/servers.py``). Missing binaries skip locally and fail with
+CI=true.
 
 Fault-test settings (the production defaults are far longer): a task instance whose worker
 vanished is failed (and retried) after 30 s without a heartbeat; an Airflow task message taken by a
-dead worker is redelivered after 120 s, an engine message after 30 s.
+dead worker is redelivered after 120 s, an engine message after 30 s; a scheduler or triggerer
+whose heartbeat is 15 s old counts as dead (its tasks are adopted, its triggers reassigned),
+checked every 15 s.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
+import sys
+from pathlib import Path
 
 import pytest
 
-REDIS_URL = os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def _load_servers():
+    """``tests/stack/servers.py`` (import mode importlib: not importable by name)."""
+    spec = importlib.util.spec_from_file_location("_crypto_ml_stack_servers", Path(__file__).with_name("servers.py"))
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
 
 FAULT_SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
@@ -24,6 +38,9 @@ FAULT_SETTINGS = {
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "120",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "240",
     "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
 }
 
 
@@ -35,22 +52,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    from crypto_ml.celery_stack import StackConfigError, check_redis
+def _unavailable(message: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
+
+@pytest.fixture(scope="session")
+def owned_servers():
+    """``{"redis": OwnedRedis, "postgres": OwnedPostgres}``, running; removed afterwards."""
+    servers = _load_servers()
+    OwnedPostgres, OwnedRedis, ServerUnavailable = servers.OwnedPostgres, servers.OwnedRedis, servers.ServerUnavailable
+
+    made = []
     try:
-        check_redis(REDIS_URL)
-    except StackConfigError as exc:
-        message = f"{exc}; start Redis or set CRYPTO_ML_TEST_REDIS_URL"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return REDIS_URL
+        for kind in (OwnedRedis, OwnedPostgres):
+            server = kind()
+            made.append(server)
+            server.start()
+    except ServerUnavailable as exc:
+        for server in made:
+            server.close()
+        _unavailable(f"{exc}; the stack tests start their own servers")
+    yield {"redis": made[0], "postgres": made[1]}
+    for server in made:
+        server.close()
 
 
 @pytest.fixture(scope="session")
-def celery_stack(pg_server_url, redis_url, tmp_path_factory):
+def celery_stack(owned_servers, tmp_path_factory):
     """A running CeleryStack: 2 Airflow Celery workers, 2 engine workers, Flower, FAB auth."""
     from crypto_ml.celery_stack import CeleryStack, generate_secrets
 
@@ -58,15 +88,18 @@ def celery_stack(pg_server_url, redis_url, tmp_path_factory):
     os.environ.update(generate_secrets())
     name = f"cml_stack_{os.getpid()}_{secrets.token_hex(3)}"
     stack = CeleryStack(
-        pg_url=pg_server_url, redis_url=redis_url, name=name, port=_free_port(),
-        flower_port=_free_port(), scheduled=False, home=tmp_path_factory.mktemp("celery-stack"),
-        settings=FAULT_SETTINGS,
+        pg_url=owned_servers["postgres"].url, redis_url=owned_servers["redis"].url, name=name,
+        port=_free_port(), flower_port=_free_port(), scheduled=False,
+        home=tmp_path_factory.mktemp("celery-stack"), settings=FAULT_SETTINGS,
     )
     try:
         with stack:
             yield stack
     finally:
-        stack.destroy()
+        try:
+            stack.destroy()
+        except Exception:  # noqa: BLE001 - the servers themselves are removed next
+            pass
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
