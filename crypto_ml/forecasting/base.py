@@ -66,6 +66,15 @@ def level_key(level: float) -> str:
     return f"{float(level):g}"
 
 
+def recent_volatility(y: np.ndarray, window: int) -> float:
+    """Standard deviation of the last ``window`` daily log returns of ``y`` (positive prices),
+    NaN with fewer than ``window`` returns."""
+    if window < 2 or len(y) < window + 1:
+        return float("nan")
+    r = np.diff(np.log(y[-(window + 1):]))
+    return float(np.std(r, ddof=1))
+
+
 def conformal_bounds(residuals: np.ndarray, level: float) -> tuple[float, float]:
     """Lower and upper split-conformal quantiles of signed ``residuals`` for ``level`` percent.
 
@@ -148,12 +157,19 @@ class BaseForecaster(BaseEstimator):
     _needs_variation: ClassVar[bool] = False
     #: Learned attributes saved by :meth:`to_dict`, besides the common ones set by :meth:`fit`.
     _state_attrs: ClassVar[tuple[str, ...]] = ()
-    _common_state: ClassVar[tuple[str, ...]] = ("n_obs_", "last_value_", "n_fit_", "interval_residuals_")
+    _common_state: ClassVar[tuple[str, ...]] = (
+        "n_obs_", "last_value_", "n_fit_", "interval_residuals_", "interval_vol_",
+    )
     #: Conformal calibration: walk-forward origins (the last days of the training window) and
     #: the steps ahead whose residuals are kept; beyond the last step the bounds widen by
     #: ``sqrt(h / steps)``.
     calibration_origins: ClassVar[int] = 180
     calibration_steps: ClassVar[int] = 30
+    #: Normalised conformal: residuals are divided by the volatility of the ``interval_vol_window``
+    #: daily log returns up to their origin, and bounds multiplied by the volatility up to the
+    #: last close (``interval_vol_``), so intervals widen and narrow with the market's regime.
+    #: 0 gives plain conformal (residuals as they are).
+    interval_vol_window: ClassVar[int] = 30
 
     # -- contract -------------------------------------------------------------------------------
     def min_points(self) -> int:
@@ -167,6 +183,7 @@ class BaseForecaster(BaseEstimator):
         (``interval_residuals_``, see :meth:`_calibrate`) on the same history only.
         """
         y = self._fit_point(history)
+        self.interval_vol_ = None
         self.interval_residuals_ = self._calibrate(y)
         return self
 
@@ -189,13 +206,15 @@ class BaseForecaster(BaseEstimator):
         origin ``t`` from ``t0`` to the second-to-last close, and forecasts up to
         ``calibration_steps`` days. The residual of step ``h`` is the return error
         ``(y[t + h] - forecast[h]) / y[t]``, scored only where ``y[t + h]`` is inside the
-        training window: no residual uses a close after the last one given to :meth:`fit`.
+        training window: no residual uses a close after the last one given to :meth:`fit`. With
+        ``interval_vol_window`` > 0 each residual is divided by the volatility of the returns up to
+        its origin (normalised conformal; plain when the window is too short for that).
 
         Returns ``None`` (no conformal intervals) when the history leaves fewer than
         :data:`MIN_CALIBRATION` one-step residuals, or when the copy cannot be fitted.
         """
         n = len(y)
-        need = max(int(self.min_points()), int(self._update_points()), 2)
+        need = self.min_calibration_points() - MIN_CALIBRATION
         t0 = max(need - 1, n - 1 - int(self.calibration_origins))
         origins = np.arange(t0, n - 1)
         if len(origins) < MIN_CALIBRATION:
@@ -209,18 +228,26 @@ class BaseForecaster(BaseEstimator):
             paths = cal._calibration_paths(y, origins, steps)
         except (ValueError, FloatingPointError):
             return None
-        out: list[list[float]] = [[] for _ in range(steps)]
-        for j, t in enumerate(origins):
-            base = y[t]
-            if not base > 0:
-                continue
-            for h in range(1, min(steps, n - 1 - t) + 1):
-                value = paths[j, h - 1]
-                if np.isfinite(value):
-                    out[h - 1].append(float((y[t + h] - value) / base))
-        if len(out[0]) < MIN_CALIBRATION:
-            return None
-        return [r for r in out if r]
+        window = int(self.interval_vol_window)
+        for scaled in (True, False) if window > 0 and np.all(y > 0) else (False,):
+            out: list[list[float]] = [[] for _ in range(steps)]
+            for j, t in enumerate(origins):
+                base = y[t]
+                scale = recent_volatility(y[: t + 1], window) if scaled else 1.0
+                if not base > 0 or not scale > 0:
+                    continue
+                for h in range(1, min(steps, n - 1 - t) + 1):
+                    value = paths[j, h - 1]
+                    if np.isfinite(value):
+                        out[h - 1].append(float((y[t + h] - value) / base / scale))
+            if len(out[0]) >= MIN_CALIBRATION:  # else: too short to normalise, try plain
+                self.interval_vol_ = recent_volatility(y, window) if scaled else None
+                return [r for r in out if r]
+        return None
+
+    def min_calibration_points(self) -> int:
+        """The fewest closes :meth:`fit` needs to calibrate intervals (fewer: points only)."""
+        return max(int(self.min_points()), int(self._update_points()), 2) + MIN_CALIBRATION
 
     def _calibration_paths(self, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
         """Forecast paths (``len(origins)`` x ``steps``) of this fitted calibration copy from
@@ -255,7 +282,8 @@ class BaseForecaster(BaseEstimator):
         """Lower and upper bounds of the next ``horizon`` closes for each level (percent).
 
         Returns ``{level: (lower, upper)}``, two float64 arrays of ``horizon`` closes each,
-        around :meth:`predict`'s path. Conformal bounds are ``path + q * last_close`` with ``q``
+        around :meth:`predict`'s path. Conformal bounds are ``path + q * vol * last_close`` with ``vol``
+        the recent volatility (``interval_vol_``; 1 for plain conformal) and ``q``
         the conformal quantiles (:func:`conformal_bounds`) of the step's calibration residuals;
         steps beyond ``calibration_steps`` use the last step's quantiles times
         ``sqrt(h / steps)``. Lower bounds are clipped at 0 (a price).
@@ -275,8 +303,9 @@ class BaseForecaster(BaseEstimator):
         residuals = getattr(self, "interval_residuals_", None)
         if not residuals:
             raise ValueError(
-                f"{type(self).__name__} has no prediction intervals: fitted on {getattr(self, 'n_fit_', '?')} "
-                f"closes, calibration needs at least min_points + {MIN_CALIBRATION}"
+                f"{type(self).__name__} has no prediction intervals: fitted on "
+                f"{getattr(self, 'n_fit_', '?')} closes, calibrating them needs at least "
+                f"{self.min_calibration_points()} (or the model was saved before intervals existed)"
             )
         point = self.predict(horizon)
         out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
@@ -288,6 +317,9 @@ class BaseForecaster(BaseEstimator):
                 k = min(h, steps)
                 lo, hi = conformal_bounds(residuals[k - 1], level)
                 scale = np.sqrt(h / k) if h > k else 1.0
+                vol = getattr(self, "interval_vol_", None)
+                if vol is not None:
+                    scale *= vol
                 lower[h - 1] = point[h - 1] + lo * scale * self.last_value_
                 upper[h - 1] = point[h - 1] + hi * scale * self.last_value_
             out[level] = (np.maximum(lower, 0.0), upper)
@@ -344,6 +376,9 @@ class BaseForecaster(BaseEstimator):
                 f"{type(self).__name__}.update got NaN/inf or non-positive closes; clean them first"
             )
         self._update(y)
+        if getattr(self, "interval_vol_", None) is not None:  # normalised intervals follow the regime
+            vol = recent_volatility(y, int(self.interval_vol_window))
+            self.interval_vol_ = vol if np.isfinite(vol) else self.interval_vol_
         self.n_obs_ = int(len(y))
         self.last_value_ = float(y[-1])
         return self
@@ -401,7 +436,7 @@ class BaseForecaster(BaseEstimator):
         state = {}
         for attr in (*self._common_state, *self._state_attrs):
             # interval_residuals_ is missing on a model saved before intervals existed
-            value = getattr(self, attr) if attr != "interval_residuals_" else getattr(self, attr, None)
+            value = getattr(self, attr) if not attr.startswith("interval_") else getattr(self, attr, None)
             if isinstance(value, np.ndarray):
                 state[attr] = {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
             elif isinstance(value, np.generic):
