@@ -80,8 +80,31 @@ expansion, so no password is ever written into a manifest.
   value: {{ include "crypto-ml.redisUrl" (dict "root" . "db" .Values.redis.engineResultDb) | quote }}
 - name: CRYPTO_ML_HOME
   value: /opt/airflow/crypto_ml
+- name: CRYPTO_ML_MODEL_STORE_URL
+  value: {{ .Values.modelStore.url | quote }}
+{{- with .Values.modelStore.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 - name: CRYPTO_ML_ENGINE_PRELOAD
   value: {{ .Values.cryptoWorker.preload | quote }}
+{{- end -}}
+
+{{/* Trading (CRYPTO_ML_TRADING_*): only the Airflow tasks place orders. */}}
+{{- define "crypto-ml.tradingEnv" -}}
+{{- $t := .Values.trading -}}
+- name: CRYPTO_ML_TRADING_BROKER
+  value: {{ $t.broker | quote }}
+{{- if $t.url }}
+- name: CRYPTO_ML_TRADING_URL
+  value: {{ $t.url | quote }}
+{{- end }}
+- name: CRYPTO_ML_TRADING_DRY_RUN
+  value: {{ ternary "1" "0" $t.dryRun | quote }}
+- name: CRYPTO_ML_TRADING_LIVE
+  value: {{ ternary "1" "0" $t.live | quote }}
+{{- if $t.tokenKey }}
+{{ include "crypto-ml.secretEnv" (dict "root" . "name" "CRYPTO_ML_TRADING_TOKEN" "key" $t.tokenKey) }}
+{{- end }}
 {{- end -}}
 
 {{/* Every Airflow process shares these (JWT secret, API secret key, Fernet key, execution API). */}}
@@ -107,6 +130,7 @@ expansion, so no password is ever written into a manifest.
 - name: AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK
   value: "True"
 {{ include "crypto-ml.engineEnv" . }}
+{{ include "crypto-ml.tradingEnv" . }}
 {{- with .Values.airflow.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -135,13 +159,9 @@ capabilities:
 {{- else }}
   emptyDir: {}
 {{- end }}
+# Per-pod scratch only (fetched-model cache, plots): models live in the shared model store.
 - name: crypto-ml-home
-{{- if .Values.modelStore.existingClaim }}
-  persistentVolumeClaim:
-    claimName: {{ .Values.modelStore.existingClaim }}
-{{- else }}
   emptyDir: {}
-{{- end }}
 {{- end -}}
 
 {{- define "crypto-ml.volumeMounts" -}}

@@ -83,8 +83,30 @@ def test_both_worker_kinds_scale(services):
     # pings exactly that name.
     assert "engine@%h" in _command(services["crypto_worker"])
     assert "engine@$${HOSTNAME}" in " ".join(services["crypto_worker"]["healthcheck"]["test"])
-    # Every engine worker sees every trained model.
-    assert any(v.startswith("crypto-ml-home:") for v in services["crypto_worker"]["volumes"])
+    # Every engine worker, on any host, sees every trained model: they live in the project
+    # database (or object storage), so no volume is shared for them.
+    assert services["crypto_worker"]["environment"]["CRYPTO_ML_MODEL_STORE_URL"] == "${CRYPTO_ML_MODEL_STORE_URL:-database}"
+    for name, svc in services.items():
+        assert not any("crypto_ml" in str(v) for v in svc.get("volumes", [])), name
+
+
+def test_trading_endpoint_is_wired_apart_from_the_engine_broker(services, compose):
+    """CRYPTO_ML_BROKER_URL is the engine's Redis broker; the order endpoint and every trading
+    setting are CRYPTO_ML_TRADING_*, on the Airflow services only (they place orders)."""
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        if "CRYPTO_ML_BROKER_URL" in env:
+            assert env["CRYPTO_ML_BROKER_URL"].startswith("redis://") and env["CRYPTO_ML_BROKER_URL"].endswith("/1"), name
+        assert not {"CRYPTO_ML_BROKER", "CRYPTO_ML_LIVE_TRADING", "CRYPTO_ML_BROKER_DRY_RUN"} & set(env), name
+        trading = {k for k in env if k.startswith("CRYPTO_ML_TRADING_")}
+        if name in AIRFLOW:
+            assert trading == {"CRYPTO_ML_TRADING_BROKER", "CRYPTO_ML_TRADING_URL", "CRYPTO_ML_TRADING_DRY_RUN",
+                               "CRYPTO_ML_TRADING_LIVE", "CRYPTO_ML_TRADING_TOKEN"}, name
+            assert env["CRYPTO_ML_TRADING_URL"] == "${CRYPTO_ML_TRADING_URL:-}", name
+            assert env["CRYPTO_ML_TRADING_DRY_RUN"] == "${CRYPTO_ML_TRADING_DRY_RUN:-1}", name
+        elif name in ("crypto_worker", "flower"):
+            assert not trading, name
+    assert "crypto-ml-home" not in (compose.get("volumes") or {})
 
 
 def test_celery_executor_and_shared_settings(services):

@@ -44,7 +44,10 @@ PRODUCTION = {
                      "autoscaling": {"minReplicas": 4, "maxReplicas": 20, "targetCPUUtilizationPercentage": 60},
                      "nodeSelector": {"workload": "ml"}},
     "airflow": {"extraEnv": [{"name": "AIRFLOW__LOGGING__REMOTE_LOGGING", "value": "True"}]},
-    "modelStore": {"existingClaim": "crypto-ml-models"},
+    "modelStore": {"url": "s3://crypto-ml-models/prod",
+                   "extraEnv": [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::123:role/crypto-ml"}]},
+    "trading": {"broker": "http", "url": "https://orders.example.org/api/orders", "dryRun": False,
+                "live": True, "tokenKey": "trading-token"},
     "logs": {"existingClaim": "crypto-ml-logs"},
 }
 
@@ -142,8 +145,12 @@ def test_one_workload_per_component(default_objects, production_objects):
     pod = prod["crypto-worker"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "registry.example.org/ml/crypto-ml:0.1.0"
     assert pod["nodeSelector"] == {"workload": "ml"}
+    # Models need no shared volume: CRYPTO_ML_HOME is per-pod scratch, the store is object storage.
     assert {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]} == \
-        {"logs": "crypto-ml-logs", "crypto-ml-home": "crypto-ml-models"}
+        {"logs": "crypto-ml-logs", "crypto-ml-home": None}
+    assert [v for v in pod["volumes"] if v["name"] == "crypto-ml-home"][0]["emptyDir"] == {}
+    assert env_of(prod["crypto-worker"])["CRYPTO_ML_MODEL_STORE_URL"]["value"] == "s3://crypto-ml-models/prod"
+    assert env_of(prod["crypto-worker"])["AWS_ROLE_ARN"]["value"] == "arn:aws:iam::123:role/crypto-ml"
 
 
 def test_commands(default_objects):
@@ -242,6 +249,41 @@ def test_runs_as_non_root(default_objects):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, c
 
 
+def test_models_are_shared_without_a_volume(default_objects):
+    """Default: every engine worker and Airflow process reads models from the project database;
+    no pod mounts a claim for them."""
+    for component, obj in workloads(default_objects).items():
+        if component in ("postgresql", "redis"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        home = [v for v in pod.get("volumes", []) if v["name"] == "crypto-ml-home"]
+        assert all("persistentVolumeClaim" not in v for v in home), component
+        if component in ("crypto-worker", "airflow-worker"):
+            assert env_of(obj)["CRYPTO_ML_MODEL_STORE_URL"]["value"] == "database", component
+
+
+def test_trading_endpoint_is_wired_apart_from_the_engine_broker(default_objects, production_objects):
+    """CRYPTO_ML_BROKER_URL is the engine's Redis broker everywhere; the order endpoint is
+    CRYPTO_ML_TRADING_URL, only on the Airflow processes (which place orders)."""
+    for objects in (default_objects, production_objects):
+        w = workloads(objects)
+        for component in AIRFLOW + ["crypto-worker", "flower"]:
+            env = env_of(w[component])
+            broker = env["CRYPTO_ML_BROKER_URL"]["value"]
+            assert broker.startswith("redis://") and broker.endswith("/1"), (component, broker)
+            if component == "crypto-worker" or component == "flower":
+                assert not any(k.startswith("CRYPTO_ML_TRADING_") for k in env), component
+            assert "CRYPTO_ML_BROKER" not in env and "CRYPTO_ML_LIVE_TRADING" not in env, component
+    default = env_of(workloads(default_objects)["airflow-worker"])
+    assert default["CRYPTO_ML_TRADING_BROKER"]["value"] == "paper" and "CRYPTO_ML_TRADING_URL" not in default
+    assert (default["CRYPTO_ML_TRADING_DRY_RUN"]["value"], default["CRYPTO_ML_TRADING_LIVE"]["value"]) == ("1", "0")
+    prod = env_of(workloads(production_objects)["airflow-worker"])
+    assert prod["CRYPTO_ML_TRADING_BROKER"]["value"] == "http"
+    assert prod["CRYPTO_ML_TRADING_URL"]["value"] == "https://orders.example.org/api/orders"
+    assert (prod["CRYPTO_ML_TRADING_DRY_RUN"]["value"], prod["CRYPTO_ML_TRADING_LIVE"]["value"]) == ("0", "1")
+    assert prod["CRYPTO_ML_TRADING_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "crypto-ml-prod", "key": "trading-token"}
+
+
 def test_schema_rejects_unknown_and_bad_values(chart, helm):
     schema = chart.schema
     assert schema["additionalProperties"] is False
@@ -259,7 +301,9 @@ def test_schema_rejects_unknown_and_bad_values(chart, helm):
     for bad in ({"cryptoWorker": {"replicaz": 3}},          # a typo: additionalProperties
                 {"bogus": True},
                 {"cryptoWorker": {"preload": "gpu"}},
-                {"airflowWorker": {"autoscaling": {"maxReplicas": 0}}}):
+                {"airflowWorker": {"autoscaling": {"maxReplicas": 0}}},
+                {"modelStore": {"existingClaim": "models"}},  # models are never on a shared volume
+                {"trading": {"broker": "redis"}}):
         with pytest.raises(helm.HelmValuesError):
             chart.validate_schema(bad)
         with pytest.raises(helm.HelmError):
@@ -272,6 +316,8 @@ def test_check_values_fails_early_with_a_message(chart, helm):
         "postgresql.host is required": {"postgresql": {"enabled": False}},
         "redis.host is required": {"redis": {"enabled": False}},
         "minReplicas (5) > maxReplicas (2)": {"cryptoWorker": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}},
+        "trading.url is required when trading.broker=http": {"trading": {"broker": "http"}},
+        "trading.live=true needs trading.dryRun=false": {"trading": {"live": True}},
     }
     for message, values in cases.items():
         with pytest.raises(helm.HelmError, match=re.escape(message)):
