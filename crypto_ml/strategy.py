@@ -80,7 +80,7 @@ def check_series(coin: str, closes: Any, dates: Any) -> tuple[np.ndarray, pd.Dat
     for i, (value, day) in enumerate(zip(y, idx)):
         if not math.isfinite(value) or value <= 0:
             raise ValueError(
-                f"coin {coin!r}: row {i} ({day.date()}): close {value!r} is not a finite price > 0"
+                f"coin {coin!r}: row {i} ({day.date()}): close {float(value)!r} is not a finite price > 0"
             )
     if len(idx) > 1:
         step = np.diff(idx.asi8)
