@@ -32,7 +32,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 #: The Connection id and type of the market setting.
@@ -242,15 +241,16 @@ class MarketConfig:
         return day
 
     def parse_time_coin_ids(self) -> list[str] | None:
-        """The coins a pipeline run accepts, if known without network or database (else ``None``:
-        a top-N universe, resolved each day; runs are then checked against it when they start)."""
+        """The coins a pipeline run accepts, if fixed by the setting itself (the replay's, an
+        explicit symbol list's); ``None`` for a universe resolved each day (top N, the files of a
+        CSV folder): runs are then checked against it when they start."""
         if self.kind == REPLAY:
             from crypto_ml.catalog import replay_coin_ids
 
             return replay_coin_ids()
-        if self.kind == EXCHANGE:
-            return sorted(coin_id(s) for s in self.symbols) if self.symbols else None
-        return csv_folder_coin_ids(self.path)
+        if self.kind == EXCHANGE and self.symbols:
+            return sorted(coin_id(s) for s in self.symbols)
+        return None
 
     def with_(self, **changes) -> MarketConfig:
         return replace(self, **changes)
@@ -290,29 +290,3 @@ def parse_time_coin_ids() -> list[str] | None:
 def slugify(name: str) -> str:
     """``"Bitcoin Cash"`` → ``"bitcoin-cash"``: the id of a bundled or CSV coin."""
     return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
-
-
-def csv_folder_coin_ids(path: str | os.PathLike | None) -> list[str] | None:
-    """Coin ids of a folder of per-coin CSV files (from the file names, as
-    :class:`~crypto_ml.sources.CSVSource` names them; one short read of each header). ``None`` if
-    the folder holds a long CSV (its coins are inside the file) or cannot be read."""
-    import gzip
-
-    folder = Path(path or "")
-    if not folder.is_dir():
-        return None
-    ids = set()
-    for file in sorted(folder.rglob("*")):
-        name = file.name.lower()
-        if not file.is_file() or not name.endswith((".csv", ".gz")):
-            continue
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(file, "rb") as fh:
-            header = fh.readline(400).decode("utf-8", "replace").lstrip("\ufeff")
-        cols = [c.strip().strip('"') for c in header.split(",")]
-        if "coin" in cols:
-            return None
-        if "Date" in cols and "Close" in cols:
-            stem = re.sub(r"(\.csv)?(\.gz)?$", "", file.name, flags=re.IGNORECASE)
-            ids.add(slugify(stem))
-    return sorted(ids)

@@ -67,6 +67,7 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
         result = ingest(loader=loader, since={c: last for c, (_, last) in stored.items()}, url=url)
         universe = set(loader.get_crypto_names())
     coins = [c for c in storage.coins_on(day, url=url) if c in universe]
+    _check_parser_knows(market, coins)
     for finding in loader.report.warnings:
         log.warning("%s", finding)
     for coin, reason in result.failed_coins.items():
@@ -123,6 +124,26 @@ def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
         f"before the end), or read a live market: "
         f"AIRFLOW_CONN_CRYPTO_ML_MARKET='crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT'"
     )
+
+
+def _check_parser_knows(market: MarketConfig, coins: list[str]) -> None:
+    """Fail early when the DAG parser's view of the market (the environment's; it never reads the
+    database) would refuse today's coins at trigger time: a market defined only in the UI."""
+    from crypto_ml.market import ENV_VAR, parse_time_coin_ids
+
+    known = parse_time_coin_ids()
+    if known is None:
+        return
+    outside = sorted(set(coins) - set(known))
+    if outside:
+        raise PipelineInputError(
+            f"the market ({market.describe()}, from {market.origin}) lists coins the DAG parser does "
+            f"not know ({', '.join(outside[:5])}{', ...' if len(outside) > 5 else ''}): the parser "
+            f"never reads the database, so it validates crypto_ml_coin's coin against the "
+            f"environment's market ({ENV_VAR} {'unset: the replay' if not os.environ.get(ENV_VAR) else 'set'}). "
+            f"Define the market in the environment of every Airflow component: "
+            f"{ENV_VAR}='crypto-ml-market://{market.exchange or market.kind}?...'"
+        )
 
 
 def _report_gaps_after_stored(loader, stored) -> None:

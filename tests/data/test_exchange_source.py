@@ -13,7 +13,7 @@ import time
 import pytest
 
 from crypto_ml import storage
-from crypto_ml.market import MarketConfig, MarketConfigError, coin_id, symbol_of
+from crypto_ml.market import ENV_VAR, MarketConfig, MarketConfigError, coin_id, symbol_of
 from crypto_ml.pipeline import PipelineInputError, poll, transform
 from crypto_ml.sources.base import SourceError
 from crypto_ml.testing.fake_exchange import FakeExchange, FakeMarket
@@ -29,6 +29,12 @@ def markets():
         FakeMarket("ETH", first=dt.date(2025, 1, 1), price=3_000, volume=5_000),
         FakeMarket("SOL", first=dt.date(2025, 6, 1), price=150, volume=20_000),
     ]
+
+
+@pytest.fixture(autouse=True)
+def exchange_in_the_environment(monkeypatch):
+    """What the DAG parser sees: an exchange market whose universe is resolved each day."""
+    monkeypatch.setenv(ENV_VAR, "crypto-ml-market://binance?top=1000")
 
 
 @pytest.fixture
@@ -251,3 +257,13 @@ def test_the_environment_setting_uri_and_json_forms():
     assert MarketConfig.from_env_value("crypto-ml-market://replay").kind == "replay"
     with pytest.raises(MarketConfigError, match="expected 'crypto_ml_market'"):
         MarketConfig.from_env_value("postgres://binance")
+
+
+def test_a_market_the_dag_parser_cannot_see_fails_the_poll_at_once(exchange, sqlite_url, monkeypatch):
+    """Defined only in the UI (the metadata DB), the parser validates coins against the replay's:
+    the poll says so instead of letting every coin's trigger be refused."""
+    monkeypatch.delenv(ENV_VAR)
+    with pytest.raises(PipelineInputError) as err:
+        poll(D, market=market(exchange), url=sqlite_url, now=NOW)
+    assert "lists coins the DAG parser does not know (btc-usdt, eth-usdt, sol-usdt)" in str(err.value)
+    assert f"{ENV_VAR} unset: the replay" in str(err.value)
