@@ -1,7 +1,8 @@
 """
 ### crypto_ml_train — weekly retraining
 
-For every coin with data on the replayed day of the run, sends `crypto_ml.train` to the prediction
+For every coin with data on the market day of the run (the replayed history day for the replay;
+see `crypto_ml_master` and the `crypto_ml_market` Connection), sends `crypto_ml.train` to the prediction
 engine's **train** queue (separate from predictions, so long trainings never starve them) and
 waits for it in the triggerer. Each training publishes a model version (trained on data up to that
 day) to the model store that backtests use; the daily `crypto_ml_coin` runs then predict with the
@@ -39,11 +40,12 @@ with DAG(
 
     @task
     def coins_to_train(*, dag_run=None, params=None) -> list[dict]:
-        """Coins with data on the replayed day and enough history; one kwargs dict per coin."""
+        """Coins with data on the market day and enough history; one kwargs dict per coin."""
         from crypto_ml import storage
+        from crypto_ml.hooks.market import CryptoMarketHook
         from crypto_ml.pipeline import poll
 
-        polled = poll(dag_run.logical_date or dag_run.run_after)
+        polled = poll(dag_run.logical_date or dag_run.run_after, market=CryptoMarketHook().get_market())
         day = polled["history_day"]
         out = []
         wanted = set(params["coins"] or polled["coins"])
