@@ -1,0 +1,43 @@
+"""Walk-forward backtest: coverage and width of the prediction intervals per model and level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crypto_ml.backtest import BacktestResult, backtest_series, format_report
+from crypto_ml.cli import main
+
+
+def test_coverage_on_random_walks_of_known_distribution():
+    rng = np.random.default_rng(21)
+    parts = []
+    for i in range(40):
+        y = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, 600)))
+        for model in ("naive", "ar"):
+            parts.append(backtest_series(model, y, coin=f"rw{i}", period=200, folds=10, horizon=10))
+    result = BacktestResult.concat(parts)
+    cov = result.coverage().set_index(["model", "level"])
+    assert set(cov.index) == {("naive", 80.0), ("naive", 95.0), ("ar", 80.0), ("ar", 95.0)}
+    for (model, level), row in cov.iterrows():
+        assert row["n"] == 40 * 10 * 10 and row["n_coins"] == 40
+        assert abs(row["coverage"] - level) <= 5.0, (model, level, row["coverage"])
+        assert row["miss_below"] + row["miss_above"] == pytest.approx(100 - row["coverage"])
+    # The 95 % band is wider than the 80 % one, about 1.96/1.28 times for Gaussian returns.
+    ratio = cov.loc[("naive", 95.0), "mean_width_pct"] / cov.loc[("naive", 80.0), "mean_width_pct"]
+    assert ratio == pytest.approx(1.96 / 1.2816, rel=0.15)
+    assert "## Prediction intervals: coverage" in format_report(result)
+
+
+def test_cli_reports_coverage(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
+    assert main(["backtest", "--coins", "bitcoin,ethereum", "--models", "naive,drift", "--period", "60",
+                 "--folds", "3", "--horizon", "5", "--levels", "50,90", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| model | level | n_coins | n | coverage | mean_width_pct | miss_below | miss_above |" in out
+    assert "| naive | 50 | 2 | 30 |" in out and "| drift | 90 | 2 | 30 |" in out
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
+        main(["backtest", "--levels", "120", "--no-progress"])
+    assert exc.value.code == 2
+    assert "interval level must be a percentage strictly between 0 and 100, got 120" in capsys.readouterr().err
