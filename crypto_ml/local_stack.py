@@ -486,7 +486,8 @@ def print_day_report(polled: dict, say, url: str | None = None, coins: list[str]
 
     day = polled["history_day"]
     table = day_table(day, url=url)
-    say(f"\nForecasts as of {day} (history replayed; {len(table)} coins):\n")
+    market = polled.get("market", "replay of the bundled 2013-2017 history")
+    say(f"\nForecasts as of {day} ({market}; {len(table)} coins):\n")
     say(table.to_string(index=False) if len(table) else "(none)")
     missing = sorted(set(coins or polled["coins"]) - set(table["coin"]))
     if missing:
