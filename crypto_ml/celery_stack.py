@@ -419,12 +419,13 @@ def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = N
 
 
 def day_of(logical_date: str) -> str:
-    """The replayed history day of a master run's logical date (``YYYY-MM-DD...``)."""
+    """The market day of a master run's logical date (``YYYY-MM-DD...``): the replayed history
+    day for the replay (see :meth:`crypto_ml.market.MarketConfig.market_day`)."""
     import datetime as dt
 
-    from crypto_ml.catalog import replay_day
+    from crypto_ml.market import env_market
 
-    return str(replay_day(dt.date.fromisoformat(logical_date[:10])))
+    return str(env_market().market_day(dt.date.fromisoformat(logical_date[:10])))
 
 
 def create_admin(username: str) -> None:
