@@ -29,6 +29,7 @@ def test_store_branch(run_dag, airflow_env, engine_worker):
     [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of=DAY)
     assert pred["model"] == "naive" and len(pred["values"]) == 10
     assert pred["last_close"] == 2686.81  # bitcoin's close on 2017-06-05: no later data seen
+    assert pred["decision"] == "store" and "within" in pred["decision_reason"]  # recorded by decide
 
 
 def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engine_worker):
@@ -40,10 +41,13 @@ def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engin
     assert first["tasks"]["report"] == "success"  # the join runs after the trade branch too
     [trade] = rows(airflow_env, "trades", coin="ark", as_of=DAY)
     assert trade["side"] == "buy" and trade["status"] == "filled"
+    [pred] = rows(airflow_env, "predictions", coin="ark", as_of=DAY)
+    assert pred["decision"] == "trade"  # recorded by decide, with the write-ahead trade request
     # A second run of the same coin and day (a re-run) stores and orders nothing new.
     second = run_dag(airflow_env, "crypto_ml_coin", conf)
     assert second["state"] == "success", second["log"][-5000:]
-    assert len(rows(airflow_env, "predictions", coin="ark", as_of=DAY)) == 1
+    [again] = rows(airflow_env, "predictions", coin="ark", as_of=DAY)
+    assert (again["run_id"], again["created_at"]) == (pred["run_id"], pred["created_at"])  # never rewritten
     assert len(rows(airflow_env, "trades", coin="ark", as_of=DAY)) == 1
     url = airflow_env["CRYPTO_ML_DATABASE_URL"]
     assert storage.count_rows("paper_fills", url=url) == 1
@@ -160,3 +164,18 @@ def test_backfill_days_replay_their_own_history(airflow_env):
     bitcoin = storage.load_prices("bitcoin", as_of="2017-06-10", url=url)
     assert bitcoin["Date"].iat[-1].date().isoformat() == "2017-06-10"
     storage.dispose_engine(url)
+
+
+def test_a_coin_run_without_as_of_predicts_as_of_its_logical_date(airflow_env, engine_worker):
+    """The user's command: `airflow dags test crypto_ml_coin 2026-11-16 -c '{"coin": "bitcoin"}'`
+    predicts as of the replayed day of 2026-11-16 (2017-06-16), whatever the wall clock says."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    out = subprocess.run([airflow, "dags", "test", "crypto_ml_coin", "2026-11-16", "-c", '{"coin": "bitcoin"}'],
+                         env=airflow_env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of="2017-06-16")
+    assert pred["last_close"] == 2518.56  # bitcoin's close on 2017-06-16

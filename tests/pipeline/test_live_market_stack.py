@@ -105,7 +105,7 @@ def test_daily_runs_and_a_backfill_on_a_live_market(tmp_path, monkeypatch):
         assert len(dates) == len(set(dates)), f"{coin}: a candle stored twice"
         want = {d: c for d, c in market.closes(today).items() if d <= newest}
         assert dates == sorted(want), f"{coin}: stored {dates[0]}..{dates[-1]}, want {min(want)}..{max(want)}"
-        assert stored["Close"].round(6).tolist() == [round(want[d], 6) for d in dates]
+        assert stored["Close"].tolist() == pytest.approx([want[d] for d in dates], rel=1e-9)
         total += len(dates)
         # Each day's coin run predicted from the data up to its own day: last close = that day's.
         for day in [*backfill, *days]:
