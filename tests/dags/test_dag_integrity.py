@@ -43,7 +43,8 @@ def test_every_dag_has_tags_docs_and_retries(dagbag):
                 assert t.retries >= 2, f"{dag_id}.{t.task_id} has retries={t.retries}"
 
 
-HEAVY = ("tensorflow", "keras", "sklearn", "pandas", "crypto_ml.storage", "crypto_ml.data_loader")
+HEAVY = ("tensorflow", "keras", "sklearn", "pandas", "ccxt", "crypto_ml.storage", "crypto_ml.data_loader",
+         "crypto_ml.sources")
 
 
 @pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
