@@ -75,17 +75,31 @@ def recent_volatility(y: np.ndarray, window: int) -> float:
     return float(np.std(r, ddof=1))
 
 
-def conformal_bounds(residuals: np.ndarray, level: float) -> tuple[float, float]:
+def conformal_bounds(residuals: np.ndarray, level: float, half_life: float | None = None) -> tuple[float, float]:
     """Lower and upper split-conformal quantiles of signed ``residuals`` for ``level`` percent.
 
     With ``n`` residuals the upper bound is the ``ceil((n + 1)(1 - a/2))``-th smallest and the
     lower the ``floor((n + 1) a/2)``-th (``a = 1 - level/100``), clipped to the sample's range
     when ``n`` is too small for that rank: the usual finite-sample correction, so that under
     exchangeability the interval covers at least ``level`` percent.
+
+    With ``half_life`` (in residuals; ``residuals`` oldest first) the quantiles are weighted,
+    the newest residual weighing 1 and one ``half_life`` older 1/2 (non-exchangeable conformal,
+    Barber et al. 2023): the test point's own weight 1 sits at +/-inf, so the bounds keep the
+    finite-sample correction.
     """
-    r = np.sort(np.asarray(residuals, dtype="float64"))
+    r = np.asarray(residuals, dtype="float64")
     n = len(r)
     alpha = 1.0 - float(level) / 100.0
+    if half_life:
+        w = 0.5 ** (np.arange(n)[::-1] / float(half_life))
+        order = np.argsort(r, kind="stable")
+        rs, ws = r[order], w[order]
+        total = ws.sum() + 1.0  # + the test point's weight, at +inf (upper) / -inf (lower)
+        up = np.flatnonzero(np.cumsum(ws) >= (1.0 - alpha / 2.0) * total)
+        down = np.flatnonzero(np.cumsum(ws[::-1]) >= (1.0 - alpha / 2.0) * total)
+        return float(rs[::-1][down[0]] if len(down) else rs[0]), float(rs[up[0]] if len(up) else rs[-1])
+    r = np.sort(r)
     hi = int(np.ceil((n + 1) * (1.0 - alpha / 2.0)))
     lo = int(np.floor((n + 1) * (alpha / 2.0)))
     return float(r[max(lo, 1) - 1]), float(r[min(hi, n) - 1])
@@ -170,6 +184,9 @@ class BaseForecaster(BaseEstimator):
     #: last close (``interval_vol_``), so intervals widen and narrow with the market's regime.
     #: 0 gives plain conformal (residuals as they are).
     interval_vol_window: ClassVar[int] = 30
+    #: Recent calibration residuals weigh more: weight halves every ``interval_half_life``
+    #: origins (None: all weigh the same, plain split-conformal).
+    interval_half_life: ClassVar[float | None] = None
 
     # -- contract -------------------------------------------------------------------------------
     def min_points(self) -> int:
@@ -315,7 +332,7 @@ class BaseForecaster(BaseEstimator):
             upper = np.empty(horizon)
             for h in range(1, horizon + 1):
                 k = min(h, steps)
-                lo, hi = conformal_bounds(residuals[k - 1], level)
+                lo, hi = conformal_bounds(residuals[k - 1], level, self.interval_half_life)
                 scale = np.sqrt(h / k) if h > k else 1.0
                 vol = getattr(self, "interval_vol_", None)
                 if vol is not None:
