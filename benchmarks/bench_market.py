@@ -71,9 +71,14 @@ def bench_poll(n: int) -> dict:
     out = {"symbols": n}
     with tempfile.TemporaryDirectory() as tmp, FakeExchange(markets, today=day0) as ex:
         url = f"sqlite:///{tmp}/project.db"
-        market = MarketConfig.from_fields(
-            "binance", {"symbols": ",".join(m.symbol for m in markets), "api_url": ex.api_url},
-            origin="bench")
+        from urllib.parse import quote
+
+        # set as a deployment sets it: in the environment, which the DAG parser reads too
+        os.environ["AIRFLOW_CONN_CRYPTO_ML_MARKET"] = (
+            f"crypto-ml-market://binance?symbols={','.join(m.symbol for m in markets)}"
+            f"&api_url={quote(ex.api_url, safe='')}")
+        market = MarketConfig.from_env_value(os.environ["AIRFLOW_CONN_CRYPTO_ML_MARKET"])
+        assert market.api_url == ex.api_url
         for label, day in (("first", day0 - dt.timedelta(days=1)), ("next day", day0)):
             ex._today = day + dt.timedelta(days=1)
             now = dt.datetime.combine(ex._today, dt.time(12), tzinfo=dt.UTC)

@@ -219,8 +219,9 @@ class MarketConfig:
 
     def describe(self) -> str:
         if self.kind == EXCHANGE:
-            what = (", ".join(self.symbols) if self.symbols
-                    else f"top {self.top} {self.quote} markets by 24 h quote volume")
+            shown = ", ".join(self.symbols[:5]) + (f", ... ({len(self.symbols)} symbols)"
+                                                      if len(self.symbols) > 5 else "")
+            what = shown if self.symbols else f"top {self.top} {self.quote} markets by 24 h quote volume"
             return f"exchange {self.exchange} ({what}) via ccxt"
         if self.kind == CSV:
             return f"CSV files in {self.path}"
