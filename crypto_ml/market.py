@@ -125,7 +125,8 @@ class MarketConfig:
     def from_fields(cls, host: str | None, extra: dict | None, *, origin: str) -> MarketConfig:
         """From a Connection's host and extra (what the UI form and the URI both fill)."""
         host = (host or REPLAY).strip().lower()
-        extra = dict(extra or {})
+        prefix = f"extra__{CONN_TYPE}__"  # the older prefixed form of a form field
+        extra = {k.removeprefix(prefix): v for k, v in (extra or {}).items() if v not in (None, "")}
         unknown = set(extra) - _EXTRA_KEYS
         if unknown:
             raise MarketConfigError(

@@ -18,7 +18,8 @@ class CryptoMarketHook(BaseHook):
     (``"BTC/USDT,ETH/USDT"``) or ``top`` (N) with ``quote``, ``path`` for a CSV folder, and
     optionally ``start``, ``api_url``, ``timeout``, ``retries``, ``backoff``, ``rate_limit_ms``.
     See :mod:`crypto_ml.market`. Without that Connection the replay of the bundled history is
-    used (no network).
+    used (no network). The connection form's fields are declared in the provider's metadata
+    (:data:`crypto_ml.provider_info.MARKET_CONNECTION`).
 
     :param market_conn_id: Connection id of the market.
     """
@@ -31,19 +32,6 @@ class CryptoMarketHook(BaseHook):
     def __init__(self, market_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.market_conn_id = market_conn_id
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form: the market in *Host*, its details in *Extra*."""
-        return {
-            "hidden_fields": ["schema", "port", "login", "password"],
-            "relabeling": {"host": "Market (replay, csv, or a ccxt exchange id)"},
-            "placeholders": {
-                "host": "binance",
-                "extra": '{"symbols": "BTC/USDT,ETH/USDT"}  or  {"top": 50, "quote": "USDT"}  '
-                         'or  {"path": "/data/prices"}',
-            },
-        }
 
     def get_market(self) -> MarketConfig:
         """The market this Connection defines; the replay default when it does not exist."""
