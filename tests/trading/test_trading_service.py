@@ -268,3 +268,15 @@ def test_concurrent_calls_place_one_order_on_postgres(pg_url):
     assert count_rows("trade_requests", pg_url) == 1
     assert count_rows("paper_fills", pg_url) == 1
     assert PaperBroker(pg_url).position("btc") == pytest.approx(10.0)
+
+
+def test_decide_stores_the_engine_result_with_its_intervals_once(db):
+    """The engine's JSON result (with prediction intervals) is stored by decide, as sent."""
+    p = prediction(er=0.001)
+    bands = {"80": {"lower": [99.0, 98.0], "upper": [101.0, 102.0]}}
+    record_decision({**p, "intervals": bands, "interval_method": "conformal"}, kill_switch=False,
+                    broker=PaperBroker(db), url=db, run_id="r1")
+    record_decision({**p, "values": [1.0, 1.0]}, kill_switch=False, broker=PaperBroker(db), url=db, run_id="r2")
+    [row] = get_predictions(url=db)
+    assert (row["intervals"], row["interval_method"], row["run_id"]) == (bands, "conformal", "r1")
+    assert row["values"] == p["values"] and row["decision"] == "store"
