@@ -182,8 +182,9 @@ class BaseForecaster(BaseEstimator):
     #: Normalised conformal: residuals are divided by the volatility of the ``interval_vol_window``
     #: daily log returns up to their origin, and bounds multiplied by the volatility up to the
     #: last close (``interval_vol_``), so intervals widen and narrow with the market's regime.
-    #: 0 gives plain conformal (residuals as they are).
-    interval_vol_window: ClassVar[int] = 30
+    #: 0 (the default) gives plain conformal (residuals as they are): chosen on the bundled data's
+    #: year before the last, where it covered best (``benchmarks/results/intervals.md``).
+    interval_vol_window: ClassVar[int] = 0
     #: Recent calibration residuals weigh more: weight halves every ``interval_half_life``
     #: origins (None: all weigh the same, plain split-conformal).
     interval_half_life: ClassVar[float | None] = None
