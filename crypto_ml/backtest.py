@@ -51,7 +51,10 @@ FOLD_COLUMNS = ["coin", "model", "fold", "train_start", "train_end", "n_train", 
 SUMMARY_COLUMNS = ["coin", "model", "n_folds", *METRICS]
 SKIPPED_COLUMNS = ["coin", "model", "fold", "reason"]
 FORECAST_COLUMNS = ["coin", "model", "fold", "step", "date", "last_close", "actual", "forecast"]
-COVERAGE_COLUMNS = ["model", "level", "n_coins", "n", "coverage", "mean_width_pct", "miss_below", "miss_above"]
+COVERAGE_COLUMNS = [
+    "model", "level", "n_coins", "n", "coverage", "mean_width_pct", "median_width_pct", "miss_below",
+    "miss_above",
+]
 
 
 def interval_columns(levels: Sequence[float]) -> list[str]:
@@ -140,7 +143,8 @@ class BacktestResult:
 
     def coverage(self, *, common: bool = False) -> pd.DataFrame:
         """Per model and level over every forecast day with an interval: ``coverage`` (share of
-        actual closes inside), ``mean_width_pct`` (mean of (upper - lower) / last close, percent),
+        actual closes inside), ``mean_width_pct`` / ``median_width_pct`` (of (upper - lower) / last close,
+        percent; the mean is dominated by the wildest coins),
         ``miss_below`` / ``miss_above`` (shares below the lower / above the upper bound).
 
         :param common: only the coins on which every model produced intervals.
@@ -166,6 +170,7 @@ class BacktestResult:
                     "n": int(len(part)),
                     "coverage": float(((actual >= lo) & (actual <= hi)).mean() * 100),
                     "mean_width_pct": float(((hi - lo) / part["last_close"]).mean() * 100),
+                    "median_width_pct": float(((hi - lo) / part["last_close"]).median() * 100),
                     "miss_below": float((actual < lo).mean() * 100),
                     "miss_above": float((actual > hi).mean() * 100),
                 })
@@ -390,7 +395,7 @@ def format_report(result: BacktestResult, *, per_coin: bool = True) -> str:
     if not coverage.empty:
         parts += [
             "",
-            "## Prediction intervals: coverage (% of actual closes inside) and mean width "
+            "## Prediction intervals: coverage (% of actual closes inside) and width "
             "(% of the last close), every forecast day of every fold",
             "",
             markdown_table(coverage),

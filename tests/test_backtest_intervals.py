@@ -35,7 +35,8 @@ def test_cli_reports_coverage(tmp_path, monkeypatch, capsys):
                  "--folds", "3", "--horizon", "5", "--levels", "50,90", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "| model | level | n_coins | n | coverage | mean_width_pct | miss_below | miss_above |" in out
+    assert ("| model | level | n_coins | n | coverage | mean_width_pct | median_width_pct | miss_below "
+            "| miss_above |") in out
     assert "| naive | 50 | 2 | 30 |" in out and "| drift | 90 | 2 | 30 |" in out
     with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
         main(["backtest", "--levels", "120", "--no-progress"])
