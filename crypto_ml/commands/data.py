@@ -15,6 +15,13 @@ def register(subparsers) -> None:
             help="bundled (default), or a directory/zip/CSV file in the talk's per-coin format "
             "or the long format",
         )
+        p.add_argument(
+            "--market",
+            default=None,
+            help="read a market instead, as the pipeline does: a crypto_ml_market URI, e.g. "
+            "'crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT' (default: "
+            "$AIRFLOW_CONN_CRYPTO_ML_MARKET with 'env')",
+        )
         p.add_argument("--as-of", default=None, help="point-in-time view: ignore rows after YYYY-MM-DD")
         p.add_argument("--synthetic", type=int, default=0, help="add N labelled synthetic coins")
         p.add_argument("--seed", type=int, default=0, help="seed of the synthetic coins")
@@ -47,7 +54,19 @@ def _load(args):
     from crypto_ml.data_loader import CryptoLoader
 
     started = time.perf_counter()
-    loader = CryptoLoader(args.source, as_of=args.as_of, synthetic=args.synthetic, seed=args.seed)
+    source, as_of = args.source, args.as_of
+    if getattr(args, "market", None):
+        import datetime as dt
+
+        from crypto_ml.market import MarketConfig, env_market
+        from crypto_ml.pipeline import market_source
+
+        if args.source:
+            raise SystemExit("crypto-ml: give --source or --market, not both")
+        market = env_market() if args.market == "env" else MarketConfig.from_env_value(args.market, origin="--market")
+        as_of = market.market_day(args.as_of or dt.datetime.now(dt.UTC).date())
+        source = market_source(market, as_of)
+    loader = CryptoLoader(source, as_of=as_of, synthetic=args.synthetic, seed=args.seed)
     return loader, time.perf_counter() - started
 
 

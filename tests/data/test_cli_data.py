@@ -61,3 +61,25 @@ def test_console_script_is_installed():
         pytest.fail(f"the crypto-ml console script is not installed at {exe}: run scripts/setup.sh")
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("crypto-ml ")
+
+
+def test_summary_and_ingest_read_a_market_like_the_pipeline(tmp_path, capsys):
+    """`crypto-ml summary --market URI`: try a market setting before giving it to Airflow."""
+    import datetime as dt
+
+    from crypto_ml.testing.fake_exchange import FakeExchange, FakeMarket
+
+    today = dt.datetime.now(dt.UTC).date()
+    with FakeExchange([FakeMarket("BTC", first=today - dt.timedelta(days=30))]) as ex:
+        uri = f"crypto-ml-market://binance?symbols=BTC/USDT,NOPE/USDT&api_url={ex.api_url}"
+        assert main(["summary", "--market", uri]) == 0
+        out = capsys.readouterr().out
+        btc = next(l for l in out.splitlines() if l.startswith("btc-usdt"))
+        assert "BTC/USDT" in btc and f" 30 " in f" {btc} "  # 30 closed daily candles, today's left out
+        assert "1 coins (0 synthetic) from ccxt:binance" in out
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        assert main(["validate", "--market", uri]) == 1  # NOPE/USDT is not a market there
+        assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: no such market" in capsys.readouterr().out
+        assert main(["ingest", "--market", uri, "--db", url, "--quiet"]) == 0
+        assert storage.count_rows("prices", url=url) == 30
+        storage.dispose_engine(url)
