@@ -34,9 +34,10 @@ def main() -> int:
     parser.add_argument("--stem", default="strategy")
     args = parser.parse_args()
     coins = None if args.coins == "all" else args.coins.split(",")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = run_strategy(coins, args.models.split(","), days=args.days, refit_every=args.refit_every)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    load = os.getloadavg()[0]
     paths = report.write(args.out, stem=args.stem)
     command = (f"python benchmarks/bench_strategy.py --models {args.models} --days {args.days} "
                f"--coins {args.coins} --refit-every {args.refit_every}")
@@ -46,7 +47,9 @@ def main() -> int:
         f"Command: `{command}`",
         "",
         f"Machine: {os.cpu_count()} cores ({platform.machine()}), shared with other work; "
-        f"Python {platform.python_version()}. **Total wall time: {elapsed:.0f} s.**",
+        f"Python {platform.python_version()}. **Total wall time: {elapsed:.0f} s, CPU time of the "
+        f"process {cpu:.0f} s** (one process, one core; load average {load:.1f} at the end, so the "
+        "wall time includes waiting for the CPU). Timings below are wall times.",
         "",
         format_strategy_report(report),
         "",
