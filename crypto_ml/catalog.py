@@ -71,13 +71,18 @@ def _date(value) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def replay_anchors() -> tuple[dt.date, dt.date]:
+    """``(real day, history day)``: ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦
+    ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY`` (default 2026-11-01 ↦ 2017-06-01)."""
+    return (_date(os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_REAL") or DEFAULT_ANCHOR_REAL),
+            _date(os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_HISTORY") or DEFAULT_ANCHOR_HISTORY))
+
+
 def replay_day(real_day, *, anchor_real=None, anchor_history=None) -> dt.date:
-    """The history day a run on ``real_day`` replays: ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦
-    ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY`` (default 2026-11-01 ↦ 2017-06-01), one day per day."""
-    real = _date(anchor_real or os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_REAL") or DEFAULT_ANCHOR_REAL)
-    hist = _date(
-        anchor_history or os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_HISTORY") or DEFAULT_ANCHOR_HISTORY
-    )
+    """The history day a run on ``real_day`` replays (see :func:`replay_anchors`), one day per day."""
+    real, hist = replay_anchors()
+    real = _date(anchor_real) if anchor_real else real
+    hist = _date(anchor_history) if anchor_history else hist
     return hist + (_date(real_day) - real)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 from typing import Any
 
 from crypto_ml.market import CSV, EXCHANGE, REPLAY, MarketConfig, env_market
@@ -108,17 +107,17 @@ def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
     last = frame["date"].max().date() if len(frame) else None
     if last is not None and day <= last:
         return
-    from crypto_ml.catalog import DEFAULT_ANCHOR_HISTORY, DEFAULT_ANCHOR_REAL
+    from crypto_ml.catalog import replay_anchors
 
     real = as_date(logical_date)
     end = last or dt.date(2017, 9, 22)
     where = (f"after the end of the bundled history ({end})" if last is not None
              else "before the bundled history starts (2013-04-28)")
+    anchor_real, anchor_history = replay_anchors()
     raise ReplayExhausted(
         f"the replay has no data for this run: its day {real} maps to history day {day}, "
-        f"{where}. The replay maps "
-        f"CRYPTO_ML_REPLAY_ANCHOR_REAL ({os.environ.get('CRYPTO_ML_REPLAY_ANCHOR_REAL') or DEFAULT_ANCHOR_REAL}) "
-        f"to CRYPTO_ML_REPLAY_ANCHOR_HISTORY ({os.environ.get('CRYPTO_ML_REPLAY_ANCHOR_HISTORY') or DEFAULT_ANCHOR_HISTORY}), "
+        f"{where}. The replay maps CRYPTO_ML_REPLAY_ANCHOR_REAL ({anchor_real}) "
+        f"to CRYPTO_ML_REPLAY_ANCHOR_HISTORY ({anchor_history}), "
         f"one day per day. Move the anchors (e.g. CRYPTO_ML_REPLAY_ANCHOR_REAL={real} "
         f"CRYPTO_ML_REPLAY_ANCHOR_HISTORY={end - dt.timedelta(days=90)} replays from 90 days "
         f"before the end), or read a live market: "
@@ -129,18 +128,19 @@ def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
 def _check_parser_knows(market: MarketConfig, coins: list[str]) -> None:
     """Fail early when the DAG parser's view of the market (the environment's; it never reads the
     database) would refuse today's coins at trigger time: a market defined only in the UI."""
-    from crypto_ml.market import ENV_VAR, parse_time_coin_ids
+    from crypto_ml.market import ENV_VAR, env_market, parse_time_coin_ids
 
     known = parse_time_coin_ids()
     if known is None:
         return
     outside = sorted(set(coins) - set(known))
     if outside:
+        parser_view = env_market()
         raise PipelineInputError(
             f"the market ({market.describe()}, from {market.origin}) lists coins the DAG parser does "
             f"not know ({', '.join(outside[:5])}{', ...' if len(outside) > 5 else ''}): the parser "
             f"never reads the database, so it validates crypto_ml_coin's coin against the "
-            f"environment's market ({ENV_VAR} {'unset: the replay' if not os.environ.get(ENV_VAR) else 'set'}). "
+            f"environment's market ({parser_view.describe()}; {parser_view.origin}). "
             f"Define the market in the environment of every Airflow component: "
             f"{ENV_VAR}='crypto-ml-market://{market.exchange or market.kind}?...'"
         )

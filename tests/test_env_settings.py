@@ -21,9 +21,6 @@ SAME_MEANING = {
                               "names it in its error message)",
     "CRYPTO_ML_HOME": "Crypto-ML's working folder (config.home_dir; the Celery stack passes the "
                       "caller's on to its processes)",
-    "CRYPTO_ML_REPLAY_ANCHOR_REAL": "the real day of the replay anchor (catalog.replay_day; the "
-                                    "pipeline names it in a message)",
-    "CRYPTO_ML_REPLAY_ANCHOR_HISTORY": "the history day of the replay anchor (same)",
 }
 _READERS = ("environ.get", "getenv", "env.get", "environ.pop", "environ.setdefault", "environ.__getitem__")
 

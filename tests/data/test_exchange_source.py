@@ -266,4 +266,4 @@ def test_a_market_the_dag_parser_cannot_see_fails_the_poll_at_once(exchange, sql
     with pytest.raises(PipelineInputError) as err:
         poll(D, market=market(exchange), url=sqlite_url, now=NOW)
     assert "lists coins the DAG parser does not know (btc-usdt, eth-usdt, sol-usdt)" in str(err.value)
-    assert f"{ENV_VAR} unset: the replay" in str(err.value)
+    assert "environment's market (replay of the bundled 2013-2017 history; default" in str(err.value)
