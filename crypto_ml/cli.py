@@ -1,4 +1,9 @@
-"""The ``crypto-ml`` command line."""
+"""The ``crypto-ml`` command line.
+
+Expected failures (a bad file, date, argument or setting; a server that cannot be reached) end in
+one line on stderr, ``crypto-ml <command>: error: <what is wrong>``, and a non-zero exit code: 2
+for bad input, 1 when something the command needs is not there. ``--debug`` shows the traceback.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +23,77 @@ COMMAND_MODULES = (
 )
 
 
+class CLIError(Exception):
+    """An expected failure of a command: printed as one line, exit ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument answered in one line (and where to read more)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """2 for bad input, 1 for what is missing or unreachable, ``None`` for a bug."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from crypto_ml.data_loader import UnknownCoinError
+    from crypto_ml.market import MarketConfigError
+    from crypto_ml.sources.base import SourceError
+    from crypto_ml.validation import DataValidationError
+
+    if isinstance(exc, CLIError):
+        return exc.code
+    if isinstance(exc, (UnknownCoinError, MarketConfigError, ArgumentError, FileNotFoundError,
+                        IsADirectoryError, NotADirectoryError, ValueError)):
+        return 2
+    if isinstance(exc, (SourceError, DataValidationError, DBAPIError, ConnectionError, TimeoutError,
+                        PermissionError)):
+        return 1
+    try:
+        from kombu.exceptions import OperationalError as BrokerError
+    except ImportError:  # pragma: no cover
+        return None
+    return 1 if isinstance(exc, BrokerError) else None
+
+
+def _one_line(exc: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):  # the driver's own first line, not SQLAlchemy's SQL dump
+        text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"database unreachable or refused the request: {text}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="crypto-ml",
         description="Crypto-ML: machine learning on daily crypto market data.",
     )
     parser.add_argument("--version", action="version", version=f"crypto-ml {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _add_debug(subparsers)
     return parser
+
+
+def _add_debug(subparsers) -> None:
+    """``--debug`` after the command too (``crypto-ml predict --debug``), at every level."""
+    for sub in subparsers.choices.values():
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the traceback of an error")
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_debug(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    command = " ".join(a for a in (argv if argv is not None else sys.argv[1:])[:2] if not a.startswith("-"))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line unless --debug
+        if getattr(args, "debug", False):
+            raise
+        code = _exit_code(exc)
+        message = _one_line(exc)
+        if code is None:
+            code, message = 1, f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
+        print(f"crypto-ml {command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

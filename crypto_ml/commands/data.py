@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from crypto_ml.commands import iso_date, non_negative_int
+
 
 def register(subparsers) -> None:
     def source_args(p: argparse.ArgumentParser) -> None:
@@ -22,8 +24,9 @@ def register(subparsers) -> None:
             "'crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT' (default: "
             "$AIRFLOW_CONN_CRYPTO_ML_MARKET with 'env')",
         )
-        p.add_argument("--as-of", default=None, help="point-in-time view: ignore rows after YYYY-MM-DD")
-        p.add_argument("--synthetic", type=int, default=0, help="add N labelled synthetic coins")
+        p.add_argument("--as-of", default=None, type=iso_date,
+                       help="point-in-time view: ignore rows after YYYY-MM-DD")
+        p.add_argument("--synthetic", type=non_negative_int, default=0, help="add N labelled synthetic coins")
         p.add_argument("--seed", type=int, default=0, help="seed of the synthetic coins")
 
     p = subparsers.add_parser("summary", help="load and validate the data, print one line per coin")

@@ -7,6 +7,8 @@ for a predictions-only worker) and ``celery -A crypto_ml flower`` to watch it.
 from __future__ import annotations
 
 import json
+
+from crypto_ml.commands import iso_date, positive_int
 import re
 import sys
 
@@ -25,10 +27,10 @@ def register(subparsers) -> None:
     for name, helptext in (("predict", "submit crypto_ml.predict"), ("train", "submit crypto_ml.train")):
         p = sub.add_parser(name, help=f"{helptext} and (unless --no-wait) wait for the result")
         p.add_argument("coin")
-        p.add_argument("--as-of", default=None, help="YYYY-MM-DD (default: the coin's last day)")
+        p.add_argument("--as-of", default=None, type=iso_date, help="YYYY-MM-DD (default: the coin's last day)")
         p.add_argument("--model", default="naive" if name == "predict" else "linear")
         if name == "predict":
-            p.add_argument("--horizon", type=int, default=10)
+            p.add_argument("--horizon", type=positive_int, default=10)
             p.add_argument("--version", type=int, default=None)
         p.add_argument("--params", default=None, help='hyperparameters as JSON, e.g. \'{"epochs": 1}\'')
         p.add_argument("--no-wait", action="store_true", help="print the task id and return")

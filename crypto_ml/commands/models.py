@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from crypto_ml.commands import iso_date, positive_int
+
 
 def _csv(value: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
@@ -73,9 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bt.add_argument("--coins", type=_csv, default=["bitcoin"], help="comma-separated coins, or 'all'")
     bt.add_argument("--models", type=_csv, default=["naive", "linear"], help=f"comma-separated: {names}")
-    bt.add_argument("--period", type=int, default=365, help="test period in days (default 365)")
-    bt.add_argument("--folds", type=int, default=12, help="folds in the test period (default 12)")
-    bt.add_argument("--horizon", type=int, default=10, help="days forecast per fold (default 10)")
+    bt.add_argument("--period", type=positive_int, default=365, help="test period in days (default 365)")
+    bt.add_argument("--folds", type=positive_int, default=12, help="folds in the test period (default 12)")
+    bt.add_argument("--horizon", type=positive_int, default=10, help="days forecast per fold (default 10)")
     bt.add_argument(
         "--param",
         type=_param,
@@ -114,9 +116,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "are reused when trained on the same data; otherwise a model is trained and saved).",
     )
     pr.add_argument("--coins", type=_csv, default=None, help="comma-separated coins, or 'all' (default)")
-    pr.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {names} (default {DEFAULT_MODEL})")
-    pr.add_argument("--horizon", type=int, default=10)
-    pr.add_argument("--as-of", default=None, help="forecast from this day's data (YYYY-MM-DD)")
+    pr.add_argument("--model", default=DEFAULT_MODEL, type=str.lower, choices=list(MODELS),
+                    help=f"one of {names} (default {DEFAULT_MODEL})")
+    pr.add_argument("--horizon", type=positive_int, default=10, help="days to forecast (default 10)")
+    pr.add_argument("--as-of", default=None, type=iso_date, help="forecast from this day's data (YYYY-MM-DD)")
     pr.add_argument("--no-store", action="store_true", help="do not read or write the model store")
     pr.add_argument("--param", type=_param, action="append", metavar="MODEL.PARAM=VALUE")
     pr.set_defaults(func=predict_command)
@@ -238,6 +241,11 @@ def predict_command(args: argparse.Namespace) -> int:
     from crypto_ml.manager import CryptoManager
 
     loader = CryptoLoader(as_of=args.as_of)
+    if not len(loader):
+        first = CryptoLoader().frame()["date"].min().date()
+        from crypto_ml.cli import CLIError
+
+        raise CLIError(f"no coin has data on or before {args.as_of}: the data starts on {first}")
     params = _params(args.param).get(args.model.lower(), {})
     try:
         manager = CryptoManager(
@@ -249,6 +257,8 @@ def predict_command(args: argparse.Namespace) -> int:
             params=params,
         )
         coins = _coins(loader, args.coins)
+        if coins is not None:
+            coins = [loader.resolve(c) for c in coins]  # a coin named by hand must exist
         manager.print_predictions(coins)
     except (UnknownCoinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
