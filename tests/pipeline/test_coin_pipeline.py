@@ -179,3 +179,35 @@ def test_a_coin_run_without_as_of_predicts_as_of_its_logical_date(airflow_env, e
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of="2017-06-16")
     assert pred["last_close"] == 2518.56  # bitcoin's close on 2017-06-16
+
+
+def test_clearing_decide_or_the_order_task_writes_nothing_twice(run_dag, airflow_env, engine_worker):
+    """Each task of a finished trade run executed again on its own (``airflow tasks test``, as a
+    cleared task would run): one prediction, one recorded decision, one order, one fill."""
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    day = "2017-06-06"
+    conf = {"coin": "ark", "as_of": day, "model": "drift"}  # drift: a buy
+    first = run_dag(airflow_env, "crypto_ml_coin", conf)
+    assert first["tasks"]["issue_trade_request"] == "success", first["log"][-5000:]
+    db = Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        [(run_id,)] = conn.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'crypto_ml_coin' AND conf LIKE ? "
+            "ORDER BY id DESC LIMIT 1", (f"%{day}%",)).fetchall() or [(None,)]
+    assert run_id, "the coin run is not in the metadata DB"
+    url = airflow_env["CRYPTO_ML_DATABASE_URL"]
+    fills = storage.count_rows("paper_fills", url=url)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    for task_id in ("decide", "issue_trade_request", "decide", "issue_trade_request"):
+        out = subprocess.run([airflow, "tasks", "test", "crypto_ml_coin", task_id, run_id],
+                             env=airflow_env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert len(rows(airflow_env, "predictions", coin="ark", as_of=day)) == 1
+    [trade] = rows(airflow_env, "trades", coin="ark", as_of=day)
+    assert trade["side"] == "buy" and trade["status"] == "filled"
+    assert storage.count_rows("paper_fills", url=url) == fills
+    storage.dispose_engine(url)
