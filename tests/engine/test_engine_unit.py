@@ -169,9 +169,13 @@ def test_engine_command_line(capsys, monkeypatch, tmp_path):
     assert args.func(args) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["broker_url"] == "amqp://guest:***@127.0.0.1:5672//" and shown["cache_size"] >= 1
-    args = parser.parse_args(["engine", "predict", "bitcoin", "--horizon", "0"])
-    assert args.func(args) == 2
-    assert "horizon must be a positive int" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before anything is sent
+        parser.parse_args(["engine", "predict", "bitcoin", "--horizon", "0"])
+    assert refused.value.code == 2
+    assert "argument --horizon: 0 is not positive" in capsys.readouterr().err
+    args = parser.parse_args(["engine", "predict", "bitcoin", "--model", "prophet"])
+    assert args.func(args) == 2  # the request is checked before it is sent
+    assert "unknown model 'prophet'; valid models: naive" in capsys.readouterr().err
 
 
 def test_run_predict_on_a_sent_price_series(engine_env):
