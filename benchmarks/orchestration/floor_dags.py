@@ -1,0 +1,182 @@
+"""The no-op floor of a pipeline's shape: its DAGs rebuilt from ``floor_spec.json`` (next to this
+file), same DAG ids, task ids, dependencies, trigger rules, fan-out and deferral, no work.
+
+Copied into a benchmark run's DAGs folder by ``benchmarks/bench_orchestration.py``. Per task:
+
+- Airflow's ``TriggerDagRunOperator`` is kept as it is (same arguments; mapped the same way over
+  the same upstream task): the fan-out is orchestration, not work;
+- ``EmptyOperator`` stays empty (Airflow never starts a process for it);
+- every other task becomes a no-op operator of the same kind, chosen from the structure and from
+  how many task processes the real task started per task instance in the real run
+  (``starts``): 0 with ``start_from_trigger`` -> starts in the triggerer and ends there (a
+  ``TimeDeltaTrigger(0)`` with ``end_from_trigger``); ``start_from_trigger`` and 1 -> starts in
+  the triggerer and resumes once in a worker; a deferrable task with 2+ starts -> defers once to a
+  ``TimeDeltaTrigger(0)`` and resumes; otherwise a plain task (one start). A branch returns the
+  downstream task the real run took most (``branch_choice``);
+- a task whose output feeds a mapped task returns one item per coin of the real run (the same
+  count and run ids); every other task returns ``{"history_day", "coins", "market"}``.
+
+An unknown shape (a mapped task group, a mapped task that is not fed by one upstream task) fails
+the parse with a message naming it: extend this file rather than benchmark a different shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from airflow.sdk import DAG, BaseOperator
+from airflow.triggers.base import StartTriggerArgs
+
+SPEC = json.loads((Path(__file__).with_name("floor_spec.json")).read_text())
+COINS: list[str] = SPEC["coins"]
+DAY: str = SPEC["day"]
+
+
+class FloorError(RuntimeError):
+    pass
+
+
+def _items(kind: str, consumer: dict) -> list:
+    if kind == "kwargs" and consumer["class"] == "TriggerDagRunOperator":
+        return [{"trigger_run_id": f"{c}__{DAY}", "conf": {"coin": c, "as_of": DAY}} for c in COINS]
+    if kind == "kwargs":
+        return [{} for _ in COINS]
+    return list(COINS)
+
+
+class NoopOperator(BaseOperator):
+    """One task process; returns ``value``."""
+
+    def __init__(self, *, value=None, **kwargs):
+        super().__init__(**kwargs)
+        self.value = value
+
+    def execute(self, context):
+        return self.value
+
+
+class NoopBranchOperator(NoopOperator):
+    """A branch with no work: follows ``choice``, skips the other direct downstream tasks."""
+
+    def __init__(self, *, choice: str, **kwargs):
+        super().__init__(**kwargs)
+        self.choice = choice
+
+    def execute(self, context):
+        from airflow.providers.standard.operators.branch import BranchMixIn
+
+        return BranchMixIn.do_branch(self, context, self.choice)
+
+
+class NoopDeferOperator(NoopOperator):
+    """Defers once to a trigger that fires at once, then resumes (two task processes)."""
+
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(dt.timedelta(0)), method_name="execute_complete")
+
+    def execute_complete(self, context, event=None):
+        return self.value
+
+
+class NoopFromTriggerOperator(NoopOperator):
+    """Starts in the triggerer and resumes once in a worker (one task process)."""
+
+    start_from_trigger = True
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="airflow.providers.standard.triggers.temporal.TimeDeltaTrigger",
+        trigger_kwargs={"delta": dt.timedelta(0)}, next_method="execute_complete", next_kwargs=None,
+        timeout=None)
+
+    def execute_complete(self, context, event=None):
+        return self.value
+
+
+class NoopInTriggerOperator(NoopFromTriggerOperator):
+    """Starts in the triggerer and ends there (no task process)."""
+
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="airflow.providers.standard.triggers.temporal.TimeDeltaTrigger",
+        trigger_kwargs={"delta": dt.timedelta(0), "end_from_trigger": True}, next_method="execute_complete",
+        next_kwargs=None, timeout=None)
+
+
+def _order(tasks: list[dict]) -> list[dict]:
+    done, out, by_id = set(), [], {t["task_id"]: t for t in tasks}
+    while len(out) < len(tasks):
+        ready = [t for t in tasks if t["task_id"] not in done and set(t["upstream"]) <= done]
+        if not ready:
+            raise FloorError(f"cycle among {sorted(set(by_id) - done)}")
+        for t in ready:
+            done.add(t["task_id"])
+            out.append(t)
+    return out
+
+
+def build(spec: dict) -> DAG:
+    tasks = spec["tasks"]
+    consumers = {t["map_over"]: t for t in tasks if t["mapped"]}
+    for t in tasks:
+        if t.get("mapped_group"):
+            raise FloorError(f"{spec['dag_id']}.{t['task_id']}: mapped task groups are not rebuilt yet")
+        if t["mapped"] and not t.get("map_over"):
+            raise FloorError(f"{spec['dag_id']}.{t['task_id']}: mapped over something other than one task's output")
+    schedule = None
+    if spec.get("timetable") == "CronDataIntervalTimetable" and spec.get("cron"):
+        from airflow.timetables.interval import CronDataIntervalTimetable
+
+        schedule = CronDataIntervalTimetable(spec["cron"], timezone="UTC")
+    elif spec.get("cron"):
+        schedule = spec["cron"]
+    start = pendulum.parse(spec["start_date"]) if spec.get("start_date") else pendulum.datetime(2026, 11, 1, tz="UTC")
+    dag = DAG(dag_id=spec["dag_id"], schedule=schedule, start_date=start, catchup=False,
+              max_active_runs=spec.get("max_active_runs") or 16, max_active_tasks=spec.get("max_active_tasks") or 16,
+              tags=["bench-floor"], default_args={"retries": 0})
+    ops: dict = {}
+    starts = SPEC.get("starts", {}).get(spec["dag_id"], {})
+    with dag:
+        for t in _order(tasks):
+            tid = t["task_id"]
+            common = {"task_id": tid, "trigger_rule": t["trigger_rule"]}
+            value = (_items(t.get("map_kind") or consumers[tid].get("map_kind"), consumers[tid]) if tid in consumers
+                     else {"history_day": DAY, "coins": COINS, "market": "no-op floor"})
+            n = starts.get(tid)
+            if t["class"] == "TriggerDagRunOperator":
+                kw = {**t["trigger"], "logical_date": None}
+                if t["mapped"]:
+                    if t.get("map_kind") != "kwargs":
+                        raise FloorError(f"{tid}: TriggerDagRunOperator mapped with expand() is not rebuilt yet")
+                    ops[tid] = TriggerDagRunOperator.partial(
+                        **common, **kw, map_index_template="{{ task.conf['coin'] }}").expand_kwargs(ops[t["map_over"]].output)
+                else:
+                    ops[tid] = TriggerDagRunOperator(**common, **kw)
+            elif t["class"] == "EmptyOperator":
+                ops[tid] = EmptyOperator(**common)
+            else:
+                if t["branch"]:
+                    cls, extra = NoopBranchOperator, {"choice": SPEC.get("branch_choice", {}).get(
+                        f"{spec['dag_id']}.{tid}") or sorted(t["downstream"])[0]}
+                elif t["start_from_trigger"]:
+                    cls, extra = (NoopInTriggerOperator if n == 0 else NoopFromTriggerOperator), {}
+                elif t["deferrable"] and (n is None or n >= 2):
+                    cls, extra = NoopDeferOperator, {}
+                else:
+                    cls, extra = NoopOperator, {}
+                if t["mapped"]:
+                    ops[tid] = cls.partial(**common, **extra).expand(value=ops[t["map_over"]].output)
+                else:
+                    ops[tid] = cls(**common, **extra, value=value)
+        for t in tasks:
+            for up in t["upstream"]:
+                ops[up] >> ops[t["task_id"]]
+    return dag
+
+
+for _spec in SPEC["dags"]:
+    if _spec["dag_id"] in SPEC.get("dag_ids", [_spec["dag_id"]]):
+        globals()[_spec["dag_id"]] = build(_spec)
