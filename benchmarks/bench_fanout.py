@@ -17,9 +17,7 @@ Prints wall times, task-instance counts and ratios (see README "Fan-out design")
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +48,7 @@ def main() -> None:
         }
     )
     from crypto_ml.catalog import replay_day
-    from crypto_ml.local_stack import LocalStack, _bin, cli_json, master_run, wait_for_dags
+    from crypto_ml.stack.local import LocalStack, master_run
     from crypto_ml.pipeline import poll
 
     import datetime as dt
@@ -63,13 +61,8 @@ def main() -> None:
 
     results = []
     with LocalStack(port=args.port) as stack:
-        env = stack.env()
-        os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW")})
         ids = ["crypto_ml_master", "crypto_ml_coin", "bench_mapped_group", "bench_noop"]
-        wait_for_dags(ids, stack)
-        for dag_id in ids[1:]:
-            subprocess.run([_bin("airflow"), "dags", "unpause", dag_id], env=env, check=True,
-                           capture_output=True)
+        stack.client.unpause(tuple(ids[1:]))
         variants = [
             ("crypto_ml_master", "per-coin DAG runs (shipped)", None),
             ("bench_mapped_group", "mapped task group, one run", {"as_of": history_day, "logical_date": today}),
@@ -78,13 +71,10 @@ def main() -> None:
         for dag_id, label, conf in variants:
             started = time.monotonic()
             if conf is None:  # the scheduler's own daily run, started by the unpause
-                subprocess.run([_bin("airflow"), "dags", "unpause", dag_id], env=env, check=True,
-                               capture_output=True)
-                run_id = master_run(env, stack, lambda msg: print(msg, flush=True))
+                stack.client.unpause((dag_id,))
+                run_id = master_run(stack, lambda msg: print(msg, flush=True))
             else:
-                cmd = [_bin("airflow"), "dags", "trigger", dag_id, "--conf", json.dumps(conf), "-o", "json"]
-                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-                run_id = cli_json(out)[0]["dag_run_id"]
+                run_id = stack.client.trigger(dag_id, conf=conf)
             state, tis = wait_run(dag_id, run_id, stack)
             seconds = time.monotonic() - started
             results.append((label, dag_id, state, tis, seconds))
@@ -98,24 +88,16 @@ def main() -> None:
 
 
 def wait_run(dag_id: str, run_id: str, stack, timeout: float = 3600) -> tuple[str, int]:
-    from crypto_ml.local_stack import _orm
-
-    _, DagRun, create_session = _orm()
-    from airflow.models.taskinstance import TaskInstance
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        with create_session() as session:
-            run = session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).one()
-            if run.state in ("success", "failed"):
-                tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id).count()
-                if dag_id == "crypto_ml_master":  # plus every coin run it triggered
-                    tis += session.query(TaskInstance).filter(
-                        TaskInstance.dag_id == "crypto_ml_coin").count()
-                return run.state, tis
-        time.sleep(2)
-    return "timeout", 0
+    """The run's final state and its task instances (for the master: plus every coin run's)."""
+    client = stack.client
+    try:
+        state = client.wait_for_run(dag_id, run_id, timeout=timeout, interval=2)
+    except TimeoutError:
+        return "timeout", 0
+    tis = len(client.task_instances(dag_id, run_id))
+    if dag_id == "crypto_ml_master":  # plus every coin run it triggered
+        tis += len(client.task_instances("crypto_ml_coin"))
+    return state, tis
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ MASTER, COIN = "crypto_ml_master", "crypto_ml_coin"
 
 
 def _airflow(env: dict, *args: str) -> str:
-    from crypto_ml.local_stack import _bin
+    from crypto_ml.stack.supervisor import find_bin
 
-    return subprocess.run([_bin("airflow"), *args], env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run([find_bin("airflow"), *args], env=env, check=True, capture_output=True, text=True).stdout
 
 
 def _wait_parsed(stack, env, timeout=240) -> None:
@@ -69,7 +69,7 @@ def run_variant(name: str, day: str, work: Path) -> dict:
     os.environ["CRYPTO_ML_HOME"] = str(home / "crypto_ml")
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"  # only the triggered run
     if name == "embedded":
-        from crypto_ml.local_stack import LocalStack
+        from crypto_ml.stack.local import LocalStack
 
         os.environ["AIRFLOW_HOME"] = str(home)
         os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{home / 'project.db'}"
@@ -77,7 +77,7 @@ def run_variant(name: str, day: str, work: Path) -> dict:
         meta_url = f"sqlite:///{home / 'airflow.db'}"
         setup = "LocalExecutor (8 processes), SQLite, 1 engine worker x 2 processes"
     else:
-        from crypto_ml.celery_stack import CeleryStack, generate_secrets
+        from crypto_ml.stack.celery import CeleryStack, generate_secrets
 
         n = int(name.split("-")[1])
         os.environ.pop("CRYPTO_ML_DATABASE_URL", None)

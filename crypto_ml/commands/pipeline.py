@@ -16,6 +16,6 @@ def register(subparsers) -> None:
 
 
 def cmd_pipeline(args) -> int:
-    from crypto_ml.local_stack import run_pipeline
+    from crypto_ml.stack.local import run_pipeline
 
     return run_pipeline(port=args.port, keep_running=args.keep_running, timeout=args.timeout)

@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 
 def _stack(args, *, scheduled: bool):
-    from crypto_ml.celery_stack import CeleryStack
+    from crypto_ml.stack.celery import CeleryStack
 
     return CeleryStack(
         pg_url=args.pg, redis_url=args.redis, name=args.name, port=args.port, flower_port=args.flower_port,
@@ -55,7 +55,7 @@ def _stack(args, *, scheduled: bool):
 
 
 def cmd_secrets(args) -> int:
-    from crypto_ml.celery_stack import generate_secrets
+    from crypto_ml.stack.celery import generate_secrets
 
     for key, value in generate_secrets().items():
         print(f"export {key}={shlex.quote(value)}")
@@ -63,7 +63,7 @@ def cmd_secrets(args) -> int:
 
 
 def cmd_up(args) -> int:
-    from crypto_ml.celery_stack import StackConfigError
+    from crypto_ml.stack.celery import StackConfigError
 
     stack = _stack(args, scheduled=True)
     try:
@@ -84,7 +84,7 @@ def cmd_up(args) -> int:
 def paused_report(paused: dict[str, bool]) -> str:
     """What ``stack up`` says about paused DAGs: the pipeline's were unpaused; every DAG still
     paused is named with the command that unpauses it (a run of a paused DAG waits silently)."""
-    from crypto_ml.local_stack import COIN, MASTER
+    from crypto_ml.stack.follow import COIN, MASTER
 
     lines = [f"[stack] unpaused the pipeline DAGs: {COIN}, {MASTER}"]
     still = sorted(d for d, is_paused in paused.items() if is_paused)
@@ -98,7 +98,7 @@ def cmd_run(args) -> int:
     import datetime as dt
     import json
 
-    from crypto_ml.celery_stack import StackConfigError, run_on_stack
+    from crypto_ml.stack.celery import StackConfigError, run_on_stack
 
     date = args.date or dt.datetime.now(dt.timezone.utc).date().isoformat()
     try:

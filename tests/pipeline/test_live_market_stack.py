@@ -52,7 +52,8 @@ def _wait(airflow_db, days, stack, timeout=900) -> dict:
 
 
 def test_daily_runs_and_a_backfill_on_a_live_market(tmp_path, monkeypatch):
-    from crypto_ml.local_stack import LocalStack, _bin
+    from crypto_ml.stack.local import LocalStack
+    from crypto_ml.stack.supervisor import find_bin as _bin
 
     today = dt.datetime.now(dt.UTC).date()
     markets = [FakeMarket("BTC", first=today - dt.timedelta(days=400), price=60_000.0),

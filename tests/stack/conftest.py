@@ -82,7 +82,7 @@ def owned_servers():
 @pytest.fixture(scope="session")
 def celery_stack(owned_servers, tmp_path_factory):
     """A running CeleryStack: 2 Airflow Celery workers, 2 engine workers, Flower, FAB auth."""
-    from crypto_ml.celery_stack import CeleryStack, generate_secrets
+    from crypto_ml.stack.celery import CeleryStack, generate_secrets
 
     saved = {k: os.environ.get(k) for k in generate_secrets()}
     os.environ.update(generate_secrets())

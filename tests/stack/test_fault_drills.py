@@ -106,7 +106,7 @@ def _first_success_after(stack, day: str, since: float) -> float | None:
 
 
 def _drill(stack, name: str, logical_date: str, fault, capsys) -> dict:
-    from crypto_ml.celery_stack import day_of
+    from crypto_ml.stack.celery import day_of
 
     day = day_of(logical_date)
     started = time.time()

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from crypto_ml.celery_stack import REQUIRED_SECRETS
+from crypto_ml.stack.celery import REQUIRED_SECRETS
 
 
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:

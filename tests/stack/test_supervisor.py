@@ -11,27 +11,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from crypto_ml import local_stack
-from crypto_ml.local_stack import ComponentFailed, LocalStack
+from crypto_ml.stack import supervisor
+from crypto_ml.stack.supervisor import ComponentFailed, Supervisor
 
 
 @dataclass
-class TinyStack(LocalStack):
+class TinyStack(Supervisor):
     """Two components: one that runs until killed, one that exits at once when told to."""
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def prepare(self, env) -> None:
-        pass
 
     def commands(self) -> dict[str, list[str]]:
         flaky = "import os, sys, time; sys.exit(3) if os.path.exists(os.environ['DIE_FLAG']) else time.sleep(600)"
         return {"steady": [sys.executable, "-c", "import time; time.sleep(600)"],
                 "flaky": [sys.executable, "-c", flaky]}
-
-    def wait_healthy(self, timeout: float = 180) -> None:
-        pass
 
 
 def _wait(predicate, timeout=30.0):
@@ -60,8 +51,8 @@ def test_a_killed_component_is_restarted_and_the_stack_stays_up(tmp_path, monkey
 
 def test_backoff_doubles_and_a_crash_loop_stops_the_stack(tmp_path, monkeypatch):
     monkeypatch.setenv("DIE_FLAG", str(tmp_path / "die"))
-    monkeypatch.setattr(local_stack, "RESTART_BACKOFF_FIRST", 0.2)
-    monkeypatch.setattr(local_stack, "MAX_QUICK_RESTARTS", 4)
+    monkeypatch.setattr(supervisor, "RESTART_BACKOFF_FIRST", 0.2)
+    monkeypatch.setattr(supervisor, "MAX_QUICK_RESTARTS", 4)
     with TinyStack(log_dir=tmp_path / "logs") as stack:
         (tmp_path / "die").touch()  # from now on flaky exits with 3 at once
         stack.crash("flaky")

@@ -1,5 +1,8 @@
 """The production shape on one machine: Airflow on CeleryExecutor, horizontally scaled workers.
 
+Supervised as :mod:`crypto_ml.stack.supervisor` describes; driven and followed through the REST
+API with :mod:`crypto_ml.stack.follow`, like the embedded stack.
+
 Processes (each in its own process group, stopped as a group):
 
 - Airflow: ``api-server`` (REST API and UI, FAB auth manager), ``scheduler``, ``dag-processor``,
@@ -28,14 +31,14 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto_ml.config import airflow_home, project_env
-from crypto_ml.local_stack import COIN, MASTER, LocalStack, _bin
+from crypto_ml.stack.base import AirflowStack
+from crypto_ml.stack.follow import MASTER, follow_master, polled_of, print_day_report
+from crypto_ml.stack.supervisor import find_bin
 
 #: Environment variables the stack needs and never defaults.
 REQUIRED_SECRETS = (
@@ -112,8 +115,10 @@ def check_redis(url: str) -> None:
 
 
 @dataclass
-class CeleryStack(LocalStack):
+class CeleryStack(AirflowStack):
     """The CeleryExecutor stack (see the module docstring); a context manager like LocalStack.
+
+    The REST API (:attr:`client`) takes the admin's user name and password for its token.
 
     :param pg_url: the PostgreSQL server (any database in the URL is replaced).
     :param redis_url: the Redis server and database number of both brokers.
@@ -141,6 +146,7 @@ class CeleryStack(LocalStack):
     home: Path | None = None
     settings: dict[str, str] = field(default_factory=dict)
     process_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    healthy_components: tuple[str, ...] = ("metadatabase", "scheduler")
 
     def __post_init__(self) -> None:
         self.home = Path(self.home) if self.home is not None else airflow_home()
@@ -154,10 +160,6 @@ class CeleryStack(LocalStack):
         return f"{self.name}_airflow"
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def flower_url(self) -> str:
         return f"http://127.0.0.1:{self.flower_port}"
 
@@ -168,6 +170,10 @@ class CeleryStack(LocalStack):
     @property
     def admin_password(self) -> str:
         return os.environ["CRYPTO_ML_ADMIN_PASSWORD"]
+
+    def credentials(self) -> tuple[str, str]:
+        """The admin's user name and password: the REST API's token is issued for them."""
+        return self.admin_user, self.admin_password
 
     def env(self) -> dict[str, str]:
         missing = [k for k in REQUIRED_SECRETS if not os.environ.get(k)]
@@ -227,15 +233,15 @@ class CeleryStack(LocalStack):
         ensure_database(self.pg_url, self.airflow_db)
         ensure_database(self.pg_url, self.name)
         for step, cmd in (
-            ("airflow db migrate", [_bin("airflow"), "db", "migrate"]),
-            ("admin user", [sys.executable, "-m", "crypto_ml.celery_stack", "create-admin", self.admin_user]),
+            ("airflow db migrate", [find_bin("airflow"), "db", "migrate"]),
+            ("admin user", [sys.executable, "-m", "crypto_ml.stack.celery", "create-admin", self.admin_user]),
         ):
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if done.returncode:
                 raise StackConfigError(f"{step} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
 
     def commands(self) -> dict[str, list[str]]:
-        airflow, celery = _bin("airflow"), _bin("celery")
+        airflow, celery = find_bin("airflow"), find_bin("celery")
         cmds = {
             "api-server": [airflow, "api-server", "--port", str(self.port)],
             "scheduler": [airflow, "scheduler"],
@@ -260,47 +266,8 @@ class CeleryStack(LocalStack):
         return cmds
 
     def wait_healthy(self, timeout: float = 240) -> None:
+        """Until the metadata DB and the scheduler report healthy."""
         super().wait_healthy(timeout)
-        deadline = time.monotonic() + timeout
-        while not self.api("GET", "/api/v2/monitor/health").get("scheduler", {}).get("status") == "healthy":
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the scheduler did not report healthy within {timeout:.0f} s")
-            time.sleep(1)
-
-    # -- REST API (credentials required) ---------------------------------------------------------
-    _token: str | None = field(default=None, init=False, repr=False)
-
-    def token(self, refresh: bool = False) -> str:
-        """A JWT from ``POST /auth/token`` with the admin's user name and password."""
-        if self._token is None or refresh:
-            body = self._request("POST", "/auth/token",
-                                 {"username": self.admin_user, "password": self.admin_password}, auth=False)
-            self._token = body["access_token"]
-        return self._token
-
-    def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        """Call the REST API as the admin; the JSON answer."""
-        try:
-            return self._request(method, path, body, auth=True)
-        except urllib.error.HTTPError as exc:
-            if exc.code != 401:
-                raise
-            self.token(refresh=True)  # expired token
-            return self._request(method, path, body, auth=True)
-
-    def _request(self, method: str, path: str, body: dict | None, *, auth: bool) -> dict:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if auth and path != "/api/v2/monitor/health":
-            headers["Authorization"] = f"Bearer {self.token()}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:2000]
-            raise urllib.error.HTTPError(exc.url, exc.code, f"{exc.reason}: {detail}", exc.headers, None) from None
 
     def destroy(self) -> None:
         """Remove what the stack stored on the servers: both databases and every Redis key under
@@ -322,65 +289,11 @@ class CeleryStack(LocalStack):
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 
-    # -- runs ------------------------------------------------------------------------------------
-    def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            found = {d["dag_id"] for d in self.api("GET", "/api/v2/dags?limit=100")["dags"]}
-            if set(dag_ids) <= found:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(set(dag_ids) - found)}")
-            time.sleep(1)
-
-    def unpause_pipeline(self, dag_ids: tuple[str, ...] = (COIN, MASTER)) -> dict[str, bool]:
-        """Unpause the pipeline DAGs (Airflow creates DAGs paused; a run of a paused DAG stays
-        "queued" without a word). Returns every DAG's ``is_paused`` after that."""
-        self.wait_for_dags(list(dag_ids))
-        for dag_id in dag_ids:
-            self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        return {d["dag_id"]: bool(d["is_paused"]) for d in self.api("GET", "/api/v2/dags?limit=100")["dags"]}
-
-    def trigger_master(self, logical_date: str, conf: dict | None = None) -> str:
-        """Unpause both DAGs and trigger ``crypto_ml_master`` for ``logical_date``; its run id."""
-        self.unpause_pipeline()
-        run = self.api("POST", f"/api/v2/dags/{MASTER}/dagRuns",
-                       {"logical_date": logical_date, "conf": conf or {}})
-        return run["dag_run_id"]
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800, on_poll=None) -> str:
-        """Poll the run until it is finished; its final state."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
-            if on_poll is not None:
-                on_poll(state)
-            if state in ("success", "failed"):
-                return state
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s")
-            time.sleep(3)
-
-    def task_instances(self, dag_id: str, run_id: str = "~") -> list[dict]:
-        """Every task instance of ``dag_id`` (``~``: of all its runs), through the REST API."""
-        out, offset = [], 0
-        while True:
-            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
-                                   f"?limit=100&offset={offset}")
-            out.extend(page["task_instances"])
-            offset += len(page["task_instances"])
-            if not page["task_instances"] or offset >= page["total_entries"]:
-                return out
-
 
 def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = None,
                  keep_running: bool = False, timeout: float = 1800, out=sys.stdout) -> int:
     """Start ``stack``, trigger ``crypto_ml_master`` through the REST API, follow it, print the
     day's forecasts and a plot, stop. The exit code: 0 when the master run succeeded."""
-    from crypto_ml.local_stack import print_day_report
-
     def say(msg: str) -> None:
         print(msg, file=out, flush=True)
 
@@ -394,23 +307,13 @@ def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = N
         run_id = stack.trigger_master(logical_date, conf)
         say(f"[stack] triggered {MASTER} run {run_id} through the REST API")
         t0 = time.monotonic()
-        last = [""]
-
-        def progress(state: str) -> None:
-            runs = stack.api("GET", f"/api/v2/dags/{COIN}/dagRuns?limit=1000&order_by=-id")["dag_runs"]
-            states = Counter(r["state"] for r in runs if r["dag_run_id"].endswith("__" + day_of(logical_date)))
-            line = (f"[stack] {MASTER}: {state}; coin pipelines {states['success']} succeeded, "
-                    f"{states['failed']} failed, {states['running'] + states['queued']} running or queued")
-            if line != last[0]:
-                say(line)
-                last[0] = line
-
-        state = stack.wait_for_run(MASTER, run_id, timeout=timeout, on_poll=progress)
+        state = follow_master(stack.client, run_id, say, prefix="[stack]", timeout=timeout)
         say(f"[stack] {MASTER} run {run_id}: {state} in {time.monotonic() - t0:.1f} s")
-        polled = stack.api("GET", f"/api/v2/dags/{MASTER}/dagRuns/{run_id}/taskInstances/"
-                                  "poll_new_data/xcomEntries/return_value?deserialize=true")["value"]
-        print_day_report(polled if isinstance(polled, dict) else json.loads(polled), say,
-                         url=stack.crypto_db_url, coins=(conf or {}).get("coins"))
+        polled = polled_of(stack.client, run_id)
+        if polled is None:
+            say("[stack] no data was polled; nothing to summarize")
+        else:
+            print_day_report(polled, say, url=stack.crypto_db_url, coins=(conf or {}).get("coins"))
         if keep_running:
             say(f"[stack] left running: {stack.base_url}  (Ctrl-C stops it)")
             stack.run_until_interrupted()
@@ -444,8 +347,8 @@ def create_admin(username: str) -> None:
             raise SystemExit(f"could not create the admin user {username!r}")
 
 
-if __name__ == "__main__":  # python -m crypto_ml.celery_stack create-admin <user>
+if __name__ == "__main__":  # python -m crypto_ml.stack.celery create-admin <user>
     if sys.argv[1:2] == ["create-admin"] and len(sys.argv) == 3:
         create_admin(sys.argv[2])
     else:
-        raise SystemExit("usage: python -m crypto_ml.celery_stack create-admin <username>")
+        raise SystemExit("usage: python -m crypto_ml.stack.celery create-admin <username>")
