@@ -16,6 +16,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: crypto-ml
 {{- end -}}
 
+{{/* The labels of one component's objects and pods: (dict "root" $ "component" "scheduler") */}}
+{{- define "crypto-ml.componentLabels" -}}
+{{ include "crypto-ml.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
 {{/* Selector labels of one component: (dict "root" $ "component" "scheduler") */}}
 {{- define "crypto-ml.selectorLabels" -}}
 app.kubernetes.io/name: {{ .root.Chart.Name }}
@@ -183,139 +189,14 @@ capabilities:
     {{- include "crypto-ml.airflowEnv" . | nindent 4 }}
 {{- end -}}
 
-{{/*
-A Deployment of one Airflow-image component:
-(dict "root" $ "component" "scheduler" "values" .Values.scheduler "args" (list ...)
-      "airflow" true "probe" (dict ...) "ports" (list ...) "hpa" bool)
-*/}}
-{{- define "crypto-ml.deployment" -}}
-{{- $root := .root -}}
-{{- $v := .values -}}
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ include "crypto-ml.fullname" $root }}-{{ .component }}
-  labels:
-    {{- include "crypto-ml.labels" $root | nindent 4 }}
-    app.kubernetes.io/component: {{ .component }}
-spec:
-  {{- if not (and $v.autoscaling $v.autoscaling.enabled) }}
-  replicas: {{ $v.replicas }}
-  {{- end }}
-  selector:
-    matchLabels:
-      {{- include "crypto-ml.selectorLabels" (dict "root" $root "component" .component) | nindent 6 }}
-  template:
-    metadata:
-      labels:
-        {{- include "crypto-ml.labels" $root | nindent 8 }}
-        app.kubernetes.io/component: {{ .component }}
-    spec:
-      securityContext:
-        {{- include "crypto-ml.podSecurityContext" $root | nindent 8 }}
-      {{- with $root.Values.image.pullSecrets }}
-      imagePullSecrets:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds | default 60 }}
-      {{- if .airflow }}
-      initContainers:
-        {{- include "crypto-ml.waitForMigrations" $root | nindent 8 }}
-      {{- end }}
-      containers:
-        - name: {{ .component }}
-          image: {{ include "crypto-ml.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          args:
-            {{- toYaml .args | nindent 12 }}
-          securityContext:
-            {{- include "crypto-ml.containerSecurityContext" $root | nindent 12 }}
-          env:
-            {{- if .airflow }}
-            {{- include "crypto-ml.airflowEnv" $root | nindent 12 }}
-            {{- else }}
-            {{- include "crypto-ml.passwordEnv" $root | nindent 12 }}
-            {{- include "crypto-ml.engineEnv" $root | nindent 12 }}
-            {{- end }}
-            {{- with .extraEnv }}
-            {{- toYaml . | nindent 12 }}
-            {{- end }}
-          {{- with .ports }}
-          ports:
-            {{- toYaml . | nindent 12 }}
-          {{- end }}
-          livenessProbe:
-            {{- toYaml .probe | nindent 12 }}
-            initialDelaySeconds: 60
-            periodSeconds: 60
-            timeoutSeconds: 30
-            failureThreshold: 5
-          readinessProbe:
-            {{- toYaml .probe | nindent 12 }}
-            periodSeconds: 30
-            timeoutSeconds: 30
-          resources:
-            {{- toYaml $v.resources | nindent 12 }}
-          volumeMounts:
-            {{- include "crypto-ml.volumeMounts" $root | nindent 12 }}
-      volumes:
-        {{- include "crypto-ml.volumes" $root | nindent 8 }}
-      {{- with $v.nodeSelector }}
-      nodeSelector:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with $v.tolerations }}
-      tolerations:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-{{- end -}}
-
-{{/* HPA of a worker kind: (dict "root" $ "component" "crypto-worker" "values" .Values.cryptoWorker) */}}
-{{- define "crypto-ml.hpa" -}}
-{{- $a := .values.autoscaling -}}
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: {{ include "crypto-ml.fullname" .root }}-{{ .component }}
-  labels:
-    {{- include "crypto-ml.labels" .root | nindent 4 }}
-    app.kubernetes.io/component: {{ .component }}
-spec:
-  scaleTargetRef:
-    apiVersion: apps/v1
-    kind: Deployment
-    name: {{ include "crypto-ml.fullname" .root }}-{{ .component }}
-  minReplicas: {{ $a.minReplicas }}
-  maxReplicas: {{ $a.maxReplicas }}
-  metrics:
-    - type: Resource
-      resource:
-        name: cpu
-        target:
-          type: Utilization
-          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
-  behavior:
-    scaleDown:
-      # Workers hold tasks (and warm models): scale down slowly.
-      stabilizationWindowSeconds: {{ $a.scaleDownStabilizationSeconds }}
-{{- end -}}
-
-{{/* A ClusterIP Service: (dict "root" $ "component" "flower" "port" 5555 "type" "ClusterIP") */}}
-{{- define "crypto-ml.service" -}}
-apiVersion: v1
-kind: Service
-metadata:
-  name: {{ include "crypto-ml.fullname" .root }}-{{ .component }}
-  labels:
-    {{- include "crypto-ml.labels" .root | nindent 4 }}
-    app.kubernetes.io/component: {{ .component }}
-spec:
-  type: {{ .type | default "ClusterIP" }}
-  selector:
-    {{- include "crypto-ml.selectorLabels" (dict "root" .root "component" .component) | nindent 4 }}
-  ports:
-    - name: {{ .portName | default "http" }}
-      port: {{ .port }}
-      targetPort: {{ .targetPort | default .port }}
-      protocol: TCP
+{{/* nodeSelector and tolerations of a component's pod, from its values (e.g. .Values.cryptoWorker). */}}
+{{- define "crypto-ml.placement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

@@ -322,3 +322,31 @@ def test_check_values_fails_early_with_a_message(chart, helm):
     for message, values in cases.items():
         with pytest.raises(helm.HelmError, match=re.escape(message)):
             chart.render(values, name=RELEASE)
+
+
+def test_every_schema_property_is_described(chart):
+    undescribed = []
+
+    def walk(node, path="$"):
+        for key, sub in node.get("properties", {}).items():
+            if not str(sub.get("description", "")).strip():
+                undescribed.append(f"{path}.{key}")
+            walk(sub, f"{path}.{key}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+
+    walk(chart.schema)
+    assert not undescribed, f"values.schema.json properties without a description: {undescribed}"
+
+
+def test_each_component_has_its_own_readable_manifests():
+    """One folder per component whose files spell out the objects (apiVersion, kind, spec);
+    only small shared snippets (labels, env, security contexts) come from _helpers.tpl."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert "kind:" not in helpers, "_helpers.tpl holds snippets, not whole objects"
+    for component, kind in {**COMPONENTS, "migrations": "Job"}.items():
+        folder = CHART / "templates" / component
+        texts = {p.name: p.read_text() for p in folder.glob("*.yaml")}
+        assert any(re.search(rf"^kind: {kind}$", t, re.M) for t in texts.values()), (component, sorted(texts))
+        for name, text in texts.items():
+            assert re.search(r"^apiVersion: ", text, re.M) and re.search(r"^spec:$", text, re.M), f"{component}/{name}"
