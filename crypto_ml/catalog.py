@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 from functools import lru_cache
 from importlib import resources
+
+from crypto_ml.dates import as_date
+from crypto_ml.settings import env_int, env_str
 
 #: Models the engine serves (keys of :data:`crypto_ml.forecasting.registry.MODELS`).
 MODEL_NAMES = ("naive", "drift", "linear", "ar", "lstm")
@@ -38,7 +40,7 @@ def bundled_coin_ids() -> tuple[str, ...]:
 def replay_coin_ids() -> list[str]:
     """Coins of the replay: the bundled ones, plus ``CRYPTO_ML_SYNTHETIC_COINS`` synthetic ones
     (``synthetic-00001``...) when the deployment is configured with synthetic coins."""
-    n = int(os.environ.get("CRYPTO_ML_SYNTHETIC_COINS", "0") or 0)
+    n = env_int("CRYPTO_ML_SYNTHETIC_COINS", 0)
     return [*bundled_coin_ids(), *(f"synthetic-{k:05d}" for k in range(1, n + 1))]
 
 
@@ -63,27 +65,20 @@ def coin_param_schema() -> dict:
     return {"default": "bitcoin" if "bitcoin" in ids else ids[0], "enum": ids}
 
 
-def _date(value) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def replay_anchors() -> tuple[dt.date, dt.date]:
     """``(real day, history day)``: ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦
     ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY`` (default 2026-11-01 ↦ 2017-06-01)."""
-    return (_date(os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_REAL") or DEFAULT_ANCHOR_REAL),
-            _date(os.environ.get("CRYPTO_ML_REPLAY_ANCHOR_HISTORY") or DEFAULT_ANCHOR_HISTORY))
+    return (as_date(env_str("CRYPTO_ML_REPLAY_ANCHOR_REAL", DEFAULT_ANCHOR_REAL), what="CRYPTO_ML_REPLAY_ANCHOR_REAL"),
+            as_date(env_str("CRYPTO_ML_REPLAY_ANCHOR_HISTORY", DEFAULT_ANCHOR_HISTORY),
+                    what="CRYPTO_ML_REPLAY_ANCHOR_HISTORY"))
 
 
 def replay_day(real_day, *, anchor_real=None, anchor_history=None) -> dt.date:
     """The history day a run on ``real_day`` replays (see :func:`replay_anchors`), one day per day."""
     real, hist = replay_anchors()
-    real = _date(anchor_real) if anchor_real else real
-    hist = _date(anchor_history) if anchor_history else hist
-    return hist + (_date(real_day) - real)
+    real = as_date(anchor_real) if anchor_real else real
+    hist = as_date(anchor_history) if anchor_history else hist
+    return hist + (as_date(real_day) - real)
 
 
 def replay_day_iso(real_day) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from crypto_ml.settings import env_str
+
 
 def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
@@ -20,7 +22,7 @@ def airflow_home() -> Path:
 
 def project_root() -> Path:
     """The checkout whose ``dags/``, ``plugins/`` and ``airflow.cfg`` the local stacks run."""
-    raw = os.environ.get("CRYPTO_ML_ROOT")
+    raw = env_str("CRYPTO_ML_ROOT")
     root = Path(raw).expanduser() if raw else Path(__file__).resolve().parent.parent
     missing = [part for part in ("dags", "plugins", "airflow.cfg") if not (root / part).exists()]
     if missing:
@@ -43,7 +45,7 @@ def project_env() -> dict[str, str]:
 
 def home_dir() -> Path:
     """Crypto-ML's working folder (created on first use)."""
-    path = Path(os.environ.get("CRYPTO_ML_HOME") or airflow_home() / "crypto_ml").expanduser()
+    path = Path(env_str("CRYPTO_ML_HOME") or airflow_home() / "crypto_ml").expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -61,4 +63,4 @@ def hostname() -> str:
     a test) set it per worker, so the UI and the task instances tell them apart."""
     import socket
 
-    return os.environ.get("CRYPTO_ML_HOSTNAME") or socket.getfqdn()
+    return env_str("CRYPTO_ML_HOSTNAME") or socket.getfqdn()

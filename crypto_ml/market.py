@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from crypto_ml.dates import as_date
+
 #: The Connection id and type of the market setting.
 CONN_ID = "crypto_ml_market"
 CONN_TYPE = "crypto_ml_market"
@@ -70,16 +72,6 @@ def symbol_of(coin: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "", text.strip().lower())
-
-
-def _day(value) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 @dataclass(frozen=True)
@@ -146,7 +138,7 @@ class MarketConfig:
             return value
 
         try:
-            start = _day(extra.get("start"))
+            start = as_date(extra.get("start"), what="start")
         except ValueError:
             raise MarketConfigError(f"{origin}: start={extra['start']!r} is not a date (YYYY-MM-DD)") from None
         common = dict(
@@ -232,7 +224,7 @@ class MarketConfig:
         """The market's day for a run whose (logical) day is ``day``: the replayed history day for
         the replay; for an exchange, ``day`` itself, or the last day whose daily candle has closed
         when ``day``'s is still forming (a run never predicts from a candle after its own day)."""
-        day = _day(day)
+        day = as_date(day)
         if self.kind == REPLAY:
             from crypto_ml.catalog import replay_day
 

@@ -35,19 +35,17 @@ anywhere: JSON state and, for the LSTM, the Keras native ``model.keras``.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from crypto_ml.dates import as_date
 from crypto_ml.forecasting.base import BaseForecaster, _jsonable, load_forecaster
+from crypto_ml.settings import env_str
 
 #: The one setting of where model artifacts live (see the module docstring).
 ENV_MODEL_STORE = "CRYPTO_ML_MODEL_STORE_URL"
@@ -57,10 +55,6 @@ MANIFEST = "MANIFEST.json"
 
 class ArtifactError(LookupError):
     """A recorded model version whose artifact is missing, incomplete or corrupt."""
-
-
-def _day(value: Any) -> dt.date:
-    return pd.Timestamp(value).date()
 
 
 def _sha256(data: bytes) -> str:
@@ -73,8 +67,8 @@ def fingerprint(model: str, params: dict, train_start: Any, train_end: Any, n_ob
         {
             "model": model,
             "params": _jsonable(params),
-            "train_start": str(_day(train_start)),
-            "train_end": str(_day(train_end)),
+            "train_start": str(as_date(train_start)),
+            "train_end": str(as_date(train_end)),
             "n_obs": int(n_obs),
         },
         sort_keys=True,
@@ -85,7 +79,7 @@ def fingerprint(model: str, params: dict, train_start: Any, train_end: Any, n_ob
 def model_store_location(location: str | None = None) -> str:
     """The artifact location: ``location``, else ``$CRYPTO_ML_MODEL_STORE_URL``, else
     ``file://$CRYPTO_ML_HOME/models``. ``db`` is accepted for ``database``."""
-    raw = (location if location is not None else os.environ.get(ENV_MODEL_STORE, "")).strip()
+    raw = (location if location is not None else env_str(ENV_MODEL_STORE, "")).strip()
     if not raw:
         from crypto_ml.config import artifacts_dir
 
@@ -163,23 +157,18 @@ class ModelStore:
         return artifacts_dir("model-cache")
 
     def _db(self):
-        from crypto_ml import storage
+        """:mod:`crypto_ml.storage.model_versions`, on a migrated database."""
+        from crypto_ml.storage import migrate, model_versions
 
         if not self._migrated:
-            storage.migrate(self.url)
+            migrate(self.url)
             self._migrated = True
-        return storage
+        return model_versions
 
     # -- writing ------------------------------------------------------------------------------
     def _write_database(self, coin: str, model: str, fp: str, files: dict[str, bytes]) -> str:
-        from crypto_ml.storage import ModelArtifact, session_scope, upsert
-        from crypto_ml.storage.models import utcnow
-
-        rows = [dict(coin=coin, model=model, fingerprint=fp, name=name, content=data,
-                     sha256=_sha256(data), size=len(data), created_at=utcnow())
-                for name, data in files.items()]
-        with session_scope(self.url) as session:  # one transaction: all files or none
-            upsert(session, ModelArtifact, rows, update_columns=[])
+        self._db().store_artifact_files(coin, model, fp, {name: (data, _sha256(data)) for name, data in files.items()},
+                                        url=self.url)  # one transaction: all files or none
         return f"{DATABASE}:{coin}/{model}/{fp}"
 
     def _write_fsspec(self, coin: str, model: str, fp: str, files: dict[str, bytes]) -> str:
@@ -226,7 +215,7 @@ class ModelStore:
             artifact = self._write_fsspec(coin, model, fp, files)
         # Only now, with the files complete, does a version point at them.
         version = storage.record_model_version(
-            coin=coin, model=model, train_start=_day(train_start), train_end=_day(train_end),
+            coin=coin, model=model, train_start=as_date(train_start), train_end=as_date(train_end),
             n_obs=n_obs, params=params, metrics=_jsonable(metrics or {}), artifact_path=artifact,
             fingerprint=fp, url=self.url,
         )
@@ -235,19 +224,15 @@ class ModelStore:
     # -- reading ------------------------------------------------------------------------------
     def info(self, coin: str, model: str, as_of: Any = None) -> dict | None:
         """Metadata of the newest version trained on data up to ``as_of`` (``None``: any)."""
-        day = None if as_of is None else _day(as_of)
+        day = None if as_of is None else as_date(as_of)
         return self._db().latest_model_version(coin, model, as_of=day, url=self.url)
 
+    def info_version(self, coin: str, model: str, version: int) -> dict | None:
+        """Metadata of version ``version`` of (coin, model), or ``None`` when it was never recorded."""
+        return self._db().get_model_version(coin, model, version, url=self.url)
+
     def _fetch_database(self, row: dict) -> dict[str, tuple[bytes, str]]:
-        from sqlalchemy import select
-
-        from crypto_ml.storage import ModelArtifact, get_engine
-
-        t = ModelArtifact.__table__
-        stmt = select(t.c.name, t.c.content, t.c.sha256).where(
-            t.c.coin == row["coin"], t.c.model == row["model"], t.c.fingerprint == row["fingerprint"])
-        with get_engine(self.url).connect() as conn:
-            return {name: (bytes(content), sha) for name, content, sha in conn.execute(stmt)}
+        return self._db().load_artifact_files(row["coin"], row["model"], row["fingerprint"], url=self.url)
 
     def _fetch_fsspec(self, artifact: str) -> dict[str, tuple[bytes, str]]:
         import fsspec.core
@@ -309,7 +294,7 @@ class ModelStore:
         """``(forecaster, metadata)`` of the newest version trained on data up to ``as_of``."""
         row = self.info(coin, model, as_of)
         if row is None:
-            when = f" trained on data up to {_day(as_of)}" if as_of is not None else ""
+            when = f" trained on data up to {as_date(as_of)}" if as_of is not None else ""
             raise LookupError(f"no stored {model!r} model for {coin!r}{when} in {self.url or 'the default database'}")
         return self.load_row(row), row
 

@@ -22,7 +22,9 @@ SAME_MEANING = {
     "CRYPTO_ML_HOME": "Crypto-ML's working folder (config.home_dir; the Celery stack passes the "
                       "caller's on to its processes)",
 }
-_READERS = ("environ.get", "getenv", "env.get", "environ.pop", "environ.setdefault", "environ.__getitem__")
+_READERS = ("environ.get", "getenv", "env.get", "environ.pop", "environ.setdefault", "environ.__getitem__",
+            # the typed getters of crypto_ml.settings
+            "env_str", "env_int", "env_float", "env_bool", "env_choice", "env_url")
 
 
 def _reads(path: Path) -> set[str]:

@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crypto_ml.settings import env_bool, env_float, env_int, env_str, env_url
+
 ENV_BROKER = "CRYPTO_ML_BROKER_URL"
 ENV_BACKEND = "CRYPTO_ML_RESULT_BACKEND"
 ENV_TEST_DELAY = "CRYPTO_ML_ENGINE_TEST_DELAY"
@@ -53,38 +55,19 @@ ENV_TEST_DELAY = "CRYPTO_ML_ENGINE_TEST_DELAY"
 PREDICT_QUEUE = "predict"
 TRAIN_QUEUE = "train"
 
-#: Environment variable -> (field, type) for the numeric/boolean settings.
-_ENV_FIELDS: dict[str, tuple[str, type]] = {
-    "CRYPTO_ML_ENGINE_CACHE_SIZE": ("cache_size", int),
-    "CRYPTO_ML_ENGINE_MAX_RETRIES": ("max_retries", int),
-    "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": ("retry_backoff_max", int),
-    "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": ("visibility_timeout", int),
-    "CRYPTO_ML_ENGINE_RESULT_EXPIRES": ("result_expires", int),
-    "CRYPTO_ML_ENGINE_MAX_HORIZON": ("max_horizon", int),
-    "CRYPTO_ML_ENGINE_EVENTS": ("events", bool),
-    "CRYPTO_ML_ENGINE_PRELOAD": ("preload", str),
-    "CRYPTO_ML_ENGINE_KEY_PREFIX": ("key_prefix", str),
+#: Environment variable -> (field, getter) for the numeric/boolean/text settings.
+_ENV_FIELDS: dict[str, tuple[str, Any]] = {
+    "CRYPTO_ML_ENGINE_CACHE_SIZE": ("cache_size", env_int),
+    "CRYPTO_ML_ENGINE_MAX_RETRIES": ("max_retries", env_int),
+    "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": ("retry_backoff_max", env_int),
+    "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": ("visibility_timeout", env_int),
+    "CRYPTO_ML_ENGINE_RESULT_EXPIRES": ("result_expires", env_int),
+    "CRYPTO_ML_ENGINE_MAX_HORIZON": ("max_horizon", env_int),
+    "CRYPTO_ML_ENGINE_EVENTS": ("events", env_bool),
+    "CRYPTO_ML_ENGINE_PRELOAD": ("preload", env_str),
+    "CRYPTO_ML_ENGINE_KEY_PREFIX": ("key_prefix", env_str),
 }
 PRELOAD_CHOICES = ("none", "loader", "tf")
-
-
-def _parse(env: str, raw: str, kind: type) -> Any:
-    raw = raw.strip()
-    if kind is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{env} must be one of 1/0/true/false, got {raw!r}")
-    if kind is int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{env} must be an int, got {raw!r}") from None
-        if value < 0:
-            raise ValueError(f"{env} must be >= 0, got {value}")
-        return value
-    return raw
 
 
 def default_broker_url() -> str:
@@ -128,13 +111,13 @@ class EngineConfig:
         """Defaults, then the environment (``environ`` or ``os.environ``), then ``overrides``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        if env.get(ENV_BROKER):
-            values["broker_url"] = env[ENV_BROKER]
-        if env.get(ENV_BACKEND):
-            values["result_backend"] = env[ENV_BACKEND]
-        for name, (attr, kind) in _ENV_FIELDS.items():
-            if env.get(name, "").strip():
-                values[attr] = _parse(name, env[name], kind)
+        if (broker := env_url(ENV_BROKER, environ=env)) is not None:
+            values["broker_url"] = broker
+        if (backend := env_url(ENV_BACKEND, environ=env)) is not None:
+            values["result_backend"] = backend
+        for name, (attr, getter) in _ENV_FIELDS.items():
+            if (value := getter(name, None, environ=env)) is not None:
+                values[attr] = value
         values.update(overrides)
         return cls(**values)
 
@@ -208,11 +191,4 @@ def injected_delay(environ: Mapping[str, str] | None = None) -> float:
     """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_TEST_DELAY``, 0 when
     unset): the task sleeps this long after computing its forecast, so a test can kill the worker
     process mid-task. Never set it in production."""
-    env = os.environ if environ is None else environ
-    raw = env.get(ENV_TEST_DELAY, "").strip()
-    if not raw:
-        return 0.0
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        raise ValueError(f"{ENV_TEST_DELAY} must be a number of seconds, got {raw!r}") from None
+    return env_float(ENV_TEST_DELAY, 0.0, environ=environ)

@@ -7,6 +7,8 @@ import datetime as dt
 from os import PathLike
 from typing import TYPE_CHECKING
 
+from crypto_ml.dates import as_date  # noqa: F401 - re-exported: the sources' as-of days
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -67,19 +69,3 @@ def resolve_source(source: Source | str | PathLike | None) -> Source:
     raise TypeError(f"source must be a Source, a path or None, not {type(source).__name__}")
 
 
-def as_date(value: dt.date | dt.datetime | str | None) -> dt.date | None:
-    """Normalise an as-of value (date, datetime, ISO string, pendulum/pandas timestamp)."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value[:10])
-        except ValueError:
-            raise ValueError(f"as_of {value!r} is not an ISO date (YYYY-MM-DD)") from None
-    if hasattr(value, "date"):
-        return value.date()
-    raise TypeError(f"as_of must be a date, not {type(value).__name__}")

@@ -17,7 +17,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, event, literal_column, select, tuple_
+from sqlalchemy import Connection, Engine, create_engine, event, func, literal_column, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -298,3 +298,14 @@ def _conflict_columns(table: Any, constraint: str | None) -> list[Any]:
             return list(cons.columns)
     names = sorted(str(c.name) for c in table.constraints if c is not table.primary_key)
     raise ValueError(f"table {table.name} has no unique constraint {constraint!r}; it has {names}")
+
+
+def count_rows(table_name: str, url: str | None = None) -> int:
+    """Return the number of rows in one of the storage tables."""
+    from crypto_ml.storage.models import Base
+
+    table = Base.metadata.tables.get(table_name)
+    if table is None:
+        raise ValueError(f"unknown table {table_name!r}; known: {sorted(Base.metadata.tables)}")
+    with get_engine(url).connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

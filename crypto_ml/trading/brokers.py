@@ -12,18 +12,16 @@ import abc
 import datetime as dt
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import requests
-from requests.adapters import HTTPAdapter
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from urllib3.util.retry import Retry
 
-from crypto_ml.storage.db import get_engine, session_scope
-from crypto_ml.storage.models import PaperFill, PaperOrder, PaperPosition, utcnow
+from crypto_ml.dates import as_date
+from crypto_ml.http_session import retrying_session
+from crypto_ml.settings import env_bool, env_str, env_url
+from crypto_ml.storage import ledger
+from crypto_ml.storage.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +79,7 @@ class OrderRequest:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"OrderRequest.{name} must be a finite number > 0, got {value!r}")
-        if isinstance(self.as_of, str):
-            object.__setattr__(self, "as_of", dt.date.fromisoformat(self.as_of[:10]))
-        elif isinstance(self.as_of, dt.datetime):
-            object.__setattr__(self, "as_of", self.as_of.date())
+        object.__setattr__(self, "as_of", as_date(self.as_of, what="OrderRequest.as_of"))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON body of the order."""
@@ -168,100 +163,43 @@ class PaperBroker(Broker):
         IdempotencyConflict
             When the key is already used by an order with another coin, side, quantity or price.
         """
+        key = order.idempotency_key
         with session_scope(self.url) as session:
-            conn = session.connection()
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            now = utcnow()
-            stmt = (
-                insert(PaperOrder)
-                .values(
-                    idempotency_key=order.idempotency_key,
-                    coin=order.coin,
-                    side=order.side,
-                    quantity=float(order.quantity),
-                    price=float(order.price),
-                    as_of=order.as_of,
-                    status="pending",
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(PaperOrder.idempotency_key)
-            )
-            if conn.execute(stmt).first() is None:
-                return self._stored(session, order)
+            if not ledger.claim_paper_order(session, idempotency_key=key, coin=order.coin, side=order.side,
+                                            quantity=order.quantity, price=order.price, as_of=order.as_of):
+                return self._stored(ledger.paper_order(session, key), order)
 
-            held, avg = self._lock_position(session, order.coin)
+            held, avg = ledger.lock_paper_position(session, order.coin)
             signed = order.quantity if order.side == "buy" else -order.quantity
             if order.side == "sell" and not self.allow_short and order.quantity > held + _EPS * max(1.0, abs(held)):
                 reason = f"cannot sell {order.quantity:g} {order.coin}: only {max(held, 0.0):g} held (shorting not allowed)"
-                session.execute(
-                    PaperOrder.__table__.update()
-                    .where(PaperOrder.idempotency_key == order.idempotency_key)
-                    .values(status="rejected", reason=reason)
-                )
-                return OrderResult("rejected", order.idempotency_key, raw=self._raw(order, "rejected", reason), reason=reason)
+                ledger.reject_paper_order(session, key, reason)
+                return OrderResult("rejected", key, raw=self._raw(order, "rejected", reason), reason=reason)
 
             new_qty, new_avg = _apply_fill(held, avg, signed, order.price)
-            session.execute(
-                PaperOrder.__table__.update()
-                .where(PaperOrder.idempotency_key == order.idempotency_key)
-                .values(status="filled")
-            )
-            session.execute(
-                PaperFill.__table__.insert().values(
-                    idempotency_key=order.idempotency_key, quantity=float(order.quantity),
-                    price=float(order.price), filled_at=now,
-                )
-            )
-            session.execute(
-                PaperPosition.__table__.update()
-                .where(PaperPosition.coin == order.coin)
-                .values(quantity=new_qty, avg_price=new_avg, updated_at=now)
-            )
+            ledger.fill_paper_order(session, idempotency_key=key, coin=order.coin, quantity=order.quantity,
+                                    price=order.price, position=new_qty, avg_price=new_avg)
             raw = self._raw(order, "filled", None, filled_qty=order.quantity, fill_price=order.price)
             raw["position"] = new_qty
-            return OrderResult("filled", order.idempotency_key, float(order.quantity), float(order.price), raw=raw)
+            return OrderResult("filled", key, float(order.quantity), float(order.price), raw=raw)
 
-    def _lock_position(self, session: Any, coin: str) -> tuple[float, float]:
-        """Return (quantity, avg_price) of ``coin``, creating a zero row, locked until commit."""
-        conn = session.connection()
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        session.execute(
-            insert(PaperPosition)
-            .values(coin=coin, quantity=0.0, avg_price=0.0, updated_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["coin"])
-        )
-        # SQLite: the order insert already holds the database's write lock.
-        row = session.execute(
-            select(PaperPosition.quantity, PaperPosition.avg_price)
-            .where(PaperPosition.coin == coin)
-            .with_for_update()
-        ).one()
-        return float(row.quantity), float(row.avg_price)
-
-    def _stored(self, session: Any, order: OrderRequest) -> OrderResult:
-        stored = session.execute(
-            select(PaperOrder.__table__).where(PaperOrder.idempotency_key == order.idempotency_key)
-        ).one()
+    def _stored(self, stored: dict[str, Any], order: OrderRequest) -> OrderResult:
         if (
-            stored.coin != order.coin
-            or stored.side != order.side
-            or not math.isclose(stored.quantity, order.quantity, rel_tol=1e-9)
-            or not math.isclose(stored.price, order.price, rel_tol=1e-9)
+            stored["coin"] != order.coin
+            or stored["side"] != order.side
+            or not math.isclose(stored["quantity"], order.quantity, rel_tol=1e-9)
+            or not math.isclose(stored["price"], order.price, rel_tol=1e-9)
         ):
             raise IdempotencyConflict(
-                f"idempotency key {order.idempotency_key} already used for {stored.side} {stored.quantity:g} "
-                f"{stored.coin} @ {stored.price:g}, not {order.side} {order.quantity:g} {order.coin} @ {order.price:g}"
+                f"idempotency key {order.idempotency_key} already used for {stored['side']} {stored['quantity']:g} "
+                f"{stored['coin']} @ {stored['price']:g}, not {order.side} {order.quantity:g} {order.coin} @ {order.price:g}"
             )
-        fill = session.execute(
-            select(PaperFill.quantity, PaperFill.price).where(PaperFill.idempotency_key == order.idempotency_key)
-        ).first()
-        filled_qty, fill_price = (float(fill.quantity), float(fill.price)) if fill else (0.0, None)
-        raw = self._raw(order, stored.status, stored.reason, filled_qty=filled_qty, fill_price=fill_price)
+        filled_qty, fill_price = stored["filled_qty"], stored["fill_price"]
+        raw = self._raw(order, stored["status"], stored["reason"], filled_qty=filled_qty, fill_price=fill_price)
         raw["duplicate"] = True
         return OrderResult(
-            stored.status, order.idempotency_key, filled_qty, fill_price, duplicate=True, raw=raw,
-            reason=stored.reason or "",
+            stored["status"], order.idempotency_key, filled_qty, fill_price, duplicate=True, raw=raw,
+            reason=stored["reason"] or "",
         )
 
     @staticmethod
@@ -270,22 +208,14 @@ class PaperBroker(Broker):
                 **order.to_json(), **extra}
 
     def position(self, coin: str) -> float:
-        with get_engine(self.url).connect() as conn:
-            qty = conn.execute(select(PaperPosition.quantity).where(PaperPosition.coin == coin)).scalar()
-        return float(qty or 0.0)
+        return ledger.paper_position(coin, url=self.url)
 
     def positions(self) -> dict[str, float]:
         """``{coin: quantity}`` of every non-zero position."""
-        with get_engine(self.url).connect() as conn:
-            rows = conn.execute(select(PaperPosition.coin, PaperPosition.quantity).order_by(PaperPosition.coin))
-            return {coin: float(qty) for coin, qty in rows if qty}
+        return ledger.paper_positions(url=self.url)
 
     def total_notional(self) -> float:
-        with get_engine(self.url).connect() as conn:
-            value = conn.execute(
-                select(func.sum(func.abs(PaperPosition.quantity) * PaperPosition.avg_price))
-            ).scalar()
-        return float(value or 0.0)
+        return ledger.paper_total_notional(url=self.url)
 
 
 def _apply_fill(qty: float, avg: float, signed: float, price: float) -> tuple[float, float]:
@@ -343,7 +273,7 @@ class HTTPBroker(Broker):
         if not endpoint:
             raise ValueError("HTTPBroker needs an endpoint URL")
         self.endpoint = endpoint.rstrip("/")
-        self._token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self._token = token if token is not None else env_str(TOKEN_ENV)
         self.dry_run = dry_run
         self.timeout = timeout
         self.retries = retries
@@ -357,29 +287,14 @@ class HTTPBroker(Broker):
 
     @staticmethod
     def _check_live() -> None:
-        if os.environ.get(LIVE_ENV) != "1":
+        if env_str(LIVE_ENV) != "1":
             raise LiveTradingNotEnabled(f"live trading needs {LIVE_ENV}=1 and dry_run=False")
 
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            retry = Retry(
-                total=self.retries,
-                connect=self.retries,
-                read=self.retries,
-                status=self.retries,
-                other=0,
-                backoff_factor=self.backoff,
-                allowed_methods={"POST", "GET"},
-                status_forcelist=(429, 500, 502, 503, 504),
-                respect_retry_after_header=True,
-                raise_on_status=False,
-            )
-            session = requests.Session()
-            adapter = HTTPAdapter(max_retries=retry)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._session = session
+            self._session = retrying_session(retries=self.retries, backoff=self.backoff, timeout=self.timeout,
+                                             methods=("POST", "GET"))
         return self._session
 
     def _headers(self, key: str | None = None) -> dict[str, str]:
@@ -483,20 +398,20 @@ def broker_from_config(name: str | None = None, *, url: str | None = None) -> Br
     setting under its old name (``CRYPTO_ML_BROKER``, ``CRYPTO_ML_LIVE_TRADING``...) is refused with
     its new name.
     """
-    old = sorted(k for k in RENAMED_ENV if os.environ.get(k))
+    old = sorted(k for k in RENAMED_ENV if env_str(k))
     if old:
         raise ValueError(
             "trading settings are named CRYPTO_ML_TRADING_* now; rename "
             + ", ".join(f"{k} to {RENAMED_ENV[k]}" for k in old)
             + " (CRYPTO_ML_BROKER_URL is the prediction engine's Celery broker, not the order endpoint)"
         )
-    name = (name or os.environ.get(BROKER_ENV) or "paper").strip().lower()
+    name = (name or env_str(BROKER_ENV) or "paper").strip().lower()
     if name == "paper":
         return PaperBroker(url)
     if name == "http":
-        endpoint = os.environ.get(BROKER_URL_ENV)
+        endpoint = env_url(BROKER_URL_ENV)
         if not endpoint:
             raise ValueError(f"the http broker needs {BROKER_URL_ENV} (the order endpoint)")
-        dry_run = os.environ.get(BROKER_DRY_RUN_ENV, "1").strip().lower() not in ("0", "false", "no")
+        dry_run = env_bool(BROKER_DRY_RUN_ENV, True)
         return HTTPBroker(endpoint, dry_run=dry_run)
     raise ValueError(f"unknown broker {name!r} (from {BROKER_ENV}); expected 'paper' or 'http'")

@@ -126,7 +126,9 @@ def expected_return_of(prediction: dict[str, Any]) -> float:
         values = prediction.get("values") or []
         if not values:
             raise ValueError("prediction has neither expected_return nor values")
-        value = float(values[-1]) / float(prediction["last_close"]) - 1.0
+        from crypto_ml.prediction import expected_return
+
+        value = expected_return(values, prediction["last_close"])
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"prediction expected_return must be finite, got {value!r}")
