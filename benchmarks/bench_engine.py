@@ -193,7 +193,7 @@ def main() -> None:
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     os.environ.update({k: env[k] for k in ("CRYPTO_ML_HOME", "AIRFLOW_HOME", "CRYPTO_ML_DATABASE_URL")})
-    from crypto_ml.celery import make_app
+    from crypto_ml.engine.app import make_app
     from crypto_ml.data_loader import CryptoLoader
     from crypto_ml.engine.config import EngineConfig
     from crypto_ml.storage import migrate

@@ -2,4 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``crypto_ml.app``: the engine's Celery app (:mod:`crypto_ml.engine.app`), built on first
+    access only, so ``celery -A crypto_ml worker|flower|inspect`` finds it and ``import crypto_ml``
+    stays free of Celery."""
+    if name == "app":
+        from crypto_ml.engine.app import app
+
+        return app
+    raise AttributeError(f"module 'crypto_ml' has no attribute {name!r}")

@@ -39,6 +39,42 @@ MARKET_CONNECTION = {
 }
 
 
+#: The project database's connection type (:class:`~crypto_ml.hooks.database.CryptoDatabaseHook`;
+#: a ``postgres`` or ``sqlite`` Connection is accepted too).
+DATABASE_CONNECTION = {
+    "hook-class-name": "crypto_ml.hooks.database.CryptoDatabaseHook",
+    "hook-name": "Crypto-ML project database",
+    "connection-type": "crypto_ml_db",
+    "ui-field-behaviour": {
+        "hidden-fields": [],
+        "relabeling": {"schema": "Database"},
+        "placeholders": {"host": "postgres.example.com", "port": "5432", "schema": "crypto_ml",
+                         "login": "crypto_ml"},
+    },
+    "conn-fields": {
+        "url": _field("URL", "string", "A full SQLAlchemy URL instead of the fields above (e.g. "
+                      "sqlite:////data/crypto_ml.db or postgresql+psycopg2://user@host/db); wins when set."),
+    },
+}
+
+#: The prediction engine's connection type (:class:`~crypto_ml.hooks.engine.CryptoEngineHook`).
+ENGINE_CONNECTION = {
+    "hook-class-name": "crypto_ml.hooks.engine.CryptoEngineHook",
+    "hook-name": "Crypto-ML prediction engine",
+    "connection-type": "crypto_ml_engine",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port", "login", "password"],
+        "relabeling": {"host": "Broker URL"},
+        "placeholders": {"host": "redis://redis:6379/0"},
+    },
+    "conn-fields": {
+        "result_backend": _field("Result backend", "string", "Where the engine's results are read, "
+                                 "e.g. redis://redis:6379/1 (default: the environment's)."),
+        "key_prefix": _field("Key prefix", "string", "Redis only: prefix of every key of the engine."),
+    },
+}
+
+
 def get_provider_info() -> dict:
     return {
         "package-name": "crypto-ml",
@@ -69,8 +105,8 @@ def get_provider_info() -> dict:
             {"integration-name": "Crypto-ML", "python-modules": ["crypto_ml.triggers.engine"]},
         ],
         "connection-types": [
-            {"hook-class-name": "crypto_ml.hooks.engine.CryptoEngineHook",
-             "connection-type": "crypto_ml_engine"},
+            ENGINE_CONNECTION,
+            DATABASE_CONNECTION,
             MARKET_CONNECTION,
         ],
     }

@@ -2,10 +2,12 @@
 ### crypto_ml_coin — one coin's daily pipeline
 
 `transform` (validate the coin's stored prices up to `as_of`, compute features) →
-`submit_prediction` (to the prediction engine, a Celery app) → `wait_for_prediction` (deferrable
-sensor: waits in the triggerer, fails clearly after its timeout) → `decide` (trading rules; the
-kill switch is the Airflow Variable `crypto_ml_kill_switch`) → `store_prediction` **or**
-`issue_trade_request` (which stores it too) → `report` (runs after either branch).
+`submit_prediction` (to the prediction engine, a Celery app) → `wait_for_prediction` (starts and
+ends in the triggerer, no worker process; fails clearly after its timeout) → `decide` (stores the
+prediction once, records the decision by the trading rules; the kill switch is the Airflow Variable
+`crypto_ml_kill_switch`) → `store_prediction` **or** `issue_trade_request` (places exactly the
+recorded order). The branch that ran returns the run's report (forecast, decision or order):
+five task instances, four of them on a worker.
 
 The master DAG `crypto_ml_master` triggers one run of this DAG per coin with new data (run id
 `<coin>__<day>`). Trigger one coin by hand:
@@ -24,7 +26,7 @@ clearing and re-running any of them stores nothing twice and places no second or
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param, TriggerRule, task
+from airflow.sdk import DAG, Param
 
 from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_param_schema, market_day_iso
 from crypto_ml.operators.engine import EngineSubmitOperator
@@ -67,25 +69,10 @@ with DAG(
         closes=transform.output,  # the transform's dict; the operator sends its "closes"
     )
     wait = EngineTaskSensor(
-        task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=1.0, timeout=900
+        task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=2.0, timeout=900
     )
     decide = TradeBranchOperator(task_id="decide", prediction=wait.output)
-    store = StorePredictionOperator(task_id="store_prediction", prediction=wait.output)
-    trade = TradeRequestOperator(task_id="issue_trade_request", prediction=wait.output)
-
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    def report(prediction: dict, *, ti=None) -> dict:
-        """What this run did, for the master's summary and the grid view."""
-        outcome = ti.xcom_pull(task_ids="issue_trade_request") or ti.xcom_pull(task_ids="store_prediction")
-        return {
-            "coin": prediction["coin"],
-            "as_of": prediction["as_of"],
-            "model": prediction["model"],
-            "version": prediction["version"],
-            "forecast": [round(v, 6) for v in prediction["values"]],
-            "expected_return": prediction["expected_return"],
-            "outcome": outcome,
-        }
-
-    decide >> [store, trade]
-    [store, trade] >> report(wait.output)
+    decide >> [
+        StorePredictionOperator(task_id="store_prediction", prediction=wait.output),
+        TradeRequestOperator(task_id="issue_trade_request", prediction=wait.output),
+    ]

@@ -10,12 +10,14 @@ backfill (`airflow backfill create --dag-id crypto_ml_master --from-date ... --t
 each past day point in time. A coin that fails to load (unknown symbol, delisted market, exchange
 errors after retries) is named in `poll_new_data`'s log and fails `summarize`; the other coins go
 on. `run_coin_pipeline` then triggers one `crypto_ml_coin` run per coin
-(mapped, labelled by coin in the grid; run id `<coin>__<day>`) and waits for it in the triggerer.
-Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views, failing
-and retrying on its own; one bad coin never blocks the others. `summarize` runs after all of them,
-whatever their outcome, and logs the day's table of forecasts and decisions. `check_all_coins`
-then fails the master run when any task upstream failed (it is skipped otherwise), so a red run in
-the grid means a coin pipeline (or the poll) failed, not only that the summary did.
+(mapped, labelled by coin in the grid; run id `<coin>__<day>`) without waiting for it, and
+`wait_for_coin_runs` waits for all of them at once in the triggerer (one task for the day, not one
+per coin). Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views,
+failing and retrying on its own; one bad coin never blocks the others. `wait_for_coin_runs` fails
+when any coin run failed (naming them); `summarize` runs after it, whatever the outcome, and logs
+the day's table of forecasts and decisions from the project DB. `check_all_coins` then fails the
+master run when any task upstream failed (it is skipped otherwise), so a red run in the grid means
+a coin pipeline (or the poll) failed, not only that the summary did.
 
 Trigger by hand: `airflow dags trigger crypto_ml_master` (optionally
 `--conf '{"horizon": 10, "model": "linear"}'`). Re-running the master for a day re-runs its coin
@@ -34,6 +36,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
+from crypto_ml.sensors.dag_runs import DagRunsSensor
 
 with DAG(
     dag_id="crypto_ml_master",
@@ -95,9 +98,10 @@ with DAG(
     def summarize(polled: dict) -> dict:
         """The day's forecasts and decisions, from the project DB; fails (after logging them) when
         coins failed to load from the market."""
+        from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.reporting import day_summary
 
-        summary = day_summary(polled["history_day"], coins=polled["coins"])
+        summary = day_summary(polled["history_day"], coins=polled["coins"], url=CryptoDatabaseHook().get_url())
         if polled.get("failed_coins"):
             raise AirflowFailException(
                 f"{len(polled['failed_coins'])} coin(s) failed to load from the market, the others "
@@ -111,15 +115,12 @@ with DAG(
         task_id="run_coin_pipeline",
         trigger_dag_id="crypto_ml_coin",
         logical_date=None,
-        reset_dag_run=True,
-        wait_for_completion=True,
-        deferrable=True,
-        poke_interval=2,
-        # One retry covers a worker lost while it held this (short) task before deferring; a coin
-        # pipeline that failed is then cleared and run once more (it writes nothing twice).
-        retries=1,
+        reset_dag_run=True,  # a re-run of the master re-runs the day's coin runs (nothing written twice)
+        wait_for_completion=False,  # one task process per coin; wait_for_coin_runs waits for all
         map_index_template="{{ task.conf['coin'] }}",
     ).expand_kwargs(runs)
+    wait = DagRunsSensor(task_id="wait_for_coin_runs", watched_dag_id="crypto_ml_coin", run_ids=runs,
+                         trigger_rule=TriggerRule.ALL_DONE)
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
     def check_all_coins() -> None:
@@ -130,5 +131,5 @@ with DAG(
         )
 
     summary = summarize(polled)
-    run_coin >> summary
-    [polled, runs, run_coin, summary] >> check_all_coins()
+    run_coin >> wait >> summary
+    [polled, runs, run_coin, wait, summary] >> check_all_coins()

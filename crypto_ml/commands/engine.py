@@ -63,7 +63,7 @@ def cmd_config(args) -> int:
 
 def cmd_submit(args) -> int:
     from crypto_ml.engine.client import EngineTaskFailed, submit_predict, submit_train, wait
-    from crypto_ml.engine.tasks import EngineInputError
+    from crypto_ml.engine.protocol import EngineInputError
 
     try:
         params = json.loads(args.params) if args.params else None
@@ -95,7 +95,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from crypto_ml.celery import app
+    from crypto_ml.engine.app import app
 
     print(json.dumps(app.send_task("crypto_ml.stats", queue="predict").get(timeout=args.timeout), indent=1))
     return 0

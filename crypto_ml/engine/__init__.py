@@ -1,6 +1,7 @@
 """The prediction engine: a Celery app with warm models, embedded (SQLite) or distributed.
 
-- :mod:`crypto_ml.celery` builds the app (``celery -A crypto_ml worker``).
+- :mod:`crypto_ml.engine.app` builds the app (``celery -A crypto_ml worker``).
+- :mod:`crypto_ml.engine.protocol`: task names, request fields and the one request check (light).
 - :mod:`crypto_ml.engine.config`: the one config object and its environment overrides.
 - :mod:`crypto_ml.engine.tasks`: ``crypto_ml.predict`` / ``crypto_ml.train`` and the plain
   functions behind them (:func:`~crypto_ml.engine.tasks.run_predict`).

@@ -4,20 +4,27 @@
 >>> get_state(task_id)            # ("PENDING", None) ... ("SUCCESS", {...}) / ("FAILURE", "...")
 >>> wait(task_id, timeout=60)     # the result dict, or EngineTaskFailed / TimeoutError
 
-These only *send* messages by task name (``send_task``): the caller does not import the tasks
-module, TensorFlow or the data. The payload is checked here first (types, model, horizon, date)
-so that a bad request fails in the caller instead of in a worker.
+These only *send* messages by task name (``send_task``) through a sender app that has no tasks
+(:func:`sender_app`): the caller imports neither the worker's task module, nor TensorFlow,
+scikit-learn, pandas or the data. The payload is checked here first with the worker's own check
+(:func:`crypto_ml.engine.protocol.validate_request`, a light module) so that a bad request fails
+in the caller instead of in a worker. JSON only, as the worker accepts.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from crypto_ml.engine.config import PREDICT_QUEUE, TRAIN_QUEUE
+from crypto_ml.engine.protocol import PREDICT_TASK, TRAIN_TASK, validate_request
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from crypto_ml.engine.config import EngineConfig
 
 #: Terminal states of a task.
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -27,17 +34,35 @@ class EngineTaskFailed(RuntimeError):
     """The engine ran the task and it failed; the message is the task's error."""
 
 
-def _app(app: "Celery | None") -> "Celery":
-    if app is not None:
-        return app
-    from crypto_ml.celery import app as default_app
+_senders: dict[str, "Celery"] = {}
+_senders_lock = threading.Lock()
 
-    return default_app
+
+def sender_app(config: "EngineConfig | None" = None) -> "Celery":
+    """A Celery app that only sends and reads results for ``config`` (default: the environment's),
+    one per distinct configuration per process. It registers no task and imports nothing of the
+    worker: the same broker, result backend, queues and JSON-only settings as the worker's app
+    (:func:`crypto_ml.engine.app.make_app`)."""
+    from crypto_ml.engine.config import EngineConfig
+
+    config = config if config is not None else EngineConfig.from_env()
+    key = json.dumps(config.as_dict(), sort_keys=True, default=str)
+    with _senders_lock:
+        if key not in _senders:
+            from celery import Celery
+
+            app = Celery("crypto_ml", set_as_current=False)
+            app.config_from_object(config.celery_settings())
+            app.engine_config = config
+            _senders[key] = app
+        return _senders[key]
+
+
+def _app(app: "Celery | None") -> "Celery":
+    return app if app is not None else sender_app()
 
 
 def _payload(**fields: Any) -> dict[str, Any]:
-    from crypto_ml.engine.tasks import validate_request  # light: no TF, no data
-
     validate_request(**{k: fields.get(k) for k in ("coin", "as_of", "model", "version", "params",
                                                     "closes")},
                      horizon=fields.get("horizon", 1))
@@ -69,7 +94,7 @@ def submit_predict(
     """
     kwargs = _payload(coin=coin, as_of=as_of, model=model, horizon=horizon, version=version,
                       params=params, closes=closes, run_id=run_id)
-    result = _app(app).send_task("crypto_ml.predict", kwargs=kwargs, queue=queue, routing_key=queue,
+    result = _app(app).send_task(PREDICT_TASK, kwargs=kwargs, queue=queue, routing_key=queue,
                                  task_id=task_id)
     return result.id
 
@@ -87,7 +112,7 @@ def submit_train(
     """Send a ``crypto_ml.train`` task; returns its task id."""
     kwargs = _payload(coin=coin, as_of=as_of, model=model, params=params)
     kwargs.pop("horizon", None)
-    result = _app(app).send_task("crypto_ml.train", kwargs=kwargs, queue=queue, routing_key=queue,
+    result = _app(app).send_task(TRAIN_TASK, kwargs=kwargs, queue=queue, routing_key=queue,
                                  task_id=task_id)
     return result.id
 

@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import math
-import numbers
 import os
 import socket
 import sys
@@ -41,9 +40,12 @@ from typing import Any
 from celery import signals
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
-from crypto_ml.celery import app
+from crypto_ml.engine.app import app
 from crypto_ml.engine.cache import process_cache, process_loader
 from crypto_ml.engine.config import EngineConfig, injected_delay
+# The request check is shared with the client (a light module): re-exported here.
+from crypto_ml.engine.protocol import PREDICT_FIELDS, TRAIN_FIELDS, EngineInputError, validate_request
+from crypto_ml.engine.protocol import check_fields as _check_fields
 
 log = logging.getLogger(__name__)
 
@@ -57,91 +59,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 #: ``version`` of a prediction made by a model fitted on the fly (no stored model version).
 ON_THE_FLY_VERSION = 0
-
-PREDICT_FIELDS = ("coin", "as_of", "model", "horizon", "version", "params", "closes", "run_id", "levels")
-
-
-class EngineInputError(ValueError):
-    """A request the engine can never serve (bad coin, model, horizon, types or dates).
-
-    Not retried. The message names the coin and the problem.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-# -- validation ---------------------------------------------------------------------------------
-def _label(coin: Any) -> str:
-    return repr(coin) if isinstance(coin, str) else f"{coin!r} ({type(coin).__name__})"
-
-
-def validate_request(
-    *,
-    coin: Any,
-    as_of: Any = None,
-    model: Any = "naive",
-    horizon: Any = 10,
-    version: Any = None,
-    params: Any = None,
-    closes: Any = None,
-    max_horizon: int | None = None,
-) -> dict[str, Any]:
-    """Check the types and values of a predict/train request; a clean dict or
-    :class:`EngineInputError`. Does not touch the data (see :func:`run_predict` for the coin)."""
-    from crypto_ml.forecasting.registry import MODELS
-
-    if not isinstance(coin, str) or not coin.strip():
-        raise EngineInputError(f"coin must be a non-empty string, got {_label(coin)}")
-    who = f"coin {coin!r}"
-    if not isinstance(model, str) or model.strip().lower() not in MODELS:
-        raise EngineInputError(f"{who}: unknown model {model!r}; valid models: {', '.join(MODELS)}")
-    model = model.strip().lower()
-    if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
-        raise EngineInputError(f"{who}: horizon must be a positive int (days), got {horizon!r}")
-    limit = max_horizon if max_horizon is not None else EngineConfig.from_env().max_horizon
-    if horizon > limit:
-        raise EngineInputError(f"{who}: horizon {horizon} exceeds the maximum of {limit} days")
-    day = None
-    if as_of is not None:
-        if isinstance(as_of, dt.datetime):
-            day = as_of.date()
-        elif isinstance(as_of, dt.date):
-            day = as_of
-        elif isinstance(as_of, str):
-            try:
-                day = dt.date.fromisoformat(as_of.strip()[:10])
-            except ValueError:
-                raise EngineInputError(
-                    f"{who}: as_of must be an ISO date (YYYY-MM-DD), got {as_of!r}"
-                ) from None
-        else:
-            raise EngineInputError(f"{who}: as_of must be an ISO date string, got {as_of!r}")
-    if version is not None and (
-        isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1
-    ):
-        raise EngineInputError(f"{who}: version must be a positive int or null, got {version!r}")
-    if params is not None:
-        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-            raise EngineInputError(f"{who}: params must be an object of hyperparameters, got {params!r}")
-    if closes is not None:
-        if not isinstance(closes, (list, tuple)) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in closes
-        ):
-            raise EngineInputError(f"{who}: closes must be a list of finite numbers")
-    return {
-        "coin": coin.strip(),
-        "as_of": day,
-        "model": model,
-        "horizon": int(horizon),
-        "version": None if version is None else int(version),
-        "params": dict(params or {}),
-        "closes": None if closes is None else [float(v) for v in closes],
-    }
-
 
 # -- models -------------------------------------------------------------------------------------
 _stores: dict[str | None, Any] = {}
@@ -433,14 +350,6 @@ _TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def _check_fields(kwargs: dict[str, Any], allowed: tuple[str, ...], coin: Any) -> None:
-    extra = sorted(set(kwargs) - set(allowed))
-    if extra:
-        raise EngineInputError(
-            f"coin {coin!r}: unknown field(s) {', '.join(extra)}; valid fields: {', '.join(allowed)}"
-        )
-
-
 @app.task(name="crypto_ml.predict", **_TASK_OPTIONS)
 def predict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Celery wrapper of :func:`run_predict` (keyword arguments only)."""
@@ -455,7 +364,7 @@ def train(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Celery wrapper of :func:`run_train` (keyword arguments only)."""
     if args:
         raise EngineInputError(f"crypto_ml.train takes keyword arguments only, got positional {args!r}")
-    _check_fields(kwargs, ("coin", "as_of", "model", "params"), kwargs.get("coin"))
+    _check_fields(kwargs, TRAIN_FIELDS, kwargs.get("coin"))
     return run_train(**kwargs, hostname=self.request.hostname)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +12,6 @@ if TYPE_CHECKING:
 
     from crypto_ml.engine.config import EngineConfig
 
-_apps: dict[str, Celery] = {}
-_apps_lock = threading.Lock()
-
 
 class CryptoEngineHook(BaseHook):
     """Submit work to the prediction engine and read its results.
@@ -26,6 +21,10 @@ class CryptoEngineHook(BaseHook):
     ``extra`` keys are :class:`~crypto_ml.engine.config.EngineConfig` fields (e.g. ``key_prefix``).
     Without that Connection the engine's own environment settings apply
     (``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``; default: the embedded SQLite broker).
+    A Connection id other than the default must exist: a missing one fails, naming it.
+
+    The hook only sends by task name and reads results
+    (:func:`crypto_ml.engine.client.sender_app`): it never imports the worker's task module.
 
     :param engine_conn_id: Connection id of the engine.
     """
@@ -42,30 +41,31 @@ class CryptoEngineHook(BaseHook):
     def get_config(self) -> EngineConfig:
         from crypto_ml.engine.config import EngineConfig
 
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
         overrides: dict[str, Any] = {}
         try:
             conn = self.get_connection(self.engine_conn_id)
-        except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException: fall back to the env
-            if type(exc).__name__ != "AirflowNotFoundException":
-                raise
+        except AirflowNotFoundException:
+            if self.engine_conn_id != self.default_conn_name:
+                raise AirflowNotFoundException(
+                    f"engine Connection {self.engine_conn_id!r} is not defined (define it, e.g. "
+                    f"AIRFLOW_CONN_{self.engine_conn_id.upper()}='crypto-ml-engine://?broker_url=...', "
+                    f"or use the default {self.default_conn_name!r})"
+                ) from None
         else:
             extra = conn.extra_dejson if conn.extra else {}
-            overrides.update(extra)
+            overrides.update({k: v for k, v in extra.items() if v not in (None, "")})  # empty form fields
             if conn.host and "broker_url" not in overrides:
                 overrides["broker_url"] = conn.host
         return EngineConfig.from_env(**overrides)
 
     @cached_property
     def app(self) -> Celery:
-        """The Celery app for this Connection (one per distinct configuration per process)."""
-        from crypto_ml.celery import make_app
+        """A sending Celery app for this Connection (one per distinct configuration per process)."""
+        from crypto_ml.engine.client import sender_app
 
-        config = self.get_config()
-        key = json.dumps(config.as_dict(), sort_keys=True, default=str)
-        with _apps_lock:
-            if key not in _apps:
-                _apps[key] = make_app(config)
-            return _apps[key]
+        return sender_app(self.get_config())
 
     def submit_predict(self, **kwargs: Any) -> str:
         """Send ``crypto_ml.predict`` (see :func:`crypto_ml.engine.client.submit_predict`)."""

@@ -21,7 +21,10 @@ class EngineSubmitOperator(BaseOperator):
     """Send ``crypto_ml.predict`` or ``crypto_ml.train`` to the engine; return the engine task id.
 
     Pair it with :class:`~crypto_ml.sensors.engine.EngineTaskSensor` to wait for the result
-    without holding a worker slot. The engine task id is derived from this task instance and its
+    in the triggerer, or set ``wait_for_completion``: both wait through the same trigger
+    (:class:`~crypto_ml.triggers.engine.EngineTaskTrigger`), which ends the task in the triggerer.
+    Sending imports neither the worker's tasks nor the data (:mod:`crypto_ml.engine.client`).
+    The engine task id is derived from this task instance and its
     try number, so every attempt is traceable in Flower; the engine's writes are idempotent, so a
     retried submission never stores a prediction twice.
 
@@ -34,14 +37,16 @@ class EngineSubmitOperator(BaseOperator):
         (e.g. :class:`~crypto_ml.operators.transform.CoinTransformOperator`'s output), or None to
         let the engine read its own data.
     :param model_params: model hyperparameters (``params`` is Airflow's, for DAG params).
-    :param engine_conn_id: Connection of the engine.
-    :param wait_for_completion: defer until the engine task is done (in the triggerer, no worker
-        slot held) and return its result instead of its id; ``timeout`` bounds the wait.
-    :param poll_interval: seconds between polls while waiting.
+    :param engine_conn_id: Connection id of the engine (templated; see
+        :class:`~crypto_ml.hooks.engine.CryptoEngineHook`).
+    :param wait_for_completion: defer until the engine task is done and end there, in the
+        triggerer (no worker process resumes the task): its XCom is the engine's result instead
+        of its id; ``timeout`` bounds the wait, a failed engine task fails this task.
+    :param poll_interval: longest interval between two reads of the result while waiting (s).
     :param timeout: seconds to wait for the engine before failing, when waiting.
     """
 
-    template_fields: Sequence[str] = ("coin", "as_of", "model", "horizon", "closes")
+    template_fields: Sequence[str] = ("coin", "as_of", "model", "horizon", "closes", "engine_conn_id")
     ui_color = "#dbe9f6"
 
     def __init__(
@@ -75,6 +80,13 @@ class EngineSubmitOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
 
+    @staticmethod
+    def engine_task_id(context: Context) -> str:
+        """The engine task id of this task instance's try: the same on a resume, new per retry."""
+        ti = context["ti"]
+        key = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}|{ti.try_number}"
+        return str(uuid.uuid5(_NAMESPACE, key))
+
     @cached_property
     def hook(self) -> CryptoEngineHook:
         from crypto_ml.hooks.engine import CryptoEngineHook
@@ -84,11 +96,10 @@ class EngineSubmitOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from crypto_ml.engine.tasks import EngineInputError
+        from crypto_ml.engine.protocol import EngineInputError
 
         ti = context["ti"]
-        key = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}|{ti.try_number}"
-        engine_task_id = str(uuid.uuid5(_NAMESPACE, key))
+        engine_task_id = self.engine_task_id(context)
         closes = self.closes["closes"] if isinstance(self.closes, dict) else self.closes
         try:
             if self.task == "predict":
@@ -118,16 +129,18 @@ class EngineSubmitOperator(BaseOperator):
             trigger=EngineTaskTrigger(
                 engine_task_id=submitted, engine_conn_id=self.engine_conn_id,
                 poll_interval=self.poll_interval, timeout=self.timeout, started_at=time.time(),
+                end_task=True,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 120),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the engine task finished: its result, or a clear failure."""
-        from crypto_ml.sensors.engine import result_from_event
+        """Resume after the wait when the trigger did not end the task itself (the result backend
+        was unreachable): a failure the task's retries may cure."""
+        from crypto_ml.sensors.engine import finish_wait
 
-        result = result_from_event(event, event.get("engine_task_id", ""))
+        result = finish_wait(event, self.engine_task_id(context), self.hook)
         if isinstance(result, dict):
             self.log.info("engine %s done: %s", self.task, {k: result.get(k) for k in
                           ("coin", "as_of", "model", "version", "n_obs", "hostname")})

@@ -23,10 +23,27 @@ def kill_switch_on(variable: str = KILL_SWITCH_VARIABLE) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def _db_url() -> str:
+DEFAULT_DB_CONN_ID = "crypto_ml_db"
+
+
+def _db_url(db_conn_id: str) -> str:
     from crypto_ml.hooks.database import CryptoDatabaseHook
 
-    return CryptoDatabaseHook().get_url()
+    return CryptoDatabaseHook(db_conn_id).get_url()
+
+
+def coin_report(prediction: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    """What a coin run did (the return value of its store or trade task, shown in the grid):
+    the forecast and the branch's outcome."""
+    return {
+        "coin": prediction["coin"],
+        "as_of": prediction["as_of"],
+        "model": prediction["model"],
+        "version": prediction["version"],
+        "forecast": [round(v, 6) for v in prediction["values"]],
+        "expected_return": prediction["expected_return"],
+        "outcome": outcome,
+    }
 
 
 class TradeBranchOperator(BaseBranchOperator):
@@ -42,9 +59,11 @@ class TradeBranchOperator(BaseBranchOperator):
     :param store_task_id: task to run when nothing is traded.
     :param trade_task_id: task to run when the recorded decision is to trade.
     :param kill_switch_variable: Airflow Variable of the kill switch.
+    :param db_conn_id: Connection id of the project database (templated; see
+        :class:`~crypto_ml.hooks.database.CryptoDatabaseHook`).
     """
 
-    template_fields: Sequence[str] = ("prediction",)
+    template_fields: Sequence[str] = ("prediction", "db_conn_id")
     ui_color = "#f4e1f2"
 
     def __init__(
@@ -54,6 +73,7 @@ class TradeBranchOperator(BaseBranchOperator):
         store_task_id: str = "store_prediction",
         trade_task_id: str = "issue_trade_request",
         kill_switch_variable: str = KILL_SWITCH_VARIABLE,
+        db_conn_id: str = DEFAULT_DB_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,13 +81,14 @@ class TradeBranchOperator(BaseBranchOperator):
         self.store_task_id = store_task_id
         self.trade_task_id = trade_task_id
         self.kill_switch_variable = kill_switch_variable
+        self.db_conn_id = db_conn_id
 
     def choose_branch(self, context: Context) -> str:
         from crypto_ml.trading.service import record_decision
 
         decision = record_decision(
-            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable), url=_db_url(),
-            run_id=context["ti"].run_id,
+            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable),
+            url=_db_url(self.db_conn_id), run_id=context["ti"].run_id,
         )
         self.log.info("%s: %s (%s)%s", self.prediction.get("coin"), decision["decision"], decision["reason"],
                       " [recorded before]" if decision["duplicate"] else "")
@@ -77,23 +98,26 @@ class TradeBranchOperator(BaseBranchOperator):
 
 class StorePredictionOperator(BaseOperator):
     """The store-only branch: check that ``decide`` recorded the prediction with a "store"
-    decision, and return it. Writes nothing (the prediction has one writer, ``decide``).
+    decision. Writes nothing (the prediction has one writer, ``decide``). Returns the run's
+    report (:func:`coin_report`: the forecast, and the decision as its outcome).
 
     :param prediction: the engine's prediction dict (templated).
+    :param db_conn_id: Connection id of the project database (templated).
     """
 
-    template_fields: Sequence[str] = ("prediction",)
+    template_fields: Sequence[str] = ("prediction", "db_conn_id")
     ui_color = "#e2f0d9"
 
-    def __init__(self, *, prediction: Any, **kwargs: Any) -> None:
+    def __init__(self, *, prediction: Any, db_conn_id: str = DEFAULT_DB_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prediction = prediction
+        self.db_conn_id = db_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crypto_ml.trading.service import DecisionError, recorded_decision
 
         p = self.prediction
-        recorded = recorded_decision(p, _db_url())
+        recorded = recorded_decision(p, _db_url(self.db_conn_id))
         if recorded is None or recorded["decision"] != "store":
             raise DecisionError(
                 f"{p['coin']} as of {p['as_of']}: the recorded decision is "
@@ -104,8 +128,8 @@ class StorePredictionOperator(BaseOperator):
             p["coin"], p["as_of"], p["model"], p["version"], 100 * p["expected_return"], p["horizon"],
             recorded["reason"],
         )
-        return {"coin": p["coin"], "as_of": p["as_of"], "decision": "store", "version": p["version"],
-                "reason": recorded["reason"]}
+        return coin_report(p, {"coin": p["coin"], "as_of": p["as_of"], "decision": "store",
+                               "version": p["version"], "reason": recorded["reason"]})
 
 
 class TradeRequestOperator(BaseOperator):
@@ -117,24 +141,31 @@ class TradeRequestOperator(BaseOperator):
     and the HTTP broker honour. The broker is the paper broker unless
     ``CRYPTO_ML_TRADING_BROKER=http`` (dry run unless live trading is explicitly configured).
 
+    Returns the run's report (:func:`coin_report`, the order's summary as its outcome).
+
     :param prediction: the engine's prediction dict (templated).
+    :param kill_switch_variable: Airflow Variable of the kill switch.
+    :param db_conn_id: Connection id of the project database (templated).
     """
 
-    template_fields: Sequence[str] = ("prediction",)
+    template_fields: Sequence[str] = ("prediction", "db_conn_id")
     ui_color = "#fbe3d6"
 
     def __init__(
-        self, *, prediction: Any, kill_switch_variable: str = KILL_SWITCH_VARIABLE, **kwargs: Any
+        self, *, prediction: Any, kill_switch_variable: str = KILL_SWITCH_VARIABLE,
+        db_conn_id: str = DEFAULT_DB_CONN_ID, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.prediction = prediction
         self.kill_switch_variable = kill_switch_variable
+        self.db_conn_id = db_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crypto_ml.trading.service import place_recorded_order
 
         summary = place_recorded_order(
-            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable), url=_db_url(),
+            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable),
+            url=_db_url(self.db_conn_id),
         )
         self.log.info("trade request: %s", summary)
-        return summary
+        return coin_report(self.prediction, summary)

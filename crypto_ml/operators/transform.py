@@ -22,21 +22,25 @@ class CoinTransformOperator(BaseOperator):
     :param coin: coin id (templated).
     :param as_of: the last day the pipeline may see, ``YYYY-MM-DD`` (templated).
     :param min_rows: fewest rows worth predicting from.
-    :param market_conn_id: Connection id of the market (see
+    :param market_conn_id: Connection id of the market (templated; see
         :class:`~crypto_ml.hooks.market.CryptoMarketHook`), read when the coin's history up to
         ``as_of`` is not in the project DB yet (a coin run triggered on its own).
+    :param db_conn_id: Connection id of the project database (templated; see
+        :class:`~crypto_ml.hooks.database.CryptoDatabaseHook`).
     """
 
-    template_fields: Sequence[str] = ("coin", "as_of")
+    template_fields: Sequence[str] = ("coin", "as_of", "market_conn_id", "db_conn_id")
     ui_color = "#fdf2d0"
 
     def __init__(self, *, coin: str, as_of: str, min_rows: int = 2,
-                 market_conn_id: str = "crypto_ml_market", **kwargs: Any) -> None:
+                 market_conn_id: str = "crypto_ml_market", db_conn_id: str = "crypto_ml_db",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.coin = coin
         self.as_of = as_of
         self.min_rows = min_rows
         self.market_conn_id = market_conn_id
+        self.db_conn_id = db_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -48,7 +52,7 @@ class CoinTransformOperator(BaseOperator):
 
         try:
             out = transform(
-                self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook().get_url(),
+                self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook(self.db_conn_id).get_url(),
                 market=CryptoMarketHook(self.market_conn_id).get_market(),
             )
         except NotEnoughHistory as exc:

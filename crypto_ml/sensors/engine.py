@@ -1,19 +1,21 @@
-"""Sensor that waits for a prediction-engine task (deferrable by default)."""
+"""Sensor that waits for a prediction-engine task: started and ended in the triggerer by default."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.triggers.base import StartTriggerArgs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from crypto_ml.hooks.engine import CryptoEngineHook
+
+TRIGGER = "crypto_ml.triggers.engine.EngineTaskTrigger"
 
 
 def result_from_event(event: dict[str, Any], engine_task_id: str) -> Any:
@@ -28,26 +30,65 @@ def result_from_event(event: dict[str, Any], engine_task_id: str) -> Any:
     if status == "timeout":
         raise AirflowSensorTimeout(event.get("message"))
     if status == "failed":
-        raise AirflowFailException(
-            f"engine task {engine_task_id} {event.get('state')}: {event.get('message')}"
-        )
+        message = str(event.get("message"))
+        if not message.startswith("engine task"):
+            message = f"engine task {engine_task_id} {event.get('state')}: {message}"
+        raise AirflowFailException(message)
     raise RuntimeError(event.get("message") or f"unexpected trigger event {event!r}")
+
+
+def _as_template(value: Any) -> Any:
+    """An upstream task's output (``submit.output``) as the Jinja template that pulls it: the
+    trigger's arguments are stored as JSON and rendered in the triggerer."""
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    if isinstance(value, PlainXComArg):
+        return f"{{{{ ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}) }}}}"
+    return value
+
+
+def finish_wait(event: Any, engine_task_id: str, hook: CryptoEngineHook) -> Any:
+    """The result of a wait that resumed on a worker: from a plain trigger event, or, for a
+    task-end event handed to a resumed task (``dag.test()`` runs triggers inline and resumes the
+    task with the event's state, not its XCom), read again from the engine."""
+    if not isinstance(event, dict):
+        state, value = hook.get_state(engine_task_id)
+        if state == "SUCCESS":
+            event = {"status": "success", "result": value}
+        elif state in ("FAILURE", "REVOKED"):
+            event = {"status": "failed", "state": state, "message": f"engine task {engine_task_id} {state}: {value}"}
+        else:
+            event = {"status": "timeout", "state": state, "message": (
+                f"engine task {engine_task_id} still {state} when the wait ended: no engine worker "
+                "took it (broker down or no worker on the queue?), or the task was lost")}
+    return result_from_event(event, engine_task_id)
 
 
 class EngineTaskSensor(BaseSensorOperator):
     """Wait for an engine task and return its result (pushed to XCom).
 
-    Deferrable by default: the wait happens in the triggerer and costs no worker slot. With
-    ``deferrable=False`` it falls back to ``mode="reschedule"`` (a slot only while poking).
-    The wait never hangs: after ``timeout`` seconds the task fails with a message saying what
-    the engine last reported; a failed engine task fails this task at once, with its error.
+    By default the task starts **and ends** in the triggerer: the scheduler hands it straight to
+    :class:`~crypto_ml.triggers.engine.EngineTaskTrigger` (``start_from_trigger``; the triggerer
+    renders ``engine_task_id``, e.g. the submit task's XCom), which ends it with the result as
+    its XCom, or fails it with the engine's error or after ``timeout``. No worker process starts
+    for the wait, unless the result backend cannot be read (the task then resumes on a worker and
+    fails there, so its retries apply).
+
+    With ``start_from_trigger=False`` it runs once on a worker and defers into the same trigger;
+    with ``deferrable=False`` it pokes in ``mode="reschedule"`` (a slot only while poking).
 
     :param engine_task_id: Celery task id to wait for (templated).
-    :param engine_conn_id: Connection of the engine.
+    :param engine_conn_id: Connection id of the engine (templated; see
+        :class:`~crypto_ml.hooks.engine.CryptoEngineHook`).
     :param deferrable: wait in the triggerer (default True).
+    :param start_from_trigger: start in the triggerer, without a worker process (default True;
+        needs ``deferrable``).
+    :param poke_interval: longest interval between two reads of the engine's result (s); the first
+        read comes after 0.05 s, then the interval doubles.
+    :param timeout: seconds to wait before failing (no retry).
     """
 
-    template_fields: Sequence[str] = ("engine_task_id",)
+    template_fields: Sequence[str] = ("engine_task_id", "engine_conn_id")
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -56,6 +97,7 @@ class EngineTaskSensor(BaseSensorOperator):
         engine_task_id: str,
         engine_conn_id: str = "crypto_ml_engine",
         deferrable: bool = True,
+        start_from_trigger: bool = True,
         poke_interval: float = 2.0,
         timeout: float = 600.0,
         mode: str = "reschedule",
@@ -65,6 +107,25 @@ class EngineTaskSensor(BaseSensorOperator):
         self.engine_task_id = engine_task_id
         self.engine_conn_id = engine_conn_id
         self.deferrable = deferrable
+        self.start_from_trigger = deferrable and start_from_trigger
+        if self.start_from_trigger:
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls=TRIGGER,
+                trigger_kwargs=self._trigger_kwargs(),
+                next_method="execute_complete",
+                next_kwargs=None,
+                # Backstop in case the triggerer itself is lost: the trigger times out first.
+                timeout=timedelta(seconds=timeout + 120),
+            )
+
+    def _trigger_kwargs(self) -> dict[str, Any]:
+        return {
+            "engine_task_id": _as_template(self.engine_task_id),
+            "engine_conn_id": self.engine_conn_id,
+            "poll_interval": self.poke_interval,
+            "timeout": self.timeout,
+            "end_task": True,
+        }
 
     @cached_property
     def hook(self) -> CryptoEngineHook:
@@ -84,28 +145,25 @@ class EngineTaskSensor(BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> Any:
+        """Runs on a worker only when not started from the trigger (or cleared to run there)."""
         if not self.deferrable:
             return super().execute(context)
         done = self.poke(context)
         if done:
             return done.xcom_value
+        import time
+
         from crypto_ml.triggers.engine import EngineTaskTrigger
 
         self.defer(
-            trigger=EngineTaskTrigger(
-                engine_task_id=self.engine_task_id,
-                engine_conn_id=self.engine_conn_id,
-                poll_interval=self.poke_interval,
-                timeout=self.timeout,
-                started_at=time.time(),
-            ),
+            trigger=EngineTaskTrigger(**{**self._trigger_kwargs(), "started_at": time.time()}),
             method_name="execute_complete",
-            # Backstop in case the triggerer itself is lost: the trigger times out first.
             timeout=timedelta(seconds=self.timeout + 120),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        result = result_from_event(event, self.engine_task_id)
+        """Resume after a plain trigger event (the trigger ends the task itself otherwise)."""
+        result = finish_wait(event, self.engine_task_id, self.hook)
         if isinstance(result, dict):
             self.log.info(
                 "engine task %s done: %s",

@@ -152,7 +152,7 @@ class Worker:
 
     def __init__(self, broker: Broker, env: dict[str, str], tmp_path: Path, *, queues: str,
                  concurrency: int, pool: str, extra_env: dict[str, str] | None) -> None:
-        from crypto_ml.celery import make_app
+        from crypto_ml.engine.app import make_app
         from crypto_ml.engine.config import EngineConfig
 
         self.broker = broker

@@ -54,7 +54,7 @@ def test_package_import_is_free_of_celery_and_tensorflow():
 
 
 def test_celery_finds_the_app():
-    from crypto_ml.celery import app
+    from crypto_ml.engine.app import app
 
     assert app.main == "crypto_ml"
     app.loader.import_default_modules()  # what the worker does with include=[...]

@@ -25,7 +25,8 @@ def test_trigger_serialize_round_trip():
     classpath, kwargs = trigger.serialize()
     assert classpath == "crypto_ml.triggers.engine.EngineTaskTrigger"
     assert kwargs == {"engine_task_id": "abc", "engine_conn_id": "eng", "poll_interval": 0.5,
-                      "timeout": 30, "started_at": 1000.0, "max_errors": 3}
+                      "first_poll": 0.05, "timeout": 30, "started_at": 1000.0, "max_errors": 3,
+                      "end_task": False}
     assert EngineTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -45,6 +46,38 @@ def test_trigger_times_out_when_no_worker_answers(engine_env):
     assert event["status"] == "timeout" and event["state"] == "PENDING"
     assert "no engine worker took it" in event["message"]
     assert 1.5 <= time.monotonic() - started < 30
+
+
+def test_a_trigger_that_ends_the_task_fails_it_on_timeout(engine_env):
+    """end_task=True (the sensor's and the waiting submit's): a timeout ends the task failed in the
+    triggerer; an unreachable backend stays a plain event, so the task resumes and retries."""
+    from airflow.triggers.base import TaskFailedEvent
+
+    from crypto_ml.engine.client import submit_predict
+
+    task_id = submit_predict(coin="bitcoin", as_of="2017-06-05", model="naive", horizon=3)
+    trigger = EngineTaskTrigger(engine_task_id=task_id, poll_interval=0.2, timeout=0.5, end_task=True)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event
+    assert isinstance(asyncio.run(first_event()), TaskFailedEvent)
+
+
+def test_the_sensor_starts_in_the_triggerer_with_the_submit_output_as_a_template():
+    from airflow.sdk import DAG
+
+    from crypto_ml.operators.engine import EngineSubmitOperator
+
+    with DAG("t", schedule=None):
+        submit = EngineSubmitOperator(task_id="submit", coin="bitcoin", as_of="2017-06-05")
+        sensor = EngineTaskSensor(task_id="wait", engine_task_id=submit.output, engine_conn_id="eng2")
+    assert sensor.start_from_trigger and sensor.upstream_task_ids == {"submit"}
+    args = sensor.start_trigger_args
+    assert args.trigger_cls == "crypto_ml.triggers.engine.EngineTaskTrigger"
+    assert args.trigger_kwargs["engine_task_id"] == "{{ ti.xcom_pull(task_ids='submit', key='return_value') }}"
+    assert args.trigger_kwargs["engine_conn_id"] == "eng2" and args.trigger_kwargs["end_task"] is True
+    assert set(sensor.template_fields) == {"engine_task_id", "engine_conn_id"}
 
 
 def test_trigger_reports_an_unreachable_result_backend(monkeypatch, tmp_path):

@@ -1,9 +1,13 @@
 """The prediction engine's Celery app: ``celery -A crypto_ml worker`` / ``celery -A crypto_ml flower``.
 
+``-A crypto_ml`` finds this app through the package's lazy ``crypto_ml.app`` attribute (see
+:mod:`crypto_ml`); ``-A crypto_ml.engine.app`` names it directly.
+
 Configured from one object, :class:`crypto_ml.engine.config.EngineConfig` (environment overrides
 ``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``, ``CRYPTO_ML_ENGINE_*``). With no
 configuration the broker and result store are SQLite files under ``CRYPTO_ML_HOME`` (no server).
-The tasks live in :mod:`crypto_ml.engine.tasks`.
+The tasks live in :mod:`crypto_ml.engine.tasks`. Senders do not need this module: the client
+(:mod:`crypto_ml.engine.client`) sends by task name through an app without the tasks.
 """
 
 from __future__ import annotations
