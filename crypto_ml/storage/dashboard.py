@@ -1,0 +1,135 @@
+"""The read-only queries of the web view (:mod:`crypto_ml.web`): recent predictions with their
+trade, recent trade requests, and one coin's window for the plot.
+
+Never migrates or writes, and never creates a database: a SQLite file that is not there, or a
+database without the tables, is :class:`NoDatabase` ("nothing stored yet").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from sqlalchemy import Engine, inspect, select, tuple_
+from sqlalchemy.engine import make_url
+
+from crypto_ml.prediction import PredictionRecord
+from crypto_ml.storage.db import database_url, get_engine
+from crypto_ml.storage.models import Prediction, Price, TradeRequest
+
+#: Trade-request columns served; ``response`` (the broker's raw answer) is left out on purpose.
+TRADE_COLUMNS = [
+    "coin", "as_of", "model", "version", "horizon", "side", "quantity", "price", "expected_return",
+    "broker", "status", "idempotency_key", "created_at", "updated_at",
+]  # fmt: skip
+_KEY = ("coin", "as_of", "model", "version", "horizon")
+
+
+class NoDatabase(Exception):
+    """The project database does not exist yet or has no schema: nothing has been stored."""
+
+
+def _engine(url: str | None, *tables: str) -> Engine:
+    """The engine of the project database with ``tables``; :class:`NoDatabase` for a SQLite file
+    that isn't there (connecting would create an empty file, and a read-only view should not) or a
+    schema without them."""
+    resolved = database_url(url)
+    parsed = make_url(resolved)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if not parsed.database.startswith("file:") and not os.path.exists(parsed.database):
+            raise NoDatabase
+    engine = get_engine(resolved)
+    if not set(tables) <= set(inspect(engine).get_table_names()):
+        raise NoDatabase
+    return engine
+
+
+def known_coins(url: str | None = None) -> list[str]:
+    """Coins with at least one prediction or trade request, sorted."""
+    engine = _engine(url, "predictions", "trade_requests")
+    stmt = select(Prediction.coin).union(select(TradeRequest.coin))
+    with engine.connect() as conn:
+        return sorted(conn.execute(stmt).scalars())
+
+
+def recent_predictions(*, coin: str | None = None, limit: int, url: str | None = None) -> list[dict[str, Any]]:
+    """Newest prediction rows first (by ``as_of``, then creation time), each with its ``trade``
+    (the trade request's :data:`TRADE_COLUMNS`) or None."""
+    engine = _engine(url, "predictions", "trade_requests")
+    stmt = select(Prediction.__table__)
+    if coin is not None:
+        stmt = stmt.where(Prediction.coin == coin)
+    stmt = stmt.order_by(
+        Prediction.as_of.desc(),
+        Prediction.created_at.desc(),
+        Prediction.coin,
+        Prediction.model,
+        Prediction.version.desc(),
+        Prediction.horizon,
+    ).limit(limit)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        trades: dict[tuple, dict[str, Any]] = {}
+        if rows:
+            key_cols = [TradeRequest.__table__.c[k] for k in _KEY]
+            keys = [tuple(r[k] for k in _KEY) for r in rows]
+            for t in conn.execute(select(TradeRequest.__table__).where(tuple_(*key_cols).in_(keys))):
+                t = dict(t._mapping)
+                trades[tuple(t[k] for k in _KEY)] = {k: t[k] for k in TRADE_COLUMNS}
+    for r in rows:
+        r["trade"] = trades.get(tuple(r[k] for k in _KEY))
+    return rows
+
+
+def recent_trades(*, coin: str | None = None, limit: int, url: str | None = None) -> list[dict[str, Any]]:
+    """Newest trade requests first (by ``as_of``, then last update); no broker responses."""
+    engine = _engine(url, "trade_requests")
+    table = TradeRequest.__table__
+    stmt = select(*(table.c[k] for k in TRADE_COLUMNS))
+    if coin is not None:
+        stmt = stmt.where(table.c.coin == coin)
+    stmt = stmt.order_by(table.c.as_of.desc(), table.c.updated_at.desc(), table.c.coin).limit(limit)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def coin_window(
+    coin: str, *, days: int = 180, max_paths: int = 10, url: str | None = None
+) -> tuple[list[tuple[dt.date, float]], list[PredictionRecord], list[dict[str, Any]]]:
+    """The coin's last ``days`` closes, its newest ``max_paths`` predictions (oldest first) and its
+    trade requests in that window.
+
+    Without prices the window is that of the predictions. Raises :class:`NoDatabase` when there is no
+    schema, :class:`LookupError` when nothing at all is stored for ``coin``.
+    """
+    engine = _engine(url, "prices", "predictions", "trade_requests")
+    with engine.connect() as conn:
+        closes = [
+            (d, c)
+            for d, c in conn.execute(
+                select(Price.date, Price.close).where(Price.coin == coin).order_by(Price.date.desc()).limit(days)
+            )
+        ][::-1]
+        start = closes[0][0] if closes else None
+        p_stmt = select(Prediction.__table__).where(Prediction.coin == coin)
+        t_table = TradeRequest.__table__
+        t_stmt = select(*(t_table.c[k] for k in TRADE_COLUMNS)).where(t_table.c.coin == coin)
+        if start is not None:
+            p_stmt = p_stmt.where(Prediction.as_of >= start)
+            t_stmt = t_stmt.where(t_table.c.as_of >= start)
+        p_stmt = p_stmt.order_by(Prediction.as_of.desc(), Prediction.created_at.desc()).limit(max_paths)
+        predictions = [PredictionRecord.from_json(r._mapping) for r in conn.execute(p_stmt)][::-1]
+        if start is None and predictions:
+            t_stmt = t_stmt.where(t_table.c.as_of >= predictions[0].as_of)
+        trades = [dict(r._mapping) for r in conn.execute(t_stmt.order_by(t_table.c.as_of))]
+        if not closes and not predictions and not trades:
+            # Maybe the coin only has trades/predictions outside the window: it still exists.
+            exists = conn.execute(
+                select(Prediction.coin).where(Prediction.coin == coin).union(
+                    select(TradeRequest.coin).where(TradeRequest.coin == coin)
+                )
+            ).first()
+            if exists is None:
+                raise LookupError(coin)
+    return closes, predictions, trades
