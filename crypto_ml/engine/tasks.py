@@ -82,19 +82,11 @@ def _stored_version(store, coin: str, model: str, as_of: dt.date, version: int |
     trained on data up to ``as_of``. A version trained up to an earlier day serves ``as_of``
     after :meth:`~crypto_ml.forecasting.base.BaseForecaster.update` moves it to the closes up to
     ``as_of`` (parameters kept); one trained on later data never does (point in time)."""
-    from sqlalchemy import select
-
-    from crypto_ml.storage import ModelVersion, get_engine
-
     if version is None:
         return store.info(coin, model, as_of)
-    stmt = select(ModelVersion.__table__).where(
-        ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == version)
-    with get_engine(store.url).connect() as conn:
-        found = conn.execute(stmt).first()
-    if found is None:
+    row = store.info_version(coin, model, version)
+    if row is None:
         raise EngineInputError(f"coin {coin!r}: model {model!r} has no stored version {version}")
-    row = dict(found._mapping)
     if row["train_end"] > as_of:
         raise EngineInputError(
             f"coin {coin!r}: model {model!r} version {version} was trained on data up to "
@@ -271,17 +263,15 @@ def run_predict(
     delay = injected_delay()  # TEST ONLY (CRYPTO_ML_ENGINE_TEST_DELAY): after the forecast
     if delay:
         time.sleep(delay)
+    from crypto_ml.prediction import PredictionRecord
+
+    record = PredictionRecord(
+        coin=coin_id, as_of=day, model=req["model"], version=used_version, horizon=req["horizon"],
+        values=values, last_close=last_close, intervals=forecast["intervals"],
+        interval_method=forecast["interval_method"],
+    )
     return {
-        "coin": coin_id,
-        "as_of": day.isoformat(),
-        "model": req["model"],
-        "version": used_version,
-        "horizon": req["horizon"],
-        "values": values,
-        "last_close": last_close,
-        "expected_return": values[-1] / last_close - 1.0,
-        "intervals": forecast["intervals"],
-        "interval_method": forecast["interval_method"],
+        **record.to_json(),
         "hostname": hostname or socket.gethostname(),
         "pid": os.getpid(),
         "cached": cached,
