@@ -19,6 +19,9 @@ Each version of the tree is run through its own user-facing commands, never impo
   version's ``crypto-ml stack secrets``), with fresh PostgreSQL databases and Redis key prefix per
   run, dropped afterwards (the machine's servers are never stopped).
 
+Every command runs in its own run directory (never in a checkout: ``python -m``/``-c`` would
+put the current directory's ``crypto_ml`` first on ``sys.path``).
+
 The replay anchors (``CRYPTO_ML_REPLAY_ANCHOR_REAL/HISTORY``) map the run's logical date onto
 ``--history-day`` (2017-06-25: 89 coins), so every run predicts the same day. ``--coins N`` below
 the day's universe passes ``{"coins": [...]}``... only the Celery command takes a conf, so for the
@@ -103,7 +106,7 @@ class Version:
         probe = work / f"probe-{self.name}"
         probe.mkdir(parents=True, exist_ok=True)
         out = subprocess.run([str(self.venv_bin / "python"), "-c", "import crypto_ml; print(crypto_ml.__file__)"],
-                             env=self.env(probe), capture_output=True, text=True)
+                             env=self.env(probe), capture_output=True, text=True, cwd=probe)
         where = Path(out.stdout.strip() or "?").resolve()
         if not str(where).startswith(str(self.tree.resolve()) + "/"):
             raise SystemExit(f"{self.name}: crypto_ml resolves to {where}, not into {self.tree} "
@@ -212,7 +215,7 @@ class Run:
             self.preload(env, f"sqlite:///{project}")
         else:
             secrets = subprocess.run([str(self.version.venv_bin / "crypto-ml"), "stack", "secrets"], env=env,
-                                     capture_output=True, text=True, check=True).stdout
+                                     capture_output=True, text=True, check=True, cwd=self.dir).stdout
             for line in secrets.splitlines():
                 if line.startswith("export "):
                     key, _, value = line[len("export "):].partition("=")
@@ -229,7 +232,7 @@ class Run:
         self.command = " ".join(shlex.quote(c) for c in cmd)
         say(f"{self.name}: {self.command}  (log: {self.dir / 'command.log'})")
         started = time.monotonic()
-        subprocess.run(measure + ["--", *cmd], env=env, check=False)
+        subprocess.run(measure + ["--", *cmd], env=env, check=False, cwd=self.dir)
         elapsed = time.monotonic() - started
         try:
             result = analyze.summarize(folder=self.dir, meta_url=meta_url, master=MASTER)
@@ -257,7 +260,7 @@ class Run:
         (self.dir / "airflow").mkdir(exist_ok=True)
         done = subprocess.run([str(self.version.venv_bin / "crypto-ml"), "ingest", "--source",
                                str(self.market / "history" / "prices.csv"), "--db", db_url, "--quiet"],
-                              env=env, capture_output=True, text=True)
+                              env=env, capture_output=True, text=True, cwd=self.dir)
         if done.returncode:
             raise RuntimeError(f"{self.name}: crypto-ml ingest failed:\n{(done.stdout + done.stderr)[-2000:]}")
 
@@ -290,7 +293,8 @@ def floor_input(version: Version, real: dict, work: Path, history_day: dt.date) 
     if not out.exists():
         env = version.env(work / f"probe-{version.name}")
         done = subprocess.run([str(version.venv_bin / "python"), str(ORCH / "floor_spec.py"),
-                               str(version.tree / "dags"), str(out)], env=env, capture_output=True, text=True)
+                               str(version.tree / "dags"), str(out)], env=env, capture_output=True, text=True,
+                              cwd=work)
         if done.returncode:
             raise RuntimeError(f"floor spec of {version.name} failed:\n{done.stderr[-3000:]}")
     spec = json.loads(out.read_text())
@@ -320,10 +324,18 @@ def _f(v, fmt="{:.1f}"):
     return "–" if v is None else fmt.format(v)
 
 
+def _runs(states: dict) -> str:
+    return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no coin runs"
+
+
+def _mem(r: dict) -> str:
+    return f"{_f(r.get('peak_pss_mb'), '{:.0f}')} ({r['peak_rss_mb']:.0f}) MB"
+
+
 def compare_table(results: list[dict]) -> list[str]:
     lines = ["| version | executor | variant | master run | wall | vs old | vs floor | task inst. | "
              "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | scheduler CPU (main) | "
-             "peak RSS sum |", "|" + "---|" * 14]
+             "peak PSS (RSS) sum |", "|" + "---|" * 14]
     by = {(r["version"], r["executor"], r["workers"], r["variant"]): r for r in results}
     for r in results:
         old = by.get(("old", r["executor"], r["workers"], "real"))
@@ -331,12 +343,12 @@ def compare_table(results: list[dict]) -> list[str]:
         cpu = r["cpu_window"]
         lines.append(
             f"| {r['version']} ({r['tree']}) | {r['executor']}{'' if r['executor'] == 'local' else ' ' + str(r['workers']) + '+' + str(r['workers'])} "
-            f"| {r['variant']} | {r['master_state']}, {r['coins']} coins | {_f(r['wall'])} s "
+            f"| {r['variant']} | {r['master_state']}, {r['coins']} coins ({_runs(r['child_runs'])}) | {_f(r['wall'])} s "
             f"| {_f(r['wall'] / old['wall'], '{:.2f}x') if old and r['variant'] == 'real' else '–'} "
             f"| {_f(r['wall'] / floor['wall'], '{:.2f}x') if floor and r['variant'] == 'real' else '–'} "
             f"| {r['task_instances']} (+{r['ti_history']} hist.) | {r['starts_per_coin']:.2f} "
             f"| {_f(r['cpu_per_coin'], '{:.2f}')} | {_f(r['queue_wait_p50'], '{:.2f}')} / {_f(r['queue_wait_p95'], '{:.2f}')} s "
-            f"| {_f(cpu.get('triggerer'))} s | {_f(cpu.get('scheduler:main'))} s | {r['peak_rss_mb']:.0f} MB |")
+            f"| {_f(cpu.get('triggerer'))} s | {_f(cpu.get('scheduler:main'))} s | {_mem(r)} |")
     return lines
 
 
@@ -388,8 +400,16 @@ NOTES = [
     "- **triggerer CPU / scheduler CPU (main)**: in the master-run window, the triggerer's process subtree "
     "(supervisor and trigger runner), and the scheduler's main process alone (its LocalExecutor workers "
     "and their task processes are counted in the total, not here).",
-    "- **peak RSS sum**: largest sum of RSS over the tree's processes in the window (shared pages of forked "
-    "processes are counted in each, so it overstates the memory in use).",
+    "- **peak PSS (RSS) sum**: largest sum over the tree's processes in the window of their proportional set "
+    "size (`/proc/<pid>/smaps_rollup`, every 5 s: shared pages split between the processes sharing them, so "
+    "the sum is the memory in use) and, in brackets, of their RSS (each second; counts shared pages of "
+    "forked processes once per process, so it overstates).",
+    "- **DB growth** (scale table): size of the metadata DB and of the project DB (SQLite file with its "
+    "journal, or `pg_database_size`) at the master run's end minus at its start.",
+    "- **own time** (per-task table): from the listener's `on_task_instance_running` (Airflow's start-up "
+    "done: fork, DAG parse, execution-API handshake) to the process's exit (an `atexit` hook, which the task "
+    "supervisor runs for the forked task process), summed over the starts of one task instance; **boot** is "
+    "fork to task reached.",
     "- **floor**: the version's DAGs rebuilt with no-op bodies from its own DagBag (same ids, dependencies, "
     "trigger rules, fan-out; TriggerDagRunOperator kept; each task deferring or starting from the "
     "triggerer as many times as the real one started per task instance), run through the same command.",
@@ -462,7 +482,7 @@ def cmd_scale(args) -> None:
             results += run_matrix(args, [version], [("celery", w)], [args.celery_coins], False, work)
     out = Path(args.out or ROOT / "benchmarks" / "results" / "orchestration_scale.md")
     lines = ["| executor | coins | master run | wall (min) | CPU-s / coin | CPU-s total (window) | "
-             "scheduler CPU (main) | triggerer CPU | metadata DB growth | project DB growth | peak RSS sum |",
+             "scheduler CPU (main) | triggerer CPU | metadata DB growth | project DB growth | peak PSS (RSS) sum |",
              "|" + "---|" * 11]
     for r in results:
         g = r["growth"]
@@ -472,7 +492,7 @@ def cmd_scale(args) -> None:
         lines.append(f"| {ex} | {r['coins']} | {r['master_state']} | {r['wall'] / 60:.2f} | {_f(r['cpu_per_coin'], '{:.2f}')} "
                      f"| {r['cpu_window'].get('total', 0):.0f} | {_f(r['cpu_window'].get('scheduler:main'))} "
                      f"| {_f(r['cpu_window'].get('triggerer'))} | {_f((meta or 0) / 2**20, '{:.1f}')} MB "
-                     f"| {_f((proj or 0) / 2**20, '{:.2f}')} MB | {r['peak_rss_mb']:.0f} MB |")
+                     f"| {_f((proj or 0) / 2**20, '{:.2f}')} MB | {_mem(r)} |")
     png = out.with_suffix(".png")
     plot_scale(results, png)
     write_report(out, "Orchestration scale curve (synthetic coins, one daily run each)",

@@ -84,6 +84,8 @@ class Tree:
     def component(self, rows_by_pid: dict, pid: int) -> str:
         """The stack component a process belongs to: its ancestor started by the command."""
         seen = 0
+        if pid == self.cli_pid:
+            return "cli"
         while pid in rows_by_pid and seen < 50:
             row = rows_by_pid[pid]
             if row[1] == self.cli_pid:
@@ -116,19 +118,24 @@ class Tree:
         ca, cb = self.cpu(a), self.cpu(b)
         inside = [s for s in self.samples if t0 <= s["t"] <= t1] or [b]
         peak = max(sum(r[7] for r in s["procs"]) for s in inside)
+        pss = [s["pss"] for s in inside if s.get("pss")]
         sizes = {k: b["sizes"].get(k, 0) - a["sizes"].get(k, 0) for k in b["sizes"]}
         return {"cpu": {k: cb.get(k, 0.0) - ca.get(k, 0.0) for k in set(ca) | set(cb)},
-                "peak_rss": peak, "growth": sizes, "sizes_end": b["sizes"],
+                "peak_rss": peak, "peak_pss": max(pss) if pss else None, "growth": sizes, "sizes_end": b["sizes"],
                 "sample_span": (b["t"] - a["t"])}
 
 
 def _label(cmd: str) -> str:
+    parts = cmd.split()
+    if parts and parts[0].rsplit("/", 1)[-1].startswith("python") and len(parts) > 1:
+        parts = parts[1:]  # "python .../airflow dags unpause" -> "airflow dags unpause"
+    cmd = " ".join(parts)
     for key, name in (("triggerer", "triggerer"), ("dag-processor", "dag-processor"), ("scheduler", "scheduler"),
                       ("api-server", "api-server"), ("celery worker", "airflow-worker"), ("flower", "flower"),
                       (" worker", "engine-worker")):
         if key in cmd:
             return name
-    return cmd.split()[0].rsplit("/", 1)[-1] if cmd else "?"
+    return " ".join([parts[0].rsplit("/", 1)[-1], *parts[1:3]]) if parts else "?"
 
 
 def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | None = None) -> dict:
@@ -169,10 +176,6 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
     win = tree.window(t0, t1) if (tree.samples and t0 and t1) else {"cpu": {}, "peak_rss": None, "growth": {}}
     ru = tree.measure.get("rusage_children", {})
     states = Counter(r["state"] for r in child_runs)
-    branch_choice = {}
-    for t in tis:
-        if t["state"] == "success":
-            branch_choice.setdefault(f"{t['dag_id']}.{t['task_id']}", 0)
     return {
         "master_state": m["state"], "wall": wall, "t0": t0, "t1": t1, "coins": coins,
         "child_runs": dict(states), "task_instances": len(tis), "ti_history": meta["history"],
@@ -182,14 +185,14 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
         "starts_per_ti": {f"{d}.{k}": round(v / tis_by_task[(d, k)], 2) for (d, k), v in starts_by_task.items()
                           if tis_by_task[(d, k)]},
         "tis_by_task": {f"{d}.{k}": v for (d, k), v in sorted(tis_by_task.items())},
-        "task_success": {f"{t['dag_id']}.{t['task_id']}": 0 for t in tis},
         "queue_wait_p50": _pct(waits, 0.5), "queue_wait_p95": _pct(waits, 0.95),
         "own_p50": {k: _pct(v, 0.5) for k, v in sorted(own.items())},
         "own_p95": {k: _pct(v, 0.95) for k, v in sorted(own.items())},
         "boot_p50": {k: _pct(v, 0.5) for k, v in sorted(boot.items())},
         "task_cpu_p50": {k: _pct(v, 0.5) for k, v in sorted(cpu_start.items())},
         "cpu_window": win["cpu"], "cpu_per_coin": (win["cpu"].get("total", 0) / coins) if win["cpu"] else None,
-        "peak_rss_mb": (win["peak_rss"] or 0) / 2**20, "growth": win.get("growth", {}),
+        "peak_rss_mb": (win["peak_rss"] or 0) / 2**20,
+        "peak_pss_mb": (win["peak_pss"] or 0) / 2**20 if win.get("peak_pss") else None, "growth": win.get("growth", {}),
         "cpu_command_total": ru.get("utime", 0) + ru.get("stime", 0),
         "command_wall": (tree.measure.get("ended", 0) - tree.measure.get("started", 0)) if tree.measure else None,
         "exit_code": tree.measure.get("exit_code"),

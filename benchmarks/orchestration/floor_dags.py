@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 import pendulum
+from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
@@ -61,17 +62,15 @@ class NoopOperator(BaseOperator):
         return self.value
 
 
-class NoopBranchOperator(NoopOperator):
+class NoopBranchOperator(BaseBranchOperator):
     """A branch with no work: follows ``choice``, skips the other direct downstream tasks."""
 
-    def __init__(self, *, choice: str, **kwargs):
+    def __init__(self, *, choice: str, value=None, **kwargs):
         super().__init__(**kwargs)
         self.choice = choice
 
-    def execute(self, context):
-        from airflow.providers.standard.operators.branch import BranchMixIn
-
-        return BranchMixIn.do_branch(self, context, self.choice)
+    def choose_branch(self, context):
+        return self.choice
 
 
 class NoopDeferOperator(NoopOperator):

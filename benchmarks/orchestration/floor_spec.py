@@ -92,7 +92,7 @@ def main() -> None:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # older layout
         from airflow.models.dagbag import DagBag
-    bag = DagBag(folder, include_examples=False)
+    bag = DagBag(folder)
     if bag.import_errors:
         raise SystemExit(f"DAG import errors in {folder}: {bag.import_errors}")
     spec = {"dags": [describe(d) for _, d in sorted(bag.dags.items())]}

@@ -9,7 +9,7 @@
   times of every descendant it reaped, to its parent when it is reaped).
 - Every ``--interval`` seconds it samples the live tree through ``/proc`` (psutil): per process
   pid, ppid, start time, user/system CPU, the CPU of its reaped children, RSS; and the sizes of
-  the watched database files (``-journal``/``-wal`` included) or PostgreSQL databases. The CPU
+  the watched database files (and every 5 s the tree's PSS sum, from ``smaps_rollup``) (``-journal``/``-wal`` included) or PostgreSQL databases. The CPU
   of the whole tree at time t is then exact up to the sampling races:
   ``sum over live processes (own + reaped children) + RUSAGE_CHILDREN of this process``.
 - Writes ``DIR/samples.jsonl`` (one line per sample), ``DIR/procs.jsonl`` (the command line of
@@ -74,6 +74,17 @@ def _file_sizes(paths: list[str]) -> dict[str, int]:
     return out
 
 
+def _pss(pids) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                total += next(int(line.split()[1]) for line in fh if line.startswith("Pss:")) * 1024
+        except (OSError, StopIteration, ValueError):
+            pass
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -125,7 +136,7 @@ def main() -> int:
     procs_out = open(os.path.join(out, "procs.jsonl"), "w")
     deadline = started + args.timeout
     sent_term = killed_at = None
-    last_pg = 0.0
+    last_pg = last_pss = 0.0
     sizes: dict[str, int] = {}
 
     def reap() -> None:
@@ -169,11 +180,15 @@ def main() -> int:
         if pg is not None and now - last_pg >= 5:
             sizes.update(pg.read())
             last_pg = now
-        samples.write(json.dumps({"t": now, "rc": _rusage_children(), "procs": rows, "sizes": sizes}) + "\n")
+        record = {"t": now, "rc": _rusage_children(), "procs": rows, "sizes": sizes}
+        if now - last_pss >= 5:  # proportional set size: shared pages split between their users
+            record["pss"] = _pss(r[0] for r in rows)
+            last_pss = now
+        samples.write(json.dumps(record) + "\n")
         samples.flush()
         procs_out.flush()
         if status is not None:
-            alive = [r for r in rows]
+            alive = rows
             if not alive:
                 break
             if sent_term is None:
