@@ -31,18 +31,20 @@ def env_str(name: str, default: T = None, *, environ: Mapping[str, str] | None =
     return default if raw is None else raw
 
 
+def _number(name: str, raw: str, kind: type, minimum: float, label: str) -> float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be {label} >= {minimum:g}, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):
+        raise ValueError(f"{name} must be {label} >= {minimum:g}, got {raw!r}")
+    return value
+
+
 def env_int(name: str, default: T, *, minimum: int = 0, environ: Mapping[str, str] | None = None) -> int | T:
     """``name`` as an int ``>= minimum`` (``minimum=1``: a positive int), else ``default``."""
     raw = _raw(name, environ)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
+    return default if raw is None else int(_number(name, raw, int, minimum, "an int"))
 
 
 def env_float(
@@ -50,15 +52,7 @@ def env_float(
 ) -> float | T:
     """``name`` as a finite number ``>= minimum``, else ``default``."""
     raw = _raw(name, environ)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number >= {minimum:g}, got {raw!r}") from None
-    if not value >= minimum or value == float("inf"):
-        raise ValueError(f"{name} must be a number >= {minimum:g}, got {raw!r}")
-    return value
+    return default if raw is None else float(_number(name, raw, float, minimum, "a number"))
 
 
 def env_bool(name: str, default: T, *, environ: Mapping[str, str] | None = None) -> bool | T:

@@ -21,7 +21,7 @@ def test_values_are_parsed():
 
 
 @pytest.mark.parametrize("getter, raw, message", [
-    (lambda e: env_int("CRYPTO_ML_N", 1, minimum=1, environ=e), "0", "CRYPTO_ML_N must be an int >= 1, got 0"),
+    (lambda e: env_int("CRYPTO_ML_N", 1, minimum=1, environ=e), "0", "CRYPTO_ML_N must be an int >= 1, got '0'"),
     (lambda e: env_int("CRYPTO_ML_N", 1, environ=e), "x", "CRYPTO_ML_N must be an int >= 0, got 'x'"),
     (lambda e: env_float("CRYPTO_ML_N", 0.0, environ=e), "-1", "CRYPTO_ML_N must be a number >= 0, got '-1'"),
     (lambda e: env_bool("CRYPTO_ML_N", True, environ=e), "maybe", "CRYPTO_ML_N must be one of 1/0/true/false"),
