@@ -26,6 +26,18 @@ FINISHED = ("success", "failed")
 PAGE = 100
 
 
+class RunTimeout(TimeoutError):
+    """A run (or the parsing of DAGs) did not finish within the time given."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed call is worth repeating: the api-server is restarting, overloaded or slow
+    (no connection, a socket timeout, a 5xx), unlike a 4xx answer, which says the call is wrong."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500
+    return isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError))
+
+
 class AirflowClient:
     """Airflow's public REST API at ``base_url``.
 
@@ -55,15 +67,23 @@ class AirflowClient:
             self._token = body["access_token"]
         return self._token
 
-    def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        """Call the REST API with the token; the JSON answer (HTTPError with the body's detail)."""
-        try:
-            return self._request(method, path, body, auth=True)
-        except urllib.error.HTTPError as exc:
-            if exc.code != 401:
-                raise
-            self.token(refresh=True)  # expired token
-            return self._request(method, path, body, auth=True)
+    def api(self, method: str, path: str, body: dict | None = None, attempts: int = 3) -> dict:
+        """Call the REST API with the token; the JSON answer (HTTPError with the body's detail).
+        A read (GET) that fails for a passing reason is tried up to ``attempts`` times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                try:
+                    return self._request(method, path, body, auth=True)
+                except urllib.error.HTTPError as exc:
+                    if exc.code != 401:
+                        raise
+                    self.token(refresh=True)  # expired token
+                    return self._request(method, path, body, auth=True)
+            except OSError as exc:
+                if method != "GET" or attempt == attempts or not transient(exc):
+                    raise
+                time.sleep(2 * attempt)
+        raise AssertionError("unreachable")
 
     def _request(self, method: str, path: str, body: dict | None, *, auth: bool) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -133,13 +153,18 @@ class AirflowClient:
     def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
         """Until the dag-processor has parsed every one of ``dag_ids``."""
         deadline = time.monotonic() + timeout
+        found: set[str] = set()
         while True:
             self.check()
-            found = set(self.paused())
+            try:
+                found = set(self.paused())
+            except OSError as exc:
+                if not transient(exc):
+                    raise
             if set(dag_ids) <= found:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(set(dag_ids) - found)}")
+                raise RunTimeout(f"DAGs not parsed within {timeout:.0f} s: {sorted(set(dag_ids) - found)}")
             time.sleep(1)
 
     def unpause(self, dag_ids: tuple[str, ...] = (COIN, MASTER)) -> dict[str, bool]:
@@ -152,17 +177,27 @@ class AirflowClient:
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800,
                      on_poll: Callable[[str], None] | None = None, interval: float = 3) -> str:
-        """Poll the run until it is finished; its final state (``on_poll(state)`` each time)."""
+        """Poll the run until it is finished; its final state (``on_poll(state)`` each time).
+        A call that fails for a passing reason (see :func:`transient`: the api-server restarting
+        or too busy to answer in time) is tried again at the next poll; :class:`RunTimeout`
+        after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        state, problem = "unknown", ""
         while True:
             self.check()
-            state = self.dag_run(dag_id, run_id)["state"]
-            if on_poll is not None:
-                on_poll(state)
+            try:
+                state = self.dag_run(dag_id, run_id)["state"]
+                if on_poll is not None:
+                    on_poll(state)
+                problem = ""
+            except OSError as exc:
+                if not transient(exc):
+                    raise
+                problem = f" (last call failed: {exc})"
             if state in FINISHED:
                 return state
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s")
+                raise RunTimeout(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s{problem}")
             time.sleep(interval)
 
 
@@ -203,7 +238,7 @@ def follow_master(client: AirflowClient, run_id: str, say: Callable[[str], None]
     try:
         return client.wait_for_run(MASTER, run_id, timeout=max(0.0, deadline - time.monotonic()),
                                    on_poll=poll, interval=interval)
-    except TimeoutError:
+    except RunTimeout:
         say(f"{prefix} gave up after {timeout:.0f} s")
         return "timeout"
 
