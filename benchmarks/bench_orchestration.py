@@ -23,9 +23,9 @@ Every command runs in its own run directory (never in a checkout: ``python -m``/
 put the current directory's ``crypto_ml`` first on ``sys.path``).
 
 The replay anchors (``CRYPTO_ML_REPLAY_ANCHOR_REAL/HISTORY``) map the run's logical date onto
-``--history-day`` (2017-06-25: 89 coins), so every run predicts the same day. ``--coins N`` below
-the day's universe passes ``{"coins": [...]}``... only the Celery command takes a conf, so for the
-embedded default a smaller universe is a synthetic CSV market of N coins (as the scale runs).
+``--history-day`` (2017-06-25: 89 coins), so every run predicts the same day. Any other
+``--coins N`` (``--quick``: 5) uses a synthetic CSV market of N coins, as the scale runs do
+(``crypto-ml pipeline`` takes no coin list, and both executors must see the same universe).
 
 Each command runs under ``benchmarks/orchestration/measure.py`` (a child subreaper sampling the
 process tree) with a benchmark-only Airflow listener plugin in a run-local plugins folder (the
@@ -42,6 +42,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -154,8 +155,8 @@ def synthetic_market(folder: Path, n: int, day: dt.date, history_day: dt.date) -
     frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
     market.mkdir(parents=True)
     history.mkdir(parents=True)
-    frame.to_csv(market / "prices.csv", index=False)
-    frame[frame["date"] < day.isoformat()].to_csv(history / "prices.csv", index=False)
+    frame.to_csv(market / "prices.csv", index=False, float_format="%.8g")
+    frame[frame["date"] < day.isoformat()].to_csv(history / "prices.csv", index=False, float_format="%.8g")
     say(f"synthetic market: {n} coins, {len(frame)} rows up to {day} in {market}")
     return folder
 
@@ -187,12 +188,10 @@ class Run:
         return extra
 
     def prepare(self) -> tuple[dict, Path | None]:
-        plugins = self.dir / "plugins"
-        plugins.mkdir()
-        for src in (self.version.tree / "plugins").glob("*.py"):
-            (plugins / src.name).write_text(src.read_text())
-        (plugins / "bench_orchestration_listener.py").write_text(
-            (ORCH / "plugin" / "bench_orchestration_listener.py").read_text())
+        plugins = self.dir / "plugins"  # the version's plugins folder (airflow_local_settings too) + ours
+        shutil.copytree(self.version.tree / "plugins", plugins, ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("bench_orchestration_listener.py", *(["bench_floor_triggers.py"] if self.variant == "floor" else [])):
+            shutil.copy(ORCH / "plugin" / name, plugins / name)
         dags = None
         if self.variant == "floor":
             dags = self.dir / "floor_dags"
@@ -303,6 +302,10 @@ def floor_input(version: Version, real: dict, work: Path, history_day: dt.date) 
     for key, per_ti in real["starts_per_ti"].items():
         dag, task = key.split(".", 1)
         starts.setdefault(dag, {})[task] = round(per_ti)
+    deferrals: dict = {}
+    for key, per_ti in real.get("deferrals_per_ti", {}).items():
+        dag, task = key.split(".", 1)
+        deferrals.setdefault(dag, {})[task] = round(per_ti)
     for d in spec["dags"]:  # a task the real run never started (EmptyOperator, ended in the triggerer)
         for t in d["tasks"]:
             if f"{d['dag_id']}.{t['task_id']}" in real["tis_by_task"]:
@@ -316,7 +319,8 @@ def floor_input(version: Version, real: dict, work: Path, history_day: dt.date) 
                 branch_choice[f"{d['dag_id']}.{t['task_id']}"] = max(sorted(counts), key=lambda k: counts[k])
     coins = real["coin_ids"] or [f"coin-{i:04d}" for i in range(real["coins"])]
     day = history_day.isoformat() if not real.get("market") else real["market_day"]
-    return {**spec, "coins": coins, "day": day, "starts": starts, "branch_choice": branch_choice}
+    return {**spec, "coins": coins, "day": day, "starts": starts, "deferrals": deferrals,
+            "branch_choice": branch_choice}
 
 
 # -- reports ---------------------------------------------------------------------------------------

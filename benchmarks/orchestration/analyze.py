@@ -156,6 +156,9 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
     running = [e for e in events if e["ev"] == "running" and (e["dag"], e["run"]) in run_keys]
     exits = {(e["pid"], e["dag"], e["task"], e["run"], e["map"]): e for e in events if e["ev"] == "exit"}
     starts_by_task = Counter((e["dag"], e["task"]) for e in running)
+    # A start that exited without a success/failed/skipped listener call deferred (or was killed).
+    deferred_by_task = Counter((x["dag"], x["task"]) for x in exits.values()
+                               if x.get("outcome") is None and (x["dag"], x["run"]) in run_keys)
     tis_by_task = Counter((t["dag_id"], t["task_id"]) for t in tis)
     own: dict[str, list[float]] = defaultdict(list)
     boot: dict[str, list[float]] = defaultdict(list)
@@ -184,6 +187,8 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
         "starts_by_task": {f"{d}.{k}": v for (d, k), v in sorted(starts_by_task.items())},
         "starts_per_ti": {f"{d}.{k}": round(v / tis_by_task[(d, k)], 2) for (d, k), v in starts_by_task.items()
                           if tis_by_task[(d, k)]},
+        "deferrals_per_ti": {f"{d}.{k}": round(v / tis_by_task[(d, k)], 2) for (d, k), v in deferred_by_task.items()
+                             if tis_by_task[(d, k)]},
         "tis_by_task": {f"{d}.{k}": v for (d, k), v in sorted(tis_by_task.items())},
         "queue_wait_p50": _pct(waits, 0.5), "queue_wait_p95": _pct(waits, 0.95),
         "own_p50": {k: _pct(v, 0.5) for k, v in sorted(own.items())},

@@ -10,9 +10,14 @@ Copied into a benchmark run's DAGs folder by ``benchmarks/bench_orchestration.py
   how many task processes the real task started per task instance in the real run
   (``starts``): 0 with ``start_from_trigger`` -> starts in the triggerer and ends there (a
   ``TimeDeltaTrigger(0)`` with ``end_from_trigger``); ``start_from_trigger`` and 1 -> starts in
-  the triggerer and resumes once in a worker; a deferrable task with 2+ starts -> defers once to a
-  ``TimeDeltaTrigger(0)`` and resumes; otherwise a plain task (one start). A branch returns the
-  downstream task the real run took most (``branch_choice``);
+  the triggerer and resumes once in a worker; a deferrable task whose starts all deferred
+  (``deferrals``: the process exited without a success/failure) -> defers once and ends in the
+  triggerer; one with more starts than deferrals -> defers once and resumes; otherwise a plain task
+  (one start). A task waiting in the triggerer right after a fan-out that does not wait
+  (``TriggerDagRunOperator(wait_for_completion=False)``) waits for the floor's own fanned-out runs
+  (Airflow's ``DagStateTrigger``, through ``bench_floor_triggers.py`` in the run's plugins folder)
+  instead of firing at once. A branch returns the downstream task the real run took most
+  (``branch_choice``);
 - a task whose output feeds a mapped task returns one item per coin of the real run (the same
   count and run ids); every other task returns ``{"history_day", "coins", "market"}``.
 
@@ -83,6 +88,38 @@ class NoopDeferOperator(NoopOperator):
         return self.value
 
 
+class NoopDeferEndOperator(NoopOperator):
+    """Defers once to a trigger that fires at once and ends the task there (one task process)."""
+
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(dt.timedelta(0), end_from_trigger=True), method_name="execute_complete")
+
+    def execute_complete(self, context, event=None):
+        return self.value
+
+
+def _runs_trigger(dag_id: str, poll: float, end: bool):
+    from bench_floor_triggers import FloorRunsDoneTrigger  # the run's plugins folder
+
+    return FloorRunsDoneTrigger(dag_id=dag_id, states=["success", "failed"], run_ids=[f"{c}__{DAY}" for c in COINS],
+                                poll_interval=poll, end_from_trigger=end)
+
+
+class WaitRunsDeferOperator(NoopOperator):
+    """Waits in the triggerer for the fanned-out runs (deferred from a worker start); resumes once
+    unless ``end`` (then the trigger ends the task)."""
+
+    def __init__(self, *, watched: str, poll: float, end: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.watched, self.poll, self.end = watched, poll, end
+
+    def execute(self, context):
+        self.defer(trigger=_runs_trigger(self.watched, self.poll, self.end), method_name="execute_complete")
+
+    def execute_complete(self, context, event=None):
+        return self.value
+
+
 class NoopFromTriggerOperator(NoopOperator):
     """Starts in the triggerer and resumes once in a worker (one task process)."""
 
@@ -103,6 +140,24 @@ class NoopInTriggerOperator(NoopFromTriggerOperator):
         trigger_cls="airflow.providers.standard.triggers.temporal.TimeDeltaTrigger",
         trigger_kwargs={"delta": dt.timedelta(0), "end_from_trigger": True}, next_method="execute_complete",
         next_kwargs=None, timeout=None)
+
+
+def _runs_from_trigger(watched: str, poll: float, end: bool) -> type:
+    """A task that starts in the triggerer waiting for the fanned-out runs (and ends there if ``end``)."""
+    run_ids = [f"{c}__{DAY}" for c in COINS]
+
+    class WaitRunsFromTrigger(NoopOperator):
+        start_from_trigger = True
+        start_trigger_args = StartTriggerArgs(
+            trigger_cls="bench_floor_triggers.FloorRunsDoneTrigger",
+            trigger_kwargs={"dag_id": watched, "states": ["success", "failed"], "run_ids": run_ids,
+                            "poll_interval": poll, "end_from_trigger": end},
+            next_method="execute_complete", next_kwargs=None, timeout=None)
+
+        def execute_complete(self, context, event=None):
+            return self.value
+
+    return WaitRunsFromTrigger
 
 
 def _order(tasks: list[dict]) -> list[dict]:
@@ -137,6 +192,7 @@ def build(spec: dict) -> DAG:
               max_active_runs=spec.get("max_active_runs") or 16, max_active_tasks=spec.get("max_active_tasks") or 16,
               tags=["bench-floor"], default_args={"retries": 0})
     ops: dict = {}
+    by_id = {t["task_id"]: t for t in tasks}
     starts = SPEC.get("starts", {}).get(spec["dag_id"], {})
     with dag:
         for t in _order(tasks):
@@ -145,6 +201,12 @@ def build(spec: dict) -> DAG:
             value = (_items(t.get("map_kind") or consumers[tid].get("map_kind"), consumers[tid]) if tid in consumers
                      else {"history_day": DAY, "coins": COINS, "market": "no-op floor"})
             n = starts.get(tid)
+            deferrals = SPEC.get("deferrals", {}).get(spec["dag_id"], {}).get(tid, 0)
+            # A task after a fan-out that does not wait (TriggerDagRunOperator without
+            # wait_for_completion) and that waits in the triggerer stands for "wait for those runs".
+            watched = next((by_id[u]["trigger"]["trigger_dag_id"] for u in t["upstream"]
+                            if by_id[u]["class"] == "TriggerDagRunOperator"
+                            and not by_id[u]["trigger"]["wait_for_completion"]), None)
             if t["class"] == "TriggerDagRunOperator":
                 kw = {**t["trigger"], "logical_date": None}
                 if t["mapped"]:
@@ -160,9 +222,18 @@ def build(spec: dict) -> DAG:
                 if t["branch"]:
                     cls, extra = NoopBranchOperator, {"choice": SPEC.get("branch_choice", {}).get(
                         f"{spec['dag_id']}.{tid}") or sorted(t["downstream"])[0]}
+                elif t["start_from_trigger"] and watched:
+                    cls, extra = _runs_from_trigger(watched, t.get("poll") or 5.0, end=not n), {}
                 elif t["start_from_trigger"]:
-                    cls, extra = (NoopInTriggerOperator if n == 0 else NoopFromTriggerOperator), {}
-                elif t["deferrable"] and (n is None or n >= 2):
+                    cls, extra = (NoopInTriggerOperator if not n else NoopFromTriggerOperator), {}
+                elif t["deferrable"] and watched and (deferrals or n is None):
+                    cls, extra = WaitRunsDeferOperator, {"watched": watched, "poll": t.get("poll") or 5.0,
+                                                         "end": (n or 0) <= deferrals}
+                elif t["deferrable"] and n is None:
+                    cls, extra = NoopDeferOperator, {}
+                elif t["deferrable"] and deferrals and n <= deferrals:
+                    cls, extra = NoopDeferEndOperator, {}
+                elif t["deferrable"] and deferrals:
                     cls, extra = NoopDeferOperator, {}
                 else:
                     cls, extra = NoopOperator, {}

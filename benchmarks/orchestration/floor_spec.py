@@ -60,6 +60,7 @@ def describe(dag) -> dict:
             "deferrable": bool(attr("deferrable", False)) or (
                 not isinstance(cls, dict) and "execute_complete" in dir(cls)),
             "start_from_trigger": bool(attr("start_from_trigger", False)),
+            "poll": attr("poll_interval", None) or attr("poke_interval", None),
             "task_group": getattr(getattr(task, "task_group", None), "group_id", None),
             "mapped_group": bool(getattr(task, "get_closest_mapped_taskgroup", lambda: None)()),
         }
