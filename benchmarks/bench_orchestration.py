@@ -339,7 +339,7 @@ def _mem(r: dict) -> str:
 def compare_table(results: list[dict]) -> list[str]:
     lines = ["| version | executor | variant | master run | wall | vs old | vs floor | task inst. | "
              "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | scheduler CPU (main) | "
-             "peak PSS (RSS) sum |", "|" + "---|" * 14]
+             "peak PSS (RSS) sum | other processes' CPU |", "|" + "---|" * 15]
     by = {(r["version"], r["executor"], r["workers"], r["variant"]): r for r in results}
     for r in results:
         old = by.get(("old", r["executor"], r["workers"], "real"))
@@ -352,7 +352,8 @@ def compare_table(results: list[dict]) -> list[str]:
             f"| {_f(r['wall'] / floor['wall'], '{:.2f}x') if floor and r['variant'] == 'real' else '–'} "
             f"| {r['task_instances']} (+{r['ti_history']} hist.) | {r['starts_per_coin']:.2f} "
             f"| {_f(r['cpu_per_coin'], '{:.2f}')} | {_f(r['queue_wait_p50'], '{:.2f}')} / {_f(r['queue_wait_p95'], '{:.2f}')} s "
-            f"| {_f(cpu.get('triggerer'))} s | {_f(cpu.get('scheduler:main'))} s | {_mem(r)} |")
+            f"| {_f(cpu.get('triggerer'))} s | {_f(cpu.get('scheduler:main'))} s | {_mem(r)} "
+            f"| {_f(cpu.get('others'), '{:.0f}')} s |")
     return lines
 
 
@@ -414,6 +415,8 @@ NOTES = [
     "done: fork, DAG parse, execution-API handshake) to the process's exit (an `atexit` hook, which the task "
     "supervisor runs for the forked task process), summed over the starts of one task instance; **boot** is "
     "fork to task reached.",
+    "- **other processes' CPU**: CPU the rest of the machine used during the window (`/proc/stat` busy time "
+    "minus the tree's): a noisy neighbour shows here; figures for the record need it near 0.",
     "- **floor**: the version's DAGs rebuilt with no-op bodies from its own DagBag (same ids, dependencies, "
     "trigger rules, fan-out; TriggerDagRunOperator kept; each task deferring or starting from the "
     "triggerer as many times as the real one started per task instance), run through the same command.",
@@ -525,6 +528,7 @@ def plot_scale(results: list[dict], path: Path) -> None:
         a1.plot([r["coins"] for r in rs], [r["wall"] / 60 for r in rs], style, label=key)
         a2.plot([r["coins"] for r in rs], [r["cpu_per_coin"] or 0 for r in rs], style, label=key)
     a1.set(xlabel="coins", ylabel="master run (minutes)", title="Daily run wall time")
+    a1.set_ylim(bottom=0)
     a2.set(xlabel="coins", ylabel="CPU-s per coin (all processes)", title="Cost per coin")
     a2.set_ylim(bottom=0)
     for a in (a1, a2):

@@ -120,7 +120,10 @@ class Tree:
         peak = max(sum(r[7] for r in s["procs"]) for s in inside)
         pss = [s["pss"] for s in inside if s.get("pss")]
         sizes = {k: b["sizes"].get(k, 0) - a["sizes"].get(k, 0) for k in b["sizes"]}
-        return {"cpu": {k: cb.get(k, 0.0) - ca.get(k, 0.0) for k in set(ca) | set(cb)},
+        cpu = {k: cb.get(k, 0.0) - ca.get(k, 0.0) for k in set(ca) | set(cb)}
+        if "busy" in a and "busy" in b:  # CPU the rest of the machine used meanwhile (noise)
+            cpu["others"] = (b["busy"] - a["busy"]) - cpu["total"]
+        return {"cpu": cpu,
                 "peak_rss": peak, "peak_pss": max(pss) if pss else None, "growth": sizes, "sizes_end": b["sizes"],
                 "sample_span": (b["t"] - a["t"])}
 

@@ -180,7 +180,9 @@ def main() -> int:
         if pg is not None and now - last_pg >= 5:
             sizes.update(pg.read())
             last_pg = now
-        record = {"t": now, "rc": _rusage_children(), "procs": rows, "sizes": sizes}
+        busy = psutil.cpu_times()  # the whole machine: what others used meanwhile is busy - ours
+        record = {"t": now, "rc": _rusage_children(), "procs": rows, "sizes": sizes,
+                  "busy": busy.user + busy.nice + busy.system + getattr(busy, "irq", 0) + getattr(busy, "softirq", 0)}
         if now - last_pss >= 5:  # proportional set size: shared pages split between their users
             record["pss"] = _pss(r[0] for r in rows)
             last_pss = now
