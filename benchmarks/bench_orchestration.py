@@ -379,6 +379,8 @@ def write_report(path: Path, title: str, command: str, results: list[dict], note
     lines = [f"# {title}", "", "```", command, "```", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
              f"(load average at the end {os.getloadavg()[0]:.2f}).", ""]
+    if FAILED:
+        extra = extra + ["", "**Runs without figures:**", ""] + [f"- {f}" for f in FAILED]
     lines += extra + [""] + compare_table(results) + [""] + task_table(results) + ["", "## How each figure is measured", ""]
     lines += notes
     path.write_text("\n".join(lines) + "\n")
@@ -423,6 +425,9 @@ NOTES = [
 ]
 
 
+FAILED: list[str] = []  # runs that gave no figures (named in the report)
+
+
 def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], coins_list: list[int],
                floors: bool, work: Path) -> list[dict]:
     logical = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
@@ -437,15 +442,25 @@ def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], 
                 run = Run(version=version, executor=executor, variant="real", work=work, logical=logical,
                           history_day=history_day, market=market, workers=workers, timeout=args.timeout,
                           tag=f"-{n}")
-                real = run.run()
+                try:
+                    real = run.run()
+                except Exception as exc:  # noqa: BLE001 - the other runs go on; the report names it
+                    say(f"FAILED {run.name}: {exc}")
+                    FAILED.append(f"{run.name}: {str(exc).splitlines()[0]} (log: {run.dir / 'command.log'})")
+                    continue
                 real["market"] = str(market) if market else None
                 real["market_day"] = logical.isoformat()
                 results.append(real)
                 if floors:
-                    spec = floor_input(version, real, work, history_day)
-                    floor = Run(version=version, executor=executor, variant="floor", work=work, logical=logical,
-                                history_day=history_day, market=None, workers=workers, timeout=args.timeout,
-                                floor_of=spec, tag=f"-{n}").run()
+                    try:
+                        spec = floor_input(version, real, work, history_day)
+                        floor = Run(version=version, executor=executor, variant="floor", work=work, logical=logical,
+                                    history_day=history_day, market=None, workers=workers, timeout=args.timeout,
+                                    floor_of=spec, tag=f"-{n}").run()
+                    except Exception as exc:  # noqa: BLE001
+                        say(f"FAILED floor of {run.name}: {exc}")
+                        FAILED.append(f"floor of {run.name}: {str(exc).splitlines()[0]}")
+                        continue
                     floor["market"] = real["market"]
                     results.append(floor)
     return results
