@@ -133,8 +133,9 @@ def _label(cmd: str) -> str:
     if parts and parts[0].rsplit("/", 1)[-1].startswith("python") and len(parts) > 1:
         parts = parts[1:]  # "python .../airflow dags unpause" -> "airflow dags unpause"
     cmd = " ".join(parts)
-    for key, name in (("triggerer", "triggerer"), ("dag-processor", "dag-processor"), ("scheduler", "scheduler"),
-                      ("api-server", "api-server"), ("celery worker", "airflow-worker"), ("flower", "flower"),
+    for key, name in (("triggerer", "triggerer"), ("dag-processor", "dag-processor"), ("dag_processor", "dag-processor"),
+                      ("scheduler", "scheduler"), ("api-server", "api-server"), ("api_server", "api-server"),
+                      ("celery worker", "airflow-worker"), ("airflow-worker", "airflow-worker"), ("flower", "flower"),
                       (" worker", "engine-worker")):
         if key in cmd:
             return name
