@@ -554,6 +554,36 @@ def plot_scale(results: list[dict], path: Path) -> None:
     say(f"wrote {path}")
 
 
+def cmd_report(args) -> None:
+    """Rebuild a report from a work dir: each run's result.json, or (``--reanalyze``) the figures
+    read again from the run's files and its metadata DB (SQLite in the run dir; for a Celery run
+    whose harness was stopped, its PostgreSQL database is still there: ``--meta-url``)."""
+    work = Path(args.work)
+    results = []
+    for folder in sorted(p for p in work.iterdir() if (p / "measure.json").exists()):
+        saved = json.loads((folder / "result.json").read_text()) if (folder / "result.json").exists() else None
+        if saved is None or args.reanalyze:
+            version, executor, *_ = folder.name.split("-")
+            url = args.meta_url if executor.startswith("celery") else f"sqlite:///{folder / 'airflow' / 'airflow.db'}"
+            if not url:
+                say(f"skipped {folder.name}: give --meta-url for a Celery run")
+                continue
+            fresh = analyze.summarize(folder=folder, meta_url=url, master=MASTER)
+            meta = {k: v for k, v in (saved or {}).items() if k not in fresh}
+            meta.setdefault("version", version)
+            meta.setdefault("executor", "celery" if executor.startswith("celery") else "local")
+            meta.setdefault("workers", int(executor[6:] or 1) if executor.startswith("celery") else 1)
+            meta.setdefault("variant", "floor" if "-floor-" in folder.name else "real")
+            meta.setdefault("tree", meta["version"])
+            meta.setdefault("command", " ".join(json.loads((folder / "measure.json").read_text())["cmd"]))
+            saved = {**meta, **fresh}
+            (folder / "result.json").write_text(json.dumps(saved, indent=1, default=str))
+        results.append(saved)
+    results.sort(key=lambda r: (r["version"] != "old", r["executor"], r["workers"], r["variant"] != "real"))
+    write_report(Path(args.out), f"Orchestration runs of {work}", "python " + " ".join(shlex.quote(a) for a in sys.argv),
+                 results, NOTES, [f"Work dir: {work}."])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -579,6 +609,12 @@ def main() -> None:
     s.add_argument("--celery-coins", type=int, default=300, help="0: no Celery runs")
     s.add_argument("--celery-workers", default="1,2", help="Airflow+engine workers per Celery run")
     s.set_defaults(func=cmd_scale)
+    r = sub.add_parser("report", help="rebuild a report from a work dir (after an interrupted run)")
+    r.add_argument("work")
+    r.add_argument("--out", required=True)
+    r.add_argument("--reanalyze", action="store_true", help="read every run's figures again")
+    r.add_argument("--meta-url", default=None, help="metadata DB of a Celery run (not yet dropped)")
+    r.set_defaults(func=cmd_report)
     args = parser.parse_args()
     args.func(args)
 
