@@ -1,12 +1,22 @@
-"""Choose the conformal calibration on a year nobody evaluates on, then measure the last year.
+"""Choose the conformal calibration on years nobody evaluates on, then measure the last year once.
 
-The interval settings (``calibration_origins``: how many walk-forward days calibrate,
-``interval_vol_window``: volatility window of the normalised residuals, 0 = none, and
-``interval_half_life``: recency weighting of the residuals, None = equal weights) are
-compared on the bundled data's **previous** year (ending 2016-09-22, every coin truncated there:
-a point-in-time loader), and the chosen one is then reported on the last year (ending
-2017-09-22). Coverage is the share of actual closes inside the interval over every forecast day
-of a 12-fold walk-forward backtest, horizon 10.
+The interval methods compared (class attributes of :class:`BaseForecaster`, 180 walk-forward
+calibration origins each):
+
+- ``plain``: split-conformal on the raw return errors (the first release's method);
+- ``vol30``: normalised conformal, errors divided by the standard deviation of the last 30 daily
+  log returns at their origin (the first release's option);
+- ``ewm``: normalised conformal, errors divided by the RiskMetrics volatility (EWMA of squared
+  daily log returns, decay 0.94) known at their origin, bounds times the volatility now;
+- ``aci``: adaptive conformal inference (Gibbs & Candes 2021, step 0.005) along the calibration
+  walk, on the raw errors;
+- ``ewm+aci``: both, step 0.005; ``ewm+aci.02``: both, step 0.02.
+
+They are scored on the bundled data's two **previous** years (ending 2016-09-22 and 2015-09-22,
+every coin truncated there: a point-in-time loader) by the mean over models, levels and both years
+of ``|coverage - level|``; the best one is then run on the last year (ending 2017-09-22), once.
+Coverage is the share of actual closes inside the interval over every forecast day of a 12-fold
+walk-forward backtest, horizon 10, like-for-like coins.
 
     python benchmarks/bench_intervals.py            # writes benchmarks/results/intervals.md
 """
@@ -25,64 +35,137 @@ from crypto_ml.backtest import markdown_table, run_backtest  # noqa: E402
 from crypto_ml.data_loader import CryptoLoader  # noqa: E402
 from crypto_ml.forecasting.base import BaseForecaster  # noqa: E402
 
-CONFIGS = [(180, 0, None), (180, 30, None), (365, 30, None), (365, 0, 60), (365, 30, 60), (365, 0, 30)]
+SETTINGS = ("calibration_origins", "interval_vol_window", "interval_vol_ewm", "interval_half_life",
+            "interval_aci_gamma")
+METHODS = {
+    "plain": {},
+    "vol30": {"interval_vol_window": 30},
+    "ewm": {"interval_vol_ewm": 0.94},
+    "aci": {"interval_aci_gamma": 0.005},
+    "ewm+aci": {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.005},
+    "ewm+aci.02": {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.02},
+}
+VALIDATION = ("2016-09-22", "2015-09-22")
 
 
-def coverage(as_of: str | None, models: list[str], origins: int, vol: int, half_life: float | None):
-    BaseForecaster.calibration_origins = origins
-    BaseForecaster.interval_vol_window = vol
-    BaseForecaster.interval_half_life = half_life
+def configure(method: str) -> None:
+    defaults = {"calibration_origins": 180, "interval_vol_window": 0, "interval_vol_ewm": None,
+                "interval_half_life": None, "interval_aci_gamma": None}
+    for key, value in {**defaults, **METHODS[method]}.items():
+        setattr(BaseForecaster, key, value)
+
+
+def coverage(as_of: str | None, models: list[str], methods: list[str], *, period: int = 365,
+             folds: int = 12, horizon: int = 10):
+    """Coverage of every method on one year: a walk-forward backtest (as ``crypto-ml backtest``:
+    expanding window, ``folds`` folds over the last ``period`` days before ``as_of``) in which
+    each fold's model and its calibration walk are fitted once, and every method turns that walk
+    into residuals and bounds. Returns the like-for-like coverage table and the CPU seconds."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.base import clone
+
+    from crypto_ml.backtest import FORECAST_COLUMNS, BacktestResult, fold_starts, interval_columns
+    from crypto_ml.forecasting import make_forecaster
+    from crypto_ml.forecasting.base import DEFAULT_LEVELS, level_key
+
+    levels = DEFAULT_LEVELS
     loader = CryptoLoader(as_of=as_of) if as_of else CryptoLoader()
-    started = time.perf_counter()
-    result = run_backtest(None, models, loader=loader, period=365, folds=12, horizon=10)
-    table = result.coverage(common=True)
-    table.insert(0, "half_life", "-" if half_life is None else f"{half_life:g}")
-    table.insert(0, "vol_window", vol)
-    table.insert(0, "origins", origins)
-    return table, time.perf_counter() - started
+    started = time.process_time()
+    rows = {m: [] for m in methods}
+    configure("ewm")  # the walk starts where a volatility exists (the latest start of all methods)
+    for coin in loader.get_crypto_names():
+        closes, _ = loader.get_prices(coin)
+        y = np.asarray(closes, dtype="float64")
+        for name in models:
+            template = make_forecaster(name)
+            if len(y) < period + max(template.min_points(), 2):
+                continue
+            for i, start in enumerate(fold_starts(len(y), period, folds)):
+                h = min(horizon, len(y) - start)
+                train = y[:start]
+                configure("ewm")
+                try:
+                    fitted = clone(template)
+                    fitted._fit_point(train)
+                    point = fitted.predict(h)
+                except ValueError:
+                    continue
+                walk = fitted._calibration_walk(train)
+                for method in methods:
+                    configure(method)
+                    fitted._aci_cache = None
+                    fitted.interval_residuals_ = None if walk is None else fitted._calibration_residuals(train, *walk)
+                    try:
+                        bounds = fitted.predict_interval(h, levels)
+                    except ValueError:
+                        bounds = {}
+                    for k in range(h):
+                        row = {"coin": coin, "model": name, "fold": i, "step": k + 1, "date": start + k,
+                               "last_close": train[-1], "actual": y[start + k], "forecast": point[k]}
+                        for level in levels:
+                            lo, hi = bounds.get(level, (None, None))
+                            row[f"lower_{level_key(level)}"] = float(lo[k]) if lo is not None else float("nan")
+                            row[f"upper_{level_key(level)}"] = float(hi[k]) if hi is not None else float("nan")
+                        rows[method].append(row)
+    tables = []
+    for method in methods:
+        result = BacktestResult(params={"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)})
+        result.forecasts = pd.DataFrame(rows[method], columns=FORECAST_COLUMNS + interval_columns(levels))
+        table = result.coverage(common=True)
+        table.insert(0, "method", method)
+        table.insert(0, "year_end", as_of or "2017-09-22")
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True), time.process_time() - started
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="naive,drift,ar")
+    parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "intervals.md")
     args = parser.parse_args()
     models = args.models.split(",")
+    methods = args.methods.split(",")
     import pandas as pd
 
     tuning, seconds = [], 0.0
-    for origins, vol, half_life in CONFIGS:
-        table, took = coverage("2016-09-22", models, origins, vol, half_life)
+    for as_of in VALIDATION:
+        table, took = coverage(as_of, models, methods)
         seconds += took
-        print(table.to_string(index=False), flush=True)
+        print(table.to_string(index=False), f"\n{took:.0f} s CPU", flush=True)
         tuning.append(table)
     tuning = pd.concat(tuning, ignore_index=True)
     tuning["miss"] = (tuning["coverage"] - tuning["level"]).abs()
-    score = tuning.groupby(["origins", "vol_window", "half_life"])["miss"].mean().sort_values()
-    best = score.index[0]
-    final, took = coverage(None, models, best[0], best[1], None if best[2] == "-" else float(best[2]))
+    score = tuning.groupby("method")["miss"].mean().sort_values()
+    per_year = tuning.groupby(["method", "year_end"])["miss"].mean().unstack()
+    best = str(score.index[0])
+    final, took = coverage(None, models, [best])
     lines = [
-        "# Prediction intervals: calibration chosen on 2015-09-23..2016-09-22, measured on the last year",
+        "# Prediction intervals: method chosen on the two years before the last, measured on the last",
         "",
-        f"Command: `python benchmarks/bench_intervals.py --models {args.models}`",
+        f"Command: `python benchmarks/bench_intervals.py --models {args.models} --methods {args.methods}`",
         "",
-        "Walk-forward backtest of every coin's last 365 days (12 folds, horizon 10) with a point-in-time "
-        "loader; coverage = % of actual closes inside the interval, mean width in % of the last close "
-        "(averaged over coins, so wild altcoins weigh a lot); like-for-like coins.",
+        "Methods (180 walk-forward calibration origins each): "
+        + "; ".join(f"`{m}` = {METHODS[m] or 'raw return errors'}" for m in methods)
+        + ". Walk-forward backtest of every coin's last 365 days before the year's end (12 folds, "
+        "horizon 10) with a point-in-time loader; coverage = % of actual closes inside the interval, "
+        "widths in % of the last close (mean over forecast days, so wild altcoins weigh a lot; the "
+        "median is the typical coin); like-for-like coins.",
         "",
-        "## Tuning year (ends 2016-09-22)",
+        "## Validation years (end 2015-09-22 and 2016-09-22)",
         "",
         markdown_table(tuning.drop(columns="miss")),
         "",
-        "Mean |coverage - level| per setting: "
-        + ", ".join(f"origins {o}, vol window {v}, half-life {h}: {m:.2f}" for (o, v, h), m in score.items()),
+        "Mean |coverage - level| over models and levels:",
         "",
-        f"## Chosen: {best[0]} calibration origins, volatility window {best[1]}, half-life {best[2]} "
-        "— last year (ends 2017-09-22)",
+        markdown_table(per_year.assign(both=score).sort_values("both").reset_index()),
+        "",
+        f"## Chosen: `{best}` ({METHODS[best] or 'raw return errors'}) — the last year (ends 2017-09-22), run once",
         "",
         markdown_table(final),
         "",
-        f"Elapsed: tuning {seconds:.0f} s, last year {took:.0f} s.",
+        f"CPU: validation {seconds:.0f} s, last year {took:.0f} s.",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

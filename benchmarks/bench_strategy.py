@@ -21,7 +21,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crypto_ml.backtest import markdown_table  # noqa: E402
 from crypto_ml.strategy import format_strategy_report, run_strategy  # noqa: E402
+
+
+def horizon_coverage(report, horizon: int = 10):
+    """Per model and level: the share of horizon-end closes inside the interval the replay's
+    forecasts gave for them (refit every ``--refit-every`` days, updated daily), and the mean and
+    median width in % of the last close. Days whose horizon end is after the data are left out."""
+    import numpy as np
+    import pandas as pd
+
+    from crypto_ml.data_loader import CryptoLoader
+
+    f = report.forecasts
+    if f.empty:
+        return pd.DataFrame()
+    loader = CryptoLoader()
+    closes = {}
+    for coin in f["coin"].unique():
+        y, dates = loader.get_prices(coin)
+        closes[coin] = pd.Series(np.asarray(y, dtype="float64"), index=pd.to_datetime(np.asarray(dates)))
+    f = f.copy()
+    f["actual"] = [closes[c].get(d + pd.Timedelta(days=horizon), np.nan) for c, d in zip(f["coin"], f["date"])]
+    rows = []
+    for key in sorted(c[len("lower_"):] for c in f.columns if c.startswith("lower_")):
+        for model, g in f.groupby("model", sort=False):
+            g = g.dropna(subset=["actual", f"lower_{key}", f"upper_{key}"])
+            if g.empty:
+                continue
+            lo, hi = g[f"lower_{key}"], g[f"upper_{key}"]
+            width = (hi - lo) / g["last_close"] * 100
+            rows.append({
+                "model": model, "level": key, "n_coins": g["coin"].nunique(), "n": len(g),
+                "coverage": round(float(((g["actual"] >= lo) & (g["actual"] <= hi)).mean() * 100), 1),
+                "mean_width_pct": round(float(width.mean()), 1),
+                "median_width_pct": round(float(width.median()), 1),
+                "miss_below": round(float((g["actual"] < lo).mean() * 100), 1),
+                "miss_above": round(float((g["actual"] > hi).mean() * 100), 1),
+            })
+    return pd.DataFrame(rows)
 
 
 def main() -> int:
@@ -52,6 +91,11 @@ def main() -> int:
         "wall time includes waiting for the CPU). Timings below are wall times.",
         "",
         format_strategy_report(report),
+        "",
+        f"Interval coverage of the close {10} days after each replayed day (the horizon the rule looks at; "
+        "models refitted as above and updated daily, intervals from that fit's calibration):",
+        "",
+        markdown_table(horizon_coverage(report)),
         "",
         f"Equity plot: `{paths['plot'].relative_to(ROOT) if paths['plot'].is_relative_to(ROOT) else paths['plot']}`; "
         f"orders: `{paths['orders'].name}` ({len(report.orders)} rows); per coin: `{paths['per_coin'].name}`.",

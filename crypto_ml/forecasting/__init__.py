@@ -14,6 +14,7 @@ from __future__ import annotations
 from crypto_ml.forecasting.base import (
     DEFAULT_LEVELS,
     BaseForecaster,
+    aci_level,
     as_closes,
     check_horizon,
     check_levels,
@@ -39,6 +40,7 @@ __all__ = [
     "as_closes",
     "check_horizon",
     "check_levels",
+    "aci_level",
     "conformal_bounds",
     "load_forecaster",
     "make_forecaster",

@@ -45,6 +45,10 @@ DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
 #: fewer than 39 the 95 % bounds are just the extreme residuals (the conformal rank falls outside
 #: the sample); with 10, a young coin's ten up days made a "95 % interval" entirely above +2 %.
 MIN_CALIBRATION = 40
+#: Returns before an exponentially weighted volatility counts (fewer: NaN).
+EWM_MIN_RETURNS = 20
+#: Known residuals before adaptive conformal inference starts updating its level.
+ACI_BURN_IN = 20
 
 
 def check_levels(levels: Any) -> tuple[float, ...]:
@@ -75,6 +79,63 @@ def recent_volatility(y: np.ndarray, window: int) -> float:
         return float("nan")
     r = np.diff(np.log(y[-(window + 1):]))
     return float(np.std(r, ddof=1))
+
+
+def volatility_path(y: np.ndarray, window: int = 0, ewm: float | None = None) -> np.ndarray:
+    """Volatility known at each close of ``y`` (positive prices): ``out[t]`` uses the log returns
+    up to close ``t`` only. With ``ewm`` (a RiskMetrics decay, e.g. 0.94) the exponentially weighted
+    root mean square of the returns (NaN before :data:`EWM_MIN_RETURNS` returns); otherwise the
+    standard deviation of the last ``window`` returns (NaN before ``window`` returns)."""
+    y = np.asarray(y, dtype="float64")
+    out = np.full(len(y), np.nan)
+    if len(y) < 2 or not np.all(y > 0):
+        return out
+    r = pd.Series(np.diff(np.log(y)))
+    if ewm:
+        var = (r * r).ewm(alpha=1.0 - float(ewm), adjust=True).mean().to_numpy().copy()
+        var[: EWM_MIN_RETURNS - 1] = np.nan
+    elif window >= 2:
+        var = r.rolling(window).var(ddof=1).to_numpy()
+    else:
+        return out
+    out[1:] = np.sqrt(np.maximum(var, 0.0))
+    return out
+
+
+def aci_level(residuals: Any, level: float, gamma: float, step: int, burn_in: int = ACI_BURN_IN) -> float:
+    """Adaptive conformal inference (Gibbs & Candes 2021) run through one step's calibration
+    residuals (oldest origin first): the level, in percent, to read the conformal quantiles at now.
+
+    At each origin ``j`` the interval is :func:`conformal_bounds` of the residuals already known
+    then (origins ``<= j - step``: a ``step``-day-ahead error is seen ``step`` days later) at the
+    running level ``1 - a``; a miss raises it, a hit lowers it:
+    ``a <- a + gamma * (alpha - miss)``. Over the calibration walk the share of misses is pulled
+    to ``alpha`` whatever the distribution does, so when the recent errors outgrow the older ones
+    the level read at the end is higher than nominal (and lower in a calming market). Starts after
+    ``burn_in`` known residuals; returned clipped to (0, 100) exclusive.
+    """
+    import bisect
+
+    r = [float(v) for v in residuals]
+    alpha = 1.0 - float(level) / 100.0
+    a = alpha
+    known: list[float] = []
+    nxt = 0
+    for j, value in enumerate(r):
+        while nxt <= j - step:
+            bisect.insort(known, r[nxt])
+            nxt += 1
+        n = len(known)
+        if n < burn_in:
+            continue
+        eff = min(max(a, 0.0), 1.0)
+        hi = int(np.ceil((n + 1) * (1.0 - eff / 2.0)))
+        lo = int(np.floor((n + 1) * (eff / 2.0)))
+        lower = known[min(max(lo, 1), n) - 1]
+        upper = known[min(max(hi, 1), n) - 1]
+        miss = 0.0 if lower <= value <= upper else 1.0
+        a += gamma * (alpha - miss)
+    return float(min(max(100.0 * (1.0 - a), 1e-6), 100.0 - 1e-6))
 
 
 def conformal_bounds(residuals: np.ndarray, level: float, half_life: float | None = None) -> tuple[float, float]:
@@ -187,6 +248,12 @@ class BaseForecaster(BaseEstimator):
     #: 0 (the default) gives plain conformal (residuals as they are): chosen on the bundled data's
     #: year before the last, where it covered best (``benchmarks/results/intervals.md``).
     interval_vol_window: ClassVar[int] = 0
+    #: Normalised conformal with an exponentially weighted volatility instead (RiskMetrics decay,
+    #: e.g. 0.94; None: off). Takes precedence over ``interval_vol_window``.
+    interval_vol_ewm: ClassVar[float | None] = None
+    #: Adaptive conformal inference (:func:`aci_level`): step size ``gamma`` of the level's
+    #: update along the calibration walk (None: off, the quantiles are read at the nominal level).
+    interval_aci_gamma: ClassVar[float | None] = None
     #: Recent calibration residuals weigh more: weight halves every ``interval_half_life``
     #: origins (None: all weigh the same, plain split-conformal).
     interval_half_life: ClassVar[float | None] = None
@@ -233,27 +300,41 @@ class BaseForecaster(BaseEstimator):
         Returns ``None`` (no conformal intervals) when the history leaves fewer than
         :data:`MIN_CALIBRATION` one-step residuals, or when the copy cannot be fitted.
         """
+        walk = self._calibration_walk(y)
+        return None if walk is None else self._calibration_residuals(y, *walk)
+
+    def _calibration_walk(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The calibration walk of :meth:`_calibrate`: its origins and forecast paths
+        (``len(origins)`` x ``calibration_steps``), or None when too short or unfittable."""
         n = len(y)
         need = self.min_calibration_points() - MIN_CALIBRATION
         t0 = max(need - 1, n - 1 - int(self.calibration_origins))
         origins = np.arange(t0, n - 1)
         if len(origins) < MIN_CALIBRATION:
             return None
-        steps = int(self.calibration_steps)
         from sklearn.base import clone
 
         cal = clone(self)
         try:
             cal._fit_point(y[: t0 + 1])
-            paths = cal._calibration_paths(y, origins, steps)
+            return origins, cal._calibration_paths(y, origins, int(self.calibration_steps))
         except (ValueError, FloatingPointError):
             return None
-        window = int(self.interval_vol_window)
-        for scaled in (True, False) if window > 0 and np.all(y > 0) else (False,):
+
+    def _calibration_residuals(
+        self, y: np.ndarray, origins: np.ndarray, paths: np.ndarray
+    ) -> list[list[float]] | None:
+        """Residuals per step from a calibration walk (normalised when configured; sets
+        ``interval_vol_``), or None with fewer than :data:`MIN_CALIBRATION` one-step ones."""
+        n = len(y)
+        steps = paths.shape[1]
+        normalised = self._normalised() and bool(np.all(y > 0))
+        vols = self._volatility_path(y) if normalised else None
+        for scaled in (True, False) if normalised else (False,):
             out: list[list[float]] = [[] for _ in range(steps)]
             for j, t in enumerate(origins):
                 base = y[t]
-                scale = recent_volatility(y[: t + 1], window) if scaled else 1.0
+                scale = vols[t] if scaled else 1.0
                 if not base > 0 or not scale > 0:
                     continue
                 for h in range(1, min(steps, n - 1 - t) + 1):
@@ -261,13 +342,26 @@ class BaseForecaster(BaseEstimator):
                     if np.isfinite(value):
                         out[h - 1].append(float((y[t + h] - value) / base / scale))
             if len(out[0]) >= MIN_CALIBRATION:  # else: too short to normalise, try plain
-                self.interval_vol_ = recent_volatility(y, window) if scaled else None
+                self.interval_vol_ = float(vols[-1]) if scaled else None
                 return [r for r in out if r]
+        self.interval_vol_ = None
         return None
+
+    def _normalised(self) -> bool:
+        return bool(self.interval_vol_ewm) or int(self.interval_vol_window) > 0
+
+    def _volatility_path(self, y: np.ndarray) -> np.ndarray:
+        """The volatility known at each close of ``y`` that normalises the residuals."""
+        return volatility_path(y, int(self.interval_vol_window), self.interval_vol_ewm)
 
     def min_calibration_points(self) -> int:
         """The fewest closes :meth:`fit` needs to calibrate intervals (fewer: points only)."""
-        return max(int(self.min_points()), int(self._update_points()), 2) + MIN_CALIBRATION
+        base = max(int(self.min_points()), int(self._update_points()), 2)
+        if self.interval_vol_ewm:  # the first origin needs a volatility
+            base = max(base, EWM_MIN_RETURNS + 1)
+        elif int(self.interval_vol_window) > 0:
+            base = max(base, int(self.interval_vol_window) + 1)
+        return base + MIN_CALIBRATION
 
     def _calibration_paths(self, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
         """Forecast paths (``len(origins)`` x ``steps``) of this fitted calibration copy from
@@ -335,7 +429,7 @@ class BaseForecaster(BaseEstimator):
             upper = np.empty(horizon)
             for h in range(1, horizon + 1):
                 k = min(h, steps)
-                lo, hi = conformal_bounds(residuals[k - 1], level, self.interval_half_life)
+                lo, hi = conformal_bounds(residuals[k - 1], self._adapted_level(level, k), self.interval_half_life)
                 scale = np.sqrt(h / k) if h > k else 1.0
                 vol = getattr(self, "interval_vol_", None)
                 if vol is not None:
@@ -344,6 +438,23 @@ class BaseForecaster(BaseEstimator):
                 upper[h - 1] = point[h - 1] + hi * scale * self.last_value_
             out[level] = (np.maximum(lower, 0.0), upper)
         return out
+
+    def _adapted_level(self, level: float, step: int) -> float:
+        """The level to read step ``step``'s quantiles at: ``level`` itself, or with
+        ``interval_aci_gamma`` the adaptive conformal level at the end of the calibration walk
+        (cached per fit: the residuals do not change with :meth:`update`)."""
+        gamma = self.interval_aci_gamma
+        if not gamma:
+            return level
+        residuals = self.interval_residuals_
+        cache = getattr(self, "_aci_cache", None)
+        if cache is None or cache[0] is not residuals:
+            cache = (residuals, {})
+            self._aci_cache = cache
+        key = (float(level), int(step), float(gamma))
+        if key not in cache[1]:
+            cache[1][key] = aci_level(residuals[step - 1], level, float(gamma), step)
+        return cache[1][key]
 
     def predict_with_intervals(self, horizon: int = 10, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:
         """JSON-able ``{values, intervals, interval_method}``: the path, and
@@ -397,8 +508,8 @@ class BaseForecaster(BaseEstimator):
             )
         self._update(y)
         if getattr(self, "interval_vol_", None) is not None:  # normalised intervals follow the regime
-            vol = recent_volatility(y, int(self.interval_vol_window))
-            self.interval_vol_ = vol if np.isfinite(vol) else self.interval_vol_
+            vol = float(self._volatility_path(y)[-1])
+            self.interval_vol_ = vol if np.isfinite(vol) and vol > 0 else self.interval_vol_
         self.n_obs_ = int(len(y))
         self.last_value_ = float(y[-1])
         return self
