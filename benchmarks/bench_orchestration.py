@@ -3,7 +3,8 @@ LocalExecutor and CeleryExecutor stacks, and the scale curve (issue 11).
 
     python benchmarks/bench_orchestration.py compare --coins 89 --executors local,celery
     python benchmarks/bench_orchestration.py scale --coins 100,300,1000 --celery-coins 300 --celery-workers 1,2
-    python benchmarks/bench_orchestration.py compare --quick      # 5 coins, local only: a smoke run
+    python benchmarks/bench_orchestration.py compare --quick --executors local   # 5 synthetic coins: a smoke run
+    python benchmarks/bench_orchestration.py report /tmp/bench-orch-<time> --out X.md  # after an interrupted run
 
 Each version of the tree is run through its own user-facing commands, never imported here:
 
