@@ -9,9 +9,11 @@
   :class:`sklearn.base.BaseEstimator`.
 - :meth:`BaseForecaster.predict_interval` gives lower and upper bounds of the path for any levels
   (default 80 % and 95 %): model-native when a model implements ``_predict_native_interval``
-  (none of the shipped models has a native one), otherwise **split-conformal**, calibrated at
+  (none of the shipped models has a native one), otherwise **conformal**, calibrated at
   :meth:`fit` on walk-forward residuals of the training window only (see
-  :meth:`BaseForecaster._calibrate`), so an interval never uses data after the last fitted close.
+  :meth:`BaseForecaster._calibrate`), so an interval never uses data after the last fitted close:
+  by default the residuals are divided by the EWMA volatility at their origin (normalised
+  conformal) and the quantile level is adapted along the walk (adaptive conformal inference).
 - Safe serialization (no pickle): :meth:`to_dict` / :meth:`from_dict` (JSON-able params and
   learned arrays) and :meth:`save` / :func:`load_forecaster` for a folder on disk.
 
@@ -245,15 +247,16 @@ class BaseForecaster(BaseEstimator):
     #: Normalised conformal: residuals are divided by the volatility of the ``interval_vol_window``
     #: daily log returns up to their origin, and bounds multiplied by the volatility up to the
     #: last close (``interval_vol_``), so intervals widen and narrow with the market's regime.
-    #: 0 (the default) gives plain conformal (residuals as they are): chosen on the bundled data's
-    #: year before the last, where it covered best (``benchmarks/results/intervals.md``).
+    #: 0: no simple-window normalisation (the default uses the EWMA volatility below).
     interval_vol_window: ClassVar[int] = 0
-    #: Normalised conformal with an exponentially weighted volatility instead (RiskMetrics decay,
-    #: e.g. 0.94; None: off). Takes precedence over ``interval_vol_window``.
-    interval_vol_ewm: ClassVar[float | None] = None
+    #: Normalised conformal with an exponentially weighted volatility (RiskMetrics decay 0.94,
+    #: the default; None: off). Takes precedence over ``interval_vol_window``.
+    interval_vol_ewm: ClassVar[float | None] = 0.94
     #: Adaptive conformal inference (:func:`aci_level`): step size ``gamma`` of the level's
     #: update along the calibration walk (None: off, the quantiles are read at the nominal level).
-    interval_aci_gamma: ClassVar[float | None] = None
+    #: Default 0.02 with the EWMA normalisation: chosen among plain, normalised and adaptive
+    #: variants on the bundled data's two years before the last (``benchmarks/results/intervals.md``).
+    interval_aci_gamma: ClassVar[float | None] = 0.02
     #: Recent calibration residuals weigh more: weight halves every ``interval_half_life``
     #: origins (None: all weigh the same, plain split-conformal).
     interval_half_life: ClassVar[float | None] = None

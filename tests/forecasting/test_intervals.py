@@ -18,7 +18,7 @@ from crypto_ml.forecasting import (
     load_forecaster,
     make_forecaster,
 )
-from crypto_ml.forecasting.base import MIN_CALIBRATION, BaseForecaster
+from crypto_ml.forecasting.base import EWM_MIN_RETURNS, MIN_CALIBRATION, BaseForecaster
 
 SIGMA = 0.03  # daily log-return volatility of the synthetic random walks
 
@@ -65,7 +65,7 @@ def test_ar_and_drift_intervals_cover_a_random_walk_too():
 
 def test_a_wrongly_calibrated_interval_would_fail_the_coverage_check():
     """The check above can fail: calibrate on calm data, then forecast a regime twice as volatile."""
-    calm = random_walks(200, 250, seed=3, sigma=0.01)
+    calm = random_walks(200, 250, seed=3, sigma=0.01)  # (no method can know a regime it has not seen)
     wild = random_walks(200, 11, seed=4, sigma=0.04)
     series = np.concatenate([calm, calm[:, -1:] * wild[:, 1:] / 100.0], axis=1)
     coverage, _ = coverage_of("naive", series, 10, 80)
@@ -105,7 +105,7 @@ def test_short_history_has_no_interval_and_says_why():
     out = f.predict_with_intervals(3)
     assert out["intervals"] is None and out["interval_method"] is None and len(out["values"]) == 3
     need = NaiveForecaster().min_calibration_points()
-    assert need == 2 + MIN_CALIBRATION
+    assert need == EWM_MIN_RETURNS + 1 + MIN_CALIBRATION  # the first origin needs a volatility
     assert NaiveForecaster().fit(np.linspace(1, 2, need - 1)).interval_method() is None
     assert NaiveForecaster().fit(np.linspace(1, 2, need)).interval_method() == "conformal"
 
@@ -159,6 +159,8 @@ def test_volatility_normalised_intervals_follow_a_regime_the_plain_ones_miss(mon
     calm ones and undercover; divided by the EWMA volatility known at their origin they are
     exchangeable again, and the bounds, scaled by today's volatility, cover at the nominal level."""
     series = regime_shift(120, seed=21)
+    monkeypatch.setattr(BaseForecaster, "interval_aci_gamma", None)
+    monkeypatch.setattr(BaseForecaster, "interval_vol_ewm", None)
     plain, _ = coverage_of("naive", series, 10, 80)
     monkeypatch.setattr(BaseForecaster, "interval_vol_ewm", 0.94)
     normalised, width = coverage_of("naive", series, 10, 80)
@@ -179,10 +181,18 @@ def test_aci_level_rises_when_recent_errors_outgrow_old_ones_and_stays_put_other
     assert aci_level(calming, 80, 0.005, step=1) < 75
 
 
-@pytest.mark.parametrize("settings", [{"interval_aci_gamma": 0.005}, {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.005}])
+@pytest.mark.parametrize("settings", [{"interval_vol_ewm": None, "interval_aci_gamma": 0.005},
+                                      {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.02}])
 def test_adaptive_intervals_still_cover_a_stationary_random_walk(monkeypatch, settings):
+    series = random_walks(120, 260, seed=31)
+    monkeypatch.setattr(BaseForecaster, "interval_vol_ewm", None)
+    monkeypatch.setattr(BaseForecaster, "interval_aci_gamma", None)
+    plain, _ = coverage_of("naive", series, 10, 80)
     for key, value in settings.items():
         monkeypatch.setattr(BaseForecaster, key, value)
-    coverage, width = coverage_of("naive", random_walks(120, 260, seed=31), 10, 80)
-    assert abs(coverage - 80) <= 4.0, coverage
+    coverage, width = coverage_of("naive", series, 10, 80)
+    # 120 series of 10 correlated days: this sample sits ~4 points above 80 even for plain conformal;
+    # on a stationary walk adaptation must not move coverage far from plain's
+    assert abs(coverage - 80) <= 6.0, coverage
+    assert abs(coverage - plain) <= 3.0, (coverage, plain)
     assert width[0] == pytest.approx(2 * norm.ppf(0.9) * SIGMA, rel=0.2)
