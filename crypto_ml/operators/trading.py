@@ -3,6 +3,7 @@ carry out the recorded trade request."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,31 @@ def kill_switch_on(variable: str = KILL_SWITCH_VARIABLE) -> bool:
 DEFAULT_DB_CONN_ID = "crypto_ml_db"
 
 
+def as_prediction(value: Any, task_id: str = "") -> dict[str, Any]:
+    """The engine's prediction dict from what the upstream task handed over.
+
+    A sensor that ends in the triggerer (``TaskSuccessEvent(xcoms=...)``) has its XCom written by
+    the scheduler, which in Airflow 3.3 serialises the value once more: the next task pulls the
+    dict's JSON text. Both forms are accepted; anything else is refused with its type named.
+    """
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise TypeError(f"{task_id}: prediction is text but not JSON: {str(value)[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise TypeError(f"{task_id}: prediction must be the engine's result dict, got {type(value).__name__}")
+    return value
+
+
+class _TakesPrediction:
+    """Mixin: ``self.prediction`` is the prediction dict once the templates are rendered."""
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        self.prediction = as_prediction(self.prediction, self.task_id)  # type: ignore[attr-defined]
+
+
 def _db_url(db_conn_id: str) -> str:
     from crypto_ml.hooks.database import CryptoDatabaseHook
 
@@ -46,7 +72,7 @@ def coin_report(prediction: dict[str, Any], outcome: dict[str, Any]) -> dict[str
     }
 
 
-class TradeBranchOperator(BaseBranchOperator):
+class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
     """Store the prediction once, decide once, record the decision; choose the branch from it.
 
     The one writer of the prediction and of the decision (:func:`crypto_ml.trading.service.
@@ -96,7 +122,7 @@ class TradeBranchOperator(BaseBranchOperator):
         return self.trade_task_id if decision["decision"] == "trade" else self.store_task_id
 
 
-class StorePredictionOperator(BaseOperator):
+class StorePredictionOperator(_TakesPrediction, BaseOperator):
     """The store-only branch: check that ``decide`` recorded the prediction with a "store"
     decision. Writes nothing (the prediction has one writer, ``decide``). Returns the run's
     report (:func:`coin_report`: the forecast, and the decision as its outcome).
@@ -132,7 +158,7 @@ class StorePredictionOperator(BaseOperator):
                                "version": p["version"], "reason": recorded["reason"]})
 
 
-class TradeRequestOperator(BaseOperator):
+class TradeRequestOperator(_TakesPrediction, BaseOperator):
     """Carry out exactly the order ``decide`` recorded (:func:`crypto_ml.trading.service.
     place_recorded_order`); it never decides and never writes the prediction.
 

@@ -39,11 +39,16 @@ def result_from_event(event: dict[str, Any], engine_task_id: str) -> Any:
 
 def _as_template(value: Any) -> Any:
     """An upstream task's output (``submit.output``) as the Jinja template that pulls it: the
-    trigger's arguments are stored as JSON and rendered in the triggerer."""
+    trigger's arguments are stored as JSON and rendered in the triggerer.
+
+    The pull names the map index (this task's own, as Airflow resolves an ``XComArg`` between
+    tasks of one mapped group): without it ``xcom_pull`` asks for every map index
+    (``GetXComSequenceSlice``), a request the triggerer does not serve, and the sensor would stay
+    deferred forever."""
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
     if isinstance(value, PlainXComArg):
-        return f"{{{{ ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}) }}}}"
+        return f"{{{{ ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, map_indexes=ti.map_index) }}}}"
     return value
 
 
