@@ -2,7 +2,7 @@
 
 The stack runs on servers the session owns, so the fault drills may stop them: its own
 ``redis-server`` (append-only file on) and its own PostgreSQL cluster (``initdb``), each on a free
-port, removed afterwards (``tests/stack/servers.py``). Missing binaries skip locally and fail with
+port, removed afterwards (``tests/helpers/servers.py``). Missing binaries skip locally and fail with
 CI=true.
 
 Fault-test settings (the production defaults are far longer): a task instance whose worker
@@ -14,23 +14,12 @@ checked every 15 s.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
-import sys
-from pathlib import Path
 
 import pytest
 
 
-def _load_servers():
-    """``tests/stack/servers.py`` (import mode importlib: not importable by name)."""
-    spec = importlib.util.spec_from_file_location("_crypto_ml_stack_servers", Path(__file__).with_name("servers.py"))
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
 
 FAULT_SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
@@ -61,8 +50,7 @@ def _unavailable(message: str):
 @pytest.fixture(scope="session")
 def owned_servers():
     """``{"redis": OwnedRedis, "postgres": OwnedPostgres}``, running; removed afterwards."""
-    servers = _load_servers()
-    OwnedPostgres, OwnedRedis, ServerUnavailable = servers.OwnedPostgres, servers.OwnedRedis, servers.ServerUnavailable
+    from tests.helpers.servers import OwnedPostgres, OwnedRedis, ServerUnavailable
 
     made = []
     try:

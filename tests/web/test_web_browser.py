@@ -1,27 +1,20 @@
 """Render the page in headless Chromium.
 
 Without Debian's chromium + chromium-driver (scripts/browser-deps.sh installs them) the test is
-skipped locally and fails when CI=true (tests/stack/browser.py: require_chromium).
+skipped locally and fails when CI=true (tests/helpers/browser.py: require_chromium).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "_crypto_ml_stack_browser", Path(__file__).parents[1] / "stack" / "browser.py"
-)
-browser = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = browser  # registered before running it, as its dataclasses need
-_spec.loader.exec_module(browser)
+from tests.helpers import browser
+from tests.helpers.web_data import fill
 
 CHROMIUM = browser.CHROMIUM
 pytestmark = pytest.mark.slow
@@ -39,11 +32,7 @@ def test_page_renders_in_headless_chromium(sqlite_url, tmp_path):
 
     from crypto_ml.web import create_app
 
-    data_file = Path(__file__).with_name("test_web_app.py")
-    spec = importlib.util.spec_from_file_location("_crypto_ml_web_data", data_file)
-    data = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(data)
-    data.fill(sqlite_url)
+    fill(sqlite_url)
 
     port = _free_port()
     config = uvicorn.Config(create_app(sqlite_url), host="127.0.0.1", port=port, log_level="warning")

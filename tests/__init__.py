@@ -1,0 +1,1 @@
+"""Crypto-ML test suite (a package, so the shared helpers import as ``tests.helpers``)."""
