@@ -22,7 +22,21 @@ class NaiveForecaster(BaseForecaster):
         return np.full(horizon, self.last_value_)
 
 
-class DriftForecaster(BaseForecaster):
+class TrendWindowForecaster(BaseForecaster):
+    """A straight line through the last ``window`` closes (``None``: all of them); a slope needs
+    two points. The base of the drift and the linear-trend models."""
+
+    def __init__(self, window: int | None = None) -> None:
+        self.window = window
+
+    def min_points(self) -> int:
+        return 2 if self.window is None else max(2, int(self.window))
+
+    def _window(self, y: np.ndarray) -> np.ndarray:
+        return y if self.window is None else y[-max(2, int(self.window)):]
+
+
+class DriftForecaster(TrendWindowForecaster):
     """Random walk with drift: extend the straight line from the first to the last close.
 
     :param window: use only the last ``window`` closes for the slope (``None``: all of them).
@@ -31,15 +45,8 @@ class DriftForecaster(BaseForecaster):
     name = "drift"
     _state_attrs = ("slope_",)
 
-    def __init__(self, window: int | None = None) -> None:
-        self.window = window
-
-    def min_points(self) -> int:
-        return 2 if self.window is None else max(2, int(self.window))
-
     def _fit(self, y: np.ndarray) -> None:
-        if self.window is not None:
-            y = y[-max(2, int(self.window)):]  # a slope needs two points
+        y = self._window(y)
         self.slope_ = float((y[-1] - y[0]) / (len(y) - 1))
 
     def _predict(self, horizon: int) -> np.ndarray:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from crypto_ml.forecasting.base import BaseForecaster, recursive_forecast
+from crypto_ml.forecasting.baselines import TrendWindowForecaster
 
 
-class LinearTrendForecaster(BaseForecaster):
+class LinearTrendForecaster(TrendWindowForecaster):
     """The talk's linear regression of the close on the day number (sklearn ``LinearRegression``).
 
     :param window: fit only the last ``window`` days (``None``: the whole history).
@@ -16,17 +17,10 @@ class LinearTrendForecaster(BaseForecaster):
     name = "linear"
     _state_attrs = ("coef_", "intercept_", "t_end_")
 
-    def __init__(self, window: int | None = None) -> None:
-        self.window = window
-
-    def min_points(self) -> int:
-        return 2 if self.window is None else max(2, int(self.window))
-
     def _fit(self, y: np.ndarray) -> None:
         from sklearn.linear_model import LinearRegression
 
-        if self.window is not None:
-            y = y[-max(2, int(self.window)):]  # a slope needs two points
+        y = self._window(y)
         t = np.arange(len(y), dtype="float64").reshape(-1, 1)
         reg = LinearRegression().fit(t, y)
         self.coef_ = float(reg.coef_[0])
