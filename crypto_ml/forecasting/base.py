@@ -403,7 +403,7 @@ class BaseForecaster(BaseEstimator):
         the recent volatility (``interval_vol_``; 1 for plain conformal) and ``q``
         the conformal quantiles (:func:`conformal_bounds`) of the step's calibration residuals;
         steps beyond ``calibration_steps`` use the last step's quantiles times
-        ``sqrt(h / steps)``. Lower bounds are clipped at 0 (a price).
+        ``sqrt(h / steps)``. Bounds are clipped at 0 (a price).
 
         Raises
         ------
@@ -439,7 +439,9 @@ class BaseForecaster(BaseEstimator):
                     scale *= vol
                 lower[h - 1] = point[h - 1] + lo * scale * self.last_value_
                 upper[h - 1] = point[h - 1] + hi * scale * self.last_value_
-            out[level] = (np.maximum(lower, 0.0), upper)
+            # A close is never negative: both bounds are clipped at 0 (clipping only the lower one
+            # would order them wrongly when the whole band lies below 0).
+            out[level] = (np.maximum(lower, 0.0), np.maximum(upper, 0.0))
         return out
 
     def _adapted_level(self, level: float, step: int) -> float:

@@ -196,3 +196,15 @@ def test_adaptive_intervals_still_cover_a_stationary_random_walk(monkeypatch, se
     assert abs(coverage - 80) <= 6.0, coverage
     assert abs(coverage - plain) <= 3.0, (coverage, plain)
     assert width[0] == pytest.approx(2 * norm.ppf(0.9) * SIGMA, rel=0.2)
+
+
+def test_a_band_wholly_below_zero_is_clipped_to_zero_and_stays_ordered():
+    """Calibration errors that all point far down (a model fitted on a steady rise, served later)
+    must not give a lower bound above the upper one: both are clipped at 0, a close's floor."""
+    from crypto_ml.forecasting.baselines import NaiveForecaster
+
+    model = NaiveForecaster().fit(np.linspace(1.0, 100.0, 200))
+    model.interval_residuals_ = [[-1e6 - i for i in range(60)] for _ in model.interval_residuals_]
+    model._aci_cache = None
+    for lower, upper in model.predict_interval(3).values():
+        assert np.all(lower == 0.0) and np.all(upper == 0.0)
