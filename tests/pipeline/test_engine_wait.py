@@ -75,7 +75,10 @@ def test_the_sensor_starts_in_the_triggerer_with_the_submit_output_as_a_template
     assert sensor.start_from_trigger and sensor.upstream_task_ids == {"submit"}
     args = sensor.start_trigger_args
     assert args.trigger_cls == "crypto_ml.triggers.engine.EngineTaskTrigger"
-    assert args.trigger_kwargs["engine_task_id"] == "{{ ti.xcom_pull(task_ids='submit', key='return_value') }}"
+    # By map index: the triggerer serves GetXCom, not the every-index GetXComSequenceSlice.
+    assert args.trigger_kwargs["engine_task_id"] == (
+        "{{ ti.xcom_pull(task_ids='submit', key='return_value', map_indexes=ti.map_index) }}"
+    )
     assert args.trigger_kwargs["engine_conn_id"] == "eng2" and args.trigger_kwargs["end_task"] is True
     assert set(sensor.template_fields) == {"engine_task_id", "engine_conn_id"}
 
