@@ -46,8 +46,8 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
         browser.screenshot(driver, shots / "02_master_grid.png")
         assert sorted(grid.task_ids) == MASTER_TASKS
         assert grid.states == {"poll_new_data": "success", "coin_runs": "success",
-                               "run_coin_pipeline": "success", "summarize": "success",
-                               "check_all_coins": "skipped"}
+                               "run_coin_pipeline": "success", "wait_for_coin_runs": "success",
+                               "summarize": "success", "check_all_coins": "skipped"}
 
         # The mapped fan-out: one instance per coin, labelled by the coin, each successful.
         rows = [r for r in browser.task_instances(driver, base, "crypto_ml_master", run_id)

@@ -51,8 +51,13 @@ def test_master_run_spreads_over_celery_workers_and_stores_every_prediction_once
     coin_tis = _coin_tis(celery_stack, day)
     runs = {ti["dag_run_id"] for ti in coin_tis}
     assert len(runs) == 89  # every coin with data that day got its pipeline
-    executed = [ti for ti in master_tis + coin_tis if ti["state"] == "success"]
-    # Airflow's tasks ran on the two Airflow Celery workers, from the queue they serve.
+    succeeded = [ti for ti in master_tis + coin_tis if ti["state"] == "success"]
+    # The waits start and end in the triggerer: no worker ran them (no hostname).
+    in_triggerer = {ti["task_id"] for ti in succeeded if not ti["hostname"]}
+    assert in_triggerer <= {"wait_for_prediction", "wait_for_coin_runs"}, in_triggerer
+    assert "wait_for_prediction" in in_triggerer
+    executed = [ti for ti in succeeded if ti["hostname"]]
+    # Airflow's other tasks ran on the two Airflow Celery workers, from the queue they serve.
     assert {ti["hostname"] for ti in executed} == AIRFLOW_WORKERS
     assert {ti["queue"] for ti in executed} == {"default"}
     spread = Counter(ti["hostname"] for ti in executed)

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.helpers import browser
-from tests.helpers.web_data import fill
+from tests.helpers.web_data import EVIL, fill
 
 CHROMIUM = browser.CHROMIUM
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def test_page_renders_in_headless_chromium(sqlite_url, tmp_path):
         url = f"http://127.0.0.1:{port}/"
         dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
         assert "<h1>Crypto-ML: predictions and trades</h1>" in dom
-        assert dom.count("<tr>") >= 8 and data.EVIL not in dom
+        assert dom.count("<tr>") >= 8 and EVIL not in dom
         shot = tmp_path / "page.png"
         subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,1600", url],
                        capture_output=True, timeout=120)  # fmt: skip
