@@ -174,12 +174,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         + "".join(f" --param {m}.{k}={json.dumps(v)}" for m, kv in params.items() for k, v in kv.items())
         + f"\nElapsed: {elapsed:.0f} s\n"
     )
-    print(header)
-    print(report)
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(f"# Backtest report\n\n{header}\n{report}\n")
-    print(f"\nper-fold metrics: {csv_path}\nplot: {png_path}")
+    _publish(args.report, "Backtest report", f"{header}\n{report}", {"per-fold metrics": csv_path, "plot": png_path})
     return 0
 
 
@@ -228,12 +223,20 @@ def strategy_command(args: argparse.Namespace) -> int:
         f"--refit-every {args.refit_every}"
     )
     text = f"Command: {command}\nElapsed: {elapsed:.0f} s\n\n{format_strategy_report(report)}"
-    print(text)
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(f"# Strategy backtest\n\n{text}\n\nEquity plot: {paths['plot']}\n")
-    print(f"\nequity plot: {paths['plot']}\norders: {paths['orders']}\nper coin: {paths['per_coin']}")
+    _publish(args.report, "Strategy backtest", text,
+             {"equity plot": paths["plot"], "orders": paths["orders"], "per coin": paths["per_coin"]},
+             footer=f"\nEquity plot: {paths['plot']}\n")
     return 0
+
+
+def _publish(report: Path | None, title: str, text: str, files: dict[str, Path], footer: str = "") -> None:
+    """Print a backtest's ``text`` and the ``files`` it wrote; also write it as markdown to ``report``
+    (``--report``) under ``# title``."""
+    print(text)
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(f"# {title}\n\n{text}\n{footer}")
+    print("\n" + "\n".join(f"{name}: {path}" for name, path in files.items()))
 
 
 def predict_command(args: argparse.Namespace) -> int:

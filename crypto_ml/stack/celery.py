@@ -26,12 +26,10 @@ written to the shared ``$AIRFLOW_HOME/logs`` (one machine), so the workers do no
 from __future__ import annotations
 
 import base64
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,11 +281,13 @@ class CeleryStack(AirflowStack):
     def flower_tasks(self) -> dict[str, dict]:
         """The engine's tasks as Flower saw them (``/api/tasks``, basic auth): uuid -> task,
         with its ``name``, ``state`` and ``worker`` (e.g. ``engine-1@host``)."""
-        auth = base64.b64encode(f"{self.admin_user}:{self.admin_password}".encode()).decode()
-        req = urllib.request.Request(f"{self.flower_url}/api/tasks?limit=100000",
-                                     headers={"Authorization": f"Basic {auth}"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
+        from crypto_ml.http_session import retrying_session
+
+        with retrying_session(timeout=30, methods=("GET",)) as session:
+            resp = session.get(f"{self.flower_url}/api/tasks", params={"limit": 100000},
+                               auth=(self.admin_user, self.admin_password))
+            resp.raise_for_status()
+            return resp.json()
 
 
 def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = None,

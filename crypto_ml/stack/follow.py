@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
+
+import requests
+
+from crypto_ml.http_session import retrying_session
 
 MASTER = "crypto_ml_master"
 COIN = "crypto_ml_coin"
@@ -30,12 +32,21 @@ class RunTimeout(TimeoutError):
     """A run (or the parsing of DAGs) did not finish within the time given."""
 
 
+class ApiError(requests.HTTPError):
+    """The REST API answered with an error status: :attr:`code`, and the answer's detail in the
+    message. An ``OSError``, like every failed call (``requests`` errors are ``IOError``\ s)."""
+
+    def __init__(self, method: str, url: str, code: int, detail: str) -> None:
+        super().__init__(f"{method} {url}: HTTP {code}: {detail}")
+        self.code = code
+
+
 def transient(exc: BaseException) -> bool:
     """Whether a failed call is worth repeating: the api-server is restarting, overloaded or slow
     (no connection, a socket timeout, a 5xx), unlike a 4xx answer, which says the call is wrong."""
-    if isinstance(exc, urllib.error.HTTPError):
+    if isinstance(exc, ApiError):
         return exc.code >= 500
-    return isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError))
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
 
 
 class AirflowClient:
@@ -54,6 +65,7 @@ class AirflowClient:
         self.check = check or (lambda: None)
         self.timeout = timeout
         self._token: str | None = None
+        self._sessions: dict[int, requests.Session] = {}
 
     # -- HTTP ----------------------------------------------------------------------------------
     def token(self, refresh: bool = False) -> str:
@@ -68,35 +80,33 @@ class AirflowClient:
         return self._token
 
     def api(self, method: str, path: str, body: dict | None = None, attempts: int = 3) -> dict:
-        """Call the REST API with the token; the JSON answer (HTTPError with the body's detail).
-        A read (GET) that fails for a passing reason is tried up to ``attempts`` times."""
-        for attempt in range(1, attempts + 1):
-            try:
-                try:
-                    return self._request(method, path, body, auth=True)
-                except urllib.error.HTTPError as exc:
-                    if exc.code != 401:
-                        raise
-                    self.token(refresh=True)  # expired token
-                    return self._request(method, path, body, auth=True)
-            except OSError as exc:
-                if method != "GET" or attempt == attempts or not transient(exc):
-                    raise
-                time.sleep(2 * attempt)
-        raise AssertionError("unreachable")
+        """Call the REST API with the token; the JSON answer (:class:`ApiError` with the answer's
+        detail). A read (GET) that fails for a passing reason (no connection, a timeout, a 5xx) is
+        tried up to ``attempts`` times by the session (:func:`crypto_ml.http_session.retrying_session`);
+        a write is sent once."""
+        try:
+            return self._request(method, path, body, auth=True, attempts=attempts)
+        except ApiError as exc:
+            if exc.code != 401:
+                raise
+            self.token(refresh=True)  # expired token
+            return self._request(method, path, body, auth=True, attempts=attempts)
 
-    def _request(self, method: str, path: str, body: dict | None, *, auth: bool) -> dict:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def _session(self, attempts: int) -> requests.Session:
+        if attempts not in self._sessions:
+            self._sessions[attempts] = retrying_session(
+                retries=max(0, attempts - 1), backoff=1.0, timeout=self.timeout, methods=("GET",))
+        return self._sessions[attempts]
+
+    def _request(self, method: str, path: str, body: dict | None, *, auth: bool, attempts: int = 1) -> dict:
+        headers = {"Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token()}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:2000]
-            raise urllib.error.HTTPError(exc.url, exc.code, f"{exc.reason}: {detail}", exc.headers, None) from None
+        url = self.base_url + path
+        resp = self._session(attempts).request(method, url, json=body, headers=headers)
+        if resp.status_code >= 400:
+            raise ApiError(method, url, resp.status_code, resp.text[:2000])
+        return resp.json() if resp.content else {}
 
     def _pages(self, path: str, key: str, **params) -> list[dict]:
         out: list[dict] = []
@@ -143,7 +153,7 @@ class AirflowClient:
         try:
             value = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
                                     f"/taskInstances/{task_id}/xcomEntries/{key}?deserialize=true")["value"]
-        except urllib.error.HTTPError as exc:
+        except ApiError as exc:
             if exc.code == 404:
                 return None
             raise
