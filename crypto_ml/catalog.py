@@ -24,6 +24,8 @@ MODEL_NAMES = ("naive", "drift", "linear", "ar", "lstm")
 DEFAULT_MODEL = "naive"
 #: Largest forecast horizon a pipeline run accepts (days).
 MAX_HORIZON = 60
+#: Coin runs at once (the coin DAG's ``max_active_runs``; ``CRYPTO_ML_COIN_MAX_ACTIVE_RUNS``).
+DEFAULT_COIN_MAX_ACTIVE_RUNS = 16
 
 #: The schedule's start ↦ this day of the bundled history (env overrides below).
 DEFAULT_ANCHOR_REAL = "2026-11-01"
@@ -51,6 +53,14 @@ def coin_ids() -> list[str] | None:
     from crypto_ml.market import parse_time_coin_ids
 
     return parse_time_coin_ids()
+
+
+def coin_max_active_runs() -> int:
+    """How many coin runs may be active at once: ``CRYPTO_ML_COIN_MAX_ACTIVE_RUNS`` (read when the
+    DAG is parsed), default :data:`DEFAULT_COIN_MAX_ACTIVE_RUNS`. The others wait queued."""
+    from crypto_ml.settings import env_int
+
+    return env_int("CRYPTO_ML_COIN_MAX_ACTIVE_RUNS", DEFAULT_COIN_MAX_ACTIVE_RUNS, minimum=1)
 
 
 def coin_param_schema() -> dict:

@@ -2,12 +2,14 @@
 ### crypto_ml_coin — one coin's daily pipeline
 
 `transform` (validate the coin's stored prices up to `as_of`, compute features) →
-`submit_prediction` (to the prediction engine, a Celery app) → `wait_for_prediction` (starts and
-ends in the triggerer, no worker process; fails clearly after its timeout) → `decide` (stores the
+`submit_prediction` (sends them to the prediction engine, a Celery app, from the triggerer: no
+worker process) → `wait_for_prediction` (starts and ends in the triggerer too; fails clearly after
+its timeout) → `decide` (stores the
 prediction once, records the decision by the trading rules; the kill switch is the Airflow Variable
-`crypto_ml_kill_switch`) → `store_prediction` **or** `issue_trade_request` (places exactly the
-recorded order). The branch that ran returns the run's report (forecast, decision or order):
-five task instances, four of them on a worker.
+`crypto_ml_kill_switch`; its XCom `report` is the run's forecast and decision) →
+`store_prediction` (nothing left to do: an empty task the scheduler marks done) **or**
+`issue_trade_request` (places exactly the recorded order; returns the report with the order):
+five task instances, two of them on a worker.
 
 The master DAG `crypto_ml_master` triggers one run of this DAG per coin with new data (run id
 `<coin>__<day>`). Trigger one coin by hand:
@@ -26,11 +28,14 @@ clearing and re-running any of them stores nothing twice and places no second or
 from __future__ import annotations
 
 import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param
 
-from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_param_schema, market_day_iso
+from crypto_ml.catalog import (
+    DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_max_active_runs, coin_param_schema, market_day_iso,
+)
 from crypto_ml.operators.engine import EngineSubmitOperator
-from crypto_ml.operators.trading import StorePredictionOperator, TradeBranchOperator, TradeRequestOperator
+from crypto_ml.operators.trading import TradeBranchOperator, TradeRequestOperator
 from crypto_ml.operators.transform import CoinTransformOperator
 from crypto_ml.sensors.engine import EngineTaskSensor
 
@@ -39,7 +44,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=16,
+    max_active_runs=coin_max_active_runs(),
     tags=["crypto-ml", "pipeline"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=20)},
     params={
@@ -62,17 +67,19 @@ with DAG(
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",
-        coin="{{ ti.xcom_pull(task_ids='transform')['coin'] }}",
-        as_of="{{ ti.xcom_pull(task_ids='transform')['as_of'] }}",
+        closes=transform.output,  # the transform's dict: coin, as_of and the closes to send
         model="{{ params.model }}",
         horizon="{{ params.horizon }}",
-        closes=transform.output,  # the transform's dict; the operator sends its "closes"
+        start_from_trigger=True,  # sent from the triggerer: no worker process
     )
     wait = EngineTaskSensor(
         task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=2.0, timeout=900
     )
     decide = TradeBranchOperator(task_id="decide", prediction=wait.output)
     decide >> [
-        StorePredictionOperator(task_id="store_prediction", prediction=wait.output),
+        # decide stored the prediction (its one writer): the store branch has nothing left to do,
+        # and an EmptyOperator is marked done by the scheduler without a process.
+        EmptyOperator(task_id="store_prediction", doc_md="The store-only branch: `decide` stored the "
+                      "prediction and recorded a store decision (its XCom `report`)."),
         TradeRequestOperator(task_id="issue_trade_request", prediction=wait.output),
     ]

@@ -54,6 +54,8 @@ ENV_TEST_DELAY = "CRYPTO_ML_ENGINE_TEST_DELAY"
 
 PREDICT_QUEUE = "predict"
 TRAIN_QUEUE = "train"
+#: Seconds between two looks for messages on the embedded (SQLite) broker when its queues are empty.
+SQLITE_BROKER_POLL_S = 0.1
 
 #: Environment variable -> (field, getter) for the numeric/boolean/text settings.
 _ENV_FIELDS: dict[str, tuple[str, Any]] = {
@@ -135,6 +137,8 @@ class EngineConfig:
             return options
         if scheme in ("sqla", "sqlalchemy") and "sqlite" in self.broker_url:
             # create_engine() arguments only: wait for SQLite's write lock instead of failing.
+            # (Its polling interval is not an option here, kombu would hand it to create_engine:
+            # see crypto_ml.engine.app.make_app.)
             return {"connect_args": {"timeout": 30}}
         return {}
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.triggers.base import StartTriggerArgs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from crypto_ml.hooks.engine import CryptoEngineHook
-
-_NAMESPACE = uuid.UUID("5f1c3a52-6b0e-4d1e-9a57-63727970746f")
-
 
 class EngineSubmitOperator(BaseOperator):
     """Send ``crypto_ml.predict`` or ``crypto_ml.train`` to the engine; return the engine task id.
@@ -29,8 +27,10 @@ class EngineSubmitOperator(BaseOperator):
     retried submission never stores a prediction twice.
 
     :param task: ``"predict"`` or ``"train"``.
-    :param coin: coin id (templated).
-    :param as_of: last day of data the model may use, ``YYYY-MM-DD`` (templated).
+    :param coin: coin id (templated; default: the ``coin`` of ``closes`` when that is the
+        transform's dict).
+    :param as_of: last day of data the model may use, ``YYYY-MM-DD`` (templated; default: the
+        ``as_of`` of ``closes`` when that is the transform's dict).
     :param model: model name, e.g. ``"linear"`` (templated).
     :param horizon: days to forecast (predict only; templated).
     :param closes: the closes to predict from (templated): a list, a dict with a ``"closes"`` key
@@ -44,6 +44,11 @@ class EngineSubmitOperator(BaseOperator):
         of its id; ``timeout`` bounds the wait, a failed engine task fails this task.
     :param poll_interval: longest interval between two reads of the result while waiting (s).
     :param timeout: seconds to wait for the engine before failing, when waiting.
+    :param start_from_trigger: send from the triggerer (:class:`~crypto_ml.triggers.engine.
+        EngineSubmitTrigger`): the scheduler hands the task to the triggerer, which renders the
+        templated arguments, sends the request and ends the task there (with the wait too, when
+        ``wait_for_completion``): no worker process starts. Templated arguments are rendered as
+        text there (an XCom pull of a dict arrives as its JSON, which the trigger reads).
     """
 
     template_fields: Sequence[str] = ("coin", "as_of", "model", "horizon", "closes", "engine_conn_id")
@@ -53,8 +58,8 @@ class EngineSubmitOperator(BaseOperator):
         self,
         *,
         task: str = "predict",
-        coin: str,
-        as_of: str,
+        coin: str | None = None,
+        as_of: str | None = None,
         model: str = "naive",
         horizon: int | str = 10,
         closes: Any = None,
@@ -63,11 +68,14 @@ class EngineSubmitOperator(BaseOperator):
         wait_for_completion: bool = False,
         poll_interval: float = 5.0,
         timeout: float = 3600.0,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if task not in ("predict", "train"):
             raise ValueError(f"task must be 'predict' or 'train', got {task!r}")
+        if (coin is None or as_of is None) and closes is None:
+            raise ValueError(f"{self.task_id}: give coin and as_of, or closes as the transform's output")
         self.task = task
         self.coin = coin
         self.as_of = as_of
@@ -79,13 +87,30 @@ class EngineSubmitOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.start_from_trigger = start_from_trigger
+        if start_from_trigger:
+            from crypto_ml.triggers.engine import trigger_template
+
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls="crypto_ml.triggers.engine.EngineSubmitTrigger",
+                trigger_kwargs={
+                    "request_kind": task, "coin": trigger_template(coin), "as_of": trigger_template(as_of),
+                    "model": model, "horizon": horizon, "closes": trigger_template(closes, as_json=True),
+                    "model_params": model_params, "engine_conn_id": engine_conn_id,
+                    "wait": wait_for_completion, "poll_interval": poll_interval, "timeout": timeout,
+                },
+                next_method="execute_complete",
+                next_kwargs=None,
+                timeout=timedelta(seconds=timeout + 120) if wait_for_completion else timedelta(seconds=600),
+            )
 
     @staticmethod
     def engine_task_id(context: Context) -> str:
         """The engine task id of this task instance's try: the same on a resume, new per retry."""
+        from crypto_ml.triggers.engine import engine_task_id_of
+
         ti = context["ti"]
-        key = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}|{ti.try_number}"
-        return str(uuid.uuid5(_NAMESPACE, key))
+        return engine_task_id_of(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
 
     @cached_property
     def hook(self) -> CryptoEngineHook:
@@ -100,28 +125,29 @@ class EngineSubmitOperator(BaseOperator):
 
         ti = context["ti"]
         engine_task_id = self.engine_task_id(context)
-        closes = self.closes["closes"] if isinstance(self.closes, dict) else self.closes
+        closes, coin, as_of = self.closes, self.coin, self.as_of
+        if isinstance(closes, dict):
+            coin, as_of, closes = coin or closes.get("coin"), as_of or closes.get("as_of"), closes.get("closes")
         try:
             if self.task == "predict":
                 submitted = self.hook.submit_predict(
-                    coin=self.coin, as_of=self.as_of, model=self.model, horizon=int(self.horizon),
+                    coin=coin, as_of=as_of, model=self.model, horizon=int(self.horizon),
                     params=self.model_params, closes=closes, run_id=ti.run_id, task_id=engine_task_id,
                 )
             else:
                 submitted = self.hook.submit_train(
-                    coin=self.coin, as_of=self.as_of, model=self.model, params=self.model_params,
+                    coin=coin, as_of=as_of, model=self.model, params=self.model_params,
                     task_id=engine_task_id,
                 )
         except EngineInputError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
-            self.task, self.coin, self.as_of, self.model, submitted,
+            self.task, coin, as_of, self.model, submitted,
         )
         if not self.wait_for_completion:
             return submitted
         import time
-        from datetime import timedelta
 
         from crypto_ml.triggers.engine import EngineTaskTrigger
 

@@ -79,7 +79,10 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
     record_decision`): the prediction row is inserted once (never rewritten), the decision is
     recorded on it, and a trade is recorded as the write-ahead trade request before anything is
     sent. Cleared or retried, it returns the recorded decision unchanged, whatever the positions
-    are by then. The decision is logged and pushed to XCom (key ``decision``).
+    are by then. The decision is logged and pushed to XCom (key ``decision``), with the run's
+    report (key ``report``: :func:`coin_report`), so a store branch needs no task of its own (an
+    ``EmptyOperator``, as in ``crypto_ml_coin``; :class:`StorePredictionOperator` checks the
+    recorded decision and returns the report, for a DAG that wants that step to run).
 
     :param prediction: the engine's prediction dict (templated; e.g. the sensor's output).
     :param store_task_id: task to run when nothing is traded.
@@ -119,6 +122,7 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
         self.log.info("%s: %s (%s)%s", self.prediction.get("coin"), decision["decision"], decision["reason"],
                       " [recorded before]" if decision["duplicate"] else "")
         context["ti"].xcom_push(key="decision", value=decision)
+        context["ti"].xcom_push(key="report", value=coin_report(self.prediction, decision))
         return self.trade_task_id if decision["decision"] == "trade" else self.store_task_id
 
 

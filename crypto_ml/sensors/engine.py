@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     from crypto_ml.hooks.engine import CryptoEngineHook
 
+from crypto_ml.triggers.engine import trigger_template
+
 TRIGGER = "crypto_ml.triggers.engine.EngineTaskTrigger"
 
 
@@ -35,21 +37,6 @@ def result_from_event(event: dict[str, Any], engine_task_id: str) -> Any:
             message = f"engine task {engine_task_id} {event.get('state')}: {message}"
         raise AirflowFailException(message)
     raise RuntimeError(event.get("message") or f"unexpected trigger event {event!r}")
-
-
-def _as_template(value: Any) -> Any:
-    """An upstream task's output (``submit.output``) as the Jinja template that pulls it: the
-    trigger's arguments are stored as JSON and rendered in the triggerer.
-
-    The pull names the map index (this task's own, as Airflow resolves an ``XComArg`` between
-    tasks of one mapped group): without it ``xcom_pull`` asks for every map index
-    (``GetXComSequenceSlice``), a request the triggerer does not serve, and the sensor would stay
-    deferred forever."""
-    from airflow.sdk.definitions.xcom_arg import PlainXComArg
-
-    if isinstance(value, PlainXComArg):
-        return f"{{{{ ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, map_indexes=ti.map_index) }}}}"
-    return value
 
 
 def finish_wait(event: Any, engine_task_id: str, hook: CryptoEngineHook) -> Any:
@@ -125,7 +112,7 @@ class EngineTaskSensor(BaseSensorOperator):
 
     def _trigger_kwargs(self) -> dict[str, Any]:
         return {
-            "engine_task_id": _as_template(self.engine_task_id),
+            "engine_task_id": trigger_template(self.engine_task_id),
             "engine_conn_id": self.engine_conn_id,
             "poll_interval": self.poke_interval,
             "timeout": self.timeout,
@@ -139,6 +126,9 @@ class EngineTaskSensor(BaseSensorOperator):
         return CryptoEngineHook(self.engine_conn_id)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        from crypto_ml.triggers.engine import decode_rendered
+
+        self.engine_task_id = str(decode_rendered(self.engine_task_id))  # JSON text when a trigger pushed it
         state, value = self.hook.get_state(self.engine_task_id)
         self.log.info("engine task %s: %s", self.engine_task_id, state)
         if state == "SUCCESS":

@@ -11,12 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 RUNNING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
+
+
+def trigger_template(value: Any, *, as_json: bool = False) -> Any:
+    """An upstream task's output (``submit.output``) as the Jinja template that pulls it: the
+    trigger's arguments are stored as JSON and rendered in the triggerer, as text (``as_json``:
+    the value's JSON, for a dict or a list, which the trigger decodes).
+
+    The pull names the map index (this task's own, as Airflow resolves an ``XComArg`` between
+    tasks of one mapped group): without it ``xcom_pull`` asks for every map index
+    (``GetXComSequenceSlice``), a request the triggerer does not serve, and the sensor would stay
+    deferred forever."""
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    if isinstance(value, PlainXComArg):
+        pull = f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, map_indexes=ti.map_index)"
+        return f"{{{{ {pull} | tojson }}}}" if as_json else f"{{{{ {pull} }}}}"
+    return value
 
 
 class EngineTaskTrigger(BaseTrigger):
@@ -108,6 +126,8 @@ class EngineTaskTrigger(BaseTrigger):
         return TaskFailedEvent()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Rendered from an XCom that a trigger pushed, the id may arrive as its JSON text.
+        self.engine_task_id = str(decode_rendered(self.engine_task_id))
         started_at = self.started_at if self.started_at is not None else time.time()
         errors = 0
         state: str | None = None
@@ -152,3 +172,139 @@ class EngineTaskTrigger(BaseTrigger):
                 return
             await asyncio.sleep(min(delay, self.poll_interval, max(0.0, self.timeout - waited)))
             delay = min(delay * 2, self.poll_interval)
+
+
+#: Namespace of the engine task ids derived from task instances (:func:`engine_task_id_of`).
+ENGINE_TASK_NAMESPACE = uuid.UUID("5f1c3a52-6b0e-4d1e-9a57-63727970746f")
+
+
+def engine_task_id_of(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """The engine task id of one try of one task instance: the same wherever the request is sent
+    from (a worker or the triggerer) and on a resume, new per retry (a uuid5 of the TI's key)."""
+    return str(uuid.uuid5(ENGINE_TASK_NAMESPACE, f"{dag_id}|{run_id}|{task_id}|{map_index}|{try_number}"))
+
+
+def decode_rendered(value: Any) -> Any:
+    """A templated argument as rendered in the triggerer: the triggerer renders trigger arguments
+    with a plain (text) Jinja environment, so structured values arrive as JSON text (the template
+    ends in ``| tojson``); Python values pass through."""
+    import json
+
+    if isinstance(value, str) and value[:1] in "[{\"":
+        return json.loads(value)
+    return value
+
+
+class EngineSubmitTrigger(EngineTaskTrigger):
+    """Send a request to the engine from the triggerer, then end the task with the engine task id
+    as its XCom, or, with ``wait=True``, wait for the result there too (as
+    :class:`EngineTaskTrigger` does with ``end_task=True``).
+
+    Used by :class:`~crypto_ml.operators.engine.EngineSubmitOperator` with
+    ``start_from_trigger=True``: the scheduler hands the task straight to the triggerer, which
+    renders the operator's templated arguments (``coin``, ``as_of``, ``model``, ``horizon``,
+    ``closes``, ``engine_conn_id``) and runs this trigger, so sending a request starts no worker
+    process. The engine task id is :func:`engine_task_id_of` the task instance and try, as on a
+    worker. A request the engine can never serve (:class:`~crypto_ml.engine.protocol.EngineInputError`)
+    fails the task here (no retry helps); a broker that cannot be reached is a plain ``"error"``
+    event, so the task resumes on a worker and fails there, with its retries.
+
+    :param request_kind: ``"predict"`` or ``"train"``.
+    :param closes: a list of closes, a dict with ``"closes"`` (and ``coin``/``as_of``, used when
+        those are not given: the transform's output), their JSON text, or None.
+    :param wait: after sending, wait for the result and end the task with it.
+    """
+
+    def __init__(
+        self,
+        *,
+        request_kind: str = "predict",
+        coin: str | None = None,
+        as_of: str | None = None,
+        model: str = "naive",
+        horizon: int | str = 10,
+        closes: Any = None,
+        model_params: dict[str, Any] | None = None,
+        engine_conn_id: str = "crypto_ml_engine",
+        wait: bool = False,
+        poll_interval: float = 2.0,
+        first_poll: float = 0.05,
+        timeout: float = 600.0,
+        started_at: float | None = None,
+        max_errors: int = 5,
+    ) -> None:
+        super().__init__(engine_task_id="", engine_conn_id=engine_conn_id, poll_interval=poll_interval,
+                         first_poll=first_poll, timeout=timeout, started_at=started_at,
+                         max_errors=max_errors, end_task=True)
+        self.request_kind = request_kind
+        self.coin = coin
+        self.as_of = as_of
+        self.model = model
+        self.horizon = horizon
+        self.closes = closes
+        self.model_params = model_params
+        self.wait = wait
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, waiting = super().serialize()
+        for key in ("engine_task_id", "end_task"):
+            waiting.pop(key)
+        return (
+            "crypto_ml.triggers.engine.EngineSubmitTrigger",
+            {**waiting, "request_kind": self.request_kind, "coin": self.coin, "as_of": self.as_of, "model": self.model,
+             "horizon": self.horizon, "closes": self.closes, "model_params": self.model_params,
+             "wait": self.wait},
+        )
+
+    def request(self) -> dict[str, Any]:
+        """The request's fields once the templates are rendered (JSON text decoded)."""
+        closes = decode_rendered(self.closes)
+        coin, as_of = self.coin, self.as_of
+        if isinstance(closes, dict):
+            coin = coin or closes.get("coin")
+            as_of = as_of or closes.get("as_of")
+            closes = closes.get("closes")
+        if not coin or not as_of:
+            raise ValueError("the request needs a coin and an as_of day (or a transform output that has them)")
+        fields = {"coin": coin, "as_of": as_of, "model": self.model,
+                  "params": decode_rendered(self.model_params) or None}
+        if self.request_kind == "predict":
+            fields.update(horizon=int(self.horizon), closes=closes)
+        return fields
+
+    def _send(self, engine_task_id: str, fields: dict[str, Any]) -> str:
+        from crypto_ml.hooks.engine import CryptoEngineHook
+
+        hook = CryptoEngineHook(self.engine_conn_id)
+        if self.request_kind == "predict":
+            return hook.submit_predict(**fields, run_id=self.task_instance.run_id, task_id=engine_task_id)
+        return hook.submit_train(**fields, task_id=engine_task_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from crypto_ml.engine.protocol import EngineInputError
+
+        ti = self.task_instance
+        engine_task_id = engine_task_id_of(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        try:
+            fields = self.request()
+            # Sending is a blocking kombu call: keep it off the triggerer's event loop.
+            await asyncio.to_thread(self._send, engine_task_id, fields)
+        except (EngineInputError, ValueError, TypeError) as exc:  # a request no retry can cure
+            self.log.error("refused before sending: %s", exc)
+            yield TaskFailedEvent()
+            return
+        except Exception as exc:  # noqa: BLE001 - broker unreachable: resume on a worker, retries apply
+            self.log.warning("could not send to the engine: %s: %s", type(exc).__name__, exc)
+            yield TriggerEvent({"engine_task_id": engine_task_id, "status": "error",
+                                "message": f"could not send to the engine: {type(exc).__name__}: {exc}"})
+            return
+        self.log.info("submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
+                      self.request_kind, fields["coin"], fields["as_of"], self.model, engine_task_id)
+        if not self.wait:
+            yield TaskSuccessEvent(xcoms={"return_value": engine_task_id})
+            return
+        self.engine_task_id = engine_task_id
+        if self.started_at is None:
+            self.started_at = time.time()
+        async for event in super().run():
+            yield event

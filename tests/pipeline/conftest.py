@@ -30,7 +30,12 @@ except Exception as exc:
     print("RESULT=" + json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
     raise SystemExit(0)
 states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print("RESULT=" + json.dumps({"state": str(run.state), "tasks": states}))
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+with create_session() as session:
+    rows = session.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id, key="report").all()
+    reports = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+print("RESULT=" + json.dumps({"state": str(run.state), "tasks": states, "reports": reports}, default=str))
 """
 
 

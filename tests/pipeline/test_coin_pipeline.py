@@ -31,6 +31,9 @@ def test_store_branch(run_dag, airflow_env, engine_worker):
     assert pred["model"] == "naive" and len(pred["values"]) == 10
     assert pred["last_close"] == 2686.81  # bitcoin's close on 2017-06-05: no later data seen
     assert pred["decision"] == "store" and "within" in pred["decision_reason"]  # recorded by decide
+    report = result["reports"]["decide"]  # the run's report: decide's XCom (the store branch is empty)
+    assert report["coin"] == "bitcoin" and report["outcome"]["decision"] == "store"
+    assert report["forecast"] == [round(v, 6) for v in pred["values"]]
 
 
 def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engine_worker):

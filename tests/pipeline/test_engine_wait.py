@@ -134,3 +134,79 @@ def test_a_dag_run_never_hangs_when_the_engine_never_answers(run_dag, airflow_en
     assert result["tasks"] == {"submit_prediction": "success", "wait_for_prediction": "failed"}
     assert "no engine worker took it" in result["log"]
     assert time.monotonic() - started < 120
+
+
+class _TI:
+    """What the triggerer hands a trigger as ``task_instance`` (the fields the trigger reads)."""
+    dag_id, run_id, task_id, map_index, try_number = "crypto_ml_coin", "bitcoin__2017-06-05", "submit_prediction", -1, 1
+
+
+def _events(trigger):
+    async def collect():
+        return [event async for event in trigger.run()]
+    return asyncio.run(collect())
+
+
+def test_the_submit_trigger_sends_from_the_triggerer_and_ends_the_task_with_the_id(engine_env):
+    """The request arrives as the triggerer renders it (the transform's dict as JSON text, the
+    horizon as text); the engine task id is the task instance's, as on a worker."""
+    import json
+
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from crypto_ml.engine.client import sender_app
+    from crypto_ml.triggers.engine import EngineSubmitTrigger, engine_task_id_of
+
+    transform = {"coin": "bitcoin", "as_of": "2017-06-05", "closes": [2500.0, 2550.5, 2686.81]}
+    trigger = EngineSubmitTrigger(closes=json.dumps(transform), model="naive", horizon="3")
+    trigger.task_instance = _TI()
+    [event] = _events(trigger)
+    expected = engine_task_id_of(*(getattr(_TI, k) for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")))
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms == {"return_value": expected}
+    # The message is on the engine's queue, with the transform's closes, as JSON (no pickle).
+    with sender_app().connection_for_read() as conn:
+        message = conn.SimpleQueue("predict", no_ack=True).get(timeout=5)
+    assert message.headers["id"] == expected and message.content_type == "application/json"
+    kwargs = message.decode()[1]
+    assert kwargs["closes"] == transform["closes"] and kwargs["horizon"] == 3 and kwargs["coin"] == "bitcoin"
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "crypto_ml.triggers.engine.EngineSubmitTrigger"
+    assert EngineSubmitTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_submit_trigger_fails_a_bad_request_and_resumes_on_an_unreachable_broker(engine_env, monkeypatch):
+    from airflow.triggers.base import TaskFailedEvent
+
+    from crypto_ml.triggers.engine import EngineSubmitTrigger
+
+    bad = EngineSubmitTrigger(coin="bitcoin", as_of="2017-06-05", model="nosuch", horizon=3)
+    bad.task_instance = _TI()
+    [event] = _events(bad)
+    assert isinstance(event, TaskFailedEvent)  # refused before sending: no retry helps
+
+    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    down = EngineSubmitTrigger(coin="bitcoin", as_of="2017-06-05", model="naive", horizon=3)
+    down.task_instance = _TI()
+    [event] = _events(down)
+    assert event.payload["status"] == "error" and "could not send to the engine" in event.payload["message"]
+
+
+def test_the_coin_dag_sends_from_the_triggerer():
+    from airflow.sdk import DAG
+
+    from crypto_ml.operators.engine import EngineSubmitOperator
+
+    with DAG("t", schedule=None):
+        from airflow.sdk import task
+
+        @task
+        def transform():
+            return {}
+
+        out = transform()
+        submit = EngineSubmitOperator(task_id="submit", closes=out, model="linear", start_from_trigger=True)
+    args = submit.start_trigger_args
+    assert args.trigger_cls == "crypto_ml.triggers.engine.EngineSubmitTrigger"
+    assert args.trigger_kwargs["closes"] == (
+        "{{ ti.xcom_pull(task_ids='transform', key='return_value', map_indexes=ti.map_index) | tojson }}")
+    assert args.trigger_kwargs["coin"] is None and args.trigger_kwargs["model"] == "linear"
