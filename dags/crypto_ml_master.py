@@ -9,10 +9,9 @@ data intervals: the run for day D starts once D is over, so D's daily candle has
 backfill (`airflow backfill create --dag-id crypto_ml_master --from-date ... --to-date ...`) runs
 each past day point in time. A coin that fails to load (unknown symbol, delisted market, exchange
 errors after retries) is named in `poll_new_data`'s log and fails `summarize`; the other coins go
-on. `run_coin_pipeline` then triggers one `crypto_ml_coin` run per coin
-(mapped, labelled by coin in the grid; run id `<coin>__<day>`) without waiting for it, and
-`wait_for_coin_runs` waits for all of them at once in the triggerer (one task for the day, not one
-per coin). Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views,
+on. `run_coin_pipelines` then triggers one `crypto_ml_coin` run per coin (run id `<coin>__<day>`,
+one log line per coin) from one task, without waiting for them, and `wait_for_coin_runs` waits for
+all of them at once in the triggerer (one task for the day, not one per coin). Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views,
 failing and retrying on its own; one bad coin never blocks the others. `wait_for_coin_runs` fails
 when any coin run failed (naming them); `summarize` runs after it, whatever the outcome, and logs
 the day's table of forecasts and decisions from the project DB. `check_all_coins` then fails the
@@ -29,13 +28,13 @@ Why per-coin DAG runs and not a mapped task group: see README, "Fan-out design".
 from __future__ import annotations
 
 import pendulum
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
+from crypto_ml.operators.fanout import TriggerDagRunsOperator
 from crypto_ml.sensors.dag_runs import DagRunsSensor
 
 with DAG(
@@ -111,14 +110,12 @@ with DAG(
 
     polled = poll_new_data()
     runs = coin_runs(polled)
-    run_coin = TriggerDagRunOperator.partial(
-        task_id="run_coin_pipeline",
+    run_coin = TriggerDagRunsOperator(
+        task_id="run_coin_pipelines",
         trigger_dag_id="crypto_ml_coin",
-        logical_date=None,
+        runs=runs,
         reset_dag_run=True,  # a re-run of the master re-runs the day's coin runs (nothing written twice)
-        wait_for_completion=False,  # one task process per coin; wait_for_coin_runs waits for all
-        map_index_template="{{ task.conf['coin'] }}",
-    ).expand_kwargs(runs)
+    )
     wait = DagRunsSensor(task_id="wait_for_coin_runs", watched_dag_id="crypto_ml_coin", run_ids=runs,
                          trigger_rule=TriggerRule.ALL_DONE)
 

@@ -29,9 +29,10 @@ from crypto_ml.stack.supervisor import find_bin
 #: instead of failing with "database is locked" after the default 5 s when many task processes
 #: write at once (seen here: the dag-processor died of it during a run over every coin).
 SQLITE_CONNECT_ARGS = {"timeout": 60}
-#: Task processes at once. SQLite takes one writer at a time and this box has 2 cores: more
-#: processes only wait for each other (and for the lock).
-LOCAL_PARALLELISM = 8
+#: Task processes at once. Our task processes spend most of their life waiting on the api-server,
+#: so more than the cores help: the 89-coin day took 59.4 s at 8 (queue wait p50 5.7 s, 1.1 of
+#: 2 cores busy) and 52.3 s at 16 (2.3 s, 1.2 cores; benchmarks/bench_orchestration.py).
+LOCAL_PARALLELISM = 16
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 

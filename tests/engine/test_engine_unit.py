@@ -19,7 +19,7 @@ def test_config_defaults_are_embedded_and_json_only(tmp_path):
     assert settings["task_serializer"] == settings["result_serializer"] == "json"
     assert settings["accept_content"] == settings["result_accept_content"] == ["json"]
     assert settings["task_acks_late"] and settings["task_reject_on_worker_lost"]
-    assert settings["worker_prefetch_multiplier"] == 1
+    assert settings["worker_prefetch_multiplier"] == 16  # the embedded, polled broker (1 on Redis)
     assert settings["task_routes"]["crypto_ml.predict"]["queue"] == "predict"
     assert settings["task_routes"]["crypto_ml.train"]["queue"] == "train"
     # kombu passes these to create_engine() for sqla+ URLs: no Redis-style options
@@ -40,6 +40,7 @@ def test_config_env_overrides():
     settings = cfg.celery_settings()
     assert settings["broker_transport_options"] == {"visibility_timeout": 30, "global_keyprefix": "p:"}
     assert settings["result_backend_transport_options"] == {"global_keyprefix": "p:"}
+    assert settings["worker_prefetch_multiplier"] == 1  # Redis: one message at a time per process
     with pytest.raises(ValueError, match="CRYPTO_ML_ENGINE_CACHE_SIZE must be an int"):
         EngineConfig.from_env({"CRYPTO_ML_ENGINE_CACHE_SIZE": "lots"})
     with pytest.raises(ValueError, match="cache_size must be >= 1"):
@@ -191,3 +192,19 @@ def test_run_predict_on_a_sent_price_series(engine_env):
         run_predict(coin="my-coin", as_of="2020-01-31", closes=[1.0, float("nan")], url=url)
     with pytest.raises(EngineInputError, match="as_of is required when closes are sent"):
         run_predict(coin="my-coin", closes=closes, url=url)
+
+
+def test_the_worker_polls_the_embedded_broker_often(tmp_path, monkeypatch):
+    """kombu polls its SQLAlchemy transport once a second by default: the worker then takes about
+    one message a second. The worker's app sets 0.1 s (the transport options would reach
+    create_engine(), so the option cannot carry it)."""
+    from kombu.transport import sqlalchemy as kombu_sqla
+
+    from crypto_ml.engine.app import make_app
+    from crypto_ml.engine.config import SQLITE_BROKER_POLL_S, EngineConfig
+
+    make_app(EngineConfig.from_env(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
+    assert kombu_sqla.Transport.polling_interval == SQLITE_BROKER_POLL_S == 0.1
+    app = make_app(EngineConfig.from_env(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
+    with app.connection_for_read() as conn:
+        assert conn.transport.polling_interval == 0.1

@@ -85,6 +85,6 @@ def test_a_failed_fan_out_fails_the_master_run_and_the_summary_still_runs(celery
     tis = {ti["task_id"]: ti for ti in celery_stack.task_instances("crypto_ml_master", run_id)}
     assert tis["poll_new_data"]["state"] == "success"
     assert (tis["coin_runs"]["state"], tis["coin_runs"]["try_number"]) == ("failed", 1)
-    assert tis["run_coin_pipeline"]["state"] == "upstream_failed"
+    assert tis["run_coin_pipelines"]["state"] == "upstream_failed"
     assert tis["summarize"]["state"] == "success"
     assert tis["check_all_coins"]["state"] == "failed"
