@@ -125,7 +125,7 @@ def test_training_publishes_a_version_the_daily_run_then_uses(run_dag, airflow_e
     assert result["state"] == "success", result["log"][-5000:]
     [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of=train_end)
     assert pred["model"] == "linear" and pred["version"] == version["version"]
-    assert f"'version': {version['version']}" in result["log"]
+    assert result["reports"]["decide"]["version"] == version["version"]  # and the run's report says so
     # A run a few days later predicts with the same version, moved to the newer closes.
     import datetime as dt
 
