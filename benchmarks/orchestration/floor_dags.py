@@ -3,7 +3,8 @@ file), same DAG ids, task ids, dependencies, trigger rules, fan-out and deferral
 
 Copied into a benchmark run's DAGs folder by ``benchmarks/bench_orchestration.py``. Per task:
 
-- Airflow's ``TriggerDagRunOperator`` is kept as it is (same arguments; mapped the same way over
+- Airflow's ``TriggerDagRunOperator`` and crypto_ml's batched ``TriggerDagRunsOperator`` are kept as
+  they are (same arguments; the batched one fed by the same upstream task; mapped the same way over
   the same upstream task): the fan-out is orchestration, not work;
 - ``EmptyOperator`` stays empty (Airflow never starts a process for it);
 - every other task becomes a no-op operator of the same kind, chosen from the structure and from
@@ -48,8 +49,11 @@ class FloorError(RuntimeError):
     pass
 
 
+FANOUTS = ("TriggerDagRunOperator", "TriggerDagRunsOperator")
+
+
 def _items(kind: str, consumer: dict) -> list:
-    if kind == "kwargs" and consumer["class"] == "TriggerDagRunOperator":
+    if kind == "kwargs" and consumer["class"] in FANOUTS:
         return [{"trigger_run_id": f"{c}__{DAY}", "conf": {"coin": c, "as_of": DAY}} for c in COINS]
     if kind == "kwargs":
         return [{} for _ in COINS]
@@ -175,6 +179,7 @@ def _order(tasks: list[dict]) -> list[dict]:
 def build(spec: dict) -> DAG:
     tasks = spec["tasks"]
     consumers = {t["map_over"]: t for t in tasks if t["mapped"]}
+    consumers.update({t["runs_from"]: {**t, "map_kind": "kwargs"} for t in tasks if t.get("runs_from")})
     for t in tasks:
         if t.get("mapped_group"):
             raise FloorError(f"{spec['dag_id']}.{t['task_id']}: mapped task groups are not rebuilt yet")
@@ -205,7 +210,7 @@ def build(spec: dict) -> DAG:
             # A task after a fan-out that does not wait (TriggerDagRunOperator without
             # wait_for_completion) and that waits in the triggerer stands for "wait for those runs".
             watched = next((by_id[u]["trigger"]["trigger_dag_id"] for u in t["upstream"]
-                            if by_id[u]["class"] == "TriggerDagRunOperator"
+                            if by_id[u]["class"] in FANOUTS
                             and not by_id[u]["trigger"]["wait_for_completion"]), None)
             if t["class"] == "TriggerDagRunOperator":
                 kw = {**t["trigger"], "logical_date": None}
@@ -216,6 +221,12 @@ def build(spec: dict) -> DAG:
                         **common, **kw, map_index_template="{{ task.conf['coin'] }}").expand_kwargs(ops[t["map_over"]].output)
                 else:
                     ops[tid] = TriggerDagRunOperator(**common, **kw)
+            elif t["class"] == "TriggerDagRunsOperator":  # the batched fan-out, kept as it is
+                from crypto_ml.operators.fanout import TriggerDagRunsOperator
+
+                ops[tid] = TriggerDagRunsOperator(**common, trigger_dag_id=t["trigger"]["trigger_dag_id"],
+                                                  runs=ops[t["runs_from"]].output,
+                                                  reset_dag_run=t["trigger"]["reset_dag_run"])
             elif t["class"] == "EmptyOperator":
                 ops[tid] = EmptyOperator(**common)
             else:

@@ -66,6 +66,11 @@ def describe(dag) -> dict:
         }
         if mapped:
             info["map_over"], info["map_kind"] = _producer(task.expand_input)
+        if cls_name == "TriggerDagRunsOperator":  # crypto_ml's batched fan-out: kept, fed like the real one
+            runs = attr("runs")
+            info["runs_from"] = getattr(getattr(runs, "operator", None), "task_id", None)
+            info["trigger"] = {"trigger_dag_id": attr("trigger_dag_id"), "wait_for_completion": False,
+                               "reset_dag_run": attr("reset_dag_run", True)}
         if cls_name == "TriggerDagRunOperator":
             info["trigger"] = {
                 "trigger_dag_id": attr("trigger_dag_id"),
