@@ -122,28 +122,22 @@ class EngineSubmitOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from crypto_ml.engine.protocol import EngineInputError
+        from crypto_ml.triggers.engine import engine_request
 
         ti = context["ti"]
         engine_task_id = self.engine_task_id(context)
-        closes, coin, as_of = self.closes, self.coin, self.as_of
-        if isinstance(closes, dict):
-            coin, as_of, closes = coin or closes.get("coin"), as_of or closes.get("as_of"), closes.get("closes")
         try:
+            fields = engine_request(self.task, coin=self.coin, as_of=self.as_of, model=self.model,
+                                    horizon=self.horizon, closes=self.closes, params=self.model_params)
             if self.task == "predict":
-                submitted = self.hook.submit_predict(
-                    coin=coin, as_of=as_of, model=self.model, horizon=int(self.horizon),
-                    params=self.model_params, closes=closes, run_id=ti.run_id, task_id=engine_task_id,
-                )
+                submitted = self.hook.submit_predict(**fields, run_id=ti.run_id, task_id=engine_task_id)
             else:
-                submitted = self.hook.submit_train(
-                    coin=coin, as_of=as_of, model=self.model, params=self.model_params,
-                    task_id=engine_task_id,
-                )
-        except EngineInputError as exc:
+                submitted = self.hook.submit_train(**fields, task_id=engine_task_id)
+        except (EngineInputError, ValueError) as exc:  # a request no retry can cure
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
-            self.task, coin, as_of, self.model, submitted,
+            self.task, fields["coin"], fields["as_of"], self.model, submitted,
         )
         if not self.wait_for_completion:
             return submitted

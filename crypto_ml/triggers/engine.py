@@ -195,6 +195,21 @@ def decode_rendered(value: Any) -> Any:
     return value
 
 
+def engine_request(kind: str, *, coin: str | None, as_of: str | None, model: str, horizon: Any,
+                   closes: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The keyword arguments of :func:`crypto_ml.engine.client.submit_predict` (``kind`` "predict")
+    or ``submit_train``: ``closes`` may be the transform's dict, whose ``coin`` and ``as_of`` apply
+    when those are not given."""
+    if isinstance(closes, dict):
+        coin, as_of, closes = coin or closes.get("coin"), as_of or closes.get("as_of"), closes.get("closes")
+    if not coin or not as_of:
+        raise ValueError("the request needs a coin and an as_of day (or a transform output that has them)")
+    fields = {"coin": coin, "as_of": as_of, "model": model, "params": params or None}
+    if kind == "predict":
+        fields.update(horizon=int(horizon), closes=closes)
+    return fields
+
+
 class EngineSubmitTrigger(EngineTaskTrigger):
     """Send a request to the engine from the triggerer, then end the task with the engine task id
     as its XCom, or, with ``wait=True``, wait for the result there too (as
@@ -258,19 +273,9 @@ class EngineSubmitTrigger(EngineTaskTrigger):
 
     def request(self) -> dict[str, Any]:
         """The request's fields once the templates are rendered (JSON text decoded)."""
-        closes = decode_rendered(self.closes)
-        coin, as_of = self.coin, self.as_of
-        if isinstance(closes, dict):
-            coin = coin or closes.get("coin")
-            as_of = as_of or closes.get("as_of")
-            closes = closes.get("closes")
-        if not coin or not as_of:
-            raise ValueError("the request needs a coin and an as_of day (or a transform output that has them)")
-        fields = {"coin": coin, "as_of": as_of, "model": self.model,
-                  "params": decode_rendered(self.model_params) or None}
-        if self.request_kind == "predict":
-            fields.update(horizon=int(self.horizon), closes=closes)
-        return fields
+        return engine_request(self.request_kind, coin=self.coin, as_of=self.as_of, model=self.model,
+                              horizon=self.horizon, closes=decode_rendered(self.closes),
+                              params=decode_rendered(self.model_params))
 
     def _send(self, engine_task_id: str, fields: dict[str, Any]) -> str:
         from crypto_ml.hooks.engine import CryptoEngineHook
