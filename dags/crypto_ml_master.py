@@ -11,8 +11,9 @@ each past day point in time. A coin that fails to load (unknown symbol, delisted
 errors after retries) is named in `poll_new_data`'s log and fails `summarize`; the other coins go
 on. `run_coin_pipelines` then triggers one `crypto_ml_coin` run per coin (run id `<coin>__<day>`,
 one log line per coin) from one task, without waiting for them, and `wait_for_coin_runs` waits for
-all of them at once in the triggerer (one task for the day, not one per coin). Each coin's pipeline is its own DAG run: visible on its own in the grid and graph views,
-failing and retrying on its own; one bad coin never blocks the others. `wait_for_coin_runs` fails
+all of them at once in the triggerer (one task for the day, not one per coin). Each coin's
+pipeline is its own DAG run: visible on its own in the grid and graph views, failing and retrying
+on its own; one bad coin never blocks the others. `wait_for_coin_runs` fails
 when any coin run failed (naming them); `summarize` runs after it, whatever the outcome, and logs
 the day's table of forecasts and decisions from the project DB. `check_all_coins` then fails the
 master run when any task upstream failed (it is skipped otherwise), so a red run in the grid means

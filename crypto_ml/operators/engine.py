@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from crypto_ml.hooks.engine import CryptoEngineHook
 
+
 class EngineSubmitOperator(BaseOperator):
     """Send ``crypto_ml.predict`` or ``crypto_ml.train`` to the engine; return the engine task id.
 

@@ -190,8 +190,11 @@ def decode_rendered(value: Any) -> Any:
     ends in ``| tojson``); Python values pass through."""
     import json
 
-    if isinstance(value, str) and value[:1] in "[{\"":
-        return json.loads(value)
+    if isinstance(value, str) and value[:1] and value[0] in "[{\"":
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(f"a templated argument rendered as text that is not JSON: {value[:80]!r}") from None
     return value
 
 
@@ -285,6 +288,10 @@ class EngineSubmitTrigger(EngineTaskTrigger):
             return hook.submit_predict(**fields, run_id=self.task_instance.run_id, task_id=engine_task_id)
         return hook.submit_train(**fields, task_id=engine_task_id)
 
+    def _refused(self, exc: Exception) -> TriggerEvent:
+        self.log.error("refused before sending: %s", exc)
+        return TaskFailedEvent()
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from crypto_ml.engine.protocol import EngineInputError
 
@@ -292,13 +299,17 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         engine_task_id = engine_task_id_of(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
         try:
             fields = self.request()
-            # Sending is a blocking kombu call: keep it off the triggerer's event loop.
-            await asyncio.to_thread(self._send, engine_task_id, fields)
-        except (EngineInputError, ValueError, TypeError) as exc:  # a request no retry can cure
-            self.log.error("refused before sending: %s", exc)
-            yield TaskFailedEvent()
+        except (ValueError, TypeError) as exc:  # a request no retry can cure
+            yield self._refused(exc)
             return
-        except Exception as exc:  # noqa: BLE001 - broker unreachable: resume on a worker, retries apply
+        try:
+            # Sending is a blocking kombu call: keep it off the triggerer's event loop. The client
+            # checks the request before it touches the broker.
+            await asyncio.to_thread(self._send, engine_task_id, fields)
+        except EngineInputError as exc:
+            yield self._refused(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - the broker: resume on a worker, retries apply
             self.log.warning("could not send to the engine: %s: %s", type(exc).__name__, exc)
             yield TriggerEvent({"engine_task_id": engine_task_id, "status": "error",
                                 "message": f"could not send to the engine: {type(exc).__name__}: {exc}"})

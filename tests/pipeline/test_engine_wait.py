@@ -210,3 +210,18 @@ def test_the_coin_dag_sends_from_the_triggerer():
     assert args.trigger_kwargs["closes"] == (
         "{{ ti.xcom_pull(task_ids='transform', key='return_value', map_indexes=ti.map_index) | tojson }}")
     assert args.trigger_kwargs["coin"] is None and args.trigger_kwargs["model"] == "linear"
+
+
+def test_rendered_text_is_decoded_or_refused_with_what_it_was(engine_env):
+    from airflow.triggers.base import TaskFailedEvent
+
+    from crypto_ml.triggers.engine import EngineSubmitTrigger, decode_rendered
+
+    assert decode_rendered('{"coin": "ark"}') == {"coin": "ark"} and decode_rendered('"abc"') == "abc"
+    assert decode_rendered("") == "" and decode_rendered("bitcoin") == "bitcoin" and decode_rendered([1]) == [1]
+    with pytest.raises(ValueError, match="not JSON: \"{'coin': 'ark'}\""):
+        decode_rendered("{'coin': 'ark'}")  # a dict's Python repr: the template lacks | tojson
+    broken = EngineSubmitTrigger(closes="{'coin': 'ark'}", model="naive", horizon=3)
+    broken.task_instance = _TI()
+    [event] = _events(broken)
+    assert isinstance(event, TaskFailedEvent)  # refused before anything was sent
