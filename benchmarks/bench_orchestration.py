@@ -82,10 +82,13 @@ def git_label(tree: Path) -> str:
 
 # -- versions --------------------------------------------------------------------------------------
 class Version:
-    def __init__(self, name: str, tree: Path):
-        self.name, self.tree = name, tree
+    """A tree of the project to run, with environment settings of its own (``env``: a lever
+    switched off, say ``CRYPTO_ML_PRELOAD=0``)."""
+
+    def __init__(self, name: str, tree: Path, env: dict[str, str] | None = None):
+        self.name, self.tree, self.extra_env = name, tree, dict(env or {})
         self.venv_bin = Path(sys.executable).parent
-        self.label = git_label(tree)
+        self.label = git_label(tree) + "".join(f" {k}={v}" for k, v in self.extra_env.items())
 
     def env(self, run_dir: Path, *, dags: Path | None = None, extra: dict | None = None) -> dict:
         env = {k: v for k, v in os.environ.items()
@@ -102,6 +105,7 @@ class Version:
             "BENCH_ORCH_EVENTS": str(run_dir / "events.jsonl"),
         })
         env.update(extra or {})
+        env.update(self.extra_env)
         return env
 
     def check(self, work: Path) -> None:
@@ -115,15 +119,46 @@ class Version:
                              f"(PYTHONPATH must win over the editable install): {out.stderr[-500:]}")
 
 
-def ensure_old_tree(path: Path) -> None:
+def ensure_tree(path: Path, rev: str) -> None:
+    """A git worktree of ``rev`` at ``path`` (created when missing; refused when at another commit)."""
+    want = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True, text=True).stdout.strip()
+    if not want:
+        raise SystemExit(f"{rev}: not a commit of {ROOT}")
     if (path / "dags").is_dir():
         head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        want = subprocess.run(["git", "-C", str(ROOT), "rev-parse", OLD_COMMIT], capture_output=True, text=True).stdout
-        if head.strip() != want.strip():
-            raise SystemExit(f"{path} is at {head.strip()[:10]}, not {OLD_COMMIT}: remove it or pass --old-tree")
+        if head.strip() != want:
+            raise SystemExit(f"{path} is at {head.strip()[:10]}, not {rev}: remove it or pass another path")
         return
-    say(f"git worktree add --detach {path} {OLD_COMMIT}")
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), OLD_COMMIT], check=True)
+    say(f"git worktree add --detach {path} {rev}")
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True)
+
+
+def parse_versions(spec: str, *, old_tree: Path, new_tree: Path) -> list[Version]:
+    """``--versions``: comma-separated ``[NAME=]BASE[+VAR=VALUE...]``. BASE is ``old`` (the commit
+    before issue 11, at ``old_tree``), ``new`` (``new_tree``, the working tree) or any commit (a
+    worktree at /work/bench_<commit>); each ``+VAR=VALUE`` is set in every process of that
+    version's runs (a NAME is then required). E.g. ``old,918d640,new,nopreload=new+CRYPTO_ML_PRELOAD=0``."""
+    versions = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        head, *settings = item.split("+")
+        name, _, base = head.rpartition("=")
+        env = dict(x.split("=", 1) for x in settings if "=" in x)
+        if len(env) != len(settings):
+            raise SystemExit(f"--versions {item!r}: every +setting is VAR=VALUE")
+        if env and not name:
+            raise SystemExit(f"--versions {item!r}: name a version with settings (NAME={item})")
+        if base == "old":
+            ensure_tree(old_tree, OLD_COMMIT)
+            tree = old_tree
+        elif base == "new":
+            tree = new_tree
+        else:
+            tree = Path(f"/work/bench_{base}")
+            ensure_tree(tree, base)
+        versions.append(Version(name or base, tree, env))
+    if len({v.name for v in versions}) != len(versions):
+        raise SystemExit(f"--versions {spec!r}: names repeat")
+    return versions
 
 
 # -- markets ---------------------------------------------------------------------------------------
@@ -376,13 +411,50 @@ def task_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def _run_label(r: dict) -> str:
+    ex = r["executor"] if r["executor"] == "local" else f"celery {r['workers']}+{r['workers']}"
+    return f"{r['version']} {ex} {r['variant']}"
+
+
+def steps_table(results: list[dict]) -> list[str]:
+    """Where a coin run's time goes (``analyze.coin_steps``), p50 per step, one column per run."""
+    runs = [r for r in results if r.get("coin_steps")]
+    if not runs:
+        return []
+    keys = list(dict.fromkeys(k for r in runs for k in r["coin_steps"]))
+    lines = ["A coin run step by step, p50 over the coin runs (s): `before` a task is from the end of the "
+             "previous one (or the run's start) to its start (scheduling, queue, process start-up or the "
+             "hand-off to the triggerer), `span` its start to its end (for a task in the triggerer, the "
+             "whole wait).", "",
+             "| step | " + " | ".join(_run_label(r) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(_f((r["coin_steps"].get(k) or {}).get("p50"), "{:.2f}")
+                                              for r in runs) + " |")
+    return lines
+
+
+def cpu_table(results: list[dict]) -> list[str]:
+    """CPU-seconds of each component in the master run's window, one column per run."""
+    runs = [r for r in results if r.get("cpu_window")]
+    if not runs:
+        return []
+    keys = sorted({k for r in runs for k in r["cpu_window"] if ":" not in k} - {"total", "others"})
+    lines = ["CPU-seconds in the master run's window by component (process subtree: a component's forked "
+             "workers and task processes count with it).", "",
+             "| component | " + " | ".join(_run_label(r) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for k in [*keys, "total"]:
+        lines.append(f"| {k} | " + " | ".join(_f(r["cpu_window"].get(k)) for r in runs) + " |")
+    return lines
+
+
 def write_report(path: Path, title: str, command: str, results: list[dict], notes: list[str], extra: list[str]) -> None:
     lines = [f"# {title}", "", "```", command, "```", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
              f"(load average at the end {os.getloadavg()[0]:.2f}).", ""]
     if FAILED:
         extra = extra + ["", "**Runs without figures:**", ""] + [f"- {f}" for f in FAILED]
-    lines += extra + [""] + compare_table(results) + [""] + task_table(results) + ["", "## How each figure is measured", ""]
+    lines += extra + [""] + compare_table(results) + [""] + task_table(results) + [""] + steps_table(results)
+    lines += [""] + cpu_table(results) + ["", "## How each figure is measured", ""]
     lines += notes
     path.write_text("\n".join(lines) + "\n")
     (path.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
@@ -472,12 +544,7 @@ def cmd_compare(args) -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.quick:
         args.coins, args.executors = args.coins if args.coins != 89 else 5, args.executors
-    versions = []
-    if "old" in args.versions:
-        ensure_old_tree(Path(args.old_tree))
-        versions.append(Version("old", Path(args.old_tree)))
-    if "new" in args.versions:
-        versions.append(Version("new", Path(args.new_tree)))
+    versions = parse_versions(args.versions, old_tree=Path(args.old_tree), new_tree=Path(args.new_tree))
     for v in versions:
         v.check(work)
     executors = [(e, args.celery_workers) if e == "celery" else (e, 1) for e in args.executors.split(",")]
@@ -599,7 +666,8 @@ def main() -> None:
     c = sub.add_parser("compare", parents=[common], help="old vs new vs floor, on each executor")
     c.add_argument("--coins", type=int, default=89, help="89: the replayed day; other N: a synthetic CSV market")
     c.add_argument("--executors", default="local,celery")
-    c.add_argument("--versions", default="old,new")
+    c.add_argument("--versions", default="old,new",
+                   help="[NAME=]BASE[+VAR=VALUE...], comma-separated; BASE: old, new or a commit")
     c.add_argument("--celery-workers", type=int, default=1, help="Airflow workers = engine workers")
     c.add_argument("--synthetic", action="store_true", help="a synthetic market even for --coins 89")
     c.add_argument("--no-floor", action="store_true")

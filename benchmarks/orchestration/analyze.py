@@ -37,7 +37,7 @@ def read_metadata(url: str, master: str) -> dict:
     try:
         with engine.connect() as conn:
             runs = [dict(r._mapping) for r in conn.execute(text(
-                "SELECT dag_id, run_id, state, start_date, end_date, logical_date FROM dag_run"))]
+                "SELECT dag_id, run_id, state, queued_at, start_date, end_date, logical_date FROM dag_run"))]
             tis = [dict(r._mapping) for r in conn.execute(text(
                 "SELECT dag_id, task_id, run_id, map_index, state, try_number, queued_dttm, start_date, "
                 "end_date, hostname FROM task_instance"))]
@@ -207,7 +207,39 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
         "exit_code": tree.measure.get("exit_code"),
         "coin_ids": sorted(r["run_id"].split("__")[0] for r in child_runs),
         "branch_taken": _branches(tis),
+        "coin_steps": coin_steps(child_runs, tis),
     }
+
+
+def coin_steps(runs: list[dict], tis: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Where a coin run's time goes, step by step (p50 / p95 over the coin runs, seconds).
+
+    For each task of a run, in the order its instances started: ``before`` is from the end of the
+    previous task (for the first, from the run's start) to this task's start (scheduling, queue,
+    hand-off to the triggerer: Airflow's part), ``span`` from its start to its end (for a task that
+    runs in the triggerer, the whole wait). ``run queued`` is queued_at to start of the run,
+    ``after`` the last task's end to the run's end. Skipped tasks are left out."""
+    by_run: dict[tuple, list[dict]] = defaultdict(list)
+    for t in tis:
+        if t["start_date"] and t["end_date"] and t["state"] != "skipped":
+            by_run[(t["dag_id"], t["run_id"])].append(t)
+    seg: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        steps = sorted(by_run.get((r["dag_id"], r["run_id"]), []), key=lambda t: _ts(t["start_date"]))
+        start, end = _ts(r["start_date"]), _ts(r["end_date"])
+        if not steps or not start or not end:
+            continue
+        if r.get("queued_at") and _ts(r["queued_at"]):
+            seg["run queued"].append(start - _ts(r["queued_at"]))
+        prev = start
+        for t in steps:
+            s, e = _ts(t["start_date"]), _ts(t["end_date"])
+            seg[f"{t['task_id']} before"].append(s - prev)
+            seg[f"{t['task_id']} span"].append(e - s)
+            prev = max(prev, e)
+        seg["after"].append(end - prev)
+        seg["run total"].append(end - start)
+    return {k: {"p50": _pct(v, 0.5), "p95": _pct(v, 0.95), "n": len(v)} for k, v in seg.items()}
 
 
 def _branches(tis: list[dict]) -> dict[str, Counter]:

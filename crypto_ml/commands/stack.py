@@ -31,7 +31,7 @@ def register(subparsers) -> None:
         a.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis server of both brokers")
         a.add_argument("--name", default="crypto_ml", help="database name and Redis key prefix")
         a.add_argument("--airflow-workers", type=int, default=2, help="Airflow Celery workers (2)")
-        a.add_argument("--airflow-concurrency", type=int, default=8, help="task slots per Airflow worker (8)")
+        a.add_argument("--airflow-concurrency", type=int, default=16, help="task slots per Airflow worker (16)")
         a.add_argument("--engine-workers", type=int, default=2, help="prediction-engine workers (2)")
         a.add_argument("--engine-concurrency", type=int, default=1, help="processes per engine worker (1)")
         a.add_argument("--port", type=int, default=8080, help="api-server port (8080)")

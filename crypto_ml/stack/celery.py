@@ -135,7 +135,7 @@ class CeleryStack(AirflowStack):
     redis_url: str = "redis://127.0.0.1:6379/0"
     name: str = "crypto_ml"
     airflow_workers: int = 2
-    airflow_concurrency: int = 8
+    airflow_concurrency: int = 16
     engine_workers: int = 2
     engine_concurrency: int = 1
     flower_port: int = 5555

@@ -33,6 +33,13 @@ SQLITE_CONNECT_ARGS = {"timeout": 60}
 #: so more than the cores help: the 89-coin day took 59.4 s at 8 (queue wait p50 5.7 s, 1.1 of
 #: 2 cores busy) and 52.3 s at 16 (2.3 s, 1.2 cores; benchmarks/bench_orchestration.py).
 LOCAL_PARALLELISM = 16
+#: Connections the api-server (and each Airflow process) may hold open at once beyond the pool
+#: of 5 (``AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW``; Airflow's default is 10). The api-server
+#: serves every task process's execution-API calls from one process and up to 40 threads; with 15
+#: connections, a request that waits on SQLite's write lock holds one, and under the no-op floor's
+#: load (16 task processes and 64 coin runs with no work) requests waited 30 s for a connection and
+#: failed (QueuePool TimeoutError: three coin runs failed). 40 lets every thread have one.
+SQLITE_MAX_OVERFLOW = 35
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -77,6 +84,7 @@ class LocalStack(AirflowStack):
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(LOCAL_PARALLELISM),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "crypto_ml.stack.local.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": str(SQLITE_MAX_OVERFLOW),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",

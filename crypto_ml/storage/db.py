@@ -6,6 +6,7 @@ The project keeps its data in its *own* database: a SQLite file by default, Post
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -161,11 +162,22 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+@functools.cache
+def head_revision() -> str | None:
+    """The newest revision of the project's migrations (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def migrate(url: str | None = None) -> str | None:
     """Upgrade the database at ``url`` to the newest schema (``alembic upgrade head``).
 
-    Idempotent and cheap when already at head, so it is safe to call on every start. On PostgreSQL
-    concurrent callers are serialised by an advisory lock.
+    Idempotent and cheap when already at head (one read of the version table: no Alembic run, no
+    lock), so every pipeline task calls it. Otherwise the upgrade runs; on PostgreSQL concurrent
+    callers are serialised by an advisory lock.
 
     Returns
     -------
@@ -173,6 +185,11 @@ def migrate(url: str | None = None) -> str | None:
         The revision the database is at afterwards.
     """
     engine = get_engine(url)
+    try:
+        if (current := current_revision(url)) is not None and current == head_revision():
+            return current
+    except Exception:  # noqa: BLE001 - no version table yet or a stale schema: the upgrade decides
+        pass
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK_KEY})")

@@ -46,6 +46,27 @@ def test_migrate_twice_is_a_noop(db_url):
         assert conn.execute(text("SELECT synthetic FROM prices")).scalar_one() in (False, 0)
 
 
+def test_migrate_at_head_reads_the_version_only(db_url, monkeypatch):
+    """Every pipeline task calls ``migrate``: at head it runs no Alembic upgrade (and so takes no
+    lock); on an empty database, or one not at the package's head, it upgrades."""
+    from alembic import command
+
+    from crypto_ml.storage import db
+
+    assert db.head_revision() == _head()
+    upgrades = []
+    real_upgrade = command.upgrade
+    monkeypatch.setattr(command, "upgrade", lambda *a, **kw: (upgrades.append(a[1]), real_upgrade(*a, **kw)))
+    assert migrate(db_url) == _head()
+    assert upgrades == ["head"]
+    assert migrate(db_url) == _head()
+    assert upgrades == ["head"]  # at head: no second upgrade
+    # A database whose revision is not the package's head (here: the head moved on) is upgraded.
+    monkeypatch.setattr(db, "head_revision", lambda: "9999_a_newer_head")
+    assert migrate(db_url) == _head()
+    assert upgrades == ["head", "head"]
+
+
 def test_sqlite_pragmas(sqlite_url):
     with get_engine(sqlite_url).connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
