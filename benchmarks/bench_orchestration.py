@@ -565,7 +565,7 @@ def cmd_scale(args) -> None:
     version = Version("new", Path(args.new_tree))
     version.check(work)
     args.synthetic = True
-    coins = [int(c) for c in args.coins.split(",")]
+    coins = [int(c) for c in args.coins.split(",") if c.strip()]  # "": Celery runs only
     results = run_matrix(args, [version], [("local", 1)], coins, False, work)
     if args.celery_coins:
         for w in [int(x) for x in args.celery_workers.split(",")]:
