@@ -44,9 +44,11 @@ def preload(modules: tuple[str, ...] = MODULES) -> float:
     try:
         # SQLAlchemy configures ORM mappers on the first query of a process: about 0.4 CPU-s, which
         # every forked task would pay again (1.2 s of a transform's 1.3 s on a busy Celery worker).
-        from sqlalchemy.orm import configure_mappers
+        # Only the project's own registry: configuring every registry here (Airflow's too) made
+        # each task process on the Celery stack cost about 0.15 CPU-s more (measured).
+        from crypto_ml.storage import Base
 
-        configure_mappers()
+        Base.registry.configure()
     except Exception as exc:  # noqa: BLE001
         log.warning("crypto_ml preload: could not configure the ORM mappers: %s", exc)
     return time.perf_counter() - started
