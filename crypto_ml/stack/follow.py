@@ -34,7 +34,7 @@ class RunTimeout(TimeoutError):
 
 class ApiError(requests.HTTPError):
     """The REST API answered with an error status: :attr:`code`, and the answer's detail in the
-    message. An ``OSError``, like every failed call (``requests`` errors are ``IOError``\ s)."""
+    message. An ``OSError``, like every failed call (every ``requests`` error is an ``IOError``)."""
 
     def __init__(self, method: str, url: str, code: int, detail: str) -> None:
         super().__init__(f"{method} {url}: HTTP {code}: {detail}")
