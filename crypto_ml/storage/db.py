@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, func, literal_column, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from crypto_ml.config import airflow_home
@@ -155,10 +156,11 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
-def _alembic_config(connection: Connection) -> Config:
+def _alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
 
 
@@ -167,9 +169,7 @@ def head_revision() -> str | None:
     """The newest revision of the project's migrations (read once per process)."""
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def migrate(url: str | None = None) -> str | None:
@@ -188,7 +188,7 @@ def migrate(url: str | None = None) -> str | None:
     try:
         if (current := current_revision(url)) is not None and current == head_revision():
             return current
-    except Exception:  # noqa: BLE001 - no version table yet or a stale schema: the upgrade decides
+    except SQLAlchemyError:  # a schema the read cannot make sense of: the upgrade decides
         pass
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
