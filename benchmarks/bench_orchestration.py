@@ -382,7 +382,7 @@ def compare_table(results: list[dict]) -> list[str]:
         floor = by.get((r["version"], r["executor"], r["workers"], "floor"))
         cpu = r["cpu_window"]
         lines.append(
-            f"| {r['version']} ({r['tree']}) | {r['executor']}{'' if r['executor'] == 'local' else ' ' + str(r['workers']) + '+' + str(r['workers'])} "
+            f"| {r['version']} ({r['tree']}) | {_executor(r)} "
             f"| {r['variant']} | {r['master_state']}, {r['coins']} coins ({_runs(r['child_runs'])}) | {_f(r['wall'])} s "
             f"| {_f(r['wall'] / old['wall'], '{:.2f}x') if old and r['variant'] == 'real' else '–'} "
             f"| {_f(r['wall'] / floor['wall'], '{:.2f}x') if floor and r['variant'] == 'real' else '–'} "
@@ -411,9 +411,13 @@ def task_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def _executor(r: dict) -> str:
+    """``local``, or ``celery N+N`` (Airflow workers + engine workers)."""
+    return "local" if r["executor"] == "local" else f"celery {r['workers']}+{r['workers']}"
+
+
 def _run_label(r: dict) -> str:
-    ex = r["executor"] if r["executor"] == "local" else f"celery {r['workers']}+{r['workers']}"
-    return f"{r['version']} {ex} {r['variant']}"
+    return f"{r['version']} {_executor(r)} {r['variant']}"
 
 
 def steps_table(results: list[dict]) -> list[str]:
@@ -578,7 +582,7 @@ def cmd_scale(args) -> None:
         g = r["growth"]
         meta = next((v for k, v in g.items() if k.endswith("airflow.db") or k.endswith("_airflow")), None)
         proj = next((v for k, v in g.items() if k.endswith("crypto_ml.db") or (k.startswith("pg:") and not k.endswith("_airflow"))), None)
-        ex = "local" if r["executor"] == "local" else f"celery {r['workers']}+{r['workers']}"
+        ex = _executor(r)
         lines.append(f"| {ex} | {r['coins']} | {r['master_state']} | {r['wall'] / 60:.2f} | {_f(r['cpu_per_coin'], '{:.2f}')} "
                      f"| {r['cpu_window'].get('total', 0):.0f} | {_f(r['cpu_window'].get('scheduler:main'))} "
                      f"| {_f(r['cpu_window'].get('triggerer'))} | {_f((meta or 0) / 2**20, '{:.1f}')} MB "
@@ -603,7 +607,7 @@ def plot_scale(results: list[dict], path: Path) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     groups: dict[str, list] = {}
     for r in results:
-        key = "local" if r["executor"] == "local" else f"celery {r['workers']}+{r['workers']}"
+        key = _executor(r)
         groups.setdefault(key, []).append(r)
     for key, rs in groups.items():
         rs = sorted(rs, key=lambda r: r["coins"])
