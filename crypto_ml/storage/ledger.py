@@ -122,7 +122,12 @@ def record_decision(
         if trade is not None:
             row = {**trade, "as_of": as_date(trade["as_of"], what="as_of"), "status": "pending",
                    "response": None, "created_at": now, "updated_at": now}
-            upsert(session, TradeRequest, [row], update_columns=[])
+            # DO NOTHING without a conflict target: every unique index is an arbiter. With the
+            # primary key as the only target, two deciders racing past PostgreSQL's pre-check
+            # collide on the idempotency key's index instead, which raises (seen in CI, about
+            # 1 round in 150 of 8 racing calls); the key is a function of the primary key, so
+            # a conflict on either is the same request.
+            session.execute(_insert(session)(TradeRequest).values(row).on_conflict_do_nothing())
         result = session.execute(
             update(Prediction)
             .where(key_clause(key) & Prediction.decision.is_(None))
