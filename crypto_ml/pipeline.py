@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from crypto_ml.market import CSV, EXCHANGE, REPLAY, MarketConfig, env_market
@@ -169,13 +170,14 @@ def _report_gaps_after_stored(loader, stored) -> None:
 
 
 def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = None,
-              market: MarketConfig | None = None) -> dict[str, Any]:
+              market: MarketConfig | Callable[[], MarketConfig] | None = None) -> dict[str, Any]:
     """Validate one coin's stored history up to ``as_of`` and compute its features.
 
     Reads the project database (what the master DAG stored). If the coin's history up to
     ``as_of`` is not there yet (a single-coin run triggered by hand), it is ingested first from
     the market (default: the environment's, else the replay), which is idempotent; a coin outside
-    the market's universe fails, naming the universe.
+    the market's universe fails, naming the universe. ``market`` may be a function returning it,
+    called only then (the DAG's transform looks its Connection up only when it needs it).
 
     Returns a JSON-able dict: coin, as_of, rows, first/last date, last close, latest features,
     warnings, and ``closes`` (the series the engine predicts from).
@@ -189,6 +191,8 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
     storage.migrate(url)
     df = storage.load_prices(coin, as_of=day, url=url)
     if df.empty or df["Date"].iat[-1].date() < day:
+        if callable(market):
+            market = market()
         _ingest_coin_history(coin, day, url, market or env_market())
         df = storage.load_prices(coin, as_of=day, url=url)
     if df.empty:

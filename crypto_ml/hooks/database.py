@@ -106,9 +106,11 @@ class CryptoDatabaseHook(BaseHook):
         url = self._connection_url(required=False)
         if url:
             return url
-        from crypto_ml.storage import database_url
+        # Not database_url(): it would look the Connection up again (one more request to the
+        # api-server per task, each a 404 on the embedded default).
+        from crypto_ml.storage.db import default_database_url
 
-        return database_url()
+        return default_database_url()
 
     def get_sqlalchemy_engine(self) -> Engine:
         from crypto_ml.storage import get_engine

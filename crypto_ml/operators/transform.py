@@ -53,7 +53,7 @@ class CoinTransformOperator(BaseOperator):
         try:
             out = transform(
                 self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook(self.db_conn_id).get_url(),
-                market=CryptoMarketHook(self.market_conn_id).get_market(),
+                market=CryptoMarketHook(self.market_conn_id).get_market,  # read only when needed
             )
         except NotEnoughHistory as exc:
             raise AirflowSkipException(f"not enough history, skipped: {exc}") from None

@@ -66,6 +66,12 @@ def database_url(url: str | None = None) -> str:
     from_airflow = airflow_connection_url(CONN_ID)
     if from_airflow:
         return from_airflow
+    return default_database_url()
+
+
+def default_database_url() -> str:
+    """``sqlite:///<AIRFLOW_HOME or ~/airflow>/crypto_ml.db``, the last resort of
+    :func:`database_url` (the folder is created)."""
     home = airflow_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'crypto_ml.db'}"
