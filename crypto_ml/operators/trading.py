@@ -79,8 +79,9 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
     record_decision`): the prediction row is inserted once (never rewritten), the decision is
     recorded on it, and a trade is recorded as the write-ahead trade request before anything is
     sent. Cleared or retried, it returns the recorded decision unchanged, whatever the positions
-    are by then. The decision is logged and pushed to XCom (key ``decision``), with the run's
-    report (key ``report``: :func:`coin_report`), so a store branch needs no task of its own (an
+    are by then. The decision is logged and pushed to XCom within the run's report (key
+    ``report``: :func:`coin_report`, the decision under ``outcome``; one XCom, one write to the
+    metadata DB per coin), so a store branch needs no task of its own (an
     ``EmptyOperator``, as in ``crypto_ml_coin``; :class:`StorePredictionOperator` checks the
     recorded decision and returns the report, for a DAG that wants that step to run).
 
@@ -121,7 +122,6 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
         )
         self.log.info("%s: %s (%s)%s", self.prediction.get("coin"), decision["decision"], decision["reason"],
                       " [recorded before]" if decision["duplicate"] else "")
-        context["ti"].xcom_push(key="decision", value=decision)
         context["ti"].xcom_push(key="report", value=coin_report(self.prediction, decision))
         return self.trade_task_id if decision["decision"] == "trade" else self.store_task_id
 

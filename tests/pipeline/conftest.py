@@ -35,7 +35,11 @@ from airflow.utils.session import create_session
 with create_session() as session:
     rows = session.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id, key="report").all()
     reports = {row.task_id: XComModel.deserialize_value(row) for row in rows}
-print("RESULT=" + json.dumps({"state": str(run.state), "tasks": states, "reports": reports}, default=str))
+    keys = {}
+    for row in session.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id).all():
+        keys.setdefault(row.task_id, []).append(row.key)
+print("RESULT=" + json.dumps({"state": str(run.state), "tasks": states, "reports": reports,
+                              "xcom_keys": {t: sorted(k) for t, k in keys.items()}}, default=str))
 """
 
 

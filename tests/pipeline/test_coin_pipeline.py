@@ -34,6 +34,9 @@ def test_store_branch(run_dag, airflow_env, engine_worker):
     report = result["reports"]["decide"]  # the run's report: decide's XCom (the store branch is empty)
     assert report["coin"] == "bitcoin" and report["outcome"]["decision"] == "store"
     assert report["forecast"] == [round(v, 6) for v in pred["values"]]
+    # One XCom of ours per step: the decision travels inside the report (each XCom is a write to
+    # the metadata DB), next to the branch's own key.
+    assert result["xcom_keys"]["decide"] == ["report", "skipmixin_key"]
 
 
 def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engine_worker):
