@@ -107,10 +107,20 @@ class EngineTaskTrigger(BaseTrigger):
             },
         )
 
-    def _get_state(self) -> tuple[str, Any]:
-        from crypto_ml.hooks.engine import CryptoEngineHook
+    @property
+    def hook(self):
+        """The engine's hook, made once per trigger: its Connection is looked up on first use,
+        not on every read of the result backend (in the triggerer each lookup is a round trip
+        through the triggerer's supervisor and its execution API to the metadata DB)."""
+        hook = self.__dict__.get("_hook")
+        if hook is None or hook.engine_conn_id != self.engine_conn_id:
+            from crypto_ml.hooks.engine import CryptoEngineHook
 
-        return CryptoEngineHook(self.engine_conn_id).get_state(self.engine_task_id)
+            hook = self.__dict__["_hook"] = CryptoEngineHook(self.engine_conn_id)
+        return hook
+
+    def _get_state(self) -> tuple[str, Any]:
+        return self.hook.get_state(self.engine_task_id)
 
     def _end(self, payload: dict[str, Any]) -> TriggerEvent:
         """The event for ``payload``: a task-end event when this trigger ends the task."""
@@ -281,9 +291,7 @@ class EngineSubmitTrigger(EngineTaskTrigger):
                               params=decode_rendered(self.model_params))
 
     def _send(self, engine_task_id: str, fields: dict[str, Any]) -> str:
-        from crypto_ml.hooks.engine import CryptoEngineHook
-
-        hook = CryptoEngineHook(self.engine_conn_id)
+        hook = self.hook
         if self.request_kind == "predict":
             return hook.submit_predict(**fields, run_id=self.task_instance.run_id, task_id=engine_task_id)
         return hook.submit_train(**fields, task_id=engine_task_id)

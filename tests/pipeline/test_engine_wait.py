@@ -225,3 +225,26 @@ def test_rendered_text_is_decoded_or_refused_with_what_it_was(engine_env):
     broken.task_instance = _TI()
     [event] = _events(broken)
     assert isinstance(event, TaskFailedEvent)  # refused before anything was sent
+
+
+def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(engine_env, monkeypatch):
+    """In the triggerer every Connection lookup is a round trip through its supervisor and the
+    execution API to the metadata DB: the submit and each wait look it up once, not per poll."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from crypto_ml.hooks.engine import CryptoEngineHook
+    from crypto_ml.triggers.engine import EngineSubmitTrigger
+
+    lookups = []
+
+    def not_defined(cls, conn_id):
+        lookups.append(conn_id)
+        raise AirflowNotFoundException(conn_id)  # the embedded default: the environment's engine
+
+    monkeypatch.setattr(CryptoEngineHook, "get_connection", classmethod(not_defined))
+    submit = EngineSubmitTrigger(coin="bitcoin", as_of="2017-06-05", model="naive", horizon=3, wait=True,
+                                 first_poll=0.01, poll_interval=0.05, timeout=0.6)
+    submit.task_instance = _TI()
+    [event] = _events(submit)  # sends, then polls a queue nobody consumes until the timeout
+    assert type(event).__name__ == "TaskFailedEvent"
+    assert lookups == ["crypto_ml_engine"]
