@@ -48,6 +48,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -451,6 +452,41 @@ def cpu_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def api_table(results: list[dict]) -> list[str]:
+    """The api-server's requests per coin by kind (``analyze.api_requests`` on each run's access
+    log): count per coin, and the mean duration (ms), which includes waiting for the database."""
+    runs = []
+    for r in results:
+        if r.get("api_requests") is None and r.get("dir"):
+            r["api_requests"] = analyze.api_requests(Path(r["dir"]))
+        if r.get("api_requests"):
+            runs.append(r)
+    if not runs:
+        return []
+    totals = Counter()
+    for r in runs:
+        for kind, row in r["api_requests"].items():
+            totals[kind] += row["n"] / max(r.get("coins") or 1, 1)
+    kinds = [k for k, per_coin in totals.most_common() if per_coin / len(runs) >= 0.05]
+    lines = ["The api-server's requests per coin (count per coin; mean duration in ms, waiting for the "
+             "metadata DB included; `4xx` = answered with an error, e.g. a Connection that is not defined), "
+             "from its access log.", "",
+             "| request | " + " | ".join(_run_label(r) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for kind in kinds:
+        cells = []
+        for r in runs:
+            row = r["api_requests"].get(kind)
+            if not row:
+                cells.append("–")
+                continue
+            err = f", {row['errors']} 4xx" if row["errors"] else ""
+            cells.append(f"{row['n'] / (r.get('coins') or 1):.2f} ({1000 * row['s'] / row['n']:.0f} ms{err})")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines.append("| **all** | " + " | ".join(
+        f"**{sum(x['n'] for x in r['api_requests'].values()) / (r.get('coins') or 1):.1f}**" for r in runs) + " |")
+    return lines
+
+
 def write_report(path: Path, title: str, command: str, results: list[dict], notes: list[str], extra: list[str]) -> None:
     lines = [f"# {title}", "", "```", command, "```", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
@@ -458,7 +494,7 @@ def write_report(path: Path, title: str, command: str, results: list[dict], note
     if FAILED:
         extra = extra + ["", "**Runs without figures:**", ""] + [f"- {f}" for f in FAILED]
     lines += extra + [""] + compare_table(results) + [""] + task_table(results) + [""] + steps_table(results)
-    lines += [""] + cpu_table(results) + ["", "## How each figure is measured", ""]
+    lines += [""] + cpu_table(results) + [""] + api_table(results) + ["", "## How each figure is measured", ""]
     lines += notes
     path.write_text("\n".join(lines) + "\n")
     (path.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -249,3 +250,43 @@ def _branches(tis: list[dict]) -> dict[str, Counter]:
         if t["state"] in ("success", "skipped"):
             out[f"{t['dag_id']}.{t['task_id']}"][t["state"]] += 1
     return dict(out)
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_REQUEST = re.compile(r"duration_us=(\d+).*?method=([A-Z]+) path=(\S+).*?status_code=(\d+)")
+
+
+def _request_kind(method: str, path: str) -> str:
+    """``PATCH task-instances/{id}/run``, ``POST xcoms/{task}/{key}``, ``GET connections``, ..."""
+    path = _ID.sub("{id}", path)
+    parts = path.strip("/").split("/")
+    if parts[:1] == ["execution"]:
+        parts = parts[1:]
+        if parts[:1] == ["xcoms"] and len(parts) >= 5:  # xcoms/dag/run/task/key
+            return f"{method} xcoms {parts[1]}.{parts[3]} {parts[4]}"
+        if parts[:1] in (["connections"], ["variables"], ["dag-runs"]):
+            return f"{method} {parts[0]}" + (f" {parts[1]}" if parts[0] == "dag-runs" and len(parts) > 1 else "")
+        return f"{method} " + "/".join(parts)
+    return f"{method} api " + "/".join(parts[2:4])
+
+
+def api_requests(folder: Path) -> dict[str, dict[str, float]] | None:
+    """The api-server's requests in a run, from its access log (``request finished`` lines):
+    ``{kind: {"n": count, "s": summed duration in seconds, "errors": 4xx/5xx}}``; None without a log."""
+    logs = sorted(Path(folder).glob("**/api-server*.log"))
+    if not logs:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if "request finished" not in line:
+                continue
+            m = _REQUEST.search(line)
+            if not m:
+                continue
+            kind = _request_kind(m.group(2), m.group(3))
+            row = out.setdefault(kind, {"n": 0, "s": 0.0, "errors": 0})
+            row["n"] += 1
+            row["s"] += int(m.group(1)) / 1e6
+            row["errors"] += int(m.group(4)) >= 400
+    return out
