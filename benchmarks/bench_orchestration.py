@@ -466,7 +466,7 @@ def api_table(results: list[dict]) -> list[str]:
     totals = Counter()
     for r in runs:
         for kind, row in r["api_requests"].items():
-            totals[kind] += row["n"] / max(r.get("coins") or 1, 1)
+            totals[kind] += row["n"] / (r.get("coins") or 1)
     kinds = [k for k, per_coin in totals.most_common() if per_coin / len(runs) >= 0.05]
     lines = ["The api-server's requests per coin (count per coin; mean duration in ms, waiting for the "
              "metadata DB included; `4xx` = answered with an error, e.g. a Connection that is not defined), "

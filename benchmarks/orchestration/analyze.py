@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 import re
+import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -257,7 +257,8 @@ _REQUEST = re.compile(r"duration_us=(\d+).*?method=([A-Z]+) path=(\S+).*?status_
 
 
 def _request_kind(method: str, path: str) -> str:
-    """``PATCH task-instances/{id}/run``, ``POST xcoms/{task}/{key}``, ``GET connections``, ..."""
+    """``PATCH task-instances/{id}/run``, ``POST xcoms <dag>.<task> <key>``, ``GET connections``,
+    ``GET api dags/<dag>`` (the REST API), ..."""
     path = _ID.sub("{id}", path)
     parts = path.strip("/").split("/")
     if parts[:1] == ["execution"]:

@@ -13,9 +13,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+
+if TYPE_CHECKING:
+    from crypto_ml.hooks.engine import CryptoEngineHook
 
 RUNNING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 
@@ -107,17 +111,15 @@ class EngineTaskTrigger(BaseTrigger):
             },
         )
 
-    @property
-    def hook(self):
-        """The engine's hook, made once per trigger: its Connection is looked up on first use,
-        not on every read of the result backend (in the triggerer each lookup is a round trip
-        through the triggerer's supervisor and its execution API to the metadata DB)."""
-        hook = self.__dict__.get("_hook")
-        if hook is None or hook.engine_conn_id != self.engine_conn_id:
-            from crypto_ml.hooks.engine import CryptoEngineHook
+    @cached_property
+    def hook(self) -> CryptoEngineHook:
+        """The engine's hook, made once per trigger (first used in :meth:`run`, after the
+        triggerer rendered ``engine_conn_id``): its Connection is looked up once, not on every
+        read of the result backend (in the triggerer each lookup is a round trip through the
+        triggerer's supervisor and its execution API to the metadata DB)."""
+        from crypto_ml.hooks.engine import CryptoEngineHook
 
-            hook = self.__dict__["_hook"] = CryptoEngineHook(self.engine_conn_id)
-        return hook
+        return CryptoEngineHook(self.engine_conn_id)
 
     def _get_state(self) -> tuple[str, Any]:
         return self.hook.get_state(self.engine_task_id)
@@ -291,10 +293,9 @@ class EngineSubmitTrigger(EngineTaskTrigger):
                               params=decode_rendered(self.model_params))
 
     def _send(self, engine_task_id: str, fields: dict[str, Any]) -> str:
-        hook = self.hook
         if self.request_kind == "predict":
-            return hook.submit_predict(**fields, run_id=self.task_instance.run_id, task_id=engine_task_id)
-        return hook.submit_train(**fields, task_id=engine_task_id)
+            return self.hook.submit_predict(**fields, run_id=self.task_instance.run_id, task_id=engine_task_id)
+        return self.hook.submit_train(**fields, task_id=engine_task_id)
 
     def _refused(self, exc: Exception) -> TriggerEvent:
         self.log.error("refused before sending: %s", exc)

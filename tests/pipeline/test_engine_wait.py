@@ -231,6 +231,7 @@ def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(en
     """In the triggerer every Connection lookup is a round trip through its supervisor and the
     execution API to the metadata DB: the submit and each wait look it up once, not per poll."""
     from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.triggers.base import TaskFailedEvent
 
     from crypto_ml.hooks.engine import CryptoEngineHook
     from crypto_ml.triggers.engine import EngineSubmitTrigger
@@ -246,5 +247,5 @@ def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(en
                                  first_poll=0.01, poll_interval=0.05, timeout=0.6)
     submit.task_instance = _TI()
     [event] = _events(submit)  # sends, then polls a queue nobody consumes until the timeout
-    assert type(event).__name__ == "TaskFailedEvent"
+    assert isinstance(event, TaskFailedEvent)
     assert lookups == ["crypto_ml_engine"]
