@@ -7,9 +7,10 @@ CI=true.
 
 Fault-test settings (the production defaults are far longer): a task instance whose worker
 vanished is failed (and retried) after 30 s without a heartbeat; an Airflow task message taken by a
-dead worker is redelivered after 120 s, an engine message after 30 s; a scheduler or triggerer
-whose heartbeat is 15 s old counts as dead (its tasks are adopted, its triggers reassigned),
-checked every 15 s.
+dead worker is redelivered after 60 s (every Airflow task of the pipeline lasts seconds: the waits
+run in the triggerer), and one still queued after 120 s is queued again; an engine message after
+30 s; a scheduler or triggerer whose heartbeat is 15 s old counts as dead (its tasks are adopted,
+its triggers reassigned), checked every 15 s.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import pytest
 FAULT_SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "120",
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "240",
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
     "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": "30",
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
