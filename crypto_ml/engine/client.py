@@ -125,17 +125,17 @@ def get_state(task_id: str, *, app: "Celery | None" = None) -> tuple[str, Any]:
     - ``("STARTED", {"pid": ..., "hostname": ...})``, ``("RETRY", "...")``, ``("PENDING", None)``
       (PENDING also means "unknown id": Celery cannot tell them apart).
     """
-    result = _app(app).AsyncResult(task_id)
-    state = result.state
+    # One read of the result backend (``AsyncResult.state`` then ``.info`` read it twice for a task
+    # that is not done yet, which is every poll but the last); an error is already decoded.
+    meta = _app(app).backend.get_task_meta(task_id)
+    state, value = meta["status"], meta.get("result")
     if state == "SUCCESS":
-        return state, result.result
+        return state, value
     if state in ("FAILURE", "RETRY", "REVOKED"):
-        exc = result.result
-        if isinstance(exc, BaseException):
-            return state, f"{type(exc).__name__}: {exc}"
-        return state, None if exc is None else str(exc)
-    info = result.info
-    return state, info if isinstance(info, dict) else None
+        if isinstance(value, BaseException):
+            return state, f"{type(value).__name__}: {value}"
+        return state, None if value is None else str(value)
+    return state, value if isinstance(value, dict) else None
 
 
 def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1,

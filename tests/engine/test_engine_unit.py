@@ -208,3 +208,29 @@ def test_the_worker_polls_the_embedded_broker_often(tmp_path, monkeypatch):
     app = make_app(EngineConfig.from_env(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
     with app.connection_for_read() as conn:
         assert conn.transport.polling_interval == 0.1
+
+
+def test_get_state_reads_the_result_backend_once_per_poll(tmp_path):
+    """A wait polls ``get_state`` until the task is done: each poll is one read of the backend
+    (the embedded one here, a SQLite file), whatever the state."""
+    from celery import states
+
+    from crypto_ml.engine.client import get_state, sender_app
+    from crypto_ml.engine.config import EngineConfig
+
+    app = sender_app(EngineConfig.from_env({"CRYPTO_ML_HOME": str(tmp_path)}))
+    backend = app.backend
+    reads = []
+    read = backend._get_task_meta_for
+    backend._get_task_meta_for = lambda task_id: reads.append(task_id) or read(task_id)
+    try:
+        assert get_state("nobody-sent-this", app=app) == ("PENDING", None)
+        backend.store_result("t-started", {"pid": 7, "hostname": "engine-1"}, states.STARTED)
+        assert get_state("t-started", app=app) == ("STARTED", {"pid": 7, "hostname": "engine-1"})
+        backend.store_result("t-ok", {"coin": "bitcoin", "forecast": [1.0]}, states.SUCCESS)
+        assert get_state("t-ok", app=app) == ("SUCCESS", {"coin": "bitcoin", "forecast": [1.0]})
+        backend.mark_as_failure("t-bad", ValueError("unknown coin 'x'"))
+        assert get_state("t-bad", app=app) == ("FAILURE", "ValueError: unknown coin 'x'")
+    finally:
+        del backend._get_task_meta_for
+    assert reads == ["nobody-sent-this", "t-started", "t-ok", "t-bad"]
