@@ -17,7 +17,9 @@ def test_preload_imports_the_task_modules_and_configures_the_orm():
         "from crypto_ml.storage import Base\n"
         "before = all(m.configured for m in Base.registry.mappers)\n"
         "preload()\n"
+        "from crypto_ml.storage.db import head_revision\n"
         "print(json.dumps({'before': before, 'after': all(m.configured for m in Base.registry.mappers),\n"
+        "                  'head_read': head_revision.cache_info().currsize == 1,\n"
         "                  'mappers': len(Base.registry.mappers),\n"
         "                  'missing': [m for m in MODULES if m not in sys.modules]}))\n"
     )
@@ -27,3 +29,4 @@ def test_preload_imports_the_task_modules_and_configures_the_orm():
     assert result["before"] is False  # importing the models alone leaves them to the first query
     assert result["after"] is True
     assert result["missing"] == []
+    assert result["head_read"] is True  # the migrations' head: read once here, not in every task

@@ -61,6 +61,18 @@ def test_migrate_at_head_reads_the_version_only(db_url, monkeypatch):
     assert upgrades == ["head"]
     assert migrate(db_url) == _head()
     assert upgrades == ["head"]  # at head: no second upgrade
+    # ... and one query: the version table's rows (no Alembic context, no inspection).
+    from sqlalchemy import event
+
+    statements = []
+    engine = get_engine(db_url)
+    listen = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert migrate(db_url) == _head()
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert statements == ["SELECT version_num FROM alembic_version"], statements
     # A database whose revision is not the package's head (here: the head moved on) is upgraded.
     monkeypatch.setattr(db, "head_revision", lambda: "9999_a_newer_head")
     assert migrate(db_url) == _head()
