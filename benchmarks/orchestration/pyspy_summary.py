@@ -2,7 +2,7 @@
 ``frame;frame;... count`` per line): where the samples go, by category or below a frame.
 
     py-spy record -p <pid> --subprocesses --rate 40 --format raw -o trig.raw --duration 300 --nonblocking
-    python benchmarks/orchestration/pyspy_summary.py trig.raw                  # categories, top leaves
+    python benchmarks/orchestration/pyspy_summary.py trig.raw                  # samples by category
     python benchmarks/orchestration/pyspy_summary.py trig.raw --under make_client --depth 6
 
 py-spy samples threads that are not sleeping: on a loaded box a runnable thread waiting for a core

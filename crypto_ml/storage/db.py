@@ -17,11 +17,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, func, literal_column, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from crypto_ml.config import airflow_home
@@ -197,14 +196,9 @@ def migrate(url: str | None = None) -> str | None:
     """
     engine = get_engine(url)
     try:
-        # The fast path reads the version table with one plain query: Alembic's MigrationContext
-        # costs a task process more than the rest of its database work (its set-up and two log
-        # lines; py-spy profile in benchmarks/results/orchestration_profile.md).
-        with engine.connect() as conn:
-            stamped = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars().all()
-        if stamped == [head_revision()]:
-            return stamped[0]
-    except SQLAlchemyError:  # no version table yet, or one the read cannot make sense of: the upgrade decides
+        if (current := current_revision(url)) is not None and current == head_revision():
+            return current
+    except SQLAlchemyError:  # a schema the read cannot make sense of: the upgrade decides
         pass
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -214,9 +208,21 @@ def migrate(url: str | None = None) -> str | None:
 
 
 def current_revision(url: str | None = None) -> str | None:
-    """Return the Alembic revision of the database at ``url`` (``None`` when never migrated)."""
+    """Return the Alembic revision of the database at ``url`` (``None`` when never migrated).
+
+    One plain read of Alembic's version table: every task's :func:`migrate` calls this, and
+    Alembic's own ``MigrationContext`` cost a task process more than the rest of its database work
+    (its set-up and two log lines; py-spy profile in benchmarks/results/orchestration_profile.md).
+    """
     with get_engine(url).connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        try:
+            stamped = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars().all()
+        except (OperationalError, ProgrammingError):  # no version table: never migrated
+            return None
+    if len(stamped) > 1:
+        raise RuntimeError(f"the database is stamped with {len(stamped)} revisions {stamped}; "
+                           "the project's migrations have one head")
+    return stamped[0] if stamped else None
 
 
 @dataclass(frozen=True)

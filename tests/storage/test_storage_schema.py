@@ -26,6 +26,8 @@ def test_migrations_match_orm_schema(db_url):
     with get_engine(db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         tables = set(inspect(conn).get_table_names())
+        alembic_says = MigrationContext.configure(conn).get_current_revision()
+    assert current_revision(db_url) == alembic_says == _head()  # our plain read agrees with Alembic
     assert diff == []
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
 
@@ -73,6 +75,15 @@ def test_migrate_at_head_reads_the_version_only(db_url, monkeypatch):
     finally:
         event.remove(engine, "before_cursor_execute", listen)
     assert statements == ["SELECT version_num FROM alembic_version"], statements
+    # Two stamped revisions (a branch our migrations never make) are refused, not guessed.
+    import pytest
+
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0000_a_branch')"))
+    with pytest.raises(RuntimeError, match="stamped with 2 revisions"):
+        current_revision(db_url)
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version WHERE version_num = '0000_a_branch'"))
     # A database whose revision is not the package's head (here: the head moved on) is upgraded.
     monkeypatch.setattr(db, "head_revision", lambda: "9999_a_newer_head")
     assert migrate(db_url) == _head()
