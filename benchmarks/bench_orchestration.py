@@ -163,11 +163,12 @@ def parse_versions(spec: str, *, old_tree: Path, new_tree: Path) -> list[Version
 
 
 # -- markets ---------------------------------------------------------------------------------------
-def synthetic_market(folder: Path, n: int, day: dt.date, history_day: dt.date) -> Path:
+def synthetic_market(folder: Path, n: int, day: dt.date, history_day: dt.date, days: int = 1) -> Path:
     """A CSV market of ``n`` synthetic coins (block-bootstrapped from the bundled real series,
     ``SyntheticSource``), each with a price on ``day``: the real calendar shifted so that
     ``history_day`` falls on ``day``. ``market/`` holds every row up to ``day``; ``history/``
-    the rows before it (pre-loaded so the timed run stores one new day, as a daily run does)."""
+    the rows before it (pre-loaded so the timed run stores one new day, as a daily run does), or
+    before the first of ``days`` days ending on ``day``."""
     market, history = folder / "market", folder / "history"
     if (market / "prices.csv").exists():
         return folder
@@ -193,7 +194,8 @@ def synthetic_market(folder: Path, n: int, day: dt.date, history_day: dt.date) -
     market.mkdir(parents=True)
     history.mkdir(parents=True)
     frame.to_csv(market / "prices.csv", index=False, float_format="%.8g")
-    frame[frame["date"] < day.isoformat()].to_csv(history / "prices.csv", index=False, float_format="%.8g")
+    first = day - dt.timedelta(days=days - 1)
+    frame[frame["date"] < first.isoformat()].to_csv(history / "prices.csv", index=False, float_format="%.8g")
     say(f"synthetic market: {n} coins, {len(frame)} rows up to {day} in {market}")
     return folder
 
@@ -204,11 +206,12 @@ class Run:
 
     def __init__(self, *, version: Version, executor: str, variant: str, work: Path, logical: dt.date,
                  history_day: dt.date, market: Path | None, workers: int = 1, timeout: float = 3600,
-                 floor_of: dict | None = None, tag: str = ""):
+                 floor_of: dict | None = None, tag: str = "", days: int = 1):
         self.version, self.executor, self.variant = version, executor, variant
-        self.workers, self.timeout, self.floor_of = workers, timeout, floor_of
+        self.workers, self.timeout, self.floor_of, self.days = workers, timeout, floor_of, days
         self.logical, self.history_day, self.market = logical, history_day, market
-        self.name = f"{version.name}-{executor}{workers if executor == 'celery' else ''}-{variant}{tag}"
+        self.name = (f"{version.name}-{executor}{workers if executor == 'celery' else ''}-{variant}{tag}"
+                     f"{f'-day{days}' if days > 1 else ''}")
         self.dir = work / self.name
         self.dir.mkdir(parents=True)
         self.db_name = f"bench_orch_{os.getpid()}_{abs(hash(self.name)) % 10**6}"
@@ -248,6 +251,10 @@ class Run:
             measure += ["--watch-file", str(home / "airflow.db"), "--watch-file", str(project)]
             cmd = [str(self.version.venv_bin / "crypto-ml"), "pipeline", "--port", str(port),
                    "--timeout", str(self.timeout - 60)]
+            if self.days > 1:  # the same stack, then the next days triggered on it (days.py)
+                cmd = [str(self.version.venv_bin / "python"), str(ORCH / "days.py"), "--days", str(self.days),
+                       "local", "--date", self.logical.isoformat(), "--port", str(port),
+                       "--timeout", str(self.timeout - 60)]
             self.preload(env, f"sqlite:///{project}")
         else:
             secrets = subprocess.run([str(self.version.venv_bin / "crypto-ml"), "stack", "secrets"], env=env,
@@ -263,6 +270,9 @@ class Run:
                    "--name", self.db_name, "--port", str(free_port()), "--flower-port", str(free_port()),
                    "--airflow-workers", str(self.workers), "--engine-workers", str(self.workers),
                    "--timeout", str(self.timeout - 60)]
+            if self.days > 1:
+                cmd = [str(self.version.venv_bin / "python"), str(ORCH / "days.py"), "--days", str(self.days),
+                       "celery", "--", *cmd[3:]]
             self._create_pg_db(self.db_name)
             self.preload(env, f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db_name}")
         self.command = " ".join(shlex.quote(c) for c in cmd)
@@ -272,13 +282,18 @@ class Run:
         elapsed = time.monotonic() - started
         try:
             result = analyze.summarize(folder=self.dir, meta_url=meta_url, master=MASTER)
+            if self.days > 1:  # the first day, on the fresh stack, for the record next to the measured one
+                first = analyze.summarize(folder=self.dir, meta_url=meta_url, master=MASTER, which=0)
+                result["first_day"] = {k: first[k] for k in ("master_state", "wall", "coins", "cpu_per_coin",
+                                                             "task_instances", "starts_per_coin", "cpu_window")}
         except Exception as exc:  # noqa: BLE001 - report which run and where its log is
             tail = (self.dir / "command.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{self.name}: no figures ({exc}); the command's log ends:\n{tail}") from exc
         finally:
             if self.executor == "celery":
                 self.destroy_celery()
-        result.update({"run": self.name, "version": self.version.name, "tree": self.version.label,
+        result["api_requests"] = analyze.api_requests(self.dir, window=(result["t0"], result["t1"]))
+        result.update({"run": self.name, "version": self.version.name, "tree": self.version.label, "days": self.days,
                        "executor": self.executor, "workers": self.workers, "variant": self.variant,
                        "command": self.command, "elapsed": elapsed, "dir": str(self.dir)})
         (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
@@ -487,13 +502,30 @@ def api_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def days_table(results: list[dict]) -> list[str]:
+    """With ``--days N``: the first master run (on the fresh stack) next to the measured last one."""
+    runs = [r for r in results if r.get("first_day")]
+    if not runs:
+        return []
+    lines = ["Each command ran the master DAG on consecutive days on one stack; the tables above measure its "
+             "last run (a warm daily run). Its first run, on the freshly started stack:", "",
+             "| run | first day: master run | wall | CPU-s / coin | last day: wall | CPU-s / coin |",
+             "|---|---|---|---|---|---|"]
+    for r in runs:
+        f = r["first_day"]
+        lines.append(f"| {_run_label(r)} | {f['master_state']}, {f['coins']} coins | {_f(f['wall'])} s | "
+                     f"{_f(f['cpu_per_coin'], '{:.2f}')} | {_f(r['wall'])} s | {_f(r['cpu_per_coin'], '{:.2f}')} |")
+    return lines
+
+
 def write_report(path: Path, title: str, command: str, results: list[dict], notes: list[str], extra: list[str]) -> None:
     lines = [f"# {title}", "", "```", command, "```", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
              f"(load average at the end {os.getloadavg()[0]:.2f}).", ""]
     if FAILED:
         extra = extra + ["", "**Runs without figures:**", ""] + [f"- {f}" for f in FAILED]
-    lines += extra + [""] + compare_table(results) + [""] + task_table(results) + [""] + steps_table(results)
+    lines += extra + [""] + compare_table(results) + [""] + days_table(results) + [""] + task_table(results)
+    lines += [""] + steps_table(results)
     lines += [""] + cpu_table(results) + [""] + api_table(results) + ["", "## How each figure is measured", ""]
     lines += notes
     path.write_text("\n".join(lines) + "\n")
@@ -503,7 +535,8 @@ def write_report(path: Path, title: str, command: str, results: list[dict], note
 
 NOTES = [
     "- **wall**: `end_date - start_date` of the master DAG run in the metadata DB (the run of the scheduler's "
-    "daily interval on the embedded default, the REST-triggered run on the Celery stack).",
+    "daily interval on the embedded default, the REST-triggered run on the Celery stack; with `--days N`, "
+    "the last of N REST-triggered runs on consecutive days on one stack).",
     "- **task inst.**: rows of `task_instance` of the master run and of every DAG run started while it ran; "
     "`hist.`: rows of `task_instance_history` (earlier tries: retries, clears).",
     "- **process starts / coin**: task processes that reached the task (the benchmark-only listener's "
@@ -543,18 +576,24 @@ FAILED: list[str] = []  # runs that gave no figures (named in the report)
 
 def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], coins_list: list[int],
                floors: bool, work: Path) -> list[dict]:
-    logical = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-    history_day = dt.date.fromisoformat(args.history_day)
+    # The measured (last) master run is yesterday's interval and the replayed history day; with
+    # --days N the stack runs the N-1 days before it first (replay anchored on the first day;
+    # orchestration/days.py triggers each day).
+    last = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    measured_day = dt.date.fromisoformat(args.history_day)
+    logical = last - dt.timedelta(days=args.days - 1)
+    history_day = measured_day - dt.timedelta(days=args.days - 1)
     results = []
     for n in coins_list:
         market = None
         if n != args.day_coins or args.synthetic:
-            market = synthetic_market(work / f"market-{n}", n, logical, history_day)
+            market = synthetic_market(work / f"market-{n}{f'-d{args.days}' if args.days > 1 else ''}", n, last,
+                                      measured_day, args.days)
         for version in versions:
             for executor, workers in executors:
                 run = Run(version=version, executor=executor, variant="real", work=work, logical=logical,
                           history_day=history_day, market=market, workers=workers, timeout=args.timeout,
-                          tag=f"-{n}")
+                          tag=f"-{n}", days=args.days)
                 try:
                     real = run.run()
                 except Exception as exc:  # noqa: BLE001 - the other runs go on; the report names it
@@ -562,14 +601,16 @@ def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], 
                     FAILED.append(f"{run.name}: {str(exc).splitlines()[0]} (log: {run.dir / 'command.log'})")
                     continue
                 real["market"] = str(market) if market else None
-                real["market_day"] = logical.isoformat()
+                real["market_day"] = last.isoformat()
                 results.append(real)
                 if floors:
                     try:
-                        spec = floor_input(version, real, work, history_day)
+                        spec = floor_input(version, real, work, measured_day)
+                        if args.days > 1:  # the first master run's logical day (see floor_dags.run_day)
+                            spec["logical_date"] = logical.isoformat()
                         floor = Run(version=version, executor=executor, variant="floor", work=work, logical=logical,
                                     history_day=history_day, market=None, workers=workers, timeout=args.timeout,
-                                    floor_of=spec, tag=f"-{n}").run()
+                                    floor_of=spec, tag=f"-{n}", days=args.days).run()
                     except Exception as exc:  # noqa: BLE001
                         say(f"FAILED floor of {run.name}: {exc}")
                         FAILED.append(f"floor of {run.name}: {str(exc).splitlines()[0]}")
@@ -701,6 +742,9 @@ def main() -> None:
     common.add_argument("--history-day", default="2017-06-25", help="replayed day (89 coins on 2017-06-25)")
     common.add_argument("--day-coins", type=int, default=89, help="coins of the replayed day")
     common.add_argument("--timeout", type=float, default=3600, help="per command (s)")
+    common.add_argument("--days", type=int, default=1,
+                        help="master runs on one stack, on consecutive days; the last one is measured "
+                             "(2: a warm daily run, after a first day on the same stack; orchestration/days.py)")
     common.add_argument("--work", default=None, help="work dir (default /tmp/bench-orch-<time>)")
     common.add_argument("--out", default=None, help="markdown file (default benchmarks/results/orchestration*.md)")
     c = sub.add_parser("compare", parents=[common], help="old vs new vs floor, on each executor")

@@ -31,7 +31,9 @@ def _pct(values: list[float], q: float) -> float | None:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def read_metadata(url: str, master: str) -> dict:
+def read_metadata(url: str, master: str, which: int = -1) -> dict:
+    """Runs and task instances of the metadata DB at ``url``; ``master``: the ``which``-th run of
+    the master DAG by start (default the newest)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
@@ -48,7 +50,7 @@ def read_metadata(url: str, master: str) -> dict:
     masters = [r for r in runs if r["dag_id"] == master]
     if not masters:
         raise RuntimeError(f"no {master} run in the metadata DB {url}")
-    m = max(masters, key=lambda r: _ts(r["start_date"]) or 0)
+    m = sorted(masters, key=lambda r: _ts(r["start_date"]) or 0)[which]
     return {"runs": runs, "tis": tis, "history": history, "master": m}
 
 
@@ -143,8 +145,8 @@ def _label(cmd: str) -> str:
     return " ".join([parts[0].rsplit("/", 1)[-1], *parts[1:3]]) if parts else "?"
 
 
-def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | None = None) -> dict:
-    meta = read_metadata(meta_url, master)
+def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | None = None, which: int = -1) -> dict:
+    meta = read_metadata(meta_url, master, which)
     m = meta["master"]
     t0, t1 = _ts(m["start_date"]), _ts(m["end_date"])
     wall = (t1 - t0) if t0 and t1 else None
@@ -271,17 +273,37 @@ def _request_kind(method: str, path: str) -> str:
     return f"{method} api " + "/".join(parts[2:4])
 
 
-def api_requests(folder: Path) -> dict[str, dict[str, float]] | None:
+_STAMP = re.compile(r"^\W*(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d)?")
+
+
+def _line_time(line: str) -> float | None:
+    m = _STAMP.match(line)
+    if not m:
+        return None
+    stamp = dt.datetime.fromisoformat(m.group(1).replace(" ", "T"))
+    if m.group(2) and m.group(2) != "Z":
+        return stamp.replace(tzinfo=dt.datetime.strptime(m.group(2).replace(":", ""), "%z").tzinfo).timestamp()
+    return stamp.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def api_requests(folder: Path, window: tuple[float | None, float | None] | None = None) -> dict[str, dict[str, float]] | None:
     """The api-server's requests in a run, from its access log (``request finished`` lines):
-    ``{kind: {"n": count, "s": summed duration in seconds, "errors": 4xx/5xx}}``; None without a log."""
+    ``{kind: {"n": count, "s": summed duration in seconds, "errors": 4xx/5xx}}``; None without a log.
+    With ``window`` (epoch seconds), only the lines stamped inside it (a run of several master
+    runs: the measured one's)."""
     logs = sorted(Path(folder).glob("**/api-server*.log"))
     if not logs:
         return None
+    t0, t1 = window or (None, None)
     out: dict[str, dict[str, float]] = {}
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
             if "request finished" not in line:
                 continue
+            if t0 and t1:
+                at = _line_time(line)
+                if at is not None and not (t0 - 1 <= at <= t1 + 1):
+                    continue
             m = _REQUEST.search(line)
             if not m:
                 continue

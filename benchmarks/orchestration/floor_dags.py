@@ -20,7 +20,11 @@ Copied into a benchmark run's DAGs folder by ``benchmarks/bench_orchestration.py
   instead of firing at once. A branch returns the downstream task the real run took most
   (``branch_choice``);
 - a task whose output feeds a mapped task returns one item per coin of the real run (the same
-  count and run ids); every other task returns ``{"history_day", "coins", "market"}``.
+  count; run ids ``<coin>__<day>``); every other task returns ``{"history_day", "coins", "market"}``.
+  ``<day>`` is the spec's ``day`` for the master run of the spec's ``logical_date`` (or for any
+  run when the spec has none) and ``<day>+<n>`` for the run ``n`` days later, so a second master run on the
+  same stack (``bench_orchestration.py --days 2``) fans out runs of its own instead of resetting
+  the first run's.
 
 An unknown shape (a mapped task group, a mapped task that is not fed by one upstream task) fails
 the parse with a message naming it: extend this file rather than benchmark a different shape.
@@ -52,12 +56,32 @@ class FloorError(RuntimeError):
 FANOUTS = ("TriggerDagRunOperator", "TriggerDagRunsOperator")
 
 
+def run_day(context) -> str:
+    """The day in the fanned-out run ids of the master run of ``context`` (see the module doc):
+    ``DAY``, or ``DAY+<n>`` for the master run ``n`` days after the spec's ``logical_date``."""
+    logical = context["dag_run"].logical_date
+    first = SPEC.get("logical_date")
+    if logical is None or first is None:
+        return DAY
+    n = (logical.date() - dt.date.fromisoformat(first)).days
+    return DAY if n == 0 else f"{DAY}{n:+d}"
+
+
 def _items(kind: str, consumer: dict) -> list:
     if kind == "kwargs" and consumer["class"] in FANOUTS:
         return [{"trigger_run_id": f"{c}__{DAY}", "conf": {"coin": c, "as_of": DAY}} for c in COINS]
     if kind == "kwargs":
         return [{} for _ in COINS]
     return list(COINS)
+
+
+def _for_run(value, context):
+    """``value`` with the fan-out items' run ids of this master run's day."""
+    day = run_day(context) if isinstance(value, list) else DAY
+    if day == DAY:
+        return value
+    return [{**item, "trigger_run_id": item["trigger_run_id"].replace(f"__{DAY}", f"__{day}")}
+            if isinstance(item, dict) and "trigger_run_id" in item else item for item in value]
 
 
 class NoopOperator(BaseOperator):
@@ -68,7 +92,7 @@ class NoopOperator(BaseOperator):
         self.value = value
 
     def execute(self, context):
-        return self.value
+        return _for_run(self.value, context)
 
 
 class NoopBranchOperator(BaseBranchOperator):
@@ -89,7 +113,7 @@ class NoopDeferOperator(NoopOperator):
         self.defer(trigger=TimeDeltaTrigger(dt.timedelta(0)), method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
-        return self.value
+        return _for_run(self.value, context)
 
 
 class NoopDeferEndOperator(NoopOperator):
@@ -99,13 +123,13 @@ class NoopDeferEndOperator(NoopOperator):
         self.defer(trigger=TimeDeltaTrigger(dt.timedelta(0), end_from_trigger=True), method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
-        return self.value
+        return _for_run(self.value, context)
 
 
-def _runs_trigger(dag_id: str, poll: float, end: bool):
+def _runs_trigger(dag_id: str, poll: float, end: bool, day: str = DAY):
     from bench_floor_triggers import FloorRunsDoneTrigger  # the run's plugins folder
 
-    return FloorRunsDoneTrigger(dag_id=dag_id, states=["success", "failed"], run_ids=[f"{c}__{DAY}" for c in COINS],
+    return FloorRunsDoneTrigger(dag_id=dag_id, states=["success", "failed"], run_ids=[f"{c}__{day}" for c in COINS],
                                 poll_interval=poll, end_from_trigger=end)
 
 
@@ -118,10 +142,11 @@ class WaitRunsDeferOperator(NoopOperator):
         self.watched, self.poll, self.end = watched, poll, end
 
     def execute(self, context):
-        self.defer(trigger=_runs_trigger(self.watched, self.poll, self.end), method_name="execute_complete")
+        self.defer(trigger=_runs_trigger(self.watched, self.poll, self.end, run_day(context)),
+                   method_name="execute_complete")
 
     def execute_complete(self, context, event=None):
-        return self.value
+        return _for_run(self.value, context)
 
 
 class NoopFromTriggerOperator(NoopOperator):
@@ -134,7 +159,7 @@ class NoopFromTriggerOperator(NoopOperator):
         timeout=None)
 
     def execute_complete(self, context, event=None):
-        return self.value
+        return _for_run(self.value, context)
 
 
 class NoopInTriggerOperator(NoopFromTriggerOperator):
@@ -147,7 +172,12 @@ class NoopInTriggerOperator(NoopFromTriggerOperator):
 
 
 def _runs_from_trigger(watched: str, poll: float, end: bool) -> type:
-    """A task that starts in the triggerer waiting for the fanned-out runs (and ends there if ``end``)."""
+    """A task that starts in the triggerer waiting for the fanned-out runs (and ends there if ``end``).
+    Its trigger's arguments are fixed at parse time: it waits for the runs of the spec's ``day``
+    only, so a spec of several master runs (``logical_date``) cannot use it."""
+    if SPEC.get("logical_date"):
+        raise FloorError(f"a wait for {watched}'s runs that starts in the triggerer is not rebuilt for several "
+                         "master runs yet (its run ids are fixed at parse time)")
     run_ids = [f"{c}__{DAY}" for c in COINS]
 
     class WaitRunsFromTrigger(NoopOperator):
@@ -159,7 +189,7 @@ def _runs_from_trigger(watched: str, poll: float, end: bool) -> type:
             next_method="execute_complete", next_kwargs=None, timeout=None)
 
         def execute_complete(self, context, event=None):
-            return self.value
+            return _for_run(self.value, context)
 
     return WaitRunsFromTrigger
 
