@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseHook
 
@@ -27,6 +28,12 @@ class CryptoEngineHook(BaseHook):
     (:func:`crypto_ml.engine.client.sender_app`): it never imports the worker's task module.
 
     :param engine_conn_id: Connection id of the engine.
+    :param connection_ttl: seconds for which this process reuses what a lookup of the Connection
+        found (that it is not defined included), shared by every hook of the process that passes
+        a ``connection_ttl``; 0 (the default): look it up for every hook. The engine's triggers
+        pass :data:`crypto_ml.triggers.engine.ENGINE_CONNECTION_TTL`: in the long-lived
+        triggerer each lookup is a round trip through the triggerer's supervisor, which serves
+        every trigger's requests in turn.
     """
 
     conn_name_attr = "engine_conn_id"
@@ -34,15 +41,29 @@ class CryptoEngineHook(BaseHook):
     conn_type = "crypto_ml_engine"
     hook_name = "Crypto-ML prediction engine"
 
-    def __init__(self, engine_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    #: Lookups shared by the hooks with a ``connection_ttl``: conn id -> (``time.monotonic()`` of
+    #: the lookup, the Connection's settings for :class:`~crypto_ml.engine.config.EngineConfig`).
+    _found: ClassVar[dict[str, tuple[float, dict[str, Any]]]] = {}
+
+    def __init__(self, engine_conn_id: str = default_conn_name, *, connection_ttl: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.engine_conn_id = engine_conn_id
+        self.connection_ttl = connection_ttl
 
-    def get_config(self) -> EngineConfig:
-        from crypto_ml.engine.config import EngineConfig
+    @classmethod
+    def forget_connections(cls) -> None:
+        """Drop the lookups shared through ``connection_ttl`` (the next hook looks up again)."""
+        cls._found.clear()
 
+    def _connection_settings(self) -> dict[str, Any]:
+        """The Connection's settings ({} when the default Connection is not defined)."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        if self.connection_ttl > 0:
+            found = self._found.get(self.engine_conn_id)
+            if found is not None and time.monotonic() - found[0] < self.connection_ttl:
+                return dict(found[1])
         overrides: dict[str, Any] = {}
         try:
             conn = self.get_connection(self.engine_conn_id)
@@ -58,7 +79,14 @@ class CryptoEngineHook(BaseHook):
             overrides.update({k: v for k, v in extra.items() if v not in (None, "")})  # empty form fields
             if conn.host and "broker_url" not in overrides:
                 overrides["broker_url"] = conn.host
-        return EngineConfig.from_env(**overrides)
+        if self.connection_ttl > 0:
+            self._found[self.engine_conn_id] = (time.monotonic(), dict(overrides))
+        return overrides
+
+    def get_config(self) -> EngineConfig:
+        from crypto_ml.engine.config import EngineConfig
+
+        return EngineConfig.from_env(**self._connection_settings())
 
     @cached_property
     def app(self) -> Celery:

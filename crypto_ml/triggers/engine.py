@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 
 RUNNING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 
+#: Seconds for which a triggerer process reuses its lookup of an engine Connection
+#: (``CryptoEngineHook(connection_ttl=...)``). Every submit and every wait would otherwise look it
+#: up, and in the triggerer each lookup is a round trip through the supervisor, which serves the
+#: requests of every trigger in turn with its own loop: two of a coin's four round trips there.
+#: A Connection changed in the UI reaches new triggers within this time.
+ENGINE_CONNECTION_TTL = 60.0
+
 
 def trigger_template(value: Any, *, as_json: bool = False) -> Any:
     """An upstream task's output (``submit.output``) as the Jinja template that pulls it: the
@@ -114,12 +121,13 @@ class EngineTaskTrigger(BaseTrigger):
     @cached_property
     def hook(self) -> CryptoEngineHook:
         """The engine's hook, made once per trigger (first used in :meth:`run`, after the
-        triggerer rendered ``engine_conn_id``): its Connection is looked up once, not on every
-        read of the result backend (in the triggerer each lookup is a round trip through the
-        triggerer's supervisor and its execution API to the metadata DB)."""
+        triggerer rendered ``engine_conn_id``): its Connection is looked up at most once per
+        :data:`ENGINE_CONNECTION_TTL` in this process, not per trigger nor per read of the result
+        backend (in the triggerer each lookup is a round trip through the triggerer's supervisor
+        and its execution API to the metadata DB)."""
         from crypto_ml.hooks.engine import CryptoEngineHook
 
-        return CryptoEngineHook(self.engine_conn_id)
+        return CryptoEngineHook(self.engine_conn_id, connection_ttl=ENGINE_CONNECTION_TTL)
 
     def _get_state(self) -> tuple[str, Any]:
         return self.hook.get_state(self.engine_task_id)

@@ -11,6 +11,17 @@ from crypto_ml.sensors.engine import EngineTaskSensor
 from crypto_ml.triggers.engine import EngineTaskTrigger
 
 
+@pytest.fixture(autouse=True)
+def _fresh_connection_lookups():
+    """The triggers share Connection lookups per process (``connection_ttl``): each test starts
+    with none."""
+    from crypto_ml.hooks.engine import CryptoEngineHook
+
+    CryptoEngineHook.forget_connections()
+    yield
+    CryptoEngineHook.forget_connections()
+
+
 @pytest.fixture
 def engine_env(tmp_path, monkeypatch):
     """An embedded broker nobody consumes: tasks stay PENDING forever."""
@@ -249,3 +260,56 @@ def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(en
     [event] = _events(submit)  # sends, then polls a queue nobody consumes until the timeout
     assert isinstance(event, TaskFailedEvent)
     assert lookups == ["crypto_ml_engine"]
+
+
+def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(engine_env, monkeypatch):
+    """A coin's submit and wait, and every other coin's, reuse one lookup of the engine
+    Connection for ENGINE_CONNECTION_TTL seconds; after that the next trigger looks it up again
+    (a Connection changed in the UI applies). A missing non-default Connection is never reused:
+    every trigger that needs it fails, naming it."""
+    from airflow.sdk.definitions.connection import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from crypto_ml.hooks.engine import CryptoEngineHook
+    from crypto_ml.triggers import engine as triggers
+
+    lookups = []
+    broker = {"url": f"sqla+sqlite:///{engine_env_path(monkeypatch)}"}
+
+    def defined(cls, conn_id):
+        lookups.append(conn_id)
+        if conn_id != "crypto_ml_engine":
+            raise AirflowNotFoundException(conn_id)
+        return Connection(conn_id=conn_id, conn_type="crypto_ml_engine", host=broker["url"])
+
+    monkeypatch.setattr(CryptoEngineHook, "get_connection", classmethod(defined))
+    configs = [EngineTaskTrigger(engine_task_id=f"t{i}").hook.get_config() for i in range(3)]
+    assert {c.broker_url for c in configs} == {broker["url"]}
+    assert lookups == ["crypto_ml_engine"]
+
+    # After the TTL the next trigger looks again and sees the changed Connection.
+    clock = [1000.0]
+    monkeypatch.setattr(triggers, "ENGINE_CONNECTION_TTL", 60.0)
+    monkeypatch.setattr("crypto_ml.hooks.engine.time.monotonic", lambda: clock[0])
+    CryptoEngineHook.forget_connections()
+    EngineTaskTrigger(engine_task_id="a").hook.get_config()
+    broker["url"] = broker["url"] + "-changed"
+    clock[0] += 59.0
+    assert EngineTaskTrigger(engine_task_id="b").hook.get_config().broker_url != broker["url"]
+    clock[0] += 2.0
+    assert EngineTaskTrigger(engine_task_id="c").hook.get_config().broker_url == broker["url"]
+    assert lookups == ["crypto_ml_engine"] * 3
+
+    # A hook without a TTL (a task on a worker) always looks up.
+    CryptoEngineHook().get_config()
+    assert lookups == ["crypto_ml_engine"] * 4
+    for _ in range(2):
+        with pytest.raises(AirflowNotFoundException, match="'elsewhere' is not defined"):
+            EngineTaskTrigger(engine_task_id="d", engine_conn_id="elsewhere").hook.get_config()
+    assert lookups[-2:] == ["elsewhere", "elsewhere"]
+
+
+def engine_env_path(monkeypatch):
+    import os
+
+    return os.environ["CRYPTO_ML_BROKER_URL"].split("///", 1)[1]
