@@ -48,7 +48,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
+import itertools
+from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -392,14 +393,14 @@ def compare_table(results: list[dict]) -> list[str]:
     lines = ["| version | executor | variant | master run | wall | vs old | vs floor | task inst. | "
              "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | scheduler CPU (main) | "
              "peak PSS (RSS) sum | other processes' CPU |", "|" + "---|" * 15]
-    by = {(r["version"], r["executor"], r["workers"], r["variant"]): r for r in results}
+    by = {(r["version"], r["executor"], r["workers"], r["variant"], r.get("rep", 1)): r for r in results}
     for r in results:
-        old = by.get(("old", r["executor"], r["workers"], "real"))
-        floor = by.get((r["version"], r["executor"], r["workers"], "floor"))
+        old = by.get(("old", r["executor"], r["workers"], "real", r.get("rep", 1)))
+        floor = by.get((r["version"], r["executor"], r["workers"], "floor", r.get("rep", 1)))
         cpu = r["cpu_window"]
         lines.append(
             f"| {r['version']} ({r['tree']}) | {_executor(r)} "
-            f"| {r['variant']} | {r['master_state']}, {r['coins']} coins ({_runs(r['child_runs'])}) | {_f(r['wall'])} s "
+            f"| {r['variant']}{_rep(r)} | {r['master_state']}, {r['coins']} coins ({_runs(r['child_runs'])}) | {_f(r['wall'])} s "
             f"| {_f(r['wall'] / old['wall'], '{:.2f}x') if old and r['variant'] == 'real' else '–'} "
             f"| {_f(r['wall'] / floor['wall'], '{:.2f}x') if floor and r['variant'] == 'real' else '–'} "
             f"| {r['task_instances']} (+{r['ti_history']} hist.) | {r['starts_per_coin']:.2f} "
@@ -432,8 +433,41 @@ def _executor(r: dict) -> str:
     return "local" if r["executor"] == "local" else f"celery {r['workers']}+{r['workers']}"
 
 
+def _rep(r: dict) -> str:
+    return f" #{r['rep']}" if r.get("repeats", 1) > 1 else ""
+
+
 def _run_label(r: dict) -> str:
-    return f"{r['version']} {_executor(r)} {r['variant']}"
+    return f"{r['version']} {_executor(r)} {r['variant']}{_rep(r)}"
+
+
+def repeat_table(results: list[dict]) -> list[str]:
+    """With ``--repeat N``: per version and executor, the medians over the N pairs of runs (each
+    real run followed by its floor, the pairs of all versions interleaved)."""
+    import statistics
+
+    groups: dict = defaultdict(lambda: defaultdict(dict))
+    for r in results:
+        if r.get("repeats", 1) > 1:
+            groups[(r["version"], r["tree"], _executor(r))][r["rep"]][r["variant"]] = r
+    if not groups:
+        return []
+    lines = ["Medians over the repeated pairs (a real run, then its floor; the versions' pairs interleaved). "
+             "`vs floor` is the median of the pairs' own ratios, with the smallest and largest.", "",
+             "| version | executor | pairs | real wall | floor wall | vs floor (min–max) | CPU-s / coin real / floor |",
+             "|---|---|---|---|---|---|---|"]
+    for (version, tree, executor), reps in groups.items():
+        pairs = [(v["real"], v["floor"]) for v in reps.values() if "real" in v and "floor" in v
+                 and v["real"]["wall"] and v["floor"]["wall"]]
+        if not pairs:
+            continue
+        ratios = [a["wall"] / b["wall"] for a, b in pairs]
+        med = statistics.median
+        lines.append(
+            f"| {version} ({tree}) | {executor} | {len(pairs)} | {med(a['wall'] for a, _ in pairs):.1f} s "
+            f"| {med(b['wall'] for _, b in pairs):.1f} s | **{med(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}) "
+            f"| {med(a['cpu_per_coin'] or 0 for a, _ in pairs):.2f} / {med(b['cpu_per_coin'] or 0 for _, b in pairs):.2f} |")
+    return lines
 
 
 def steps_table(results: list[dict]) -> list[str]:
@@ -524,7 +558,8 @@ def write_report(path: Path, title: str, command: str, results: list[dict], note
              f"(load average at the end {os.getloadavg()[0]:.2f}).", ""]
     if FAILED:
         extra = extra + ["", "**Runs without figures:**", ""] + [f"- {f}" for f in FAILED]
-    lines += extra + [""] + compare_table(results) + [""] + days_table(results) + [""] + task_table(results)
+    lines += extra + [""] + repeat_table(results) + [""] + compare_table(results) + [""] + days_table(results)
+    lines += [""] + task_table(results)
     lines += [""] + steps_table(results)
     lines += [""] + cpu_table(results) + [""] + api_table(results) + ["", "## How each figure is measured", ""]
     lines += notes
@@ -589,34 +624,37 @@ def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], 
         if n != args.day_coins or args.synthetic:
             market = synthetic_market(work / f"market-{n}{f'-d{args.days}' if args.days > 1 else ''}", n, last,
                                       measured_day, args.days)
-        for version in versions:
-            for executor, workers in executors:
-                run = Run(version=version, executor=executor, variant="real", work=work, logical=logical,
-                          history_day=history_day, market=market, workers=workers, timeout=args.timeout,
-                          tag=f"-{n}", days=args.days)
+        # Each pair (real, floor) of a version on an executor; with --repeat the versions interleave.
+        for rep, version, (executor, workers) in itertools.product(range(1, args.repeat + 1), versions, executors):
+            tag = f"-{n}" + (f"-rep{rep}" if args.repeat > 1 else "")
+            run = Run(version=version, executor=executor, variant="real", work=work, logical=logical,
+                      history_day=history_day, market=market, workers=workers, timeout=args.timeout,
+                      tag=tag, days=args.days)
+            try:
+                real = run.run()
+            except Exception as exc:  # noqa: BLE001 - the other runs go on; the report names it
+                say(f"FAILED {run.name}: {exc}")
+                FAILED.append(f"{run.name}: {str(exc).splitlines()[0]} (log: {run.dir / 'command.log'})")
+                continue
+            real["market"] = str(market) if market else None
+            real["market_day"] = last.isoformat()
+            real["rep"], real["repeats"] = rep, args.repeat
+            results.append(real)
+            if floors:
                 try:
-                    real = run.run()
-                except Exception as exc:  # noqa: BLE001 - the other runs go on; the report names it
-                    say(f"FAILED {run.name}: {exc}")
-                    FAILED.append(f"{run.name}: {str(exc).splitlines()[0]} (log: {run.dir / 'command.log'})")
+                    spec = floor_input(version, real, work, measured_day)
+                    if args.days > 1:  # the first master run's logical day (see floor_dags.run_day)
+                        spec["logical_date"] = logical.isoformat()
+                    floor = Run(version=version, executor=executor, variant="floor", work=work, logical=logical,
+                                history_day=history_day, market=None, workers=workers, timeout=args.timeout,
+                                floor_of=spec, tag=tag, days=args.days).run()
+                except Exception as exc:  # noqa: BLE001
+                    say(f"FAILED floor of {run.name}: {exc}")
+                    FAILED.append(f"floor of {run.name}: {str(exc).splitlines()[0]}")
                     continue
-                real["market"] = str(market) if market else None
-                real["market_day"] = last.isoformat()
-                results.append(real)
-                if floors:
-                    try:
-                        spec = floor_input(version, real, work, measured_day)
-                        if args.days > 1:  # the first master run's logical day (see floor_dags.run_day)
-                            spec["logical_date"] = logical.isoformat()
-                        floor = Run(version=version, executor=executor, variant="floor", work=work, logical=logical,
-                                    history_day=history_day, market=None, workers=workers, timeout=args.timeout,
-                                    floor_of=spec, tag=f"-{n}", days=args.days).run()
-                    except Exception as exc:  # noqa: BLE001
-                        say(f"FAILED floor of {run.name}: {exc}")
-                        FAILED.append(f"floor of {run.name}: {str(exc).splitlines()[0]}")
-                        continue
-                    floor["market"] = real["market"]
-                    results.append(floor)
+                floor["market"] = real["market"]
+                floor["rep"], floor["repeats"] = rep, args.repeat
+                results.append(floor)
     return results
 
 
@@ -742,6 +780,8 @@ def main() -> None:
     common.add_argument("--history-day", default="2017-06-25", help="replayed day (89 coins on 2017-06-25)")
     common.add_argument("--day-coins", type=int, default=89, help="coins of the replayed day")
     common.add_argument("--timeout", type=float, default=3600, help="per command (s)")
+    common.add_argument("--repeat", type=int, default=1,
+                        help="run every pair (real, floor) N times, the versions interleaved; report medians")
     common.add_argument("--days", type=int, default=1,
                         help="master runs on one stack, on consecutive days; the last one is measured "
                              "(2: a warm daily run, after a first day on the same stack; orchestration/days.py)")
