@@ -5,6 +5,13 @@ LocalExecutor and CeleryExecutor stacks, and the scale curve (issue 11).
     python benchmarks/bench_orchestration.py scale --coins 100,300,1000 --celery-coins 300 --celery-workers 1,2
     python benchmarks/bench_orchestration.py compare --quick --executors local   # 5 synthetic coins: a smoke run
     python benchmarks/bench_orchestration.py report /tmp/bench-orch-<time> --out X.md  # after an interrupted run
+    python benchmarks/bench_orchestration.py compare --executors local --days 2 --repeat 3   # warm day, 3 pairs
+
+``--days N``: every command runs the master DAG on N consecutive days on one stack
+(``orchestration/days.py``) and the figures are the last day's: a warm daily run, after the stack
+paid its one-time costs, as on a production stack that runs every day; the first day is reported
+next to it. ``--repeat N``: every (real, floor) pair runs N times, the versions interleaved, and
+the report gives the medians and the spread of the pairs' ratios.
 
 Each version of the tree is run through its own user-facing commands, never imported here:
 
