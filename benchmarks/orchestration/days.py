@@ -27,16 +27,17 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _next_days(stack, first_run_id: str, days: int, timeout: float) -> list[str]:
+def run_days(stack, date: str, days: int, timeout: float) -> list[str]:
+    """On the started ``stack``: trigger ``crypto_ml_master`` for ``date`` (YYYY-MM-DD) and each of
+    the ``days - 1`` next days, each once the previous run ended; every run's final state."""
     from crypto_ml.stack.follow import MASTER, follow_master
 
-    first = stack.client.dag_run(MASTER, first_run_id)
-    logical = dt.datetime.fromisoformat(first["logical_date"].replace("Z", "+00:00"))
+    first = dt.datetime.fromisoformat(f"{date[:10]}T00:00:00+00:00")
     states = []
-    for i in range(1, days):
-        date = (logical + dt.timedelta(days=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        run_id = stack.client.trigger(MASTER, date)
-        say(f"[days] day {i + 1} of {days}: triggered {MASTER} run {run_id} (logical date {date})")
+    for i in range(days):
+        logical = (first + dt.timedelta(days=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        run_id = stack.trigger_master(logical) if i == 0 else stack.client.trigger(MASTER, logical)
+        say(f"[days] day {i + 1} of {days}: triggered {MASTER} run {run_id} (logical date {logical})")
         t0 = time.monotonic()
         state = follow_master(stack.client, run_id, say, prefix=f"[days {i + 1}]", timeout=timeout)
         say(f"[days] day {i + 1}: {state} in {time.monotonic() - t0:.1f} s")
@@ -47,35 +48,21 @@ def _next_days(stack, first_run_id: str, days: int, timeout: float) -> list[str]
 def local(args) -> list[str]:
     import os
 
-    from crypto_ml.stack.follow import follow_master
     from crypto_ml.stack.local import LocalStack
 
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"  # LocalStack.env() starts from os.environ
-    stack = LocalStack(port=args.port)
-    with stack:
-        run_id = stack.trigger_master(f"{args.date}T00:00:00Z")
-        say(f"[days] day 1: triggered run {run_id}")
-        t0 = time.monotonic()
-        state = follow_master(stack.client, run_id, say, prefix="[days 1]", timeout=args.timeout)
-        say(f"[days] day 1: {state} in {time.monotonic() - t0:.1f} s")
-        return [state, *_next_days(stack, run_id, args.days, args.timeout)]
+    with LocalStack(port=args.port) as stack:
+        return run_days(stack, args.date, args.days, args.timeout)
 
 
 def celery(args) -> list[str]:
     from crypto_ml.cli import build_parser
     from crypto_ml.commands.stack import _stack
-    from crypto_ml.stack.follow import follow_master
 
     run_args = build_parser().parse_args(["stack", "run", *args.stack_args])
     date = run_args.date or dt.datetime.now(dt.timezone.utc).date().isoformat()
-    stack = _stack(run_args, scheduled=False)
-    with stack:
-        run_id = stack.trigger_master(f"{date[:10]}T00:00:00Z")
-        say(f"[days] day 1: triggered run {run_id}")
-        t0 = time.monotonic()
-        state = follow_master(stack.client, run_id, say, prefix="[days 1]", timeout=run_args.timeout)
-        say(f"[days] day 1: {state} in {time.monotonic() - t0:.1f} s")
-        return [state, *_next_days(stack, run_id, args.days, run_args.timeout)]
+    with _stack(run_args, scheduled=False) as stack:
+        return run_days(stack, date, args.days, run_args.timeout)
 
 
 def main() -> int:
