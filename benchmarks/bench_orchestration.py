@@ -274,13 +274,14 @@ class Run:
             meta_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db_name}_airflow"
             measure += ["--watch-pg", PG.replace("postgresql://", "postgresql://", 1),
                         "--watch-pg-db", f"{self.db_name}_airflow", "--watch-pg-db", self.db_name]
-            cmd = [str(self.version.venv_bin / "crypto-ml"), "stack", "run", "--date", self.logical.isoformat(),
-                   "--name", self.db_name, "--port", str(free_port()), "--flower-port", str(free_port()),
-                   "--airflow-workers", str(self.workers), "--engine-workers", str(self.workers),
-                   "--timeout", str(self.timeout - 60)]
-            if self.days > 1:
+            stack_run = ["--date", self.logical.isoformat(),
+                         "--name", self.db_name, "--port", str(free_port()), "--flower-port", str(free_port()),
+                         "--airflow-workers", str(self.workers), "--engine-workers", str(self.workers),
+                         "--timeout", str(self.timeout - 60)]
+            cmd = [str(self.version.venv_bin / "crypto-ml"), "stack", "run", *stack_run]
+            if self.days > 1:  # the same stack, then the next days triggered on it (days.py)
                 cmd = [str(self.version.venv_bin / "python"), str(ORCH / "days.py"), "--days", str(self.days),
-                       "celery", "--", *cmd[3:]]
+                       "celery", "--", *stack_run]
             self._create_pg_db(self.db_name)
             self.preload(env, f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db_name}")
         self.command = " ".join(shlex.quote(c) for c in cmd)

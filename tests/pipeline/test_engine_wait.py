@@ -262,19 +262,22 @@ def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(en
     assert lookups == ["crypto_ml_engine"]
 
 
-def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(engine_env, monkeypatch):
+def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(engine_env, monkeypatch, tmp_path):
     """A coin's submit and wait, and every other coin's, reuse one lookup of the engine
     Connection for ENGINE_CONNECTION_TTL seconds; after that the next trigger looks it up again
     (a Connection changed in the UI applies). A missing non-default Connection is never reused:
     every trigger that needs it fails, naming it."""
+    import types
+
     from airflow.sdk.definitions.connection import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    from crypto_ml.hooks import engine as hooks
     from crypto_ml.hooks.engine import CryptoEngineHook
-    from crypto_ml.triggers import engine as triggers
+    from crypto_ml.triggers.engine import ENGINE_CONNECTION_TTL
 
     lookups = []
-    broker = {"url": f"sqla+sqlite:///{engine_env_path(monkeypatch)}"}
+    broker = {"url": f"sqla+sqlite:///{tmp_path / 'connection-broker.db'}"}
 
     def defined(cls, conn_id):
         lookups.append(conn_id)
@@ -287,14 +290,14 @@ def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(eng
     assert {c.broker_url for c in configs} == {broker["url"]}
     assert lookups == ["crypto_ml_engine"]
 
-    # After the TTL the next trigger looks again and sees the changed Connection.
+    # After the TTL the next trigger looks again and sees the changed Connection (the hook
+    # module's clock, not the process's, is the one moved).
     clock = [1000.0]
-    monkeypatch.setattr(triggers, "ENGINE_CONNECTION_TTL", 60.0)
-    monkeypatch.setattr("crypto_ml.hooks.engine.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(hooks, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     CryptoEngineHook.forget_connections()
     EngineTaskTrigger(engine_task_id="a").hook.get_config()
     broker["url"] = broker["url"] + "-changed"
-    clock[0] += 59.0
+    clock[0] += ENGINE_CONNECTION_TTL - 1
     assert EngineTaskTrigger(engine_task_id="b").hook.get_config().broker_url != broker["url"]
     clock[0] += 2.0
     assert EngineTaskTrigger(engine_task_id="c").hook.get_config().broker_url == broker["url"]
@@ -307,9 +310,3 @@ def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(eng
         with pytest.raises(AirflowNotFoundException, match="'elsewhere' is not defined"):
             EngineTaskTrigger(engine_task_id="d", engine_conn_id="elsewhere").hook.get_config()
     assert lookups[-2:] == ["elsewhere", "elsewhere"]
-
-
-def engine_env_path(monkeypatch):
-    import os
-
-    return os.environ["CRYPTO_ML_BROKER_URL"].split("///", 1)[1]
