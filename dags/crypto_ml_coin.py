@@ -2,8 +2,9 @@
 ### crypto_ml_coin — one coin's daily pipeline
 
 `transform` (validate the coin's stored prices up to `as_of`, compute features) →
-`submit_prediction` (sends them to the prediction engine, a Celery app, from the triggerer: no
-worker process) → `wait_for_prediction` (starts and ends in the triggerer too; fails clearly after
+`submit_prediction` (asks the prediction engine, a Celery app, for the coin's forecast as of that
+day, from the triggerer: no worker process; the engine reads the validated closes from the project
+database) → `wait_for_prediction` (starts and ends in the triggerer too; fails clearly after
 its timeout) → `decide` (stores the
 prediction once, records the decision by the trading rules; the kill switch is the Airflow Variable
 `crypto_ml_kill_switch`; its XCom `report` is the run's forecast and decision) →
@@ -67,11 +68,17 @@ with DAG(
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",
-        closes=transform.output,  # the transform's dict: coin, as_of and the closes to send
+        # A claim, not the data: the engine reads the closes the transform validated from the project
+        # database. Coin and day come from params, so the triggerer sends it without reading an XCom;
+        # an empty as_of is the run's market day, as above (the triggerer has no DAG macros).
+        coin="{{ params.coin }}",
+        as_of="{{ params.as_of or '' }}",
+        history="database",
         model="{{ params.model }}",
         horizon="{{ params.horizon }}",
         start_from_trigger=True,  # sent from the triggerer: no worker process
     )
+    transform >> submit
     wait = EngineTaskSensor(
         task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=2.0, timeout=900
     )

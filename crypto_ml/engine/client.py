@@ -64,7 +64,7 @@ def _app(app: "Celery | None") -> "Celery":
 
 def _payload(**fields: Any) -> dict[str, Any]:
     validate_request(**{k: fields.get(k) for k in ("coin", "as_of", "model", "version", "params",
-                                                    "closes")},
+                                                    "closes", "history")},
                      horizon=fields.get("horizon", 1))
     as_of = fields.get("as_of")
     if as_of is not None and not isinstance(as_of, str):
@@ -82,6 +82,7 @@ def submit_predict(
     version: int | None = None,
     params: dict[str, Any] | None = None,
     closes: list[float] | None = None,
+    history: str | None = None,
     run_id: str | None = None,
     task_id: str | None = None,
     queue: str = PREDICT_QUEUE,
@@ -89,11 +90,16 @@ def submit_predict(
 ) -> str:
     """Send a ``crypto_ml.predict`` task; returns its task id.
 
+    :param closes: the closes to predict from; none: the worker reads them from ``history``.
+    :param history: ``"database"``: the worker reads the closes up to ``as_of`` from the project
+        database (where the pipeline's ``transform`` validated them), so the message carries no
+        price history; ``"bundled"`` or None: the bundled dataset (see
+        :data:`~crypto_ml.engine.protocol.HISTORY_SOURCES`).
     :param task_id: use this id (e.g. derived from the Airflow task instance) so that a re-run
         submits the same task id; the prediction itself is idempotent either way.
     """
     kwargs = _payload(coin=coin, as_of=as_of, model=model, horizon=horizon, version=version,
-                      params=params, closes=closes, run_id=run_id)
+                      params=params, closes=closes, history=history, run_id=run_id)
     result = _app(app).send_task(PREDICT_TASK, kwargs=kwargs, queue=queue, routing_key=queue,
                                  task_id=task_id)
     return result.id

@@ -21,7 +21,14 @@ PREDICT_TASK = "crypto_ml.predict"
 TRAIN_TASK = "crypto_ml.train"
 
 #: Keyword arguments each task accepts.
-PREDICT_FIELDS = ("coin", "as_of", "model", "horizon", "version", "params", "closes", "run_id", "levels")
+PREDICT_FIELDS = ("coin", "as_of", "model", "horizon", "version", "params", "closes", "history", "run_id",
+                  "levels")
+
+#: Where the worker reads a coin's closes when a request sends none (``history``):
+#: ``"bundled"`` (the default) the dataset shipped with the package, ``"database"`` the prices the
+#: pipeline stored in the project database (what its ``transform`` task validated: the request
+#: then carries a claim, coin and day, instead of the history itself).
+HISTORY_SOURCES = ("bundled", "database")
 TRAIN_FIELDS = ("coin", "as_of", "model", "params")
 
 
@@ -60,6 +67,7 @@ def validate_request(
     version: Any = None,
     params: Any = None,
     closes: Any = None,
+    history: Any = None,
     max_horizon: int | None = None,
 ) -> dict[str, Any]:
     """Check the types and values of a predict/train request; a clean dict or
@@ -105,6 +113,12 @@ def validate_request(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in closes
         ):
             raise EngineInputError(f"{who}: closes must be a list of finite numbers")
+    if history is not None and history not in HISTORY_SOURCES:
+        raise EngineInputError(f"{who}: history must be one of {', '.join(HISTORY_SOURCES)}, got {history!r}")
+    if history == "database" and closes is not None:
+        raise EngineInputError(f"{who}: send closes or history='database', not both")
+    if history == "database" and day is None:
+        raise EngineInputError(f"{who}: as_of is required with history='database'")
     return {
         "coin": coin.strip(),
         "as_of": day,
@@ -113,4 +127,5 @@ def validate_request(
         "version": None if version is None else int(version),
         "params": dict(params or {}),
         "closes": None if closes is None else [float(v) for v in closes],
+        "history": history or "bundled",
     }

@@ -5,8 +5,10 @@ Task names and queues: ``crypto_ml.predict`` and ``crypto_ml.backtest`` on ``pre
 ``crypto_ml.train`` on ``train`` (see :mod:`crypto_ml.engine.config`).
 
 Payloads are small JSON: ``coin``, ``as_of`` (ISO date), ``model``, ``horizon``, optional
-``version``, optional ``params`` (hyperparameters) and optionally ``closes`` (a list of floats; by
-default the worker reads the bundled dataset up to ``as_of``).
+``version``, optional ``params`` (hyperparameters) and optionally ``closes`` (a list of floats) or
+``history`` (where the worker reads the closes up to ``as_of`` when none are sent: ``"bundled"``,
+the default, the bundled dataset; ``"database"``, the prices the pipeline stored and validated in
+the project database, so the daily pipeline's messages carry a coin and a day, not a history).
 
 Failure policy:
 
@@ -94,8 +96,10 @@ def _stored_version(store, coin: str, model: str, as_of: dt.date, version: int |
     return row
 
 
-def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date, Any]:
-    """``(coin_id, closes up to as_of, as_of, dates or None)`` for a validated request."""
+def _history(req: dict[str, Any], loader, url: str | None = None) -> tuple[str, Any, dt.date, Any]:
+    """``(coin_id, closes up to as_of, as_of, dates or None)`` for a validated request: the closes
+    it sent, else those of the project database at ``url`` (``history="database"``), else the
+    bundled dataset's (``loader``)."""
     import numpy as np
 
     from crypto_ml.data_loader import UnknownCoinError
@@ -106,6 +110,8 @@ def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date, Any]:
         if as_of is None:
             raise EngineInputError(f"coin {req['coin']!r}: as_of is required when closes are sent")
         return req["coin"], closes, as_of, None
+    if req["history"] == "database":
+        return _stored_history(req["coin"], req["as_of"], url)
     try:
         coin = loader.resolve(req["coin"])
     except UnknownCoinError as exc:
@@ -116,6 +122,40 @@ def _history(req: dict[str, Any], loader) -> tuple[str, Any, dt.date, Any]:
     else:
         as_of = dt.date.fromisoformat(str(dates[-1])[:10])
     return coin, closes, as_of, dates
+
+
+def _stored_history(coin: str, as_of: dt.date, url: str | None) -> tuple[str, Any, dt.date, Any]:
+    """The closes of ``coin`` up to ``as_of`` stored in the project database (the pipeline's
+    ``transform`` validated them before the request was sent); a row that is not a positive number
+    is refused, naming the coin, the row and its day."""
+    import numpy as np
+
+    from crypto_ml.storage import database_url, load_closes
+
+    resolved = database_url(url)
+    dates, closes = load_closes(coin, as_of=as_of, url=resolved)
+    for i, value in enumerate(closes):
+        if value is None or not (math.isfinite(value) and value > 0):
+            raise EngineInputError(
+                f"coin {coin!r}: row {i} ({dates[i]}) of the project database has close {value!r}; "
+                "prices must be positive numbers"
+            )
+    if not closes:
+        raise EngineInputError(
+            f"coin {coin!r}: no closes on or before {as_of.isoformat()} in the project database "
+            f"{_redacted(resolved)} (history='database': the engine reads the database its "
+            "workers are configured with, CRYPTO_ML_DATABASE_URL; is it the pipeline's?)"
+        )
+    return coin, np.asarray(closes, dtype="float64"), as_of, dates
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for a message
+        return "(unparsable URL)"
 
 
 def _fingerprint(closes, params: dict[str, Any]) -> str:
@@ -214,6 +254,7 @@ def run_predict(
     version: Any = None,
     params: Any = None,
     closes: Any = None,
+    history: Any = None,
     run_id: Any = None,
     store: bool = True,
     url: str | None = None,
@@ -225,7 +266,8 @@ def run_predict(
     """Forecast ``horizon`` daily closes of ``coin`` after ``as_of``. Computes only: the engine
     writes no prediction (the pipeline's ``decide`` task is the one writer), so a redelivered
     task changes nothing. ``store`` says whether stored model versions are served (the project
-    database at ``url`` is migrated once per process); ``run_id`` is validated only.
+    database at ``url`` is migrated once per process, and ``history="database"`` reads the closes
+    from it); ``run_id`` is validated only.
 
     Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
     intervals, interval_method, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
@@ -238,16 +280,17 @@ def run_predict(
     started = time.perf_counter()
     req = validate_request(
         coin=coin, as_of=as_of, model=model, horizon=horizon, version=version, params=params,
-        closes=closes,
+        closes=closes, history=history,
     )
     if run_id is not None and not isinstance(run_id, str):
         raise EngineInputError(f"coin {req['coin']!r}: run_id must be a string, got {run_id!r}")
     cache = cache if cache is not None else process_cache()
-    loader = loader if loader is not None else (process_loader() if req["closes"] is None else None)
-    coin_id, history, day, _ = _history(req, loader)
+    bundled = req["closes"] is None and req["history"] == "bundled"
+    loader = loader if loader is not None else (process_loader() if bundled else None)
+    resolved = ensure_schema(url) if store else url
+    coin_id, history, day, _ = _history(req, loader, resolved)
     if len(history) == 0:
         raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
-    resolved = ensure_schema(url) if store else url
     forecaster, used_version, cached = _get_model(req, coin_id, history, day, cache, resolved)
     from crypto_ml.forecasting.base import DEFAULT_LEVELS, check_levels
 

@@ -31,12 +31,18 @@ class EngineSubmitOperator(BaseOperator):
     :param coin: coin id (templated; default: the ``coin`` of ``closes`` when that is the
         transform's dict).
     :param as_of: last day of data the model may use, ``YYYY-MM-DD`` (templated; default: the
-        ``as_of`` of ``closes`` when that is the transform's dict).
+        ``as_of`` of ``closes`` when that is the transform's dict, else the market day of the run's
+        logical date, as the coin DAG's ``market_day`` macro).
     :param model: model name, e.g. ``"linear"`` (templated).
     :param horizon: days to forecast (predict only; templated).
-    :param closes: the closes to predict from (templated): a list, a dict with a ``"closes"`` key
-        (e.g. :class:`~crypto_ml.operators.transform.CoinTransformOperator`'s output), or None to
-        let the engine read its own data.
+    :param closes: the closes to predict from (templated): a list, a dict with a ``"closes"`` key,
+        :class:`~crypto_ml.operators.transform.CoinTransformOperator`'s output (coin and day, the
+        closes stay in the project database: ``history="database"``), or None to let the engine
+        read them from ``history``.
+    :param history: where the engine reads the closes when none are sent: ``"database"`` (the
+        project database, where the transform validated them: the request is a coin and a day,
+        and with ``coin``/``as_of`` from params no XCom is read at all) or ``"bundled"`` (the
+        bundled dataset; the default when nothing says otherwise).
     :param model_params: model hyperparameters (``params`` is Airflow's, for DAG params).
     :param engine_conn_id: Connection id of the engine (templated; see
         :class:`~crypto_ml.hooks.engine.CryptoEngineHook`).
@@ -64,6 +70,7 @@ class EngineSubmitOperator(BaseOperator):
         model: str = "naive",
         horizon: int | str = 10,
         closes: Any = None,
+        history: str | None = None,
         model_params: dict[str, Any] | None = None,
         engine_conn_id: str = "crypto_ml_engine",
         wait_for_completion: bool = False,
@@ -75,14 +82,15 @@ class EngineSubmitOperator(BaseOperator):
         super().__init__(**kwargs)
         if task not in ("predict", "train"):
             raise ValueError(f"task must be 'predict' or 'train', got {task!r}")
-        if (coin is None or as_of is None) and closes is None:
-            raise ValueError(f"{self.task_id}: give coin and as_of, or closes as the transform's output")
+        if coin is None and closes is None:
+            raise ValueError(f"{self.task_id}: give coin (and as_of), or closes as the transform's output")
         self.task = task
         self.coin = coin
         self.as_of = as_of
         self.model = model
         self.horizon = horizon
         self.closes = closes
+        self.history = history
         self.model_params = model_params
         self.engine_conn_id = engine_conn_id
         self.wait_for_completion = wait_for_completion
@@ -97,7 +105,7 @@ class EngineSubmitOperator(BaseOperator):
                 trigger_kwargs={
                     "request_kind": task, "coin": trigger_template(coin), "as_of": trigger_template(as_of),
                     "model": model, "horizon": horizon, "closes": trigger_template(closes, as_json=True),
-                    "model_params": model_params, "engine_conn_id": engine_conn_id,
+                    "history": history, "model_params": model_params, "engine_conn_id": engine_conn_id,
                     "wait": wait_for_completion, "poll_interval": poll_interval, "timeout": timeout,
                 },
                 next_method="execute_complete",
@@ -123,13 +131,15 @@ class EngineSubmitOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from crypto_ml.engine.protocol import EngineInputError
-        from crypto_ml.triggers.engine import engine_request
+        from crypto_ml.triggers.engine import engine_request, run_market_day
 
         ti = context["ti"]
         engine_task_id = self.engine_task_id(context)
         try:
-            fields = engine_request(self.task, coin=self.coin, as_of=self.as_of, model=self.model,
-                                    horizon=self.horizon, closes=self.closes, params=self.model_params)
+            fields = engine_request(self.task, coin=self.coin, as_of=self.as_of or None, model=self.model,
+                                    horizon=self.horizon, closes=self.closes, params=self.model_params,
+                                    history=self.history,
+                                    default_as_of=lambda: run_market_day(context["dag_run"]))
             if self.task == "predict":
                 submitted = self.hook.submit_predict(**fields, run_id=ti.run_id, task_id=engine_task_id)
             else:

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 class CoinTransformOperator(BaseOperator):
     """Read a coin's prices up to ``as_of`` from the project DB, validate them, add features.
 
-    Returns (XCom) the dict of :func:`crypto_ml.pipeline.transform`: rows, dates, last close,
-    latest features, warnings and the closes the engine predicts from. Bad input (unknown coin,
+    Returns (XCom) the dict of :func:`crypto_ml.pipeline.transform` without its closes: coin,
+    as_of, rows, dates, last close, latest features and warnings. The closes stay in the project
+    database, where they were validated: the engine reads them there (``history="database"``;
+    fed this output, :class:`~crypto_ml.operators.engine.EngineSubmitOperator` asks for that), so
+    a coin's price history is neither an XCom row in the metadata DB nor a broker message. Bad input (unknown coin,
     invalid prices) fails at once, naming the coin and the row, without retries; a coin with too
     little history on that day (e.g. its first day) is skipped, with the reason in the log.
 
@@ -66,4 +69,5 @@ class CoinTransformOperator(BaseOperator):
         )
         for warning in out["warnings"]:
             self.log.warning("%s: %s", out["coin"], warning)
+        out.pop("closes")
         return out

@@ -103,6 +103,17 @@ def coins_on(day: Any, url: str | None = None) -> list[str]:
         return list(conn.execute(stmt).scalars())
 
 
+def load_closes(coin: str, *, as_of: Any, url: str | None = None) -> tuple[list[dt.date], list[float | None]]:
+    """One coin's stored closes up to ``as_of``, oldest first: ``(dates, closes)`` (a missing
+    close is None). One narrow query and no frame: what the engine reads for a request that sends
+    no closes (``history="database"``)."""
+    stmt = (select(Price.date, Price.close).where(Price.coin == coin, Price.date <= as_date(as_of))
+            .order_by(Price.date))
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [r[0] for r in rows], [None if r[1] is None else float(r[1]) for r in rows]
+
+
 def load_prices(coin: str, *, as_of: Any = None, url: str | None = None) -> pd.DataFrame:
     """One coin's stored bars up to ``as_of``, oldest first, in the loader's ``get_df`` columns
     (``Date, Open, High, Low, Close, Volume, Market Cap``)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -219,18 +219,36 @@ def decode_rendered(value: Any) -> Any:
 
 
 def engine_request(kind: str, *, coin: str | None, as_of: str | None, model: str, horizon: Any,
-                   closes: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+                   closes: Any, params: dict[str, Any] | None, history: str | None = None,
+                   default_as_of: Callable[[], str] | None = None) -> dict[str, Any]:
     """The keyword arguments of :func:`crypto_ml.engine.client.submit_predict` (``kind`` "predict")
     or ``submit_train``: ``closes`` may be the transform's dict, whose ``coin`` and ``as_of`` apply
-    when those are not given."""
+    when those are not given; a transform's dict without ``closes`` is a claim on the project
+    database (``history="database"``: the engine reads the closes the transform validated). An
+    empty ``as_of`` is ``default_as_of()`` when given (the run's market day)."""
     if isinstance(closes, dict):
-        coin, as_of, closes = coin or closes.get("coin"), as_of or closes.get("as_of"), closes.get("closes")
+        coin, as_of = coin or closes.get("coin"), as_of or closes.get("as_of")
+        if "closes" in closes:
+            closes = closes["closes"]
+        else:
+            closes, history = None, history or "database"
+    if coin and not as_of and default_as_of is not None:
+        as_of = default_as_of()
     if not coin or not as_of:
         raise ValueError("the request needs a coin and an as_of day (or a transform output that has them)")
     fields = {"coin": coin, "as_of": as_of, "model": model, "params": params or None}
     if kind == "predict":
-        fields.update(horizon=int(horizon), closes=closes)
+        fields.update(horizon=int(horizon), closes=closes, history=history)
     return fields
+
+
+def run_market_day(dag_run: Any) -> str:
+    """The market day of a run (``YYYY-MM-DD``), as the coin DAG's ``market_day`` macro gives it
+    for its logical date (or, without one, the day it runs after). Reads the market Connection:
+    call it off the triggerer's event loop."""
+    from crypto_ml.catalog import market_day_iso
+
+    return market_day_iso(dag_run.logical_date or dag_run.run_after)
 
 
 class EngineSubmitTrigger(EngineTaskTrigger):
@@ -250,6 +268,9 @@ class EngineSubmitTrigger(EngineTaskTrigger):
     :param request_kind: ``"predict"`` or ``"train"``.
     :param closes: a list of closes, a dict with ``"closes"`` (and ``coin``/``as_of``, used when
         those are not given: the transform's output), their JSON text, or None.
+    :param history: where the engine reads the closes when none are sent (``"database"``: the
+        project database, so no XCom is read here and the message carries no history).
+    :param as_of: the day (rendered); empty: the run's market day (:func:`run_market_day`).
     :param wait: after sending, wait for the result and end the task with it.
     """
 
@@ -262,6 +283,7 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         model: str = "naive",
         horizon: int | str = 10,
         closes: Any = None,
+        history: str | None = None,
         model_params: dict[str, Any] | None = None,
         engine_conn_id: str = "crypto_ml_engine",
         wait: bool = False,
@@ -280,6 +302,7 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         self.model = model
         self.horizon = horizon
         self.closes = closes
+        self.history = history
         self.model_params = model_params
         self.wait = wait
 
@@ -290,15 +313,18 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         return (
             "crypto_ml.triggers.engine.EngineSubmitTrigger",
             {**waiting, "request_kind": self.request_kind, "coin": self.coin, "as_of": self.as_of, "model": self.model,
-             "horizon": self.horizon, "closes": self.closes, "model_params": self.model_params,
-             "wait": self.wait},
+             "horizon": self.horizon, "closes": self.closes, "history": self.history,
+             "model_params": self.model_params, "wait": self.wait},
         )
 
     def request(self) -> dict[str, Any]:
-        """The request's fields once the templates are rendered (JSON text decoded)."""
-        return engine_request(self.request_kind, coin=self.coin, as_of=self.as_of, model=self.model,
-                              horizon=self.horizon, closes=decode_rendered(self.closes),
-                              params=decode_rendered(self.model_params))
+        """The request's fields once the templates are rendered (JSON text decoded); an empty
+        ``as_of`` is the run's market day (a Connection lookup: call it off the event loop)."""
+        return engine_request(
+            self.request_kind, coin=self.coin, as_of=self.as_of or None, model=self.model, horizon=self.horizon,
+            closes=decode_rendered(self.closes), params=decode_rendered(self.model_params), history=self.history,
+            default_as_of=lambda: run_market_day(self.task_instance.get_template_context()["dag_run"]),
+        )
 
     def _send(self, engine_task_id: str, fields: dict[str, Any]) -> str:
         if self.request_kind == "predict":
@@ -315,7 +341,7 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         ti = self.task_instance
         engine_task_id = engine_task_id_of(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
         try:
-            fields = self.request()
+            fields = await asyncio.to_thread(self.request)
         except (ValueError, TypeError) as exc:  # a request no retry can cure
             yield self._refused(exc)
             return

@@ -234,3 +234,43 @@ def test_get_state_reads_the_result_backend_once_per_poll(tmp_path):
     finally:
         del backend._get_task_meta_for
     assert reads == ["nobody-sent-this", "t-started", "t-ok", "t-bad"]
+
+
+def _stored(url, coin, closes, start="2020-01-01"):
+    import pandas as pd
+
+    from crypto_ml.storage import migrate, store_prices
+
+    migrate(url)
+    dates = pd.date_range(start, periods=len(closes), freq="D")
+    store_prices(pd.DataFrame({"coin": coin, "date": dates, "open": closes, "high": closes, "low": closes,
+                               "close": closes, "volume": 1.0, "market_cap": 1.0}), source="test", url=url)
+
+
+def test_run_predict_reads_the_closes_the_pipeline_stored_when_asked(engine_env):
+    """history="database": the request is a claim (coin, day) and the worker reads the stored closes
+    up to that day: the same forecast as sending them, no history in the message."""
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.tasks import EngineInputError, run_predict
+
+    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    _stored(url, "my-coin", [1.0, 2.0, 3.0, 4.0, 5.0])
+    claim = run_predict(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2, history="database",
+                        url=url, cache=ModelCache(2))
+    sent = run_predict(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2, closes=[1.0, 2.0, 3.0, 4.0],
+                       url=url, cache=ModelCache(2))
+    assert claim["values"] == pytest.approx(sent["values"]) and sent["values"] == pytest.approx([5.0, 6.0])
+    assert claim["last_close"] == 4.0 and claim["as_of"] == "2020-01-04"  # the row of 2020-01-05 is not seen
+    with pytest.raises(EngineInputError, match=r"coin 'other': no closes on or before 2020-01-04 in the project "
+                       r"database sqlite:///.*CRYPTO_ML_DATABASE_URL"):
+        run_predict(coin="other", as_of="2020-01-04", history="database", url=url)
+    _stored(url, "bad-coin", [1.0, 2.0, -3.0])
+    with pytest.raises(EngineInputError, match=r"coin 'bad-coin': row 2 \(2020-01-03\) of the project database "
+                       r"has close -3.0; prices must be positive"):
+        run_predict(coin="bad-coin", as_of="2020-01-04", history="database", url=url)
+    with pytest.raises(EngineInputError, match="send closes or history='database', not both"):
+        run_predict(coin="my-coin", as_of="2020-01-04", closes=[1.0, 2.0], history="database", url=url)
+    with pytest.raises(EngineInputError, match="history must be one of bundled, database, got 'csv'"):
+        run_predict(coin="my-coin", as_of="2020-01-04", history="csv", url=url)
+    with pytest.raises(EngineInputError, match="as_of is required with history='database'"):
+        run_predict(coin="my-coin", history="database", url=url)

@@ -35,11 +35,14 @@ from airflow.utils.session import create_session
 with create_session() as session:
     rows = session.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id, key="report").all()
     reports = {row.task_id: XComModel.deserialize_value(row) for row in rows}
-    keys = {}
+    keys, returns = {}, {}
     for row in session.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id).all():
         keys.setdefault(row.task_id, []).append(row.key)
+        if row.key == "return_value":
+            returns[row.task_id] = XComModel.deserialize_value(row)
 print("RESULT=" + json.dumps({"state": str(run.state), "tasks": states, "reports": reports,
-                              "xcom_keys": {t: sorted(k) for t, k in keys.items()}}, default=str))
+                              "xcom_keys": {t: sorted(k) for t, k in keys.items()}, "returns": returns},
+                             default=str))
 """
 
 

@@ -37,6 +37,10 @@ def test_store_branch(run_dag, airflow_env, engine_worker):
     # One XCom of ours per step: the decision travels inside the report (each XCom is a write to
     # the metadata DB), next to the branch's own key.
     assert result["xcom_keys"]["decide"] == ["report", "skipmixin_key"]
+    # The transform's XCom is its summary: the closes stay in the project database, where the engine
+    # read them (the forecast's last close above is the stored close of as_of).
+    summary = result["returns"]["transform"]
+    assert summary["coin"] == "bitcoin" and summary["last_close"] == 2686.81 and "closes" not in summary
 
 
 def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engine_worker):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
 from crypto_ml.sensors.engine import EngineTaskSensor
 from crypto_ml.triggers.engine import EngineTaskTrigger
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -221,6 +224,48 @@ def test_the_coin_dag_sends_from_the_triggerer():
     assert args.trigger_kwargs["closes"] == (
         "{{ ti.xcom_pull(task_ids='transform', key='return_value', map_indexes=ti.map_index) | tojson }}")
     assert args.trigger_kwargs["coin"] is None and args.trigger_kwargs["model"] == "linear"
+
+
+def test_the_coin_dags_submit_is_a_claim_that_reads_no_xcom():
+    """The daily DAG's submit sends a coin and a day (from params), and the engine reads the closes
+    the transform validated from the project database: rendering it in the triggerer pulls no XCom
+    (a round trip through the triggerer's supervisor), and no price history travels through XCom or
+    the broker. The transform still runs first."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "crypto_ml_coin.py")).dags["crypto_ml_coin"]
+    submit = dag.get_task("submit_prediction")
+    kwargs = submit.start_trigger_args.trigger_kwargs
+    assert kwargs["history"] == "database" and kwargs["closes"] is None
+    assert "xcom_pull" not in repr(kwargs), kwargs
+    assert submit.upstream_task_ids == {"transform"}
+
+
+def test_an_empty_as_of_is_the_runs_market_day(engine_env):
+    """A run triggered by hand without as_of: the submit trigger asks for the market day of the run's
+    logical date, as the transform's ``market_day`` macro does (the replay: the replayed history day)."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from crypto_ml.catalog import market_day_iso
+    from crypto_ml.engine.client import sender_app
+    from crypto_ml.triggers.engine import EngineSubmitTrigger
+
+    logical = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+
+    class _Run(_TI):
+        def get_template_context(self):
+            return {"dag_run": SimpleNamespace(logical_date=logical, run_after=logical)}
+
+    trigger = EngineSubmitTrigger(coin="bitcoin", as_of="", history="database", model="naive", horizon=3)
+    trigger.task_instance = _Run()
+    [event] = _events(trigger)
+    assert event.xcoms, event
+    with sender_app().connection_for_read() as conn:
+        message = conn.SimpleQueue("predict", no_ack=True).get(timeout=5)
+    kwargs = message.decode()[1]
+    assert kwargs["as_of"] == market_day_iso(logical) and kwargs["history"] == "database"
+    assert "closes" not in kwargs
 
 
 def test_rendered_text_is_decoded_or_refused_with_what_it_was(engine_env):
