@@ -98,11 +98,16 @@ def replay_day_iso(real_day) -> str:
     return replay_day(real_day).isoformat()
 
 
-def market_day_iso(real_day) -> str:
+def market_day_iso(real_day, now=None) -> str:
     """The market day of a run whose logical day is ``real_day``, as ``YYYY-MM-DD`` (a DAG
     template macro, evaluated in the task): the replayed history day for the replay, the day
-    itself (or the last closed one) for an exchange or a CSV folder. Reads the
-    ``crypto_ml_market`` Connection."""
+    itself (or the last one closed at ``now``) for an exchange or a CSV folder. Reads the
+    ``crypto_ml_market`` Connection.
+
+    Pass the run's ``run_after`` as ``now``, as the coin DAG and its submit trigger do: every task
+    of the run then names the same day, however late it starts (a transform at 23:59 UTC and a
+    submit at 00:01 would otherwise name two days), and a run cleared a week later predicts the
+    day it predicted the first time."""
     from crypto_ml.hooks.market import CryptoMarketHook
 
-    return CryptoMarketHook().get_market().market_day(real_day).isoformat()
+    return CryptoMarketHook().get_market().market_day(real_day, now=now).isoformat()

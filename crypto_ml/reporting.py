@@ -76,6 +76,17 @@ def day_summary(day: Any, *, coins: list[str] | None = None, url: str | None = N
     }
 
 
+def largest_moves(table, top: int = 12) -> tuple[list[str], str]:
+    """The ``top`` coins of :func:`day_table` by absolute expected return, and how they were
+    chosen (the plot's caption). Ties keep the table's order; when every coin expects the same move
+    (0 % under a naive model, say) the caption says so rather than claim the largest moves."""
+    moves = table["expected_return_pct"].abs()
+    coins = list(table.loc[moves.sort_values(ascending=False, kind="stable").index, "coin"].head(top))
+    if moves.nunique() > 1:
+        return coins, f"{top} largest expected moves"
+    return coins, f"every expected move is {moves.iat[0]:.2f}%: the first {len(coins)} coins"
+
+
 def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 12) -> Path:
     """A PNG of the day: expected return per coin (bars coloured by decision) and the forecast
     paths of the ``top`` coins by absolute expected return, each after its recent closes."""
@@ -101,9 +112,9 @@ def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 1
         ax1.set_ylabel("expected return over the horizon (%)")
         ax1.set_title(f"Crypto-ML forecasts as of {day}: green = buy, red = sell, grey = stored only")
         ax1.tick_params(axis="x", labelrotation=90, labelsize=6)
-        chosen = table.reindex(table["expected_return_pct"].abs().sort_values(ascending=False).index).head(top)
+        chosen, picked = largest_moves(table, top)
         preds = {p["coin"]: p for p in storage.get_predictions(as_of=day, url=url)}
-        for coin in chosen["coin"]:
+        for coin in chosen:
             hist = storage.load_prices(coin, as_of=day, url=url).tail(60)
             if hist.empty:
                 continue
@@ -117,7 +128,7 @@ def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 1
                 ax2.fill_between(days, [1.0, *[v / base for v in band["lower"]]],
                                  [1.0, *[v / base for v in band["upper"]]], color=line.get_color(), alpha=0.12)
         ax2.set_ylabel("close / last close")
-        ax2.set_title(f"last 60 days and forecast with its 80% interval ({top} largest expected moves)")
+        ax2.set_title(f"last 60 days and forecast with its 80% interval ({picked})")
         ax2.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

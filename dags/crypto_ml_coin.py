@@ -22,7 +22,9 @@ outside 1..60 is refused with a message naming the valid values. (When the unive
 markets of an exchange, resolved each day, the coin id's shape is checked then and the universe
 when the run starts.) Without `as_of`, the run predicts as of its logical date's day on the
 market: the replayed history day for the replay (see `crypto_ml.catalog.replay_day`), the day
-itself for an exchange or a CSV folder (or the last day whose candle has closed). Every task writes idempotently:
+itself for an exchange or a CSV folder (or the last day whose candle had closed when the run was
+created, its `run_after`: every task of the run, and a clear of it later, names that one day).
+Every task writes idempotently:
 clearing and re-running any of them stores nothing twice and places no second order.
 """
 
@@ -64,7 +66,7 @@ with DAG(
     transform = CoinTransformOperator(
         task_id="transform",
         coin="{{ params.coin }}",
-        as_of="{{ params.as_of or market_day(dag_run.logical_date or dag_run.run_after) }}",
+        as_of="{{ params.as_of or market_day(dag_run.logical_date or dag_run.run_after, dag_run.run_after) }}",
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",

@@ -67,7 +67,9 @@ with DAG(
         from crypto_ml.pipeline import PipelineInputError, poll
 
         try:
-            return poll(dag_run.logical_date or dag_run.run_after,
+            # The run's run_after is the clock for which candles have closed: a retry after
+            # midnight or a clear next week polls the day the first try polled.
+            return poll(dag_run.logical_date or dag_run.run_after, now=dag_run.run_after,
                         market=CryptoMarketHook().get_market(), url=CryptoDatabaseHook().get_url())
         except (PipelineInputError, MarketConfigError) as exc:  # no retry helps
             raise AirflowFailException(str(exc)) from None

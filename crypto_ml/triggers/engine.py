@@ -244,11 +244,12 @@ def engine_request(kind: str, *, coin: str | None, as_of: str | None, model: str
 
 def run_market_day(dag_run: Any) -> str:
     """The market day of a run (``YYYY-MM-DD``), as the coin DAG's ``market_day`` macro gives it
-    for its logical date (or, without one, the day it runs after). Reads the market Connection:
-    call it off the triggerer's event loop."""
+    for its logical date (or, without one, the day it runs after), with the run's ``run_after`` as
+    the time a day's candle must have closed by. Reads the market Connection: call it off the
+    triggerer's event loop."""
     from crypto_ml.catalog import market_day_iso
 
-    return market_day_iso(dag_run.logical_date or dag_run.run_after)
+    return market_day_iso(dag_run.logical_date or dag_run.run_after, dag_run.run_after)
 
 
 class EngineSubmitTrigger(EngineTaskTrigger):

@@ -268,6 +268,32 @@ def test_an_empty_as_of_is_the_runs_market_day(engine_env):
     assert "closes" not in kwargs
 
 
+def test_every_task_of_a_run_names_the_day_whose_candle_had_closed_when_the_run_was_created(monkeypatch):
+    """An exchange market, a run created by hand at 23:59:59 UTC without as_of: today's candle is
+    still forming, so the run predicts yesterday. The transform (its ``market_day`` macro) and the
+    submit trigger (:func:`run_market_day`) name that day whenever they start, after midnight or
+    when the run is cleared days later: the clock is the run's ``run_after``, not the wall clock."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from crypto_ml.triggers.engine import run_market_day
+
+    monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_MARKET", "crypto-ml-market://binance?symbols=BTC/USDT")
+    created = dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=dt.timezone.utc)  # days before today
+    run = SimpleNamespace(logical_date=created, run_after=created)
+    assert run_market_day(run) == "2026-11-29"
+    assert run_market_day(SimpleNamespace(logical_date=None, run_after=created)) == "2026-11-29"
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "crypto_ml_coin.py")).dags["crypto_ml_coin"]
+    template = dag.get_task("transform").as_of
+    rendered = dag.get_template_env().from_string(template).render(params={"as_of": None}, dag_run=run)
+    assert rendered == "2026-11-29"
+    given = dag.get_template_env().from_string(template).render(params={"as_of": "2026-11-30"}, dag_run=run)
+    assert given == "2026-11-30"
+
+
 def test_rendered_text_is_decoded_or_refused_with_what_it_was(engine_env):
     from airflow.triggers.base import TaskFailedEvent
 
