@@ -104,10 +104,18 @@ def market_day_iso(real_day, now=None) -> str:
     itself (or the last one closed at ``now``) for an exchange or a CSV folder. Reads the
     ``crypto_ml_market`` Connection.
 
-    Pass the run's ``run_after`` as ``now``, as the coin DAG and its submit trigger do: every task
-    of the run then names the same day, however late it starts (a transform at 23:59 UTC and a
-    submit at 00:01 would otherwise name two days), and a run cleared a week later predicts the
-    day it predicted the first time."""
+    For a DAG run, call :func:`run_market_day`."""
     from crypto_ml.hooks.market import CryptoMarketHook
 
     return CryptoMarketHook().get_market().market_day(real_day, now=now).isoformat()
+
+
+def run_market_day(dag_run) -> str:
+    """The market day of a DAG run (``YYYY-MM-DD``): :func:`market_day_iso` of its logical date
+    (or, without one, the day it runs after), with its ``run_after`` as the time a day's candle
+    must have closed by. The coin DAG's ``market_day`` macro (in the transform) and its submit
+    trigger both call it, so every task of a run names the same day however late it starts (a
+    transform at 23:59 UTC and a submit at 00:01 against the wall clock would name two days), and
+    a run cleared a week later predicts the day it predicted the first time. Reads the market
+    Connection: in the triggerer, call it off the event loop."""
+    return market_day_iso(dag_run.logical_date or dag_run.run_after, dag_run.run_after)

@@ -35,7 +35,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param
 
 from crypto_ml.catalog import (
-    DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_max_active_runs, coin_param_schema, market_day_iso,
+    DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_max_active_runs, coin_param_schema, run_market_day,
 )
 from crypto_ml.operators.engine import EngineSubmitOperator
 from crypto_ml.operators.trading import TradeBranchOperator, TradeRequestOperator
@@ -59,14 +59,14 @@ with DAG(
         "horizon": Param(10, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"),
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
     },
-    user_defined_macros={"market_day": market_day_iso},
+    user_defined_macros={"market_day": run_market_day},
     render_template_as_native_obj=True,
     doc_md=__doc__,
 ) as dag:
     transform = CoinTransformOperator(
         task_id="transform",
         coin="{{ params.coin }}",
-        as_of="{{ params.as_of or market_day(dag_run.logical_date or dag_run.run_after, dag_run.run_after) }}",
+        as_of="{{ params.as_of or market_day(dag_run) }}",
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",

@@ -130,8 +130,9 @@ class EngineSubmitOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from crypto_ml.catalog import run_market_day
         from crypto_ml.engine.protocol import EngineInputError
-        from crypto_ml.triggers.engine import engine_request, run_market_day
+        from crypto_ml.triggers.engine import engine_request
 
         ti = context["ti"]
         engine_task_id = self.engine_task_id(context)

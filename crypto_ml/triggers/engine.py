@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
+from crypto_ml.catalog import run_market_day
+
 if TYPE_CHECKING:
     from crypto_ml.hooks.engine import CryptoEngineHook
 
@@ -240,16 +242,6 @@ def engine_request(kind: str, *, coin: str | None, as_of: str | None, model: str
     if kind == "predict":
         fields.update(horizon=int(horizon), closes=closes, history=history)
     return fields
-
-
-def run_market_day(dag_run: Any) -> str:
-    """The market day of a run (``YYYY-MM-DD``), as the coin DAG's ``market_day`` macro gives it
-    for its logical date (or, without one, the day it runs after), with the run's ``run_after`` as
-    the time a day's candle must have closed by. Reads the market Connection: call it off the
-    triggerer's event loop."""
-    from crypto_ml.catalog import market_day_iso
-
-    return market_day_iso(dag_run.logical_date or dag_run.run_after, dag_run.run_after)
 
 
 class EngineSubmitTrigger(EngineTaskTrigger):

@@ -278,7 +278,7 @@ def test_every_task_of_a_run_names_the_day_whose_candle_had_closed_when_the_run_
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from crypto_ml.triggers.engine import run_market_day
+    from crypto_ml.catalog import run_market_day
 
     monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_MARKET", "crypto-ml-market://binance?symbols=BTC/USDT")
     created = dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=dt.timezone.utc)  # days before today
