@@ -45,6 +45,9 @@ def test_every_component_is_a_service(services):
     for name, svc in services.items():
         assert svc.get("image"), name
         assert svc.get("environment"), name
+        if name == "airflow-init":  # a one-shot: the others wait for it to complete, not for health
+            assert "healthcheck" not in svc and svc["restart"] == "no"
+            continue
         hc = svc.get("healthcheck") or {}
         assert hc.get("test") and hc.get("interval") and hc.get("retries"), name
     assert services["postgres"]["image"].startswith("postgres:17.")
@@ -60,13 +63,46 @@ def test_commands(services):
         "airflow-dag-processor": "airflow dag-processor",
         "airflow-triggerer": "airflow triggerer",
         "airflow-worker": "airflow celery worker",
-        "crypto_worker": "celery -A crypto_ml worker -Q predict,train",
-        "flower": "celery -A crypto_ml flower",
+        "crypto_worker": "python -m celery -A crypto_ml worker -Q predict,train",
+        "flower": "python -m celery -A crypto_ml flower",
     }
     for name, prefix in expected.items():
         assert _command(services[name]).startswith(prefix), (name, _command(services[name]))
     init = _command(services["airflow-init"])
     assert "airflow db migrate" in init and "crypto-ml db upgrade" in init
+
+
+def test_commands_survive_the_official_entrypoint(services):
+    """Every service on the project's image runs what it means to under the official image's
+    entrypoint rules (a bare `celery ...` would run as `airflow celery ...` and exit 2)."""
+    from tests.helpers.entrypoint import survives
+
+    ours = {n: s for n, s in services.items() if n not in ("postgres", "redis")}
+    for name, svc in ours.items():
+        assert "entrypoint" not in svc, f"{name}: keep the image's entrypoint (dumb-init, its checks)"
+        cmd = svc["command"] if isinstance(svc["command"], list) else svc["command"].split()
+        assert survives(None, cmd) is None, f"{name}: {survives(None, cmd)}"
+
+
+def test_published_on_localhost_only_by_default(services):
+    published = {n: s["ports"] for n, s in services.items() if s.get("ports")}
+    assert set(published) == {"airflow-apiserver", "flower"}, published
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("${CRYPTO_ML_PUBLISH_ADDRESS:-127.0.0.1}:"), (name, port)
+
+
+def test_health_checks_are_cheap(services):
+    """No probe imports Airflow (3-4 CPU-s each, tens of seconds on a loaded 2-core host)."""
+    for name, svc in services.items():
+        test = svc.get("healthcheck", {}).get("test")
+        if not test:
+            continue
+        words = (test[1:] if isinstance(test, list) else test.split())
+        if words[:1] == ["CMD-SHELL"] or (isinstance(test, list) and test[0] == "CMD-SHELL"):
+            words = " ".join(words).split()
+        program = words[0] if words[0] != "python" else " ".join(words[:3])
+        assert program not in ("airflow", "celery", "python -m celery"), (name, test)
 
 
 def test_both_worker_kinds_scale(services):
@@ -80,9 +116,9 @@ def test_both_worker_kinds_scale(services):
     published = {n for n, s in services.items() if s.get("ports")}
     assert published == {"airflow-apiserver", "flower"}
     # Engine workers get unique node names (engine@<container hostname>) and their healthcheck
-    # pings exactly that name.
+    # pings exactly that name (crypto_ml.probe: engine@<this host>).
     assert "engine@%h" in _command(services["crypto_worker"])
-    assert "engine@$${HOSTNAME}" in " ".join(services["crypto_worker"]["healthcheck"]["test"])
+    assert services["crypto_worker"]["healthcheck"]["test"][-2:] == ["celery-worker", "engine"]
     # Every engine worker, on any host, sees every trained model: they live in the project
     # database (or object storage), so no volume is shared for them.
     assert services["crypto_worker"]["environment"]["CRYPTO_ML_MODEL_STORE_URL"] == "${CRYPTO_ML_MODEL_STORE_URL:-database}"

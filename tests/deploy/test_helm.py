@@ -164,12 +164,34 @@ def test_commands(default_objects):
     assert args("dag-processor") == "airflow dag-processor"
     assert args("triggerer") == "airflow triggerer"
     assert args("airflow-worker").startswith("airflow celery worker")
-    assert args("crypto-worker").startswith("celery -A crypto_ml worker -Q predict,train")
-    assert args("flower").startswith("celery -A crypto_ml flower")
+    assert args("crypto-worker").startswith("python -m celery -A crypto_ml worker -Q predict,train")
+    assert args("flower").startswith("python -m celery -A crypto_ml flower")
     assert "airflow db migrate" in args("migrations") and "crypto-ml db upgrade" in args("migrations")
     for c in AIRFLOW:
         init = w[c]["spec"]["template"]["spec"]["initContainers"][0]
         assert init["args"][:3] == ["airflow", "db", "check-migrations"], c
+
+
+@pytest.mark.parametrize("values", ["default", "production"])
+def test_commands_survive_the_official_entrypoint(values, default_objects, production_objects):
+    """Every container, init containers and the migrations Job included, runs what it means to
+    under the official image's entrypoint rules (tests/helpers/entrypoint.py)."""
+    from tests.helpers.entrypoint import survives
+
+    objects = default_objects if values == "default" else production_objects
+    checked = 0
+    for name, obj in workloads(objects).items():
+        pod = obj["spec"]["template"]["spec"]
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            if c["image"].split(":")[0].endswith(("postgres", "redis")):
+                continue
+            assert survives(c.get("command"), c.get("args")) is None, \
+                f"{name}/{c['name']}: {survives(c.get('command'), c.get('args'))}"
+            for probe in ("livenessProbe", "readinessProbe"):
+                cmd = " ".join(c.get(probe, {}).get("exec", {}).get("command", []))
+                assert "airflow " not in cmd and "celery " not in cmd, f"{name}/{c['name']} {probe}: {cmd}"
+            checked += 1
+    assert checked >= 8
 
 
 def test_hpa_for_both_worker_kinds(default_objects, production_objects):
