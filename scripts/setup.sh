@@ -16,6 +16,14 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 1
 fi
 
+# One installer at a time: a second shell (or a CI job beside a developer's) sourcing this file
+# while the first installs waits here instead of installing into the same .venv at once.
+exec 9>"$ROOT/.setup.lock"
+if ! flock -n 9; then
+    echo "[setup] another set-up of $ROOT is running; waiting for it to finish"
+    flock 9
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "[setup] creating the virtualenv .venv ($("$PYTHON" --version))"
     "$PYTHON" -m venv .venv
@@ -60,3 +68,5 @@ export CRYPTO_ML_ROOT="$ROOT"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
 export AIRFLOW_CONFIG="${AIRFLOW_CONFIG:-$ROOT/airflow.cfg}"
 mkdir -p "$AIRFLOW_HOME"
+flock -u 9
+exec 9>&-
