@@ -46,8 +46,18 @@ REPLAY, CSV, EXCHANGE = "replay", "csv", "exchange"
 #: Shape of a coin id, checked at trigger time when the universe is not known at parse time.
 COIN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
-_EXTRA_KEYS = {"symbols", "top", "quote", "path", "api_url", "start", "timeout", "retries",
-               "backoff", "rate_limit_ms", "page_limit"}
+#: The extra fields each kind of market reads; any other field of the setting is refused.
+_KIND_KEYS = {
+    REPLAY: set(),
+    CSV: {"path"},
+    EXCHANGE: {"symbols", "top", "quote", "api_url", "start", "timeout", "retries", "backoff",
+               "rate_limit_ms", "page_limit"},
+}
+_EXTRA_KEYS = set().union(*_KIND_KEYS.values())
+_ENCODE_FIX = ("URL-encode the extra's value (api_url=http%3A%2F%2F127.0.0.1%3A8000), or give the "
+               "Connection in Airflow's JSON form: "
+               "'{\"conn_type\": \"crypto_ml_market\", \"host\": \"kraken\", \"extra\": "
+               "{\"symbols\": \"BTC/USD\", \"api_url\": \"http://127.0.0.1:8000\"}}'")
 
 
 class MarketConfigError(ValueError):
@@ -114,9 +124,27 @@ class MarketConfig:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_fields(cls, host: str | None, extra: dict | None, *, origin: str) -> MarketConfig:
-        """From a Connection's host and extra (what the UI form and the URI both fill)."""
-        host = (host or REPLAY).strip().lower()
+    def from_fields(cls, host: str | None, extra: dict | None, *, origin: str,
+                    schema: str | None = None) -> MarketConfig:
+        """From a Connection's host and extra (what the UI form and the URI both fill).
+
+        A Connection that exists is never the replay by default: an empty host fails, naming the
+        field. ``schema`` is the Connection's schema field, which a market never uses: Airflow's
+        URI parser fills it (and empties the host) when an extra holds an unencoded URL
+        (``...&api_url=http://...``: host ``""``, schema ``"raken"`` for ``kraken``); that
+        fails too, saying how to write the setting."""
+        if schema:
+            raise MarketConfigError(
+                f"{origin}: host is {host or ''!r} and schema is {schema!r}; a market has no schema. "
+                "This is how Airflow's URI parser reads a URI whose extra holds an unencoded URL "
+                f"(two '://' in the URI). {_ENCODE_FIX}"
+            )
+        if not (host or "").strip():
+            raise MarketConfigError(
+                f"{origin}: host is empty; name the market there: 'replay', 'csv' or a ccxt exchange "
+                "id (binance, kraken, ...). An existing Connection is never read as the replay by default"
+            )
+        host = host.strip().lower()
         prefix = f"extra__{CONN_TYPE}__"  # the older prefixed form of a form field
         extra = {k.removeprefix(prefix): v for k, v in (extra or {}).items() if v not in (None, "")}
         unknown = set(extra) - _EXTRA_KEYS
@@ -146,6 +174,12 @@ class MarketConfig:
             backoff=num("backoff", float, 1.0), rate_limit_ms=num("rate_limit_ms", int, None),
             page_limit=num("page_limit", int, 1000), start=start, origin=origin, extra=extra,
         )
+        kind = host if host in (REPLAY, CSV) else EXCHANGE
+        stray = set(extra) - _KIND_KEYS[kind]
+        if stray:
+            raise MarketConfigError(
+                f"{origin}: extra field(s) {sorted(stray)} mean nothing to a {kind} market"
+                f" (it reads {sorted(_KIND_KEYS[kind]) or 'no extra field'})")
         if host == REPLAY:
             return cls(kind=REPLAY, **common)
         if host == CSV:
@@ -173,8 +207,8 @@ class MarketConfig:
                 "or extra.top (e.g. 50), not both and not neither"
             )
         quote = str(extra.get("quote") or "USDT").upper()
-        return cls(kind=EXCHANGE, exchange=host, symbols=symbols, top=top, quote=quote,
-                   api_url=extra.get("api_url") or None, **common)
+        return cls(kind=EXCHANGE, exchange=host, symbols=symbols, top=top,
+                   quote=quote, api_url=extra.get("api_url") or None, **common)
 
     @classmethod
     def from_env_value(cls, value: str, *, origin: str = ENV_VAR) -> MarketConfig:
@@ -185,20 +219,52 @@ class MarketConfig:
                 data = json.loads(value)
             except ValueError as exc:
                 raise MarketConfigError(f"{origin} is not valid JSON: {exc}") from None
+            if not isinstance(data, dict):
+                raise MarketConfigError(f"{origin} is JSON but not an object (conn_type, host, extra)")
             extra = data.get("extra") or {}
             if isinstance(extra, str):
-                extra = json.loads(extra or "{}")
+                try:
+                    extra = json.loads(extra or "{}")
+                except ValueError as exc:
+                    raise MarketConfigError(f"{origin}: extra is not valid JSON: {exc}") from None
+            if not isinstance(extra, dict):
+                raise MarketConfigError(f"{origin}: extra must be an object, not {type(extra).__name__}")
             _check_type(data.get("conn_type"), origin)
-            return cls.from_fields(data.get("host"), extra, origin=origin)
-        parts = urlsplit(value)
-        _check_type(parts.scheme.replace("-", "_"), origin)
+            stray = sorted(k for k in ("login", "password", "port") if data.get(k) not in (None, ""))
+            unknown = sorted(set(data) - {"conn_type", "host", "schema", "login", "password", "port",
+                                           "extra", "description"})
+            if stray or unknown:
+                raise MarketConfigError(
+                    f"{origin}: field(s) {stray + unknown} mean nothing to a market; it reads "
+                    "conn_type, host and extra")
+            return cls.from_fields(data.get("host"), extra, origin=origin, schema=data.get("schema"))
+        if "://" not in value:
+            raise MarketConfigError(
+                f"{origin}: {value[:60]!r} is neither a URI (crypto-ml-market://binance?symbols=...) "
+                "nor Airflow's JSON form ({\"conn_type\": \"crypto_ml_market\", ...})")
+        # Split by hand at the first '://' and the first '?': an extra may hold an unencoded URL
+        # (api_url=http://...), which is read here as written (Airflow's own parser empties the
+        # host then; see MarketConfig.from_fields).
+        scheme, _, rest = value.partition("://")
+        _check_type(scheme.replace("-", "_"), origin)
+        netloc_path, _, query = rest.partition("?")
+        netloc, _, path = netloc_path.partition("/")
+        if path:
+            raise MarketConfigError(f"{origin}: the URI has a path '/{path}'; a market takes none "
+                                    "(crypto-ml-market://<market>?<extra fields>)")
+        if "@" in netloc or ":" in netloc:
+            raise MarketConfigError(f"{origin}: the URI's host {netloc!r} holds a login or port; "
+                                    "a market takes neither (crypto-ml-market://<market>?...)")
         extra: dict = {}
-        for key, val in parse_qsl(parts.query, keep_blank_values=True):
+        for key, val in parse_qsl(query, keep_blank_values=True):
             if key == "__extra__":
-                extra.update(json.loads(val))
+                try:
+                    extra.update(json.loads(val))
+                except (ValueError, TypeError) as exc:
+                    raise MarketConfigError(f"{origin}: __extra__ is not a JSON object: {exc}") from None
             else:
                 extra[key] = val
-        return cls.from_fields(unquote(parts.hostname or ""), extra, origin=origin)
+        return cls.from_fields(unquote(netloc), extra, origin=origin)
 
     # -- what it means ------------------------------------------------------------------------
     @property
@@ -234,6 +300,11 @@ class MarketConfig:
             return min(day, last_closed_day(now))
         return day
 
+    @property
+    def is_exchange(self) -> bool:
+        """Read from an exchange through ccxt."""
+        return self.kind == EXCHANGE
+
     def parse_time_coin_ids(self) -> list[str] | None:
         """The coins a pipeline run accepts, if fixed by the setting itself (the replay's, an
         explicit symbol list's); ``None`` for a universe resolved each day (top N, the files of a
@@ -242,7 +313,7 @@ class MarketConfig:
             from crypto_ml.catalog import replay_coin_ids
 
             return replay_coin_ids()
-        if self.kind == EXCHANGE and self.symbols:
+        if self.is_exchange and self.symbols:
             return sorted(coin_id(s) for s in self.symbols)
         return None
 
@@ -262,22 +333,33 @@ def last_closed_day(now: dt.datetime) -> dt.date:
     return now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def env_market() -> MarketConfig:
+def env_var(conn_id: str = CONN_ID) -> str:
+    """The environment variable Airflow reads for Connection ``conn_id``."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def env_market(conn_id: str = CONN_ID) -> MarketConfig:
     """The market as the environment defines it (``AIRFLOW_CONN_CRYPTO_ML_MARKET``), else the
-    replay default. No Airflow, no database: what the DAG parser and the ``crypto-ml`` CLI see."""
-    value = os.environ.get(ENV_VAR)
-    if not value:
+    replay default. No Airflow, no database: what the DAG parser, the ``crypto-ml`` CLI and (when
+    the variable is set) the tasks' hook read, with one parser: :meth:`MarketConfig.from_env_value`."""
+    value = os.environ.get(env_var(conn_id))
+    if value is None or not value.strip():
         return MarketConfig()
-    return MarketConfig.from_env_value(value)
+    return MarketConfig.from_env_value(value, origin=env_var(conn_id))
 
 
 def parse_time_coin_ids() -> list[str] | None:
     """The coin ids ``crypto_ml_coin`` accepts at trigger time (``None``: any id of the right
     shape; the run checks it against the day's universe). Never raises: a broken setting is
-    reported by the tasks that use it, not by the DAG parser."""
+    reported by the tasks that use it (the first one fails naming the field), and logged here,
+    so the DAG stays visible with its failing runs instead of vanishing as an import error."""
     try:
         return env_market().parse_time_coin_ids()
-    except (MarketConfigError, OSError):
+    except (MarketConfigError, OSError) as exc:
+        import logging
+
+        logging.getLogger(__name__).error("the market setting cannot be read (every run will fail "
+                                          "on it): %s", exc)
         return None
 
 

@@ -53,6 +53,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_db)
 
 
+def market_from_arg(text: str):
+    """The market of ``--market``: ``env`` is ``$AIRFLOW_CONN_CRYPTO_ML_MARKET`` (which must then
+    be set), anything else a setting in the URI or JSON form, read by the one parser of the DAG
+    parser and the tasks' hook."""
+    import os
+
+    from crypto_ml.market import ENV_VAR, MarketConfig, MarketConfigError
+
+    if text == "env":
+        value = os.environ.get(ENV_VAR, "")
+        if not value.strip():
+            raise MarketConfigError(f"--market env: {ENV_VAR} is not set")
+        return MarketConfig.from_env_value(value, origin=ENV_VAR)
+    return MarketConfig.from_env_value(text, origin="--market")
+
+
 def _load(args):
     from crypto_ml.data_loader import CryptoLoader
 
@@ -61,12 +77,11 @@ def _load(args):
     if getattr(args, "market", None):
         import datetime as dt
 
-        from crypto_ml.market import MarketConfig, env_market
         from crypto_ml.pipeline import market_source
 
         if args.source:
             raise SystemExit("crypto-ml: give --source or --market, not both")
-        market = env_market() if args.market == "env" else MarketConfig.from_env_value(args.market, origin="--market")
+        market = market_from_arg(args.market)
         as_of = market.market_day(args.as_of or dt.datetime.now(dt.UTC).date())
         source = market_source(market, as_of)
     loader = CryptoLoader(source, as_of=as_of, synthetic=args.synthetic, seed=args.seed)

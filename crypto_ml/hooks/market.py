@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -16,10 +17,18 @@ class CryptoMarketHook(BaseHook):
     The Connection (type ``crypto_ml_market``) names the market in its *host* field (``replay``,
     ``csv``, or a ccxt exchange id such as ``binance``) and the rest in *extra*: ``symbols``
     (``"BTC/USDT,ETH/USDT"``) or ``top`` (N) with ``quote``, ``path`` for a CSV folder, and
-    optionally ``start``, ``api_url``, ``timeout``, ``retries``, ``backoff``, ``rate_limit_ms``.
-    See :mod:`crypto_ml.market`. Without that Connection the replay of the bundled history is
-    used (no network). The connection form's fields are declared in the provider's metadata
-    (:data:`crypto_ml.provider_info.MARKET_CONNECTION`).
+    optionally ``start``, ``api_url``,
+    ``timeout``, ``retries``, ``backoff``, ``rate_limit_ms``. See :mod:`crypto_ml.market`. Without
+    that Connection the replay of the bundled history is used (no network). The connection form's
+    fields are declared in the provider's metadata (:data:`crypto_ml.provider_info.MARKET_CONNECTION`).
+
+    One setting, parsed one way: the Connection is looked up as any task does; when it is the
+    environment's ``AIRFLOW_CONN_<ID>``, the variable's text is read with the parser the DAG
+    parser and the ``crypto-ml`` CLI use (:meth:`~crypto_ml.market.MarketConfig.from_env_value`),
+    because Airflow's URI parser empties the host of a URI whose extra holds an unencoded URL
+    (``...&api_url=http://...``). A Connection from elsewhere (the metadata DB, a secrets backend)
+    is read from its fields, and one that Airflow's URI parser mangled that way fails, saying how
+    to write it.
 
     :param market_conn_id: Connection id of the market.
     """
@@ -34,27 +43,42 @@ class CryptoMarketHook(BaseHook):
         self.market_conn_id = market_conn_id
 
     def get_market(self) -> MarketConfig:
-        """The market this Connection defines; the replay default when it does not exist."""
+        """The market this Connection defines; the replay default when it does not exist.
+
+        The Connection is looked up the way every task does (:meth:`get_connection`: Airflow's
+        secrets backends in their order). When the one found is the environment's
+        ``AIRFLOW_CONN_<ID>`` (its fields equal Airflow's own parse of that variable), the
+        variable's text is read with the parser of the DAG parser and the CLI, so the three read
+        one market; otherwise its fields are read, and a Connection without a market in its host
+        fails naming the field (it never becomes the replay)."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from crypto_ml.market import MarketConfig
+        from crypto_ml.market import MarketConfig, env_var
 
+        text = os.environ.get(env_var(self.market_conn_id), "")
         try:
             conn = self.get_connection(self.market_conn_id)
-        except AirflowNotFoundException:
-            return MarketConfig()
+        except Exception as exc:  # noqa: BLE001
+            if text.strip():  # set, but Airflow could not read it: say what is wrong with it
+                return MarketConfig.from_env_value(text, origin=env_var(self.market_conn_id))
+            if isinstance(exc, AirflowNotFoundException):
+                return MarketConfig()
+            raise
+        if text.strip() and _same_connection(conn, text):
+            return MarketConfig.from_env_value(text, origin=env_var(self.market_conn_id))
+        try:
+            extra = conn.extra_dejson if conn.extra else {}
+        except Exception as exc:  # noqa: BLE001 - Airflow's own parse of extra
+            raise _config_error(f"Connection {self.market_conn_id!r}: extra is not JSON: {exc}") from None
         return MarketConfig.from_fields(
-            conn.host, conn.extra_dejson if conn.extra else {},
-            origin=f"Connection {self.market_conn_id!r}",
+            conn.host, extra, schema=conn.schema, origin=f"Connection {self.market_conn_id!r}",
         )
 
     def test_connection(self) -> tuple[bool, str]:
         """Resolve the day's universe (an exchange: one markets call, one tickers call for top N)."""
-        from crypto_ml.market import EXCHANGE
-
         try:
             market = self.get_market()
-            if market.kind != EXCHANGE:
+            if not market.is_exchange:
                 return True, f"{market.describe()}; no network needed"
             from crypto_ml.sources.exchange import ExchangeSource
 
@@ -66,3 +90,29 @@ class CryptoMarketHook(BaseHook):
         text = f"{market.describe()}: {len(universe)} markets" + (
             f"; failing: {'; '.join(failed.values())}" if failed else "")
         return not failed, text
+
+
+def _fields(conn) -> tuple:
+    try:
+        extra = conn.extra_dejson if conn.extra else {}
+    except Exception:  # noqa: BLE001
+        extra = conn.extra
+    return (conn.conn_type, conn.host, conn.schema, conn.login, conn.password, conn.port, extra)
+
+
+def _same_connection(conn, text: str) -> bool:
+    """Whether ``conn`` is Airflow's parse of the environment variable's ``text``."""
+    from airflow.sdk import Connection
+
+    try:
+        own = (Connection.from_json(text, conn_id=conn.conn_id) if text.lstrip().startswith("{")
+               else Connection.from_uri(text.strip(), conn_id=conn.conn_id))
+    except Exception:  # noqa: BLE001 - Airflow could not parse it either: then it is not conn
+        return False
+    return _fields(own) == _fields(conn)
+
+
+def _config_error(text: str):
+    from crypto_ml.market import MarketConfigError
+
+    return MarketConfigError(text)
