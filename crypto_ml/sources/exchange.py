@@ -225,7 +225,8 @@ class ExchangeSource(Source):
                     + (f"since {_iso(since_ms)}" if since_ms else "from the first candle"))
             try:
                 page = self._call(what, self.exchange.fetch_ohlcv, symbol, "1d", since_ms,
-                                  self.market.page_limit, {"until": until_ms})
+                                  self.market.page_limit,
+                                  {"until": until_ms} if _takes_until(self.exchange) else {})
             except ccxt.BadSymbol as exc:
                 raise SourceError(f"{coin} ({symbol}) on {ex}: unknown symbol: {_short(exc)}") from None
             except ccxt.BaseError as exc:
@@ -341,3 +342,21 @@ def _ms_now(now: dt.datetime | None) -> int:
 
 def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
+
+
+_UNTIL: dict[type, bool] = {}
+
+
+def _takes_until(exchange) -> bool:
+    """Whether ccxt's ``fetch_ohlcv`` of this exchange reads an ``until`` param (Binance's maps it
+    to ``endTime``); to one that does not (Kraken's) it would go to the exchange as an unknown
+    query argument."""
+    klass = type(exchange)
+    if klass not in _UNTIL:
+        import inspect
+
+        try:
+            _UNTIL[klass] = "'until'" in inspect.getsource(klass.fetch_ohlcv)
+        except (OSError, TypeError):
+            _UNTIL[klass] = False
+    return _UNTIL[klass]
