@@ -217,7 +217,14 @@ def simulate(
     url: str | None = None,
 ) -> dict[str, Any]:
     """Replay ``rules`` over the forecasts, day by day, on a paper ledger; returns the orders, the
-    daily equity and per-coin books.
+    daily equity, per-coin books and ``risk`` (per day: cash, exposure at market value, equity,
+    largest coin's market value).
+
+    Every decision sees the book (:class:`crypto_ml.trading.risk.Account`: the cash after fees,
+    the positions marked at the day's closes, fees and slippage reserved for a buy); after the
+    day's decisions, held coins are trimmed back within the caps
+    (:func:`crypto_ml.trading.risk.trims`) and the book is checked: a negative cash or equity or a
+    cap exceeded at the close raises a ``RuntimeError`` naming the day.
 
     :param forecasts: per coin, :func:`forecast_days` output.
     :param prices: closes, one column per coin, indexed by day (the marks; forward-filled).
@@ -225,9 +232,12 @@ def simulate(
     """
     from crypto_ml.storage import dispose_engine, migrate
     from crypto_ml.trading.brokers import OrderRequest, PaperBroker
+    from crypto_ml.trading.risk import Account, RiskLimits, trims, violations
 
     fee, slip = fee_bps / 1e4, slippage_bps / 1e4
-    capital = float(rules.max_total_notional)
+    limits = RiskLimits.from_rules(rules)
+    capital = limits.capital
+    buy_cost = (1 + slip) * (1 + fee) - 1
     keys = sorted({c[len("lower_"):] for f in forecasts.values() for c in f.columns if c.startswith("lower_")})
     by_day: dict[pd.Timestamp, list[Any]] = {}
     for frame in forecasts.values():
@@ -236,45 +246,55 @@ def simulate(
     marks = prices.sort_index().ffill()
     books = {coin: _Book() for coin in prices.columns}
     orders: list[dict[str, Any]] = []
-    equity, coin_pnl = [], []
+    equity, coin_pnl, risk_rows = [], [], []
+    today: dict[str, float] = {}
+
+    def account() -> Account:
+        held = {c: b.qty for c, b in books.items() if b.qty}
+        return Account(capital, capital + sum(b.cash for b in books.values()), held, today, buy_cost=buy_cost)
+
     with tempfile.TemporaryDirectory(prefix="crypto-ml-strategy-") as tmp:
         db = url or f"sqlite:///{Path(tmp) / 'ledger.db'}"
         migrate(db)
-        broker = PaperBroker(db, allow_short=rules.allow_short)
+        broker = PaperBroker(db, allow_short=rules.allow_short, limits=limits, marks=lambda: today)
+
+        def place(day, coin, side, quantity, last_close, reason, expected_return, tag=""):
+            price = last_close * (1 + slip if side == "buy" else 1 - slip)
+            order = OrderRequest(f"bt-{model}-{rule}-{coin}-{day.date()}{tag}"[:128], coin, side, quantity, price,
+                                 day.date())
+            result = broker.place_order(order)
+            notional = quantity * price
+            paid = notional * fee if result.status == "filled" else 0.0
+            book = books[coin]
+            if result.status == "filled":
+                _book_fill(book, side, quantity, price, paid)
+            orders.append({
+                "model": model, "rule": rule, "date": day.date(), "coin": coin, "side": side,
+                "quantity": quantity, "last_close": last_close, "price": price, "notional": notional,
+                "fee": paid, "status": result.status, "reason": result.reason or reason,
+                "expected_return": expected_return, "position_after": result.raw.get("position", book.qty),
+            })
+
         try:
             for day in marks.index:
+                close = marks.loc[day]
+                today = {c: float(v) for c, v in close.items() if math.isfinite(v)}
                 for row in sorted(by_day.get(day, ()), key=lambda r: r.coin):
                     prediction = _prediction(row, keys, model, horizon)
-                    decision = decide(
-                        prediction=prediction,
-                        position_qty=broker.position(row.coin),
-                        total_notional=broker.total_notional(),
-                        kill_switch=False,
-                        rules=rules,
-                    )
-                    if decision.action != "trade":
-                        continue
-                    price = row.last_close * (1 + slip if decision.side == "buy" else 1 - slip)
-                    order = OrderRequest(
-                        f"bt-{model}-{rule}-{row.coin}-{day.date()}"[:128], row.coin, decision.side,
-                        decision.quantity, price, day.date(),
-                    )
-                    result = broker.place_order(order)
-                    notional = decision.quantity * price
-                    paid = notional * fee if result.status == "filled" else 0.0
-                    book = books[row.coin]
-                    if result.status == "filled":
-                        _book_fill(book, decision.side, decision.quantity, price, paid)
-                    orders.append({
-                        "model": model, "rule": rule, "date": day.date(), "coin": row.coin,
-                        "side": decision.side, "quantity": decision.quantity,
-                        "last_close": row.last_close, "price": price, "notional": notional,
-                        "fee": paid, "status": result.status,
-                        "reason": result.reason or decision.reason,
-                        "expected_return": row.expected_return,
-                        "position_after": result.raw.get("position", book.qty),
-                    })
-                close = marks.loc[day]
+                    decision = decide(prediction=prediction, account=account(), kill_switch=False, rules=rules)
+                    if decision.action == "trade":
+                        place(day, row.coin, decision.side, decision.quantity, row.last_close, decision.reason,
+                              row.expected_return)
+                # Coins held without a forecast today are brought within the caps too.
+                for coin, trim in sorted(trims(account(), limits).items()):
+                    place(day, coin, trim.side, trim.quantity, today[coin], trim.reason, float("nan"), "-trim")
+                book = account()
+                wrong = violations(book, limits, rel=1e-6)
+                if wrong:
+                    raise RuntimeError(f"{model}/{rule} on {day.date()}: " + "; ".join(wrong))
+                values = [abs(book.value(c)) for c in book.positions]
+                risk_rows.append({"cash": book.cash, "exposure": book.exposure, "equity": book.equity,
+                                  "max_coin": max(values, default=0.0)})
                 pnl = {c: b.cash + (b.qty * float(close[c]) if b.qty else 0.0) for c, b in books.items()}
                 coin_pnl.append(pnl)
                 equity.append(capital + sum(pnl.values()))
@@ -288,6 +308,7 @@ def simulate(
         "orders": pd.DataFrame(orders, columns=ORDER_COLUMNS),
         "equity": pd.Series(equity, index=marks.index, name=f"{model}/{rule}"),
         "coin_pnl": pd.DataFrame(coin_pnl, index=marks.index),
+        "risk": pd.DataFrame(risk_rows, index=marks.index),
         "books": books,
         "capital": capital,
     }
@@ -431,7 +452,7 @@ def run_strategy(
     prices = prices.loc[:, prices.notna().any()]
     if prices.empty:
         raise ValueError(f"no closes between {start.date()} and {end.date()}")
-    capital = next(iter(rules.values())).max_total_notional
+    capital = next(iter(rules.values())).book_capital
     timings: dict[str, float] = {}
     summary_rows, per_coin, orders, curves, all_forecasts = [], [], [], {}, []
     bar = None

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import requests
@@ -22,6 +23,7 @@ from crypto_ml.http_session import retrying_session
 from crypto_ml.settings import env_bool, env_str, env_url
 from crypto_ml.storage import ledger
 from crypto_ml.storage.db import session_scope
+from crypto_ml.trading.risk import Account, RiskLimits, check_order, paper_account, trade_request_account
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,17 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def total_notional(self) -> float:
-        """Gross notional of all positions (sum of ``|quantity| * avg_price``)."""
+        """Gross notional of all positions at cost (sum of ``|quantity| * avg_price``); for
+        reports only: decisions use :meth:`account` (market value, realised losses in the cash)."""
+
+    @abc.abstractmethod
+    def account(self, capital: float, *, marks: Mapping[str, float], as_of: Any = None,
+                url: str | None = None) -> Account:
+        """The book (:class:`~crypto_ml.trading.risk.Account`) of a ``capital`` that this broker
+        traded: cash after every fill, positions, each coin marked at ``marks`` or its latest
+        stored close (see :func:`crypto_ml.trading.risk.stored_marks`). ``url``: the project
+        database of the recorded trade requests (the HTTP broker's cash; the paper broker keeps
+        its own ledger in its database)."""
 
 
 # --------------------------------------------------------------------------------------------- paper
@@ -143,13 +155,27 @@ class PaperBroker(Broker):
         Project database URL (see :func:`crypto_ml.storage.database_url`).
     allow_short
         Whether selling more than held is allowed (else such an order is rejected).
+    limits
+        The caps every fill is checked against, in the same transaction as the fill (default: the
+        default :class:`~crypto_ml.trading.rules.TradingRules`' limits, capital 20,000 USD): an
+        order that adds exposure is rejected when it would spend more than the cash (capital plus
+        sales minus purchases) or take the coin or the total past its cap at market value
+        (:func:`crypto_ml.trading.risk.check_order`). So even decisions made concurrently on the
+        same cash can never take the ledger's cash, or its equity, below zero.
+    marks
+        Where the check marks the coins not being traded: None (default) their latest stored
+        close on or before the order's day (:func:`~crypto_ml.trading.risk.stored_marks`), else a
+        callable returning ``{coin: price}`` (the backtest's closes of the day).
     """
 
     name = "paper"
 
-    def __init__(self, url: str | None = None, *, allow_short: bool = False) -> None:
+    def __init__(self, url: str | None = None, *, allow_short: bool = False, limits: RiskLimits | None = None,
+                 marks: Callable[[], Mapping[str, float]] | None = None) -> None:
         self.url = url
         self.allow_short = allow_short
+        self.limits = limits or RiskLimits()
+        self.marks = marks
 
     def place_order(self, order: OrderRequest) -> OrderResult:
         """Record and fill ``order`` in one transaction, or return the stored result of its key.
@@ -173,6 +199,13 @@ class PaperBroker(Broker):
             signed = order.quantity if order.side == "buy" else -order.quantity
             if order.side == "sell" and not self.allow_short and order.quantity > held + _EPS * max(1.0, abs(held)):
                 reason = f"cannot sell {order.quantity:g} {order.coin}: only {max(held, 0.0):g} held (shorting not allowed)"
+                ledger.reject_paper_order(session, key, reason)
+                return OrderResult("rejected", key, raw=self._raw(order, "rejected", reason), reason=reason)
+
+            _lock_book(session)
+            book = self._book(session, {order.coin: order.price}, order.as_of)
+            reason = check_order(book, order.coin, order.side, order.quantity, order.price, self.limits)
+            if reason is not None:
                 ledger.reject_paper_order(session, key, reason)
                 return OrderResult("rejected", key, raw=self._raw(order, "rejected", reason), reason=reason)
 
@@ -217,6 +250,32 @@ class PaperBroker(Broker):
     def total_notional(self) -> float:
         return ledger.paper_total_notional(url=self.url)
 
+    def _book(self, session: Any, marks: Mapping[str, float], as_of: Any) -> Account:
+        if self.marks is not None:  # the given marks (the day's closes) over the order's price
+            marks = {**marks, **self.marks()}
+        return paper_account(session, self.limits.capital, marks=marks, as_of=as_of, url=self.url)
+
+    def account(self, capital: float | None = None, *, marks: Mapping[str, float], as_of: Any = None,
+                url: str | None = None) -> Account:
+        """The ledger's book (capital default: the broker's ``limits.capital``)."""
+        with session_scope(self.url) as session:
+            book = self._book(session, marks, as_of)
+        if capital is not None and capital != book.capital:
+            book = Account(capital, book.cash - book.capital + capital, book.positions, book.marks, notes=book.notes)
+        return book
+
+
+_BOOK_LOCK_KEY = 0x63726D6C626F6F6B  # "crmlbook"
+
+
+def _lock_book(session: Any) -> None:
+    """Serialise fills across coins (the cash is shared): a PostgreSQL transaction-scoped advisory
+    lock; on SQLite the order insert already holds the database's write lock."""
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _BOOK_LOCK_KEY - (1 << 63)})
+
 
 def _apply_fill(qty: float, avg: float, signed: float, price: float) -> tuple[float, float]:
     """New (quantity, average entry price) after filling ``signed`` units at ``price``."""
@@ -256,6 +315,8 @@ class HTTPBroker(Broker):
         needs ``CRYPTO_ML_TRADING_LIVE=1`` in the environment.
     timeout, retries, backoff
         Per-attempt timeout in seconds, retries after the first attempt, urllib3 backoff factor.
+    ledger_url
+        The project database whose recorded trade requests :meth:`account` reads the cash from.
     """
 
     name = "http"
@@ -269,6 +330,7 @@ class HTTPBroker(Broker):
         timeout: float = 10,
         retries: int = 3,
         backoff: float = 0.5,
+        ledger_url: str | None = None,
     ) -> None:
         if not endpoint:
             raise ValueError("HTTPBroker needs an endpoint URL")
@@ -278,6 +340,7 @@ class HTTPBroker(Broker):
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.ledger_url = ledger_url
         if not dry_run:
             self._check_live()
         self._session: requests.Session | None = None
@@ -371,6 +434,23 @@ class HTTPBroker(Broker):
         return total
 
 
+    def account(self, capital: float, *, marks: Mapping[str, float], as_of: Any = None,
+                url: str | None = None) -> Account:
+        """The book from the project's recorded trade requests of this broker
+        (:func:`crypto_ml.trading.risk.trade_request_account`): live, the cash after every fill the
+        endpoint reported and the endpoint's positions; dry run, every order that would have been
+        sent counted as filled at its price."""
+        positions = None
+        if not self.dry_run:
+            positions = {}
+            for coin, value in self._positions_raw().items():
+                positions[coin] = float(value.get("quantity", 0.0) if isinstance(value, dict) else value)
+        url = url or self.ledger_url
+        requests_ = ledger.get_trade_requests(url=url)
+        return trade_request_account(requests_, capital, broker=self.name, dry_run=self.dry_run, marks=marks,
+                                     positions=positions, as_of=as_of, url=url)
+
+
 def _json(resp: requests.Response) -> dict[str, Any]:
     try:
         payload = resp.json()
@@ -413,5 +493,5 @@ def broker_from_config(name: str | None = None, *, url: str | None = None) -> Br
         if not endpoint:
             raise ValueError(f"the http broker needs {BROKER_URL_ENV} (the order endpoint)")
         dry_run = env_bool(BROKER_DRY_RUN_ENV, True)
-        return HTTPBroker(endpoint, dry_run=dry_run)
+        return HTTPBroker(endpoint, dry_run=dry_run, ledger_url=url)
     raise ValueError(f"unknown broker {name!r} (from {BROKER_ENV}); expected 'paper' or 'http'")

@@ -1,7 +1,8 @@
 """Trading rules: turn one prediction into "trade" or "store" (pure, no I/O).
 
 :func:`decide` buys when the expected return over the horizon is above a threshold, sized to a fixed
-order notional and capped by per-coin and total position limits; sells (a long position, or short
+order notional and capped by per-coin and total limits and by the cash, all at market value
+(:mod:`crypto_ml.trading.risk`); sells (a long position, or short
 when allowed) when it is below minus the threshold; and stores only otherwise, or whenever the kill
 switch is on.
 
@@ -21,7 +22,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from crypto_ml.trading.risk import Account
 
 #: Relative slack under which a remaining room or position counts as zero (float noise).
 _EPS = 1e-9
@@ -38,9 +42,13 @@ class TradingRules:
     order_notional
         Notional of one order (quantity = ``order_notional / last_close``).
     max_position_notional
-        Largest notional of one coin's position, marked at the prediction's ``last_close``.
+        Largest market value of one coin's position (marked at the prediction's ``last_close``).
     max_total_notional
-        Largest gross notional of all positions together (as reported by the broker).
+        Largest gross exposure of all positions together, at market value.
+    capital
+        What the book started with (its cash before any trade); None (default): equal to
+        ``max_total_notional``. Buys never spend more than the cash (capital plus sales minus
+        purchases and fees), see :mod:`crypto_ml.trading.risk`.
     allow_short
         Whether a sell signal without a long position opens (or grows) a short position.
     fee_bps, slippage_bps
@@ -60,6 +68,7 @@ class TradingRules:
     fee_bps: float = 0.0
     slippage_bps: float = 0.0
     interval_level: float | None = None
+    capital: float | None = None
 
     def __post_init__(self) -> None:
         _check_number("threshold", self.threshold, allow_zero=True)
@@ -68,6 +77,8 @@ class TradingRules:
         _check_number("max_total_notional", self.max_total_notional)
         _check_number("fee_bps", self.fee_bps, allow_zero=True)
         _check_number("slippage_bps", self.slippage_bps, allow_zero=True)
+        if self.capital is not None:
+            _check_number("capital", self.capital)
         if not isinstance(self.allow_short, bool):
             raise ValueError(f"TradingRules.allow_short must be a bool, got {self.allow_short!r}")
         if self.interval_level is not None:
@@ -77,6 +88,11 @@ class TradingRules:
                     f"TradingRules.interval_level must be None or a percentage between 0 and 100 "
                     f"(e.g. 80), got {self.interval_level!r}"
                 )
+
+    @property
+    def book_capital(self) -> float:
+        """The capital of the book: ``capital``, else ``max_total_notional``."""
+        return float(self.capital if self.capital is not None else self.max_total_notional)
 
     @property
     def cost_per_side(self) -> float:
@@ -159,8 +175,7 @@ def return_interval_of(prediction: dict[str, Any], level: float) -> tuple[float,
 def decide(
     *,
     prediction: dict[str, Any],
-    position_qty: float,
-    total_notional: float,
+    account: "Account | None",
     kill_switch: bool,
     rules: TradingRules,
 ) -> Decision:
@@ -169,16 +184,16 @@ def decide(
     Parameters
     ----------
     prediction
-        Dict with at least ``last_close`` and ``expected_return`` (or ``values``); with
+        Dict with at least ``coin``, ``last_close`` and ``expected_return`` (or ``values``); with
         ``rules.interval_level`` also ``intervals`` (the engine's result carries them).
-    position_qty
-        Current position of the prediction's coin (negative = short).
-    total_notional
-        Current gross notional of all positions (from the broker).
+    account
+        The book (:class:`crypto_ml.trading.risk.Account`: cash, positions, marks), from the
+        broker (:meth:`~crypto_ml.trading.brokers.Broker.account`) or the backtest; the
+        prediction's coin is marked at its ``last_close``. Only None with the kill switch on.
     kill_switch
         When true, everything is stored only.
     rules
-        The limits.
+        The signal and the limits (:meth:`crypto_ml.trading.risk.RiskLimits.from_rules`).
 
     Returns
     -------
@@ -186,37 +201,49 @@ def decide(
         With fees, slippage or an interval level the "expected return" below is the signal net
         of costs (buy: ``er - 2 * cost``, or the interval's lower bound minus that; sell:
         ``er + cost``, or the upper bound plus that; ``cost = (fee_bps + slippage_bps) / 1e4``).
-        Buy when expected return > threshold, sized ``order_notional / last_close`` and capped by the
-        per-coin (``position_qty * last_close``) and total limits ("position limit reached" when there
-        is no room); sell ``min(position, order size)`` when expected return < -threshold and a long
+        First, when prices moved the book past a cap (the coin's market value above the per-coin
+        cap, the total above the total cap or the equity), the coin's share of the excess is sold
+        (a trim, :func:`crypto_ml.trading.risk.trims`). Buy when expected return > threshold, sized
+        ``order_notional / last_close`` and capped by :func:`crypto_ml.trading.risk.buy_room`
+        (per-coin, total and cash room, at market value; "position limit reached" when there is
+        none); sell ``min(position, order size)`` when expected return < -threshold and a long
         position exists (or a capped short when ``allow_short``); otherwise store, with a reason.
 
     Raises
     ------
     ValueError
-        For a missing or non-positive ``last_close`` or a non-finite expected return / position.
+        For a missing or non-positive ``last_close``, a non-finite expected return, or no account.
     """
+    from crypto_ml.trading.risk import RiskLimits, buy_room, trims
+
     price = float(prediction.get("last_close") or 0.0)
     if not math.isfinite(price) or price <= 0:
         raise ValueError(f"prediction last_close must be a finite price > 0, got {prediction.get('last_close')!r}")
-    position_qty = float(position_qty)
-    total_notional = float(total_notional)
-    if not (math.isfinite(position_qty) and math.isfinite(total_notional)):
-        raise ValueError(f"position_qty and total_notional must be finite, got {position_qty}, {total_notional}")
 
     def store(reason: str) -> Decision:
         return Decision("store", None, 0.0, price, reason)
 
     if kill_switch:
         return store("kill switch on")
+    if account is None:
+        raise ValueError("decide needs the account (cash, positions, marks) unless the kill switch is on")
+    coin = prediction.get("coin")
+    if not coin:
+        raise ValueError("prediction has no coin")
+    account = account.with_marks({coin: price})
+    limits = RiskLimits.from_rules(rules)
+    position_qty = account.quantity(coin)
     er = expected_return_of(prediction)
     band = f"±{rules.threshold * 100:.1f}% threshold"
     cost = rules.cost_per_side
+    trim = trims(account, limits).get(coin)
     if rules.interval_level is None:
         up, down, what = er, er, "expected return"
     else:
         bounds = return_interval_of(prediction, rules.interval_level)
         if bounds is None:
+            if trim is not None:
+                return Decision("trade", trim.side, trim.quantity, price, trim.reason)
             return store(f"no {rules.interval_level:g}% interval in the prediction (the rule needs one)")
         (up, down), what = bounds, f"{rules.interval_level:g}% interval"
     buy_signal, sell_signal = up - 2 * cost, down + cost
@@ -226,6 +253,14 @@ def decide(
     else:
         buy_label, sell_label = f"{what} lower bound{net}", f"{what} upper bound{net}"
     what += net
+    if trim is not None:
+        qty, reason = trim.quantity, trim.reason
+        if trim.side == "sell" and sell_signal < -rules.threshold:
+            signal_qty = min(position_qty, rules.order_notional / price)
+            if signal_qty > qty:
+                qty = signal_qty
+                reason = f"{sell_label} {_pct(sell_signal)} below -{rules.threshold * 100:.1f}% threshold; {reason}"
+        return Decision("trade", trim.side, qty, price, reason)
     if buy_signal <= rules.threshold and sell_signal >= -rules.threshold:
         if rules.interval_level is None and not cost:
             return store(f"expected return {_pct(er)} within {band}")
@@ -234,12 +269,9 @@ def decide(
             f"does not clear the {band}"
         )
 
-    position_notional = position_qty * price  # signed, marked at last_close
-    total_room = rules.max_total_notional - total_notional
     if buy_signal > rules.threshold:
         why = f"{buy_label} {_pct(buy_signal)} above +{rules.threshold * 100:.1f}% threshold"
-        coin_room = rules.max_position_notional - position_notional
-        return _sized("buy", price, rules, coin_room, total_room, why, store)
+        return _sized("buy", price, rules, buy_room(account, coin, limits), why, store, account)
 
     why = f"{sell_label} {_pct(sell_signal)} below -{rules.threshold * 100:.1f}% threshold"
     long_qty = position_qty if position_qty > _EPS * max(1.0, abs(position_qty)) else 0.0
@@ -249,16 +281,18 @@ def decide(
         return Decision("trade", "sell", qty, price, reason)
     if not rules.allow_short:
         return store(f"{why} but nothing to sell (shorting not allowed)")
-    coin_room = rules.max_position_notional + position_notional  # position_notional <= 0 here
-    return _sized("sell", price, rules, coin_room, total_room, why, store)
+    return _sized("sell", price, rules, buy_room(account, coin, limits, side="sell"), why, store, account)
 
 
-def _sized(side, price, rules, coin_room, total_room, why, store) -> Decision:
-    notional = min(rules.order_notional, coin_room, total_room)
+def _sized(side, price, rules, room, why, store, account) -> Decision:
+    room_notional, limit = room
+    notional = min(rules.order_notional, room_notional)
     if notional <= _EPS * rules.order_notional:
-        limit = "per-coin" if coin_room <= total_room else "total"
+        if limit in ("cash", "equity"):
+            return store(f"{why} but no cash to buy with ({account.describe()})")
         return store(f"{why} but position limit reached ({limit} limit)")
     reason = why
     if notional < rules.order_notional:
-        reason += f"; capped by the {'per-coin' if coin_room <= total_room else 'total'} limit"
+        reason += (f"; capped by the {limit} limit" if limit not in ("cash", "equity")
+                   else f"; capped by the cash ({account.cash:,.2f} USD)")
     return Decision("trade", side, notional / price, price, reason)

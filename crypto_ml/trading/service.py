@@ -108,11 +108,12 @@ def record_decision(
     rules = rules or TradingRules()
     as_dict = p.to_json()
     if kill_switch:
-        decision = decide(prediction=as_dict, position_qty=0.0, total_notional=0.0, kill_switch=True, rules=rules)
+        decision = decide(prediction=as_dict, account=None, kill_switch=True, rules=rules)
     else:
         broker = broker or broker_from_config(url=url)
-        decision = decide(prediction=as_dict, position_qty=broker.position(p.coin),
-                          total_notional=broker.total_notional(), kill_switch=False, rules=rules)
+        account = broker.account(rules.book_capital, marks={p.coin: float(p.last_close)}, as_of=p.as_of,
+                                  url=url)
+        decision = decide(prediction=as_dict, account=account, kill_switch=False, rules=rules)
     trade = None
     if decision.action == "trade":
         assert decision.side is not None and broker is not None

@@ -6,9 +6,21 @@ import math
 
 import pytest
 
+from crypto_ml.trading.risk import Account
 from crypto_ml.trading.rules import Decision, TradingRules, decide
 
 RULES = TradingRules()  # threshold 2 %, order 1000, per coin 5000, total 20000, no shorts
+
+
+def book(position: float, total: float, *, coin: str = "btc", price: float = 100.0,
+         rules: TradingRules = TradingRules()) -> Account:
+    """A book holding ``position`` of ``coin`` at ``price`` and other coins worth the rest of
+    ``total`` (exposure at market value), bought at today's marks (cash = capital - their value)."""
+    other = (total - abs(position) * price) / 50.0
+    positions = {coin: position, "other": other}
+    marks = {coin: price, "other": 50.0}
+    cash = rules.book_capital - position * price - other * 50.0
+    return Account(rules.book_capital, cash, positions, marks)
 
 
 def pred(er: float, last_close: float = 100.0) -> dict:
@@ -27,7 +39,8 @@ CASES = [
     ("exactly at -threshold is no trade", -0.02, 3, 0, False, RULES, "store", None, 0.0, "within"),
     ("per-coin cap", 0.05, 45, 4500, False, RULES, "trade", "buy", 5.0, "capped by the per-coin limit"),
     ("per-coin full", 0.05, 50, 5000, False, RULES, "store", None, 0.0, "position limit reached (per-coin limit)"),
-    ("per-coin over", 0.05, 60, 6000, False, RULES, "store", None, 0.0, "position limit reached"),
+    ("per-coin over at market is trimmed", 0.05, 60, 6000, False, RULES, "trade", "sell", 10.0,
+     "trim 10 btc: 6,000 USD at market above the 5,000 USD per-coin cap"),
     ("total cap", 0.05, 0, 19800, False, RULES, "trade", "buy", 2.0, "capped by the total limit"),
     ("total full", 0.05, 0, 20000, False, RULES, "store", None, 0.0, "position limit reached (total limit)"),
     ("sell order size", -0.05, 30, 3000, False, RULES, "trade", "sell", 10.0, "expected return -5.0% below -2.0% threshold"),
@@ -49,7 +62,7 @@ CASES = [
     ids=[c[0] for c in CASES],
 )
 def test_decide(er, position, total, kill, rules, action, side, qty, reason):
-    d = decide(prediction=pred(er), position_qty=position, total_notional=total, kill_switch=kill, rules=rules)
+    d = decide(prediction=pred(er), account=book(position, total), kill_switch=kill, rules=rules)
     assert isinstance(d, Decision)
     assert (d.action, d.side) == (action, side)
     assert math.isclose(d.quantity, qty, rel_tol=1e-12, abs_tol=1e-12)
@@ -59,7 +72,7 @@ def test_decide(er, position, total, kill, rules, action, side, qty, reason):
 
 
 def test_sizing_uses_last_close():
-    d = decide(prediction=pred(0.05, last_close=40000.0), position_qty=0, total_notional=0,
+    d = decide(prediction=pred(0.05, last_close=40000.0), account=book(0, 0),
                kill_switch=False, rules=RULES)
     assert d.quantity == pytest.approx(0.025)
     assert d.price == 40000.0
@@ -69,7 +82,7 @@ def test_expected_return_from_values_when_missing():
     p = pred(0.0)
     del p["expected_return"]
     p["values"] = [101.0, 103.0]
-    d = decide(prediction=p, position_qty=0, total_notional=0, kill_switch=False, rules=RULES)
+    d = decide(prediction=p, account=book(0, 0), kill_switch=False, rules=RULES)
     assert (d.action, d.side) == ("trade", "buy")
     assert "+3.0%" in d.reason
 
@@ -77,7 +90,7 @@ def test_expected_return_from_values_when_missing():
 def test_float_noise_at_the_limit_is_no_room():
     # 5 orders of 1000/3 units at 300 fill the coin exactly, up to float rounding.
     qty = sum([1000 / 300] * 5)
-    d = decide(prediction=pred(0.05, last_close=300.0), position_qty=qty, total_notional=5000,
+    d = decide(prediction=pred(0.05, last_close=300.0), account=book(qty, 5000, price=300.0),
                kill_switch=False, rules=RULES)
     assert d.action == "store" and "position limit reached" in d.reason
 
@@ -85,7 +98,7 @@ def test_float_noise_at_the_limit_is_no_room():
 def test_kill_switch_does_not_need_a_valid_return():
     p = pred(0.0)
     p["expected_return"] = float("nan")
-    d = decide(prediction=p, position_qty=0, total_notional=0, kill_switch=True, rules=RULES)
+    d = decide(prediction=p, account=book(0, 0), kill_switch=True, rules=RULES)
     assert d.reason == "kill switch on"
 
 
@@ -94,12 +107,16 @@ def test_kill_switch_does_not_need_a_valid_return():
 def test_decide_rejects_bad_predictions(bad):
     p = {**pred(0.05), **bad}
     with pytest.raises(ValueError):
-        decide(prediction=p, position_qty=0, total_notional=0, kill_switch=False, rules=RULES)
+        decide(prediction=p, account=book(0, 0), kill_switch=False, rules=RULES)
 
 
 def test_decide_rejects_bad_positions():
-    with pytest.raises(ValueError, match="finite"):
-        decide(prediction=pred(0.05), position_qty=float("nan"), total_notional=0, kill_switch=False, rules=RULES)
+    with pytest.raises(ValueError, match="position of 'btc' must be a finite number"):
+        Account(20000.0, 20000.0, {"btc": float("nan")}, {"btc": 100.0})
+    with pytest.raises(ValueError, match="no mark for the held coin"):
+        Account(20000.0, 15000.0, {"eth": 10.0}, {"btc": 100.0})
+    with pytest.raises(ValueError, match="needs the account"):
+        decide(prediction=pred(0.05), account=None, kill_switch=False, rules=RULES)
 
 
 @pytest.mark.parametrize(

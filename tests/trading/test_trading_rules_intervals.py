@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from crypto_ml.trading.risk import Account
 from crypto_ml.trading.rules import TradingRules, decide, return_interval_of
+
+
+def book(position: float, total: float, *, coin: str = "bitcoin", price: float = 100.0,
+         rules: TradingRules = TradingRules()) -> Account:
+    """A book holding ``position`` of ``coin`` at ``price`` and other coins worth the rest of
+    ``total`` (exposure at market value), bought at today's marks (cash = capital - their value)."""
+    other = (total - abs(position) * price) / 50.0
+    positions = {coin: position, "other": other}
+    marks = {coin: price, "other": 50.0}
+    cash = rules.book_capital - position * price - other * 50.0
+    return Account(rules.book_capital, cash, positions, marks)
 
 
 def pred(er: float, lower: float | None = None, upper: float | None = None, level: str = "80",
@@ -17,7 +29,7 @@ def pred(er: float, lower: float | None = None, upper: float | None = None, leve
 
 
 def run(p, rules, position=0.0, total=0.0):
-    return decide(prediction=p, position_qty=position, total_notional=total, kill_switch=False, rules=rules)
+    return decide(prediction=p, account=book(position, total), kill_switch=False, rules=rules)
 
 
 INTERVAL = TradingRules(interval_level=80)
@@ -56,7 +68,7 @@ def test_limits_and_kill_switch_still_apply_to_the_interval_rule():
     p = pred(0.08, 0.03, 0.12)
     full = run(p, INTERVAL, position=50.0, total=5000.0)  # 50 x 100 = the 5000 per-coin limit
     assert full.action == "store" and "position limit reached" in full.reason
-    killed = decide(prediction=p, position_qty=0, total_notional=0, kill_switch=True, rules=INTERVAL)
+    killed = decide(prediction=p, account=book(0, 0), kill_switch=True, rules=INTERVAL)
     assert killed.action == "store" and killed.reason == "kill switch on"
 
 

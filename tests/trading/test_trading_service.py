@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from crypto_ml.storage import count_rows, get_predictions, get_trade_requests, migrate
+from crypto_ml.trading.risk import RiskLimits
 from crypto_ml.trading import (
     BrokerError,
     DecisionError,
@@ -253,7 +254,8 @@ def test_concurrent_calls_place_one_order_on_postgres(pg_url):
     a standalone loop hit it in 2 rounds of 300 before the fix and in none of 600 after).
     """
     migrate(pg_url)
-    rules = TradingRules(max_total_notional=1e9)  # every round trades
+    rules = TradingRules(max_total_notional=1e9)  # every round trades (the ledger checks the same limits)
+    limits = RiskLimits.from_rules(rules)
     threads_per_round, rounds = 8, 30
     for n in range(rounds):
         coin = f"coin{n}"
@@ -264,7 +266,7 @@ def test_concurrent_calls_place_one_order_on_postgres(pg_url):
             try:
                 barrier.wait()
                 results.append(handle_prediction(prediction(coin=coin), kill_switch=False, rules=rules,
-                                                 broker=PaperBroker(pg_url), url=pg_url))
+                                                 broker=PaperBroker(pg_url, limits=limits), url=pg_url))
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
