@@ -22,6 +22,13 @@ class IngestResult:
     warnings: int
     failed_coins: dict[str, str] = field(default_factory=dict)
     new_by_coin: dict[str, int] = field(default_factory=dict)
+    #: ``{coin: reason}``: the source served less history than asked (an exchange's depth cap, a
+    #: first candle after the day asked for), with the days missing and what to do
+    history_limits: dict[str, str] = field(default_factory=dict)
+    #: ``{coin: text}``: what is no failure but worth a line (delisted since, not listed yet)
+    notes: dict[str, str] = field(default_factory=dict)
+    #: ``{coin: rows}`` stored from a seed (``extra.seed``) rather than the source itself
+    seeded_by_coin: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         text = (
@@ -29,6 +36,15 @@ class IngestResult:
             f"already present (updated in place); {self.quarantined_new} new quarantined rows "
             f"({self.errors} in this load), {self.warnings} warnings."
         )
+        if self.seeded_by_coin:
+            text += (f"\n{sum(self.seeded_by_coin.values())} rows of {len(self.seeded_by_coin)} "
+                     "coins from the seed")
+        for coin, reason in self.history_limits.items():
+            text += f"\nLIMITED {coin}: {reason}"
+        for coin, note in self.notes.items():
+            text += f"\nNOTE {coin}: {note}"
+        if self.failed_coins:
+            text += f"\n{len(self.failed_coins)} coins failed: {', '.join(self.failed_coins)}"
         for coin, reason in self.failed_coins.items():
             text += f"\nFAILED {coin}: {reason}"
         return text
@@ -56,8 +72,11 @@ def ingest(
     Each coin is stored in its own transaction, so a failure names its coin and leaves the coins
     already stored intact; a re-run updates the same rows in place and inserts none.
     """
+    import pandas as pd
+
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.validation import WARNING, Finding
 
     url = storage.database_url(url)
     storage.migrate(url)
@@ -65,8 +84,6 @@ def ingest(
         loader = CryptoLoader(source, as_of=as_of, synthetic=synthetic, seed=seed)
     if isinstance(since, Mapping):
         frame = loader.frame(as_of=as_of)
-        import pandas as pd
-
         last = pd.to_datetime(frame["coin"].map({c: as_date(d).isoformat() for c, d in since.items()}))
         frame = frame[last.isna() | (frame["date"] > last)].reset_index(drop=True)
     else:
@@ -82,11 +99,31 @@ def ingest(
         warnings=len(loader.report.warnings),
         failed_coins=dict(loader.report.failed_coins),
     )
+    source = loader.source
+    result.history_limits = dict(getattr(source, "limits", {}) or {})
+    result.notes = dict(getattr(source, "notes", {}) or {})
+    seeded = getattr(source, "seeded", {}) or {}
+    seed_name = f"csv-seed:{source.market.seed}" if seeded else None
+    for coin, text in result.history_limits.items():  # the run's summary lists them with the rest
+        loader.report.findings.append(Finding(coin=coin, rule="history_limit", severity=WARNING,
+                                              message=text, origin=source.name))
+    result.warnings = len(loader.report.warnings)
     for coin, part in frame.groupby("coin", sort=True):
-        written = storage.store_prices(part, source=loader.source.name, url=url)
-        result.inserted += written.inserted
-        result.updated += written.updated
-        result.new_by_coin[coin] = written.inserted
+        parts = [(part, source.name)]
+        if coin in seeded:  # the seed's days are stored as the seed's, the rest as the source's
+            first, last = seeded[coin]
+            from_seed = (part["date"] >= pd.Timestamp(first)) & (part["date"] <= pd.Timestamp(last))
+            parts = [(part[~from_seed], source.name), (part[from_seed], seed_name)]
+            result.seeded_by_coin[coin] = int(from_seed.sum())
+        written_new = 0
+        for rows, label in parts:
+            if rows.empty:
+                continue
+            written = storage.store_prices(rows, source=label, url=url)
+            result.inserted += written.inserted
+            result.updated += written.updated
+            written_new += written.inserted
+        result.new_by_coin[coin] = written_new
         if progress is not None:
             progress(coin, len(part))
     result.quarantined_new = storage.store_quarantine(

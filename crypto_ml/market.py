@@ -51,7 +51,7 @@ _KIND_KEYS = {
     REPLAY: set(),
     CSV: {"path"},
     EXCHANGE: {"symbols", "top", "quote", "api_url", "start", "timeout", "retries", "backoff",
-               "rate_limit_ms", "page_limit"},
+               "rate_limit_ms", "page_limit", "seed"},
 }
 _EXTRA_KEYS = set().union(*_KIND_KEYS.values())
 _ENCODE_FIX = ("URL-encode the extra's value (api_url=http%3A%2F%2F127.0.0.1%3A8000), or give the "
@@ -103,6 +103,10 @@ class MarketConfig:
         exchange's ``Retry-After``, when longer).
     :param rate_limit_ms: least milliseconds between two requests (default: ccxt's value for
         the exchange, its published limit).
+    :param seed: a CSV folder (exchange only) holding the older history of the exchange's coins
+        (files named by coin id, ``btc-usd.csv``, or the long form): a coin's days the project DB
+        lacks are read from it first, the exchange is asked only for the days after them. The
+        deep history of an exchange that serves little (Kraken: its 720 most recent candles).
     :param origin: where the setting came from, for messages.
     """
 
@@ -119,6 +123,7 @@ class MarketConfig:
     backoff: float = 1.0
     rate_limit_ms: int | None = None
     page_limit: int = 1000
+    seed: str | None = None
     origin: str = "default (no crypto_ml_market Connection)"
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -208,7 +213,8 @@ class MarketConfig:
             )
         quote = str(extra.get("quote") or "USDT").upper()
         return cls(kind=EXCHANGE, exchange=host, symbols=symbols, top=top,
-                   quote=quote, api_url=extra.get("api_url") or None, **common)
+                   quote=quote, api_url=extra.get("api_url") or None,
+                   seed=str(extra["seed"]) if extra.get("seed") else None, **common)
 
     @classmethod
     def from_env_value(cls, value: str, *, origin: str = ENV_VAR) -> MarketConfig:
@@ -281,7 +287,8 @@ class MarketConfig:
             shown = ", ".join(self.symbols[:5]) + (f", ... ({len(self.symbols)} symbols)"
                                                       if len(self.symbols) > 5 else "")
             what = shown if self.symbols else f"top {self.top} {self.quote} markets by 24 h quote volume"
-            return f"exchange {self.exchange} ({what}) via ccxt"
+            seeded = f", seeded from the CSV files in {self.seed}" if self.seed else ""
+            return f"exchange {self.exchange} ({what}) via ccxt{seeded}"
         if self.kind == CSV:
             return f"CSV files in {self.path}"
         return "replay of the bundled 2013-2017 history"

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from crypto_ml.market import EXCHANGE, MarketConfig, coin_id, last_closed_day
+from crypto_ml.market import EXCHANGE, MarketConfig, coin_id, last_closed_day, symbol_of
 from crypto_ml.sources.base import Source, SourceError, as_date
 from crypto_ml.validation import ValidationReport
 
@@ -136,6 +136,15 @@ class ExchangeSource(Source):
         self._report = ValidationReport()
         self.calls = 0
         self.universe_ids: dict[str, str] = {}
+        #: ``{coin: reason}``: served less history than asked (a depth cap, a later first candle)
+        self.limits: dict[str, str] = {}
+        #: ``{coin: text}``: facts that are no failure (delisted since, not listed yet on the day)
+        self.notes: dict[str, str] = {}
+        #: ``{coin: (first day served or None, depth-capped)}`` of the coins fetched
+        self.served: dict[str, tuple[dt.date | None, bool]] = {}
+        #: ``{coin: (first, last)}`` of the rows read from the seed (``extra.seed``)
+        self.seeded: dict[str, tuple[dt.date, dt.date]] = {}
+        self.day: dt.date | None = None
 
     @property
     def exchange(self) -> ccxt.Exchange:
@@ -187,16 +196,11 @@ class ExchangeSource(Source):
             for symbol in self.market.symbols:
                 coin = coin_id(symbol)
                 market = markets.get(symbol)
-                if market is None:
-                    self._report.failed_coins[coin] = (
-                        f"{coin} ({symbol}) on {ex}: no such market (unknown symbol, or delisted)"
-                    )
-                elif market.get("active") is False:
-                    self._report.failed_coins[coin] = (
-                        f"{coin} ({symbol}) on {ex}: market is inactive (delisted or halted)"
-                    )
-                else:
-                    out[coin] = symbol
+                if market is None or market.get("active") is False:
+                    if self._held_on_the_day(coin, symbol, market):
+                        out[coin] = symbol
+                    continue
+                out[coin] = symbol
             return out
         tickers = self._call(f"{ex}: fetch tickers", self.exchange.fetch_tickers)
         ranked = []
@@ -206,7 +210,41 @@ class ExchangeSource(Source):
                     and market.get("quote") == self.market.quote):
                 ranked.append((float(ticker.get("quoteVolume") or 0.0), symbol))
         ranked.sort(key=lambda item: (-item[0], item[1]))
-        return {coin_id(symbol): symbol for _, symbol in ranked[: self.market.top]}
+        out = {coin_id(symbol): symbol for _, symbol in ranked[: self.market.top]}
+        # a backfilled day's universe: the stored markets that traded that day, delisted since
+        listed = {_coin_or_none(sym) for sym, m in markets.items() if _spot_symbol(sym, m)}
+        for coin, (first, last) in sorted(self.stored.items()):
+            if coin not in out and coin not in listed and self.day and first <= self.day <= last \
+                    and coin.endswith("-" + self.market.quote.lower()):
+                self.notes[coin] = (f"{coin} ({symbol_of(coin)}): delisted on {ex}, last candle "
+                                    f"{last}; predicted from its stored history")
+                out[coin] = symbol_of(coin)
+        return out
+
+    def _held_on_the_day(self, coin: str, symbol: str, market) -> bool:
+        """A symbol the exchange no longer lists (or lists as inactive): a delisting when the
+        project DB holds its candles (in the day's universe if it traded that day, predicted from
+        what is stored), else an unknown symbol. Records the failure when it is one."""
+        ex = self.market.exchange
+        held = self.stored.get(coin)
+        if held is None:
+            if market is None:
+                self._report.failed_coins[coin] = (
+                    f"{coin} ({symbol}) on {ex}: unknown symbol (no such market on {ex}; never "
+                    "stored: a typo, or not listed yet)")
+            else:
+                self._report.failed_coins[coin] = (
+                    f"{coin} ({symbol}) on {ex}: market is inactive (halted, or delisted before "
+                    "any candle was stored)")
+            return False
+        first, last = held
+        text = f"{coin} ({symbol}): delisted on {ex}, last candle {last}"
+        if self.day is not None and first <= self.day <= last:
+            self.notes[coin] = text + "; predicted from its stored history"
+            return True
+        self._report.failed_coins[coin] = text + (
+            f"; no candle for {self.day}" if self.day is not None else "")
+        return False
 
     # -- candles ------------------------------------------------------------------------------
     def fetch_coin(self, coin: str, symbol: str, first: dt.date | None, last: dt.date) -> pd.DataFrame:
@@ -220,6 +258,9 @@ class ExchangeSource(Source):
         since_ms = _ms(first) if first is not None else 0
         rows: list[dict] = []
         seen_until = -1
+        served_first: int | None = None  # the first candle the exchange served (closed or not)
+        capped = False
+        first_page = True
         while since_ms <= until_ms:
             what = (f"{coin} ({symbol}) on {ex}: fetch_ohlcv "
                     + (f"since {_iso(since_ms)}" if since_ms else "from the first candle"))
@@ -242,23 +283,118 @@ class ExchangeSource(Source):
                 except (TypeError, ValueError, IndexError):
                     rows.append(_malformed_row(coin, symbol, candle, what, index))
                     continue
+                if served_first is None or ts < served_first:
+                    served_first = ts
                 if ts <= seen_until:
                     continue  # a candle an earlier page already gave (overlapping pages)
                 newest = max(newest, ts)
                 if ts + DAY_MS > now_ms or ts > until_ms:
                     continue  # still forming, or after the run's day: never stored
                 rows.append(_candle_row(coin, symbol, candle, what, index))
+            if first_page and served_first is not None:
+                capped = self._capped(served_first, newest, now_ms)
+                first_page = False
             if newest <= seen_until:
                 break  # an empty page, or nothing new: the market has no more candles
             seen_until = newest
             since_ms = newest + DAY_MS
+        self.served[coin] = (None if served_first is None else _day(served_first), capped)
         return pd.DataFrame(rows, columns=_RAW_COLUMNS)
+
+    @property
+    def depth(self) -> int | None:
+        """Candles the exchange serves a request at most (ccxt's ``features``: Kraken 720, Binance
+        1,000); a depth cap when the exchange also ignores an older ``since`` (see :meth:`_capped`)."""
+        try:
+            return int(self.exchange.features["spot"]["fetchOHLCV"]["limit"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    def _capped(self, first_ms: int, newest_ms: int, now_ms: int) -> bool:
+        """Whether a first page was cut by the exchange's depth: it holds the newest candles (up to
+        the one forming now) and spans the exchange's whole limit, so ``since`` was ignored. A page
+        that starts at an old ``since`` and stops ``limit`` days later (Binance's) is not."""
+        depth = self.depth
+        if not depth or self.market.page_limit < depth:
+            return False
+        reaches_now = newest_ms + 2 * DAY_MS > now_ms
+        return reaches_now and (now_ms - first_ms) // DAY_MS + 1 >= depth
+
+    def _limit_reason(self, coin: str, symbol: str, window, served) -> tuple[str, str] | None:
+        """``("failed" | "limited" | "note", text)`` when the exchange served less than asked."""
+        ex = self.market.exchange
+        first, last = window
+        served_first, capped = served
+        where = f"{coin} ({symbol}) on {ex}"
+        seed_hint = ("; to have those days, seed them from CSV files in the same setting: "
+                     "extra.seed=<folder> (README, 'Deep history')")
+        cap = (f"{ex} serves only its {self.depth} most recent daily candles, whatever is asked"
+               if capped else None)
+        if served_first is None:
+            return "note", f"{where}: no daily candle served yet (listed today?)"
+        if served_first > last:
+            missing = (served_first - (first or last)).days
+            if capped:
+                return "failed", (
+                    f"{where}: day {last} is outside what {ex} serves: {cap}, from {served_first}; "
+                    f"{missing} days missing ({first or last}..{served_first - dt.timedelta(days=1)})"
+                    + seed_hint)
+            return "note", f"{where}: first candle {served_first}, after {last}: not listed yet then"
+        if first is not None and served_first > first:
+            missing = (served_first - first).days
+            why = cap if capped else f"its first candle on {ex} is {served_first}"
+            return "limited", (f"{where}: asked from {first}, served from {served_first} ({why}): "
+                               f"{missing} days missing ({first}..{served_first - dt.timedelta(days=1)})"
+                               + seed_hint)
+        if first is None and capped:
+            return "limited", (f"{where}: history before {served_first} is cut ({cap}); how many "
+                               "days are missing is unknown: set extra.start to the market's first "
+                               "day to count them" + seed_hint)
+        return None
+
+    def _seed_rows(self, coins: Mapping[str, str], day: dt.date,
+                   held: dict[str, tuple[dt.date, dt.date]]) -> pd.DataFrame:
+        """The seed's rows (``extra.seed``, a CSV folder) of the day's coins that the project DB
+        lacks, up to ``day``; ``held`` grows by the seed's days, so the exchange is asked only
+        for the days after them. A seed coin outside the universe is said, not stored."""
+        from crypto_ml.sources.csv import CSVSource
+        from crypto_ml.validation import _parse_dates
+
+        raw = CSVSource(self.market.seed).read()
+        dates = _parse_dates(raw["date"])
+        for coin in sorted(set(raw["coin"]) - set(coins)):
+            self.notes[coin] = (f"{coin}: in the seed {self.market.seed} but not in the market's "
+                                f"universe on {day}: not stored (coin ids are the exchange's, e.g. "
+                                f"{next(iter(coins), 'btc-usdt')})")
+            log.warning("%s", self.notes[coin])
+        keep = raw["coin"].isin(list(coins)) & (dates.isna() | (dates <= pd.Timestamp(day)))
+        parts = []
+        for coin, part in raw[keep].groupby("coin", sort=True):
+            d = dates[part.index]
+            stored = self.stored.get(coin)
+            if stored is not None:
+                lacking = d.isna() | (d < pd.Timestamp(stored[0])) | (d > pd.Timestamp(stored[1]))
+                part, d = part[lacking], d[lacking]
+            if part.empty or d.isna().all():
+                if not part.empty:
+                    parts.append(part)  # unreadable dates: validation quarantines them, by row
+                continue
+            first, last = d.min().date(), d.max().date()
+            self.seeded[coin] = (first, last)
+            lo, hi = (first, last) if stored is None else (min(first, stored[0]), max(last, stored[1]))
+            held[coin] = (lo, hi)
+            parts.append(part)
+        if not parts:
+            return pd.DataFrame(columns=_RAW_COLUMNS)
+        return pd.concat(parts, ignore_index=True)[_RAW_COLUMNS]
 
     def read(self, *, as_of: dt.date | None = None) -> pd.DataFrame:
         day = last_closed_day(dt.datetime.fromtimestamp(_ms_now(self.now) / 1000, dt.UTC))
         if as_of is not None:
             day = min(day, as_date(as_of))
         self._report = ValidationReport()
+        self.limits, self.notes, self.served, self.seeded = {}, {}, {}, {}
+        self.day = day
         self.universe_ids = self.universe()
         if not self.universe_ids and self._report.failed_coins:
             first = next(iter(self._report.failed_coins.values()))
@@ -266,10 +402,15 @@ class ExchangeSource(Source):
         coins = self.universe_ids if self.coins is None else {
             c: self.universe_ids[c] for c in self.coins if c in self.universe_ids}
         frames, attempted, failed = [], 0, 0
+        held = dict(self.stored)
+        if self.market.seed:
+            frames.append(self._seed_rows(coins, day, held))
         for coin, symbol in coins.items():
-            window = fetch_window(self.stored.get(coin), day, start=self.market.start)
+            if coin in self.notes and "delisted on" in self.notes[coin]:
+                continue  # held on the day; the exchange serves it no more
+            window = fetch_window(held.get(coin), day, start=self.market.start)
             if window is None:
-                continue  # the project DB already holds this coin up to the day
+                continue  # the project DB (or the seed) already holds this coin up to the day
             attempted += 1
             try:
                 frames.append(self.fetch_coin(coin, symbol, *window))
@@ -277,6 +418,18 @@ class ExchangeSource(Source):
                 log.error("%s", exc)
                 self._report.failed_coins[coin] = str(exc)
                 failed += 1
+                continue
+            reason = self._limit_reason(coin, symbol, window, self.served[coin])
+            if reason is not None:
+                what, text = reason
+                log.warning("%s", text)
+                if what == "failed":
+                    self._report.failed_coins[coin] = text
+                    failed += 1
+                elif what == "limited":
+                    self.limits[coin] = text
+                else:
+                    self.notes[coin] = text
         if attempted > 1 and failed == attempted:
             first = next(iter(self._report.failed_coins.values()))
             raise SourceError(f"every coin failed to load from {self.market.exchange}; first: {first}")
@@ -360,3 +513,18 @@ def _takes_until(exchange) -> bool:
         except (OSError, TypeError):
             _UNTIL[klass] = False
     return _UNTIL[klass]
+
+
+def _day(ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
+
+
+def _spot_symbol(symbol: str, market: dict) -> bool:
+    return bool(market.get("spot")) and market.get("active") is not False
+
+
+def _coin_or_none(symbol: str) -> str | None:
+    try:
+        return coin_id(symbol)
+    except ValueError:
+        return None

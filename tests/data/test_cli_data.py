@@ -79,7 +79,7 @@ def test_summary_and_ingest_read_a_market_like_the_pipeline(tmp_path, capsys):
         assert "1 coins (0 synthetic) from ccxt:binance" in out
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         assert main(["validate", "--market", uri]) == 1  # NOPE/USDT is not a market there
-        assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: no such market" in capsys.readouterr().out
+        assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: unknown symbol" in capsys.readouterr().out
         assert main(["ingest", "--market", uri, "--db", url, "--quiet"]) == 0
         assert storage.count_rows("prices", url=url) == 30
         storage.dispose_engine(url)

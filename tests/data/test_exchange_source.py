@@ -152,7 +152,8 @@ def test_an_unknown_symbol_fails_alone_with_its_exchange(exchange, sqlite_url):
     out = poll(D, market=market(exchange, "BTC/USDT,NOPE/USDT"), url=sqlite_url, now=NOW)
     assert out["coins"] == ["btc-usdt"]
     assert out["failed_coins"] == {
-        "nope-usdt": "nope-usdt (NOPE/USDT) on binance: no such market (unknown symbol, or delisted)"}
+        "nope-usdt": "nope-usdt (NOPE/USDT) on binance: unknown symbol (no such market on binance; "
+                     "never stored: a typo, or not listed yet)"}
     with pytest.raises(SourceError, match="no symbol of the universe is a market on binance"):
         poll(D, market=market(exchange, "NOPE/USDT"), url=sqlite_url, now=NOW)
 
@@ -194,9 +195,12 @@ def test_a_delisted_market_stops_and_its_history_stays(exchange, sqlite_url):
     exchange.delist("ETH/USDT", D - dt.timedelta(days=3))
     out = poll(D, market=m, url=sqlite_url, now=NOW)
     assert out["coins"] == ["btc-usdt", "sol-usdt"]
-    assert out["failed_coins"] == {
-        "eth-usdt": "eth-usdt (ETH/USDT) on binance: market is inactive (delisted or halted)"}
+    assert out["failed_coins"] == {  # a delisting, not an unknown symbol: its history is stored
+        "eth-usdt": f"eth-usdt (ETH/USDT): delisted on binance, last candle {kept[-1]}; no candle for {D}"}
     assert stored_dates(sqlite_url, "eth-usdt") == kept
+    # a backfill of a day it traded: in that day's universe, predicted from what is stored
+    back = poll(kept[-1], market=m, url=sqlite_url, now=NOW)
+    assert "eth-usdt" in back["coins"] and "eth-usdt" not in back["failed_coins"]
     # In a top-N universe a delisted market simply drops out.
     top = MarketConfig.from_fields("binance", {"top": 3, "api_url": exchange.api_url}, origin="t")
     out = poll(D, market=top, url=sqlite_url, now=NOW)

@@ -59,4 +59,4 @@ def test_the_hook_reads_the_connection_and_tests_it_against_the_exchange(monkeyp
         assert (market.exchange, market.symbols) == ("binance", ("BTC/USDT", "XYZ/USDT"))
         assert market.origin == ENV_VAR  # read from the variable's text, the CLI's and the parser's way
         ok, text = CryptoMarketHook().test_connection()
-        assert not ok and "1 markets" in text and "xyz-usdt (XYZ/USDT) on binance: no such market" in text
+        assert not ok and "1 markets" in text and "xyz-usdt (XYZ/USDT) on binance: unknown symbol" in text
