@@ -161,7 +161,8 @@ def test_a_delisted_market_leaves_the_listing_and_its_history_stays(kraken, sqli
     kraken.delist("ETH/USD", D - dt.timedelta(days=3))  # Kraken drops the pair from AssetPairs
     out = poll(D, market=m, url=sqlite_url, now=NOW)
     assert out["coins"] == ["btc-usd", "sol-usd"]
-    assert "eth-usd" in out["failed_coins"]
+    assert out["failed_coins"]["eth-usd"] == (
+        f"eth-usd (ETH/USD): delisted on kraken, last candle {kept[-1]}; no candle for {D}")
     assert stored_dates(sqlite_url, "eth-usd") == kept
 
 
