@@ -31,6 +31,23 @@ class ReplayExhausted(PipelineInputError):
     """A replayed run's day lies past the end of the bundled history."""
 
 
+class AsOfAfterMarket(PipelineInputError):
+    """A run's ``as_of`` lies after the market's last closed day: there is nothing to predict from
+    (the replay's or a CSV folder's last day, an exchange's last closed candle at the run's clock)."""
+
+
+def as_utc(when: dt.datetime) -> dt.datetime:
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _refuse_after(coin: str, day: dt.date, last: dt.date, market: MarketConfig, *, clock: str = "") -> None:
+    if day > last:
+        raise AsOfAfterMarket(
+            f"{coin}: as_of {day} is after the last closed day of the market ({market.describe()}"
+            f"{clock}): {last}; give an as_of on or before {last}, or none (the run's market day)"
+        )
+
+
 def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | None = None,
          now: dt.datetime | None = None) -> dict[str, Any]:
     """Store the market's new daily prices up to the run's day and list the coins to predict.
@@ -170,7 +187,8 @@ def _report_gaps_after_stored(loader, stored) -> None:
 
 
 def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = None,
-              market: MarketConfig | Callable[[], MarketConfig] | None = None) -> dict[str, Any]:
+              market: MarketConfig | Callable[[], MarketConfig] | None = None,
+              now: dt.datetime | None = None) -> dict[str, Any]:
     """Validate one coin's stored history up to ``as_of`` and compute its features.
 
     Reads the project database (what the master DAG stored). If the coin's history up to
@@ -178,6 +196,12 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
     the market (default: the environment's, else the replay), which is idempotent; a coin outside
     the market's universe fails, naming the universe. ``market`` may be a function returning it,
     called only then (the DAG's transform looks its Connection up only when it needs it).
+
+    An ``as_of`` after the market's last closed day is refused (:class:`AsOfAfterMarket`): the
+    last day of the replay's or the CSV folder's data, or for an exchange the last day whose
+    candle had closed at ``now`` (the run's ``run_after``; default: the wall clock). It is only
+    looked at when the database does not hold the coin's price of ``as_of``: a stored price is a
+    closed candle (the forming one is never stored).
 
     Returns a JSON-able dict: coin, as_of, rows, first/last date, last close, latest features,
     warnings, and ``closes`` (the series the engine predicts from).
@@ -193,7 +217,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
     if df.empty or df["Date"].iat[-1].date() < day:
         if callable(market):
             market = market()
-        _ingest_coin_history(coin, day, url, market or env_market())
+        _ingest_coin_history(coin, day, url, market or env_market(), now=now)
         df = storage.load_prices(coin, as_of=day, url=url)
     if df.empty:
         raise NotEnoughHistory(f"{coin}: no prices on or before {day} in the project database")
@@ -235,12 +259,13 @@ def _features(df):
     return latest_features(df)
 
 
-def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig) -> None:
+def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig,
+                         now: dt.datetime | None = None) -> None:
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
 
     if market.kind == EXCHANGE:
-        _ingest_exchange_coin(coin, day, url, market)
+        _ingest_exchange_coin(coin, day, url, market, now=now)
         return
     loader = CryptoLoader(market_source(market, day), as_of=day)
     try:
@@ -251,19 +276,26 @@ def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig
             return  # a known coin with no history yet on that day: transform says so
         raise PipelineInputError(f"{coin}: not a coin of the market ({market.describe()}): {exc}") from None
     frame = loader.frame()
+    if len(frame):  # the market's last day: its newest row, whichever coin it belongs to
+        _refuse_after(coin, day, frame["date"].max().date(), market)
     part = frame[frame["coin"] == coin_id]
     storage.store_prices(part, source=loader.source.name, url=url)
     log.info("%s: stored %d rows of history up to %s before transforming", coin_id, len(part), day)
 
 
-def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfig) -> None:
+def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfig,
+                          now: dt.datetime | None = None) -> None:
     """One coin's missing candles up to ``day`` from the exchange, if it is in today's universe."""
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader
     from crypto_ml.ingest import ingest
+    from crypto_ml.market import last_closed_day
 
+    clock = now or dt.datetime.now(dt.UTC)
+    _refuse_after(coin, day, last_closed_day(clock), market,
+                  clock=f", candles closed by {as_utc(clock):%Y-%m-%d %H:%M} UTC")
     stored = storage.price_range(url=url)
-    source = market_source(market, day, stored=stored, coins=[coin])
+    source = market_source(market, day, stored=stored, coins=[coin], now=now)
     loader = CryptoLoader(source, as_of=day)
     if coin not in source.universe_ids:
         if coin in stored:

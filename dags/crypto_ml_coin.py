@@ -17,10 +17,14 @@ The master DAG `crypto_ml_master` triggers one run of this DAG per coin with new
 
     airflow dags trigger crypto_ml_coin --conf '{"coin": "bitcoin", "as_of": "2017-06-05"}'
 
-Params are validated when the run is created: a coin outside the market's universe or a horizon
-outside 1..60 is refused with a message naming the valid values. (When the universe is the top N
-markets of an exchange, resolved each day, the coin id's shape is checked then and the universe
-when the run starts.) Without `as_of`, the run predicts as of its logical date's day on the
+Params are validated when the run is created: a coin outside the market's universe, an unknown
+model or a horizon outside 1..60 is refused with a message naming the valid values. (When the
+universe is the top N markets of an exchange, resolved each day, the coin id's shape is checked
+then and the universe when the run starts.) What Airflow cannot check then fails `transform`, the
+first task, at once and without retries, in one line: a conf key that is not a param (Airflow
+accepts it; `{"coins": [...]}` names the valid keys instead of running the default coin), and an
+`as_of` after the market's last closed day (the replay's or a CSV folder's last day; for an
+exchange, the last day whose candle had closed at the run's `run_after`). Without `as_of`, the run predicts as of its logical date's day on the
 market: the replayed history day for the replay (see `crypto_ml.catalog.replay_day`), the day
 itself for an exchange or a CSV folder (or the last day whose candle had closed when the run was
 created, its `run_after`: every task of the run, and a clear of it later, names that one day).
@@ -38,6 +42,7 @@ from crypto_ml.catalog import (
     DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_max_active_runs, coin_param_schema, run_market_day,
 )
 from crypto_ml.operators.engine import EngineSubmitOperator
+from crypto_ml.params import DEFAULT_HORIZON
 from crypto_ml.operators.trading import TradeBranchOperator, TradeRequestOperator
 from crypto_ml.operators.transform import CoinTransformOperator
 from crypto_ml.sensors.engine import EngineTaskSensor
@@ -56,7 +61,8 @@ with DAG(
             None, type=["null", "string"], format="date",
             description="last day of data (YYYY-MM-DD); default: the market day of the run's logical date",
         ),
-        "horizon": Param(10, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"),
+        "horizon": Param(DEFAULT_HORIZON, type="integer", minimum=1, maximum=MAX_HORIZON,
+                         description="days to forecast"),
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
     },
     user_defined_macros={"market_day": run_market_day},

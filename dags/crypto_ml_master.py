@@ -20,8 +20,16 @@ master run when any task upstream failed (it is skipped otherwise), so a red run
 a coin pipeline (or the poll) failed, not only that the summary did.
 
 Trigger by hand: `airflow dags trigger crypto_ml_master` (optionally
-`--conf '{"horizon": 10, "model": "linear"}'`). Re-running the master for a day re-runs its coin
-pipelines, which write nothing twice.
+`--conf '{"horizon": 10, "model": "linear", "coins": ["bitcoin"]}'`). A value outside a param's
+schema (an unknown model, a horizon outside 1..60) is refused when the run is created; a conf key
+that is not a param (Airflow accepts those) fails `poll_new_data` at once, naming the valid keys.
+
+A coin run's id names what it computes: `<coin>__<day>`, then `__<model>` and `__h<horizon>` when
+they are not the defaults (`bitcoin__2017-06-29__drift`). So re-triggering a day with another
+model runs that model for the day next to the default's runs, and re-running the same conf
+re-runs its own runs: a finished one is reset (its tasks write nothing twice), one still queued
+or running is left running and waited for (said in the log), never reset under its tasks; an
+existing run whose conf differs from the one asked (made by hand) is refused, naming both.
 
 Why per-coin DAG runs and not a mapped task group: see README, "Fan-out design".
 """
@@ -35,6 +43,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
+from crypto_ml.params import DEFAULT_HORIZON
 from crypto_ml.operators.fanout import TriggerDagRunsOperator
 from crypto_ml.sensors.dag_runs import DagRunsSensor
 
@@ -48,7 +57,8 @@ with DAG(
     tags=["crypto-ml", "pipeline"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
     params={
-        "horizon": Param(10, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"),
+        "horizon": Param(DEFAULT_HORIZON, type="integer", minimum=1, maximum=MAX_HORIZON,
+                         description="days to forecast"),
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
         "coins": Param(
             None, type=["null", "array"], items={"type": "string"},
@@ -59,24 +69,30 @@ with DAG(
 ) as dag:
 
     @task
-    def poll_new_data(*, dag_run=None) -> dict:
-        """Store the day's new prices; list the coins that have data for it."""
+    def poll_new_data(*, dag_run=None, dag=None) -> dict:
+        """Refuse conf keys that are not params; store the day's new prices; list the coins that
+        have data for it."""
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.hooks.market import CryptoMarketHook
         from crypto_ml.market import MarketConfigError
+        from crypto_ml.params import TriggerRefused, check_run_conf
         from crypto_ml.pipeline import PipelineInputError, poll
 
         try:
+            check_run_conf(dag_run, dag)
             # The run's run_after is the clock for which candles have closed: a retry after
             # midnight or a clear next week polls the day the first try polled.
             return poll(dag_run.logical_date or dag_run.run_after, now=dag_run.run_after,
                         market=CryptoMarketHook().get_market(), url=CryptoDatabaseHook().get_url())
-        except (PipelineInputError, MarketConfigError) as exc:  # no retry helps
+        except (TriggerRefused, PipelineInputError, MarketConfigError) as exc:  # no retry helps
             raise AirflowFailException(str(exc)) from None
 
     @task
     def coin_runs(polled: dict, *, params=None) -> list[dict]:
-        """One trigger per coin: its run id and conf."""
+        """One trigger per coin: its run id (which names the model and horizon when they are not
+        the defaults) and conf."""
+        from crypto_ml.params import coin_runs
+
         coins = polled["coins"]
         if params.get("coins"):
             wanted = set(params["coins"])
@@ -87,14 +103,7 @@ with DAG(
                     f"{len(coins)} coins have data that day"
                 )
             coins = [c for c in coins if c in wanted]
-        day = polled["history_day"]
-        return [
-            {
-                "trigger_run_id": f"{coin}__{day}",
-                "conf": {"coin": coin, "as_of": day, "horizon": params["horizon"], "model": params["model"]},
-            }
-            for coin in coins
-        ]
+        return coin_runs(coins, polled["history_day"], model=params["model"], horizon=params["horizon"])
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summarize(polled: dict) -> dict:
@@ -117,7 +126,7 @@ with DAG(
         task_id="run_coin_pipelines",
         trigger_dag_id="crypto_ml_coin",
         runs=runs,
-        reset_dag_run=True,  # a re-run of the master re-runs the day's coin runs (nothing written twice)
+        reset_dag_run=True,  # a re-run re-runs the day's finished coin runs (nothing written twice)
     )
     wait = DagRunsSensor(task_id="wait_for_coin_runs", watched_dag_id="crypto_ml_coin", run_ids=runs,
                          trigger_rule=TriggerRule.ALL_DONE)

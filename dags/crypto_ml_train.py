@@ -39,11 +39,20 @@ with DAG(
 ) as dag:
 
     @task
-    def coins_to_train(*, dag_run=None, params=None) -> list[dict]:
-        """Coins with data on the market day and enough history; one kwargs dict per coin."""
+    def coins_to_train(*, dag_run=None, dag=None, params=None) -> list[dict]:
+        """Coins with data on the market day and enough history; one kwargs dict per coin. A conf
+        key that is not a param fails the run here, naming the valid keys."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from crypto_ml import storage
         from crypto_ml.hooks.market import CryptoMarketHook
+        from crypto_ml.params import TriggerRefused, check_run_conf
         from crypto_ml.pipeline import poll
+
+        try:
+            check_run_conf(dag_run, dag)
+        except TriggerRefused as exc:
+            raise AirflowFailException(str(exc)) from None
 
         polled = poll(dag_run.logical_date or dag_run.run_after, market=CryptoMarketHook().get_market())
         day = polled["history_day"]

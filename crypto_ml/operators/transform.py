@@ -30,6 +30,10 @@ class CoinTransformOperator(BaseOperator):
         ``as_of`` is not in the project DB yet (a coin run triggered on its own).
     :param db_conn_id: Connection id of the project database (templated; see
         :class:`~crypto_ml.hooks.database.CryptoDatabaseHook`).
+    :param refuse_unknown_conf: refuse a run whose conf has a key that is not a param of the DAG
+        (Airflow does not, see :mod:`crypto_ml.params`): the transform is the coin run's first task.
+
+    An ``as_of`` after the market's last closed day (at the run's ``run_after``) fails, naming it.
     """
 
     template_fields: Sequence[str] = ("coin", "as_of", "market_conn_id", "db_conn_id")
@@ -37,13 +41,14 @@ class CoinTransformOperator(BaseOperator):
 
     def __init__(self, *, coin: str, as_of: str, min_rows: int = 2,
                  market_conn_id: str = "crypto_ml_market", db_conn_id: str = "crypto_ml_db",
-                 **kwargs: Any) -> None:
+                 refuse_unknown_conf: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.coin = coin
         self.as_of = as_of
         self.min_rows = min_rows
         self.market_conn_id = market_conn_id
         self.db_conn_id = db_conn_id
+        self.refuse_unknown_conf = refuse_unknown_conf
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -51,16 +56,21 @@ class CoinTransformOperator(BaseOperator):
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.hooks.market import CryptoMarketHook
         from crypto_ml.market import MarketConfigError
+        from crypto_ml.params import TriggerRefused, check_run_conf
         from crypto_ml.pipeline import NotEnoughHistory, PipelineInputError, transform
 
+        dag_run = context["dag_run"]
         try:
+            if self.refuse_unknown_conf:
+                check_run_conf(dag_run, context["dag"])
             out = transform(
                 self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook(self.db_conn_id).get_url(),
                 market=CryptoMarketHook(self.market_conn_id).get_market,  # read only when needed
+                now=dag_run.run_after,  # the run's clock for which candles have closed
             )
         except NotEnoughHistory as exc:
             raise AirflowSkipException(f"not enough history, skipped: {exc}") from None
-        except (PipelineInputError, MarketConfigError) as exc:
+        except (TriggerRefused, PipelineInputError, MarketConfigError) as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "%s up to %s: %d rows (%s..%s), last close %s, features %s",
