@@ -310,12 +310,22 @@ def run_backtest(
     store: "ModelStore | None" = None,
     progress: bool = False,
     levels: Sequence[float] = DEFAULT_LEVELS,
+    start: Any = None,
+    end: Any = None,
 ) -> BacktestResult:
     """Backtest every model on every coin (``coins=None``: all of the loader's coins).
 
     :param params: hyperparameters per model name, e.g. ``{"lstm": {"epochs": 5}}``.
     :param progress: show a tqdm progress bar (one tick per fold).
+    :param start, end: the test window (inclusive) instead of each coin's last ``period`` days:
+        closes after ``end`` are not read (a forecast near the end is scored on the days up to
+        it), and each coin's test period is its closes from ``start`` on. A coin with fewer
+        closes in the window than ``folds`` is reported in ``skipped``.
     """
+    first_day = None if start is None else pd.Timestamp(start)
+    last_day = None if end is None else pd.Timestamp(end)
+    if first_day is not None and last_day is not None and last_day <= first_day:
+        raise ValueError(f"end {last_day.date()} must be after start {first_day.date()}")
     if loader is None:
         from crypto_ml.data_loader import CryptoLoader
 
@@ -332,9 +342,27 @@ def run_backtest(
     try:
         for coin in coin_ids:
             closes, dates = loader.get_prices(coin)
+            coin_period = period
+            if last_day is not None:
+                keep = pd.to_datetime(dates) <= last_day
+                closes, dates = closes[keep], dates[keep]
+            if first_day is not None:
+                coin_period = int((pd.to_datetime(dates) >= first_day).sum())
             for model in models:
                 if bar is not None:
                     bar.set_postfix_str(f"{coin} {getattr(model, 'name', model)}", refresh=False)
+                if coin_period < folds:
+                    window = f"{first_day.date()} .. {last_day.date() if last_day is not None else 'the end'}"
+                    skipped = BacktestResult(params={"period": period, "folds": folds, "horizon": horizon,
+                                                     "levels": list(levels)})
+                    skipped.skipped = pd.DataFrame([{
+                        "coin": coin, "model": getattr(model, "name", str(model)), "fold": None,
+                        "reason": f"{coin_period} closes in the window {window}, fewer than {folds} folds"}],
+                        columns=SKIPPED_COLUMNS)
+                    parts.append(skipped)
+                    if bar is not None:
+                        bar.update(folds)
+                    continue
                 model_params = None if isinstance(model, BaseForecaster) else params.get(str(model))
                 parts.append(
                     backtest_series(
@@ -342,7 +370,7 @@ def run_backtest(
                         closes,
                         dates,
                         coin=coin,
-                        period=period,
+                        period=coin_period,
                         folds=folds,
                         horizon=horizon,
                         params=model_params,
@@ -354,7 +382,13 @@ def run_backtest(
     finally:
         if bar is not None:
             bar.close()
-    return BacktestResult.concat(parts)
+    result = BacktestResult.concat(parts)
+    if first_day is not None or last_day is not None:
+        result.params.update(start=None if first_day is None else first_day.date(),
+                             end=None if last_day is None else last_day.date())
+        if first_day is not None:
+            result.params["period"] = None
+    return result
 
 
 # -- reporting ----------------------------------------------------------------------------------
@@ -378,8 +412,14 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
 def format_report(result: BacktestResult, *, per_coin: bool = True) -> str:
     """Aggregate table, per-coin table and the skipped list, as Markdown."""
     p = result.params
+    if p.get("start") is not None:
+        window = f"{p['start']} .. {p.get('end') or 'the last close'}"
+    elif p.get("end") is not None:
+        window = f"last {p.get('period')} days up to {p['end']}"
+    else:
+        window = f"last {p.get('period')} days"
     parts = [
-        f"Walk-forward backtest: last {p.get('period')} days, {p.get('folds')} folds, "
+        f"Walk-forward backtest: {window}, {p.get('folds')} folds, "
         f"horizon {p.get('horizon')} days, expanding training window.",
         "",
         "## Aggregate, like-for-like (coins where every model ran; mean over coins of the "

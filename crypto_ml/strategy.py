@@ -377,7 +377,8 @@ def buy_and_hold(prices: pd.DataFrame, capital: float, *, fee_bps: float, slippa
 class StrategyReport:
     """Everything a strategy backtest produced: ``summary`` (model x rule, plus buy-and-hold and
     no-trade), ``per_coin``, ``orders`` (every simulated order), ``equity`` (one column per run),
-    ``timings`` (seconds per model for forecasts, per run for the replay) and ``params``."""
+    ``timings`` (seconds per model for forecasts, per run for the replay), ``params`` and
+    ``prices`` (the window's closes, one column per coin: everything the replay marked at)."""
 
     summary: pd.DataFrame
     per_coin: pd.DataFrame
@@ -386,6 +387,7 @@ class StrategyReport:
     forecasts: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    prices: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def write(self, out: str | Path, *, stem: str = "strategy") -> dict[str, Path]:
         """Write ``<stem>.md`` (report), ``<stem>_equity.png``, ``<stem>_orders.csv``,
@@ -413,7 +415,9 @@ def run_strategy(
     *,
     loader: "CryptoLoader | None" = None,
     series: Mapping[str, tuple[Any, Any]] | None = None,
-    days: int = 365,
+    days: int | None = None,
+    start: Any = None,
+    end: Any = None,
     horizon: int = 10,
     levels: Sequence[float] = DEFAULT_LEVELS,
     refit_every: int = 7,
@@ -422,15 +426,25 @@ def run_strategy(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = False,
 ) -> StrategyReport:
-    """Strategy backtest of every model x rule over the last ``days`` days of the data.
+    """Strategy backtest of every model x rule over a window of the data: ``start`` .. ``end``
+    (inclusive), or the last ``days`` days up to ``end`` (default 365; ``end`` default: the last
+    close). Nothing after ``end`` is read; closes before the window train the models.
 
     :param coins: coin ids or names (None: every coin of the loader).
     :param series: instead of a loader, ``{coin: (closes, dates)}`` (e.g. synthetic series).
     :param rules: name -> :class:`TradingRules` (default :func:`default_rules` with these costs).
     :param fee_bps, slippage_bps: execution costs per side of every simulated order.
     """
-    if isinstance(days, bool) or not isinstance(days, int) or days < 2:
+    if days is not None and start is not None:
+        raise ValueError("give days or start, not both")
+    if days is None and start is None:
+        days = 365
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 2):
         raise ValueError(f"days must be an int >= 2, got {days!r}")
+    first_day = None if start is None else pd.Timestamp(start)
+    last_day = None if end is None else pd.Timestamp(end)
+    if first_day is not None and last_day is not None and last_day <= first_day:
+        raise ValueError(f"end {last_day.date()} must be after start {first_day.date()}")
     rules = dict(rules or default_rules(fee_bps, slippage_bps))
     if not rules:
         raise ValueError("rules must name at least one TradingRules")
@@ -445,10 +459,18 @@ def run_strategy(
     checked = {coin: check_series(coin, c, d) for coin, (c, d) in series.items()}
     if not checked:
         raise ValueError("no coins to backtest")
-    end = max(idx[-1] for _, idx in checked.values())
-    start = end - pd.Timedelta(days=days - 1)
-    prices = pd.DataFrame({coin: pd.Series(y, index=idx) for coin, (y, idx) in checked.items()})
-    prices = prices.loc[prices.index >= start]
+    if last_day is not None:  # nothing after the window's end is read
+        checked = {coin: (y[: idx.searchsorted(last_day, side="right")], idx[: idx.searchsorted(last_day, side="right")])
+                   for coin, (y, idx) in checked.items()}
+    ends = [idx[-1] for _, idx in checked.values() if len(idx)]
+    if not ends:
+        raise ValueError(f"no closes on or before {last_day.date()}")
+    end = max(ends) if last_day is None else min(last_day, max(ends))
+    start = first_day if first_day is not None else end - pd.Timedelta(days=days - 1)
+    days = int((end - start).days) + 1
+    prices = pd.DataFrame({coin: pd.Series(y, index=idx) for coin, (y, idx) in checked.items() if len(idx)})
+    prices = prices.loc[(prices.index >= start) & (prices.index <= end)]
+    without = sorted(c for c in checked if c not in prices.columns or not prices[c].notna().any())
     prices = prices.loc[:, prices.notna().any()]
     if prices.empty:
         raise ValueError(f"no closes between {start.date()} and {end.date()}")
@@ -516,9 +538,11 @@ def run_strategy(
         equity=equity,
         forecasts=pd.concat(all_forecasts, ignore_index=True) if all_forecasts else pd.DataFrame(),
         timings=timings,
+        prices=prices,
         params={"days": days, "start": start.date(), "end": end.date(), "horizon": horizon,
                 "levels": list(levels), "refit_every": refit_every, "fee_bps": fee_bps,
                 "slippage_bps": slippage_bps, "capital": capital, "coins": int(prices.shape[1]),
+                "coins_without_closes": without,
                 "models": list(models), "rules": {k: v.describe() for k, v in rules.items()}},
     )
 
@@ -541,6 +565,8 @@ def format_strategy_report(report: StrategyReport) -> str:
         f"capital {p.get('capital'):,.0f} USD, execution costs {p.get('fee_bps'):g} bps fee + "
         f"{p.get('slippage_bps'):g} bps slippage per side.",
         "",
+        *([f"Coins without a close in the window (not traded): {', '.join(p['coins_without_closes'])}.", ""]
+          if p.get("coins_without_closes") else []),
         "Rules: " + "; ".join(f"`{k}` = {v}" for k, v in (p.get("rules") or {}).items()),
         "",
         markdown_table(table),

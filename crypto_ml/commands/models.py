@@ -63,6 +63,48 @@ def _coins(loader, value: list[str] | None) -> list[str] | None:
     return value
 
 
+def source_options() -> argparse.ArgumentParser:
+    """The data commands' source options, as a parent parser: ``--source``, ``--market``,
+    ``--as-of``, ``--synthetic`` and ``--seed``, taken from ``crypto-ml summary``'s own parser
+    (:mod:`crypto_ml.commands.data`), so the backtests and the benchmark scripts read data exactly
+    as the data commands do. A parser that uses it must pass ``conflict_handler="resolve"`` (it
+    brings ``-h`` and ``--coins``, which the child's own replace)."""
+    from crypto_ml.commands import data
+
+    holder = argparse.ArgumentParser(add_help=False)
+    subs = holder.add_subparsers()
+    data.register(subs)
+    return subs.choices["summary"]
+
+
+def window_options(parser: argparse.ArgumentParser) -> None:
+    """``--start`` / ``--end``: the backtest's window (inclusive)."""
+    parser.add_argument("--start", type=iso_date, default=None,
+                        help="first day of the test window, YYYY-MM-DD (default: PERIOD days before --end)")
+    parser.add_argument("--end", type=iso_date, default=None,
+                        help="last day of the test window, YYYY-MM-DD (default: the last close); "
+                        "nothing after it is read")
+
+
+def load_data(args: argparse.Namespace):
+    """The loader of the source options (the data commands' own loading), cut at ``--end``: a
+    point-in-time view, nothing after the window is read."""
+    from crypto_ml.cli import CLIError
+    from crypto_ml.commands.data import _load
+
+    end, as_of = getattr(args, "end", None), args.as_of
+    if end is not None and as_of is not None and end > as_of:
+        raise CLIError(f"--end {end} is after --as-of {as_of}: the window would read closes the view hides")
+    start = getattr(args, "start", None)
+    if start is not None and end is not None and end <= start:
+        raise CLIError(f"--end {end} must be after --start {start}")
+    loader, _ = _load(argparse.Namespace(**{**vars(args), "as_of": end or as_of}))
+    if not len(loader):
+        raise CLIError(f"no coin has data in {args.source or args.market or 'the bundled data'}"
+                       + (f" on or before {end or as_of}" if end or as_of else ""))
+    return loader
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODELS
 
@@ -71,11 +113,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "backtest",
         help="walk-forward backtest of forecasters on coins",
         description="Walk-forward backtest (expanding window) of forecasters over each coin's last "
-        "PERIOD days: prints a metrics table and writes a PNG and a CSV of per-fold metrics.",
+        "PERIOD days, or the days from --start to --end, of any source the data commands read "
+        "(--source, --market): prints a metrics table and writes a PNG and a CSV of per-fold metrics.",
+        parents=[source_options()],
+        conflict_handler="resolve",
     )
     bt.add_argument("--coins", type=_csv, default=["bitcoin"], help="comma-separated coins, or 'all'")
     bt.add_argument("--models", type=_csv, default=["naive", "linear"], help=f"comma-separated: {names}")
-    bt.add_argument("--period", type=positive_int, default=365, help="test period in days (default 365)")
+    bt.add_argument("--period", type=positive_int, default=None,
+                    help="test period in days (default 365; not with --start)")
+    window_options(bt)
     bt.add_argument("--folds", type=positive_int, default=12, help="folds in the test period (default 12)")
     bt.add_argument("--horizon", type=positive_int, default=10, help="days forecast per fold (default 10)")
     bt.add_argument(
@@ -128,7 +175,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def backtest_command(args: argparse.Namespace) -> int:
     from crypto_ml.backtest import format_report, plot_forecasts, run_backtest
     from crypto_ml.config import artifacts_dir
-    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.data_loader import UnknownCoinError
     from crypto_ml.forecasting.registry import MODELS
 
     from crypto_ml.forecasting.base import DEFAULT_LEVELS
@@ -137,10 +184,14 @@ def backtest_command(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(MODELS)}", file=sys.stderr)
         return 2
+    if args.period is not None and args.start is not None:
+        print("error: give --period or --start, not both", file=sys.stderr)
+        return 2
     if getattr(args, "strategy", False):
         return strategy_command(args)
     levels = args.levels or DEFAULT_LEVELS
-    loader = CryptoLoader()
+    period = args.period or 365
+    loader = load_data(args)
     coins = _coins(loader, args.coins)
     started = time.perf_counter()
     try:
@@ -148,12 +199,14 @@ def backtest_command(args: argparse.Namespace) -> int:
             coins,
             [m.lower() for m in args.models],
             loader=loader,
-            period=args.period,
+            period=period,
             folds=args.folds,
             horizon=args.horizon,
             params=_params(args.param),
             progress=not args.no_progress,
             levels=levels,
+            start=args.start,
+            end=args.end,
         )
     except (UnknownCoinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -161,15 +214,15 @@ def backtest_command(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     out = args.out or artifacts_dir("backtests")
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"backtest_{args.period}d_{args.folds}f_{args.horizon}h"
+    stem = f"backtest_{_window_stem(args, period)}_{args.folds}f_{args.horizon}h"
     csv_path = out / f"{stem}_folds.csv"
     result.folds.to_csv(csv_path, index=False)
     png_path = plot_forecasts(result, out / f"{stem}.png")
     params = _params(args.param)
     report = format_report(result)
     header = (
-        f"Command: crypto-ml backtest --coins {','.join(args.coins)} --models {','.join(args.models)} "
-        f"--period {args.period} --folds {args.folds} --horizon {args.horizon}"
+        f"Command: crypto-ml backtest{_source_flags(args)} --coins {','.join(args.coins)} "
+        f"--models {','.join(args.models)}{_window_flags(args, period)} --folds {args.folds} --horizon {args.horizon}"
         + (f" --levels {','.join(f'{v:g}' for v in levels)}" if args.levels else "")
         + "".join(f" --param {m}.{k}={json.dumps(v)}" for m, kv in params.items() for k, v in kv.items())
         + f"\nElapsed: {elapsed:.0f} s\n"
@@ -181,7 +234,7 @@ def backtest_command(args: argparse.Namespace) -> int:
 def strategy_command(args: argparse.Namespace) -> int:
     """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.strategy)."""
     from crypto_ml.config import artifacts_dir
-    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.data_loader import UnknownCoinError
     from crypto_ml.forecasting.base import DEFAULT_LEVELS
     from crypto_ml.strategy import default_rules, format_strategy_report, run_strategy
 
@@ -191,8 +244,9 @@ def strategy_command(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown rule(s) {', '.join(unknown)}; valid: {', '.join(every)}", file=sys.stderr)
         return 2
-    loader = CryptoLoader()
+    loader = load_data(args)
     coins = _coins(loader, args.coins)
+    period = None if args.start is not None else (args.period or 365)
     started = time.perf_counter()
     try:
         report = run_strategy(
@@ -200,7 +254,9 @@ def strategy_command(args: argparse.Namespace) -> int:
             [m.lower() for m in args.models],
             {name: every[name] for name in names},
             loader=loader,
-            days=args.period,
+            days=period,
+            start=args.start,
+            end=args.end,
             horizon=args.horizon,
             levels=args.levels or DEFAULT_LEVELS,
             refit_every=args.refit_every,
@@ -214,11 +270,11 @@ def strategy_command(args: argparse.Namespace) -> int:
         return 2
     elapsed = time.perf_counter() - started
     out = args.out or artifacts_dir("backtests")
-    stem = f"strategy_{args.period}d_{args.horizon}h"
+    stem = f"strategy_{_window_stem(args, period)}_{args.horizon}h"
     paths = report.write(out, stem=stem)
     command = (
-        f"crypto-ml backtest --strategy --coins {','.join(args.coins)} --models {','.join(args.models)} "
-        f"--period {args.period} --horizon {args.horizon} --rules {','.join(names)} "
+        f"crypto-ml backtest --strategy{_source_flags(args)} --coins {','.join(args.coins)} "
+        f"--models {','.join(args.models)}{_window_flags(args, period)} --horizon {args.horizon} --rules {','.join(names)} "
         f"--threshold {args.threshold:g} --fee-bps {args.fee_bps:g} --slippage-bps {args.slippage_bps:g} "
         f"--refit-every {args.refit_every}"
     )
@@ -227,6 +283,29 @@ def strategy_command(args: argparse.Namespace) -> int:
              {"equity plot": paths["plot"], "orders": paths["orders"], "per coin": paths["per_coin"]},
              footer=f"\nEquity plot: {paths['plot']}\n")
     return 0
+
+
+def _source_flags(args: argparse.Namespace) -> str:
+    """The source options as given, for the report's command line."""
+    flags = ""
+    for name in ("source", "market", "as_of"):
+        value = getattr(args, name, None)
+        if value:
+            flags += f" --{name.replace('_', '-')} {value}"
+    if getattr(args, "synthetic", 0):
+        flags += f" --synthetic {args.synthetic} --seed {args.seed}"
+    return flags
+
+
+def _window_flags(args: argparse.Namespace, period: int | None) -> str:
+    flags = f" --start {args.start}" if args.start is not None else f" --period {period}"
+    return flags + (f" --end {args.end}" if args.end is not None else "")
+
+
+def _window_stem(args: argparse.Namespace, period: int | None) -> str:
+    if args.start is not None:
+        return f"{args.start}_{args.end or 'last'}"
+    return f"{period}d" + (f"_to_{args.end}" if args.end is not None else "")
 
 
 def _publish(report: Path | None, title: str, text: str, files: dict[str, Path], footer: str = "") -> None:
