@@ -26,6 +26,21 @@ from crypto_ml.catalog import DEFAULT_MODEL
 #: Default forecast horizon of a pipeline run (days).
 DEFAULT_HORIZON = 10
 
+#: Models a pipeline run serves only from a version trained by ``crypto_ml_train`` (the model
+#: store), never fitted on the fly: the LSTM's fit takes seconds per coin (two fits with its
+#: calibration) and needs TensorFlow on the engine (the ``lstm`` extra). A trained version proves
+#: both. The other models fit in milliseconds and are fitted on the fly when no version is trained
+#: up to the run's day (recorded as version 0 with the prediction).
+TRAINED_ONLY = ("lstm",)
+
+
+def train_command(model: str, coins: Iterable[str]) -> str:
+    """The command that trains ``model`` for ``coins`` (up to the train run's market day)."""
+    conf = {"model": model, "coins": sorted(coins)}
+    import json
+
+    return f"airflow dags trigger crypto_ml_train --conf '{json.dumps(conf)}'"
+
 
 class TriggerRefused(ValueError):
     """A trigger asked for something the run cannot do: one line saying what and what to do."""

@@ -36,6 +36,32 @@ class AsOfAfterMarket(PipelineInputError):
     (the replay's or a CSV folder's last day, an exchange's last closed candle at the run's clock)."""
 
 
+class ModelNotTrained(PipelineInputError):
+    """The run asks for a model served only from a trained version, and none is trained up to its day."""
+
+
+def check_model_trained(coins: list[str], model: str, as_of: Any, *, url: str | None = None) -> None:
+    """Refuse a model of :data:`crypto_ml.params.TRAINED_ONLY` for coins without a version trained
+    on data up to ``as_of`` in the model store, naming them and the command that trains them."""
+    from crypto_ml.params import TRAINED_ONLY, train_command
+
+    if model not in TRAINED_ONLY or not coins:
+        return
+    from crypto_ml import storage
+
+    day = as_date(as_of)
+    url = storage.database_url(url)
+    storage.migrate(url)
+    missing = [c for c in coins if storage.latest_model_version(c, model, as_of=day, url=url) is None]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f", ... ({len(missing)} coins)" if len(missing) > 10 else "")
+        raise ModelNotTrained(
+            f"model {model!r} is not trained for {shown} on data up to {day}, and a pipeline run does "
+            f"not fit it on the fly; train it first: {train_command(model, missing)} (a training run "
+            f"serves its market day and the days after)"
+        )
+
+
 def as_utc(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 

@@ -24,7 +24,9 @@ then and the universe when the run starts.) What Airflow cannot check then fails
 first task, at once and without retries, in one line: a conf key that is not a param (Airflow
 accepts it; `{"coins": [...]}` names the valid keys instead of running the default coin), and an
 `as_of` after the market's last closed day (the replay's or a CSV folder's last day; for an
-exchange, the last day whose candle had closed at the run's `run_after`). Without `as_of`, the run predicts as of its logical date's day on the
+exchange, the last day whose candle had closed at the run's `run_after`), and a model served only
+from a trained version (the LSTM) that `crypto_ml_train` has not trained for the coin up to
+`as_of` (the line gives the command that trains it). Without `as_of`, the run predicts as of its logical date's day on the
 market: the replayed history day for the replay (see `crypto_ml.catalog.replay_day`), the day
 itself for an exchange or a CSV folder (or the last day whose candle had closed when the run was
 created, its `run_after`: every task of the run, and a clear of it later, names that one day).
@@ -73,6 +75,7 @@ with DAG(
         task_id="transform",
         coin="{{ params.coin }}",
         as_of="{{ params.as_of or market_day(dag_run) }}",
+        model="{{ params.model }}",
     )
     submit = EngineSubmitOperator(
         task_id="submit_prediction",

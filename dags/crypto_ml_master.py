@@ -22,7 +22,9 @@ a coin pipeline (or the poll) failed, not only that the summary did.
 Trigger by hand: `airflow dags trigger crypto_ml_master` (optionally
 `--conf '{"horizon": 10, "model": "linear", "coins": ["bitcoin"]}'`). A value outside a param's
 schema (an unknown model, a horizon outside 1..60) is refused when the run is created; a conf key
-that is not a param (Airflow accepts those) fails `poll_new_data` at once, naming the valid keys.
+that is not a param (Airflow accepts those) fails `poll_new_data` at once, naming the valid keys;
+a model served only from a trained version (the LSTM) that is not trained for the day's coins fails
+`coin_runs`, before any coin run exists, with the command that trains it.
 
 A coin run's id names what it computes: `<coin>__<day>`, then `__<model>` and `__h<horizon>` when
 they are not the defaults (`bitcoin__2017-06-29__drift`). So re-triggering a day with another
@@ -91,7 +93,9 @@ with DAG(
     def coin_runs(polled: dict, *, params=None) -> list[dict]:
         """One trigger per coin: its run id (which names the model and horizon when they are not
         the defaults) and conf."""
+        from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.params import coin_runs
+        from crypto_ml.pipeline import ModelNotTrained, check_model_trained
 
         coins = polled["coins"]
         if params.get("coins"):
@@ -103,6 +107,10 @@ with DAG(
                     f"{len(coins)} coins have data that day"
                 )
             coins = [c for c in coins if c in wanted]
+        try:  # before any coin run exists: one line, not one failed run per coin
+            check_model_trained(coins, params["model"], polled["history_day"], url=CryptoDatabaseHook().get_url())
+        except ModelNotTrained as exc:
+            raise AirflowFailException(str(exc)) from None
         return coin_runs(coins, polled["history_day"], model=params["model"], horizon=params["horizon"])
 
     @task(trigger_rule=TriggerRule.ALL_DONE)

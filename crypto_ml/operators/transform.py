@@ -30,18 +30,21 @@ class CoinTransformOperator(BaseOperator):
         ``as_of`` is not in the project DB yet (a coin run triggered on its own).
     :param db_conn_id: Connection id of the project database (templated; see
         :class:`~crypto_ml.hooks.database.CryptoDatabaseHook`).
+    :param model: the model the run predicts with (templated; optional): one served only from a
+        trained version (:data:`crypto_ml.params.TRAINED_ONLY`) without a version trained up to
+        ``as_of`` fails, naming the command that trains it.
     :param refuse_unknown_conf: refuse a run whose conf has a key that is not a param of the DAG
         (Airflow does not, see :mod:`crypto_ml.params`): the transform is the coin run's first task.
 
     An ``as_of`` after the market's last closed day (at the run's ``run_after``) fails, naming it.
     """
 
-    template_fields: Sequence[str] = ("coin", "as_of", "market_conn_id", "db_conn_id")
+    template_fields: Sequence[str] = ("coin", "as_of", "model", "market_conn_id", "db_conn_id")
     ui_color = "#fdf2d0"
 
     def __init__(self, *, coin: str, as_of: str, min_rows: int = 2,
                  market_conn_id: str = "crypto_ml_market", db_conn_id: str = "crypto_ml_db",
-                 refuse_unknown_conf: bool = True, **kwargs: Any) -> None:
+                 model: str | None = None, refuse_unknown_conf: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.coin = coin
         self.as_of = as_of
@@ -49,6 +52,7 @@ class CoinTransformOperator(BaseOperator):
         self.market_conn_id = market_conn_id
         self.db_conn_id = db_conn_id
         self.refuse_unknown_conf = refuse_unknown_conf
+        self.model = model
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -57,14 +61,17 @@ class CoinTransformOperator(BaseOperator):
         from crypto_ml.hooks.market import CryptoMarketHook
         from crypto_ml.market import MarketConfigError
         from crypto_ml.params import TriggerRefused, check_run_conf
-        from crypto_ml.pipeline import NotEnoughHistory, PipelineInputError, transform
+        from crypto_ml.pipeline import NotEnoughHistory, PipelineInputError, check_model_trained, transform
 
         dag_run = context["dag_run"]
         try:
             if self.refuse_unknown_conf:
                 check_run_conf(dag_run, context["dag"])
+            url = CryptoDatabaseHook(self.db_conn_id).get_url()
+            if self.model:
+                check_model_trained([self.coin], self.model, self.as_of, url=url)
             out = transform(
-                self.coin, self.as_of, min_rows=self.min_rows, url=CryptoDatabaseHook(self.db_conn_id).get_url(),
+                self.coin, self.as_of, min_rows=self.min_rows, url=url,
                 market=CryptoMarketHook(self.market_conn_id).get_market,  # read only when needed
                 now=dag_run.run_after,  # the run's clock for which candles have closed
             )

@@ -73,6 +73,25 @@ def test_unknown_conf_keys_fail_the_first_task_naming_the_valid_keys(run_dag, ai
     assert line in result["log"]
 
 
+def test_a_model_served_only_trained_fails_the_transform_with_the_command_that_trains_it(run_dag, airflow_env):
+    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2017-06-05", "model": "lstm"})
+    _failed_first_task(result, "transform")
+    assert ("model 'lstm' is not trained for bitcoin on data up to 2017-06-05, and a pipeline run does not "
+            "fit it on the fly; train it first: airflow dags trigger crypto_ml_train --conf "
+            "'{\"model\": \"lstm\", \"coins\": [\"bitcoin\"]}' (a training run serves its market day and "
+            "the days after)") in result["log"]
+
+
+def test_the_master_refuses_an_untrained_model_before_any_coin_run_exists(run_dag, airflow_env):
+    result = run_dag(airflow_env, "crypto_ml_master", {"model": "lstm", "coins": ["bitcoin", "ark"]})
+    assert result.get("state") == "failed", result.get("error") or result["log"][-4000:]
+    assert result["tasks"]["poll_new_data"] == "success" and result["tasks"]["coin_runs"] == "failed"
+    assert result["tasks"]["run_coin_pipelines"] == "upstream_failed"
+    assert ("model 'lstm' is not trained for ark, bitcoin on data up to ") in result["log"]
+    assert ("train it first: airflow dags trigger crypto_ml_train --conf '{\"model\": \"lstm\", \"coins\": "
+            "[\"ark\", \"bitcoin\"]}'") in result["log"]
+
+
 # -- refused when the run is created: the params' schema -----------------------------------------
 @pytest.mark.parametrize("dag_id", ["crypto_ml_coin", "crypto_ml_master", "crypto_ml_train"])
 def test_an_unknown_model_is_refused_when_the_run_is_created(run_dag, airflow_env, dag_id):
