@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.backtest import markdown_table  # noqa: E402
+from crypto_ml.backtest import interval_score, markdown_table  # noqa: E402
 from crypto_ml.commands.models import _source_flags, load_data, source_options, window_options  # noqa: E402
 from crypto_ml.strategy import format_strategy_report, run_strategy  # noqa: E402
 
@@ -33,7 +33,7 @@ from crypto_ml.strategy import format_strategy_report, run_strategy  # noqa: E40
 def horizon_coverage(report, horizon: int = 10):
     """Per model and level: the share of horizon-end closes inside the interval the replay's
     forecasts gave for them (refit every ``--refit-every`` days, updated daily), and the mean and
-    median width in % of the last close. The closes are the report's own (``report.prices``, what
+    median width and the mean Winkler interval score in % of the last close. The closes are the report's own (``report.prices``, what
     the replay read); a day whose horizon end is after the window, or on a day without a close,
     is not scored and counted in ``not_scored``."""
     import numpy as np
@@ -64,6 +64,8 @@ def horizon_coverage(report, horizon: int = 10):
                 "coverage": round(float(((g["actual"] >= lo) & (g["actual"] <= hi)).mean() * 100), 1),
                 "mean_width_pct": round(float(width.mean()), 1),
                 "median_width_pct": round(float(width.median()), 1),
+                "interval_score_pct": round(float(np.mean(
+                    interval_score(lo, hi, g["actual"], float(key)) / g["last_close"].to_numpy()) * 100), 1),
                 "miss_below": round(float((g["actual"] < lo).mean() * 100), 1),
                 "miss_above": round(float((g["actual"] > hi).mean() * 100), 1),
             })

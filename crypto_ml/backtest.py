@@ -52,9 +52,18 @@ SUMMARY_COLUMNS = ["coin", "model", "n_folds", *METRICS]
 SKIPPED_COLUMNS = ["coin", "model", "fold", "reason"]
 FORECAST_COLUMNS = ["coin", "model", "fold", "step", "date", "last_close", "actual", "forecast"]
 COVERAGE_COLUMNS = [
-    "model", "level", "n_coins", "n", "coverage", "mean_width_pct", "median_width_pct", "miss_below",
-    "miss_above",
+    "model", "level", "n_coins", "n", "coverage", "mean_width_pct", "median_width_pct", "interval_score_pct",
+    "miss_below", "miss_above",
 ]
+
+
+def interval_score(lower: Any, upper: Any, actual: Any, level: float) -> np.ndarray:
+    """Winkler interval score of each ``level`` % interval: its width plus ``2 / a`` times the
+    distance by which the actual value falls outside (``a = 1 - level / 100``); lower is
+    better, and a narrow band that misses often scores worse than an honest wide one."""
+    lo, hi, y = (np.asarray(v, dtype="float64") for v in (lower, upper, actual))
+    a = 1.0 - float(level) / 100.0
+    return (hi - lo) + (2.0 / a) * (np.maximum(lo - y, 0.0) + np.maximum(y - hi, 0.0))
 
 
 def interval_columns(levels: Sequence[float]) -> list[str]:
@@ -144,7 +153,8 @@ class BacktestResult:
     def coverage(self, *, common: bool = False) -> pd.DataFrame:
         """Per model and level over every forecast day with an interval: ``coverage`` (share of
         actual closes inside), ``mean_width_pct`` / ``median_width_pct`` (of (upper - lower) / last close,
-        percent; the mean is dominated by the wildest coins),
+        percent; the mean is dominated by the wildest coins), ``interval_score_pct`` (mean
+        Winkler score, :func:`interval_score`, over the last close, percent),
         ``miss_below`` / ``miss_above`` (shares below the lower / above the upper bound).
 
         :param common: only the coins on which every model produced intervals.
@@ -171,6 +181,8 @@ class BacktestResult:
                     "coverage": float(((actual >= lo) & (actual <= hi)).mean() * 100),
                     "mean_width_pct": float(((hi - lo) / part["last_close"]).mean() * 100),
                     "median_width_pct": float(((hi - lo) / part["last_close"]).median() * 100),
+                    "interval_score_pct": float(np.mean(interval_score(lo, hi, actual, level)
+                                                        / part["last_close"].to_numpy()) * 100),
                     "miss_below": float((actual < lo).mean() * 100),
                     "miss_above": float((actual > hi).mean() * 100),
                 })
@@ -435,8 +447,8 @@ def format_report(result: BacktestResult, *, per_coin: bool = True) -> str:
     if not coverage.empty:
         parts += [
             "",
-            "## Prediction intervals: coverage (% of actual closes inside) and width "
-            "(% of the last close), every forecast day of every fold",
+            "## Prediction intervals: coverage (% of actual closes inside), width and Winkler "
+            "interval score (% of the last close; lower is better), every forecast day of every fold",
             "",
             markdown_table(coverage),
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto_ml.backtest import BacktestResult, backtest_series, format_report
+from crypto_ml.backtest import BacktestResult, backtest_series, format_report, interval_score
 from crypto_ml.cli import main
 
 
@@ -27,6 +27,15 @@ def test_coverage_on_random_walks_of_known_distribution():
     ratio = cov.loc[("naive", 95.0), "mean_width_pct"] / cov.loc[("naive", 80.0), "mean_width_pct"]
     assert ratio == pytest.approx(1.96 / 1.2816, rel=0.15)
     assert "## Prediction intervals: coverage" in format_report(result)
+    # The interval score is the width plus the misses' penalty: never below the mean width.
+    for _, row in cov.iterrows():
+        assert row["interval_score_pct"] >= row["mean_width_pct"] - 1e-9
+
+
+def test_interval_score_by_hand():
+    # 80 %: a = 0.2, a miss costs 2 / 0.2 = 10 times its distance.
+    got = interval_score([90, 90, 90], [110, 110, 110], [100, 85, 112], 80)
+    assert got.tolist() == pytest.approx([20.0, 20.0 + 10 * 5, 20.0 + 10 * 2])
 
 
 def test_cli_reports_coverage(tmp_path, monkeypatch, capsys):
@@ -35,8 +44,8 @@ def test_cli_reports_coverage(tmp_path, monkeypatch, capsys):
                  "--folds", "3", "--horizon", "5", "--levels", "50,90", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert ("| model | level | n_coins | n | coverage | mean_width_pct | median_width_pct | miss_below "
-            "| miss_above |") in out
+    assert ("| model | level | n_coins | n | coverage | mean_width_pct | median_width_pct | interval_score_pct "
+            "| miss_below | miss_above |") in out
     assert "| naive | 50 | 2 | 30 |" in out and "| drift | 90 | 2 | 30 |" in out
     with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
         main(["backtest", "--levels", "120", "--no-progress"])
