@@ -427,22 +427,59 @@ class BaseForecaster(BaseEstimator):
         point = self.predict(horizon)
         out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         steps = len(residuals)
-        for level in levels:
-            lower = np.empty(horizon)
-            upper = np.empty(horizon)
-            for h in range(1, horizon + 1):
-                k = min(h, steps)
-                lo, hi = conformal_bounds(residuals[k - 1], self._adapted_level(level, k), self.interval_half_life)
-                scale = np.sqrt(h / k) if h > k else 1.0
-                vol = getattr(self, "interval_vol_", None)
-                if vol is not None:
-                    scale *= vol
-                lower[h - 1] = point[h - 1] + lo * scale * self.last_value_
-                upper[h - 1] = point[h - 1] + hi * scale * self.last_value_
+        order = sorted(levels)
+        lower = {level: np.empty(horizon) for level in order}
+        upper = {level: np.empty(horizon) for level in order}
+        vol = getattr(self, "interval_vol_", None)
+        for h in range(1, horizon + 1):
+            k = min(h, steps)
+            read = self._read_levels(order, k)
+            scale = np.sqrt(h / k) if h > k else 1.0
+            if vol is not None:
+                scale *= vol
+            for level in order:
+                lo, hi = conformal_bounds(residuals[k - 1], read[level], self.interval_half_life)
+                lower[level][h - 1] = point[h - 1] + lo * scale * self.last_value_
+                upper[level][h - 1] = point[h - 1] + hi * scale * self.last_value_
+        for level in order:
             # A close is never negative: both bounds are clipped at 0 (clipping only the lower one
             # would order them wrongly when the whole band lies below 0).
-            out[level] = (np.maximum(lower, 0.0), np.maximum(upper, 0.0))
-        return out
+            out[level] = (np.maximum(lower[level], 0.0), np.maximum(upper[level], 0.0))
+        for inner, outer in zip(order, order[1:]):
+            (lo_i, hi_i), (lo_o, hi_o) = out[inner], out[outer]
+            # A band wholly below zero is clipped to [0, 0] at both levels (a close's floor; see the
+            # clipping above): that step says "at most 0" for both, not two coinciding bands.
+            same = np.flatnonzero((lo_o >= lo_i) & (hi_o <= hi_i) & (hi_o > 0))
+            if len(same):
+                raise ValueError(
+                    f"{type(self).__name__} has no prediction intervals: the {outer:g} % and {inner:g} % bands "
+                    f"coincide at step {int(same[0]) + 1} (tied calibration residuals), so neither says how "
+                    "uncertain the forecast is"
+                )
+        return {level: out[level] for level in levels}
+
+    def _read_levels(self, order: list[float], step: int) -> dict[float, float]:
+        """The level each of ``order`` (ascending nominal levels) is read at for step ``step``:
+        :meth:`_adapted_level`, kept inside the calibration sample and apart. With ``n`` residuals
+        a level above ``100 (1 - 2 / (n + 1))`` would read past the sample's extremes, so it is
+        read there; and each level is read at least ``200 / (n + 1)`` points below the next
+        higher one, which moves both conformal ranks by one or more, so the bands of two levels
+        never coincide (adaptive conformal inference can push an 80 % and a 95 % level both to
+        the sample's extremes)."""
+        n = len(self.interval_residuals_[step - 1])
+        gap = 200.0 / (n + 1)
+        read = {level: self._adapted_level(level, step) for level in order}
+        ceiling = 100.0 * (1.0 - 2.0 / (n + 1))
+        for level in reversed(order):
+            read[level] = min(read[level], ceiling)
+            ceiling = read[level] - gap
+        low = order[0]
+        if read[low] <= 0:
+            raise ValueError(
+                f"{type(self).__name__} has no prediction intervals: {n} calibration residuals at step {step} "
+                f"cannot tell the {', '.join(f'{v:g}' for v in order)} % levels apart"
+            )
+        return read
 
     def _adapted_level(self, level: float, step: int) -> float:
         """The level to read step ``step``'s quantiles at: ``level`` itself, or with
@@ -462,18 +499,20 @@ class BaseForecaster(BaseEstimator):
         return cache[1][key]
 
     def predict_with_intervals(self, horizon: int = 10, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:
-        """JSON-able ``{values, intervals, interval_method}``: the path, and
-        ``{"80": {"lower": [...], "upper": [...]}, ...}`` (None when the model has none)."""
+        """JSON-able ``{values, intervals, interval_method, interval_reason}``: the path, and
+        ``{"80": {"lower": [...], "upper": [...]}, ...}`` (None when the model has none, and then
+        ``interval_reason`` says why: too short a calibration sample, bands that coincide)."""
         values = [float(v) for v in self.predict(horizon)]
         try:
             bounds = self.predict_interval(horizon, levels)
-        except ValueError:
-            return {"values": values, "intervals": None, "interval_method": None}
+        except ValueError as exc:
+            return {"values": values, "intervals": None, "interval_method": None, "interval_reason": str(exc)}
         intervals = {
             level_key(level): {"lower": [float(v) for v in lo], "upper": [float(v) for v in hi]}
             for level, (lo, hi) in bounds.items()
         }
-        return {"values": values, "intervals": intervals, "interval_method": self.interval_method()}
+        return {"values": values, "intervals": intervals, "interval_method": self.interval_method(),
+                "interval_reason": None}
 
     def predict(self, horizon: int = 10) -> np.ndarray:
         """The next ``horizon`` daily closes after the end of the fitted history."""
