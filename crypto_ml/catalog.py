@@ -6,13 +6,10 @@ ids from a 4 KB CSV, the model names, and the mapping of a schedule date onto th
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-from functools import lru_cache
-from importlib import resources
-
-from crypto_ml.dates import as_date
-from crypto_ml.settings import env_int, env_str
+from crypto_ml.markets.replay import (  # noqa: F401 - the replay's facts, for the DAG files
+    DEFAULT_ANCHOR_HISTORY, DEFAULT_ANCHOR_REAL, bundled_coin_ids, replay_anchors, replay_coin_ids,
+    replay_day,
+)
 
 #: Models the engine serves (keys of :data:`crypto_ml.forecasting.registry.MODELS`).
 MODEL_NAMES = ("naive", "drift", "linear", "ar", "lstm")
@@ -29,30 +26,12 @@ MAX_HORIZON = 60
 #: 16 at once took 82.5 s, 64 at once 59.4 s, with 2 cores not yet busy.
 DEFAULT_COIN_MAX_ACTIVE_RUNS = 64
 
-#: The schedule's start ↦ this day of the bundled history (env overrides below).
-DEFAULT_ANCHOR_REAL = "2026-11-01"
-DEFAULT_ANCHOR_HISTORY = "2017-06-01"
-
-
-@lru_cache(maxsize=1)
-def bundled_coin_ids() -> tuple[str, ...]:
-    """Ids of the bundled coins, sorted (from ``crypto_ml/data/coins.csv``)."""
-    with resources.files("crypto_ml").joinpath("data", "coins.csv").open(newline="") as fh:
-        return tuple(sorted(row["coin"] for row in csv.DictReader(fh)))
-
-
-def replay_coin_ids() -> list[str]:
-    """Coins of the replay: the bundled ones, plus ``CRYPTO_ML_SYNTHETIC_COINS`` synthetic ones
-    (``synthetic-00001``...) when the deployment is configured with synthetic coins."""
-    n = env_int("CRYPTO_ML_SYNTHETIC_COINS", 0)
-    return [*bundled_coin_ids(), *(f"synthetic-{k:05d}" for k in range(1, n + 1))]
-
 
 def coin_ids() -> list[str] | None:
     """Coins a pipeline run accepts, as far as they are known at parse time (no network, no
     database): the replay's, the CSV folder's or the exchange's explicit symbols; ``None`` for a
-    top-N universe, resolved each day (see :mod:`crypto_ml.market`)."""
-    from crypto_ml.market import parse_time_coin_ids
+    top-N universe, resolved each day (see :mod:`crypto_ml.markets`)."""
+    from crypto_ml.markets import parse_time_coin_ids
 
     return parse_time_coin_ids()
 
@@ -69,28 +48,12 @@ def coin_param_schema() -> dict:
     """Keywords of the ``coin`` param: the known coins as an enum (default ``bitcoin`` or the
     first), or the shape of a coin id when the universe is only known at run time (no default:
     the coin must be given)."""
-    from crypto_ml.market import COIN_ID_PATTERN
+    from crypto_ml.markets.ids import COIN_ID_PATTERN
 
     ids = coin_ids()
     if not ids:
         return {"default": None, "pattern": COIN_ID_PATTERN}
     return {"default": "bitcoin" if "bitcoin" in ids else ids[0], "enum": ids}
-
-
-def replay_anchors() -> tuple[dt.date, dt.date]:
-    """``(real day, history day)``: ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦
-    ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY`` (default 2026-11-01 ↦ 2017-06-01)."""
-    return (as_date(env_str("CRYPTO_ML_REPLAY_ANCHOR_REAL", DEFAULT_ANCHOR_REAL), what="CRYPTO_ML_REPLAY_ANCHOR_REAL"),
-            as_date(env_str("CRYPTO_ML_REPLAY_ANCHOR_HISTORY", DEFAULT_ANCHOR_HISTORY),
-                    what="CRYPTO_ML_REPLAY_ANCHOR_HISTORY"))
-
-
-def replay_day(real_day, *, anchor_real=None, anchor_history=None) -> dt.date:
-    """The history day a run on ``real_day`` replays (see :func:`replay_anchors`), one day per day."""
-    real, hist = replay_anchors()
-    real = as_date(anchor_real) if anchor_real else real
-    hist = as_date(anchor_history) if anchor_history else hist
-    return hist + (as_date(real_day) - real)
 
 
 def replay_day_iso(real_day) -> str:

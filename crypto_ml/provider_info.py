@@ -10,8 +10,15 @@ def _field(label: str, kind: str, description: str, **schema) -> dict:
     return {"label": label, "description": description, "schema": {"type": [kind, "null"], **schema}}
 
 
+def _market_fields() -> dict:
+    """Every market kind's Connection fields (each kind declares its own; :mod:`crypto_ml.markets`)."""
+    from crypto_ml.markets import conn_fields
+
+    return conn_fields()
+
+
 #: The market setting's connection type, as the UI's connection form shows it (Airflow reads this
-#: metadata without importing the hook). See :mod:`crypto_ml.market`.
+#: metadata without importing the hook). See :mod:`crypto_ml.markets`.
 MARKET_CONNECTION = {
     "hook-class-name": "crypto_ml.hooks.market.CryptoMarketHook",
     "hook-name": "Crypto-ML market",
@@ -21,21 +28,7 @@ MARKET_CONNECTION = {
         "relabeling": {"host": "Market (replay, csv, or a ccxt exchange id)"},
         "placeholders": {"host": "binance"},
     },
-    "conn-fields": {
-        "symbols": _field("Symbols", "string", "Exchange: the universe as symbols, e.g. BTC/USDT,ETH/USDT "
-                          "(or set Top N)."),
-        "top": _field("Top N", "integer", "Exchange: the N spot markets of the quote currency with the "
-                      "largest 24 h quote volume, resolved every day.", minimum=1),
-        "quote": _field("Quote currency", "string", "Quote currency of the Top N universe.", default="USDT"),
-        "path": _field("CSV folder", "string", "csv: the folder of CSV files, re-read every day."),
-        "start": _field("First day", "string", "Exchange: first day fetched for a coin the project DB "
-                        "does not hold yet (default: its whole history).", format="date"),
-        "api_url": _field("API URL", "string", "Exchange: send every REST call to this base URL (a "
-                          "mirror, a proxy, a test server)."),
-        "timeout": _field("Timeout (s)", "number", "Seconds per request.", default=10),
-        "retries": _field("Retries", "integer", "Retries of a request on network errors and rate limits, "
-                          "with exponential backoff.", default=4, minimum=0),
-    },
+    "conn-fields": _market_fields(),
 }
 
 

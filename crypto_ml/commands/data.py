@@ -59,14 +59,14 @@ def market_from_arg(text: str):
     parser and the tasks' hook."""
     import os
 
-    from crypto_ml.market import ENV_VAR, MarketConfig, MarketConfigError
+    from crypto_ml.markets import ENV_VAR, Market, MarketConfigError
 
     if text == "env":
         value = os.environ.get(ENV_VAR, "")
         if not value.strip():
             raise MarketConfigError(f"--market env: {ENV_VAR} is not set")
-        return MarketConfig.from_env_value(value, origin=ENV_VAR)
-    return MarketConfig.from_env_value(text, origin="--market")
+        return Market.from_env_value(value, origin=ENV_VAR)
+    return Market.from_env_value(text, origin="--market")
 
 
 def _load(args):
@@ -77,13 +77,11 @@ def _load(args):
     if getattr(args, "market", None):
         import datetime as dt
 
-        from crypto_ml.pipeline import market_source
-
         if args.source:
             raise SystemExit("crypto-ml: give --source or --market, not both")
         market = market_from_arg(args.market)
         as_of = market.market_day(args.as_of or dt.datetime.now(dt.UTC).date())
-        source = market_source(market, as_of)
+        source = market.source(as_of)
     loader = CryptoLoader(source, as_of=as_of, synthetic=args.synthetic, seed=args.seed)
     return loader, time.perf_counter() - started
 

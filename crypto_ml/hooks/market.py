@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
-    from crypto_ml.market import MarketConfig
+    from crypto_ml.markets import MarketConfig
 
 
 class CryptoMarketHook(BaseHook):
@@ -18,13 +18,13 @@ class CryptoMarketHook(BaseHook):
     ``csv``, or a ccxt exchange id such as ``binance``) and the rest in *extra*: ``symbols``
     (``"BTC/USDT,ETH/USDT"``) or ``top`` (N) with ``quote``, ``path`` for a CSV folder, and
     optionally ``start``, ``api_url``,
-    ``timeout``, ``retries``, ``backoff``, ``rate_limit_ms``. See :mod:`crypto_ml.market`. Without
+    ``timeout``, ``retries``, ``backoff``, ``rate_limit_ms``. See :mod:`crypto_ml.markets`. Without
     that Connection the replay of the bundled history is used (no network). The connection form's
     fields are declared in the provider's metadata (:data:`crypto_ml.provider_info.MARKET_CONNECTION`).
 
     One setting, parsed one way: the Connection is looked up as any task does; when it is the
     environment's ``AIRFLOW_CONN_<ID>``, the variable's text is read with the parser the DAG
-    parser and the ``crypto-ml`` CLI use (:meth:`~crypto_ml.market.MarketConfig.from_env_value`),
+    parser and the ``crypto-ml`` CLI use (:meth:`~crypto_ml.markets.Market.from_env_value`),
     because Airflow's URI parser empties the host of a URI whose extra holds an unencoded URL
     (``...&api_url=http://...``). A Connection from elsewhere (the metadata DB, a secrets backend)
     is read from its fields, and one that Airflow's URI parser mangled that way fails, saying how
@@ -53,7 +53,7 @@ class CryptoMarketHook(BaseHook):
         fails naming the field (it never becomes the replay)."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from crypto_ml.market import MarketConfig, env_var
+        from crypto_ml.markets import MarketConfig, env_var
 
         text = os.environ.get(env_var(self.market_conn_id), "")
         try:
@@ -113,6 +113,6 @@ def _same_connection(conn, text: str) -> bool:
 
 
 def _config_error(text: str):
-    from crypto_ml.market import MarketConfigError
+    from crypto_ml.markets import MarketConfigError
 
     return MarketConfigError(text)

@@ -11,20 +11,20 @@
 
 from __future__ import annotations
 
-from crypto_ml.sources.base import Source, SourceError, resolve_source
-from crypto_ml.sources.bundled import BundledSource
-from crypto_ml.sources.csv import CSVSource
-from crypto_ml.sources.exchange import ExchangeSource
-from crypto_ml.sources.replay import ReplaySource
-from crypto_ml.sources.synthetic import SyntheticSource
+import importlib
 
-__all__ = [
-    "BundledSource",
-    "CSVSource",
-    "ExchangeSource",
-    "ReplaySource",
-    "Source",
-    "SourceError",
-    "SyntheticSource",
-    "resolve_source",
-]
+#: Where each name lives; imported on first use, so ``crypto_ml.sources.ids`` (the coin ids the
+#: market settings parse with, at DAG parse time) costs no pandas.
+_WHERE = {
+    "BundledSource": "bundled", "CSVSource": "csv", "ExchangeSource": "exchange",
+    "ReplaySource": "replay", "Source": "base", "SourceError": "base", "SyntheticSource": "synthetic",
+    "resolve_source": "base",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"crypto_ml.sources.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'crypto_ml.sources' has no attribute {name!r}")

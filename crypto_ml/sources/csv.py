@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 from os import PathLike
 from pathlib import Path
 
 import pandas as pd
 
-from crypto_ml.market import slugify
 from crypto_ml.sources.base import Source, SourceError
 
 __all__ = ["CSVSource", "read_long_csv", "read_per_coin_csv", "slugify"]
@@ -26,6 +26,12 @@ _RENAME = {
     "Volume": "volume",
     "Market Cap": "market_cap",
 }
+
+
+def slugify(name: str) -> str:
+    """``"Bitcoin Cash"`` → ``"bitcoin-cash"``: the id of a bundled or CSV coin (a per-coin
+    file's name)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
 
 
 def read_long_csv(handle, origin: str) -> pd.DataFrame:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from crypto_ml.market import EXCHANGE, MarketConfig, coin_id, last_closed_day, symbol_of
 from crypto_ml.sources.base import Source, SourceError, as_date
 from crypto_ml.validation import ValidationReport
 
@@ -51,7 +50,7 @@ class MalformedAnswer(RuntimeError):
     """The exchange answered 200 with a body that is not JSON."""
 
 
-def make_exchange(market: MarketConfig) -> ccxt.Exchange:
+def make_exchange(market) -> ccxt.Exchange:
     """A ccxt exchange for public market data: spot markets only, no currency list (that call
     needs an API key on some exchanges), ccxt's own rate limiter on, every REST endpoint sent
     to ``market.api_url`` when one is set."""
@@ -104,8 +103,8 @@ def fetch_window(
 class ExchangeSource(Source):
     """Daily candles of an exchange's markets through ccxt, point in time.
 
-    :param market: the exchange market (:class:`~crypto_ml.market.MarketConfig` of kind
-        ``exchange``).
+    :param market: the exchange market (:class:`~crypto_ml.markets.ExchangeMarket` or
+        :class:`~crypto_ml.markets.SeededMarket`).
     :param stored: ``{coin: (first_day, last_day)}`` already in the project DB; only the missing
         days are asked for (see :func:`fetch_window`).
     :param coins: read only these coin ids (default: the whole universe).
@@ -118,14 +117,14 @@ class ExchangeSource(Source):
 
     def __init__(
         self,
-        market: MarketConfig,
+        market,
         *,
         stored: Mapping[str, tuple[dt.date, dt.date]] | None = None,
         coins: Sequence[str] | None = None,
         now: dt.datetime | None = None,
         exchange: ccxt.Exchange | None = None,
     ) -> None:
-        if market.kind != EXCHANGE:
+        if not getattr(market, "is_exchange", False):
             raise ValueError(f"ExchangeSource needs an exchange market, not {market.kind!r}")
         self.market = market
         self.stored = dict(stored or {})
@@ -194,7 +193,7 @@ class ExchangeSource(Source):
         if self.market.symbols:
             out = {}
             for symbol in self.market.symbols:
-                coin = coin_id(symbol)
+                coin = self.market.coin_id(symbol)
                 market = markets.get(symbol)
                 if market is None or market.get("active") is False:
                     if self._held_on_the_day(coin, symbol, market):
@@ -210,15 +209,15 @@ class ExchangeSource(Source):
                     and market.get("quote") == self.market.quote):
                 ranked.append((float(ticker.get("quoteVolume") or 0.0), symbol))
         ranked.sort(key=lambda item: (-item[0], item[1]))
-        out = {coin_id(symbol): symbol for _, symbol in ranked[: self.market.top]}
+        out = {self.market.coin_id(symbol): symbol for _, symbol in ranked[: self.market.top]}
         # a backfilled day's universe: the stored markets that traded that day, delisted since
-        listed = {_coin_or_none(sym) for sym, m in markets.items() if _spot_symbol(sym, m)}
+        listed = {_coin_or_none(self.market, sym) for sym, m in markets.items() if _spot_symbol(sym, m)}
         for coin, (first, last) in sorted(self.stored.items()):
             if coin not in out and coin not in listed and self.day and first <= self.day <= last \
                     and coin.endswith("-" + self.market.quote.lower()):
-                self.notes[coin] = (f"{coin} ({symbol_of(coin)}): delisted on {ex}, last candle "
+                self.notes[coin] = (f"{coin} ({self.market.symbol_of(coin)}): delisted on {ex}, last candle "
                                     f"{last}; predicted from its stored history")
-                out[coin] = symbol_of(coin)
+                out[coin] = self.market.symbol_of(coin)
         return out
 
     def _held_on_the_day(self, coin: str, symbol: str, market) -> bool:
@@ -389,9 +388,8 @@ class ExchangeSource(Source):
         return pd.concat(parts, ignore_index=True)[_RAW_COLUMNS]
 
     def read(self, *, as_of: dt.date | None = None) -> pd.DataFrame:
-        day = last_closed_day(dt.datetime.fromtimestamp(_ms_now(self.now) / 1000, dt.UTC))
-        if as_of is not None:
-            day = min(day, as_date(as_of))
+        now = dt.datetime.fromtimestamp(_ms_now(self.now) / 1000, dt.UTC)
+        day = self.market.market_day(as_of if as_of is not None else now.date(), now=now)
         self._report = ValidationReport()
         self.limits, self.notes, self.served, self.seeded = {}, {}, {}, {}
         self.day = day
@@ -523,8 +521,8 @@ def _spot_symbol(symbol: str, market: dict) -> bool:
     return bool(market.get("spot")) and market.get("active") is not False
 
 
-def _coin_or_none(symbol: str) -> str | None:
+def _coin_or_none(market, symbol: str) -> str | None:
     try:
-        return coin_id(symbol)
+        return market.coin_id(symbol)
     except ValueError:
         return None

@@ -36,13 +36,10 @@ class ReplaySource(Source):
         anchor_real: dt.date | str,
         anchor_history: dt.date | str,
     ) -> dt.date:
-        """Map a run's logical date onto the replayed history: ``anchor_real`` ↦ ``anchor_history``
-        (see :func:`crypto_ml.catalog.replay_day`, which the DAGs use with configured anchors)."""
-        from crypto_ml.catalog import replay_day
-
-        return replay_day(
-            as_date(logical_date), anchor_real=as_date(anchor_real), anchor_history=as_date(anchor_history)
-        )
+        """Map a run's logical date onto the replayed history: ``anchor_real`` ↦ ``anchor_history``,
+        one day per day (the DAGs use :func:`crypto_ml.markets.replay.replay_day`, the configured
+        anchors)."""
+        return as_date(anchor_history) + (as_date(logical_date) - as_date(anchor_real))
 
     def advance(self, days: int = 1) -> dt.date:
         """Move *today* forward (or back, with a negative number) and return the new day."""
