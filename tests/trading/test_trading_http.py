@@ -234,3 +234,26 @@ def test_broker_from_config(monkeypatch, exchange):
     monkeypatch.setenv("CRYPTO_ML_BROKER", "http")
     with pytest.raises(ValueError, match="rename CRYPTO_ML_BROKER to CRYPTO_ML_TRADING_BROKER"):
         broker_from_config()
+
+
+def test_live_account_spends_only_the_cash_the_fills_left(exchange, live, db_url):
+    """The HTTP broker path goes through the same risk module: the cash is the capital minus what
+    the endpoint reported filled; the positions are the endpoint's."""
+    from crypto_ml.storage import get_trade_requests, migrate
+    from crypto_ml.trading import TradingRules, handle_prediction
+
+    migrate(db_url)
+    broker = HTTPBroker(exchange.url, dry_run=False, backoff=0, ledger_url=db_url)
+    exchange.positions = {}
+    rules = TradingRules(capital=2500.0, max_total_notional=20000.0)
+    out = []
+    for day in range(1, 5):
+        p = {"coin": "btc", "as_of": f"2024-03-0{day}", "model": "ar", "version": 1, "horizon": 10,
+             "values": [105.0], "last_close": 100.0, "expected_return": 0.05}
+        out.append(handle_prediction(p, kill_switch=False, broker=broker, rules=rules, url=db_url))
+    assert [r["status"] for r in out] == ["filled", "filled", "filled", "stored"]
+    assert out[2]["quantity"] == pytest.approx(5.0) and "capped by the cash (500.00 USD)" in out[2]["reason"]
+    assert "no cash to buy with" in out[3]["reason"]
+    book = broker.account(2500.0, marks={"btc": 100.0})
+    assert book.cash == pytest.approx(0.0, abs=1e-6) and book.positions == {}
+    assert len(get_trade_requests(url=db_url)) == 3
