@@ -246,3 +246,69 @@ def test_the_fan_out_leaves_a_running_run_running_re_runs_a_finished_one_and_ref
             "keep its conf, so it was left as it is (trigger retrigger_target under another run id, or delete "
             "that run first)") in other["log"]
     assert _target_run(env) == ("queued", 1, {"coin": "bitcoin", "model": "naive"})
+
+
+# -- end to end on the embedded default: the README's re-trigger ---------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_re_triggering_a_day_with_another_model_runs_that_model_next_to_the_first(tmp_path, monkeypatch):
+    """`airflow dags trigger crypto_ml_master --conf '{"model": "drift"}'` on a day that already ran
+    (the README's suggestion) on the local stack (scheduler, dag-processor, triggerer, api-server,
+    engine worker; replay, SQLite): drift's coin runs are new runs with drift's conf and drift
+    predictions; the default's runs are left as they were. The same trigger again re-runs drift's
+    finished runs (reset, nothing stored twice)."""
+    from crypto_ml.stack.local import LocalStack
+
+    url = f"sqlite:///{tmp_path / 'project.db'}"
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CRYPTO_ML_DATABASE_URL", url)
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")  # only our runs
+    for name in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND", "AIRFLOW_CONN_CRYPTO_ML_MARKET"):
+        monkeypatch.delenv(name, raising=False)
+    coins = ["ark", "bitcoin"]
+    airflow_db = tmp_path / "airflow" / "airflow.db"
+
+    def coin_runs() -> dict[str, tuple[str, int, dict]]:
+        with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as conn:
+            rows = conn.execute(
+                "SELECT run_id, state, clear_number, conf FROM dag_run WHERE dag_id = 'crypto_ml_coin'").fetchall()
+        return {r: (s, n, json.loads(c) if isinstance(c, str) else c) for r, s, n, c in rows}
+
+    with LocalStack(port=_free_port()) as stack:
+        stack.unpause_pipeline()
+        first = stack.client.trigger("crypto_ml_master", None, {"coins": coins})
+        assert stack.wait_for_run("crypto_ml_master", first, timeout=900) == "success"
+        day = stack.client.xcom("crypto_ml_master", first, "poll_new_data")["history_day"]
+        drift = stack.client.trigger("crypto_ml_master", None, {"model": "drift", "coins": coins})
+        assert stack.wait_for_run("crypto_ml_master", drift, timeout=900) == "success"
+        after_drift = coin_runs()
+        again = stack.client.trigger("crypto_ml_master", None, {"model": "drift", "coins": coins})
+        assert stack.wait_for_run("crypto_ml_master", again, timeout=900) == "success"
+        after_again = coin_runs()
+        assert stack.client.xcom("crypto_ml_master", again, "run_coin_pipelines") == \
+            [f"{c}__{day}__drift" for c in coins]
+
+    def conf(coin, model):
+        return {"coin": coin, "as_of": day, "horizon": 10, "model": model}
+
+    assert after_drift == {
+        **{f"{c}__{day}": ("success", 0, conf(c, "naive")) for c in coins},
+        **{f"{c}__{day}__drift": ("success", 0, conf(c, "drift")) for c in coins},
+    }
+    assert after_again == {  # drift's finished runs re-run once; the default's untouched
+        **{f"{c}__{day}": ("success", 0, conf(c, "naive")) for c in coins},
+        **{f"{c}__{day}__drift": ("success", 1, conf(c, "drift")) for c in coins},
+    }
+    for coin in coins:
+        preds = storage.get_predictions(coin=coin, as_of=day, url=url)
+        assert sorted(p["model"] for p in preds) == ["drift", "naive"], f"{coin}: {preds}"
+        assert {p["model"]: p["run_id"] for p in preds} == {"naive": f"{coin}__{day}",
+                                                              "drift": f"{coin}__{day}__drift"}
+    storage.dispose_engine(url)
