@@ -1,4 +1,7 @@
-"""``crypto-ml summary | validate | ingest | db``: the data side of the command line."""
+"""``crypto-ml summary | validate | ingest | db``: the data side of the command line.
+
+Every data command says first what it reads (the source, or the market with where its setting
+came from), names each coin that failed with the reason, and exits 1 when any coin failed."""
 
 from __future__ import annotations
 
@@ -69,6 +72,15 @@ def market_from_arg(text: str):
     return Market.from_env_value(text, origin="--market")
 
 
+def what_is_read(args) -> str:
+    """The source a data command reads, in words (printed before it reads it)."""
+    if getattr(args, "market", None):
+        market = market_from_arg(args.market)
+        return f"{market.describe()} [{market.source_name}; from {market.origin}]"
+    return f"{args.source or 'bundled'} (--source)" + (
+        f" + {args.synthetic} synthetic coins" if args.synthetic else "")
+
+
 def _load(args):
     from crypto_ml.data_loader import CryptoLoader
 
@@ -86,6 +98,22 @@ def _load(args):
     return loader, time.perf_counter() - started
 
 
+def report_coins(loader) -> int:
+    """Print the coins that failed (named, with the reason), the history an exchange did not
+    serve and the notes; the command's exit status: 1 when any coin failed."""
+    source = loader.source
+    for coin, text in (getattr(source, "limits", None) or {}).items():
+        print(f"LIMITED {coin}: {text}")
+    for coin, text in (getattr(source, "notes", None) or {}).items():
+        print(f"NOTE {coin}: {text}")
+    failed = loader.report.failed_coins
+    for coin, reason in failed.items():
+        print(f"FAILED {coin}: {reason}")
+    if failed:
+        print(f"{len(failed)} coins failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
 def format_coins(table) -> str:
     """The per-coin table as text, synthetic coins flagged."""
     shown = table.copy()
@@ -96,6 +124,7 @@ def format_coins(table) -> str:
 
 
 def cmd_summary(args) -> int:
+    print(f"reading {what_is_read(args)} ...", flush=True)
     loader, seconds = _load(args)
     table = loader.coins()
     if args.coins:
@@ -105,18 +134,18 @@ def cmd_summary(args) -> int:
         f"\n{len(loader)} coins ({int(table['synthetic'].sum())} synthetic) from {loader.source.name} "
         f"in {seconds:.2f} s: {loader.report}"
     )
-    return 0
+    return report_coins(loader)
 
 
 def cmd_validate(args) -> int:
+    print(f"validating {what_is_read(args)} ...", flush=True)
     loader, _ = _load(args)
     shown = loader.report.findings if args.warnings else loader.report.errors
     for finding in shown:
         print(finding)
-    for coin, reason in loader.report.failed_coins.items():
-        print(f"FAILED {coin}: {reason}")
-    print(loader.report)
-    return 1 if loader.report.errors or loader.report.failed_coins else 0
+    failed = report_coins(loader)
+    print(f"{loader.source.name}: {loader.report}")
+    return 1 if loader.report.errors or failed else 0
 
 
 def cmd_ingest(args) -> int:
@@ -127,7 +156,7 @@ def cmd_ingest(args) -> int:
 
     url = storage.database_url(args.db)
     print(f"[1/3] project database: {_redact(url)}", flush=True)
-    print(f"[2/3] loading and validating prices from {args.source or 'bundled'} ...", flush=True)
+    print(f"[2/3] loading and validating prices from {what_is_read(args)} ...", flush=True)
     loader, seconds = _load(args)
     print(f"      {len(loader)} coins in {seconds:.2f} s: {loader.report}", flush=True)
     with tqdm(total=len(loader.frame()), unit="row", desc="[3/3] storing", file=sys.stdout,
@@ -136,8 +165,8 @@ def cmd_ingest(args) -> int:
     if not args.quiet:
         print()
         print(format_coins(loader.coins()))
-    print(f"\n{result}")
-    return 0
+    print(f"\nfrom {result.source}: {result}")
+    return 1 if result.failed_coins else 0
 
 
 def _redact(url: str) -> str:

@@ -24,7 +24,8 @@ def test_summary_prints_one_line_per_coin(capsys):
 def test_summary_flags_synthetic_coins(capsys):
     assert main(["summary", "--synthetic", "3", "--coins", "synthetic-00001,bitcoin"]) == 0
     out = capsys.readouterr().out
-    assert "SYNTHETIC" in out.splitlines()[2] and "100 coins (1 synthetic)" in out
+    assert out.splitlines()[0] == "reading bundled (--source) + 3 synthetic coins ..."
+    assert "SYNTHETIC" in out.splitlines()[3] and "100 coins (1 synthetic)" in out
 
 
 def test_validate_exits_1_on_errors_and_names_the_row(tmp_path, capsys):
@@ -72,14 +73,23 @@ def test_summary_and_ingest_read_a_market_like_the_pipeline(tmp_path, capsys):
     today = dt.datetime.now(dt.UTC).date()
     with FakeExchange([FakeMarket("BTC", first=today - dt.timedelta(days=30))]) as ex:
         uri = f"crypto-ml-market://binance?symbols=BTC/USDT,NOPE/USDT&api_url={ex.api_url}"
-        assert main(["summary", "--market", uri]) == 0
+        assert main(["summary", "--market", uri]) == 1  # a coin failed: named, and the exit says so
         out = capsys.readouterr().out
+        assert out.startswith("reading exchange binance (BTC/USDT, NOPE/USDT) via ccxt [ccxt:binance; from --market]")
+        assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: unknown symbol" in out
+        assert "1 coins failed: nope-usdt" in out
         btc = next(l for l in out.splitlines() if l.startswith("btc-usdt"))
         assert "BTC/USDT" in btc and f" 30 " in f" {btc} "  # 30 closed daily candles, today's left out
         assert "1 coins (0 synthetic) from ccxt:binance" in out
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         assert main(["validate", "--market", uri]) == 1  # NOPE/USDT is not a market there
         assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: unknown symbol" in capsys.readouterr().out
-        assert main(["ingest", "--market", uri, "--db", url, "--quiet"]) == 0
+        assert main(["ingest", "--market", uri, "--db", url, "--quiet"]) == 1
+        out = capsys.readouterr().out
+        assert "[2/3] loading and validating prices from exchange binance (BTC/USDT, NOPE/USDT)" in out
+        assert "FAILED nope-usdt" in out and "from ccxt:binance: stored 30 rows" in out
         assert storage.count_rows("prices", url=url) == 30
+        clean = f"crypto-ml-market://binance?symbols=BTC/USDT&api_url={ex.api_url}"
+        assert main(["summary", "--market", clean]) == 0
+        assert main(["ingest", "--market", clean, "--db", url, "--quiet"]) == 0
         storage.dispose_engine(url)
