@@ -254,7 +254,7 @@ def decide(
         buy_label, sell_label = f"{what} lower bound{net}", f"{what} upper bound{net}"
     what += net
     if trim is not None:
-        qty, reason = trim.quantity, trim.reason
+        qty, reason = trim.quantity, trim.reason + (f" [{'; '.join(account.notes)}]" if account.notes else "")
         if trim.side == "sell" and sell_signal < -rules.threshold:
             signal_qty = min(position_qty, rules.order_notional / price)
             if signal_qty > qty:
@@ -287,12 +287,13 @@ def decide(
 def _sized(side, price, rules, room, why, store, account) -> Decision:
     room_notional, limit = room
     notional = min(rules.order_notional, room_notional)
+    marks = f" [{'; '.join(account.notes)}]" if account.notes else ""  # how other coins were marked
     if notional <= _EPS * rules.order_notional:
         if limit in ("cash", "equity"):
-            return store(f"{why} but no cash to buy with ({account.describe()})")
-        return store(f"{why} but position limit reached ({limit} limit)")
+            return store(f"{why} but no cash to buy with ({account.describe()}){marks}")
+        return store(f"{why} but position limit reached ({limit} limit){marks}")
     reason = why
     if notional < rules.order_notional:
         reason += (f"; capped by the {limit} limit" if limit not in ("cash", "equity")
-                   else f"; capped by the cash ({account.cash:,.2f} USD)")
+                   else f"; capped by the cash ({account.cash:,.2f} USD)") + marks
     return Decision("trade", side, notional / price, price, reason)

@@ -269,3 +269,17 @@ def test_the_issue_path_buying_back_after_losses():
     assert buys["notional"].sum() > 20000  # it did trade again after losing ...
     assert worst["max_net_invested"] <= 20000 + 1e-6  # ... but never more than the capital, net
     assert (sim["risk"]["equity"] >= 0).all() and (sim["risk"]["cash"] >= -1e-6).all()
+
+
+def test_a_coin_without_a_stored_close_is_marked_at_its_last_fill_and_the_reason_says_so(db_url):
+    migrate(db_url)
+    broker = PaperBroker(db_url, limits=RiskLimits(max_position=20000.0))
+    assert broker.place_order(OrderRequest("e1", "eth", "buy", 190.0, 100.0, "2018-01-01")).status == "filled"
+    book = broker.account(marks={"btc": 50.0}, as_of="2018-01-02")
+    assert book.notes == ("eth marked at its last fill 100 (no stored close)",)
+    rules = TradingRules(max_total_notional=20000.0)
+    d = decide(prediction=_prediction("btc", 1, 0.05, 50.0), account=book, kill_switch=False, rules=rules)
+    assert d.action == "trade" and d.quantity == pytest.approx(1000 / 50)
+    tight = decide(prediction=_prediction("btc", 1, 0.05, 50.0), account=book, kill_switch=False,
+                   rules=TradingRules(max_total_notional=19500.0))
+    assert "capped by the total limit [eth marked at its last fill 100 (no stored close)]" in tight.reason
