@@ -130,6 +130,37 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
     return out
 
 
+def training_coins(polled: dict[str, Any], *, coins: list[str] | None = None, min_rows: int,
+                   url: str | None = None) -> list[dict[str, str]]:
+    """The coins ``crypto_ml_train`` trains on the polled day: ``coins`` (all of them, or the run
+    fails naming those without data that day or with fewer than ``min_rows`` days up to it), else
+    every coin with data that day and at least ``min_rows`` days (the others named in the log).
+    One ``{"coin", "as_of"}`` per coin."""
+    from crypto_ml import storage
+
+    day, have = polled["history_day"], polled["coins"]
+    if coins:
+        unknown = sorted(set(coins) - set(have))
+        if unknown:
+            raise PipelineInputError(f"coins without data for {day}: {unknown}; {len(have)} coins have data that day")
+    wanted = set(coins or have)
+    out, short = [], {}
+    for coin in have:
+        if coin in wanted:
+            rows = len(storage.load_prices(coin, as_of=day, url=url))
+            if rows >= min_rows:
+                out.append({"coin": coin, "as_of": day})
+            else:
+                short[coin] = rows
+    if short:
+        named = ", ".join(f"{c} ({n})" for c, n in list(short.items())[:10]) + (", ..." if len(short) > 10 else "")
+        if coins:
+            raise PipelineInputError(f"fewer than min_rows={min_rows} days up to {day} for {named}: "
+                                     "not trainable; lower min_rows or train a later day")
+        log.info("%d coin(s) have fewer than %d days up to %s, not trained: %s", len(short), min_rows, day, named)
+    return out
+
+
 def market_source(market: MarketConfig, day: dt.date, *, stored=None, coins=None, now=None):
     """The :class:`~crypto_ml.sources.Source` of ``market`` as of ``day``."""
     if market.kind == EXCHANGE:

@@ -41,27 +41,24 @@ with DAG(
     @task
     def coins_to_train(*, dag_run=None, dag=None, params=None) -> list[dict]:
         """Coins with data on the market day and enough history; one kwargs dict per coin. A conf
-        key that is not a param fails the run here, naming the valid keys."""
+        key that is not a param, or a coin asked for that cannot be trained that day, fails the
+        run here, naming them."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from crypto_ml import storage
+        from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.hooks.market import CryptoMarketHook
+        from crypto_ml.market import MarketConfigError
         from crypto_ml.params import TriggerRefused, check_run_conf
-        from crypto_ml.pipeline import poll
+        from crypto_ml.pipeline import PipelineInputError, poll, training_coins
 
         try:
             check_run_conf(dag_run, dag)
-        except TriggerRefused as exc:
+            url = CryptoDatabaseHook().get_url()
+            polled = poll(dag_run.logical_date or dag_run.run_after, now=dag_run.run_after,
+                          market=CryptoMarketHook().get_market(), url=url)
+            return training_coins(polled, coins=params["coins"], min_rows=params["min_rows"], url=url)
+        except (TriggerRefused, PipelineInputError, MarketConfigError) as exc:  # no retry helps
             raise AirflowFailException(str(exc)) from None
-
-        polled = poll(dag_run.logical_date or dag_run.run_after, market=CryptoMarketHook().get_market())
-        day = polled["history_day"]
-        out = []
-        wanted = set(params["coins"] or polled["coins"])
-        for coin in polled["coins"]:
-            if coin in wanted and len(storage.load_prices(coin, as_of=day)) >= params["min_rows"]:
-                out.append({"coin": coin, "as_of": day})
-        return out
 
     EngineSubmitOperator.partial(
         task_id="train",

@@ -92,6 +92,29 @@ def test_the_master_refuses_an_untrained_model_before_any_coin_run_exists(run_da
             "[\"ark\", \"bitcoin\"]}'") in result["log"]
 
 
+@pytest.mark.parametrize(
+    ("conf", "line"),
+    [
+        ({"coins": ["bitcoin", "bitcon"]}, "coins without data for {day}: ['bitcon']; {coins} coins have data that day"),
+        ({"coins": ["bitcoin"], "min_rows": 100000},
+         "fewer than min_rows=100000 days up to {day} for bitcoin ({rows}): not trainable; lower min_rows or "
+         "train a later day"),
+    ],
+)
+def test_the_training_refuses_coins_it_cannot_train_instead_of_dropping_them(run_dag, airflow_env, conf, line):
+    from crypto_ml.catalog import replay_day
+
+    day = replay_day(dt.datetime.now(dt.UTC).date())  # dag.test's logical date: now
+    rows = (day - dt.date(2013, 4, 28)).days + 1  # bitcoin's days, from the bundled history's first
+    result = run_dag(airflow_env, "crypto_ml_train", conf)
+    _failed_first_task(result, "coins_to_train")
+    url = airflow_env["CRYPTO_ML_DATABASE_URL"]
+    coins = len(storage.coins_on(day, url=url))  # what the poll stored for the day
+    storage.dispose_engine(url)
+    assert coins > 80
+    assert line.format(day=day, rows=rows, coins=coins) in result["log"]
+
+
 # -- refused when the run is created: the params' schema -----------------------------------------
 @pytest.mark.parametrize("dag_id", ["crypto_ml_coin", "crypto_ml_master", "crypto_ml_train"])
 def test_an_unknown_model_is_refused_when_the_run_is_created(run_dag, airflow_env, dag_id):
@@ -283,6 +306,13 @@ def test_re_triggering_a_day_with_another_model_runs_that_model_next_to_the_firs
 
     with LocalStack(port=_free_port()) as stack:
         stack.unpause_pipeline()
+        from crypto_ml.stack.follow import ApiError
+
+        with pytest.raises(ApiError) as refused:  # the REST API's trigger checks the params' schema too
+            stack.client.trigger("crypto_ml_master", None, {"model": "prophet", "coins": coins})
+        assert refused.value.code == 400
+        assert f"Invalid input for param model: 'prophet' is not one of {MODELS}" in str(refused.value)
+        assert stack.client.dag_runs("crypto_ml_master") == []  # no run was created
         first = stack.client.trigger("crypto_ml_master", None, {"coins": coins})
         assert stack.wait_for_run("crypto_ml_master", first, timeout=900) == "success"
         day = stack.client.xcom("crypto_ml_master", first, "poll_new_data")["history_day"]
