@@ -260,11 +260,6 @@ class BaseForecaster(BaseEstimator):
     #: Recent calibration residuals weigh more: weight halves every ``interval_half_life``
     #: origins (None: all weigh the same, plain split-conformal).
     interval_half_life: ClassVar[float | None] = None
-    #: Calibrate on log errors ``log(y[t + h] / forecast[h])`` instead of return errors, and
-    #: put the bounds at ``forecast * exp(q * vol)``: multiplicative bands, never below zero, whose
-    #: upside is not the simple-return tail of a coin that went 10x in a day. Off by default (a
-    #: stored model's residuals are read the way its class calibrated them).
-    interval_log_errors: ClassVar[bool] = False
 
     # -- contract -------------------------------------------------------------------------------
     def min_points(self) -> int:
@@ -338,7 +333,6 @@ class BaseForecaster(BaseEstimator):
         steps = paths.shape[1]
         normalised = self._normalised() and bool(np.all(y > 0))
         vols = self._volatility_path(y) if normalised else None
-        log_errors = bool(self.interval_log_errors)
         for scaled in (True, False) if normalised else (False,):
             out: list[list[float]] = [[] for _ in range(steps)]
             for j, t in enumerate(origins):
@@ -348,12 +342,7 @@ class BaseForecaster(BaseEstimator):
                     continue
                 for h in range(1, min(steps, n - 1 - t) + 1):
                     value = paths[j, h - 1]
-                    if not np.isfinite(value):
-                        continue
-                    if log_errors:
-                        if value > 0 and y[t + h] > 0:
-                            out[h - 1].append(float(np.log(y[t + h] / value) / scale))
-                    else:
+                    if np.isfinite(value):
                         out[h - 1].append(float((y[t + h] - value) / base / scale))
             if len(out[0]) >= MIN_CALIBRATION:  # else: too short to normalise, try plain
                 self.interval_vol_ = float(vols[-1]) if scaled else None
@@ -412,8 +401,7 @@ class BaseForecaster(BaseEstimator):
         Returns ``{level: (lower, upper)}``, two float64 arrays of ``horizon`` closes each,
         around :meth:`predict`'s path. Conformal bounds are ``path + q * vol * last_close`` with ``vol``
         the recent volatility (``interval_vol_``; 1 for plain conformal) and ``q``
-        the conformal quantiles (:func:`conformal_bounds`) of the step's calibration residuals
-        (with ``interval_log_errors``: ``path * exp(q * vol)``);
+        the conformal quantiles (:func:`conformal_bounds`) of the step's calibration residuals;
         steps beyond ``calibration_steps`` use the last step's quantiles times
         ``sqrt(h / steps)``. Bounds are clipped at 0 (a price).
 
@@ -451,15 +439,8 @@ class BaseForecaster(BaseEstimator):
                 scale *= vol
             for level in order:
                 lo, hi = conformal_bounds(residuals[k - 1], read[level], self.interval_half_life)
-                if self.interval_log_errors:
-                    if not point[h - 1] > 0:
-                        raise ValueError(f"{type(self).__name__} has no prediction intervals: the forecast "
-                                         f"{point[h - 1]:g} at step {h} is not a price > 0 (log-error bands)")
-                    lower[level][h - 1] = point[h - 1] * np.exp(lo * scale)
-                    upper[level][h - 1] = point[h - 1] * np.exp(hi * scale)
-                else:
-                    lower[level][h - 1] = point[h - 1] + lo * scale * self.last_value_
-                    upper[level][h - 1] = point[h - 1] + hi * scale * self.last_value_
+                lower[level][h - 1] = point[h - 1] + lo * scale * self.last_value_
+                upper[level][h - 1] = point[h - 1] + hi * scale * self.last_value_
         for level in order:
             # A close is never negative: both bounds are clipped at 0 (clipping only the lower one
             # would order them wrongly when the whole band lies below 0).

@@ -60,28 +60,3 @@ def test_too_short_a_calibration_sample_gives_no_interval_and_says_why():
     ok = _fitted().predict_with_intervals(5)
     assert ok["interval_reason"] is None and set(ok["intervals"]) == {"80", "95"}
 
-
-class _LogNaive(NaiveForecaster):
-    """Plain conformal on log errors (no volatility scaling, no adaptation): residuals checkable by hand."""
-
-    interval_log_errors = True
-    interval_vol_ewm = None
-    interval_aci_gamma = None
-
-
-def test_log_errors_are_log_ratios_and_bands_are_multiplicative():
-    rng = np.random.default_rng(11)
-    y = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, 400)))
-    y[300] *= 10  # a coin that went 10x for a day
-    model = _LogNaive().fit(y)
-    one_step = np.sort(model.interval_residuals_[0])
-    expected = np.sort(np.log(y[1:] / y[:-1])[-len(one_step):])
-    assert one_step == pytest.approx(expected)
-    bands = model.predict_interval(10, (80, 95))
-    point = model.predict(10)
-    for level, (lo, hi) in bands.items():
-        assert np.all(lo > 0) and np.all(lo < point) and np.all(point < hi), level
-    # The 10x day is one residual of ~180: at 95 % it moves the upper bound by no more than its rank allows.
-    assert bands[95][1][0] / y[-1] < 10
-    plain = NaiveForecaster.__new__(NaiveForecaster)
-    assert plain.interval_log_errors is False  # off by default: stored models read as calibrated
