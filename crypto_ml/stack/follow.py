@@ -212,10 +212,17 @@ class AirflowClient:
 
 
 # -- following the master run ------------------------------------------------------------------
-def coin_run_states(client: AirflowClient, day: str) -> list[str]:
-    """The states of the coin runs of history day ``day`` (run ids ``<coin>__<day>``)."""
-    runs = client.dag_runs(COIN, run_id_pattern=f"__{day}")
-    return [r["state"] for r in runs if r["dag_run_id"].endswith(f"__{day}")]
+def coin_run_states(client: AirflowClient, day: str, conf: dict | None = None) -> list[str]:
+    """The states of the coin runs of history day ``day`` that a master run with ``conf`` asks for
+    (run ids :func:`crypto_ml.params.coin_run_id`: ``<coin>__<day>``, plus ``__<model>`` and
+    ``__h<horizon>`` when the conf names other ones), never another model's runs of that day."""
+    from crypto_ml.params import DEFAULT_HORIZON, DEFAULT_MODEL, coin_run_id
+
+    conf = conf or {}
+    suffix = coin_run_id("", day, model=conf.get("model") or DEFAULT_MODEL,
+                         horizon=conf.get("horizon") or DEFAULT_HORIZON)  # "__<day>[__m][__hN]"
+    runs = client.dag_runs(COIN, run_id_pattern=suffix)
+    return [r["state"] for r in runs if r["dag_run_id"].endswith(suffix)]
 
 
 def progress_line(prefix: str, state: str, day: str | None, coin_states: list[str]) -> str:
@@ -233,14 +240,16 @@ def follow_master(client: AirflowClient, run_id: str, say: Callable[[str], None]
     (the history day comes from ``poll_new_data``'s XCom, the coin runs are that day's). Returns
     the final state, or ``"timeout"`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    last, day = "", None
+    last, day, conf = "", None, None
 
     def poll(state: str) -> None:
-        nonlocal last, day
+        nonlocal last, day, conf
+        if conf is None:
+            conf = client.dag_run(MASTER, run_id).get("conf") or {}
         if day is None:
             polled = client.xcom(MASTER, run_id, POLL_TASK)
             day = polled.get("history_day") if isinstance(polled, dict) else None
-        line = progress_line(prefix, state, day, coin_run_states(client, day) if day else [])
+        line = progress_line(prefix, state, day, coin_run_states(client, day, conf) if day else [])
         if line != last or state in FINISHED:
             say(line)
             last = line

@@ -29,6 +29,7 @@ OUTAGE = 10  # seconds a server stays down
 #: The most a 10 s outage of Redis or PostgreSQL may add to the run's wall time (the issue's
 #: target, met by airflow.cfg's task_queued_timeout).
 MAX_EXTRA_S = 120
+MODEL = "drift"  # orders are placed (naive forecasts no move)
 RESULTS: list[dict] = []
 BASELINE: dict = {}
 
@@ -101,11 +102,18 @@ def _healthy_after(stack, component: str, since: float, timeout: float = 300) ->
         time.sleep(0.5)
 
 
+def _coin_tis(stack, day: str) -> list[dict]:
+    """The task instances of the drill's coin runs of ``day`` (model drift: ``<coin>__<day>__drift``)."""
+    from crypto_ml.params import coin_run_id
+
+    suffix = coin_run_id("", day, model=MODEL)
+    return [ti for ti in stack.task_instances("crypto_ml_coin") if ti["dag_run_id"].endswith(suffix)]
+
+
 def _first_success_after(stack, day: str, since: float) -> float | None:
     """End time of the first coin task that succeeded after ``since`` (work resumed)."""
     ends = [dt.datetime.fromisoformat(ti["end_date"]).timestamp()
-            for ti in stack.task_instances("crypto_ml_coin")
-            if ti["dag_run_id"].endswith(f"__{day}") and ti["state"] == "success" and ti["end_date"]]
+            for ti in _coin_tis(stack, day) if ti["state"] == "success" and ti["end_date"]]
     later = [e for e in ends if e > since]
     return min(later) if later else None
 
@@ -115,7 +123,7 @@ def _drill(stack, name: str, logical_date: str, fault, capsys) -> dict:
 
     day = day_of(logical_date)
     started = time.time()
-    run_id = stack.trigger_master(logical_date, {"coins": COINS, "model": "drift"})
+    run_id = stack.trigger_master(logical_date, {"coins": COINS, "model": MODEL})
     before = _wait_mid_run(stack, run_id, day)
     restarts_before = len(stack.restarts)
     t_fault = time.time()
@@ -123,7 +131,7 @@ def _drill(stack, name: str, logical_date: str, fault, capsys) -> dict:
     state = _wait_run(stack, run_id)
     finished = time.time()
     after = _counts(stack, day)
-    tis = [ti for ti in stack.task_instances("crypto_ml_coin") if ti["dag_run_id"].endswith(f"__{day}")]
+    tis = _coin_tis(stack, day)
     resumed = _first_success_after(stack, day, back)
     figures = {
         "drill": name, "run_id": run_id, "state": state, "settings": os.environ.get("CRYPTO_ML_DRILL_SETTINGS", "fault"),
