@@ -467,7 +467,7 @@ class BaseForecaster(BaseEstimator):
         never coincide (adaptive conformal inference can push an 80 % and a 95 % level both to
         the sample's extremes)."""
         n = len(self.interval_residuals_[step - 1])
-        gap = 200.0 / (n + 1)
+        gap = 200.0 / (n + 1) * 1.001  # a little over one rank, so float rounding cannot merge two ranks
         read = {level: self._adapted_level(level, step) for level in order}
         ceiling = 100.0 * (1.0 - 2.0 / (n + 1))
         for level in reversed(order):
