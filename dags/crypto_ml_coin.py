@@ -13,7 +13,7 @@ prediction once, records the decision by the trading rules; the kill switch is t
 five task instances, two of them on a worker.
 
 The master DAG `crypto_ml_master` triggers one run of this DAG per coin with new data (run id
-`<coin>__<day>`). Trigger one coin by hand:
+`<coin>__<day>`, then `__<model>` / `__h<horizon>` when they are not the defaults). Trigger one coin by hand:
 
     airflow dags trigger crypto_ml_coin --conf '{"coin": "bitcoin", "as_of": "2017-06-05"}'
 

@@ -9,7 +9,7 @@ data intervals: the run for day D starts once D is over, so D's daily candle has
 backfill (`airflow backfill create --dag-id crypto_ml_master --from-date ... --to-date ...`) runs
 each past day point in time. A coin that fails to load (unknown symbol, delisted market, exchange
 errors after retries) is named in `poll_new_data`'s log and fails `summarize`; the other coins go
-on. `run_coin_pipelines` then triggers one `crypto_ml_coin` run per coin (run id `<coin>__<day>`,
+on. `run_coin_pipelines` then triggers one `crypto_ml_coin` run per coin (run id `<coin>__<day>`, see below;
 one log line per coin) from one task, without waiting for them, and `wait_for_coin_runs` waits for
 all of them at once in the triggerer (one task for the day, not one per coin). Each coin's
 pipeline is its own DAG run: visible on its own in the grid and graph views, failing and retrying

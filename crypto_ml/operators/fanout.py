@@ -22,8 +22,10 @@ class TriggerDagRunsOperator(BaseOperator):
     same two cores). This task sends, for every run, the very request a ``TriggerDagRunOperator``
     task makes (the Task SDK's ``TriggerDagRun`` message, which its supervisor turns into the
     Execution API's ``POST /execution/dag-runs/{dag_id}/{run_id}``), so the runs are created exactly
-    as that operator creates them: same run ids, conf, ``run_after`` and reset semantics, each run
-    visible, clearable and triggerable on its own.
+    as that operator creates them: same run ids, conf and ``run_after``, each run visible, clearable
+    and triggerable on its own. Unlike that operator's ``reset_dag_run``, an existing run is reset
+    only when it has finished and has the conf asked (see below): Airflow's reset clears the run,
+    killing its running tasks, and keeps its old conf.
 
     :param trigger_dag_id: the DAG to run.
     :param runs: the runs (templated): dicts with ``trigger_run_id`` and ``conf`` (the kwargs a
