@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from crypto_ml.market import CSV, EXCHANGE, REPLAY, MarketConfig, env_market
+from crypto_ml.market import EXCHANGE, REPLAY, MarketConfig, env_market
 from crypto_ml.sources.base import as_date
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,30 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
         "inserted": result.inserted,
         "quarantined_new": result.quarantined_new,
         "failed_coins": result.failed_coins,
-        "warnings": [str(f) for f in loader.report.warnings][:100],
+        # an exchange served less history than asked (days missing, what to do); facts that are
+        # no failure (delisted since, not listed yet on the day)
+        "history_limits": result.history_limits,
+        "notes": result.notes,
+        "warnings": _first_warnings(loader.report.warnings),
         "coins": coins,
     }
     if market.kind == EXCHANGE:
         out["api_calls"] = source.calls
     return out
+
+
+#: Warnings kept in the poll's XCom (every one is in the task log).
+MAX_XCOM_WARNINGS = 100
+
+
+def _first_warnings(findings) -> list[str]:
+    """The first :data:`MAX_XCOM_WARNINGS` warnings, and a last line saying how many more the
+    task log holds, never a silent cut."""
+    lines = [str(f) for f in findings]
+    if len(lines) <= MAX_XCOM_WARNINGS:
+        return lines
+    more = len(lines) - MAX_XCOM_WARNINGS
+    return lines[:MAX_XCOM_WARNINGS] + [f"... and {more} more warnings: see this task's log"]
 
 
 def training_coins(polled: dict[str, Any], *, coins: list[str] | None = None, min_rows: int,
@@ -162,18 +180,9 @@ def training_coins(polled: dict[str, Any], *, coins: list[str] | None = None, mi
 
 
 def market_source(market: MarketConfig, day: dt.date, *, stored=None, coins=None, now=None):
-    """The :class:`~crypto_ml.sources.Source` of ``market`` as of ``day``."""
-    if market.kind == EXCHANGE:
-        from crypto_ml.sources.exchange import ExchangeSource
-
-        return ExchangeSource(market, stored=stored, coins=coins, now=now)
-    if market.kind == CSV:
-        from crypto_ml.sources.csv import CSVSource
-
-        return CSVSource(market.path)
-    from crypto_ml.sources.replay import ReplaySource
-
-    return ReplaySource(today=day)
+    """The :class:`~crypto_ml.sources.Source` of ``market`` as of ``day`` (each market kind
+    owns its source: :meth:`crypto_ml.markets.base.Market.source`)."""
+    return market.source(day, stored=stored, coins=coins, now=now)
 
 
 def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:

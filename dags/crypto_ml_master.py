@@ -117,10 +117,16 @@ with DAG(
     def summarize(polled: dict) -> dict:
         """The day's forecasts and decisions, from the project DB; fails (after logging them) when
         coins failed to load from the market."""
+        import logging
+
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.reporting import day_summary
 
+        log = logging.getLogger(__name__)
         summary = day_summary(polled["history_day"], coins=polled["coins"], url=CryptoDatabaseHook().get_url())
+        summary["history_limits"] = polled.get("history_limits") or {}
+        for coin, reason in summary["history_limits"].items():
+            log.warning("LIMITED %s: %s", coin, reason)
         if polled.get("failed_coins"):
             raise AirflowFailException(
                 f"{len(polled['failed_coins'])} coin(s) failed to load from the market, the others "
