@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 import math
 import random
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+from crypto_ml.testing.fake_http import FakeHandler, FakeServer
 
 DAY_MS = 86_400_000
 
@@ -89,27 +87,20 @@ class FakeMarket:
                 for c in self.candles(today)}
 
 
-class FakeExchange:
+class FakeExchange(FakeServer):
     """The server; use as a context manager. ``today`` follows the wall clock unless set."""
 
     def __init__(self, markets: list[FakeMarket], *, today: dt.date | None = None,
                  weight_limit_per_minute: int | None = 6000, slow_seconds: float = 3.0) -> None:
+        super().__init__(today=today)
         self.markets = {m.id: m for m in markets}
-        self._today = today
         self.weight_limit = weight_limit_per_minute
         self.slow_seconds = slow_seconds
         self.faults: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self.requests: collections.Counter = collections.Counter()
         self.klines_calls: collections.Counter = collections.Counter()
         self._weights: collections.deque = collections.deque()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- control ------------------------------------------------------------------------------
-    @property
-    def today(self) -> dt.date:
-        return self._today or dt.datetime.now(dt.UTC).date()
-
     def add_fault(self, symbol: str, *faults: str) -> None:
         """Queue faults for the next klines calls of ``symbol`` (``BTC/USDT``)."""
         self.faults[symbol.replace("/", "")].extend(faults)
@@ -126,24 +117,8 @@ class FakeExchange:
             self.klines_calls.clear()
 
     @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
     def api_url(self) -> str:
         return f"{self.url}/api/v3"
-
-    def __enter__(self) -> FakeExchange:
-        handler = type("Handler", (_Handler,), {"exchange": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- answers ------------------------------------------------------------------------------
     def _over_limit(self, weight: int) -> bool:
@@ -237,51 +212,28 @@ class FakeExchange:
         return 200, body, {}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     exchange: FakeExchange
-    protocol_version = "HTTP/1.1"
 
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        parts = urlsplit(self.path)
-        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    def answer(self, path: str, params: dict[str, str]) -> None:
         ex = self.exchange
-        with ex._lock:
-            ex.requests[parts.path] += 1
-        weight = {"/api/v3/klines": 2, "/api/v3/ticker/24hr": 80, "/api/v3/exchangeInfo": 20}.get(parts.path, 1)
+        weight = {"/api/v3/klines": 2, "/api/v3/ticker/24hr": 80, "/api/v3/exchangeInfo": 20}.get(path, 1)
         if ex._over_limit(weight):
             self._send(429, {"code": -1003, "msg": "Too much request weight used; current limit is "
                              f"{ex.weight_limit} request weight per 1 MINUTE."}, {"Retry-After": "1"})
             return
-        if parts.path == "/api/v3/exchangeInfo":
+        if path == "/api/v3/exchangeInfo":
             self._send(200, ex.exchange_info())
-        elif parts.path == "/api/v3/ticker/24hr":
+        elif path == "/api/v3/ticker/24hr":
             self._send(200, ex.tickers())
-        elif parts.path == "/api/v3/klines":
+        elif path == "/api/v3/klines":
             self._send(*ex.klines(params))
-        elif parts.path == "/api/v3/time":
+        elif path == "/api/v3/time":
             self._send(200, {"serverTime": int(time.time() * 1000)})
-        elif parts.path == "/api/v3/ping":
+        elif path == "/api/v3/ping":
             self._send(200, {})
         else:
-            self._send(404, {"code": -1, "msg": f"unknown path {parts.path}"})
+            self._send(404, {"code": -1, "msg": f"unknown path {path}"})
 
-    def _send(self, status: int, body, headers: dict | None = None) -> None:
-        if isinstance(body, bytes):
-            data, ctype = body, "application/json"
-        elif isinstance(body, str):
-            data, ctype = body.encode(), "text/html"
-        else:
-            data, ctype = json.dumps(body).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+
+FakeExchange.handler = _Handler

@@ -32,13 +32,10 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 from crypto_ml.testing.fake_exchange import DAY_MS, FakeMarket
+from crypto_ml.testing.fake_http import FakeHandler, FakeServer
 
 __all__ = ["DEPTH", "FakeKraken", "FakeMarket", "kraken_asset", "kraken_pair"]
 
@@ -66,7 +63,7 @@ def kraken_pair(market: FakeMarket) -> tuple[str, str, str]:
     return key, altname, f"{base}/{quote}"
 
 
-class FakeKraken:
+class FakeKraken(FakeServer):
     """The server; use as a context manager. ``today`` follows the wall clock unless set.
 
     :param requests_per_second: answer ``EAPI:Rate limit exceeded`` (in a 200) beyond this many
@@ -75,28 +72,17 @@ class FakeKraken:
 
     def __init__(self, markets: list[FakeMarket], *, today: dt.date | None = None,
                  slow_seconds: float = 3.0, requests_per_second: float | None = None) -> None:
+        super().__init__(today=today)
         self.markets: dict[str, FakeMarket] = {}
         for m in markets:
             self.list(m)
-        self._today = today
         self.slow_seconds = slow_seconds
         self.requests_per_second = requests_per_second
         self.faults: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self.requests: collections.Counter = collections.Counter()
         self.ohlc_calls: collections.Counter = collections.Counter()
         self._recent: collections.deque = collections.deque()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- control ------------------------------------------------------------------------------
-    @property
-    def today(self) -> dt.date:
-        return self._today or dt.datetime.now(dt.UTC).date()
-
-    @today.setter
-    def today(self, day: dt.date) -> None:
-        self._today = day
-
     def list(self, market: FakeMarket) -> None:
         self.markets[kraken_pair(market)[0]] = market
 
@@ -117,21 +103,7 @@ class FakeKraken:
 
     @property
     def api_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    url = api_url
-
-    def __enter__(self) -> FakeKraken:
-        handler = type("Handler", (_Handler,), {"exchange": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.url
 
     # -- answers ------------------------------------------------------------------------------
     def _listed(self) -> dict[str, FakeMarket]:
@@ -238,50 +210,27 @@ class FakeKraken:
         return 200, {"error": [], "result": {key: rows, "last": last}}, {}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     exchange: FakeKraken
-    protocol_version = "HTTP/1.1"
 
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        parts = urlsplit(self.path)
-        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    def answer(self, path: str, params: dict[str, str]) -> None:
         ex = self.exchange
-        with ex._lock:
-            ex.requests[parts.path] += 1
         if ex._over_limit():
             self._send(200, {"error": ["EAPI:Rate limit exceeded"]})
             return
-        if parts.path == "/0/public/Assets":
+        if path == "/0/public/Assets":
             self._send(200, ex.assets(params))
-        elif parts.path == "/0/public/AssetPairs":
+        elif path == "/0/public/AssetPairs":
             self._send(200, ex.asset_pairs(params))
-        elif parts.path == "/0/public/Ticker":
+        elif path == "/0/public/Ticker":
             self._send(200, ex.ticker(params))
-        elif parts.path == "/0/public/OHLC":
+        elif path == "/0/public/OHLC":
             self._send(*ex.ohlc(params))
-        elif parts.path == "/0/public/Time":
+        elif path == "/0/public/Time":
             now = int(time.time())
             self._send(200, {"error": [], "result": {"unixtime": now, "rfc1123": ""}})
         else:
-            self._send(404, {"error": [f"EGeneral:Unknown method {parts.path}"]})
+            self._send(404, {"error": [f"EGeneral:Unknown method {path}"]})
 
-    def _send(self, status: int, body, headers: dict | None = None) -> None:
-        if isinstance(body, bytes):
-            data, ctype = body, "application/json"
-        elif isinstance(body, str):
-            data, ctype = body.encode(), "text/html"
-        else:
-            data, ctype = json.dumps(body).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+
+FakeKraken.handler = _Handler
