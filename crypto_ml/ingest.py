@@ -103,17 +103,17 @@ def ingest(
     result.history_limits = dict(getattr(source, "limits", {}) or {})
     result.notes = dict(getattr(source, "notes", {}) or {})
     seeded = getattr(source, "seeded", {}) or {}
-    seed_name = f"csv-seed:{source.market.seed}" if seeded else None
     for coin, text in result.history_limits.items():  # the run's summary lists them with the rest
         loader.report.findings.append(Finding(coin=coin, rule="history_limit", severity=WARNING,
                                               message=text, origin=source.name))
     result.warnings = len(loader.report.warnings)
     for coin, part in frame.groupby("coin", sort=True):
-        parts = [(part, source.name)]
+        label = source.label_of(coin)  # several markets: the coin's own market
+        parts = [(part, label)]
         if coin in seeded:  # the seed's days are stored as the seed's, the rest as the source's
             first, last = seeded[coin]
             from_seed = (part["date"] >= pd.Timestamp(first)) & (part["date"] <= pd.Timestamp(last))
-            parts = [(part[~from_seed], source.name), (part[from_seed], seed_name)]
+            parts = [(part[~from_seed], label), (part[from_seed], source.seed_label_of(coin))]
             result.seeded_by_coin[coin] = int(from_seed.sum())
         written_new = 0
         for rows, label in parts:

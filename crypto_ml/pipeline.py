@@ -370,7 +370,7 @@ def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfi
             return
         shown = ", ".join(sorted(source.universe_ids)[:10])
         raise PipelineInputError(
-            f"{coin}: not in the universe of {market.describe()} today "
+            f"{coin}: not in the universe of {market.market_of(coin).describe()} today "
             f"({len(source.universe_ids)} coins: {shown}{', ...' if len(source.universe_ids) > 10 else ''})"
         )
     if coin in loader.report.failed_coins:

@@ -20,10 +20,12 @@ def interval_return_pct(prediction: dict[str, Any], level: str) -> str:
     return f"{100 * lo:+.1f}..{100 * hi:+.1f}"
 
 
-def day_table(day: Any, *, coins: list[str] | None = None, url: str | None = None):
-    """One row per coin that has a prediction for ``day``: model, version, last close, forecast at
-    the horizon, expected return, its 80 % and 95 % intervals (of the horizon return, percent;
-    ``-`` when none was stored), and the decision (``buy``/``sell`` with status, or ``stored``)."""
+def day_table(day: Any, *, coins: list[str] | None = None, model: str | None = None,
+              horizon: int | None = None, url: str | None = None):
+    """One row per prediction for ``day`` (of ``model`` and ``horizon`` only, when given: a run's
+    own): model, version, last close, forecast at the horizon, expected return, its 80 % and 95 %
+    intervals (of the horizon return, percent; ``-`` when none was stored), and the decision
+    (``buy``/``sell`` with status, or ``stored``)."""
     import pandas as pd
 
     from crypto_ml import storage
@@ -35,7 +37,8 @@ def day_table(day: Any, *, coins: list[str] | None = None, url: str | None = Non
     }
     rows = []
     for p in preds:
-        if coins is not None and p["coin"] not in coins:
+        if (coins is not None and p["coin"] not in coins) or (model is not None and p["model"] != model) \
+                or (horizon is not None and p["horizon"] != int(horizon)):
             continue
         trade = trades.get((p["coin"], p["model"], p["version"], p["horizon"]))
         rows.append(
@@ -59,12 +62,15 @@ def day_table(day: Any, *, coins: list[str] | None = None, url: str | None = Non
     return pd.DataFrame(rows, columns=columns).sort_values("coin").reset_index(drop=True)
 
 
-def day_summary(day: Any, *, coins: list[str] | None = None, url: str | None = None) -> dict[str, Any]:
-    """Log :func:`day_table` and return counts (JSON-able, for XCom)."""
-    table = day_table(day, coins=coins, url=url)
+def day_summary(day: Any, *, coins: list[str] | None = None, model: str | None = None,
+                horizon: int | None = None, url: str | None = None) -> dict[str, Any]:
+    """Log :func:`day_table` (of one run's ``model`` and ``horizon``, when given) and return counts
+    (JSON-able, for XCom)."""
+    table = day_table(day, coins=coins, model=model, horizon=horizon, url=url)
     missing = sorted(set(coins or []) - set(table["coin"]))
     trades = table[table["decision"] != "stored"]
-    log.info("pipeline results for %s:\n%s", day, table.to_string(index=False) if len(table) else "(none)")
+    what = f" ({model}, horizon {horizon})" if model is not None else ""
+    log.info("pipeline results for %s%s:\n%s", day, what, table.to_string(index=False) if len(table) else "(none)")
     if missing:
         log.warning("%d coins have no prediction for %s: %s", len(missing), day, ", ".join(missing))
     return {

@@ -114,16 +114,17 @@ with DAG(
         return coin_runs(coins, polled["history_day"], model=params["model"], horizon=params["horizon"])
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summarize(polled: dict) -> dict:
-        """The day's forecasts and decisions, from the project DB; fails (after logging them) when
-        coins failed to load from the market."""
+    def summarize(polled: dict, *, params=None) -> dict:
+        """The day's forecasts and decisions of this run's model and horizon, from the project DB;
+        fails (after logging them) when coins failed to load from the market."""
         import logging
 
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.reporting import day_summary
 
         log = logging.getLogger(__name__)
-        summary = day_summary(polled["history_day"], coins=polled["coins"], url=CryptoDatabaseHook().get_url())
+        summary = day_summary(polled["history_day"], coins=polled["coins"], model=params["model"],
+                              horizon=params["horizon"], url=CryptoDatabaseHook().get_url())
         summary["history_limits"] = polled.get("history_limits") or {}
         for coin, reason in summary["history_limits"].items():
             log.warning("LIMITED %s: %s", coin, reason)

@@ -42,8 +42,10 @@ class CryptoMarketHook(BaseHook):
         super().__init__(**kwargs)
         self.market_conn_id = market_conn_id
 
-    def get_market(self) -> MarketConfig:
-        """The market this Connection defines; the replay default when it does not exist.
+    def get_market(self, *, required: bool = False, member: bool = False) -> MarketConfig:
+        """The market this Connection defines; the replay default when it does not exist (with
+        ``required``: fails, naming it). The markets a multi market names are read the same way,
+        each from its own Connection (``member``: one of them, which may not name markets in turn).
 
         The Connection is looked up the way every task does (:meth:`get_connection`: Airflow's
         secrets backends in their order). When the one found is the environment's
@@ -55,23 +57,31 @@ class CryptoMarketHook(BaseHook):
 
         from crypto_ml.markets import MarketConfig, env_var
 
+        from crypto_ml.markets.base import refuse_nested
+
         text = os.environ.get(env_var(self.market_conn_id), "")
+        origin = env_var(self.market_conn_id)
+        resolve = refuse_nested if member else _member
         try:
             conn = self.get_connection(self.market_conn_id)
         except Exception as exc:  # noqa: BLE001
             if text.strip():  # set, but Airflow could not read it: say what is wrong with it
-                return MarketConfig.from_env_value(text, origin=env_var(self.market_conn_id))
+                return MarketConfig.from_env_value(text, origin=origin, resolve=resolve)
             if isinstance(exc, AirflowNotFoundException):
+                if required:
+                    raise _config_error(f"Connection {self.market_conn_id!r} (a market of the multi market) "
+                                        f"does not exist: define it ({origin}, or the UI)") from None
                 return MarketConfig()
             raise
         if text.strip() and _same_connection(conn, text):
-            return MarketConfig.from_env_value(text, origin=env_var(self.market_conn_id))
+            return MarketConfig.from_env_value(text, origin=origin, resolve=resolve)
         try:
             extra = conn.extra_dejson if conn.extra else {}
         except Exception as exc:  # noqa: BLE001 - Airflow's own parse of extra
             raise _config_error(f"Connection {self.market_conn_id!r}: extra is not JSON: {exc}") from None
         return MarketConfig.from_fields(
             conn.host, extra, schema=conn.schema, origin=f"Connection {self.market_conn_id!r}",
+            resolve=resolve,
         )
 
     def test_connection(self) -> tuple[bool, str]:
@@ -80,9 +90,9 @@ class CryptoMarketHook(BaseHook):
             market = self.get_market()
             if not market.is_exchange:
                 return True, f"{market.describe()}; no network needed"
-            from crypto_ml.sources.exchange import ExchangeSource
+            import datetime as dt
 
-            source = ExchangeSource(market)
+            source = market.source(dt.datetime.now(dt.UTC).date())
             universe = source.universe()
         except Exception as exc:  # noqa: BLE001 - any failure is reported in the UI
             return False, str(exc)
@@ -90,6 +100,11 @@ class CryptoMarketHook(BaseHook):
         text = f"{market.describe()}: {len(universe)} markets" + (
             f"; failing: {'; '.join(failed.values())}" if failed else "")
         return not failed, text
+
+
+def _member(conn_id: str) -> MarketConfig:
+    """A market that a multi market names, looked up as a task looks up any Connection."""
+    return CryptoMarketHook(conn_id).get_market(required=True, member=True)
 
 
 def _fields(conn) -> tuple:

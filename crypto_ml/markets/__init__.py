@@ -10,7 +10,10 @@ One class per kind of market (the Connection's *host* field names one; :mod:`.re
   candles of ``extra.symbols`` or of the top ``extra.top`` spot markets of ``extra.quote``
   (:mod:`.exchange`);
 - :class:`SeededMarket`, an exchange with ``extra.seed``: a CSV folder's history first, then the
-  exchange's candles after it (:mod:`.seeded`).
+  exchange's candles after it (:mod:`.seeded`);
+- :class:`MultiMarket` ``multi``: several exchange markets, each its own Connection named in
+  ``extra.markets``, read and fanned out as one; coin ids then name their exchange
+  (``kraken.btc-usd``) (:mod:`.multi`).
 
 Each class owns its Connection fields, its data source (``market.source(day, stored=...)``), the
 mapping of a run's day to the market's day (``market.market_day(day, now=...)``) and the coin ids
@@ -26,8 +29,9 @@ CLI, the DAG parser and the tasks (:meth:`Market.from_env_value`); an unreadable
 naming the field, never becomes the replay. Cheap to import (no Airflow, no pandas, no network).
 
 Coin ids: a bundled or CSV coin keeps its slug (``bitcoin``); an exchange market's id is its
-symbol in lower case with ``/`` as ``-`` (``BTC/USDT`` ↦ ``btc-usdt``). :func:`coin_id` and
-:func:`symbol_of` are that one mapping.
+symbol in lower case with ``/`` as ``-`` (``BTC/USDT`` ↦ ``btc-usdt``), after ``<exchange>.``
+for a market of several (``binance.btc-usdt``). :func:`coin_id` and :func:`symbol_of` are that
+mapping; a market's own :meth:`ExchangeMarket.coin_id` adds its prefix.
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from __future__ import annotations
 import logging
 import os
 
-from crypto_ml.markets.base import Market
+from crypto_ml.markets.base import Market, env_member
 from crypto_ml.markets.csv import CSVMarket
 from crypto_ml.markets.exchange import ExchangeMarket
+from crypto_ml.markets.multi import MultiMarket
 from crypto_ml.markets.ids import (
     COIN_ID_PATTERN, CONN_ID, CONN_TYPE, CSV, ENV_VAR, EXCHANGE, REPLAY, MarketConfigError, coin_id,
     env_var, last_closed_day, symbol_of,
@@ -51,8 +56,8 @@ MarketConfig = Market
 
 __all__ = [
     "COIN_ID_PATTERN", "CONN_ID", "CONN_TYPE", "CSV", "CSVMarket", "ENV_VAR", "EXCHANGE",
-    "ExchangeMarket", "KINDS", "Market", "MarketConfig", "MarketConfigError", "REPLAY",
-    "ReplayMarket", "SeededMarket", "coin_id", "env_market", "env_var", "last_closed_day",
+    "ExchangeMarket", "KINDS", "Market", "MarketConfig", "MarketConfigError", "MultiMarket", "REPLAY",
+    "ReplayMarket", "SeededMarket", "coin_id", "env_market", "env_member", "env_var", "last_closed_day",
     "parse_time_coin_ids", "symbol_of",
 ]
 

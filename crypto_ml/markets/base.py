@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
 from crypto_ml.dates import as_date
-from crypto_ml.markets.ids import CONN_TYPE, ENV_VAR, REPLAY, MarketConfigError
+from crypto_ml.markets.ids import CONN_TYPE, ENV_VAR, REPLAY, MarketConfigError, env_var
+
+#: Reads the market of a Connection id (the members of several markets).
+Resolver = Callable[[str], "Market"]
 
 _PREFIX = f"extra__{CONN_TYPE}__"  # the older prefixed form of a form field
 _ENCODE_FIX = ("URL-encode the extra's value (api_url=http%3A%2F%2F127.0.0.1%3A8000), or give the "
@@ -51,6 +56,9 @@ class Market:
         the exchange, its published limit).
     :param page_limit: candles asked per request.
     :param seed: a CSV folder holding the older history of the exchange's coins (``seeded``).
+    :param prefix: set on a member of several markets (:class:`~crypto_ml.markets.MultiMarket`):
+        its coin ids start with ``<prefix>.`` (``kraken.btc-usd``), so two markets listing the
+        same pair stay two coins.
     :param origin: where the setting came from, for messages.
     """
 
@@ -68,6 +76,7 @@ class Market:
     rate_limit_ms: int | None = None
     page_limit: int = 1000
     seed: str | None = None
+    prefix: str | None = None
     origin: str = "default (no crypto_ml_market Connection)"
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -126,17 +135,28 @@ class Market:
     def with_(self, **changes) -> Market:
         return replace(self, **changes)
 
+    def market_of(self, coin: str) -> Market:
+        """The market ``coin`` is read from: this one (a multi market: the member it names)."""
+        return self
+
+    def resolved(self, resolve: Resolver) -> Market:
+        """This market with the Connections it names read (``resolve(conn_id)`` gives each one's
+        market); only :class:`~crypto_ml.markets.MultiMarket` names any."""
+        return self
+
     # -- reading the setting ------------------------------------------------------------------
     @classmethod
     def from_fields(cls, host: str | None, extra: dict | None, *, origin: str,
-                    schema: str | None = None) -> Market:
+                    schema: str | None = None, resolve: Resolver | None = None) -> Market:
         """From a Connection's host and extra (what the UI form and the URI both fill).
 
         A Connection that exists is never the replay by default: an empty host fails, naming the
         field. ``schema`` is the Connection's schema field, which a market never uses: Airflow's
         URI parser fills it (and empties the host) when an extra holds an unencoded URL
         (``...&api_url=http://...``: host ``""``, schema ``"raken"`` for ``kraken``); that
-        fails too, saying how to write the setting."""
+        fails too, saying how to write the setting. ``resolve`` reads the Connections a setting
+        names (the members of several markets; default: the environment's, as the DAG parser and
+        the CLI see them; a task's hook passes its own lookup)."""
         from crypto_ml.markets.registry import KINDS, pick
 
         if schema:
@@ -163,14 +183,15 @@ class Market:
             raise MarketConfigError(
                 f"{origin}: extra field(s) {sorted(stray)} mean nothing to a {klass.name} market"
                 f" (it reads {sorted(klass.keys) or 'no extra field'})")
-        return klass(**klass.from_extra(host, extra, origin=origin), origin=origin, extra=extra)
+        market = klass(**klass.from_extra(host, extra, origin=origin), origin=origin, extra=extra)
+        return market.resolved(resolve or env_member)
 
     @classmethod
-    def from_env_value(cls, value: str, *, origin: str = ENV_VAR) -> Market:
+    def from_env_value(cls, value: str, *, origin: str = ENV_VAR, resolve: Resolver | None = None) -> Market:
         """From the text of ``AIRFLOW_CONN_CRYPTO_ML_MARKET``: a URI or Airflow's JSON form."""
         value = value.strip()
         if value.startswith("{"):
-            return cls._from_json(value, origin)
+            return cls._from_json(value, origin, resolve)
         if "://" not in value:
             raise MarketConfigError(
                 f"{origin}: {value[:60]!r} is neither a URI (crypto-ml-market://binance?symbols=...) "
@@ -199,10 +220,10 @@ class Market:
                 raise MarketConfigError(f"{origin}: extra field {key!r} is given twice")
             else:
                 extra[key] = val
-        return cls.from_fields(unquote(netloc), extra, origin=origin)
+        return cls.from_fields(unquote(netloc), extra, origin=origin, resolve=resolve)
 
     @classmethod
-    def _from_json(cls, value: str, origin: str) -> Market:
+    def _from_json(cls, value: str, origin: str, resolve: Resolver | None = None) -> Market:
         try:
             data = json.loads(value)
         except ValueError as exc:
@@ -225,7 +246,27 @@ class Market:
             raise MarketConfigError(
                 f"{origin}: field(s) {stray + unknown} mean nothing to a market; it reads "
                 "conn_type, host and extra")
-        return cls.from_fields(data.get("host"), extra, origin=origin, schema=data.get("schema"))
+        return cls.from_fields(data.get("host"), extra, origin=origin, schema=data.get("schema"),
+                               resolve=resolve)
+
+
+def env_member(conn_id: str) -> Market:
+    """The market of Connection ``conn_id`` as the environment defines it (``AIRFLOW_CONN_<ID>``):
+    how the DAG parser and the CLI read the members of several markets. Unset fails, naming it."""
+    var = env_var(conn_id)
+    value = os.environ.get(var, "")
+    if not value.strip():
+        raise MarketConfigError(
+            f"{var} is not set: Connection {conn_id!r} is named as a market of the setting, and the "
+            "DAG parser and the crypto-ml CLI read markets from the environment only; define it there "
+            "in every Airflow component")
+    return Market.from_env_value(value, origin=var, resolve=refuse_nested)
+
+
+def refuse_nested(conn_id: str) -> Market:
+    """The resolver of a multi market's members: a member naming markets in turn is refused."""
+    raise MarketConfigError(f"a market of a multi market names markets in turn ({conn_id!r}); "
+                            "the markets of a multi market are exchanges")
 
 
 def _check_type(conn_type: str | None, origin: str) -> None:

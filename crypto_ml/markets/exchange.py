@@ -38,9 +38,24 @@ class ExchangeMarket(Market):
                               "rate limits, with exponential backoff.", default=4, minimum=0),
     }
 
-    #: The coin id of a symbol and back (what the exchange source names its coins by).
-    coin_id = staticmethod(coin_id)
-    symbol_of = staticmethod(symbol_of)
+    def coin_id(self, symbol: str) -> str:
+        """The coin id of a symbol (what the exchange source names its coins by): ``btc-usdt``,
+        or ``binance.btc-usdt`` for a member of several markets."""
+        return f"{self.prefix}.{coin_id(symbol)}" if self.prefix else coin_id(symbol)
+
+    def symbol_of(self, coin: str) -> str:
+        """The symbol of one of this market's coin ids (the inverse of :meth:`coin_id`)."""
+        if self.prefix:
+            head, dot, rest = coin.partition(".")
+            if head != self.prefix or not dot:
+                raise MarketConfigError(f"{coin!r} is not a coin id of {self.prefix} "
+                                        f"(they read '{self.prefix}.btc-usdt')")
+            coin = rest
+        return symbol_of(coin)
+
+    def owns(self, coin: str) -> bool:
+        """Whether ``coin`` may be one of this market's coins (has its prefix, when it has one)."""
+        return coin.startswith(f"{self.prefix}.") if self.prefix else True
 
     @classmethod
     def matches(cls, host: str, extra: dict) -> bool:
@@ -103,7 +118,7 @@ class ExchangeMarket(Market):
         return min(as_date(day), last_closed_day(now))
 
     def parse_time_coin_ids(self) -> list[str] | None:
-        return sorted(coin_id(s) for s in self.symbols) if self.symbols else None
+        return sorted(self.coin_id(s) for s in self.symbols) if self.symbols else None
 
     def source(self, day, *, stored=None, coins=None, now=None):
         from crypto_ml.sources.exchange import ExchangeSource

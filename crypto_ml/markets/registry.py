@@ -8,12 +8,14 @@ from typing import Any
 
 from crypto_ml.markets.csv import CSVMarket
 from crypto_ml.markets.exchange import ExchangeMarket
+from crypto_ml.markets.multi import MultiMarket
 from crypto_ml.markets.replay import ReplayMarket
 from crypto_ml.markets.seeded import SeededMarket
 
 KINDS = (
     ReplayMarket,
     CSVMarket,
+    MultiMarket,
     SeededMarket,
     ExchangeMarket,  # last: any other host is a ccxt exchange id
 )
@@ -27,6 +29,8 @@ def pick(host: str, extra: dict):
 def class_for(kind: str, fields: dict[str, Any]):
     """The class of ``Market(kind=..., **fields)``."""
     if kind == ExchangeMarket.name:
+        if fields.get("market_conns"):
+            return MultiMarket
         return SeededMarket if fields.get("seed") else ExchangeMarket
     for k in KINDS:
         if k.name == kind:

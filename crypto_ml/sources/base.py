@@ -44,6 +44,15 @@ class Source(abc.ABC):
         """Optional metadata (``coin, name, symbol, rank``) beyond what :meth:`read` returns."""
         return None
 
+    def label_of(self, coin: str) -> str:
+        """The label stored with ``coin``'s rows (:attr:`name`; a source of several markets
+        answers with the coin's own market)."""
+        return self.name
+
+    def seed_label_of(self, coin: str) -> str | None:
+        """The label of ``coin``'s rows read from a seed (see ``seeded``), if the source has one."""
+        return None
+
     @property
     def report(self) -> ValidationReport | None:
         """Per-coin failures of the last :meth:`read`, if the source can fail coin by coin."""

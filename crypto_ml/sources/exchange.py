@@ -213,7 +213,7 @@ class ExchangeSource(Source):
         # a backfilled day's universe: the stored markets that traded that day, delisted since
         listed = {_coin_or_none(self.market, sym) for sym, m in markets.items() if _spot_symbol(sym, m)}
         for coin, (first, last) in sorted(self.stored.items()):
-            if coin not in out and coin not in listed and self.day and first <= self.day <= last \
+            if self.market.owns(coin) and coin not in out and coin not in listed and self.day and first <= self.day <= last \
                     and coin.endswith("-" + self.market.quote.lower()):
                 self.notes[coin] = (f"{coin} ({self.market.symbol_of(coin)}): delisted on {ex}, last candle "
                                     f"{last}; predicted from its stored history")
@@ -360,6 +360,8 @@ class ExchangeSource(Source):
         from crypto_ml.validation import _parse_dates
 
         raw = CSVSource(self.market.seed).read()
+        if self.market.prefix:  # a member of several markets: the seed's files name the exchange's ids
+            raw["coin"] = [c if self.market.owns(c) else f"{self.market.prefix}.{c}" for c in raw["coin"]]
         dates = _parse_dates(raw["date"])
         for coin in sorted(set(raw["coin"]) - set(coins)):
             self.notes[coin] = (f"{coin}: in the seed {self.market.seed} but not in the market's "
@@ -434,6 +436,9 @@ class ExchangeSource(Source):
         if not frames:
             return pd.DataFrame(columns=_RAW_COLUMNS)
         return pd.concat(frames, ignore_index=True)
+
+    def seed_label_of(self, coin: str) -> str | None:
+        return f"csv-seed:{self.market.seed}" if self.market.seed else None
 
     def coin_metadata(self) -> pd.DataFrame:
         ids = self.universe_ids
