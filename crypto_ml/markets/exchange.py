@@ -36,6 +36,13 @@ class ExchangeMarket(Market):
         "timeout": conn_field("Timeout (s)", "number", "Seconds per request.", default=10),
         "retries": conn_field("Retries", "integer", "Retries of a request on network errors and "
                               "rate limits, with exponential backoff.", default=4, minimum=0),
+        "backoff": conn_field("Backoff (s)", "number", "Seconds before the first retry, doubled "
+                              "each retry (or the exchange's Retry-After, when longer).", default=1),
+        "rate_limit_ms": conn_field("Rate limit (ms)", "integer", "Least milliseconds between two "
+                                    "requests (default: ccxt's published limit of the exchange).",
+                                    minimum=0),
+        "page_limit": conn_field("Candles per request", "integer", "Daily candles asked per "
+                                 "request.", default=1000, minimum=1),
     }
 
     def coin_id(self, symbol: str) -> str:

@@ -36,3 +36,25 @@ def test_ingest_and_summary_on_kraken_say_the_source_the_limits_and_the_failures
 def test_a_setting_that_cannot_be_read_fails_the_command_naming_the_field(capsys):
     assert main(["summary", "--market", "crypto-ml-market://kraken?symbols=BTC/USD&tpo=1"]) != 0
     assert "unknown extra field(s) ['tpo']" in capsys.readouterr().err
+
+
+def test_ingest_of_several_markets_names_each_and_stores_each_exchanges_coins(tmp_path, capsys, monkeypatch):
+    from crypto_ml.testing import fake_exchange
+
+    today = dt.datetime.now(dt.UTC).date()
+    with FakeKraken([FakeMarket("BTC", "USDT", first=today - dt.timedelta(days=40))]) as kraken, \
+            fake_exchange.FakeExchange([fake_exchange.FakeMarket("BTC", first=today - dt.timedelta(days=20))]) as binance:
+        monkeypatch.setenv("AIRFLOW_CONN_MK", f"crypto-ml-market://kraken?symbols=BTC/USDT&rate_limit_ms=0"
+                                               f"&api_url={kraken.api_url}")
+        monkeypatch.setenv("AIRFLOW_CONN_MB", f"crypto-ml-market://binance?symbols=BTC/USDT,NOPE/USDT"
+                                               f"&api_url={binance.api_url}")
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        assert main(["ingest", "--market", "crypto-ml-market://multi?markets=mb,mk", "--db", url, "--quiet"]) == 1
+        out = capsys.readouterr().out
+        assert ("from 2 markets: exchange binance (BTC/USDT, NOPE/USDT) via ccxt; exchange kraken (BTC/USDT) "
+                "via ccxt [multi:binance+kraken; from --market]") in out
+        assert "FAILED binance.nope-usdt: binance.nope-usdt (NOPE/USDT) on binance: unknown symbol" in out
+        assert storage.count_rows("prices", url=url) == 20 + 40
+        assert len(storage.load_prices("binance.btc-usdt", url=url)) == 20
+        assert len(storage.load_prices("kraken.btc-usdt", url=url)) == 40
+        storage.dispose_engine(url)

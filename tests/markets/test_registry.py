@@ -78,3 +78,9 @@ def test_the_market_code_never_imports_the_catalog_or_the_hooks():
     for path in sorted((ROOT / "markets").glob("*.py")):
         bad = {m for m in _imports(path) if m.startswith(("crypto_ml.catalog", "crypto_ml.hooks"))}
         assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_the_connection_form_offers_every_field_the_parser_reads():
+    from crypto_ml.provider_info import MARKET_CONNECTION
+
+    assert set(MARKET_CONNECTION["conn-fields"]) == set().union(*(k.keys for k in KINDS))
