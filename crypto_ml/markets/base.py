@@ -77,7 +77,7 @@ class Market:
     page_limit: int = 1000
     seed: str | None = None
     prefix: str | None = None
-    origin: str = "default (no crypto_ml_market Connection)"
+    origin: str = field(default="default (no crypto_ml_market Connection)", compare=False)
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     #: The registry's name of the kind.

@@ -39,6 +39,13 @@ def readme_examples() -> list[str]:
     return out
 
 
+def readme_member_settings() -> dict[str, str]:
+    """The member Connections the README's several-markets example defines
+    (``export AIRFLOW_CONN_MARKET_BINANCE='...'``), set beside each setting read."""
+    text = (ROOT / "README.md").read_text()
+    return dict(re.findall(r"export (AIRFLOW_CONN_(?!CRYPTO_ML_MARKET\b)\w+)='([^']+)'", text))
+
+
 def json_form(uri: str) -> str:
     """The same setting in Airflow's JSON form, split by hand (not by the parser under test)."""
     host, _, query = uri.removeprefix("crypto-ml-market://").partition("?")
@@ -48,7 +55,9 @@ def json_form(uri: str) -> str:
 
 def _same(market) -> tuple:
     """A market's meaning, without where it came from."""
-    return dataclasses.astuple(dataclasses.replace(market, origin="", extra={}))
+    members = tuple(_same(m) for m in getattr(market, "members", ()))
+    return (dataclasses.astuple(dataclasses.replace(market, origin="", extra={}, **(
+        {"members": ()} if members else {}))), members)
 
 
 def read_three_ways(text: str) -> dict[str, object]:
@@ -66,8 +75,9 @@ def read_three_ways(text: str) -> dict[str, object]:
         except Exception as exc:  # noqa: BLE001 - the matrix shows it
             return exc
 
-    old = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = text
+    members = readme_member_settings()
+    old = {name: os.environ.get(name) for name in [ENV_VAR, *members]}
+    os.environ.update({**members, ENV_VAR: text})
     try:
         def airflow_fields():
             conn = (Connection.from_json(text, conn_id="crypto_ml_market") if text.startswith("{")
@@ -82,10 +92,11 @@ def read_three_ways(text: str) -> dict[str, object]:
             "airflow": attempt(airflow_fields),
         }
     finally:
-        if old is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _settings() -> list[tuple[str, str]]:
@@ -110,7 +121,7 @@ def test_every_readme_setting_is_one_market_in_the_cli_the_parser_and_the_task(l
         assert schema["enum"] == expected
     host = text.removeprefix("crypto-ml-market://").split("?")[0] if not text.startswith("{") \
         else json.loads(text)["host"]
-    assert (cli.exchange or cli.kind) == host  # never another market (the replay) by default
+    assert host in (cli.exchange, cli.kind, cli.name)  # never another market (the replay) by default
 
 
 def test_the_unencoded_url_is_the_market_airflow_alone_would_have_lost():
@@ -190,10 +201,12 @@ def _cell(value) -> str:
         return f"{len(ids)} ids: {', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}"
     if isinstance(value, dict):
         return json.dumps(value)
-    what = value.exchange or value.kind
+    what = value.exchange or value.name
+    members = "+".join(m.exchange for m in getattr(value, "members", ()))
     extra = ", ".join(f"{k}={v}" for k, v in (("symbols", ",".join(value.symbols)),
                                                 ("top", value.top), ("path", value.path),
-                                                ("api_url", value.api_url)) if v)
+                                                ("seed", value.seed), ("api_url", value.api_url),
+                                                ("markets", members)) if v)
     return f"{what}({extra})"
 
 
