@@ -1,8 +1,9 @@
 """Where Crypto-ML keeps its files, from the environment.
 
 - ``CRYPTO_ML_HOME``: models, plots and reports (default ``$AIRFLOW_HOME/crypto_ml``).
-- ``AIRFLOW_HOME``: Airflow's home (default ``~/airflow``, as Airflow's own default); the repo's
-  scripts set it to ``.airflow/`` inside the checkout so nothing leaks into the user's home.
+- ``AIRFLOW_HOME``: Airflow's home; unset, the checkout's ``.airflow/`` (what
+  ``scripts/env.sh`` sets), never the user's ``~/airflow``: outside a checkout the project's
+  commands refuse, saying to set it.
 - ``CRYPTO_ML_DATABASE_URL``: the project's database (see :func:`crypto_ml.storage.database_url`).
 - ``CRYPTO_ML_ROOT``: the checkout holding ``dags/``, ``plugins/`` and ``airflow.cfg`` (which
   names its folders from it); default: the folder above this package (an editable install).
@@ -17,7 +18,19 @@ from crypto_ml.settings import env_str
 
 
 def airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
+    """``$AIRFLOW_HOME``; unset, the checkout's ``.airflow/`` (as ``scripts/env.sh`` sets it).
+    Never Airflow's own default ``~/airflow``: outside a checkout, fails saying what to set."""
+    raw = os.environ.get("AIRFLOW_HOME")
+    if raw:
+        return Path(raw).expanduser()
+    try:
+        return project_root() / ".airflow"
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "AIRFLOW_HOME is not set, and crypto_ml does not run from a Crypto-ML checkout: set "
+            "AIRFLOW_HOME (Airflow's home; Crypto-ML keeps its files in $AIRFLOW_HOME/crypto_ml unless "
+            "CRYPTO_ML_HOME is set), or `source scripts/env.sh` in the checkout"
+        ) from None
 
 
 def project_root() -> Path:
@@ -29,7 +42,7 @@ def project_root() -> Path:
         source = "CRYPTO_ML_ROOT" if raw else "the folder above the installed crypto_ml package"
         raise FileNotFoundError(
             f"{source} ({root}) is not a Crypto-ML checkout: no {', '.join(missing)} there. "
-            "Set CRYPTO_ML_ROOT to the checkout, or run `source scripts/setup.sh` in it."
+            "Set CRYPTO_ML_ROOT to the checkout, or `source scripts/env.sh` in it."
         )
     return root
 
@@ -37,7 +50,7 @@ def project_root() -> Path:
 def project_env() -> dict[str, str]:
     """What every process of a local stack needs to find the project: ``CRYPTO_ML_ROOT`` and
     ``AIRFLOW_CONFIG`` (the repo's ``airflow.cfg`` unless one is set), whether or not the shell
-    sourced ``scripts/setup.sh``."""
+    sourced ``scripts/env.sh``."""
     root = project_root()
     return {"CRYPTO_ML_ROOT": str(root),
             "AIRFLOW_CONFIG": os.environ.get("AIRFLOW_CONFIG") or str(root / "airflow.cfg")}

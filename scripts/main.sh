@@ -6,6 +6,8 @@
 # forecast and decision, writes a plot, and stops everything. Extra arguments go to
 # `crypto-ml pipeline` (e.g. --keep-running to explore the UI afterwards, --port 8081).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/install.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$CRYPTO_ML_ROOT"
 echo "[main] AIRFLOW_HOME=$AIRFLOW_HOME"
 exec crypto-ml pipeline "$@"

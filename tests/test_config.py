@@ -1,4 +1,4 @@
-"""Where the local stacks find the project, with or without ``source scripts/setup.sh``."""
+"""Where the local stacks find the project, with or without ``source scripts/env.sh``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_project_root_defaults_to_the_checkout_above_the_package(monkeypatch):
     monkeypatch.delenv("CRYPTO_ML_ROOT", raising=False)
     monkeypatch.delenv("AIRFLOW_CONFIG", raising=False)
     assert project_root() == ROOT
-    # A stack started from a shell that never sourced setup.sh still runs this repo's DAGs with
+    # A stack started from a shell that never sourced env.sh still runs this repo's DAGs with
     # this repo's airflow.cfg (whose dags_folder is ${CRYPTO_ML_ROOT}/dags).
     assert project_env() == {"CRYPTO_ML_ROOT": str(ROOT), "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg")}
 
@@ -30,3 +30,21 @@ def test_a_wrong_root_names_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setenv("CRYPTO_ML_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"CRYPTO_ML_ROOT .* no plugins, airflow\.cfg there"):
         project_root()
+
+
+def test_without_airflow_home_the_checkouts_home_is_used_never_the_users(monkeypatch):
+    from crypto_ml.config import airflow_home
+
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
+    monkeypatch.delenv("CRYPTO_ML_ROOT", raising=False)
+    assert airflow_home() == ROOT / ".airflow"
+
+
+def test_outside_a_checkout_without_airflow_home_the_commands_refuse_naming_the_variable(monkeypatch, tmp_path):
+    from crypto_ml.config import airflow_home
+
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
+    monkeypatch.setenv("CRYPTO_ML_ROOT", str(tmp_path))  # not a checkout
+    with pytest.raises(FileNotFoundError, match=r"AIRFLOW_HOME is not set, and crypto_ml does not run from a "
+                                                r"Crypto-ML checkout: set AIRFLOW_HOME"):
+        airflow_home()

@@ -55,7 +55,7 @@ def database_url(url: str | None = None) -> str:
         ``url``, else ``$CRYPTO_ML_DATABASE_URL``, else the Airflow Connection ``crypto_ml_db``
         (from ``AIRFLOW_CONN_CRYPTO_ML_DB`` or Airflow's secrets backends; looked up only inside an
         Airflow process or when that variable is set, since importing Airflow costs seconds), else
-        ``sqlite:///<AIRFLOW_HOME or ~/airflow>/crypto_ml.db`` (the folder is created). Never
+        ``sqlite:///<AIRFLOW_HOME>/crypto_ml.db`` (the folder is created). Never
         Airflow's own metadata database.
     """
     if url:
@@ -69,7 +69,8 @@ def database_url(url: str | None = None) -> str:
 
 
 def default_database_url() -> str:
-    """``sqlite:///<AIRFLOW_HOME or ~/airflow>/crypto_ml.db``, the last resort of
+    """``sqlite:///<AIRFLOW_HOME>/crypto_ml.db`` (see :func:`crypto_ml.config.airflow_home`: never
+    ``~/airflow``), the last resort of
     :func:`database_url` (the folder is created)."""
     home = airflow_home()
     home.mkdir(parents=True, exist_ok=True)

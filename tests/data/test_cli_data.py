@@ -59,7 +59,7 @@ def test_ingest_twice_stores_each_row_once(db_url, tmp_path, capsys):
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "crypto-ml"
     if not exe.exists():
-        pytest.fail(f"the crypto-ml console script is not installed at {exe}: run scripts/setup.sh")
+        pytest.fail(f"the crypto-ml console script is not installed at {exe}: run bash scripts/install.sh")
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("crypto-ml ")
 
