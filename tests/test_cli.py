@@ -67,3 +67,53 @@ def test_bad_input_is_one_line_and_an_exit_code(argv, code, words, files, capsys
 def test_debug_shows_the_traceback(files):
     with pytest.raises(Exception, match="price data not found"):
         main(["validate", "--source", str(files / "missing.csv"), "--debug"])
+
+
+def _parsers(parser, path=("crypto-ml",)):
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_command_has_a_description_and_every_argument_a_help():
+    from crypto_ml.cli import build_parser
+
+    missing = []
+    for path, parser in _parsers(build_parser()):
+        if not parser.description:
+            missing.append(f"{' '.join(path)}: no description")
+        for action in parser._actions:
+            if not action.help and action.dest != "help" and not action.__class__.__name__.startswith("_SubParsers"):
+                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}: no help")
+    assert not missing, "\n".join(missing)
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["backtest", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: naive,linear)" in out and "(default 12)" in out and "(default: bitcoin)" in out
+
+
+def test_a_mistyped_command_is_answered_with_the_nearest(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sumary"])
+    assert exit_.value.code == 2
+    assert "crypto-ml: error: argument COMMAND: invalid choice: 'sumary'" in capsys.readouterr().err
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    """``crypto-ml --help`` in a blink: no pandas, scikit-learn, TensorFlow, Airflow, Celery or
+    SQLAlchemy is imported to build the parser (4.4 s before, 0.16 s after; see the closing note)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from crypto_ml.cli import build_parser; build_parser(); "
+            "heavy = sorted(m for m in ('pandas', 'sklearn', 'tensorflow', 'airflow', 'celery', 'sqlalchemy', "
+            "'numpy', 'ccxt') if m in sys.modules); print('HEAVY=' + ','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY=\n" in out.stdout + "\n", out.stdout + out.stderr

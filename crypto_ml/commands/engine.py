@@ -26,23 +26,24 @@ def register(subparsers) -> None:
 
     for name, helptext in (("predict", "submit crypto_ml.predict"), ("train", "submit crypto_ml.train")):
         p = sub.add_parser(name, help=f"{helptext} and (unless --no-wait) wait for the result")
-        p.add_argument("coin")
+        p.add_argument("coin", help="coin id, e.g. bitcoin")
         p.add_argument("--as-of", default=None, type=iso_date, help="YYYY-MM-DD (default: the coin's last day)")
-        p.add_argument("--model", default="naive" if name == "predict" else "linear")
+        p.add_argument("--model", default="naive" if name == "predict" else "linear", help="model name")
         if name == "predict":
-            p.add_argument("--horizon", type=positive_int, default=10)
-            p.add_argument("--version", type=int, default=None)
+            p.add_argument("--horizon", type=positive_int, default=10, help="days to forecast")
+            p.add_argument("--version", type=int, default=None,
+                           help="a trained version of the model store (default: the latest up to --as-of)")
         p.add_argument("--params", default=None, help='hyperparameters as JSON, e.g. \'{"epochs": 1}\'')
         p.add_argument("--no-wait", action="store_true", help="print the task id and return")
-        p.add_argument("--timeout", type=float, default=300.0)
+        p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the result")
         p.set_defaults(func=cmd_submit, kind=name)
 
     p = sub.add_parser("status", help="state and result/error of a task id")
-    p.add_argument("task_id")
+    p.add_argument("task_id", help="the id printed by predict/train --no-wait")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("stats", help="pid, RSS and model-cache stats of one pool process")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a worker's answer")
     p.set_defaults(func=cmd_stats)
     engine.set_defaults(func=lambda args: engine.print_help() or 2)
 
