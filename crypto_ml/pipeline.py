@@ -134,6 +134,14 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
     return out
 
 
+def failed_upstream(ti) -> list[str]:
+    """The task ids upstream of the running task ``ti`` (Airflow's task instance) that did not
+    succeed: failed or upstream-failed (a skipped task is no failure), in task-id order."""
+    upstream = sorted(ti.task.upstream_task_ids)
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[ti.run_id]).get(ti.run_id, {})
+    return sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+
+
 #: Warnings kept in the poll's XCom (every one is in the task log).
 MAX_XCOM_WARNINGS = 100
 

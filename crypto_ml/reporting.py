@@ -62,6 +62,15 @@ def day_table(day: Any, *, coins: list[str] | None = None, model: str | None = N
     return pd.DataFrame(rows, columns=columns).sort_values("coin").reset_index(drop=True)
 
 
+def format_table(table) -> str:
+    """``table`` as text for people: numbers to 6 significant digits with thousands separators
+    (``2,539.32``, ``0.582191``), never ``5.821911e-01``."""
+    if not len(table):
+        return "(none)"
+    return table.to_string(index=False, float_format=lambda v: f"{v:,.6g}" if abs(v) >= 1e-4 or v == 0
+                           else f"{v:.3g}")
+
+
 def day_summary(day: Any, *, coins: list[str] | None = None, model: str | None = None,
                 horizon: int | None = None, url: str | None = None) -> dict[str, Any]:
     """Log :func:`day_table` (of one run's ``model`` and ``horizon``, when given) and return counts
@@ -70,7 +79,7 @@ def day_summary(day: Any, *, coins: list[str] | None = None, model: str | None =
     missing = sorted(set(coins or []) - set(table["coin"]))
     trades = table[table["decision"] != "stored"]
     what = f" ({model}, horizon {horizon})" if model is not None else ""
-    log.info("pipeline results for %s%s:\n%s", day, what, table.to_string(index=False) if len(table) else "(none)")
+    log.info("pipeline results for %s%s:\n%s", day, what, format_table(table))
     if missing:
         log.warning("%d coins have no prediction for %s: %s", len(missing), day, ", ".join(missing))
     return {

@@ -51,6 +51,7 @@ from crypto_ml.sensors.engine import EngineTaskSensor
 
 with DAG(
     dag_id="crypto_ml_coin",
+    description="One coin and day: transform, predict on the engine, then store or trade",
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,

@@ -15,9 +15,10 @@ all of them at once in the triggerer (one task for the day, not one per coin). E
 pipeline is its own DAG run: visible on its own in the grid and graph views, failing and retrying
 on its own; one bad coin never blocks the others. `wait_for_coin_runs` fails
 when any coin run failed (naming them); `summarize` runs after it, whatever the outcome, and logs
-the day's table of forecasts and decisions from the project DB. `check_all_coins` then fails the
-master run when any task upstream failed (it is skipped otherwise), so a red run in the grid means
-a coin pipeline (or the poll) failed, not only that the summary did.
+the day's table of forecasts and decisions (of the run's model and horizon) from the project DB.
+`check_all_coins` runs last, whatever happened: green when every task upstream succeeded, failed
+(naming them) otherwise, so a red run in the grid means a coin pipeline (or the poll) failed, not
+only that the summary did, and a good day is green throughout.
 
 Trigger by hand: `airflow dags trigger crypto_ml_master` (optionally
 `--conf '{"horizon": 10, "model": "linear", "coins": ["bitcoin"]}'`). A value outside a param's
@@ -51,6 +52,7 @@ from crypto_ml.sensors.dag_runs import DagRunsSensor
 
 with DAG(
     dag_id="crypto_ml_master",
+    description="Daily: store the new day of prices, run one crypto_ml_coin per coin, summarise",
     # Data intervals: the run of logical date D covers day D and starts when D is over.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
@@ -146,13 +148,16 @@ with DAG(
     wait = DagRunsSensor(task_id="wait_for_coin_runs", watched_dag_id="crypto_ml_coin", run_ids=runs,
                          trigger_rule=TriggerRule.ALL_DONE)
 
-    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
-    def check_all_coins() -> None:
-        """Fail the run when anything upstream failed (skipped when nothing did)."""
-        raise AirflowFailException(
-            "a task of this run failed (a coin pipeline, the poll or the fan-out): see the grid; "
-            "the summary ran anyway"
-        )
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def check_all_coins(*, ti=None) -> None:
+        """Green when every task upstream succeeded; fails the run naming those that did not."""
+        from crypto_ml.pipeline import failed_upstream
+
+        failed = failed_upstream(ti)
+        if failed:
+            raise AirflowFailException(
+                f"{', '.join(failed)} of this run failed (a coin pipeline, the poll or the fan-out): "
+                "see the grid; the summary ran anyway")
 
     summary = summarize(polled)
     run_coin >> wait >> summary

@@ -21,6 +21,7 @@ from crypto_ml.operators.engine import EngineSubmitOperator
 
 with DAG(
     dag_id="crypto_ml_train",
+    description="Weekly: fit and store each coin's model version on the engine",
     schedule="@weekly",
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,

@@ -27,3 +27,13 @@ def test_a_runs_summary_counts_its_own_model_and_horizon_only(url):
     assert set(zip(table["model"], table["horizon"])) == {("drift", 3)} and len(table) == 2
     lstm = day_summary("2017-06-01", coins=["btc"], model="lstm", horizon=10, url=url)
     assert (lstm["predicted"], lstm["missing"]) == (0, ["btc"])
+
+
+def test_the_table_prints_numbers_for_people():
+    import pandas as pd
+
+    from crypto_ml.reporting import format_table
+
+    text = format_table(pd.DataFrame({"coin": ["ark", "bitcoin"], "last_close": [0.5821911, 2539.32],
+                                      "tiny": [0.00001234, 0.0]}))
+    assert "0.582191" in text and "2,539.32" in text and "1.23e-05" in text and "e-01" not in text

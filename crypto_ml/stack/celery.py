@@ -313,7 +313,7 @@ def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = N
         if polled is None:
             say("[stack] no data was polled; nothing to summarize")
         else:
-            print_day_report(polled, say, url=stack.crypto_db_url, coins=(conf or {}).get("coins"))
+            print_day_report(polled, say, url=stack.crypto_db_url, coins=(conf or {}).get("coins"), conf=conf)
         if keep_running:
             say(f"[stack] left running: {stack.base_url}  (Ctrl-C stops it)")
             stack.run_until_interrupted()

@@ -268,17 +268,23 @@ def polled_of(client: AirflowClient, run_id: str) -> dict | None:
     return polled if isinstance(polled, dict) else None
 
 
-def print_day_report(polled: dict, say, url: str | None = None, coins: list[str] | None = None) -> None:
-    """The day's forecasts and decisions from the project DB (``url``; default: the configured
-    one), the coins without a forecast (of ``coins``, default: all polled), and the day's plot."""
+def print_day_report(polled: dict, say, url: str | None = None, coins: list[str] | None = None,
+                     conf: dict | None = None) -> None:
+    """The day's forecasts and decisions of the run's model and horizon (``conf``; default: the
+    defaults) from the project DB (``url``; default: the configured one), the coins without a
+    forecast (of ``coins``, default: all polled), and the day's plot."""
+    from crypto_ml.catalog import DEFAULT_MODEL
     from crypto_ml.config import home_dir
-    from crypto_ml.reporting import day_table, plot_day
+    from crypto_ml.params import DEFAULT_HORIZON
+    from crypto_ml.reporting import day_table, format_table, plot_day
 
     day = polled["history_day"]
-    table = day_table(day, url=url)
+    conf = conf or {}
+    table = day_table(day, url=url, model=conf.get("model") or DEFAULT_MODEL,
+                      horizon=conf.get("horizon") or DEFAULT_HORIZON)
     market = polled.get("market", "replay of the bundled 2013-2017 history")
     say(f"\nForecasts as of {day} ({market}; {len(table)} coins):\n")
-    say(table.to_string(index=False) if len(table) else "(none)")
+    say(format_table(table))
     missing = sorted(set(coins or polled["coins"]) - set(table["coin"]))
     if missing:
         say(f"\n{len(missing)} coins have no forecast (skipped: too little history, or failed; "
