@@ -108,3 +108,82 @@ def pg_url(pg_server_url) -> str:
 def db_url(request) -> str:
     """A fresh database URL, once on SQLite and once on PostgreSQL."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+# -- the two lanes --------------------------------------------------------------------------------
+#: Fixtures that bring a server, a subprocess or an Airflow stack: a test using one is an
+#: integration test (as Airflow marks its own: ``@pytest.mark.integration``).
+INTEGRATION_FIXTURES = frozenset({
+    "pg_server_url", "pg_url",  # PostgreSQL
+    "broker", "fault_broker", "embedded_broker", "engine_env", "start_worker",  # engine workers, brokers
+    "airflow_env", "engine_worker", "run_dag",  # `airflow dags test` and a real engine worker
+    "owned_servers", "celery_stack", "master_run",  # the production shape on this machine
+})
+#: Folders whose every test starts servers or containers.
+INTEGRATION_DIRS = ("tests/stack/", "tests/deploy/")
+#: Markers that imply the integration lane.
+INTEGRATION_MARKERS = frozenset({"postgres", "docker", "slow"})
+#: Test files that start a subprocess or a server without an integration fixture (the unit lane's
+#: guard names any file missing here: `scripts/test.sh --fast` fails on it).
+INTEGRATION_FILES = frozenset({
+    "tests/dags/test_dag_integrity.py", "tests/data/test_cli_data.py", "tests/data/test_market_setting.py",
+    "tests/markets/test_markets_stack.py", "tests/markets/test_parse_matrix.py", "tests/pipeline/test_fanout.py",
+    "tests/test_cli.py", "tests/test_preload.py", "tests/test_shell.py", "tests/web/test_web_browser.py",
+    "tests/web/test_web_plugin.py", "tests/hooks/test_market_hook.py", "tests/engine/test_engine_unit.py",
+    "tests/forecasting/test_lstm.py", "tests/operators/test_custom_dag.py", "tests/commands/test_models.py",
+    "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/test_probe.py",
+})
+
+
+#: Commands libraries run to ask the system, harmless in a unit test.
+LIBRARY_PROBES = frozenset({"uname", "lscpu", "getconf", "ldconfig", "fc-list", "nvidia-smi"})
+
+
+def _is_integration(item) -> bool:
+    path = os.path.relpath(str(item.path), os.path.dirname(os.path.dirname(__file__))).replace(os.sep, "/")
+    return (path.startswith(INTEGRATION_DIRS) or path in INTEGRATION_FILES
+            or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+            or any(m.name in INTEGRATION_MARKERS for m in item.iter_markers()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every integration test (``-m "not integration"`` is the unit lane: scripts/test.sh --fast)."""
+    for item in items:
+        if _is_integration(item) and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_lane_guard(request, monkeypatch):
+    """In the unit lane (``CRYPTO_ML_UNIT_LANE=1``, set by ``scripts/test.sh --fast``) a test that
+    starts a subprocess or connects to a service port fails, naming what to mark: the lane stays
+    what it says (no server, no subprocess, no Airflow stack)."""
+    if os.environ.get("CRYPTO_ML_UNIT_LANE") != "1" or request.node.get_closest_marker("integration"):
+        yield
+        return
+    import socket
+    import subprocess
+
+    where = request.node.nodeid
+
+    real_popen = subprocess.Popen.__init__
+
+    def no_subprocess(self, *args, **kwargs):
+        argv = args[0] if args else kwargs.get("args")
+        name = os.path.basename(str(argv[0] if isinstance(argv, (list, tuple)) else str(argv).split()[0]))
+        if name in LIBRARY_PROBES:  # a library asking the system (platform.processor(): uname -p)
+            return real_popen(self, *args, **kwargs)
+        pytest.fail(f"{where}: a unit test started a subprocess ({argv!r}); "
+                    "use an integration fixture or add its file to tests/conftest.py INTEGRATION_FILES")
+
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        if isinstance(address, tuple) and address[1] in (5432, 6379, 5672):
+            pytest.fail(f"{where}: a unit test connected to a service ({address[0]}:{address[1]}); mark it "
+                        "integration (tests/conftest.py)")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_subprocess)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    yield
