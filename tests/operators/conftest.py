@@ -136,12 +136,13 @@ def run_dag(env: dict[str, str], dag_id: str) -> dict:
 
 @dataclass
 class Deployment:
-    """The project database and engine of the environment, and a ``run(dag_id)`` of its DAGs."""
+    """The project database and engine of the environment, and a ``run(dag_id, **extra_env)`` of
+    its DAGs."""
 
     url: str
     env: dict[str, str]
     worker: EngineWorker
-    run: Callable[[str], dict]
+    run: Callable[..., dict]
 
 
 @pytest.fixture
@@ -155,4 +156,5 @@ def deployment(airflow_env, pg_url, redis_prefix, start_engine_worker) -> Deploy
     env = {**airflow_env, "CRYPTO_ML_DATABASE_URL": pg_url, "CRYPTO_ML_BROKER_URL": REDIS,
            "CRYPTO_ML_RESULT_BACKEND": REDIS, "CRYPTO_ML_ENGINE_KEY_PREFIX": redis_prefix}
     worker = start_engine_worker(env, "ops")
-    return Deployment(url=pg_url, env=env, worker=worker, run=lambda dag_id: run_dag(env, dag_id))
+    return Deployment(url=pg_url, env=env, worker=worker,
+                      run=lambda dag_id, **extra_env: run_dag({**env, **extra_env}, dag_id))

@@ -77,6 +77,20 @@ def test_branch_then_store_or_trade(deployment):
         "bitcoin": "store", "ethereum": "store", "ark": "trade"}  # drift's +0.6 %, +1.4 %, +7.9 %
 
 
+def test_the_kill_switch_stores_every_coin_and_sends_nothing(deployment):
+    first = deployment.run("branch_store_trade", AIRFLOW_VAR_CRYPTO_ML_KILL_SWITCH="true")
+    assert first["state"] == "success", (first["tasks"], first["log"][-6000:])
+    for coin, row in stored(deployment.url).items():
+        assert row["decision"] == "store" and "kill switch" in row["decision_reason"]
+        assert (first["tasks"][f"store_{coin}"], first["tasks"][f"trade_{coin}"]) == ("success", "skipped")
+    # Switched off again: the recorded decisions stand, nothing is traded on a re-run.
+    second = deployment.run("branch_store_trade")
+    assert {t: s for t, s in second["tasks"].items() if t.startswith("trade_")} == {
+        f"trade_{coin}": "skipped" for coin in ("bitcoin", "ethereum", "ark")}
+    assert storage.count_rows("trade_requests", deployment.url) == 0
+    assert storage.count_rows("paper_orders", deployment.url) == 0
+
+
 def test_submit_waiting_for_its_result_then_store(deployment):
     first, rows = run_twice(deployment, "submit_wait_store")
     for coin, row in rows.items():
