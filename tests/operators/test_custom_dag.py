@@ -23,8 +23,8 @@ DAY = "2017-06-05"
 
 
 @pytest.mark.postgres
-def test_the_readme_dag_on_a_second_database_and_engine(airflow_env, pg_url, redis_prefix, start_engine_worker,
-                                                        tmp_path):
+def test_the_readme_dag_on_a_second_database_and_engine(airflow_env, pg_url, redis_prefix,
+                                                        start_engine_worker, tmp_path):
     default_db = tmp_path / "default.db"
     env = {**airflow_env,
            # The defaults, which this DAG must not use: a SQLite project DB, an engine nobody serves.
@@ -35,9 +35,9 @@ def test_the_readme_dag_on_a_second_database_and_engine(airflow_env, pg_url, red
                     f"&key_prefix={quote(redis_prefix)}")
     env["AIRFLOW_CONN_RESEARCH_DB"] = pg_url.replace("postgresql+psycopg2://", "postgresql://")
     env["AIRFLOW_CONN_RESEARCH_ENGINE"] = f"crypto-ml-engine://?{engine_extra}"
-    worker = start_engine_worker({**env, "CRYPTO_ML_BROKER_URL": REDIS, "CRYPTO_ML_RESULT_BACKEND": REDIS,
-                                  "CRYPTO_ML_ENGINE_KEY_PREFIX": redis_prefix, "CRYPTO_ML_DATABASE_URL": pg_url},
-                                 "research")
+    worker_env = {**env, "CRYPTO_ML_BROKER_URL": REDIS, "CRYPTO_ML_RESULT_BACKEND": REDIS,
+                  "CRYPTO_ML_ENGINE_KEY_PREFIX": redis_prefix, "CRYPTO_ML_DATABASE_URL": pg_url}
+    worker = start_engine_worker(worker_env, "research")
     runs = []
     for _ in range(2):
         result = run_dag(env, "two_coins_elsewhere")
@@ -48,9 +48,9 @@ def test_the_readme_dag_on_a_second_database_and_engine(airflow_env, pg_url, red
         assert sorted(rows) == ["ethereum", "litecoin"] and len(storage.get_predictions(url=pg_url)) == 2
         for coin, row in rows.items():
             assert row["model"] == "drift" and row["decision"] in ("store", "trade")
-            ran = f"{coin}.{'trade' if row['decision'] == 'trade' else 'store'}"
-            assert {result["tasks"][f"{coin}.store"], result["tasks"][f"{coin}.trade"]} == {"success", "skipped"}
-            assert result["tasks"][ran] == "success"
+            ran, skipped = (f"{coin}.trade", f"{coin}.store") if row["decision"] == "trade" else (
+                f"{coin}.store", f"{coin}.trade")
+            assert (result["tasks"][ran], result["tasks"][skipped]) == ("success", "skipped")
         runs.append((result["run_id"], rows, storage.get_trade_requests(url=pg_url)))
     (first_run, first_rows, first_trades), (second_run, second_rows, second_trades) = runs
     assert second_run != first_run
@@ -64,7 +64,7 @@ def test_the_readme_dag_on_a_second_database_and_engine(airflow_env, pg_url, red
 def _readme_example() -> str:
     text = README.read_text()
     after = text[text.index("A DAG of your own"):]
-    return re.search(r"```python\n(.*?)```", after, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", after, re.DOTALL).group(1)
 
 
 def _shape(dag) -> dict:
@@ -74,8 +74,8 @@ def _shape(dag) -> dict:
         return f"xcom:{v.operator.task_id}" if hasattr(v, "operator") else v
 
     return {"tags": sorted(dag.tags), "tasks": {
-        task.task_id: (type(task).__name__, sorted(task.upstream_task_ids), str(task.trigger_rule), task.retries,
-                       {f: value(getattr(task, f)) for f in task.template_fields})
+        task.task_id: (type(task).__name__, sorted(task.upstream_task_ids), str(task.trigger_rule),
+                       task.retries, {f: value(getattr(task, f)) for f in task.template_fields})
         for task in dag.tasks}}
 
 
