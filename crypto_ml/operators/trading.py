@@ -1,5 +1,5 @@
-"""Operators: record the prediction and its decision once (branch), the store-only branch, and
-carry out the recorded trade request."""
+"""Operators: record the prediction and its decision once (branch), store the prediction (after
+the branch or without one), and carry out the recorded trade request."""
 
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
     are by then. The decision is logged and pushed to XCom within the run's report (key
     ``report``: :func:`coin_report`, the decision under ``outcome``; one XCom, one write to the
     metadata DB per coin), so a store branch needs no task of its own (an
-    ``EmptyOperator``, as in ``crypto_ml_coin``; :class:`StorePredictionOperator` checks the
-    recorded decision and returns the report, for a DAG that wants that step to run).
+    ``EmptyOperator``, as in ``crypto_ml_coin``); a :class:`StorePredictionOperator` there finds
+    the decision recorded, writes nothing and returns the report.
 
     :param prediction: the engine's prediction dict (templated; e.g. the sensor's output).
     :param store_task_id: task to run when nothing is traded.
@@ -127,12 +127,20 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
 
 
 class StorePredictionOperator(_TakesPrediction, BaseOperator):
-    """The store-only branch: check that ``decide`` recorded the prediction with a "store"
-    decision. Writes nothing (the prediction has one writer, ``decide``). Returns the run's
-    report (:func:`coin_report`: the forecast, and the decision as its outcome).
+    """Store the prediction once (:func:`crypto_ml.trading.service.store_prediction_once`), with
+    or without a branch before it. Returns the run's report (:func:`coin_report`: the forecast,
+    and the recorded decision as its outcome).
 
-    :param prediction: the engine's prediction dict (templated).
-    :param db_conn_id: Connection id of the project database (templated).
+    After a :class:`TradeBranchOperator` (its store branch) the decision is recorded and the
+    prediction stored: this task writes nothing and reports them. Without a branch it inserts
+    the prediction (never rewritten) and records "store" on it, reason "stored without a
+    branch", so a retry or a clear writes nothing twice. In a DAG with a branch, put it after
+    the branch: a store that runs first records "store", which the branch then returns (the
+    first decision wins).
+
+    :param prediction: the engine's prediction dict (templated; e.g. the sensor's output).
+    :param db_conn_id: Connection id of the project database (templated; see
+        :class:`~crypto_ml.hooks.database.CryptoDatabaseHook`).
     """
 
     template_fields: Sequence[str] = ("prediction", "db_conn_id")
@@ -144,22 +152,16 @@ class StorePredictionOperator(_TakesPrediction, BaseOperator):
         self.db_conn_id = db_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from crypto_ml.trading.service import DecisionError, recorded_decision
+        from crypto_ml.trading.service import store_prediction_once
 
         p = self.prediction
-        recorded = recorded_decision(p, _db_url(self.db_conn_id))
-        if recorded is None or recorded["decision"] != "store":
-            raise DecisionError(
-                f"{p['coin']} as of {p['as_of']}: the recorded decision is "
-                f"{recorded['decision'] if recorded else 'missing'}, not 'store'; clear `decide` to record it"
-            )
+        recorded = store_prediction_once(p, url=_db_url(self.db_conn_id), run_id=context["ti"].run_id)
         self.log.info(
-            "stored %s as of %s: model %s v%s, expected return %+.2f%% over %d days; %s",
-            p["coin"], p["as_of"], p["model"], p["version"], 100 * p["expected_return"], p["horizon"],
-            recorded["reason"],
+            "%s %s as of %s: model %s v%s, expected return %+.2f%% over %d days; decision %s (%s)",
+            "stored before:" if recorded["duplicate"] else "stored", p["coin"], p["as_of"], p["model"],
+            p["version"], 100 * p["expected_return"], p["horizon"], recorded["decision"], recorded["reason"],
         )
-        return coin_report(p, {"coin": p["coin"], "as_of": p["as_of"], "decision": "store",
-                               "version": p["version"], "reason": recorded["reason"]})
+        return coin_report(p, recorded)
 
 
 class TradeRequestOperator(_TakesPrediction, BaseOperator):

@@ -13,6 +13,11 @@ The pipeline splits the work over two tasks, each the only writer of what it wri
   sent again; one whose answer was lost is re-sent under the same key (the broker keeps the
   first). It never decides anything.
 
+A DAG without a branch stores through :func:`store_prediction_once` (the store task): the same
+insert-once of the prediction and the same compare-and-set of its decision, recording "store"
+(:data:`STORED_WITHOUT_BRANCH`) when nobody decided. After a branch it finds the decision
+recorded and writes nothing, so the prediction keeps one writer and one decision either way.
+
 :func:`handle_prediction` chains the two for callers outside Airflow.
 """
 
@@ -62,6 +67,10 @@ def recorded_decision(prediction: PredictionLike, url: str | None = None) -> dic
     ``trade`` the trade-request row (or None); None when nobody decided yet."""
     p = PredictionRecord.from_json(prediction)
     return ledger.get_decision(p.key, _key_of(p), url=url)
+
+
+#: The reason recorded with "store" by a store step that found no decision (no branch ran).
+STORED_WITHOUT_BRANCH = "stored without a branch"
 
 
 def _summary(p: PredictionRecord, recorded: dict[str, Any], *, duplicate: bool) -> dict[str, Any]:
@@ -126,6 +135,33 @@ def record_decision(
     assert recorded is not None
     log.info("%s %s: decided %s (%s)", p.coin, p.as_of, recorded["decision"], recorded["reason"])
     return _summary(p, recorded, duplicate=not won)
+
+
+def store_prediction_once(
+    prediction: PredictionLike, *, url: str | None = None, run_id: str | None = None
+) -> dict[str, Any]:
+    """Store ``prediction`` once, with a "store" decision unless one is recorded; the recorded
+    decision as a summary (the fields of :func:`record_decision`).
+
+    When a decision is recorded (a branch, :func:`record_decision`, or an earlier call decided),
+    nothing is written and that decision is returned (``duplicate`` true). Otherwise the
+    prediction is inserted once (never rewritten) and "store" is recorded on it by the same
+    compare-and-set as :func:`record_decision`, with the reason :data:`STORED_WITHOUT_BRANCH`:
+    the row then says what was done with it, a retry or a clear writes nothing twice, and a
+    branch that runs later returns that decision (the first decision wins) instead of trading
+    a prediction already reported as stored.
+    """
+    p = PredictionRecord.from_json(prediction)
+    recorded = recorded_decision(p, url)
+    if recorded is None:
+        save_prediction(p, run_id=run_id, overwrite=False, url=url)  # inserted once, never rewritten
+        won = ledger.record_decision(p.key, decision="store", reason=STORED_WITHOUT_BRANCH, url=url)
+        recorded = recorded_decision(p, url)
+        assert recorded is not None
+        log.info("%s %s: stored, %s (%s)", p.coin, p.as_of, recorded["decision"], recorded["reason"])
+        return _summary(p, recorded, duplicate=not won)
+    log.info("%s %s: decided before: %s (%s)", p.coin, p.as_of, recorded["decision"], recorded["reason"])
+    return _summary(p, recorded, duplicate=True)
 
 
 def place_recorded_order(

@@ -1,5 +1,9 @@
 """A DAG as a data engineer writes one with our operators: its own coins, its own project
-database (``db_conn_id``) and engine (``engine_conn_id``), next to standard operators."""
+database (``db_conn_id``) and engine (``engine_conn_id``), next to standard operators.
+
+README.md shows this DAG (its "A DAG of your own" example); tests/operators/test_custom_dag.py
+runs it and checks that the README's code builds the same tasks.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,11 @@ from crypto_ml.operators.trading import StorePredictionOperator, TradeBranchOper
 from crypto_ml.operators.transform import CoinTransformOperator
 from crypto_ml.sensors.engine import EngineTaskSensor
 
-COINS = ["litecoin", "ethereum"]
 DAY = "2017-06-05"
-DB, ENGINE = "research_db", "research_engine"
+DB, ENGINE = "research_db", "research_engine"  # Connection ids
 
 
-def count_predictions(**_):
+def count(**_):
     from crypto_ml import storage
     from crypto_ml.hooks.database import CryptoDatabaseHook
 
@@ -26,18 +29,17 @@ def count_predictions(**_):
 
 
 with DAG("two_coins_elsewhere", schedule=None, start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-         tags=["crypto-ml", "example"], default_args={"retries": 2}) as dag:
-    start, done = EmptyOperator(task_id="start"), PythonOperator(task_id="count", python_callable=count_predictions)
-    for coin in COINS:
+         doc_md=__doc__, tags=["crypto-ml", "example"], default_args={"retries": 2}) as dag:
+    start = EmptyOperator(task_id="start")
+    done = PythonOperator(task_id="count", python_callable=count, trigger_rule="none_failed_min_one_success")
+    for coin in ["litecoin", "ethereum"]:
         with TaskGroup(coin) as group:
             transform = CoinTransformOperator(task_id="transform", coin=coin, as_of=DAY, db_conn_id=DB)
             submit = EngineSubmitOperator(task_id="submit", coin=coin, as_of=DAY, model="drift",
                                           closes=transform.output, engine_conn_id=ENGINE)
-            wait = EngineTaskSensor(task_id="wait", engine_task_id=submit.output, engine_conn_id=ENGINE,
-                                    timeout=300)
+            wait = EngineTaskSensor(task_id="wait", engine_task_id=submit.output, engine_conn_id=ENGINE)
             decide = TradeBranchOperator(task_id="decide", prediction=wait.output, db_conn_id=DB,
                                          store_task_id=f"{coin}.store", trade_task_id=f"{coin}.trade")
             decide >> [StorePredictionOperator(task_id="store", prediction=wait.output, db_conn_id=DB),
                        TradeRequestOperator(task_id="trade", prediction=wait.output, db_conn_id=DB)]
         start >> group >> done
-    done.trigger_rule = "none_failed_min_one_success"
