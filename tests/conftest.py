@@ -117,6 +117,7 @@ INTEGRATION_FIXTURES = frozenset({
     "pg_server_url", "pg_url",  # PostgreSQL
     "broker", "fault_broker", "embedded_broker", "engine_env", "start_worker",  # engine workers, brokers
     "airflow_env", "engine_worker", "run_dag",  # `airflow dags test` and a real engine worker
+    "redis_prefix", "start_engine_worker", "deployment",  # tests/operators: the same, on PostgreSQL + Redis
     "owned_servers", "celery_stack", "master_run",  # the production shape on this machine
 })
 #: Folders whose every test starts servers or containers.

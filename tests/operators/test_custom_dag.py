@@ -79,9 +79,6 @@ def _shape(dag) -> dict:
         for task in dag.tasks}}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "README.md's example has no tags, no retries and the default trigger rule on `count`, which a skipped "
-    "store or trade branch then skips; drop this mark with the README change (the branch h/ops report)"))
 def test_the_readme_example_builds_the_dag_the_test_runs():
     spec = importlib.util.spec_from_file_location("two_coins_elsewhere", DAGS / "two_coins_elsewhere.py")
     module = importlib.util.module_from_spec(spec)
