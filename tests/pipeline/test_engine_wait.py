@@ -168,8 +168,8 @@ def test_the_submit_trigger_sends_from_the_triggerer_and_ends_the_task_with_the_
 
     from airflow.triggers.base import TaskSuccessEvent
 
-    from crypto_ml.engine.client import sender_app
-    from crypto_ml.triggers.engine import EngineSubmitTrigger, engine_task_id_of
+    from crypto_ml.engine.client import engine_task_id_of, sender_app
+    from crypto_ml.triggers.engine import EngineSubmitTrigger
 
     transform = {"coin": "bitcoin", "as_of": "2017-06-05", "closes": [2500.0, 2550.5, 2686.81]}
     trigger = EngineSubmitTrigger(closes=json.dumps(transform), model="naive", horizon="3")
