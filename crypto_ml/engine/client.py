@@ -30,11 +30,11 @@ class EngineTaskFailed(RuntimeError):
     """The engine ran the task and it failed; the message is the task's error."""
 
 
-_senders: dict[str, "Celery"] = {}
+_senders: dict[str, Celery] = {}
 _senders_lock = threading.Lock()
 
 
-def sender_app(config: "EngineConfig | None" = None) -> "Celery":
+def sender_app(config: EngineConfig | None = None) -> Celery:
     """A Celery app that only sends and reads results for ``config`` (default: the environment's),
     one per distinct configuration per process. It registers no task and imports nothing of the
     worker: the same broker, result backend, queues and JSON-only settings as the worker's app
@@ -54,12 +54,12 @@ def sender_app(config: "EngineConfig | None" = None) -> "Celery":
         return _senders[key]
 
 
-def _app(app: "Celery | None") -> "Celery":
+def _app(app: Celery | None) -> Celery:
     return app if app is not None else sender_app()
 
 
 def submit(request: EngineRequest, *, task_id: str | None = None, queue: str | None = None,
-           app: "Celery | None" = None) -> str:
+           app: Celery | None = None) -> str:
     """Send ``request`` to its task (``crypto_ml.predict`` / ``crypto_ml.train``) on its queue;
     returns the task id.
 
@@ -73,14 +73,14 @@ def submit(request: EngineRequest, *, task_id: str | None = None, queue: str | N
     return result.id
 
 
-def submit_predict(*, task_id: str | None = None, queue: str | None = None, app: "Celery | None" = None,
+def submit_predict(*, task_id: str | None = None, queue: str | None = None, app: Celery | None = None,
                    **fields: Any) -> str:
     """Send a ``crypto_ml.predict`` task of the :class:`~crypto_ml.engine.request.EngineRequest`
     of ``fields`` (checked here first); returns its task id."""
     return submit(EngineRequest(**fields, task="predict"), task_id=task_id, queue=queue, app=app)
 
 
-def submit_train(*, task_id: str | None = None, queue: str | None = None, app: "Celery | None" = None,
+def submit_train(*, task_id: str | None = None, queue: str | None = None, app: Celery | None = None,
                  **fields: Any) -> str:
     """Send a ``crypto_ml.train`` task of the :class:`~crypto_ml.engine.request.EngineRequest` of
     ``fields`` (coin, as_of, model, params); returns its task id."""
@@ -97,7 +97,7 @@ def engine_task_id_of(dag_id: str, run_id: str, task_id: str, map_index: int, tr
     return str(uuid.uuid5(ENGINE_TASK_NAMESPACE, f"{dag_id}|{run_id}|{task_id}|{map_index}|{try_number}"))
 
 
-def get_state(task_id: str, *, app: "Celery | None" = None) -> tuple[str, Any]:
+def get_state(task_id: str, *, app: Celery | None = None) -> tuple[str, Any]:
     """``(state, result | error | info)`` of a task, without blocking.
 
     - ``("SUCCESS", result_dict)``
@@ -119,7 +119,7 @@ def get_state(task_id: str, *, app: "Celery | None" = None) -> tuple[str, Any]:
 
 
 def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1, max_interval: float | None = None,
-         app: "Celery | None" = None) -> dict[str, Any]:
+         app: Celery | None = None) -> dict[str, Any]:
     """Poll until the task is done: its result, :class:`EngineTaskFailed`, or ``TimeoutError``.
 
     Polls every ``interval`` seconds, or, with ``max_interval``, first after ``interval`` and then

@@ -112,7 +112,7 @@ class EngineConfig:
             raise ValueError(f"preload must be one of {', '.join(PRELOAD_CHOICES)}, got {self.preload!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "EngineConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
         """Defaults, then the environment (``environ`` or ``os.environ``), then ``overrides``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -45,7 +45,8 @@ def get_model(request: EngineRequest, coin: str, closes, as_of: dt.date, cache: 
     return value, ON_THE_FLY_VERSION, cached
 
 
-def fit_model(request: EngineRequest, coin: str, closes, as_of: dt.date, cache: ModelCache) -> tuple[Any, bool]:
+def fit_model(request: EngineRequest, coin: str, closes, as_of: dt.date,
+              cache: ModelCache) -> tuple[Any, bool]:
     """``(forecaster fitted on closes, cached)``; refuses a history too short for the model."""
     from crypto_ml.forecasting.registry import make_forecaster
 
@@ -86,5 +87,6 @@ def _load_version(store: ModelStore, row: dict[str, Any], coin: str, model: str,
         try:  # move the (shared, cached) model to the closes up to as_of; params stay
             value.update(closes)
         except ValueError as exc:
-            raise EngineInputError(f"coin {coin!r}: model {model!r} v{version} cannot serve {as_of}: {exc}") from None
+            raise EngineInputError(
+                f"coin {coin!r}: model {model!r} v{version} cannot serve {as_of}: {exc}") from None
     return value, version, cached

@@ -137,7 +137,8 @@ class EngineRequest:
             set_(self, "version", int(self.version))
         if self.closes is not None:
             if not isinstance(self.closes, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in self.closes
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in self.closes
             ):
                 raise self._error("closes must be a list of finite numbers")
             set_(self, "closes", tuple(float(v) for v in self.closes))
@@ -206,7 +207,8 @@ class EngineRequest:
         extra = sorted(set(data) - set(allowed))
         if extra:
             raise EngineInputError(
-                f"coin {data.get('coin')!r}: unknown field(s) {', '.join(extra)}; valid fields: {', '.join(allowed)}"
+                f"coin {data.get('coin')!r}: unknown field(s) {', '.join(extra)}; "
+                f"valid fields: {', '.join(allowed)}"
             )
         return cls(**data, task=task)
 

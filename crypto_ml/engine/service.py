@@ -84,7 +84,8 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
         values=forecast["values"], last_close=last_close, intervals=forecast["intervals"],
         interval_method=forecast["interval_method"],
     )
-    return {**record.to_json(), **_where(hostname), "cached": cached, "seconds": time.perf_counter() - started}
+    return {**record.to_json(), **_where(hostname), "cached": cached,
+            "seconds": time.perf_counter() - started}
 
 
 def run_train(request: EngineRequest, *, store: bool = True, url: str | None = None,
@@ -112,7 +113,7 @@ def run_train(request: EngineRequest, *, store: bool = True, url: str | None = N
         saved = True
     return {
         "coin": coin, "as_of": day.isoformat(), "model": request.model, "version": version,
-        "n_obs": int(len(history)), "saved": saved, **_where(hostname), "seconds": time.perf_counter() - started,
+        "n_obs": len(history), "saved": saved, **_where(hostname), "seconds": time.perf_counter() - started,
     }
 
 

@@ -174,8 +174,8 @@ class EngineSubmitOperator(BaseOperator):
         from crypto_ml.engine.client import EngineTaskFailed, wait
 
         try:
-            result = wait(engine_task_id, timeout=self.timeout, interval=0.05, max_interval=self.poll_interval,
-                          app=self.hook.app)
+            result = wait(engine_task_id, timeout=self.timeout, interval=0.05,
+                          max_interval=self.poll_interval, app=self.hook.app)
         except (EngineTaskFailed, TimeoutError) as exc:  # as the trigger: no retry helps
             raise AirflowFailException(f"engine task {exc}") from None
         self._log_result(result)

@@ -46,8 +46,22 @@ def trigger_template(value: Any, *, as_json: bool = False) -> Any:
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
     if isinstance(value, PlainXComArg):
-        pull = f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, map_indexes=ti.map_index)"
+        pull = (f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, "
+                "map_indexes=ti.map_index)")
         return f"{{{{ {pull} | tojson }}}}" if as_json else f"{{{{ {pull} }}}}"
+    return value
+
+
+def decode_rendered(value: Any) -> Any:
+    """A templated argument as rendered in the triggerer: the triggerer renders trigger arguments
+    with a plain (text) Jinja environment, so structured values arrive as JSON text (the template
+    ends in ``| tojson``); Python values pass through."""
+    if isinstance(value, str) and value[:1] and value[0] in "[{\"":
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(
+                f"a templated argument rendered as text that is not JSON: {value[:80]!r}") from None
     return value
 
 
@@ -84,6 +98,10 @@ class EngineTaskTrigger(BaseTrigger):
     :param end_task: end the task in the triggerer (task-end events) instead of resuming it.
     """
 
+    #: Every ``__init__`` argument, as :meth:`serialize` returns them.
+    arguments: tuple[str, ...] = ("engine_task_id", "engine_conn_id", "poll_interval", "first_poll",
+                                  "timeout", "started_at", "max_errors", "end_task")
+
     def __init__(
         self,
         *,
@@ -107,19 +125,10 @@ class EngineTaskTrigger(BaseTrigger):
         self.end_task = end_task
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "crypto_ml.triggers.engine.EngineTaskTrigger",
-            {
-                "engine_task_id": self.engine_task_id,
-                "engine_conn_id": self.engine_conn_id,
-                "poll_interval": self.poll_interval,
-                "first_poll": self.first_poll,
-                "timeout": self.timeout,
-                "started_at": self.started_at,
-                "max_errors": self.max_errors,
-                "end_task": self.end_task,
-            },
-        )
+        return "crypto_ml.triggers.engine.EngineTaskTrigger", self._arguments()
+
+    def _arguments(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.arguments}
 
     @cached_property
     def hook(self) -> CryptoEngineHook:
@@ -135,27 +144,24 @@ class EngineTaskTrigger(BaseTrigger):
     def _get_state(self) -> tuple[str, Any]:
         return self.hook.get_state(self.engine_task_id)
 
-    def _end(self, payload: dict[str, Any]) -> TriggerEvent:
-        """The event for ``payload``: a task-end event when this trigger ends the task."""
-        if not self.end_task or payload["status"] == "error":
-            return TriggerEvent(payload)
-        if payload["status"] == "success":
-            result = payload["result"]
+    def _end(self, status: str, **fields: Any) -> TriggerEvent:
+        """The event of the wait's end: a task-end event when this trigger ends the task."""
+        if not self.end_task or status == "error":
+            return TriggerEvent({"engine_task_id": self.engine_task_id, "status": status, **fields})
+        if status == "success":
+            result = fields["result"]
             if isinstance(result, dict):
                 self.log.info("engine task %s done: %s", self.engine_task_id,
                               {k: result.get(k) for k in ("coin", "as_of", "model", "version", "hostname")})
             return TaskSuccessEvent(xcoms={"return_value": result})
-        self.log.error("engine task %s %s: %s", self.engine_task_id, payload.get("state"), payload["message"])
+        self.log.error("engine task %s %s: %s", self.engine_task_id, fields.get("state"), fields["message"])
         return TaskFailedEvent()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Rendered from an XCom that a trigger pushed, the id may arrive as its JSON text.
         self.engine_task_id = str(decode_rendered(self.engine_task_id))
         started_at = self.started_at if self.started_at is not None else time.time()
-        errors = 0
-        state: str | None = None
-        delay = self.first_poll
-        base = {"engine_task_id": self.engine_task_id}
+        errors, state, delay = 0, None, self.first_poll
         while True:
             try:
                 # The result backend client is blocking: keep it off the triggerer's event loop.
@@ -165,48 +171,26 @@ class EngineTaskTrigger(BaseTrigger):
                 errors += 1
                 self.log.warning("engine result backend error %d/%d: %s", errors, self.max_errors, exc)
                 if errors >= self.max_errors:
-                    yield self._end({
-                        **base,
-                        "status": "error",
-                        "message": f"the engine's result backend failed {errors} times in a row: "
-                        f"{type(exc).__name__}: {exc}",
-                    })
+                    yield self._end("error", message=f"the engine's result backend failed {errors} "
+                                    f"times in a row: {type(exc).__name__}: {exc}")
                     return
             else:
                 if state == "SUCCESS":
-                    yield self._end({**base, "status": "success", "result": value})
+                    yield self._end("success", result=value)
                     return
                 if state in ("FAILURE", "REVOKED"):
-                    yield self._end({**base, "status": "failed", "state": state,
-                                     "message": f"engine task {self.engine_task_id} {state}: {value}"})
+                    yield self._end("failed", state=state,
+                                    message=f"engine task {self.engine_task_id} {state}: {value}")
                     return
             waited = time.time() - started_at
             if waited >= self.timeout:
-                yield self._end({
-                    **base,
-                    "status": "timeout",
-                    "state": state,
-                    "message": (
-                        f"engine task {self.engine_task_id} still {state or 'unknown'} after "
-                        f"{waited:.0f} s (timeout {self.timeout:.0f} s): no engine worker took it "
-                        "(broker down or no worker on the queue?), or the task was lost"
-                    ),
-                })
+                yield self._end("timeout", state=state, message=(
+                    f"engine task {self.engine_task_id} still {state or 'unknown'} after {waited:.0f} s "
+                    f"(timeout {self.timeout:.0f} s): no engine worker took it (broker down or no worker "
+                    "on the queue?), or the task was lost"))
                 return
             await asyncio.sleep(min(delay, self.poll_interval, max(0.0, self.timeout - waited)))
             delay = min(delay * 2, self.poll_interval)
-
-
-def decode_rendered(value: Any) -> Any:
-    """A templated argument as rendered in the triggerer: the triggerer renders trigger arguments
-    with a plain (text) Jinja environment, so structured values arrive as JSON text (the template
-    ends in ``| tojson``); Python values pass through."""
-    if isinstance(value, str) and value[:1] and value[0] in "[{\"":
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise ValueError(f"a templated argument rendered as text that is not JSON: {value[:80]!r}") from None
-    return value
 
 
 class EngineSubmitTrigger(EngineTaskTrigger):
@@ -269,15 +253,11 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         self.model_params = model_params
         self.wait = wait
 
+    arguments = ("request_kind", *SUBMIT_ARGUMENTS, "engine_conn_id", "wait", "poll_interval", "first_poll",
+                 "timeout", "started_at", "max_errors")
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        _, waiting = super().serialize()
-        for key in ("engine_task_id", "end_task"):
-            waiting.pop(key)
-        arguments = {name: getattr(self, name) for name in SUBMIT_ARGUMENTS}
-        return (
-            "crypto_ml.triggers.engine.EngineSubmitTrigger",
-            {**waiting, "request_kind": self.request_kind, **arguments, "wait": self.wait},
-        )
+        return "crypto_ml.triggers.engine.EngineSubmitTrigger", self._arguments()
 
     def request(self) -> EngineRequest:
         """The request, once the templates are rendered (JSON text decoded); an empty ``as_of`` is

@@ -46,5 +46,6 @@ def test_bad_levels_fail_fast_naming_the_coin(engine_env, levels):
     from crypto_ml.engine.service import run_predict
 
     with pytest.raises(EngineInputError, match="coin 'bitcoin': .*level"):
-        run_predict(EngineRequest(coin="bitcoin", as_of="2017-06-30", model="naive", horizon=3, levels=levels),
+        run_predict(EngineRequest(coin="bitcoin", as_of="2017-06-30", model="naive", horizon=3,
+                                  levels=levels),
                     url=engine_env["CRYPTO_ML_DATABASE_URL"], cache=ModelCache(2))

@@ -204,7 +204,8 @@ def test_run_predict_on_a_sent_price_series(engine_env):
 
     url = engine_env["CRYPTO_ML_DATABASE_URL"]
     closes = [1.0, 2.0, 3.0, 4.0]
-    out = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-31", model="linear", horizon=2, closes=closes),
+    out = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-31", model="linear", horizon=2,
+                                    closes=closes),
                       url=url, cache=ModelCache(2))
     assert out["values"] == pytest.approx([5.0, 6.0]) and out["last_close"] == 4.0
     with pytest.raises(EngineInputError, match="closes must be a list of finite numbers"):
@@ -276,18 +277,20 @@ def test_run_predict_reads_the_closes_the_pipeline_stored_when_asked(engine_env)
 
     url = engine_env["CRYPTO_ML_DATABASE_URL"]
     _stored(url, "my-coin", [1.0, 2.0, 3.0, 4.0, 5.0])
-    claim = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2, history="database"),
+    claim = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2,
+                                      history="database"),
                         url=url, cache=ModelCache(2))
-    sent = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2, closes=[1.0, 2.0, 3.0, 4.0]),
+    sent = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2,
+                                     closes=[1.0, 2.0, 3.0, 4.0]),
                        url=url, cache=ModelCache(2))
     assert claim["values"] == pytest.approx(sent["values"]) and sent["values"] == pytest.approx([5.0, 6.0])
     assert claim["last_close"] == 4.0 and claim["as_of"] == "2020-01-04"  # the row of 2020-01-05 is not seen
-    with pytest.raises(EngineInputError, match=r"coin 'other': no closes on or before 2020-01-04 in the project "
-                       r"database sqlite:///.*CRYPTO_ML_DATABASE_URL"):
+    with pytest.raises(EngineInputError, match=r"coin 'other': no closes on or before 2020-01-04 in the "
+                       r"project database sqlite:///.*CRYPTO_ML_DATABASE_URL"):
         run_predict(EngineRequest(coin="other", as_of="2020-01-04", history="database"), url=url)
     _stored(url, "bad-coin", [1.0, 2.0, -3.0])
-    with pytest.raises(EngineInputError, match=r"coin 'bad-coin': row 2 \(2020-01-03\) of the project database "
-                       r"has close -3.0; prices must be positive"):
+    with pytest.raises(EngineInputError, match=r"coin 'bad-coin': row 2 \(2020-01-03\) of the project "
+                       r"database has close -3.0; prices must be positive"):
         run_predict(EngineRequest(coin="bad-coin", as_of="2020-01-04", history="database"), url=url)
     with pytest.raises(EngineInputError, match="send closes or history='database', not both"):
         run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", closes=[1.0, 2.0], history="database"),
