@@ -8,8 +8,8 @@ True
 
 The sender (:mod:`crypto_ml.engine.client`, in Airflow tasks and the triggerer) and the worker
 (:mod:`crypto_ml.engine.tasks`) both build it, so a bad request fails in the caller with the
-message the worker would give. Light on purpose: the standard library, :mod:`crypto_ml.catalog`
-and :mod:`crypto_ml.dates` (no Celery, no SQLAlchemy, no numpy/pandas/scikit-learn).
+message the worker would give. Light on purpose: the standard library, :mod:`crypto_ml.catalog`,
+:mod:`crypto_ml.params` and :mod:`crypto_ml.dates` (no Celery, no SQLAlchemy, no numpy/pandas).
 
 The wire format is the task's keyword arguments, as before this class: fields left at their
 default are not sent, so workers and senders of either side of this change understand each other.
@@ -24,9 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from crypto_ml.catalog import MODEL_NAMES
+from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES
 from crypto_ml.dates import as_date
 from crypto_ml.engine.protocol import PREDICT_TASK, TRAIN_TASK, EngineInputError
+from crypto_ml.params import DEFAULT_HORIZON
 
 #: Where the worker reads a coin's closes when a request sends none: ``"bundled"`` (the default)
 #: the dataset shipped with the package, ``"database"`` the prices the pipeline stored in the
@@ -36,8 +37,7 @@ HISTORY_SOURCES = ("bundled", "database")
 
 #: The Celery task of each kind of request, and the model each one uses when none is named.
 TASK_NAMES = {"predict": PREDICT_TASK, "train": TRAIN_TASK}
-DEFAULT_MODELS = {"predict": "naive", "train": "linear"}
-DEFAULT_HORIZON = 10
+DEFAULT_MODELS = {"predict": DEFAULT_MODEL, "train": "linear"}
 
 #: The fields a train request takes; a predict request takes them all.
 TRAIN_FIELDS = ("coin", "as_of", "model", "params")

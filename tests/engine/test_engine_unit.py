@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -48,10 +49,27 @@ def test_config_env_overrides():
 
 
 def test_package_import_is_free_of_celery_and_tensorflow():
-    code = ("import sys, crypto_ml, crypto_ml.engine, crypto_ml.engine.cache; "
+    code = ("import sys, crypto_ml, crypto_ml.engine, crypto_ml.engine.cache, crypto_ml.engine.request, "
+            "crypto_ml.engine.client, crypto_ml.engine.service; "
             "print('celery' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_importing_the_tasks_builds_no_app_and_reads_no_setting():
+    """Only the worker's app module builds an app at import; the tasks bind to it when it includes
+    them, and take their retry budget from its configuration."""
+    code = (
+        "import os, sys, celery\n"
+        "import crypto_ml.engine.tasks\n"
+        "print('crypto_ml.engine.app' in sys.modules, celery.current_app.main)\n"
+        "os.environ['CRYPTO_ML_ENGINE_MAX_RETRIES'] = '9'\n"
+        "from crypto_ml.engine.app import app\n"
+        "print(app.tasks['crypto_ml.predict'].max_retries, app.tasks['crypto_ml.train'].retry_backoff_max)\n"
+    )
+    env = {**os.environ, "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": "7"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["False", "default", "9", "7"]
 
 
 def test_celery_finds_the_app():
