@@ -6,8 +6,10 @@
 Configured from one object, :class:`crypto_ml.engine.config.EngineConfig` (environment overrides
 ``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``, ``CRYPTO_ML_ENGINE_*``). With no
 configuration the broker and result store are SQLite files under ``CRYPTO_ML_HOME`` (no server).
-The tasks live in :mod:`crypto_ml.engine.tasks`. Senders do not need this module: the client
-(:mod:`crypto_ml.engine.client`) sends by task name through an app without the tasks.
+The tasks live in :mod:`crypto_ml.engine.tasks`, the worker's lifecycle in
+:mod:`crypto_ml.engine.worker`. This is the one module that builds an app at import (``app``, what
+``celery -A`` loads); senders do not need it: the client (:mod:`crypto_ml.engine.client`) sends
+by task name through an app without the tasks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from crypto_ml.engine.config import SQLITE_BROKER_POLL_S, EngineConfig
 def make_app(config: EngineConfig | None = None) -> Celery:
     """A Celery app named ``crypto_ml`` configured from ``config`` (default: the environment)."""
     config = config if config is not None else EngineConfig.from_env()
-    celery_app = Celery("crypto_ml", include=["crypto_ml.engine.tasks"])
+    celery_app = Celery("crypto_ml", include=["crypto_ml.engine.tasks", "crypto_ml.engine.worker"])
     celery_app.config_from_object(config.celery_settings())
     celery_app.engine_config = config
     if config.polled_broker:

@@ -6,9 +6,9 @@
 
 These only *send* messages by task name (``send_task``) through a sender app that has no tasks
 (:func:`sender_app`): the caller imports neither the worker's task module, nor TensorFlow,
-scikit-learn, pandas or the data. The payload is checked here first with the worker's own check
-(:func:`crypto_ml.engine.protocol.validate_request`, a light module) so that a bad request fails
-in the caller instead of in a worker. JSON only, as the worker accepts.
+scikit-learn, pandas or the data. What is sent is one :class:`~crypto_ml.engine.request.EngineRequest`
+(:func:`submit`), checked as it is built, with the worker's own check, so that a bad request fails
+in the caller instead of in a worker; its JSON form is the message (JSON only, as the worker accepts).
 """
 
 from __future__ import annotations
@@ -16,29 +16,25 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from crypto_ml.engine.config import PREDICT_QUEUE, TRAIN_QUEUE
-from crypto_ml.engine.protocol import PREDICT_TASK, TRAIN_TASK, validate_request
+from crypto_ml.engine.request import EngineRequest
 
 if TYPE_CHECKING:
     from celery import Celery
 
     from crypto_ml.engine.config import EngineConfig
 
-#: Terminal states of a task.
-READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
-
-
 class EngineTaskFailed(RuntimeError):
     """The engine ran the task and it failed; the message is the task's error."""
 
 
-_senders: dict[str, "Celery"] = {}
+_senders: dict[str, Celery] = {}
 _senders_lock = threading.Lock()
 
 
-def sender_app(config: "EngineConfig | None" = None) -> "Celery":
+def sender_app(config: EngineConfig | None = None) -> Celery:
     """A Celery app that only sends and reads results for ``config`` (default: the environment's),
     one per distinct configuration per process. It registers no task and imports nothing of the
     worker: the same broker, result backend, queues and JSON-only settings as the worker's app
@@ -58,72 +54,50 @@ def sender_app(config: "EngineConfig | None" = None) -> "Celery":
         return _senders[key]
 
 
-def _app(app: "Celery | None") -> "Celery":
+def _app(app: Celery | None) -> Celery:
     return app if app is not None else sender_app()
 
 
-def _payload(**fields: Any) -> dict[str, Any]:
-    validate_request(**{k: fields.get(k) for k in ("coin", "as_of", "model", "version", "params",
-                                                    "closes", "history")},
-                     horizon=fields.get("horizon", 1))
-    as_of = fields.get("as_of")
-    if as_of is not None and not isinstance(as_of, str):
-        as_of = as_of.isoformat()[:10]
-    payload = {**fields, "as_of": as_of}
-    return {k: v for k, v in payload.items() if v is not None}
+def submit(request: EngineRequest, *, task_id: str | None = None, queue: str | None = None,
+           app: Celery | None = None) -> str:
+    """Send ``request`` to its task (``crypto_ml.predict`` / ``crypto_ml.train``) on its queue;
+    returns the task id.
 
-
-def submit_predict(
-    *,
-    coin: str,
-    as_of: Any = None,
-    model: str = "naive",
-    horizon: int = 10,
-    version: int | None = None,
-    params: dict[str, Any] | None = None,
-    closes: list[float] | None = None,
-    history: str | None = None,
-    run_id: str | None = None,
-    task_id: str | None = None,
-    queue: str = PREDICT_QUEUE,
-    app: "Celery | None" = None,
-) -> str:
-    """Send a ``crypto_ml.predict`` task; returns its task id.
-
-    :param closes: the closes to predict from; none: the worker reads them from ``history``.
-    :param history: ``"database"``: the worker reads the closes up to ``as_of`` from the project
-        database (where the pipeline's ``transform`` validated them), so the message carries no
-        price history; ``"bundled"`` or None: the bundled dataset (see
-        :data:`~crypto_ml.engine.protocol.HISTORY_SOURCES`).
     :param task_id: use this id (e.g. derived from the Airflow task instance) so that a re-run
-        submits the same task id; the prediction itself is idempotent either way.
+        submits the same task id; the work itself is idempotent either way.
+    :param queue: another queue than the request's own (``predict`` / ``train``).
     """
-    kwargs = _payload(coin=coin, as_of=as_of, model=model, horizon=horizon, version=version,
-                      params=params, closes=closes, history=history, run_id=run_id)
-    result = _app(app).send_task(PREDICT_TASK, kwargs=kwargs, queue=queue, routing_key=queue,
-                                 task_id=task_id)
+    queue = queue or request.queue
+    result = _app(app).send_task(request.task_name, kwargs=request.to_json(), queue=queue,
+                                 routing_key=queue, task_id=task_id)
     return result.id
 
 
-def submit_train(
-    *,
-    coin: str,
-    as_of: Any = None,
-    model: str = "linear",
-    params: dict[str, Any] | None = None,
-    task_id: str | None = None,
-    queue: str = TRAIN_QUEUE,
-    app: "Celery | None" = None,
-) -> str:
-    """Send a ``crypto_ml.train`` task; returns its task id."""
-    kwargs = _payload(coin=coin, as_of=as_of, model=model, params=params)
-    kwargs.pop("horizon", None)
-    result = _app(app).send_task(TRAIN_TASK, kwargs=kwargs, queue=queue, routing_key=queue,
-                                 task_id=task_id)
-    return result.id
+def submit_predict(*, task_id: str | None = None, queue: str | None = None, app: Celery | None = None,
+                   **fields: Any) -> str:
+    """Send a ``crypto_ml.predict`` task of the :class:`~crypto_ml.engine.request.EngineRequest`
+    of ``fields`` (checked here first); returns its task id."""
+    return submit(EngineRequest(**fields, task="predict"), task_id=task_id, queue=queue, app=app)
 
 
-def get_state(task_id: str, *, app: "Celery | None" = None) -> tuple[str, Any]:
+def submit_train(*, task_id: str | None = None, queue: str | None = None, app: Celery | None = None,
+                 **fields: Any) -> str:
+    """Send a ``crypto_ml.train`` task of the :class:`~crypto_ml.engine.request.EngineRequest` of
+    ``fields`` (coin, as_of, model, params); returns its task id."""
+    return submit(EngineRequest(**fields, task="train"), task_id=task_id, queue=queue, app=app)
+
+
+#: Namespace of the engine task ids derived from task instances (:func:`engine_task_id_of`).
+ENGINE_TASK_NAMESPACE = uuid.UUID("5f1c3a52-6b0e-4d1e-9a57-63727970746f")
+
+
+def engine_task_id_of(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """The engine task id of one try of one Airflow task instance: the same wherever the request is
+    sent from (a worker or the triggerer) and on a resume, new per retry (a uuid5 of the TI's key)."""
+    return str(uuid.uuid5(ENGINE_TASK_NAMESPACE, f"{dag_id}|{run_id}|{task_id}|{map_index}|{try_number}"))
+
+
+def get_state(task_id: str, *, app: Celery | None = None) -> tuple[str, Any]:
     """``(state, result | error | info)`` of a task, without blocking.
 
     - ``("SUCCESS", result_dict)``
@@ -144,9 +118,13 @@ def get_state(task_id: str, *, app: "Celery | None" = None) -> tuple[str, Any]:
     return state, value if isinstance(value, dict) else None
 
 
-def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1,
-         app: "Celery | None" = None) -> dict[str, Any]:
-    """Poll until the task is done: its result, :class:`EngineTaskFailed`, or ``TimeoutError``."""
+def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1, max_interval: float | None = None,
+         app: Celery | None = None) -> dict[str, Any]:
+    """Poll until the task is done: its result, :class:`EngineTaskFailed`, or ``TimeoutError``.
+
+    Polls every ``interval`` seconds, or, with ``max_interval``, first after ``interval`` and then
+    doubling up to ``max_interval`` (a long training is not read ten times a second).
+    """
     deadline = time.monotonic() + timeout
     while True:
         state, value = get_state(task_id, app=app)
@@ -157,3 +135,5 @@ def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1,
         if time.monotonic() > deadline:
             raise TimeoutError(f"task {task_id} still {state} after {timeout:.0f} s")
         time.sleep(interval)
+        if max_interval is not None:
+            interval = min(interval * 2, max_interval)

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crypto_ml.engine.protocol import PREDICT_TASK, STATS_TASK, TRAIN_TASK
 from crypto_ml.settings import env_bool, env_float, env_int, env_str, env_url
 
 ENV_BROKER = "CRYPTO_ML_BROKER_URL"
@@ -111,7 +112,7 @@ class EngineConfig:
             raise ValueError(f"preload must be one of {', '.join(PRELOAD_CHOICES)}, got {self.preload!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "EngineConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EngineConfig:
         """Defaults, then the environment (``environ`` or ``os.environ``), then ``overrides``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -183,9 +184,15 @@ class EngineConfig:
             "task_default_routing_key": PREDICT_QUEUE,
             "task_default_queue": PREDICT_QUEUE,
             "task_routes": {
-                "crypto_ml.predict": {"queue": PREDICT_QUEUE},
-                "crypto_ml.train": {"queue": TRAIN_QUEUE},
-                "crypto_ml.stats": {"queue": PREDICT_QUEUE},
+                PREDICT_TASK: {"queue": PREDICT_QUEUE},
+                TRAIN_TASK: {"queue": TRAIN_QUEUE},
+                STATS_TASK: {"queue": PREDICT_QUEUE},
+            },
+            # The retry budget of the tasks (crypto_ml.engine.tasks), set on them when they bind
+            # to the app: the tasks module itself reads no setting.
+            "task_annotations": {
+                name: {"max_retries": self.max_retries, "retry_backoff_max": self.retry_backoff_max}
+                for name in (PREDICT_TASK, TRAIN_TASK)
             },
             "worker_send_task_events": self.events,
             "task_send_sent_event": self.events,

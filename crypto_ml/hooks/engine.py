@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.engine.request import EngineRequest
 
 
 class CryptoEngineHook(BaseHook):
@@ -95,17 +96,11 @@ class CryptoEngineHook(BaseHook):
 
         return sender_app(self.get_config())
 
-    def submit_predict(self, **kwargs: Any) -> str:
-        """Send ``crypto_ml.predict`` (see :func:`crypto_ml.engine.client.submit_predict`)."""
-        from crypto_ml.engine.client import submit_predict
+    def submit(self, request: EngineRequest, *, task_id: str | None = None) -> str:
+        """Send ``request`` (see :func:`crypto_ml.engine.client.submit`); returns the engine task id."""
+        from crypto_ml.engine.client import submit
 
-        return submit_predict(app=self.app, **kwargs)
-
-    def submit_train(self, **kwargs: Any) -> str:
-        """Send ``crypto_ml.train`` (see :func:`crypto_ml.engine.client.submit_train`)."""
-        from crypto_ml.engine.client import submit_train
-
-        return submit_train(app=self.app, **kwargs)
+        return submit(request, task_id=task_id, app=self.app)
 
     def get_state(self, task_id: str) -> tuple[str, Any]:
         """``(state, result | error | info)`` of an engine task, without blocking."""

@@ -7,8 +7,10 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 from airflow.triggers.base import StartTriggerArgs
+
+from crypto_ml.engine.request import SUBMIT_ARGUMENTS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -46,16 +48,19 @@ class EngineSubmitOperator(BaseOperator):
     :param model_params: model hyperparameters (``params`` is Airflow's, for DAG params).
     :param engine_conn_id: Connection id of the engine (templated; see
         :class:`~crypto_ml.hooks.engine.CryptoEngineHook`).
-    :param wait_for_completion: defer until the engine task is done and end there, in the
-        triggerer (no worker process resumes the task): its XCom is the engine's result instead
-        of its id; ``timeout`` bounds the wait, a failed engine task fails this task.
+    :param wait_for_completion: wait until the engine task is done; this task's XCom is then the
+        engine's result instead of its id; ``timeout`` bounds the wait, a failed engine task fails
+        this task. Deferrable: the wait ends in the triggerer (no worker process resumes the task);
+        otherwise the worker polls.
     :param poll_interval: longest interval between two reads of the result while waiting (s).
     :param timeout: seconds to wait for the engine before failing, when waiting.
+    :param deferrable: wait in the triggerer (default: Airflow's ``[operators] default_deferrable``,
+        which the project's ``airflow.cfg`` sets).
     :param start_from_trigger: send from the triggerer (:class:`~crypto_ml.triggers.engine.
-        EngineSubmitTrigger`): the scheduler hands the task to the triggerer, which renders the
-        templated arguments, sends the request and ends the task there (with the wait too, when
-        ``wait_for_completion``): no worker process starts. Templated arguments are rendered as
-        text there (an XCom pull of a dict arrives as its JSON, which the trigger reads).
+        EngineSubmitTrigger`; needs ``deferrable``): the scheduler hands the task to the triggerer,
+        which renders the templated arguments, sends the request and ends the task there (with the
+        wait too, when ``wait_for_completion``): no worker process starts. Templated arguments are
+        rendered as text there (an XCom pull of a dict arrives as its JSON, which the trigger reads).
     """
 
     template_fields: Sequence[str] = ("coin", "as_of", "model", "horizon", "closes", "engine_conn_id")
@@ -76,6 +81,7 @@ class EngineSubmitOperator(BaseOperator):
         wait_for_completion: bool = False,
         poll_interval: float = 5.0,
         timeout: float = 3600.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -96,16 +102,17 @@ class EngineSubmitOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.start_from_trigger = start_from_trigger
-        if start_from_trigger:
+        self.deferrable = deferrable
+        self.start_from_trigger = deferrable and start_from_trigger
+        if self.start_from_trigger:
             from crypto_ml.triggers.engine import trigger_template
 
+            arguments = {name: trigger_template(getattr(self, name), as_json=name == "closes")
+                         for name in SUBMIT_ARGUMENTS}
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls="crypto_ml.triggers.engine.EngineSubmitTrigger",
                 trigger_kwargs={
-                    "request_kind": task, "coin": trigger_template(coin), "as_of": trigger_template(as_of),
-                    "model": model, "horizon": horizon, "closes": trigger_template(closes, as_json=True),
-                    "history": history, "model_params": model_params, "engine_conn_id": engine_conn_id,
+                    "request_kind": task, **arguments, "engine_conn_id": engine_conn_id,
                     "wait": wait_for_completion, "poll_interval": poll_interval, "timeout": timeout,
                 },
                 next_method="execute_complete",
@@ -116,7 +123,7 @@ class EngineSubmitOperator(BaseOperator):
     @staticmethod
     def engine_task_id(context: Context) -> str:
         """The engine task id of this task instance's try: the same on a resume, new per retry."""
-        from crypto_ml.triggers.engine import engine_task_id_of
+        from crypto_ml.engine.client import engine_task_id_of
 
         ti = context["ti"]
         return engine_task_id_of(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
@@ -131,28 +138,21 @@ class EngineSubmitOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from crypto_ml.catalog import run_market_day
-        from crypto_ml.engine.protocol import EngineInputError
-        from crypto_ml.triggers.engine import engine_request
+        from crypto_ml.engine.request import EngineRequest
 
-        ti = context["ti"]
-        engine_task_id = self.engine_task_id(context)
+        arguments = {name: getattr(self, name) for name in SUBMIT_ARGUMENTS}
         try:
-            fields = engine_request(self.task, coin=self.coin, as_of=self.as_of or None, model=self.model,
-                                    horizon=self.horizon, closes=self.closes, params=self.model_params,
-                                    history=self.history,
-                                    default_as_of=lambda: run_market_day(context["dag_run"]))
-            if self.task == "predict":
-                submitted = self.hook.submit_predict(**fields, run_id=ti.run_id, task_id=engine_task_id)
-            else:
-                submitted = self.hook.submit_train(**fields, task_id=engine_task_id)
-        except (EngineInputError, ValueError) as exc:  # a request no retry can cure
+            request = EngineRequest.build(self.task, **arguments, run_id=context["ti"].run_id,
+                                          default_as_of=lambda: run_market_day(context["dag_run"]))
+            submitted = self.hook.submit(request, task_id=self.engine_task_id(context))
+        except ValueError as exc:  # EngineInputError, a bad Connection: a request no retry can cure
             raise AirflowFailException(str(exc)) from None
-        self.log.info(
-            "submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
-            self.task, fields["coin"], fields["as_of"], self.model, submitted,
-        )
+        self.log.info("submitted %s for %s as of %s (model %s): engine task %s",
+                      request.task_name, request.coin, request.as_of, request.model, submitted)
         if not self.wait_for_completion:
             return submitted
+        if not self.deferrable:
+            return self._wait_here(submitted)
         import time
 
         from crypto_ml.triggers.engine import EngineTaskTrigger
@@ -167,13 +167,30 @@ class EngineSubmitOperator(BaseOperator):
             timeout=timedelta(seconds=self.timeout + 120),
         )
 
+    def _wait_here(self, engine_task_id: str) -> Any:
+        """Not deferrable: poll the result on this worker (the trigger's growing intervals)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from crypto_ml.engine.client import EngineTaskFailed, wait
+
+        try:
+            result = wait(engine_task_id, timeout=self.timeout, interval=0.05,
+                          max_interval=self.poll_interval, app=self.hook.app)
+        except (EngineTaskFailed, TimeoutError) as exc:  # as the trigger: no retry helps
+            raise AirflowFailException(f"engine task {exc}") from None
+        self._log_result(result)
+        return result
+
+    def _log_result(self, result: Any) -> None:
+        if isinstance(result, dict):
+            self.log.info("engine %s done: %s", self.task, {k: result.get(k) for k in
+                          ("coin", "as_of", "model", "version", "n_obs", "hostname")})
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the wait when the trigger did not end the task itself (the result backend
         was unreachable): a failure the task's retries may cure."""
         from crypto_ml.sensors.engine import finish_wait
 
         result = finish_wait(event, self.engine_task_id(context), self.hook)
-        if isinstance(result, dict):
-            self.log.info("engine %s done: %s", self.task, {k: result.get(k) for k in
-                          ("coin", "as_of", "model", "version", "n_obs", "hostname")})
+        self._log_result(result)
         return result

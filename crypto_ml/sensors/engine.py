@@ -7,15 +7,15 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.triggers.base import StartTriggerArgs
+
+from crypto_ml.triggers.engine import trigger_template
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from crypto_ml.hooks.engine import CryptoEngineHook
-
-from crypto_ml.triggers.engine import trigger_template
 
 TRIGGER = "crypto_ml.triggers.engine.EngineTaskTrigger"
 
@@ -48,7 +48,8 @@ def finish_wait(event: Any, engine_task_id: str, hook: CryptoEngineHook) -> Any:
         if state == "SUCCESS":
             event = {"status": "success", "result": value}
         elif state in ("FAILURE", "REVOKED"):
-            event = {"status": "failed", "state": state, "message": f"engine task {engine_task_id} {state}: {value}"}
+            event = {"status": "failed", "state": state,
+                     "message": f"engine task {engine_task_id} {state}: {value}"}
         else:
             event = {"status": "timeout", "state": state, "message": (
                 f"engine task {engine_task_id} still {state} when the wait ended: no engine worker "
@@ -59,7 +60,8 @@ def finish_wait(event: Any, engine_task_id: str, hook: CryptoEngineHook) -> Any:
 class EngineTaskSensor(BaseSensorOperator):
     """Wait for an engine task and return its result (pushed to XCom).
 
-    By default the task starts **and ends** in the triggerer: the scheduler hands it straight to
+    Deferrable (Airflow's ``[operators] default_deferrable``, which the project's ``airflow.cfg``
+    sets), the task starts **and ends** in the triggerer: the scheduler hands it straight to
     :class:`~crypto_ml.triggers.engine.EngineTaskTrigger` (``start_from_trigger``; the triggerer
     renders ``engine_task_id``, e.g. the submit task's XCom), which ends it with the result as
     its XCom, or fails it with the engine's error or after ``timeout``. No worker process starts
@@ -72,7 +74,7 @@ class EngineTaskSensor(BaseSensorOperator):
     :param engine_task_id: Celery task id to wait for (templated).
     :param engine_conn_id: Connection id of the engine (templated; see
         :class:`~crypto_ml.hooks.engine.CryptoEngineHook`).
-    :param deferrable: wait in the triggerer (default True).
+    :param deferrable: wait in the triggerer (default: Airflow's ``[operators] default_deferrable``).
     :param start_from_trigger: start in the triggerer, without a worker process (default True;
         needs ``deferrable``).
     :param poke_interval: longest interval between two reads of the engine's result (s); the first
@@ -88,7 +90,7 @@ class EngineTaskSensor(BaseSensorOperator):
         *,
         engine_task_id: str,
         engine_conn_id: str = "crypto_ml_engine",
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         start_from_trigger: bool = True,
         poke_interval: float = 2.0,
         timeout: float = 600.0,

@@ -1,29 +1,30 @@
-"""Trigger that waits, in the triggerer, for a prediction-engine task to finish.
+"""Triggers of the prediction engine: wait for a task (:class:`EngineTaskTrigger`), or send a
+request and wait (:class:`EngineSubmitTrigger`), in the triggerer.
 
 The one way to wait for an engine task: :class:`~crypto_ml.sensors.engine.EngineTaskSensor`
 (started in the triggerer, ``start_from_trigger``) and
 :class:`~crypto_ml.operators.engine.EngineSubmitOperator` with ``wait_for_completion=True``
 (defers into it after sending) both use it, and with ``end_task=True`` (their default) the task
-ends in the triggerer: no worker process starts to resume it.
+ends in the triggerer: no worker process starts to resume it. The request itself is built by
+:meth:`crypto_ml.engine.request.EngineRequest.build`, as on a worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
-from crypto_ml.catalog import run_market_day
+from crypto_ml.engine.request import SUBMIT_ARGUMENTS
 
 if TYPE_CHECKING:
+    from crypto_ml.engine.request import EngineRequest
     from crypto_ml.hooks.engine import CryptoEngineHook
-
-RUNNING_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 
 #: Seconds for which a triggerer process reuses its lookup of an engine Connection
 #: (``CryptoEngineHook(connection_ttl=...)``). Every submit and every wait would otherwise look it
@@ -45,8 +46,22 @@ def trigger_template(value: Any, *, as_json: bool = False) -> Any:
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
     if isinstance(value, PlainXComArg):
-        pull = f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, map_indexes=ti.map_index)"
+        pull = (f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, "
+                "map_indexes=ti.map_index)")
         return f"{{{{ {pull} | tojson }}}}" if as_json else f"{{{{ {pull} }}}}"
+    return value
+
+
+def decode_rendered(value: Any) -> Any:
+    """A templated argument as rendered in the triggerer: the triggerer renders trigger arguments
+    with a plain (text) Jinja environment, so structured values arrive as JSON text (the template
+    ends in ``| tojson``); Python values pass through."""
+    if isinstance(value, str) and value[:1] and value[0] in "[{\"":
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(
+                f"a templated argument rendered as text that is not JSON: {value[:80]!r}") from None
     return value
 
 
@@ -83,6 +98,10 @@ class EngineTaskTrigger(BaseTrigger):
     :param end_task: end the task in the triggerer (task-end events) instead of resuming it.
     """
 
+    #: Every ``__init__`` argument, as :meth:`serialize` returns them.
+    arguments: tuple[str, ...] = ("engine_task_id", "engine_conn_id", "poll_interval", "first_poll",
+                                  "timeout", "started_at", "max_errors", "end_task")
+
     def __init__(
         self,
         *,
@@ -106,19 +125,10 @@ class EngineTaskTrigger(BaseTrigger):
         self.end_task = end_task
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "crypto_ml.triggers.engine.EngineTaskTrigger",
-            {
-                "engine_task_id": self.engine_task_id,
-                "engine_conn_id": self.engine_conn_id,
-                "poll_interval": self.poll_interval,
-                "first_poll": self.first_poll,
-                "timeout": self.timeout,
-                "started_at": self.started_at,
-                "max_errors": self.max_errors,
-                "end_task": self.end_task,
-            },
-        )
+        return "crypto_ml.triggers.engine.EngineTaskTrigger", self._arguments()
+
+    def _arguments(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.arguments}
 
     @cached_property
     def hook(self) -> CryptoEngineHook:
@@ -134,27 +144,24 @@ class EngineTaskTrigger(BaseTrigger):
     def _get_state(self) -> tuple[str, Any]:
         return self.hook.get_state(self.engine_task_id)
 
-    def _end(self, payload: dict[str, Any]) -> TriggerEvent:
-        """The event for ``payload``: a task-end event when this trigger ends the task."""
-        if not self.end_task or payload["status"] == "error":
-            return TriggerEvent(payload)
-        if payload["status"] == "success":
-            result = payload["result"]
+    def _end(self, status: str, **fields: Any) -> TriggerEvent:
+        """The event of the wait's end: a task-end event when this trigger ends the task."""
+        if not self.end_task or status == "error":
+            return TriggerEvent({"engine_task_id": self.engine_task_id, "status": status, **fields})
+        if status == "success":
+            result = fields["result"]
             if isinstance(result, dict):
                 self.log.info("engine task %s done: %s", self.engine_task_id,
                               {k: result.get(k) for k in ("coin", "as_of", "model", "version", "hostname")})
             return TaskSuccessEvent(xcoms={"return_value": result})
-        self.log.error("engine task %s %s: %s", self.engine_task_id, payload.get("state"), payload["message"])
+        self.log.error("engine task %s %s: %s", self.engine_task_id, fields.get("state"), fields["message"])
         return TaskFailedEvent()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Rendered from an XCom that a trigger pushed, the id may arrive as its JSON text.
         self.engine_task_id = str(decode_rendered(self.engine_task_id))
         started_at = self.started_at if self.started_at is not None else time.time()
-        errors = 0
-        state: str | None = None
-        delay = self.first_poll
-        base = {"engine_task_id": self.engine_task_id}
+        errors, state, delay = 0, None, self.first_poll
         while True:
             try:
                 # The result backend client is blocking: keep it off the triggerer's event loop.
@@ -164,84 +171,26 @@ class EngineTaskTrigger(BaseTrigger):
                 errors += 1
                 self.log.warning("engine result backend error %d/%d: %s", errors, self.max_errors, exc)
                 if errors >= self.max_errors:
-                    yield self._end({
-                        **base,
-                        "status": "error",
-                        "message": f"the engine's result backend failed {errors} times in a row: "
-                        f"{type(exc).__name__}: {exc}",
-                    })
+                    yield self._end("error", message=f"the engine's result backend failed {errors} "
+                                    f"times in a row: {type(exc).__name__}: {exc}")
                     return
             else:
                 if state == "SUCCESS":
-                    yield self._end({**base, "status": "success", "result": value})
+                    yield self._end("success", result=value)
                     return
                 if state in ("FAILURE", "REVOKED"):
-                    yield self._end({**base, "status": "failed", "state": state,
-                                     "message": f"engine task {self.engine_task_id} {state}: {value}"})
+                    yield self._end("failed", state=state,
+                                    message=f"engine task {self.engine_task_id} {state}: {value}")
                     return
             waited = time.time() - started_at
             if waited >= self.timeout:
-                yield self._end({
-                    **base,
-                    "status": "timeout",
-                    "state": state,
-                    "message": (
-                        f"engine task {self.engine_task_id} still {state or 'unknown'} after "
-                        f"{waited:.0f} s (timeout {self.timeout:.0f} s): no engine worker took it "
-                        "(broker down or no worker on the queue?), or the task was lost"
-                    ),
-                })
+                yield self._end("timeout", state=state, message=(
+                    f"engine task {self.engine_task_id} still {state or 'unknown'} after {waited:.0f} s "
+                    f"(timeout {self.timeout:.0f} s): no engine worker took it (broker down or no worker "
+                    "on the queue?), or the task was lost"))
                 return
             await asyncio.sleep(min(delay, self.poll_interval, max(0.0, self.timeout - waited)))
             delay = min(delay * 2, self.poll_interval)
-
-
-#: Namespace of the engine task ids derived from task instances (:func:`engine_task_id_of`).
-ENGINE_TASK_NAMESPACE = uuid.UUID("5f1c3a52-6b0e-4d1e-9a57-63727970746f")
-
-
-def engine_task_id_of(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    """The engine task id of one try of one task instance: the same wherever the request is sent
-    from (a worker or the triggerer) and on a resume, new per retry (a uuid5 of the TI's key)."""
-    return str(uuid.uuid5(ENGINE_TASK_NAMESPACE, f"{dag_id}|{run_id}|{task_id}|{map_index}|{try_number}"))
-
-
-def decode_rendered(value: Any) -> Any:
-    """A templated argument as rendered in the triggerer: the triggerer renders trigger arguments
-    with a plain (text) Jinja environment, so structured values arrive as JSON text (the template
-    ends in ``| tojson``); Python values pass through."""
-    import json
-
-    if isinstance(value, str) and value[:1] and value[0] in "[{\"":
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise ValueError(f"a templated argument rendered as text that is not JSON: {value[:80]!r}") from None
-    return value
-
-
-def engine_request(kind: str, *, coin: str | None, as_of: str | None, model: str, horizon: Any,
-                   closes: Any, params: dict[str, Any] | None, history: str | None = None,
-                   default_as_of: Callable[[], str] | None = None) -> dict[str, Any]:
-    """The keyword arguments of :func:`crypto_ml.engine.client.submit_predict` (``kind`` "predict")
-    or ``submit_train``: ``closes`` may be the transform's dict, whose ``coin`` and ``as_of`` apply
-    when those are not given; a transform's dict without ``closes`` is a claim on the project
-    database (``history="database"``: the engine reads the closes the transform validated). An
-    empty ``as_of`` is ``default_as_of()`` when given (the run's market day)."""
-    if isinstance(closes, dict):
-        coin, as_of = coin or closes.get("coin"), as_of or closes.get("as_of")
-        if "closes" in closes:
-            closes = closes["closes"]
-        else:
-            closes, history = None, history or "database"
-    if coin and not as_of and default_as_of is not None:
-        as_of = default_as_of()
-    if not coin or not as_of:
-        raise ValueError("the request needs a coin and an as_of day (or a transform output that has them)")
-    fields = {"coin": coin, "as_of": as_of, "model": model, "params": params or None}
-    if kind == "predict":
-        fields.update(horizon=int(horizon), closes=closes, history=history)
-    return fields
 
 
 class EngineSubmitTrigger(EngineTaskTrigger):
@@ -253,18 +202,23 @@ class EngineSubmitTrigger(EngineTaskTrigger):
     ``start_from_trigger=True``: the scheduler hands the task straight to the triggerer, which
     renders the operator's templated arguments (``coin``, ``as_of``, ``model``, ``horizon``,
     ``closes``, ``engine_conn_id``) and runs this trigger, so sending a request starts no worker
-    process. The engine task id is :func:`engine_task_id_of` the task instance and try, as on a
-    worker. A request the engine can never serve (:class:`~crypto_ml.engine.protocol.EngineInputError`)
+    process. The request arguments (:data:`~crypto_ml.engine.request.SUBMIT_ARGUMENTS`) are the
+    operator's, and become a request as on a worker
+    (:meth:`~crypto_ml.engine.request.EngineRequest.build`); the engine task id is
+    :func:`~crypto_ml.engine.client.engine_task_id_of` the task instance and try, as on a worker.
+    A request the engine can never serve (:class:`~crypto_ml.engine.protocol.EngineInputError`)
     fails the task here (no retry helps); a broker that cannot be reached is a plain ``"error"``
     event, so the task resumes on a worker and fails there, with its retries.
 
     :param request_kind: ``"predict"`` or ``"train"``.
     :param closes: a list of closes, a dict with ``"closes"`` (and ``coin``/``as_of``, used when
         those are not given: the transform's output), their JSON text, or None.
-    :param history: where the engine reads the closes when none are sent (``"database"``: the
-        project database, so no XCom is read here and the message carries no history).
-    :param as_of: the day (rendered); empty: the run's market day (:func:`run_market_day`).
+    :param as_of: the day (rendered); empty: the run's market day
+        (:func:`~crypto_ml.catalog.run_market_day`).
     :param wait: after sending, wait for the result and end the task with it.
+
+    The other parameters are :class:`~crypto_ml.operators.engine.EngineSubmitOperator`'s and
+    :class:`EngineTaskTrigger`'s.
     """
 
     def __init__(
@@ -273,11 +227,11 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         request_kind: str = "predict",
         coin: str | None = None,
         as_of: str | None = None,
-        model: str = "naive",
-        horizon: int | str = 10,
+        model: str | None = None,
+        horizon: int | str | None = None,
         closes: Any = None,
         history: str | None = None,
-        model_params: dict[str, Any] | None = None,
+        model_params: dict[str, Any] | str | None = None,
         engine_conn_id: str = "crypto_ml_engine",
         wait: bool = False,
         poll_interval: float = 2.0,
@@ -299,59 +253,49 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         self.model_params = model_params
         self.wait = wait
 
+    arguments = ("request_kind", *SUBMIT_ARGUMENTS, "engine_conn_id", "wait", "poll_interval", "first_poll",
+                 "timeout", "started_at", "max_errors")
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        _, waiting = super().serialize()
-        for key in ("engine_task_id", "end_task"):
-            waiting.pop(key)
-        return (
-            "crypto_ml.triggers.engine.EngineSubmitTrigger",
-            {**waiting, "request_kind": self.request_kind, "coin": self.coin, "as_of": self.as_of, "model": self.model,
-             "horizon": self.horizon, "closes": self.closes, "history": self.history,
-             "model_params": self.model_params, "wait": self.wait},
-        )
+        return "crypto_ml.triggers.engine.EngineSubmitTrigger", self._arguments()
 
-    def request(self) -> dict[str, Any]:
-        """The request's fields once the templates are rendered (JSON text decoded); an empty
-        ``as_of`` is the run's market day (a Connection lookup: call it off the event loop)."""
-        return engine_request(
-            self.request_kind, coin=self.coin, as_of=self.as_of or None, model=self.model, horizon=self.horizon,
-            closes=decode_rendered(self.closes), params=decode_rendered(self.model_params), history=self.history,
-            default_as_of=lambda: run_market_day(self.task_instance.get_template_context()["dag_run"]),
-        )
+    def request(self) -> EngineRequest:
+        """The request, once the templates are rendered (JSON text decoded); an empty ``as_of`` is
+        the run's market day (a Connection lookup: call it off the event loop)."""
+        from crypto_ml.catalog import run_market_day
+        from crypto_ml.engine.request import EngineRequest
 
-    def _send(self, engine_task_id: str, fields: dict[str, Any]) -> str:
-        if self.request_kind == "predict":
-            return self.hook.submit_predict(**fields, run_id=self.task_instance.run_id, task_id=engine_task_id)
-        return self.hook.submit_train(**fields, task_id=engine_task_id)
+        ti = self.task_instance
+        arguments = {name: decode_rendered(getattr(self, name)) for name in SUBMIT_ARGUMENTS}
+        return EngineRequest.build(
+            self.request_kind, **arguments, run_id=ti.run_id,
+            default_as_of=lambda: run_market_day(ti.get_template_context()["dag_run"]),
+        )
 
     def _refused(self, exc: Exception) -> TriggerEvent:
         self.log.error("refused before sending: %s", exc)
         return TaskFailedEvent()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from crypto_ml.engine.protocol import EngineInputError
+        from crypto_ml.engine.client import engine_task_id_of
 
         ti = self.task_instance
         engine_task_id = engine_task_id_of(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
         try:
-            fields = await asyncio.to_thread(self.request)
-        except (ValueError, TypeError) as exc:  # a request no retry can cure
+            request = await asyncio.to_thread(self.request)
+        except ValueError as exc:  # a request no retry can cure (EngineInputError, text that is not JSON)
             yield self._refused(exc)
             return
         try:
-            # Sending is a blocking kombu call: keep it off the triggerer's event loop. The client
-            # checks the request before it touches the broker.
-            await asyncio.to_thread(self._send, engine_task_id, fields)
-        except EngineInputError as exc:
-            yield self._refused(exc)
-            return
+            # Sending is a blocking kombu call: keep it off the triggerer's event loop.
+            await asyncio.to_thread(self.hook.submit, request, task_id=engine_task_id)
         except Exception as exc:  # noqa: BLE001 - the broker: resume on a worker, retries apply
             self.log.warning("could not send to the engine: %s: %s", type(exc).__name__, exc)
             yield TriggerEvent({"engine_task_id": engine_task_id, "status": "error",
                                 "message": f"could not send to the engine: {type(exc).__name__}: {exc}"})
             return
-        self.log.info("submitted crypto_ml.%s for %s as of %s (model %s): engine task %s",
-                      self.request_kind, fields["coin"], fields["as_of"], self.model, engine_task_id)
+        self.log.info("submitted %s for %s as of %s (model %s): engine task %s",
+                      request.task_name, request.coin, request.as_of, request.model, engine_task_id)
         if not self.wait:
             yield TaskSuccessEvent(xcoms={"return_value": engine_task_id})
             return

@@ -123,7 +123,7 @@ def test_malformed_messages_are_rejected_and_the_worker_survives(embedded_broker
         assert app.AsyncResult(task_id).retries in (0, None)
     log = worker.log()
     # rejected by the consumer with a clear error, before any pool process sees them
-    assert f"Can't decode message body: DecodeError" in log and raw_id in log
+    assert "Can't decode message body: DecodeError" in log and raw_id in log
     assert "Received invalid task message: Refusing to deserialize untrusted content of type pickle" in log
     assert get_state(raw_id, app=app)[0] == get_state(pickle_id, app=app)[0] == "PENDING"
     log = worker.log()
@@ -183,3 +183,31 @@ def test_transient_database_error_is_retried_until_it_succeeds(embedded_broker, 
     assert result["coin"] == "bitcoin"
     assert worker.app.AsyncResult(task_id).retries >= 1
     assert count_rows("model_versions", url) == 0 and count_rows("predictions", url) == 0
+
+
+def test_a_submit_that_may_not_defer_waits_for_the_result_on_the_worker(embedded_broker, start_worker,
+                                                                        monkeypatch):
+    """deferrable=False (a deployment without a triggerer): wait_for_completion polls the engine from
+    the Airflow worker; the result is the task's, an engine failure fails the task (no retry helps)."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crypto_ml.operators.engine import EngineSubmitOperator
+
+    worker = start_worker(embedded_broker, queues="predict", concurrency=1)
+    monkeypatch.setenv("CRYPTO_ML_BROKER_URL", embedded_broker.broker_url)
+    monkeypatch.setenv("CRYPTO_ML_RESULT_BACKEND", embedded_broker.result_backend)
+
+    def run(coin):
+        op = EngineSubmitOperator(task_id="submit", coin=coin, as_of=AS_OF, model="naive", horizon=2,
+                                  wait_for_completion=True, deferrable=False, start_from_trigger=True,
+                                  poll_interval=0.5, timeout=60)
+        assert not op.start_from_trigger  # sending from the triggerer needs deferrable
+        ti = SimpleNamespace(dag_id="d", run_id=coin, task_id="submit", map_index=-1, try_number=1)
+        return op.execute({"ti": ti, "dag_run": None})
+
+    result = run("ethereum")
+    assert result["coin"] == "ethereum" and len(result["values"]) == 2 and result["hostname"] == worker.node
+    with pytest.raises(AirflowFailException, match="FAILURE: EngineInputError: unknown coin 'dogecoinz'"):
+        run("dogecoinz")

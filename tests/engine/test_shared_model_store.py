@@ -28,7 +28,8 @@ def shared_store(request, tmp_path, engine_env):
     return (tmp_path / "bucket").as_uri(), db
 
 
-def test_a_version_trained_on_one_host_is_served_by_another(embedded_broker, start_worker, tmp_path, shared_store):
+def test_a_version_trained_on_one_host_is_served_by_another(embedded_broker, start_worker, tmp_path,
+                                                             shared_store):
     from crypto_ml.engine.client import submit_predict, submit_train, wait
     from crypto_ml.model_store import ModelStore
 

@@ -131,7 +131,8 @@ def test_sensor_passes_the_result_and_fails_on_engine_failure():
     assert sensor.execute_complete(context={}, event={"status": "success", "result": result}) == result
     with pytest.raises(AirflowFailException, match="EngineInputError: unknown coin"):
         sensor.execute_complete(
-            context={}, event={"status": "failed", "state": "FAILURE", "message": "EngineInputError: unknown coin 'x'"}
+            context={},
+            event={"status": "failed", "state": "FAILURE", "message": "EngineInputError: unknown coin 'x'"},
         )
 
 
@@ -152,7 +153,8 @@ def test_a_dag_run_never_hangs_when_the_engine_never_answers(run_dag, airflow_en
 
 class _TI:
     """What the triggerer hands a trigger as ``task_instance`` (the fields the trigger reads)."""
-    dag_id, run_id, task_id, map_index, try_number = "crypto_ml_coin", "bitcoin__2017-06-05", "submit_prediction", -1, 1
+    dag_id, run_id, task_id = "crypto_ml_coin", "bitcoin__2017-06-05", "submit_prediction"
+    map_index, try_number = -1, 1
 
 
 def _events(trigger):
@@ -168,14 +170,14 @@ def test_the_submit_trigger_sends_from_the_triggerer_and_ends_the_task_with_the_
 
     from airflow.triggers.base import TaskSuccessEvent
 
-    from crypto_ml.engine.client import sender_app
-    from crypto_ml.triggers.engine import EngineSubmitTrigger, engine_task_id_of
+    from crypto_ml.engine.client import engine_task_id_of, sender_app
+    from crypto_ml.triggers.engine import EngineSubmitTrigger
 
     transform = {"coin": "bitcoin", "as_of": "2017-06-05", "closes": [2500.0, 2550.5, 2686.81]}
     trigger = EngineSubmitTrigger(closes=json.dumps(transform), model="naive", horizon="3")
     trigger.task_instance = _TI()
     [event] = _events(trigger)
-    expected = engine_task_id_of(*(getattr(_TI, k) for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")))
+    expected = engine_task_id_of(_TI.dag_id, _TI.run_id, _TI.task_id, _TI.map_index, _TI.try_number)
     assert isinstance(event, TaskSuccessEvent) and event.xcoms == {"return_value": expected}
     # The message is on the engine's queue, with the transform's closes, as JSON (no pickle).
     with sender_app().connection_for_read() as conn:
@@ -251,7 +253,7 @@ def test_an_empty_as_of_is_the_runs_market_day(engine_env):
     from crypto_ml.engine.client import sender_app
     from crypto_ml.triggers.engine import EngineSubmitTrigger
 
-    logical = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    logical = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 
     class _Run(_TI):
         def get_template_context(self):
@@ -281,7 +283,7 @@ def test_every_task_of_a_run_names_the_day_whose_candle_had_closed_when_the_run_
     from crypto_ml.catalog import run_market_day
 
     monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_MARKET", "crypto-ml-market://binance?symbols=BTC/USDT")
-    created = dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=dt.timezone.utc)  # days before today
+    created = dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=dt.UTC)  # days before today
     run = SimpleNamespace(logical_date=created, run_after=created)
     assert run_market_day(run) == "2026-11-29"
     assert run_market_day(SimpleNamespace(logical_date=None, run_after=created)) == "2026-11-29"
@@ -300,7 +302,8 @@ def test_rendered_text_is_decoded_or_refused_with_what_it_was(engine_env):
     from crypto_ml.triggers.engine import EngineSubmitTrigger, decode_rendered
 
     assert decode_rendered('{"coin": "ark"}') == {"coin": "ark"} and decode_rendered('"abc"') == "abc"
-    assert decode_rendered("") == "" and decode_rendered("bitcoin") == "bitcoin" and decode_rendered([1]) == [1]
+    assert decode_rendered("") == "" and decode_rendered("bitcoin") == "bitcoin"
+    assert decode_rendered([1]) == [1]
     with pytest.raises(ValueError, match="not JSON: \"{'coin': 'ark'}\""):
         decode_rendered("{'coin': 'ark'}")  # a dict's Python repr: the template lacks | tojson
     broken = EngineSubmitTrigger(closes="{'coin': 'ark'}", model="naive", horizon=3)
@@ -333,7 +336,8 @@ def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(en
     assert lookups == ["crypto_ml_engine"]
 
 
-def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(engine_env, monkeypatch, tmp_path):
+def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(engine_env, monkeypatch,
+                                                                             tmp_path):
     """A coin's submit and wait, and every other coin's, reuse one lookup of the engine
     Connection for ENGINE_CONNECTION_TTL seconds; after that the next trigger looks it up again
     (a Connection changed in the UI applies). A missing non-default Connection is never reused:
@@ -381,3 +385,37 @@ def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(eng
         with pytest.raises(AirflowNotFoundException, match="'elsewhere' is not defined"):
             EngineTaskTrigger(engine_task_id="d", engine_conn_id="elsewhere").hook.get_config()
     assert lookups[-2:] == ["elsewhere", "elsewhere"]
+
+
+def test_the_projects_dags_defer_as_its_airflow_cfg_says():
+    """Deferrable is the deployment's choice ([operators] default_deferrable, as Airflow's providers
+    read it), and the project's airflow.cfg makes it: the coin DAG's submit and wait start and end in
+    the triggerer, the training waits there."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import conf
+
+    assert conf.getboolean("operators", "default_deferrable") is True
+    dags = DagBag(dag_folder=str(ROOT / "dags")).dags
+    coin = dags["crypto_ml_coin"]
+    assert coin.get_task("submit_prediction").start_from_trigger
+    assert coin.get_task("wait_for_prediction").start_from_trigger
+    train = dags["crypto_ml_train"].get_task("train").unmap({"coin": "bitcoin", "as_of": "2017-06-30"})
+    assert train.wait_for_completion and train.deferrable
+
+
+def test_without_the_deployments_default_the_engine_tasks_do_not_defer(tmp_path):
+    """Read from Airflow's config when the classes are defined, as the providers' defaults are."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from crypto_ml.operators.engine import EngineSubmitOperator as S\n"
+        "from crypto_ml.sensors.engine import EngineTaskSensor as W\n"
+        "s = S(task_id='s', coin='bitcoin', start_from_trigger=True, wait_for_completion=True)\n"
+        "w = W(task_id='w', engine_task_id='x')\n"
+        "print(s.deferrable, s.start_from_trigger, w.deferrable, w.start_from_trigger, w.mode)\n"
+    )
+    env = {**os.environ, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False", "AIRFLOW_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["False", "False", "False", "False", "reschedule"]
