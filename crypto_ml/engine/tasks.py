@@ -292,7 +292,7 @@ def run_predict(
     if len(history) == 0:
         raise EngineInputError(f"coin {coin_id!r}: no closes on or before {day.isoformat()}")
     forecaster, used_version, cached = _get_model(req, coin_id, history, day, cache, resolved)
-    from crypto_ml.forecasting.base import DEFAULT_LEVELS, check_levels
+    from crypto_ml.forecasting import DEFAULT_LEVELS, check_levels
 
     try:
         levels = check_levels(DEFAULT_LEVELS if levels is None else levels)
