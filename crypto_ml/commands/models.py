@@ -232,7 +232,7 @@ def backtest_command(args: argparse.Namespace) -> int:
 
 
 def strategy_command(args: argparse.Namespace) -> int:
-    """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
+    """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.strategy)."""
     from crypto_ml.config import artifacts_dir
     from crypto_ml.data_loader import UnknownCoinError
     from crypto_ml.forecasting import DEFAULT_LEVELS

@@ -23,16 +23,24 @@ silently. :func:`backtest_series` is the unit of work (one coin, one model);
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
 from crypto_ml.evaluation import metrics
-from crypto_ml.evaluation.metrics import METRICS, SUMMARY_COLUMNS
-from crypto_ml.forecasting import DEFAULT_LEVELS, BaseForecaster, check_horizon, check_levels, level_key, make_forecaster
+from crypto_ml.evaluation.metrics import METRICS
+from crypto_ml.forecasting import (
+    DEFAULT_LEVELS,
+    BaseForecaster,
+    check_horizon,
+    check_levels,
+    level_key,
+    make_forecaster,
+)
 
 if TYPE_CHECKING:
     from crypto_ml.data_loader import CryptoLoader
@@ -93,7 +101,7 @@ class BacktestResult:
         return metrics.coverage_table(self.forecasts, self.params.get("levels") or [], common=common)
 
     @classmethod
-    def concat(cls, parts: Iterable["BacktestResult"]) -> "BacktestResult":
+    def concat(cls, parts: Iterable[BacktestResult]) -> BacktestResult:
         parts = list(parts)
         out = cls()
         for name in ("folds", "skipped", "forecasts"):
@@ -117,7 +125,9 @@ def _settings(period: int, folds: int, horizon: int, levels: Sequence[float]) ->
     return {"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)}
 
 
-def _as_forecaster(model: str | BaseForecaster, params: Mapping[str, Any] | None) -> tuple[str, BaseForecaster]:
+def _as_forecaster(
+    model: str | BaseForecaster, params: Mapping[str, Any] | None
+) -> tuple[str, BaseForecaster]:
     if isinstance(model, BaseForecaster):
         return model.name, model
     return str(model), make_forecaster(str(model), **dict(params or {}))
@@ -165,7 +175,7 @@ def backtest_series(
     folds: int = 12,
     horizon: int = 10,
     params: Mapping[str, Any] | None = None,
-    store: "ModelStore | None" = None,
+    store: ModelStore | None = None,
     progress: Any = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
 ) -> BacktestResult:
@@ -178,7 +188,6 @@ def backtest_series(
     :param levels: prediction-interval levels (percent) recorded with each forecast day.
     """
     settings = _settings(period, folds, horizon, levels)
-    horizon, levels = settings["horizon"], settings["levels"]
     name, template = _as_forecaster(model, params)
     y = np.asarray(closes, dtype="float64")
     n = len(y)
@@ -190,6 +199,14 @@ def backtest_series(
         result.skipped = pd.DataFrame([{"coin": coin, "model": name, "fold": None, "reason": reason}])
         _advance(progress, folds)
         return result
+    return _walk_forward(result, template, name, coin, y, dates, store, progress)
+
+
+def _walk_forward(result: BacktestResult, template: BaseForecaster, name: str, coin: str, y: np.ndarray,
+                  dates: Any, store: ModelStore | None, progress: Any) -> BacktestResult:
+    """The folds of :func:`backtest_series` (settings in ``result.params``), into ``result``."""
+    period, folds, horizon, levels = (result.params[k] for k in ("period", "folds", "horizon", "levels"))
+    n = len(y)
     fold_rows, skipped, forecast_rows = [], [], []
     for i, start in enumerate(fold_starts(n, period, folds)):
         h, train = min(horizon, n - start), y[:start]
@@ -226,7 +243,7 @@ def check_window(start: Any, end: Any) -> tuple[pd.Timestamp | None, pd.Timestam
     return first_day, last_day
 
 
-def _coin_ids(loader: "CryptoLoader | None", coins: Sequence[str] | None) -> tuple["CryptoLoader", list[str]]:
+def _coin_ids(loader: CryptoLoader | None, coins: Sequence[str] | None) -> tuple[CryptoLoader, list[str]]:
     """The loader (default: a :class:`~crypto_ml.data_loader.CryptoLoader`) and the coin ids, once each."""
     if loader is None:
         from crypto_ml.data_loader import CryptoLoader
@@ -245,7 +262,9 @@ def _windowed(closes: Any, dates: Any, first_day, last_day, period: int) -> tupl
     return closes, dates, coin_period
 
 
-def _too_few_in_window(coin: str, model: Any, coin_period: int, settings: dict, first_day, last_day) -> BacktestResult:
+def _too_few_in_window(
+    coin: str, model: Any, coin_period: int, settings: dict, first_day, last_day
+) -> BacktestResult:
     window = f"{first_day.date()} .. {last_day.date() if last_day is not None else 'the end'}"
     folds = settings["folds"]
     out = BacktestResult(params=dict(settings))
@@ -260,12 +279,12 @@ def run_backtest(
     coins: Sequence[str] | None = None,
     models: Sequence[str | BaseForecaster] = ("naive", "linear"),
     *,
-    loader: "CryptoLoader | None" = None,
+    loader: CryptoLoader | None = None,
     period: int = 365,
     folds: int = 12,
     horizon: int = 10,
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    store: "ModelStore | None" = None,
+    store: ModelStore | None = None,
     progress: bool = False,
     levels: Sequence[float] = DEFAULT_LEVELS,
     start: Any = None,

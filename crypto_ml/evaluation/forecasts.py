@@ -11,7 +11,8 @@ calibrated inside the same training window (on the ``horizon`` steps the rule lo
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

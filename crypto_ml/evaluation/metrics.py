@@ -18,7 +18,8 @@ Intervals: :func:`interval_score` (Winkler) and :func:`coverage_table`. Trading:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,9 @@ def coverage_table(forecasts: pd.DataFrame, levels: Sequence[float], *, common: 
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
-def _coverage_row(model: str, level: float, part: pd.DataFrame, lo: pd.Series, hi: pd.Series) -> dict[str, Any]:
+def _coverage_row(
+    model: str, level: float, part: pd.DataFrame, lo: pd.Series, hi: pd.Series
+) -> dict[str, Any]:
     actual = part["actual"]
     return {
         "model": model, "level": float(level), "n_coins": int(part["coin"].nunique()),

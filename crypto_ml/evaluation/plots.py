@@ -60,7 +60,8 @@ def plot_equity(report: StrategyReport, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for i, col in enumerate(report.equity.columns):
         style = {"buy-and-hold": dict(color="black", lw=1.6), "no-trade": dict(color="grey", lw=1.2, ls="--")}
-        ax.plot(report.equity.index, report.equity[col], label=col, **style.get(col, dict(lw=1.0, color=f"C{i % 10}")))
+        line = style.get(col, dict(lw=1.0, color=f"C{i % 10}"))
+        ax.plot(report.equity.index, report.equity[col], label=col, **line)
     ax.set_ylabel("equity (USD)")
     ax.set_yscale("log")
     p = report.params

@@ -75,13 +75,15 @@ def format_strategy_report(report: StrategyReport) -> str:
     """Markdown: parameters, the model x rule table, timings."""
     p = report.params
     table = report.summary.copy()
-    for col in ("total_return", "ann_volatility", "max_drawdown", "hit_rate", "vs_buy_and_hold", "vs_no_trade"):
+    percent = ("total_return", "ann_volatility", "max_drawdown", "hit_rate", "vs_buy_and_hold", "vs_no_trade")
+    for col in percent:
         table[col] = table[col].map(lambda v: "n/a" if not math.isfinite(v) else f"{v * 100:+.2f}%")
     table["sharpe"] = table["sharpe"].map(lambda v: "n/a" if not math.isfinite(v) else f"{v:.2f}")
     table["turnover"] = table["turnover"].map(lambda v: f"{v:.2f}x")
     table["fees"] = table["fees"].map(lambda v: f"{v:,.0f}")
     lines = [
-        f"Strategy backtest: {p.get('coins')} coins, {p.get('start')} .. {p.get('end')} ({p.get('days')} days), "
+        f"Strategy backtest: {p.get('coins')} coins, {p.get('start')} .. {p.get('end')} "
+        f"({p.get('days')} days), "
         f"horizon {p.get('horizon')} days, refit every {p.get('refit_every')} days (updated daily), "
         f"capital {p.get('capital'):,.0f} USD, execution costs {p.get('fee_bps'):g} bps fee + "
         f"{p.get('slippage_bps'):g} bps slippage per side.",
@@ -97,7 +99,9 @@ def format_strategy_report(report: StrategyReport) -> str:
     return "\n".join(lines)
 
 
-def write_strategy_report(report: StrategyReport, out: str | Path, *, stem: str = "strategy") -> dict[str, Path]:
+def write_strategy_report(
+    report: StrategyReport, out: str | Path, *, stem: str = "strategy"
+) -> dict[str, Path]:
     """Write ``<stem>.md`` (report), ``<stem>_equity.png``, ``<stem>_orders.csv``,
     ``<stem>_per_coin.csv`` and ``<stem>_equity.csv`` into ``out``; returns the paths."""
     from crypto_ml.evaluation.plots import plot_equity

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -73,8 +74,8 @@ class _Replay:
     """The state of one model x rule replay: the books per coin, the orders, the daily curves and
     the day's marks (``today``, which the paper broker reads)."""
 
-    def __init__(self, coins: Iterable[str], rules: TradingRules, limits: "RiskLimits", *, model: str, rule: str,
-                 fee_bps: float, slippage_bps: float) -> None:
+    def __init__(self, coins: Iterable[str], rules: TradingRules, limits: RiskLimits, *, model: str,
+                 rule: str, fee_bps: float, slippage_bps: float) -> None:
         self.rules, self.limits, self.model, self.rule = rules, limits, model, rule
         self.fee, self.slip = fee_bps / 1e4, slippage_bps / 1e4
         self.capital = limits.capital
@@ -87,7 +88,7 @@ class _Replay:
         self.today: dict[str, float] = {}
         self.broker: Any = None
 
-    def account(self) -> "Account":
+    def account(self) -> Account:
         from crypto_ml.trading.risk import Account
 
         held = {c: b.qty for c, b in self.books.items() if b.qty}
@@ -122,13 +123,15 @@ class _Replay:
         self.today = {c: float(v) for c, v in close.items() if math.isfinite(v)}
         for row in sorted(rows, key=lambda r: r.coin):
             prediction = prediction_of(row, keys, self.model, horizon)
-            decision = decide(prediction=prediction, account=self.account(), kill_switch=False, rules=self.rules)
+            decision = decide(prediction=prediction, account=self.account(), kill_switch=False,
+                              rules=self.rules)
             if decision.action == "trade":
                 self.place(day, row.coin, decision.side, decision.quantity, row.last_close, decision.reason,
                            row.expected_return)
         # Coins held without a forecast today are brought within the caps too.
         for coin, trim in sorted(trims(self.account(), self.limits).items()):
-            self.place(day, coin, trim.side, trim.quantity, self.today[coin], trim.reason, float("nan"), "-trim")
+            self.place(day, coin, trim.side, trim.quantity, self.today[coin], trim.reason, float("nan"),
+                       "-trim")
         self.close_day(day, close)
 
     def close_day(self, day: pd.Timestamp, close: pd.Series) -> None:
@@ -151,7 +154,8 @@ class _Replay:
         """The ledger and the books must agree."""
         for coin, book in self.books.items():
             if not math.isclose(ledger.get(coin, 0.0), book.qty, rel_tol=1e-6, abs_tol=1e-9):
-                raise RuntimeError(f"{coin}: ledger holds {ledger.get(coin, 0.0)}, the backtest's book {book.qty}")
+                held = ledger.get(coin, 0.0)
+                raise RuntimeError(f"{coin}: ledger holds {held}, the backtest's book {book.qty}")
 
     def result(self, days: pd.Index) -> dict[str, Any]:
         return {
@@ -205,13 +209,15 @@ def simulate(
     limits = RiskLimits.from_rules(rules)
     replay = _Replay(prices.columns, rules, limits, model=model, rule=rule, fee_bps=fee_bps,
                      slippage_bps=slippage_bps)
-    keys = sorted({c[len("lower_"):] for f in forecasts.values() for c in f.columns if c.startswith("lower_")})
+    columns = {c for f in forecasts.values() for c in f.columns}
+    keys = sorted(c[len("lower_"):] for c in columns if c.startswith("lower_"))
     by_day = _rows_by_day(forecasts)
     marks = prices.sort_index().ffill()
     with tempfile.TemporaryDirectory(prefix="crypto-ml-strategy-") as tmp:
         db = url or f"sqlite:///{Path(tmp) / 'ledger.db'}"
         migrate(db)
-        replay.broker = PaperBroker(db, allow_short=rules.allow_short, limits=limits, marks=lambda: replay.today)
+        replay.broker = PaperBroker(db, allow_short=rules.allow_short, limits=limits,
+                                    marks=lambda: replay.today)
         try:
             for day in marks.index:
                 replay.trade_day(day, marks.loc[day], by_day.get(day, ()), keys, horizon)

@@ -18,16 +18,23 @@ the same for buy-and-hold of the same coins and for never trading (a flat line a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from crypto_ml.evaluation.backtest import check_window
 from crypto_ml.evaluation.forecasts import check_series, forecast_days
 from crypto_ml.evaluation.metrics import curve_metrics, simulation_metrics
-from crypto_ml.evaluation.simulation import DEFAULT_FEE_BPS, DEFAULT_SLIPPAGE_BPS, ORDER_COLUMNS, buy_and_hold, simulate
+from crypto_ml.evaluation.simulation import (
+    DEFAULT_FEE_BPS,
+    DEFAULT_SLIPPAGE_BPS,
+    ORDER_COLUMNS,
+    buy_and_hold,
+    simulate,
+)
 from crypto_ml.forecasting import DEFAULT_LEVELS
 from crypto_ml.trading.rules import TradingRules
 
@@ -101,7 +108,7 @@ def _check_days(days: int | None, start: Any) -> int | None:
     return days
 
 
-def _load_series(series: Mapping[str, tuple[Any, Any]] | None, loader: "CryptoLoader | None",
+def _load_series(series: Mapping[str, tuple[Any, Any]] | None, loader: CryptoLoader | None,
                  coins: Sequence[str] | None, last_day: pd.Timestamp | None) -> dict[str, tuple[Any, Any]]:
     """Per coin its checked closes and dates up to ``last_day`` (from ``series`` or the loader)."""
     if series is None:
@@ -115,8 +122,8 @@ def _load_series(series: Mapping[str, tuple[Any, Any]] | None, loader: "CryptoLo
     if not checked:
         raise ValueError("no coins to backtest")
     if last_day is not None:  # nothing after the window's end is read
-        checked = {coin: (y[: idx.searchsorted(last_day, side="right")], idx[: idx.searchsorted(last_day, side="right")])
-                   for coin, (y, idx) in checked.items()}
+        cut = {coin: idx.searchsorted(last_day, side="right") for coin, (_, idx) in checked.items()}
+        checked = {coin: (y[: cut[coin]], idx[: cut[coin]]) for coin, (y, idx) in checked.items()}
     return checked
 
 
@@ -138,7 +145,9 @@ def _window_prices(checked: Mapping[str, tuple[Any, Any]], days: int | None, fir
     return prices, start, end, days, without
 
 
-def _forecasts(model: str, checked: Mapping, coins: Sequence[str], bar: Any, **settings) -> dict[str, pd.DataFrame]:
+def _forecasts(
+    model: str, checked: Mapping, coins: Sequence[str], bar: Any, **settings
+) -> dict[str, pd.DataFrame]:
     """:func:`forecast_days` of ``model`` for each coin (the coins with none left out)."""
     forecasts = {}
     for coin in coins:
@@ -168,11 +177,13 @@ def _replay_rules(runs: _Runs, model: str, forecasts: Mapping[str, pd.DataFrame]
 def _benchmarks(prices: pd.DataFrame, capital: float, fee_bps: float, slippage_bps: float):
     """Buy-and-hold and no-trade: their summary rows and equity curves."""
     bh = buy_and_hold(prices, capital, fee_bps=fee_bps, slippage_bps=slippage_bps)
-    bh_row = {"model": "buy-and-hold", "rule": "-", "rule_detail": "equal weights, held", **curve_metrics(bh, capital),
+    bh_row = {"model": "buy-and-hold", "rule": "-", "rule_detail": "equal weights, held",
+              **curve_metrics(bh, capital),
               "hit_rate": float("nan"), "round_trips": 0, "trades": int(prices.iloc[0].notna().sum()),
               "turnover": 1.0, "fees": capital * fee_bps / 1e4}
     flat = pd.Series(capital, index=prices.index, name="no-trade")
-    none_row = {"model": "no-trade", "rule": "-", "rule_detail": "never trades", **curve_metrics(flat, capital),
+    none_row = {"model": "no-trade", "rule": "-", "rule_detail": "never trades",
+                **curve_metrics(flat, capital),
                 "hit_rate": float("nan"), "round_trips": 0, "trades": 0, "turnover": 0.0, "fees": 0.0}
     return (bh_row, none_row), {"buy-and-hold": bh, "no-trade": flat}
 
@@ -200,7 +211,7 @@ def run_strategy(
     models: Sequence[str] = ("naive", "drift", "ar"),
     rules: Mapping[str, TradingRules] | None = None,
     *,
-    loader: "CryptoLoader | None" = None,
+    loader: CryptoLoader | None = None,
     series: Mapping[str, tuple[Any, Any]] | None = None,
     days: int | None = None,
     start: Any = None,
@@ -237,7 +248,8 @@ def run_strategy(
     return StrategyReport(
         summary=_summary(runs.summary_rows, bh_row, none_row),
         per_coin=_per_coin(runs.per_coin, prices, (fee_bps + slippage_bps) / 1e4),
-        orders=pd.concat(runs.orders, ignore_index=True) if runs.orders else pd.DataFrame(columns=ORDER_COLUMNS),
+        orders=(pd.concat(runs.orders, ignore_index=True) if runs.orders
+                else pd.DataFrame(columns=ORDER_COLUMNS)),
         equity=pd.DataFrame({**runs.curves, **curves}),
         forecasts=pd.concat(runs.forecasts, ignore_index=True) if runs.forecasts else pd.DataFrame(),
         timings=runs.timings,
@@ -250,9 +262,9 @@ def run_strategy(
     )
 
 
-def _run_models(models: Sequence[str], rules: Mapping[str, TradingRules], checked: Mapping, prices: pd.DataFrame,
-                params: Mapping, progress: bool, *, start, horizon, levels, refit_every, fee_bps,
-                slippage_bps) -> _Runs:
+def _run_models(models: Sequence[str], rules: Mapping[str, TradingRules], checked: Mapping,
+                prices: pd.DataFrame, params: Mapping, progress: bool, *, start, horizon, levels, refit_every,
+                fee_bps, slippage_bps) -> _Runs:
     """Each model's point-in-time forecasts for every coin, then every rule replayed over them."""
     runs = _Runs()
     bar = None

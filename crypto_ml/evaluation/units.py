@@ -16,14 +16,15 @@ send the result back; the ``*_from_json`` functions rebuild the frames the local
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from crypto_ml.evaluation.backtest import (
-    FORECAST_COLUMNS,
     FOLD_COLUMNS,
+    FORECAST_COLUMNS,
     SKIPPED_COLUMNS,
     BacktestResult,
     backtest_series,
@@ -79,7 +80,8 @@ def backtest_from_json(data: Mapping[str, Any]) -> BacktestResult:
     bounds = interval_columns(data["params"].get("levels") or [])
     out = BacktestResult(params=dict(data["params"]))
     if data["folds"]:
-        out.folds = from_records(data["folds"], FOLD_COLUMNS, dates=("train_start", "train_end"), floats=METRICS)
+        out.folds = from_records(data["folds"], FOLD_COLUMNS, dates=("train_start", "train_end"),
+                                 floats=METRICS)
         out.forecasts = from_records(data["forecasts"], FORECAST_COLUMNS + bounds, dates=("date",),
                                      floats=("last_close", "actual", "forecast", *bounds))
     if data["skipped"]:

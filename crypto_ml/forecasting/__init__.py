@@ -15,6 +15,7 @@ loaded.
 from __future__ import annotations
 
 from crypto_ml.forecasting.base import BaseForecaster, recursive_forecast
+from crypto_ml.forecasting.baselines import DriftForecaster, NaiveForecaster
 from crypto_ml.forecasting.checks import as_closes, check_horizon, check_levels
 from crypto_ml.forecasting.intervals import (
     DEFAULT_LEVELS,
@@ -23,27 +24,26 @@ from crypto_ml.forecasting.intervals import (
     conformal_bounds,
     level_key,
 )
-from crypto_ml.forecasting.persistence import load_forecaster
-from crypto_ml.forecasting.baselines import DriftForecaster, NaiveForecaster
 from crypto_ml.forecasting.linear import AutoRegressiveForecaster, LinearTrendForecaster
 from crypto_ml.forecasting.lstm import LSTMForecaster
+from crypto_ml.forecasting.persistence import load_forecaster
 from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODELS, make_forecaster
 
 __all__ = [
-    "AutoRegressiveForecaster",
-    "BaseForecaster",
     "DEFAULT_LEVELS",
     "DEFAULT_MODEL",
     "INTERVAL_DEFAULTS",
+    "MODELS",
+    "AutoRegressiveForecaster",
+    "BaseForecaster",
     "DriftForecaster",
     "LSTMForecaster",
     "LinearTrendForecaster",
-    "MODELS",
     "NaiveForecaster",
+    "aci_level",
     "as_closes",
     "check_horizon",
     "check_levels",
-    "aci_level",
     "conformal_bounds",
     "level_key",
     "load_forecaster",

@@ -23,7 +23,8 @@ forecast the constant).
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -106,7 +107,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         """The fewest closes :meth:`fit` accepts with the current hyperparameters."""
         return 1
 
-    def fit(self, history: Any) -> "BaseForecaster":
+    def fit(self, history: Any) -> BaseForecaster:
         """Learn from ``history`` (closes, oldest first) and return ``self``.
 
         Besides the model's parameters this calibrates the conformal intervals
@@ -140,7 +141,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
             )
         return out
 
-    def update(self, history: Any) -> "BaseForecaster":
+    def update(self, history: Any) -> BaseForecaster:
         """Move a fitted model to the end of a newer ``history`` without refitting it.
 
         The learned parameters stay; only the state a forecast starts from moves: the last close,

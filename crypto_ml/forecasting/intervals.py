@@ -124,7 +124,9 @@ def aci_level(residuals: Any, level: float, gamma: float, step: int, burn_in: in
 
 
 
-def conformal_bounds(residuals: np.ndarray, level: float, half_life: float | None = None) -> tuple[float, float]:
+def conformal_bounds(
+    residuals: np.ndarray, level: float, half_life: float | None = None
+) -> tuple[float, float]:
     """Lower and upper split-conformal quantiles of signed ``residuals`` for ``level`` percent.
 
     With ``n`` residuals the upper bound is the ``ceil((n + 1)(1 - a/2))``-th smallest and the
@@ -300,7 +302,9 @@ class IntervalMixin:
         self._check_bands_apart(out)
         return {level: out[level] for level in levels}
 
-    def _conformal_bands(self, horizon: int, order: list[float]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    def _conformal_bands(
+        self, horizon: int, order: list[float]
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
         """``{level: (lower, upper)}`` for the ascending levels ``order``: :meth:`predict`'s path
         plus the scaled conformal quantiles of each step, both bounds clipped at 0."""
         point = self.predict(horizon)
@@ -333,9 +337,9 @@ class IntervalMixin:
             same = np.flatnonzero((lo_o >= lo_i) & (hi_o <= hi_i) & (hi_o > 0))
             if len(same):
                 raise ValueError(
-                    f"{type(self).__name__} has no prediction intervals: the {outer:g} % and {inner:g} % bands "
-                    f"coincide at step {int(same[0]) + 1} (tied calibration residuals), so neither says how "
-                    "uncertain the forecast is"
+                    f"{type(self).__name__} has no prediction intervals: the {outer:g} % and {inner:g} % "
+                    f"bands coincide at step {int(same[0]) + 1} (tied calibration residuals), so neither "
+                    "says how uncertain the forecast is"
                 )
 
     def _read_levels(self, order: list[float], step: int) -> dict[float, float]:
@@ -356,8 +360,8 @@ class IntervalMixin:
         low = order[0]
         if read[low] <= 0:
             raise ValueError(
-                f"{type(self).__name__} has no prediction intervals: {n} calibration residuals at step {step} "
-                f"cannot tell the {', '.join(f'{v:g}' for v in order)} % levels apart"
+                f"{type(self).__name__} has no prediction intervals: {n} calibration residuals at step "
+                f"{step} cannot tell the {', '.join(f'{v:g}' for v in order)} % levels apart"
             )
         return read
 

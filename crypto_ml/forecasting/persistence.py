@@ -50,7 +50,7 @@ class PersistenceMixin:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "BaseForecaster":
+    def from_dict(cls, data: dict) -> BaseForecaster:
         """The inverse of :meth:`to_dict`."""
         if data.get("model") != cls.name:
             raise ValueError(f"{cls.__name__}.from_dict got a {data.get('model')!r} model")

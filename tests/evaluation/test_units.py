@@ -47,15 +47,17 @@ def test_joined_units_give_the_coverage_of_the_local_run(coins):
     answers = [_over_json(backtest_unit(c, "naive", coins[c][2], coins[c][3], period=90, folds=3))
                for c in coins]
     joined = BacktestResult.concat(backtest_from_json(a) for a in answers)
-    local = BacktestResult.concat(backtest_series("naive", coins[c][0], coins[c][1], coin=c, period=90, folds=3)
-                                  for c in coins)
+    local = BacktestResult.concat(
+        backtest_series("naive", coins[c][0], coins[c][1], coin=c, period=90, folds=3) for c in coins
+    )
     pd.testing.assert_frame_equal(joined.coverage(), local.coverage())
     pd.testing.assert_frame_equal(joined.summary, local.summary)
 
 
 def test_forecast_unit_round_trips_and_replays_the_same(coins):
     closes, dates, closes_json, dates_json = coins["bitcoin"]
-    answer = _over_json(forecast_unit("bitcoin", "drift", closes_json, dates_json, start="2017-08-01", horizon=5))
+    unit = forecast_unit("bitcoin", "drift", closes_json, dates_json, start="2017-08-01", horizon=5)
+    answer = _over_json(unit)
     local = forecast_days("drift", closes, dates, start="2017-08-01", coin="bitcoin", horizon=5)
     back = forecasts_from_json(answer)
     pd.testing.assert_frame_equal(back, local, check_exact=True)

@@ -31,7 +31,9 @@ def random_walks(n_series: int, length: int, *, seed: int, sigma: float = SIGMA)
     return 100.0 * np.exp(np.concatenate([np.zeros((n_series, 1)), np.cumsum(r, axis=1)], axis=1))
 
 
-def coverage_of(model: str, series: np.ndarray, horizon: int, level: float, **settings) -> tuple[float, np.ndarray]:
+def coverage_of(
+    model: str, series: np.ndarray, horizon: int, level: float, **settings
+) -> tuple[float, np.ndarray]:
     """Share of the next ``horizon`` closes inside the interval, over all series (fitted on all
     but the last ``horizon`` closes of each, with the interval ``settings``), and the mean
     relative width per step."""
