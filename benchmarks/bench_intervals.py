@@ -1,7 +1,7 @@
 """Choose the conformal calibration on years nobody evaluates on, then measure the last year once.
 
-The interval methods compared (class attributes of :class:`BaseForecaster`, 180 walk-forward
-calibration origins each):
+The interval methods compared (interval settings of the forecasters, constructor parameters, 180
+walk-forward calibration origins each):
 
 - ``plain``: split-conformal on the raw return errors (the first release's method);
 - ``vol30``: normalised conformal, errors divided by the standard deviation of the last 30 daily
@@ -36,9 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.backtest import markdown_table, run_backtest  # noqa: E402
+from crypto_ml.evaluation import markdown_table, run_backtest  # noqa: E402
 from crypto_ml.data_loader import CryptoLoader  # noqa: E402
-from crypto_ml.forecasting.base import BaseForecaster  # noqa: E402
 
 SETTINGS = ("calibration_origins", "interval_vol_window", "interval_vol_ewm", "interval_half_life",
             "interval_aci_gamma")
@@ -53,11 +52,11 @@ METHODS = {
 VALIDATION = ("2016-09-22", "2015-09-22")
 
 
-def configure(method: str) -> None:
+def settings(method: str) -> dict:
+    """The interval settings of ``method`` (everything else off, 180 calibration origins)."""
     defaults = {"calibration_origins": 180, "interval_vol_window": 0, "interval_vol_ewm": None,
                 "interval_half_life": None, "interval_aci_gamma": None}
-    for key, value in {**defaults, **METHODS[method]}.items():
-        setattr(BaseForecaster, key, value)
+    return {**defaults, **METHODS[method]}
 
 
 def coverage(as_of: str | None, models: list[str], methods: list[str], *, period: int = 365,
@@ -70,26 +69,24 @@ def coverage(as_of: str | None, models: list[str], methods: list[str], *, period
     import pandas as pd
     from sklearn.base import clone
 
-    from crypto_ml.backtest import FORECAST_COLUMNS, BacktestResult, fold_starts, interval_columns
-    from crypto_ml.forecasting import make_forecaster
-    from crypto_ml.forecasting.base import DEFAULT_LEVELS, level_key
+    from crypto_ml.evaluation.backtest import FORECAST_COLUMNS, BacktestResult, fold_starts, interval_columns
+    from crypto_ml.forecasting import DEFAULT_LEVELS, level_key, make_forecaster
 
     levels = DEFAULT_LEVELS
     loader = CryptoLoader(as_of=as_of) if as_of else CryptoLoader()
     started = time.process_time()
     rows = {m: [] for m in methods}
-    configure("ewm")  # the walk starts where a volatility exists (the latest start of all methods)
     for coin in loader.get_crypto_names():
         closes, _ = loader.get_prices(coin)
         y = np.asarray(closes, dtype="float64")
         for name in models:
-            template = make_forecaster(name)
+            # the walk starts where a volatility exists (the latest start of all methods)
+            template = make_forecaster(name, **settings("ewm"))
             if len(y) < period + max(template.min_points(), 2):
                 continue
             for i, start in enumerate(fold_starts(len(y), period, folds)):
                 h = min(horizon, len(y) - start)
                 train = y[:start]
-                configure("ewm")
                 try:
                     fitted = clone(template)
                     fitted._fit_point(train)
@@ -98,7 +95,7 @@ def coverage(as_of: str | None, models: list[str], methods: list[str], *, period
                     continue
                 walk = fitted._calibration_walk(train)
                 for method in methods:
-                    configure(method)
+                    fitted.set_params(**settings(method))
                     fitted._aci_cache = None
                     fitted.interval_residuals_ = None if walk is None else fitted._calibration_residuals(train, *walk)
                     try:
@@ -145,7 +142,7 @@ def main() -> int:
     score = tuning.groupby("method")["miss"].mean().sort_values()
     per_year = tuning.groupby(["method", "year_end"])["miss"].mean().unstack()
     best = str(score.index[0])
-    shipped = "ewm+aci.02"  # the default of BaseForecaster, for the before / after comparison
+    shipped = "ewm+aci.02"  # the forecasters' default, for the before / after comparison
     final, took = coverage(None, models, [best] + ([shipped] if shipped in methods and shipped != best else []))
     lines = [
         "# Prediction intervals: method chosen on the two years before the last, measured on the last",

@@ -6,9 +6,9 @@ Periods of the bundled history (``--periods`` to change them; inclusive windows)
 - ``range`` 2015-03-01 .. 2015-10-31 (bitcoin between 200 and 320 USD);
 - ``rise``  2016-09-23 .. 2017-09-22 (the bundled data's last year, the bubble).
 
-Each period is replayed day by day with :func:`crypto_ml.strategy.run_strategy` (point in time,
+Each period is replayed day by day with :func:`crypto_ml.evaluation.strategy.run_strategy` (point in time,
 refit every 7 days and updated daily, 10 bps fee + 5 bps slippage per side, the risk module's caps
-on a paper ledger), the four rules of :func:`crypto_ml.strategy.default_rules` and models naive,
+on a paper ledger), the four rules of :func:`crypto_ml.evaluation.strategy.default_rules` and models naive,
 drift and ar (``--models``). The coins are the same in every period: those with a close on the
 first period's first day (``--coins common``, 17 bundled coins), or ``--coins all`` / a list.
 Data: the data commands' source options (``--source`` a CSV file or folder, ``--market``;
@@ -36,9 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.backtest import markdown_table  # noqa: E402
 from crypto_ml.commands.models import _source_flags, load_data, source_options  # noqa: E402
-from crypto_ml.strategy import run_strategy  # noqa: E402
+from crypto_ml.evaluation import markdown_table, run_strategy  # noqa: E402
 
 PERIODS = "fall=2014-03-01:2015-02-28,range=2015-03-01:2015-10-31,rise=2016-09-23:2017-09-22"
 #: The default configuration: the shipped default model and rule (TradingRules()).

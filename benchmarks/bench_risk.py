@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.backtest import markdown_table  # noqa: E402
+from crypto_ml.evaluation import markdown_table  # noqa: E402
 from tests.trading.test_risk import DAYS, RULE_SETS, run_paths  # noqa: E402
 
 

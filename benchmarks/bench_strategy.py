@@ -2,7 +2,7 @@
 
 Every coin's last 365 days (bundled: 2016-09-23 .. 2017-09-22; ``--start``/``--end``/``--days`` for
 another window), models naive, drift and ar (``--models`` adds lstm, which is optional and slow),
-the four rules of :func:`crypto_ml.strategy.default_rules`, 10 bps fee + 5 bps slippage per side.
+the four rules of :func:`crypto_ml.evaluation.strategy.default_rules`, 10 bps fee + 5 bps slippage per side.
 Data: the data commands' source options (``--source`` a CSV file or folder, ``--market``; default
 the bundled data, never mixed in when another source is given). Writes
 ``benchmarks/results/strategy.md`` (the command, the table, per-part timings, the horizon
@@ -25,9 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.backtest import interval_score, markdown_table  # noqa: E402
 from crypto_ml.commands.models import _source_flags, load_data, source_options, window_options  # noqa: E402
-from crypto_ml.strategy import format_strategy_report, run_strategy  # noqa: E402
+from crypto_ml.evaluation import format_strategy_report, interval_score, markdown_table, run_strategy  # noqa: E402
 
 
 def horizon_coverage(report, horizon: int = 10):

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
 import numpy as np
 
-from crypto_ml.forecasting.base import BaseForecaster, _jsonable
+from crypto_ml.forecasting.base import BaseForecaster
+from crypto_ml.forecasting.persistence import jsonable as _jsonable
 from crypto_ml.forecasting.registry import DEFAULT_MODEL, make_forecaster
 
 if TYPE_CHECKING:

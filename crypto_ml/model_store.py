@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from crypto_ml.dates import as_date
-from crypto_ml.forecasting.base import BaseForecaster, _jsonable, load_forecaster
+from crypto_ml.forecasting import BaseForecaster, load_forecaster
+from crypto_ml.forecasting.persistence import jsonable as _jsonable
 from crypto_ml.settings import env_str
 
 #: The one setting of where model artifacts live (see the module docstring).

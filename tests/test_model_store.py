@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto_ml.backtest import backtest_series
+from crypto_ml.evaluation import backtest_series
 from crypto_ml.forecasting import LinearTrendForecaster, LSTMForecaster, NaiveForecaster
 from crypto_ml.model_store import ModelStore, fingerprint
 
@@ -29,7 +29,7 @@ def test_save_load_and_as_of_semantics(store, tmp_path):
     assert sorted(p.name for p in next(folder.iterdir()).iterdir()) == ["MANIFEST.json", "forecaster.json"]
 
     newest = store.load("bitcoin", "linear")
-    assert newest.get_params() == {"window": 5} and newest.n_obs_ == 90
+    assert newest.get_params() == LinearTrendForecaster(window=5).get_params() and newest.n_obs_ == 90
     older, info = store.load_with_info("bitcoin", "linear", as_of="2017-03-15")
     assert info["version"] == 1 and info["metrics"] == {"mae": 1.5} and info["n_obs"] == 60
     np.testing.assert_allclose(older.predict(3), [61.0, 62.0, 63.0])

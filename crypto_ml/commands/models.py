@@ -49,7 +49,7 @@ def _params(items: list[tuple[str, str, object]] | None) -> dict[str, dict[str, 
 
 
 def _levels(value: str) -> tuple[float, ...]:
-    from crypto_ml.forecasting.base import check_levels
+    from crypto_ml.forecasting import check_levels
 
     try:
         return check_levels([float(v) for v in _csv(value)])
@@ -174,12 +174,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def backtest_command(args: argparse.Namespace) -> int:
-    from crypto_ml.backtest import format_report, plot_forecasts, run_backtest
+    from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
     from crypto_ml.config import artifacts_dir
     from crypto_ml.data_loader import UnknownCoinError
     from crypto_ml.forecasting.registry import MODELS
 
-    from crypto_ml.forecasting.base import DEFAULT_LEVELS
+    from crypto_ml.forecasting import DEFAULT_LEVELS
 
     unknown = [m for m in args.models if m.lower() not in MODELS]
     if unknown:
@@ -233,11 +233,11 @@ def backtest_command(args: argparse.Namespace) -> int:
 
 
 def strategy_command(args: argparse.Namespace) -> int:
-    """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.strategy)."""
+    """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
     from crypto_ml.config import artifacts_dir
     from crypto_ml.data_loader import UnknownCoinError
-    from crypto_ml.forecasting.base import DEFAULT_LEVELS
-    from crypto_ml.strategy import default_rules, format_strategy_report, run_strategy
+    from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
 
     every = default_rules(args.fee_bps, args.slippage_bps, args.threshold)
     names = args.rules or list(every)

@@ -155,7 +155,7 @@ class EngineRequest:
         if self.run_id is not None and not isinstance(self.run_id, str):
             raise self._error(f"run_id must be a string, got {self.run_id!r}")
         if self.levels is not None:
-            from crypto_ml.forecasting.base import check_levels  # numpy: only when levels are asked
+            from crypto_ml.forecasting import check_levels  # numpy: only when levels are asked
 
             try:
                 set_(self, "levels", check_levels(self.levels))

@@ -68,7 +68,7 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
     if len(history) == 0:
         raise EngineInputError(f"coin {coin!r}: no closes on or before {day.isoformat()}")
     forecaster, version, cached = get_model(request, coin, history, day, cache, resolved, from_store=store)
-    from crypto_ml.forecasting.base import DEFAULT_LEVELS
+    from crypto_ml.forecasting import DEFAULT_LEVELS
 
     forecast = forecaster.predict_with_intervals(request.horizon, request.levels or DEFAULT_LEVELS)
     last_close = float(history[-1])

@@ -12,9 +12,6 @@ class NaiveForecaster(BaseForecaster):
 
     name = "naive"
 
-    def __init__(self) -> None:
-        pass
-
     def _fit(self, y: np.ndarray) -> None:
         pass  # the last value is kept by BaseForecaster.fit as ``last_value_``
 
@@ -24,10 +21,28 @@ class NaiveForecaster(BaseForecaster):
 
 class TrendWindowForecaster(BaseForecaster):
     """A straight line through the last ``window`` closes (``None``: all of them); a slope needs
-    two points. The base of the drift and the linear-trend models."""
+    two points. The base of the drift and the linear-trend models.
 
-    def __init__(self, window: int | None = None) -> None:
+    The interval settings (``calibration_origins``, ``interval_vol_ewm``, ...) are keyword
+    parameters, as in :class:`~crypto_ml.forecasting.base.BaseForecaster`."""
+
+    def __init__(
+        self,
+        window: int | None = None,
+        *,
+        calibration_origins: int = 180,
+        calibration_steps: int = 30,
+        interval_vol_window: int = 0,
+        interval_vol_ewm: float | None = 0.94,
+        interval_aci_gamma: float | None = 0.02,
+        interval_half_life: float | None = None,
+    ) -> None:
         self.window = window
+        super().__init__(
+            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+        )
 
     def min_points(self) -> int:
         return 2 if self.window is None else max(2, int(self.window))

@@ -49,6 +49,8 @@ class AutoRegressiveForecaster(BaseForecaster):
     :param lags: number of lagged returns.
     :param min_train: the fewest training rows (lag vectors) to fit on; with ``lags`` this sets
         :meth:`min_points` = ``lags + min_train + 1`` closes.
+    The interval settings (``calibration_origins``, ``interval_vol_ewm``, ...) are keyword
+    parameters, as in :class:`~crypto_ml.forecasting.base.BaseForecaster`.
     """
 
     name = "ar"
@@ -56,9 +58,25 @@ class AutoRegressiveForecaster(BaseForecaster):
     _needs_variation = True
     _state_attrs = ("coef_", "intercept_", "last_returns_")
 
-    def __init__(self, lags: int = 5, min_train: int = 20) -> None:
+    def __init__(
+        self,
+        lags: int = 5,
+        min_train: int = 20,
+        *,
+        calibration_origins: int = 180,
+        calibration_steps: int = 30,
+        interval_vol_window: int = 0,
+        interval_vol_ewm: float | None = 0.94,
+        interval_aci_gamma: float | None = 0.02,
+        interval_half_life: float | None = None,
+    ) -> None:
         self.lags = lags
         self.min_train = min_train
+        super().__init__(
+            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+        )
 
     def min_points(self) -> int:
         return int(self.lags) + int(self.min_train) + 1

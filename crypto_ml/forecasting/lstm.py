@@ -98,6 +98,8 @@ class LSTMForecaster(BaseForecaster):
     :param seed: random seed (weights, dropout, shuffling).
     :param min_train: the fewest training windows; :meth:`min_points` is
         ``window + min_train + 1`` closes.
+    The interval settings (``calibration_origins``, ``interval_vol_ewm``, ...) are keyword
+    parameters, as in :class:`~crypto_ml.forecasting.base.BaseForecaster`.
     """
 
     name = "lstm"
@@ -114,6 +116,13 @@ class LSTMForecaster(BaseForecaster):
         batch_size: int = 64,
         seed: int = 0,
         min_train: int = 20,
+        *,
+        calibration_origins: int = 180,
+        calibration_steps: int = 30,
+        interval_vol_window: int = 0,
+        interval_vol_ewm: float | None = 0.94,
+        interval_aci_gamma: float | None = 0.02,
+        interval_half_life: float | None = None,
     ) -> None:
         self.window = window
         self.units = units
@@ -122,6 +131,11 @@ class LSTMForecaster(BaseForecaster):
         self.batch_size = batch_size
         self.seed = seed
         self.min_train = min_train
+        super().__init__(
+            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+        )
 
     def min_points(self) -> int:
         return int(self.window) + int(self.min_train) + 1

@@ -14,7 +14,7 @@ The signal can be made to respect costs and uncertainty:
   instead of the point: buy only when the **lower** bound clears ``+threshold``, sell only when the
   **upper** bound is below ``-threshold``. A prediction without that interval is stored only.
 
-The DAG's ``decide`` task and the strategy backtest (:mod:`crypto_ml.strategy`) call this same
+The DAG's ``decide`` task and the strategy backtest (:mod:`crypto_ml.evaluation.strategy`) call this same
 function.
 """
 

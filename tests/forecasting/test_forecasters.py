@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 
 from crypto_ml.forecasting import (
     DEFAULT_MODEL,
+    INTERVAL_DEFAULTS,
     MODELS,
     AutoRegressiveForecaster,
     DriftForecaster,
@@ -67,6 +68,25 @@ def test_params_clone_and_init_stores_without_validation(name):
         key = next(iter(PARAMS[name]))
         f.set_params(**{key: -3})  # stored as given, no validation in set_params/__init__
         assert f.get_params()[key] == -3
+
+
+def test_interval_settings_are_params_that_clone_and_set_params_see(name):
+    f = make(name)
+    assert {k: f.get_params()[k] for k in INTERVAL_DEFAULTS} == INTERVAL_DEFAULTS
+    c = clone(f.set_params(calibration_steps=5, interval_aci_gamma=None))
+    assert (c.calibration_steps, c.interval_aci_gamma) == (5, None)
+    assert "interval_aci_gamma" not in vars(type(c))  # an instance's setting, not a class attribute
+    assert make(name).interval_aci_gamma == INTERVAL_DEFAULTS["interval_aci_gamma"]
+
+
+def test_interval_settings_change_the_intervals():
+    y = random_walk(300, seed=4)
+    default = NaiveForecaster().fit(y)
+    assert len(default.interval_residuals_) == INTERVAL_DEFAULTS["calibration_steps"]
+    assert len(NaiveForecaster(calibration_steps=7).fit(y).interval_residuals_) == 7
+    plain = NaiveForecaster(interval_vol_ewm=None, interval_aci_gamma=None).fit(y)
+    assert plain.interval_vol_ is None and default.interval_vol_ > 0
+    assert not np.allclose(plain.predict_interval(5)[80][1], default.predict_interval(5)[80][1])
 
 
 def test_accepts_series_and_get_df_frame(name):

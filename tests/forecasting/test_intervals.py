@@ -18,7 +18,8 @@ from crypto_ml.forecasting import (
     load_forecaster,
     make_forecaster,
 )
-from crypto_ml.forecasting.base import EWM_MIN_RETURNS, MIN_CALIBRATION, BaseForecaster
+from crypto_ml.forecasting.base import BaseForecaster
+from crypto_ml.forecasting.intervals import EWM_MIN_RETURNS, MIN_CALIBRATION
 
 SIGMA = 0.03  # daily log-return volatility of the synthetic random walks
 
@@ -30,13 +31,16 @@ def random_walks(n_series: int, length: int, *, seed: int, sigma: float = SIGMA)
     return 100.0 * np.exp(np.concatenate([np.zeros((n_series, 1)), np.cumsum(r, axis=1)], axis=1))
 
 
-def coverage_of(model: str, series: np.ndarray, horizon: int, level: float) -> tuple[float, np.ndarray]:
+def coverage_of(
+    model: str, series: np.ndarray, horizon: int, level: float, **settings
+) -> tuple[float, np.ndarray]:
     """Share of the next ``horizon`` closes inside the interval, over all series (fitted on all
-    but the last ``horizon`` closes of each), and the mean relative width per step."""
+    but the last ``horizon`` closes of each, with the interval ``settings``), and the mean
+    relative width per step."""
     inside, widths = [], []
     for y in series:
         train, future = y[:-horizon], y[-horizon:]
-        f = make_forecaster(model).fit(train)
+        f = make_forecaster(model, **settings).fit(train)
         lo, hi = f.predict_interval(horizon, levels=[level])[level]
         inside.append((future >= lo) & (future <= hi))
         widths.append((hi - lo) / train[-1])
@@ -154,16 +158,13 @@ def regime_shift(n_series: int, *, seed: int, calm: int = 200, wild: int = 80) -
     return 100.0 * np.exp(np.concatenate([np.zeros((n_series, 1)), np.cumsum(r, axis=1)], axis=1))
 
 
-def test_volatility_normalised_intervals_follow_a_regime_the_plain_ones_miss(monkeypatch):
+def test_volatility_normalised_intervals_follow_a_regime_the_plain_ones_miss():
     """Volatility jumps 70 days before the forecast: the plain residuals of 180 origins are mostly
     calm ones and undercover; divided by the EWMA volatility known at their origin they are
     exchangeable again, and the bounds, scaled by today's volatility, cover at the nominal level."""
     series = regime_shift(120, seed=21)
-    monkeypatch.setattr(BaseForecaster, "interval_aci_gamma", None)
-    monkeypatch.setattr(BaseForecaster, "interval_vol_ewm", None)
-    plain, _ = coverage_of("naive", series, 10, 80)
-    monkeypatch.setattr(BaseForecaster, "interval_vol_ewm", 0.94)
-    normalised, width = coverage_of("naive", series, 10, 80)
+    plain, _ = coverage_of("naive", series, 10, 80, interval_aci_gamma=None, interval_vol_ewm=None)
+    normalised, width = coverage_of("naive", series, 10, 80, interval_aci_gamma=None, interval_vol_ewm=0.94)
     assert plain < 70, plain
     assert abs(normalised - 80) <= 6.0, normalised
     # about 2 z * 4 % wide at step 1 (the EWMA has not fully caught up with the jump: a bit less)
@@ -183,14 +184,10 @@ def test_aci_level_rises_when_recent_errors_outgrow_old_ones_and_stays_put_other
 
 @pytest.mark.parametrize("settings", [{"interval_vol_ewm": None, "interval_aci_gamma": 0.005},
                                       {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.02}])
-def test_adaptive_intervals_still_cover_a_stationary_random_walk(monkeypatch, settings):
+def test_adaptive_intervals_still_cover_a_stationary_random_walk(settings):
     series = random_walks(120, 260, seed=31)
-    monkeypatch.setattr(BaseForecaster, "interval_vol_ewm", None)
-    monkeypatch.setattr(BaseForecaster, "interval_aci_gamma", None)
-    plain, _ = coverage_of("naive", series, 10, 80)
-    for key, value in settings.items():
-        monkeypatch.setattr(BaseForecaster, key, value)
-    coverage, width = coverage_of("naive", series, 10, 80)
+    plain, _ = coverage_of("naive", series, 10, 80, interval_vol_ewm=None, interval_aci_gamma=None)
+    coverage, width = coverage_of("naive", series, 10, 80, **settings)
     # 120 series of 10 correlated days: this sample sits ~4 points above 80 even for plain conformal;
     # on a stationary walk adaptation must not move coverage far from plain's
     assert abs(coverage - 80) <= 6.0, coverage

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from crypto_ml.storage import get_trade_requests, migrate
-from crypto_ml.strategy import simulate
+from crypto_ml.evaluation import simulate
 from crypto_ml.trading import HTTPBroker, OrderRequest, PaperBroker, TradingRules, decide, handle_prediction
 from crypto_ml.trading.risk import Account, RiskLimits, buy_room, check_order, trims, violations
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crypto_ml.forecasting.baselines import NaiveForecaster
-from crypto_ml.forecasting.base import MIN_CALIBRATION, aci_level
+from crypto_ml.forecasting.intervals import MIN_CALIBRATION, aci_level
 
 
 def _fitted(seed: int = 3, n: int = 400) -> NaiveForecaster:
@@ -32,12 +32,8 @@ def test_adaptive_levels_pushed_to_the_extremes_keep_the_bands_apart():
 
 
 def test_nominal_levels_read_as_before_when_apart():
-    model = _fitted()
-    type(model).interval_aci_gamma = None
-    try:
-        read = model._read_levels([80.0, 95.0], 1)
-    finally:
-        del type(model).interval_aci_gamma
+    model = _fitted().set_params(interval_aci_gamma=None)
+    read = model._read_levels([80.0, 95.0], 1)
     assert read == {80.0: 80.0, 95.0: 95.0}
 
 

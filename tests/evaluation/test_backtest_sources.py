@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.backtest import run_backtest
 from crypto_ml.cli import main
 from crypto_ml.data_loader import CryptoLoader
-from crypto_ml.strategy import run_strategy
+from crypto_ml.evaluation import run_backtest, run_strategy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATES = pd.date_range("2018-01-01", "2019-06-30", freq="D")  # all after the bundled data's end
 
 

@@ -10,14 +10,10 @@ import pandas as pd
 import pytest
 
 from crypto_ml.cli import main
-from crypto_ml.strategy import (
-    buy_and_hold,
-    check_series,
-    curve_metrics,
-    default_rules,
-    forecast_days,
-    run_strategy,
-)
+from crypto_ml.evaluation import default_rules, forecast_days, run_strategy
+from crypto_ml.evaluation.forecasts import check_series
+from crypto_ml.evaluation.metrics import curve_metrics
+from crypto_ml.evaluation.simulation import buy_and_hold
 from crypto_ml.trading.rules import TradingRules
 
 DATES = pd.date_range("2020-01-01", periods=400, freq="D")

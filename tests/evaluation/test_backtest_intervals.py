@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto_ml.backtest import BacktestResult, backtest_series, format_report, interval_score
+from crypto_ml.evaluation import BacktestResult, backtest_series, format_report, interval_score
 from crypto_ml.cli import main
 
 

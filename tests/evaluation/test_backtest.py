@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.backtest import BacktestResult, backtest_series, fold_starts, format_report, run_backtest, score
+from crypto_ml.evaluation import BacktestResult, backtest_series, format_report, run_backtest, score
+from crypto_ml.evaluation.backtest import fold_starts
 from crypto_ml.forecasting import LinearTrendForecaster
 
 LINE = 10.0 + 2.0 * np.arange(100)
