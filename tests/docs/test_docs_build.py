@@ -9,6 +9,7 @@ the test is skipped locally and fails with ``CI=true``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ MKDOCS = Path(sys.executable).parent / "mkdocs"
 #: The build takes about 2 s here; a build that takes far longer has gone wrong (e.g. a plugin
 #: importing Airflow or TensorFlow instead of reading the sources).
 BUDGET_S = 60
+#: A README's links into the docs: ``[text](docs/page.md)`` or ``(docs/page.md#anchor)``.
+DOC_LINK = re.compile(r"\]\((docs/[^)#\s]+\.md)(?:#([^)\s]+))?\)")
 
 
 def _mkdocs() -> str:
@@ -59,3 +62,11 @@ def test_the_site_builds_strict_without_a_warning(tmp_path):
                 "hooks.engine.CryptoEngineHook", "hooks.market.CryptoMarketHook"):
         assert f'id="crypto_ml.{obj}"' in reference, f"the reference lacks crypto_ml.{obj}"
     assert ":class:`" not in reference and ":param " not in reference  # roles and fields rendered
+    # The README's links into the docs (README.next.md: the proposed one) reach a page and an anchor.
+    for readme in sorted(ROOT.glob("README*.md")):
+        for page, anchor in DOC_LINK.findall(readme.read_text()):
+            built = site / Path(page).relative_to("docs").with_suffix("") / "index.html"
+            if page == "docs/index.md":
+                built = site / "index.html"
+            assert built.exists(), f"{readme.name}: no docs page {page}"
+            assert not anchor or f'id="{anchor}"' in built.read_text(), f"{readme.name}: no #{anchor} in {page}"
