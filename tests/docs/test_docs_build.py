@@ -69,4 +69,5 @@ def test_the_site_builds_strict_without_a_warning(tmp_path):
             if page == "docs/index.md":
                 built = site / "index.html"
             assert built.exists(), f"{readme.name}: no docs page {page}"
-            assert not anchor or f'id="{anchor}"' in built.read_text(), f"{readme.name}: no #{anchor} in {page}"
+            assert not anchor or f'id="{anchor}"' in built.read_text(), \
+                f"{readme.name}: no #{anchor} in {page}"
