@@ -11,7 +11,7 @@ times, one after the other, to the end of each run:
 2. ``bench_mapped_group``: the same operators as a task group mapped over the coins in one run;
 3. ``bench_noop``: the same shape and task count with no-op tasks (the orchestration floor).
 
-Prints wall times, task-instance counts and ratios (see README "Fan-out design").
+Prints wall times, task-instance counts and ratios (see docs/pipeline.md, "Fan-out design").
 """
 
 from __future__ import annotations

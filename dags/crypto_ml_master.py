@@ -34,7 +34,7 @@ re-runs its own runs: a finished one is reset (its tasks write nothing twice), o
 or running is left running and waited for (said in the log), never reset under its tasks; an
 existing run whose conf differs from the one asked (made by hand) is refused, naming both.
 
-Why per-coin DAG runs and not a mapped task group: see README, "Fan-out design".
+Why per-coin DAG runs and not a mapped task group: see docs/pipeline.md, "Fan-out design".
 """
 
 from __future__ import annotations

@@ -326,7 +326,7 @@ class ExchangeSource(Source):
         served_first, capped = served
         where = f"{coin} ({symbol}) on {ex}"
         seed_hint = ("; to have those days, seed them from CSV files in the same setting: "
-                     "extra.seed=<folder> (README, 'Deep history')")
+                     "extra.seed=<folder> (docs/markets.md, section \"Exchanges' limits and deep history\")")
         cap = (f"{ex} serves only its {self.depth} most recent daily candles, whatever is asked"
                if capped else None)
         if served_first is None:

@@ -226,7 +226,7 @@ def coin_run_states(client: AirflowClient, day: str, conf: dict | None = None) -
 
 
 def progress_line(prefix: str, state: str, day: str | None, coin_states: list[str]) -> str:
-    """``<prefix> crypto_ml_master: running; history day D: coin pipelines ...`` (README)."""
+    """``<prefix> crypto_ml_master: running; history day D: coin pipelines ...`` (docs/getting-started.md)."""
     if not day:
         return f"{prefix} {MASTER}: {state}; polling new data"
     n = Counter(coin_states)

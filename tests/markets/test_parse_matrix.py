@@ -29,7 +29,7 @@ ISSUE_EXAMPLE = "crypto-ml-market://kraken?symbols=BTC/USD,ETH/USD&api_url=http:
 
 def readme_examples() -> list[str]:
     """Every ``crypto-ml-market://`` setting the README writes, in order, once."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "markets.md").read_text()  # the markets page holds every example
     found = re.findall(r"crypto-ml-market://[^\s'`\"|)]+", text)
     out = []
     for uri in [*found, ISSUE_EXAMPLE]:
@@ -42,7 +42,7 @@ def readme_examples() -> list[str]:
 def readme_member_settings() -> dict[str, str]:
     """The member Connections the README's several-markets example defines
     (``export AIRFLOW_CONN_MARKET_BINANCE='...'``), set beside each setting read."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "markets.md").read_text()  # the markets page holds every example
     return dict(re.findall(r"export (AIRFLOW_CONN_(?!CRYPTO_ML_MARKET\b)\w+)='([^']+)'", text))
 
 

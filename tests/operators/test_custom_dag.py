@@ -18,7 +18,7 @@ from crypto_ml import storage
 
 from .conftest import DAGS, REDIS, run_dag
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "pipeline.md"  # the docs page of the example
 DAY = "2017-06-05"
 
 
@@ -84,5 +84,5 @@ def test_the_readme_example_builds_the_dag_the_test_runs():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     names = {k: v for k, v in vars(module).items() if k != "dag"}
-    exec(compile(_readme_example(), "README.md", "exec"), names)  # noqa: S102 - our own README's code
+    exec(compile(_readme_example(), "docs/pipeline.md", "exec"), names)  # noqa: S102 - our own docs' code
     assert _shape(names["start"].dag) == _shape(module.dag)
