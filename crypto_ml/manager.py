@@ -60,6 +60,8 @@ class CryptoManager:
         self.skipped: dict[str, str] = {}
         #: coin -> ``{"version": ..., "reused": bool}`` for the last forecasts.
         self.models_used: dict[str, dict] = {}
+        #: coin -> ``(fitted forecaster, last day of its data)`` of the last forecasts.
+        self.fitted: dict[str, tuple[BaseForecaster, Any]] = {}
         self._loader: "CryptoLoader | None" = None
         self._store: "ModelStore | None | bool" = None
 
@@ -121,6 +123,7 @@ class CryptoManager:
                     coin_id, template.name, forecaster, train_start=train_start, train_end=train_end
                 )
         self.models_used[coin_id] = {"version": version, "reused": reused}
+        self.fitted[coin_id] = (forecaster, train_end)
         return forecaster.predict(self.horizon)
 
     def predict_all(self, coins: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -154,6 +157,34 @@ class CryptoManager:
             print(coin, text, file=file)
         for coin, reason in self.skipped.items():
             print(f"{coin} skipped: {reason}", file=file)
+
+    def prediction_table(self, coins: Iterable[str] | None = None, levels=(80, 95)):
+        """One row per coin and forecast day: ``coin, date, forecast`` and, per level, the
+        interval's ``lower``/``upper`` bounds (empty, with the reason in ``note``, when the model
+        has none: too little data to calibrate). Coins that cannot be forecast are in
+        :attr:`skipped`."""
+        import datetime as dt
+
+        import pandas as pd
+
+        rows = []
+        for coin, values in self.predict_all(coins).items():
+            forecaster, last = self.fitted[coin]
+            last_day = pd.Timestamp(last).date()
+            try:
+                bands, note = forecaster.predict_interval(self.horizon, levels=levels), ""
+            except ValueError as exc:  # no interval: says why
+                bands, note = {}, str(exc).split(";")[0]
+            for step, value in enumerate(values):
+                row = {"coin": coin, "date": (last_day + dt.timedelta(days=step + 1)).isoformat(),
+                       "forecast": float(value)}
+                for level in levels:
+                    lo, hi = bands.get(level, bands.get(float(level), (None, None)))
+                    row[f"lower{level}"] = None if lo is None else float(lo[step])
+                    row[f"upper{level}"] = None if hi is None else float(hi[step])
+                row["note"] = note if step == 0 else ""
+                rows.append(row)
+        return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
         return f"CryptoManager(model={self.model!r}, horizon={self.horizon}, as_of={self.as_of!r})"

@@ -133,6 +133,20 @@ INTEGRATION_FILES = frozenset({
     "tests/web/test_web_plugin.py", "tests/hooks/test_market_hook.py", "tests/engine/test_engine_unit.py",
     "tests/forecasting/test_lstm.py", "tests/operators/test_custom_dag.py", "tests/commands/test_models.py",
     "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/test_probe.py",
+    "tests/docs/test_docs_build.py", "tests/docs/test_getting_started.py",
+})
+#: Heavy computations (coverage over many random walks, property tests over many paths, the LSTM
+#: trained for real): marked ``slow``, so in the full suite only. ``file::test`` (any parameters).
+SLOW_TESTS = frozenset({
+    "tests/evaluation/test_backtest_intervals.py::test_coverage_on_random_walks_of_known_distribution",
+    "tests/trading/test_risk.py::test_capital_at_risk_never_exceeds_capital_on_synthetic_paths",
+    "tests/trading/test_risk.py::test_losses_on_sold_positions_do_not_free_room_on_the_paper_ledger",
+    "tests/forecasting/test_intervals.py::test_ar_and_drift_intervals_cover_a_random_walk_too",
+    "tests/forecasting/test_intervals.py::test_naive_intervals_cover_a_random_walk_at_the_nominal_level",
+    "tests/evaluation/test_strategy.py::test_nothing_before_the_jump_day_knows_about_the_jump",
+    "tests/test_model_store.py::test_lstm_round_trip_through_the_store_without_pickle",
+    "tests/forecasting/test_update.py::test_lstm_update_moves_the_window",
+    "tests/test_env_settings.py::test_no_two_modules_read_one_variable_for_different_things",
 })
 
 
@@ -147,9 +161,17 @@ def _is_integration(item) -> bool:
             or any(m.name in INTEGRATION_MARKERS for m in item.iter_markers()))
 
 
+def _is_slow(item) -> bool:
+    path = os.path.relpath(str(item.path), os.path.dirname(os.path.dirname(__file__))).replace(os.sep, "/")
+    return (f"{path}::{item.originalname}" in SLOW_TESTS
+            or (path.startswith("tests/forecasting/") and "[lstm" in item.nodeid))
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every integration test (``-m "not integration"`` is the unit lane: scripts/test.sh --fast)."""
     for item in items:
+        if _is_slow(item) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
         if _is_integration(item) and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
 

@@ -91,6 +91,11 @@ def cmd_status(args) -> int:
     from crypto_ml.engine.client import get_state
 
     state, value = get_state(args.task_id)
+    if state == "PENDING":
+        from crypto_ml.cli import CLIError
+
+        raise CLIError(f"unknown task id {args.task_id!r}: the engine's result backend has no such task "
+                       "(never sent, or its result expired)", code=1)
     print(json.dumps({"task_id": args.task_id, "state": state, "value": value}, indent=1, default=str))
     return 1 if state == "FAILURE" else 0
 

@@ -168,6 +168,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--horizon", type=positive_int, default=10, help="days to forecast (default 10)")
     pr.add_argument("--as-of", default=None, type=iso_date, help="forecast from this day's data (YYYY-MM-DD)")
     pr.add_argument("--no-store", action="store_true", help="do not read or write the model store")
+    pr.add_argument("--talk", action="store_true",
+                    help="print as the talk did, one line per coin: bitcoin [[4952.28 5492.85 ...]]")
     pr.add_argument("--param", type=_param, action="append", metavar="MODEL.PARAM=VALUE",
                     help="a model hyperparameter, e.g. ar.lags=5 (repeatable)")
     pr.set_defaults(func=predict_command)
@@ -319,6 +321,19 @@ def _publish(report: Path | None, title: str, text: str, files: dict[str, Path],
     print("\n" + "\n".join(f"{name}: {path}" for name, path in files.items()))
 
 
+def _print_prediction_table(manager, coins) -> None:
+    """The forecasts as a table: per coin and day the forecast and its 80 % / 95 % intervals."""
+    from crypto_ml.reporting import format_table
+
+    table = manager.prediction_table(coins)
+    if len(table):
+        print(format_table(table.drop(columns="note").fillna("-")))
+        for coin, note in table.loc[table["note"] != "", ["coin", "note"]].itertuples(index=False):
+            print(f"{coin}: no interval: {note}")
+    for coin, reason in manager.skipped.items():
+        print(f"{coin} skipped: {reason}")
+
+
 def predict_command(args: argparse.Namespace) -> int:
     from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
     from crypto_ml.manager import CryptoManager
@@ -342,7 +357,10 @@ def predict_command(args: argparse.Namespace) -> int:
         coins = _coins(loader, args.coins)
         if coins is not None:
             coins = [loader.resolve(c) for c in coins]  # a coin named by hand must exist
-        manager.print_predictions(coins)
+        if args.talk:
+            manager.print_predictions(coins)
+        else:
+            _print_prediction_table(manager, coins)
     except (UnknownCoinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -68,8 +68,12 @@ def submit(request: EngineRequest, *, task_id: str | None = None, queue: str | N
     :param queue: another queue than the request's own (``predict`` / ``train``).
     """
     queue = queue or request.queue
-    result = _app(app).send_task(request.task_name, kwargs=request.to_json(), queue=queue,
-                                 routing_key=queue, task_id=task_id)
+    sender = _app(app)
+    task_id = task_id or str(uuid.uuid4())
+    if sender.backend.get_task_meta(task_id)["status"] == "PENDING":  # never seen: say it was sent
+        sender.backend.store_result(task_id, None, SENT)
+    result = sender.send_task(request.task_name, kwargs=request.to_json(), queue=queue,
+                              routing_key=queue, task_id=task_id)
     return result.id
 
 
@@ -87,6 +91,10 @@ def submit_train(*, task_id: str | None = None, queue: str | None = None, app: C
     return submit(EngineRequest(**fields, task="train"), task_id=task_id, queue=queue, app=app)
 
 
+#: The state a task has from its sending until a worker starts it (Celery's own PENDING means
+#: "never heard of": an unknown id, which ``crypto-ml engine status`` answers as unknown).
+SENT = "SENT"
+
 #: Namespace of the engine task ids derived from task instances (:func:`engine_task_id_of`).
 ENGINE_TASK_NAMESPACE = uuid.UUID("5f1c3a52-6b0e-4d1e-9a57-63727970746f")
 
@@ -102,8 +110,9 @@ def get_state(task_id: str, *, app: Celery | None = None) -> tuple[str, Any]:
 
     - ``("SUCCESS", result_dict)``
     - ``("FAILURE", "EngineInputError: unknown coin 'x' ...")``
-    - ``("STARTED", {"pid": ..., "hostname": ...})``, ``("RETRY", "...")``, ``("PENDING", None)``
-      (PENDING also means "unknown id": Celery cannot tell them apart).
+    - ``("STARTED", {"pid": ..., "hostname": ...})``, ``("RETRY", "...")``, ``("SENT", None)``
+      (sent by :func:`submit`, not started yet), ``("PENDING", None)``: an id the result backend
+      does not know (never sent, or its result expired).
     """
     # One read of the result backend (``AsyncResult.state`` then ``.info`` read it twice for a task
     # that is not done yet, which is every poll but the last); an error is already decoded.

@@ -62,13 +62,24 @@ def test_backtest_rejects_unknown_models_and_coins(capsys):
     assert "unknown coin 'notacoin'" in capsys.readouterr().err
 
 
+def test_predict_prints_a_table_of_days_forecasts_and_intervals(capsys):
+    assert main(["predict", "--coins", "bitcoin,neblio", "--model", "drift", "--horizon", "3", "--no-store"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["coin", "date", "forecast", "lower80", "upper80", "lower95", "upper95"]
+    assert lines[1].split()[:2] == ["bitcoin", "2017-09-23"] and lines[3].split()[1] == "2017-09-25"
+    low80, high80 = (float(v.replace(",", "")) for v in lines[1].split()[3:5])
+    assert low80 < float(lines[1].split()[2].replace(",", "")) < high80
+    assert lines[4].split()[:2] == ["neblio", "2017-09-23"] and lines[4].split()[3:] == ["-"] * 4
+    assert lines[-1].startswith("neblio: no interval: DriftForecaster has no prediction intervals: fitted on 11")
+
+
 def test_predict_prints_talk_style(capsys):
-    assert main(["predict", "--coins", "bitcoin,neblio", "--model", "drift", "--horizon", "3"]) == 0
+    assert main(["predict", "--coins", "bitcoin,neblio", "--model", "drift", "--horizon", "3", "--talk"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("bitcoin [[") and lines[0].endswith("]]") and len(lines[0].split()) == 4
     assert lines[1].startswith("neblio [[")
     # a second run reuses the stored model (same data, same params)
-    assert main(["predict", "--coins", "bitcoin", "--model", "drift", "--horizon", "3"]) == 0
+    assert main(["predict", "--coins", "bitcoin", "--model", "drift", "--horizon", "3", "--talk"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == lines[0]
 
 
