@@ -130,8 +130,8 @@ def test_malformed_messages_are_rejected_and_the_worker_survives(embedded_broker
     assert "unregistered task" in log
     assert "Retry in" not in log
     assert worker.alive()
-    # the predict-only worker never took the train task: it waits for a train worker
-    assert get_state(train_id, app=app)[0] == "PENDING"
+    # the predict-only worker never took the train task: sent, it waits for a train worker
+    assert get_state(train_id, app=app)[0] == "SENT"
 
 
 def test_lstm_in_prefork_children(embedded_broker, start_worker, engine_env):
