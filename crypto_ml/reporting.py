@@ -307,7 +307,8 @@ def _coin_panel(ax, coin: str, row, prediction: dict[str, Any], hist) -> None:
     ax.xaxis.set_major_locator(mdates.MonthLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     what = row["decision"] if row["side"] != "stored" else "stored"
-    ax.set_title(f"{coin}: {row['expected_return_pct']:+.2f}%, {what}", fontsize=8.5, color=colour, loc="left")
+    ax.set_title(f"{coin}: {row['expected_return_pct']:+.2f}%, {what}", fontsize=8.5, color=colour,
+                 loc="left")
 
 
 def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 12,
@@ -368,7 +369,8 @@ def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 1
             _coin_panel(ax, coin, rows.loc[coin], preds[coin], hist)
         for ax in axes[len(multiples):]:
             ax.set_axis_off()
-        which = f"{len(traded)} traded and {len(multiples) - len(traded)} more" if traded else f"the first {len(multiples)}"
+        which = (f"{len(traded)} traded and {len(multiples) - len(traded)} more" if traded
+                 else f"the first {len(multiples)}")
         tail.suptitle(f"Ranked coins ({which}): last 60 days and the forecast path "
                       "(close / last close, log scale; shaded: 80% and 95% intervals)", fontsize=10)
     fig.savefig(path, dpi=100)

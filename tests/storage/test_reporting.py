@@ -20,7 +20,8 @@ def test_equal_moves_are_named_as_such_not_as_the_largest():
 def test_equal_moves_rank_the_widest_intervals_when_the_table_has_them():
     table = pd.DataFrame({"coin": ["ark", "btc", "eth"], "expected_return_pct": [0.0, 0.0, 0.0],
                           "width80_pct": [10.0, float("nan"), 40.0]})
-    assert largest_moves(table, 2) == (["eth", "ark"], "every expected move is 0.00%: the 2 widest 80% intervals")
+    assert largest_moves(table, 2) == (["eth", "ark"],
+                                       "every expected move is 0.00%: the 2 widest 80% intervals")
 
 
 def _store_day(url, model, moves):
@@ -45,7 +46,8 @@ def _store_day(url, model, moves):
         values = list(np.linspace(last, last * (1 + move), 11)[1:])
         spread = 0.02 * (1 + i % 5) * (10 if coin == "c07" else 1)
         bands = {level: {"lower": [v * (1 - spread * k) for v in values],
-                         "upper": [v * (1 + spread * k) for v in values]} for level, k in (("80", 1), ("95", 2))}
+                         "upper": [v * (1 + spread * k) for v in values]}
+                 for level, k in (("80", 1), ("95", 2))}
         storage.store_prediction(coin=coin, as_of=day, model=model, version=1, horizon=10, values=values,
                                  last_close=last, intervals=bands, url=url)
     return day
@@ -70,7 +72,7 @@ def test_the_day_plot_is_not_empty_for_the_naive_default(sqlite_url, tmp_path):
     bands = day_bands(day, url=sqlite_url)
     chosen, caption = ranked_coins(bands, 20)
     assert chosen[0] == "c07" and caption == "every expected move is 0.00%: the 20 widest 80% intervals"
-    assert bands.loc[bands["coin"] == "c07", "lo80_pct"].iat[0] < -15  # the band, in percent of the last close
+    assert bands.loc[bands["coin"] == "c07", "lo80_pct"].iat[0] < -15  # percent of the last close
     png = plot_day(day, tmp_path / "naive.png", url=sqlite_url)
     # The ranked chart (top left) draws bands: the old plot's panel there was blank (0 % ink).
     assert _ink(png, (0.05, 0.4, 0.1, 0.45)) > 0.05
