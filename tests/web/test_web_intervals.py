@@ -46,7 +46,7 @@ def test_table_lists_the_intervals(sqlite_url, with_intervals):
     fill(sqlite_url, with_intervals=with_intervals)
     page = TestClient(create_app(sqlite_url)).get("/").text
     assert "<th>80% interval</th><th>95% interval</th>" in page
-    row = re.findall(r"<tbody>(.*?)</tbody>", page, re.S)[0]
+    row = re.search(r'<table id="predictions">.*?<tbody>(.*?)</tbody>', page, re.S)[1]
     if with_intervals:
         assert re.search(r"<td class=\"n\">[\d.,]+ – [\d.,]+</td><td class=\"n\">[\d.,]+ – [\d.,]+</td>", row)
     else:
