@@ -152,7 +152,8 @@ def day_counts(day: dt.date, url: str | None = None) -> dict[str, Any]:
     with engine.connect() as conn:
         coins = conn.execute(select(func.count(func.distinct(p.coin))).where(p.as_of == day)).scalar()
         per_model = conn.execute(select(p.model, func.count()).where(p.as_of == day).group_by(p.model))
-        decisions = conn.execute(select(p.decision, func.count()).where(p.as_of == day).group_by(p.decision))
+        decisions = conn.execute(
+            select(p.decision, func.count()).where(p.as_of == day).group_by(p.decision))
         sides = conn.execute(select(t.side, func.count()).where(t.as_of == day).group_by(t.side))
         statuses = conn.execute(select(t.status, func.count()).where(t.as_of == day).group_by(t.status))
         return {"coins": int(coins or 0), "predictions": dict(sorted(per_model.all())),

@@ -97,7 +97,8 @@ def paper_book(day: dt.date, url: str | None = None) -> tuple[Book | None, str |
         value = row["quantity"] * mark if mark is not None else None
         pnl = (mark - row["avg_price"]) * row["quantity"] if mark is not None else None
         positions.append({**row, "mark": mark, "value": value, "pnl": pnl})
-    return Book(account.capital, account.cash, account.exposure, account.equity, positions, account.notes), None
+    book = Book(account.capital, account.cash, account.exposure, account.equity, positions, account.notes)
+    return book, None
 
 
 def overview(url: str | None = None) -> Overview | None:
@@ -118,4 +119,5 @@ def overview(url: str | None = None) -> Overview | None:
     evaluations = dashboard.model_evaluations(url)
     return Overview(day=day, counts=dashboard.day_counts(day, url), run=run, ranked=ranked,
                     ranked_caption=caption, book=book, book_problem=problem,
-                    leaderboard=leaderboard(evaluations), evaluated_coins=len({r["coin"] for r in evaluations}))
+                    leaderboard=leaderboard(evaluations),
+                    evaluated_coins=len({r["coin"] for r in evaluations}))
