@@ -30,10 +30,10 @@ WIDTHS = (1280, 1024)
 
 
 def screenshots_dir() -> Path:
-    """``$CRYPTO_ML_TEST_SCREENSHOTS``, else a new temporary folder (created)."""
-    path = Path(os.environ.get("CRYPTO_ML_TEST_SCREENSHOTS") or tempfile.mkdtemp(prefix="crypto-ml-screens-"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """``$CRYPTO_ML_TEST_SCREENSHOTS/crypto_ml_view``, else a new temporary folder."""
+    if os.environ.get("CRYPTO_ML_TEST_SCREENSHOTS"):
+        return browser.screenshots_dir("crypto_ml_view")
+    return Path(tempfile.mkdtemp(prefix="crypto-ml-screens-"))
 
 
 def _free_port() -> int:
@@ -81,28 +81,8 @@ def replay_day(url: str, models: tuple[str, ...]) -> None:
     for model in models:
         for coin in storage.coins_on(DAY, url=url):
             p = run_predict(coin=coin, as_of=DAY, model=model, horizon=10, history="database", url=url)
-            handle_prediction({k: v for k, v in p.items() if k not in ("hostname", "pid", "cached", "seconds")},
-                              kill_switch=False, broker=broker, url=url, run_id=f"{coin}__{DAY}")
-
-
-_JS_LAYOUT = """
-const page = document.documentElement.clientWidth;
-return {page: page, scroll: document.documentElement.scrollWidth,
-        tables: Array.from(document.querySelectorAll('table')).map(
-          t => [t.id, Math.ceil(t.getBoundingClientRect().right), Math.ceil(t.scrollWidth)])};
-"""
-
-
-def full_page(driver, path: Path, width: int) -> Path:
-    """A screenshot of the whole page at ``width`` (the window grown to the page's height)."""
-    driver.set_window_size(width, 900)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(height + 140, 8000))
-    deadline = time.monotonic() + 30  # the plots (lazy images, all in the window now)
-    while time.monotonic() < deadline and not driver.execute_script(
-            "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"):
-        time.sleep(0.2)
-    return browser.screenshot(driver, path)
+            record = {k: v for k, v in p.items() if k not in ("hostname", "pid", "cached", "seconds")}
+            handle_prediction(record, kill_switch=False, broker=broker, url=url, run_id=f"{coin}__{DAY}")
 
 
 def check_view(driver, base: str, shots: Path, name: str) -> dict:
@@ -116,13 +96,11 @@ def check_view(driver, base: str, shots: Path, name: str) -> dict:
         driver.get(base)
         browser._wait_for_any(driver, 20, day="#day-summary", what="the day's summary")
         browser.screenshot(driver, shots / f"{name}_{width}_top.png")
-        full_page(driver, shots / f"{name}_{width}_page.png", width)
-        layout = driver.execute_script(_JS_LAYOUT)
-        assert layout["scroll"] <= layout["page"], f"the page scrolls sideways at {width} px: {layout}"
-        wide = [t for t in layout["tables"] if t[1] > layout["page"] or t[2] > layout["page"]]
-        assert not wide, f"tables wider than the {layout['page']} px page at {width} px: {wide}"
+        browser.full_page_screenshot(driver, shots / f"{name}_{width}_page.png", width)
+        layout = browser.assert_fits(driver, f"the view at {width} px")
         images = driver.find_elements(By.CSS_SELECTOR, ".plots img")
-        assert images and all(driver.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
+        loaded = [driver.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images]
+        assert loaded and all(loaded), "every plot of the page loads"
         layouts.append(layout)
     return layouts[0]
 
