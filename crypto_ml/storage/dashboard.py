@@ -187,8 +187,11 @@ def has_paper_ledger(url: str | None = None) -> bool:
 def model_evaluations(url: str | None = None) -> list[dict[str, Any]]:
     """The newest evaluated version of every (coin, model): model versions whose ``metrics`` are
     not empty (a backtest given a model store records its folds' scores there), newest training
-    window first; ``coin, model, version, train_end, trained_at, metrics``."""
-    engine = _engine(url, "model_versions")
+    window first; ``coin, model, version, train_end, trained_at, metrics``; empty without the table."""
+    try:
+        engine = _engine(url, "model_versions")
+    except NoDatabase:
+        return []
     m = ModelVersion.__table__.c
     stmt = (select(m.coin, m.model, m.version, m.train_end, m.trained_at, m.metrics)
             .order_by(m.coin, m.model, m.train_end.desc(), m.version.desc()))
