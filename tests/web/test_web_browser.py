@@ -66,11 +66,11 @@ def serve(url: str):
 
 def replay_day(url: str, models: tuple[str, ...]) -> None:
     """The bundled history up to :data:`DAY` in the project DB, and every coin forecast by each of
-    ``models`` through the engine's own function, decided and placed on the paper broker as the
-    coin runs do."""
+    ``models`` (the library's forecaster with its intervals, as the engine makes them), decided and
+    placed on the paper broker as the coin runs do."""
     from crypto_ml import storage
     from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.engine.tasks import run_predict
+    from crypto_ml.forecasting import make_forecaster
     from crypto_ml.ingest import ingest
     from crypto_ml.trading.brokers import PaperBroker
     from crypto_ml.trading.service import handle_prediction
@@ -80,8 +80,11 @@ def replay_day(url: str, models: tuple[str, ...]) -> None:
     broker = PaperBroker(url)
     for model in models:
         for coin in storage.coins_on(DAY, url=url):
-            p = run_predict(coin=coin, as_of=DAY, model=model, horizon=10, history="database", url=url)
-            record = {k: v for k, v in p.items() if k not in ("hostname", "pid", "cached", "seconds")}
+            closes = [c for c in storage.load_closes(coin, as_of=DAY, url=url)[1] if c is not None]
+            forecast = make_forecaster(model).fit(closes).predict_with_intervals(10)
+            record = {"coin": coin, "as_of": DAY, "model": model, "version": 0, "horizon": 10,
+                      "values": forecast["values"], "last_close": closes[-1],
+                      "intervals": forecast["intervals"], "interval_method": forecast["interval_method"]}
             handle_prediction(record, kill_switch=False, broker=broker, url=url, run_id=f"{coin}__{DAY}")
 
 
