@@ -1,5 +1,6 @@
 """The read-only queries of the web view (:mod:`crypto_ml.web`): recent predictions with their
-trade, recent trade requests, and one coin's window for the plot.
+trade, recent trade requests, one coin's window for the plot, and for the day's summary the newest
+day, its counts, the paper positions and the stored model evaluations.
 
 Never migrates or writes, and never creates a database: a SQLite file that is not there, or a
 database without the tables, is :class:`NoDatabase` ("nothing stored yet").
@@ -11,12 +12,12 @@ import datetime as dt
 import os
 from typing import Any
 
-from sqlalchemy import Engine, inspect, select, tuple_
+from sqlalchemy import Engine, func, inspect, select, tuple_
 from sqlalchemy.engine import make_url
 
 from crypto_ml.prediction import PredictionRecord
 from crypto_ml.storage.db import database_url, get_engine
-from crypto_ml.storage.models import Prediction, Price, TradeRequest
+from crypto_ml.storage.models import ModelVersion, PaperPosition, Prediction, Price, TradeRequest
 
 #: Trade-request columns served; ``response`` (the broker's raw answer) is left out on purpose.
 TRADE_COLUMNS = [
@@ -133,3 +134,70 @@ def coin_window(
             if exists is None:
                 raise LookupError(coin)
     return closes, predictions, trades
+
+
+def latest_day(url: str | None = None) -> dt.date | None:
+    """The newest ``as_of`` with a prediction (the day the summary is of), None when there is none."""
+    engine = _engine(url, "predictions")
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(Prediction.as_of))).scalar()
+
+
+def day_counts(day: dt.date, url: str | None = None) -> dict[str, Any]:
+    """What was written for ``day``: ``coins`` (with a prediction), ``predictions`` per model,
+    ``decisions`` per decision (``trade``, ``store``, ``None`` for undecided), ``trades`` per side
+    and ``statuses`` per trade-request status."""
+    engine = _engine(url, "predictions", "trade_requests")
+    p, t = Prediction.__table__.c, TradeRequest.__table__.c
+    with engine.connect() as conn:
+        coins = conn.execute(select(func.count(func.distinct(p.coin))).where(p.as_of == day)).scalar()
+        per_model = conn.execute(select(p.model, func.count()).where(p.as_of == day).group_by(p.model))
+        decisions = conn.execute(
+            select(p.decision, func.count()).where(p.as_of == day).group_by(p.decision))
+        sides = conn.execute(select(t.side, func.count()).where(t.as_of == day).group_by(t.side))
+        statuses = conn.execute(select(t.status, func.count()).where(t.as_of == day).group_by(t.status))
+        return {"coins": int(coins or 0), "predictions": dict(sorted(per_model.all())),
+                "decisions": dict(decisions.all()), "trades": dict(sorted(sides.all())),
+                "statuses": dict(sorted(statuses.all()))}
+
+
+def paper_positions(url: str | None = None) -> list[dict[str, Any]]:
+    """The paper broker's open positions (non-zero quantity), largest cost first: ``coin,
+    quantity, avg_price, updated_at``; empty when the ledger has no table yet."""
+    try:
+        engine = _engine(url, "paper_positions")
+    except NoDatabase:
+        return []
+    table = PaperPosition.__table__
+    stmt = select(table).where(table.c.quantity != 0).order_by(
+        func.abs(table.c.quantity * table.c.avg_price).desc(), table.c.coin)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def has_paper_ledger(url: str | None = None) -> bool:
+    """Whether the paper broker's tables exist (a database migrated before them has none)."""
+    try:
+        _engine(url, "paper_orders", "paper_fills", "paper_positions")
+    except NoDatabase:
+        return False
+    return True
+
+
+def model_evaluations(url: str | None = None) -> list[dict[str, Any]]:
+    """The newest evaluated version of every (coin, model): model versions whose ``metrics`` are
+    not empty (a backtest given a model store records its folds' scores there), newest training
+    window first; ``coin, model, version, train_end, trained_at, metrics``; empty without the table."""
+    try:
+        engine = _engine(url, "model_versions")
+    except NoDatabase:
+        return []
+    m = ModelVersion.__table__.c
+    stmt = (select(m.coin, m.model, m.version, m.train_end, m.trained_at, m.metrics)
+            .order_by(m.coin, m.model, m.train_end.desc(), m.version.desc()))
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(stmt):
+            if row.metrics and (row.coin, row.model) not in newest:
+                newest[(row.coin, row.model)] = dict(row._mapping)
+    return list(newest.values())

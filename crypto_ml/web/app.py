@@ -5,9 +5,12 @@ the pages the Jinja templates of :mod:`crypto_ml.web.pages`.
 Routes (relative to wherever the app is mounted; the Airflow plugin mounts it at ``/crypto-ml``):
 
 ``GET /``
-    HTML page: predictions newest first with their trade decision, trade requests newest first, and
-    the plot of the selected coin (or of the coins on the page). ``?coin=`` filters, ``?limit=``
-    caps each table (default 50).
+    HTML page. Without ``?coin=``: the summary of the newest day (coins, predictions, decisions,
+    trade requests, the paper book's open positions and P&L), the coins that matter that day (the
+    largest expected moves, or the widest intervals under the naive model, and every traded coin),
+    a leaderboard of the stored model evaluations, and the plots of bitcoin and those coins. Then
+    predictions newest first with their trade decision and trade requests newest first.
+    ``?coin=`` shows one coin (its plot and rows), ``?limit=`` caps each table (default 50).
 ``GET /plot.png?coin=bitcoin``
     PNG: the coin's recent closes from ``prices``, every stored forecast path in that window
     (dashed, one colour per model) and the trade requests (▲ buy, ▼ sell). 404 for an unknown coin.
@@ -35,13 +38,16 @@ from crypto_ml.config import airflow_home
 from crypto_ml.storage import dashboard, database_url
 from crypto_ml.web.pages import query, render
 from crypto_ml.web.plot import finite, render_plot
+from crypto_ml.web.summary import overview
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-#: Plots shown on the unfiltered page (one per coin of the newest predictions).
+#: Plots shown on the unfiltered page: bitcoin, the day's ranked coins, the newest predictions' coins.
 MAX_PAGE_PLOTS = 4
+#: The coin a newcomer looks for first.
+FIRST_COIN = "bitcoin"
 
 
 def describe_database(url: str | None = None) -> str:
@@ -118,10 +124,13 @@ def create_app(url: str | None = None, *, dependencies: Sequence[Any] | None = N
     ) -> HTMLResponse:
         coin = coin or None
         base = _base_href(request)
+        summary = None
         try:
             coins = dashboard.known_coins(url)
             predictions = dashboard.recent_predictions(coin=coin, limit=limit, url=url)
             trades = dashboard.recent_trades(coin=coin, limit=limit, url=url)
+            if coin is None and coins:
+                summary = overview(url)
         except dashboard.NoDatabase:
             coins = []
         except SQLAlchemyError as exc:
@@ -129,12 +138,18 @@ def create_app(url: str | None = None, *, dependencies: Sequence[Any] | None = N
         if not coins:
             return HTMLResponse(render("empty.html", base=base, database=describe_database(url), query=None))
         unknown = coin is not None and coin not in coins
-        plotted = [coin] if coin else list(dict.fromkeys(p["coin"] for p in predictions))[:MAX_PAGE_PLOTS]
+        if coin:
+            plotted = [coin]
+        else:
+            day_coins = [r["coin"] for r in summary.ranked] if summary else []
+            first = [FIRST_COIN] if FIRST_COIN in coins else []
+            newest = [p["coin"] for p in predictions]
+            plotted = list(dict.fromkeys([*first, *day_coins, *newest]))[:MAX_PAGE_PLOTS]
         page = render(
             "index.html", base=base, coin=coin, limit=limit, max_limit=MAX_LIMIT,
             options=coins if coin is None or coin in coins else [*coins, coin],
             unknown_coin=unknown, plotted=[] if unknown else plotted, predictions=predictions, trades=trades,
-            database=describe_database(url), query=query({"coin": coin, "limit": limit}),
+            summary=summary, database=describe_database(url), query=query({"coin": coin, "limit": limit}),
         )
         return HTMLResponse(page)
 

@@ -40,6 +40,27 @@ def pct(x: Any) -> str:
     return "—" if x is None else f"{x * 100:+.2f}%"
 
 
+def points(x: Any) -> str:
+    """A value already in percent, signed: ``+9.06%`` (``+1,801%`` from 1,000 up), "—" when missing."""
+    x = finite(x)
+    if x is None:
+        return "—"
+    return f"{x:+,.0f}%" if abs(x) >= 1000 else f"{x:+.2f}%"
+
+
+def money(x: Any, sign: bool = False) -> str:
+    """An amount in USD to the cent, e.g. ``20,000.00`` (``+125.30`` with ``sign``), "—" when missing."""
+    x = finite(x)
+    if x is None:
+        return "—"
+    return f"{x:+,.2f}" if sign else f"{x:,.2f}"
+
+
+def counted(counts: dict[Any, int]) -> str:
+    """``{"buy": 3, "sell": 1}`` as ``buy 3, sell 1`` (``none`` when empty)."""
+    return ", ".join(f"{k if k is not None else 'undecided'} {n}" for k, n in counts.items()) or "none"
+
+
 def when(x: Any) -> str:
     """A timestamp to the minute."""
     if isinstance(x, dt.datetime):
@@ -58,6 +79,15 @@ def query(params: dict[str, Any]) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
+def band(row: dict[str, Any], level: str) -> str:
+    """A horizon-return interval of a :func:`crypto_ml.reporting.day_bands` row, e.g.
+    ``-8.1% .. +9.3%`` (``+1,801%`` from 1,000 up)."""
+    lo, hi = finite(row.get(f"lo{level}_pct")), finite(row.get(f"hi{level}_pct"))
+    if lo is None or hi is None:
+        return "—"
+    return " .. ".join(f"{x:+,.0f}%" if abs(x) >= 1000 else f"{x:+.1f}%" for x in (lo, hi))
+
+
 def interval(row: dict[str, Any], level: str) -> str:
     """The stored interval of the forecast close at the horizon, e.g. ``3,210 – 4,120``."""
     band = (row.get("intervals") or {}).get(level)
@@ -70,7 +100,8 @@ def interval(row: dict[str, Any], level: str) -> str:
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("crypto_ml.web", "templates"), autoescape=True,
                       finalize=_escape, undefined=StrictUndefined, keep_trailing_newline=True)
-    env.filters.update(num=num, pct=pct, when=when, signed=signed, query=query, interval=interval)
+    env.filters.update(num=num, pct=pct, when=when, signed=signed, query=query, interval=interval,
+                       points=points, money=money, counted=counted, band=band)
     return env
 
 

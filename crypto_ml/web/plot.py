@@ -20,6 +20,21 @@ def finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
+def _clip_bands(ax: Any, closes: Sequence[tuple[dt.date, float]],
+                predictions: Sequence[PredictionRecord]) -> None:
+    """Keep the closes and forecast paths readable: the y-axis spans them (plus a margin of 60 %
+    of their range), and a band reaching far beyond (a +1,000 % bound) is cut at the edge."""
+    values = [c for _, c in closes] + [v for p in predictions for v in (p.last_close, *p.values)]
+    values = [v for v in (finite(x) for x in values) if v is not None]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    margin = 0.6 * (hi - lo) or 0.1 * abs(hi) or 1.0
+    low, high = ax.get_ylim()
+    floor = 0.0 if lo > 0 else lo - margin  # prices: never below zero
+    ax.set_ylim(max(low, lo - margin, floor), min(high, hi + margin))
+
+
 def render_plot(
     coin: str,
     closes: Sequence[tuple[dt.date, float]],
@@ -69,6 +84,7 @@ def render_plot(
     ax.set_title(f"{coin}: recent closes and forecast paths", parse_math=False)
     ax.set_ylabel("close")
     ax.grid(alpha=0.3)
+    _clip_bands(ax, closes, predictions)
     if not closes and not predictions and not trades:
         ax.text(0.5, 0.5, "nothing stored in this window", ha="center", va="center", transform=ax.transAxes)
     else:

@@ -110,6 +110,17 @@ def artifacts_dir(name: str) -> Path:
     return path
 
 
+def screenshots_dir(name: str) -> Path:
+    """Where a test's screenshots go: ``$CRYPTO_ML_TEST_SCREENSHOTS/<name>`` when set, else
+    :func:`artifacts_dir` (created)."""
+    base = os.environ.get("CRYPTO_ML_TEST_SCREENSHOTS")
+    if not base:
+        return artifacts_dir(name)
+    path = Path(base) / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def chrome(artifacts: Path | None = None, *, timeout: float = TIMEOUT) -> Iterator[WebDriver]:
     """A headless Chromium driven by chromedriver, with a throwaway profile; always quit afterwards.
@@ -340,6 +351,42 @@ def task_instances(
         map_index = int(match.group(2)) if match and match.group(2) is not None else None
         result.append(TaskInstanceRow(task_id, map_index, map_label, _state_key(label), label))
     return result
+
+
+# ------------------------------------------------------------------------------------------ page layout
+
+_JS_LAYOUT = """
+return {page: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth,
+        tables: Array.from(document.querySelectorAll('table')).map(
+          t => [t.id, Math.ceil(t.getBoundingClientRect().right), Math.ceil(t.scrollWidth)])};
+"""
+
+
+def assert_fits(driver: WebDriver, what: str = "the page") -> dict[str, Any]:
+    """Assert the page does not scroll sideways and no table is wider than it (its right edge and
+    its content within the page's width); returns ``{page, scroll, tables: [[id, right, width]]}``."""
+    layout = driver.execute_script(_JS_LAYOUT)
+    assert layout["scroll"] <= layout["page"], f"{what} scrolls sideways: {layout}"
+    wide = [t for t in layout["tables"] if t[1] > layout["page"] or t[2] > layout["page"]]
+    assert not wide, f"tables of {what} wider than its {layout['page']} px: {wide}"
+    return layout
+
+
+def wait_for_images(driver: WebDriver, timeout: float = TIMEOUT) -> None:
+    """Wait until every image of the page is loaded (the lazy ones in the window)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not driver.execute_script(
+            "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"):
+        time.sleep(0.2)
+
+
+def full_page_screenshot(driver: WebDriver, path: Path | str, width: int, *, max_height: int = 8000) -> Path:
+    """A screenshot of the whole page at ``width`` px: the window grown to the page's height."""
+    driver.set_window_size(width, 900)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(height + 140, max_height))
+    wait_for_images(driver)
+    return screenshot(driver, path)
 
 
 # -------------------------------------------------------------------------------------------- internals

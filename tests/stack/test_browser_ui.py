@@ -1,9 +1,11 @@
 """The Airflow UI as an operator sees it, in headless Chromium, on the Celery stack after a run:
-log in through the real auth manager, then the grid and graph of the master and of one coin.
+log in through the real auth manager, then the grid and graph of the master and of one coin, and
+the Crypto-ML view (the plugin's page, alone and inside the Airflow UI) on that day.
 
 Runs before test_celery_stack.py and test_faults.py (file order), right after the master run, so
 the coin run it opens is among the newest runs the grid shows.
-Screenshots land in ``artifacts/screenshots/airflow_ui/`` (``CRYPTO_ML_ARTIFACTS_DIR`` overrides).
+Screenshots land in ``$CRYPTO_ML_TEST_SCREENSHOTS/airflow_ui/``, else
+``artifacts/screenshots/airflow_ui/`` (``CRYPTO_ML_ARTIFACTS_DIR`` overrides); the folder is printed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
     assert master_run["state"] == "success"
     base, run_id = celery_stack.base_url, master_run["run_id"]
     coin_run = _newest_predicted_coin_run(celery_stack)
-    shots = browser.artifacts_dir("airflow_ui")
+    shots = browser.screenshots_dir("airflow_ui")
     with browser.chrome(shots) as driver:
         with pytest.raises(browser.LoginRefused, match="Invalid login"):
             browser.login(driver, base, celery_stack.admin_user, "admin")  # no default password
@@ -72,4 +74,31 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
         assert sorted(graph.task_ids) == COIN_TASKS
         assert graph.states["wait_for_prediction"] == "success"
         assert graph.states["issue_trade_request"] == "skipped"
+
+        check_crypto_ml_view(driver, base, shots)
     print(f"screenshots in {shots}")
+
+
+def check_crypto_ml_view(driver, base: str, shots) -> None:
+    """The plugin's page opens on the day's summary and fits the page, alone and in the UI's iframe."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1600, 1000)
+    driver.get(f"{base.rstrip('/')}/crypto-ml/")  # the logged-in browser's _token cookie authenticates it
+    browser._wait_for_any(driver, browser.TIMEOUT, day="#day-summary", what="the Crypto-ML view's summary")
+    summary = driver.find_element(By.ID, "day-summary").text
+    assert "The day:" in summary and "coins predicted" in summary and "paper P&L" in summary
+    assert "Model leaderboard" in summary
+    browser.full_page_screenshot(driver, shots / "07_crypto_ml_view.png", 1600)
+    browser.assert_fits(driver, "the Crypto-ML view")
+    driver.set_window_size(1600, 1000)
+    driver.get(f"{base.rstrip('/')}/plugin/crypto-ml")  # Browse > Crypto-ML: the page in an iframe
+    browser._wait_for_any(driver, browser.TIMEOUT, frame="iframe", what="the Crypto-ML entry's iframe")
+    driver.switch_to.frame(driver.find_element(By.TAG_NAME, "iframe"))
+    try:
+        browser._wait_for_any(driver, browser.TIMEOUT, day="#day-summary", what="the summary in the iframe")
+        browser.wait_for_images(driver)
+        browser.assert_fits(driver, "the Crypto-ML view in the Airflow UI's iframe")
+    finally:
+        driver.switch_to.default_content()
+    browser.screenshot(driver, shots / "08_crypto_ml_in_airflow_ui.png")

@@ -15,3 +15,81 @@ def test_equal_moves_are_named_as_such_not_as_the_largest():
     coins, caption = largest_moves(table, 2)
     assert coins == ["ark", "btc"]
     assert caption == "every expected move is 0.00%: the first 2 coins"
+
+
+def test_equal_moves_rank_the_widest_intervals_when_the_table_has_them():
+    table = pd.DataFrame({"coin": ["ark", "btc", "eth"], "expected_return_pct": [0.0, 0.0, 0.0],
+                          "width80_pct": [10.0, float("nan"), 40.0]})
+    assert largest_moves(table, 2) == (["eth", "ark"],
+                                       "every expected move is 0.00%: the 2 widest 80% intervals")
+
+
+def _store_day(url, model, moves):
+    """A day of 30 coins with 20 closes each and a prediction with intervals per coin; coin ``c07``
+    has the widest band."""
+    import datetime as dt
+
+    import numpy as np
+
+    from crypto_ml import storage
+
+    storage.migrate(url)
+    day = dt.date(2017, 7, 3)
+    dates = pd.date_range(day - dt.timedelta(days=19), day, freq="D")
+    for i in range(30):
+        coin = f"c{i:02d}"
+        closes = 100.0 + np.arange(20.0) * (i % 3)
+        storage.store_prices(pd.DataFrame({"coin": coin, "date": dates, "open": closes, "high": closes,
+                                           "low": closes, "close": closes, "volume": 1.0, "market_cap": 1.0}),
+                             source="test", url=url)
+        last, move = float(closes[-1]), moves[i]
+        values = list(np.linspace(last, last * (1 + move), 11)[1:])
+        spread = 0.02 * (1 + i % 5) * (10 if coin == "c07" else 1)
+        bands = {level: {"lower": [v * (1 - spread * k) for v in values],
+                         "upper": [v * (1 + spread * k) for v in values]}
+                 for level, k in (("80", 1), ("95", 2))}
+        storage.store_prediction(coin=coin, as_of=day, model=model, version=1, horizon=10, values=values,
+                                 last_close=last, intervals=bands, url=url)
+    return day
+
+
+def _ink(png, box):
+    """Share of non-white pixels in ``box`` = (top, bottom, left, right) fractions of the image."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    a = imread(png)[..., :3]
+    h, w = a.shape[:2]
+    top, bottom, left, right = box
+    region = a[int(h * top):int(h * bottom), int(w * left):int(w * right)]
+    return float((np.abs(region - 1).sum(-1) > 0.3).mean())
+
+
+def test_the_day_plot_is_not_empty_for_the_naive_default(sqlite_url, tmp_path):
+    from crypto_ml.reporting import day_bands, plot_day, ranked_coins
+
+    day = _store_day(sqlite_url, "naive", [0.0] * 30)
+    bands = day_bands(day, url=sqlite_url)
+    chosen, caption = ranked_coins(bands, 20)
+    assert chosen[0] == "c07" and caption == "every expected move is 0.00%: the 20 widest 80% intervals"
+    assert bands.loc[bands["coin"] == "c07", "lo80_pct"].iat[0] < -15  # percent of the last close
+    png = plot_day(day, tmp_path / "naive.png", url=sqlite_url)
+    # The ranked chart (top left) draws bands: the old plot's panel there was blank (0 % ink).
+    assert _ink(png, (0.05, 0.4, 0.1, 0.45)) > 0.05
+    assert _ink(png, (0.55, 0.95, 0.05, 0.95)) > 0.03  # the small multiples
+
+
+def test_the_day_plot_of_a_model_that_moves_shows_the_run_asked_for(sqlite_url, tmp_path):
+    from crypto_ml.reporting import day_bands, plot_day, ranked_coins
+
+    day = _store_day(sqlite_url, "naive", [0.0] * 30)
+    _store_day(sqlite_url, "drift", [(i - 15) / 100 for i in range(30)])  # written last: the default run
+    bands = day_bands(day, url=sqlite_url)
+    assert set(bands["model"]) == {"drift"} and len(bands) == 30
+    chosen, caption = ranked_coins(bands, 4)
+    assert chosen == ["c00", "c01", "c29", "c02"] and caption == "4 largest expected moves"
+    assert set(day_bands(day, model="naive", horizon=10, url=sqlite_url)["model"]) == {"naive"}
+    png = plot_day(day, tmp_path / "drift.png", url=sqlite_url, top=4)
+    assert _ink(png, (0.05, 0.4, 0.1, 0.45)) > 0.05
+    empty = plot_day("2017-01-01", tmp_path / "none.png", url=sqlite_url)
+    assert empty.exists()

@@ -31,9 +31,9 @@ def client(filled) -> TestClient:
     return TestClient(create_app(filled))
 
 
-def rows(page: str, table: int) -> list[str]:
-    """The body rows of the ``table``-th table of the page."""
-    body = re.findall(r"<tbody>(.*?)</tbody>", page, re.S)[table]
+def rows(page: str, table: str) -> list[str]:
+    """The body rows of the page's table ``id=table`` (``predictions``, ``trades``, ``ranked``, ...)."""
+    body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', page, re.S)[1]
     return re.findall(r"<tr>(.*?)</tr>", body, re.S)
 
 
@@ -41,8 +41,8 @@ def test_page_lists_predictions_and_trades_newest_first(client):
     r = client.get("/")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    predictions = rows(r.text, 0)
-    assert [re.search(r"<td>(\d{4}-\d\d-\d\d)</td>", row)[1] for row in predictions] == [
+    predictions = rows(r.text, "predictions")
+    assert [re.search(r'<td class="d">(\d{4}-\d\d-\d\d)</td>', row)[1] for row in predictions] == [
         "2024-04-20", "2024-04-10", "2024-03-31", "2024-03-21", "2024-02-20",
     ]  # fmt: skip
     newest = predictions[0]
@@ -51,7 +51,7 @@ def test_page_lists_predictions_and_trades_newest_first(client):
     assert "buy" in traded and "filled" in traded and "+2.00%" in traded  # forecast = 1.02 x close
     eth = predictions[2]
     assert "sell" in eth and "rejected" in eth and "-5.00%" in eth
-    trades = rows(r.text, 1)
+    trades = rows(r.text, "trades")
     assert len(trades) == 3
     assert "btc-100" in trades[0] and "eth-90" in trades[1]
     # the plot of every coin on the page (HTML payload coin url-encoded)
@@ -64,7 +64,7 @@ def test_page_lists_predictions_and_trades_newest_first(client):
 def test_coin_filter_and_limit(client):
     r = client.get("/", params={"coin": "bitcoin", "limit": 2})
     assert r.status_code == 200
-    predictions = rows(r.text, 0)
+    predictions = rows(r.text, "predictions")
     assert len(predictions) == 2 and all("<td>bitcoin</td>" in row for row in predictions)
     assert "ethereum</td>" not in r.text
     assert '<option value="bitcoin" selected>' in r.text
@@ -86,7 +86,7 @@ def test_everything_is_html_escaped(client):
     assert "<script" not in page.lower()
     filtered = client.get("/", params={"coin": EVIL})
     assert filtered.status_code == 200 and EVIL not in filtered.text
-    assert len(rows(filtered.text, 0)) == 1
+    assert len(rows(filtered.text, "predictions")) == 1
 
 
 def test_page_shows_no_secrets(filled, client):
@@ -210,7 +210,7 @@ def test_page_plot_and_json_on_postgres(pg_url):
     client = TestClient(create_app(pg_url))
     r = client.get("/")
     assert r.status_code == 200
-    assert len(rows(r.text, 0)) == 5 and len(rows(r.text, 1)) == 3
+    assert len(rows(r.text, "predictions")) == 5 and len(rows(r.text, "trades")) == 3
     assert EVIL not in r.text and "&lt;script&gt;" in r.text
     assert "Project database: postgresql, given to the app" in r.text
     url = make_url(pg_url)

@@ -46,11 +46,11 @@ def test_table_lists_the_intervals(sqlite_url, with_intervals):
     fill(sqlite_url, with_intervals=with_intervals)
     page = TestClient(create_app(sqlite_url)).get("/").text
     assert "<th>80% interval</th><th>95% interval</th>" in page
-    row = re.findall(r"<tbody>(.*?)</tbody>", page, re.S)[0]
+    row = re.search(r'<table id="predictions">.*?<tbody>(.*?)</tbody>', page, re.S)[1]
     if with_intervals:
-        assert re.search(r"<td class=\"n\">[\d.,]+ – [\d.,]+</td><td class=\"n\">[\d.,]+ – [\d.,]+</td>", row)
+        assert re.search(r"<td class=\"n iv\">[\d.,]+ – [\d.,]+</td><td class=\"n iv\">[\d.,]+ – [\d.,]+</td>", row)
     else:
-        assert '<td class="n">—</td><td class="n">—</td>' in row
+        assert '<td class="n iv">—</td><td class="n iv">—</td>' in row
     api = TestClient(create_app(sqlite_url)).get("/api/predictions").json()["predictions"][0]
     assert (api["intervals"] is not None) == with_intervals
 
