@@ -14,6 +14,10 @@ The signal can be made to respect costs and uncertainty:
   instead of the point: buy only when the **lower** bound clears ``+threshold``, sell only when the
   **upper** bound is below ``-threshold``. A prediction without that interval is stored only.
 
+A prediction whose model version has not earned the right to trade (champion / challenger,
+:mod:`crypto_ml.evaluation.promotion`) is stored only, with the reason given (``refusal``, e.g.
+``"not promoted: MASE 1.03× naive"``); the kill switch comes first.
+
 The DAG's ``decide`` task and the strategy backtest (:mod:`crypto_ml.evaluation.strategy`) call this same
 function.
 """
@@ -178,6 +182,7 @@ def decide(
     account: "Account | None",
     kill_switch: bool,
     rules: TradingRules,
+    refusal: str | None = None,
 ) -> Decision:
     """Decide whether to trade on one prediction.
 
@@ -194,6 +199,9 @@ def decide(
         When true, everything is stored only.
     rules
         The signal and the limits (:meth:`crypto_ml.trading.risk.RiskLimits.from_rules`).
+    refusal
+        None (default): the prediction's version may trade. Otherwise why it may not (its model
+        version is not promoted): the prediction is stored with this reason.
 
     Returns
     -------
@@ -225,6 +233,8 @@ def decide(
 
     if kill_switch:
         return store("kill switch on")
+    if refusal is not None:
+        return store(refusal)
     if account is None:
         raise ValueError("decide needs the account (cash, positions, marks) unless the kill switch is on")
     coin = prediction.get("coin")
