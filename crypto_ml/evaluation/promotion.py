@@ -4,7 +4,7 @@ At training (:func:`crypto_ml.engine.service.run_train`, the ``crypto_ml_train``
 version is evaluated **point in time** on the recent past it did not train on
 (:func:`evaluate_version`): the model, fitted on the closes up to ``as_of - days``, forecasts each
 of the ``days`` days after from the closes up to that day only (state moved on with ``update``,
-no refit), and is scored on them:
+no refit; it is fitted on the closes up to the window's first day), and is scored on them:
 
 - accuracy: MAE of the ``horizon``-day forecast over the naive forecast's (last close) on the same
   days, ``mase_vs_naive`` (1.03 = 3 % worse than naive; the ratio of the two MASEs, whose scale

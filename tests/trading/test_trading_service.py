@@ -33,7 +33,10 @@ def prediction(er=0.05, coin="btc", as_of="2024-03-01", last_close=100.0, versio
 
 
 @pytest.fixture
-def db(db_url):
+def db(db_url, monkeypatch):
+    # These tests are about the order path; the promotion gate (only a promoted version trades)
+    # is tested in test_promotion_gate.py.
+    monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "0")
     migrate(db_url)
     return db_url
 
