@@ -110,14 +110,15 @@ def test_trade_refusal_reasons():
     assert trade_refusal({"promotion": "promoted"}, "linear", 4) is None
 
 
-def test_run_train_records_the_evaluation_with_the_version(engine_env, monkeypatch):
+def test_run_train_records_the_evaluation_with_the_version(db_url, tmp_path, monkeypatch):
     from crypto_ml.engine.cache import ModelCache
     from crypto_ml.engine.request import EngineRequest
     from crypto_ml.engine.service import run_train
     from crypto_ml.model_store import ModelStore
 
+    monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path))  # the model files: file://$CRYPTO_ML_HOME/models
     monkeypatch.setenv("CRYPTO_ML_PROMOTION_DAYS", "45")
-    url = engine_env["CRYPTO_ML_DATABASE_URL"]
+    url = db_url
     out = run_train(EngineRequest(coin="ETH", as_of="2017-02-28", model="drift", task="train"),
                     url=url, cache=ModelCache(2))
     assert out["promotion"]["status"] in ("promoted", "rejected") and out["promotion"]["reason"]
