@@ -33,12 +33,16 @@ def prediction(er=0.05, coin="btc", as_of="2024-03-01", last_close=100.0, versio
 
 
 @pytest.fixture
-def db(db_url, monkeypatch):
-    # These tests are about the order path; the promotion gate (only a promoted version trades)
-    # is tested in test_promotion_gate.py.
-    monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "0")
+def db(db_url):
     migrate(db_url)
     return db_url
+
+
+@pytest.fixture(autouse=True)
+def _promotion_gate_off(monkeypatch):
+    """These tests are about orders and limits; only a promoted version trades, which
+    test_promotion_gate.py tests."""
+    monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "0")
 
 
 def test_idempotency_key_is_stable():
