@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.evaluation.promotion import PromotionSettings, evaluate_version, verdict  # noqa: E402
+from crypto_ml.evaluation.promotion import PromotionSettings, evaluate_version, verdict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         median_mase=("mase_vs_naive", "median"), median_return=("return", "median"))
     lines = [
         "# Promotion gate on the bundled data", "",
-        f"`python benchmarks/bench_promotion.py --coins {args.coins} --models {args.models} --days {args.days}`"
-        f" ({seconds:.0f} s, Python {platform.python_version()}).", "",
-        f"Settings: {settings.to_json()} (the defaults of `CRYPTO_ML_PROMOTION_*`). Each row is one "
-        "quarterly training evaluated on the days before it, judged against naive / no-trade.", "",
+        (f"`python benchmarks/bench_promotion.py --coins {args.coins} --models {args.models} "
+         f"--days {args.days}` ({seconds:.0f} s, Python {platform.python_version()})."), "",
+        (f"Settings: {settings.to_json()} (the defaults of `CRYPTO_ML_PROMOTION_*`). Each row is one "
+         "quarterly training evaluated on the days before it, judged against naive / no-trade."), "",
         "## Per model", "", per_model.reset_index().to_markdown(index=False, floatfmt=".3f"), "",
         "## Versions that would be promoted", "",
         promoted.to_markdown(index=False, floatfmt=".3f") if len(promoted) else "None.", "",

@@ -317,7 +317,8 @@ class ModelStore:
     def set_promotion(self, coin: str, model: str, version: int, status: str, *, reason: str,
                       actor: str) -> dict:
         """Promote (``"promoted"``) or demote (``"demoted"``) a version by hand, audited."""
-        return self._db().set_promotion(coin, model, version, status, reason=reason, actor=actor, url=self.url)
+        return self._db().set_promotion(coin, model, version, status, reason=reason, actor=actor,
+                                        url=self.url)
 
     def champion(self, coin: str) -> dict | None:
         """The coin's promoted version, or None (naive / no-trade is the champion)."""

@@ -81,9 +81,10 @@ def cmd_list(args) -> int:
     if not rows:
         print("no model versions recorded")
         return 0
-    print(f"{'coin':<16} {'model':<8} {'ver':>4} {'train_end':<10} {'status':<9} {'MASE':>6} {'return':>7}  reason")
+    print(f"{'coin':<16} {'model':<8} {'ver':>4} {'train_end':<10} {'status':<9} {'MASE':>6} "
+          f"{'return':>7}  reason")
     for r in rows:
-        print(f"{r['coin']:<16} {r['model']:<8} {r['version']:>4} {str(r['train_end']):<10} "
+        print(f"{r['coin']:<16} {r['model']:<8} {r['version']:>4} {r['train_end']!s:<10} "
               f"{r['promotion'] or '-':<9} {_ratio(r):>6} {_return(r):>7}  {r['promotion_reason'] or ''}")
     return 0
 
@@ -96,7 +97,8 @@ def cmd_set(args) -> int:
                                          actor=args.by)
     except (LookupError, ValueError) as exc:
         raise CLIError(str(exc).strip("'\"")) from None
-    print(f"{row['coin']} {row['model']} v{row['version']}: {row['promotion']} by {args.by} ({row['promotion_reason']})")
+    print(f"{row['coin']} {row['model']} v{row['version']}: {row['promotion']} by {args.by} "
+          f"({row['promotion_reason']})")
     return 0
 
 

@@ -178,7 +178,7 @@ def evaluate_version(
             continue
         lo, hi, actual = part[f"lower_{key}"], part[f"upper_{key}"], part["actual"]
         intervals[key] = {
-            "n": int(len(part)),
+            "n": len(part),
             "coverage": float(((actual >= lo) & (actual <= hi)).mean() * 100),
             "median_width_pct": float(((hi - lo) / part["last_close"]).median() * 100),
             "interval_score_pct": float(np.mean(interval_score(lo, hi, actual, level)
@@ -195,7 +195,7 @@ def evaluate_version(
         "window_start": idx[start].date().isoformat(),
         "train_end": pd.Timestamp(train_end).date().isoformat(),
         "params": {k: v for k, v in dict(params or {}).items()},
-        "n_scored": int(len(scored)),
+        "n_scored": len(scored),
         "mae": mae,
         "naive_mae": naive_mae,
         "mase_vs_naive": _finite(mae / naive_mae) if naive_mae > 0 else None,
@@ -245,7 +245,8 @@ def verdict(evaluation: Mapping[str, Any], settings: PromotionSettings | None = 
     for key, band in (evaluation.get("intervals") or {}).items():
         off = band["coverage"] - float(key)
         if abs(off) > s.coverage_tolerance:
-            failed.append(f"{key}% coverage {band['coverage']:.0f}% (within ±{s.coverage_tolerance:g} points)")
+            failed.append(f"{key}% coverage {band['coverage']:.0f}% "
+                          f"(within ±{s.coverage_tolerance:g} points)")
     if champion is not None and not champion.get("error"):
         name = champion.get("model", "champion")
         theirs = champion.get("mase_vs_naive")

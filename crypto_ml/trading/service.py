@@ -138,7 +138,8 @@ def record_decision(
         require_promotion = promotion_required()
     refusal = None if kill_switch or not require_promotion else promotion_refusal(p, url=url)
     if kill_switch or refusal is not None:
-        decision = decide(prediction=as_dict, account=None, kill_switch=kill_switch, rules=rules, refusal=refusal)
+        decision = decide(prediction=as_dict, account=None, kill_switch=kill_switch, rules=rules,
+                          refusal=refusal)
     else:
         broker = broker or broker_from_config(url=url)
         account = broker.account(rules.book_capital, marks={p.coin: float(p.last_close)}, as_of=p.as_of,

@@ -76,9 +76,11 @@ def test_verdict_margins():
     assert verdict(_evaluation(ret=0.005), s)["reason"] == (
         "not promoted: return +0.5% vs no-trade 0.0% (needs >= +1.0%)")
     assert verdict(_evaluation(dd=0.3), s)["reason"] == "not promoted: drawdown 30.0% (at most 20%)"
-    assert verdict(_evaluation(coverage=65), s)["reason"] == "not promoted: 80% coverage 65% (within ±10 points)"
+    assert verdict(_evaluation(coverage=65), s)["reason"] == (
+        "not promoted: 80% coverage 65% (within ±10 points)")
     both = verdict(_evaluation(mase=1.1, ret=-0.2), s)["reason"]
-    assert both == "not promoted: MASE 1.10× naive (needs <= 0.98×); return -20.0% vs no-trade 0.0% (needs >= +1.0%)"
+    assert both == ("not promoted: MASE 1.10× naive (needs <= 0.98×); "
+                    "return -20.0% vs no-trade 0.0% (needs >= +1.0%)")
 
 
 def test_verdict_against_a_champion_of_another_model():
@@ -92,7 +94,8 @@ def test_verdict_against_a_champion_of_another_model():
 
 def test_settings_from_env():
     assert PromotionSettings.from_env({}) == PromotionSettings()
-    s = PromotionSettings.from_env({"CRYPTO_ML_PROMOTION_DAYS": "30", "CRYPTO_ML_PROMOTION_MASE_MARGIN": "0.1"})
+    s = PromotionSettings.from_env({"CRYPTO_ML_PROMOTION_DAYS": "30",
+                                    "CRYPTO_ML_PROMOTION_MASE_MARGIN": "0.1"})
     assert (s.days, s.mase_margin) == (30, 0.1)
     with pytest.raises(ValueError, match="CRYPTO_ML_PROMOTION_RETURN_MARGIN must be a number >= 0"):
         PromotionSettings.from_env({"CRYPTO_ML_PROMOTION_RETURN_MARGIN": "lots"})
@@ -125,7 +128,8 @@ def test_run_train_records_the_evaluation_with_the_version(db_url, tmp_path, mon
     row = ModelStore(url=url).info_version("ethereum", "drift", out["version"])
     ev = row["evaluation"]
     assert (ev["as_of"], ev["days"], ev["settings"]["days"]) == ("2017-02-28", 45, 45)
-    assert row["promotion"] == out["promotion"]["status"] and row["promotion_reason"] == out["promotion"]["reason"]
+    assert (row["promotion"], row["promotion_reason"]) == (out["promotion"]["status"],
+                                                          out["promotion"]["reason"])
     again = run_train(EngineRequest(coin="ETH", as_of="2017-02-28", model="drift", task="train"),
                       url=url, cache=ModelCache(2))
     assert again["version"] == out["version"] and again["promotion"] == out["promotion"]

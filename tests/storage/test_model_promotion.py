@@ -13,9 +13,9 @@ from crypto_ml.storage.model_versions import record_model_version
 
 
 def _version(url, coin="bitcoin", model="linear", train_end="2017-01-01"):
-    return record_model_version(coin=coin, model=model, train_start="2013-04-28", train_end=train_end, n_obs=100,
-                                params={}, metrics={}, artifact_path=None, fingerprint=f"fp-{model}-{train_end}",
-                                url=url)
+    return record_model_version(coin=coin, model=model, train_start="2013-04-28", train_end=train_end,
+                                n_obs=100, params={}, metrics={}, artifact_path=None,
+                                fingerprint=f"fp-{model}-{train_end}", url=url)
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_evaluation_is_recorded_once_with_its_audit_row(store, db_url):
     v = _version(db_url)
     row = store.record_evaluation("bitcoin", "linear", v, evaluation=EVAL, status="promoted",
                                   reason="promoted over naive / no-trade", actor="crypto_ml_train")
-    assert (row["promotion"], row["evaluation"], row["promotion_changed_at"] is not None) == ("promoted", EVAL, True)
+    assert (row["promotion"], row["evaluation"]) == ("promoted", EVAL) and row["promotion_changed_at"]
     # a retried training records nothing new, even with another verdict
     again = store.record_evaluation("bitcoin", "linear", v, evaluation={"other": 1}, status="rejected",
                                     reason="x", actor="crypto_ml_train")
@@ -39,7 +39,8 @@ def test_evaluation_is_recorded_once_with_its_audit_row(store, db_url):
     assert count_rows("model_promotions", db_url) == 1
     assert store.champion("bitcoin")["version"] == v
     with pytest.raises(ValueError, match="'promoted' or 'rejected'"):
-        store.record_evaluation("bitcoin", "linear", v, evaluation=EVAL, status="demoted", reason="r", actor="a")
+        store.record_evaluation("bitcoin", "linear", v, evaluation=EVAL, status="demoted", reason="r",
+                                actor="a")
 
 
 def test_one_champion_per_coin_promoting_demotes_the_former(store, db_url):
@@ -47,14 +48,16 @@ def test_one_champion_per_coin_promoting_demotes_the_former(store, db_url):
     new = _version(db_url, model="ar")
     eth = _version(db_url, coin="ethereum")
     for coin, model, v in (("bitcoin", "linear", old), ("ethereum", "linear", eth)):
-        store.record_evaluation(coin, model, v, evaluation=EVAL, status="promoted", reason="promoted", actor="t")
+        store.record_evaluation(coin, model, v, evaluation=EVAL, status="promoted", reason="promoted",
+                                actor="t")
     store.record_evaluation("bitcoin", "ar", new, evaluation=EVAL, status="promoted", reason="promoted over "
                             "champion linear", actor="crypto_ml_train")
     assert store.info_version("bitcoin", "linear", old)["promotion"] == "demoted"
     assert store.info_version("bitcoin", "linear", old)["promotion_reason"] == f"replaced by ar v{new}"
     assert (store.champion("bitcoin")["model"], store.champion("ethereum")["promotion"]) == ("ar", "promoted")
     trail = [(h["model"], h["before"], h["after"]) for h in store.promotion_history("bitcoin")]
-    assert trail == [("linear", None, "promoted"), ("linear", "promoted", "demoted"), ("ar", None, "promoted")]
+    assert trail == [("linear", None, "promoted"), ("linear", "promoted", "demoted"),
+                     ("ar", None, "promoted")]
 
 
 def test_override_by_hand_is_audited(store, db_url):
@@ -69,11 +72,12 @@ def test_override_by_hand_is_audited(store, db_url):
         store.set_promotion("bitcoin", "linear", 99, "promoted", reason="r", actor="alice")
     row = store.set_promotion("bitcoin", "linear", v, "promoted", reason="reviewed by hand", actor="alice")
     assert (row["promotion"], row["promotion_reason"]) == ("promoted", "reviewed by hand")
-    store.set_promotion("bitcoin", "linear", v, "promoted", reason="again", actor="alice")  # no change: no row
+    store.set_promotion("bitcoin", "linear", v, "promoted", reason="again", actor="alice")  # no change
     store.set_promotion("bitcoin", "linear", v, "demoted", reason="too risky", actor="bob")
     last = store.promotion_history("bitcoin")[-2:]
     assert [(h["before"], h["after"], h["actor"], h["reason"], h["manual"]) for h in last] == [
-        ("rejected", "promoted", "alice", "reviewed by hand", True), ("promoted", "demoted", "bob", "too risky", True)]
+        ("rejected", "promoted", "alice", "reviewed by hand", True),
+        ("promoted", "demoted", "bob", "too risky", True)]
     assert all(h["at"] is not None for h in last)
     assert store.champion("bitcoin") is None
 
@@ -96,5 +100,6 @@ def test_models_command_lists_promotes_and_shows_the_trail(store, db_url, capsys
     out = capsys.readouterr().out
     assert "rejected -> promoted by alice (by hand): reviewed" in out
     assert "- -> rejected by crypto_ml_train (automatic)" in out
-    assert main(["models", "demote", "bitcoin", "linear", "7", "--by", "a", "--reason", "r", "--db", db_url]) == 2
+    assert main(["models", "demote", "bitcoin", "linear", "7", "--by", "a", "--reason", "r",
+                 "--db", db_url]) == 2
     assert "no 'linear' model v7 for 'bitcoin'" in capsys.readouterr().err

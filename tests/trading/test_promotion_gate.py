@@ -67,7 +67,8 @@ def test_a_promoted_version_trades_and_a_demoted_one_stops(db):
     out = handle_prediction(prediction(v), kill_switch=False, broker=PaperBroker(db), url=db)
     assert (out["decision"], out["status"]) == ("trade", "filled")
     ModelStore(url=db).set_promotion("btc", "linear", v, "demoted", reason="drawdown too deep", actor="alice")
-    later = handle_prediction(prediction(v, as_of="2024-03-02"), kill_switch=False, broker=PaperBroker(db), url=db)
+    later = handle_prediction(prediction(v, as_of="2024-03-02"), kill_switch=False, broker=PaperBroker(db),
+                              url=db)
     assert (later["decision"], later["reason"]) == ("store", "not promoted: demoted (drawdown too deep)")
     assert count_rows("paper_orders", db) == 1
 
@@ -76,5 +77,6 @@ def test_the_kill_switch_comes_first_and_the_gate_can_be_turned_off(db, monkeypa
     v = _version(db, "rejected", "not promoted: MASE 1.03× naive")
     assert record_decision(prediction(v), kill_switch=True, url=db)["reason"] == "kill switch on"
     monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "false")
-    out = record_decision(prediction(v, as_of="2024-03-02"), kill_switch=False, broker=PaperBroker(db), url=db)
+    out = record_decision(prediction(v, as_of="2024-03-02"), kill_switch=False, broker=PaperBroker(db),
+                          url=db)
     assert out["decision"] == "trade"
