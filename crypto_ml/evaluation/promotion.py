@@ -30,8 +30,9 @@ The margins are settings (``CRYPTO_ML_PROMOTION_*``, read only here, see :class:
 ``CRYPTO_ML_PROMOTION_RETURN_MARGIN``      0.005    return must beat no-trade (and the champion)
                                                     by this much over the window (0.005 = 0.5 %)
 ``CRYPTO_ML_PROMOTION_MAX_DRAWDOWN``       0.25     largest drawdown of the coin's book allowed
-``CRYPTO_ML_PROMOTION_COVERAGE_TOLERANCE`` 15       each interval's coverage within this many
-                                                    points of nominal (when it has intervals)
+``CRYPTO_ML_PROMOTION_COVERAGE_TOLERANCE`` 15       each interval's coverage at most this many
+                                                    points below nominal (when it has intervals;
+                                                    too wide is recorded, not refused)
 ``CRYPTO_ML_PROMOTION_REQUIRED``           true     the coin pipeline trades only promoted
                                                     versions (false: the gate is off)
 =========================================  =======  ============================================
@@ -243,10 +244,9 @@ def verdict(evaluation: Mapping[str, Any], settings: PromotionSettings | None = 
     if dd is not None and dd > s.max_drawdown:
         failed.append(f"drawdown {dd * 100:.1f}% (at most {s.max_drawdown * 100:.0f}%)")
     for key, band in (evaluation.get("intervals") or {}).items():
-        off = band["coverage"] - float(key)
-        if abs(off) > s.coverage_tolerance:
-            failed.append(f"{key}% coverage {band['coverage']:.0f}% "
-                          f"(within ±{s.coverage_tolerance:g} points)")
+        floor = float(key) - s.coverage_tolerance  # bands that promise more than they hold
+        if band["coverage"] < floor:
+            failed.append(f"{key}% coverage {band['coverage']:.0f}% (needs >= {floor:g}%)")
     if champion is not None and not champion.get("error"):
         name = champion.get("model", "champion")
         theirs = champion.get("mase_vs_naive")

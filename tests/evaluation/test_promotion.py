@@ -76,8 +76,8 @@ def test_verdict_margins():
     assert verdict(_evaluation(ret=0.005), s)["reason"] == (
         "not promoted: return +0.5% vs no-trade 0.0% (needs >= +1.0%)")
     assert verdict(_evaluation(dd=0.3), s)["reason"] == "not promoted: drawdown 30.0% (at most 20%)"
-    assert verdict(_evaluation(coverage=65), s)["reason"] == (
-        "not promoted: 80% coverage 65% (within ±10 points)")
+    assert verdict(_evaluation(coverage=65), s)["reason"] == "not promoted: 80% coverage 65% (needs >= 70%)"
+    assert verdict(_evaluation(coverage=99), s)["status"] == "promoted"  # too wide: recorded, not refused
     both = verdict(_evaluation(mase=1.1, ret=-0.2), s)["reason"]
     assert both == ("not promoted: MASE 1.10× naive (needs <= 0.98×); "
                     "return -20.0% vs no-trade 0.0% (needs >= +1.0%)")
