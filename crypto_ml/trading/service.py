@@ -111,9 +111,10 @@ def record_decision(
 ) -> dict[str, Any]:
     """Store ``prediction`` once and decide on it once; the recorded decision as a summary.
 
-    Only a promoted model version trades (``require_promotion``, default
-    ``CRYPTO_ML_PROMOTION_REQUIRED``, on): any other prediction is stored with the reason, e.g.
-    ``"not promoted: MASE 1.03× naive (needs <= 0.98×)"``. The kill switch comes first.
+    Only a promoted model version trades on its signal (``require_promotion``, default
+    ``CRYPTO_ML_PROMOTION_REQUIRED``, on): where another would trade, the prediction is stored with
+    the reason, e.g. ``"not promoted: MASE 1.03× naive (needs <= 0.98×); the rule would buy:
+    ..."`` (:func:`crypto_ml.trading.rules.decide`). The kill switch comes first.
 
     Returns
     -------
@@ -136,15 +137,15 @@ def record_decision(
         from crypto_ml.evaluation.promotion import promotion_required
 
         require_promotion = promotion_required()
-    refusal = None if kill_switch or not require_promotion else promotion_refusal(p, url=url)
-    if kill_switch or refusal is not None:
-        decision = decide(prediction=as_dict, account=None, kill_switch=kill_switch, rules=rules,
-                          refusal=refusal)
+    if kill_switch:
+        decision = decide(prediction=as_dict, account=None, kill_switch=True, rules=rules)
     else:
+        refusal = promotion_refusal(p, url=url) if require_promotion else None
         broker = broker or broker_from_config(url=url)
         account = broker.account(rules.book_capital, marks={p.coin: float(p.last_close)}, as_of=p.as_of,
                                   url=url)
-        decision = decide(prediction=as_dict, account=account, kill_switch=False, rules=rules)
+        decision = decide(prediction=as_dict, account=account, kill_switch=False, rules=rules,
+                          refusal=refusal)
     trade = None
     if decision.action == "trade":
         assert decision.side is not None and broker is not None

@@ -41,7 +41,8 @@ def test_an_unpromoted_version_is_stored_with_the_reason(db):
     v = _version(db, "rejected", "not promoted: MASE 1.03× naive (needs <= 0.98×)")
     out = handle_prediction(prediction(v), kill_switch=False, broker=PaperBroker(db), url=db)
     assert (out["decision"], out["status"], out["reason"]) == (
-        "store", "stored", "not promoted: MASE 1.03× naive (needs <= 0.98×)")
+        "store", "stored", "not promoted: MASE 1.03× naive (needs <= 0.98×); "
+        "the rule would buy: expected return +5.0% above +2.0% threshold")
     row = _recorded(db)
     assert (row["decision"], row["decision_reason"]) == ("store", out["reason"])
     assert count_rows("trade_requests", db) == 0 and count_rows("paper_orders", db) == 0
@@ -53,13 +54,15 @@ def test_an_unpromoted_version_is_stored_with_the_reason(db):
 ])
 def test_a_version_without_evaluation_never_trades(db, version, reason):
     out = record_decision(prediction(version), kill_switch=False, broker=PaperBroker(db), url=db)
-    assert (out["decision"], out["reason"]) == ("store", reason)
+    assert (out["decision"], out["reason"]) == ("store", reason + "; the rule would buy: expected return "
+                                                "+5.0% above +2.0% threshold")
 
 
 def test_an_unevaluated_stored_version_never_trades(db):
     v = _version(db)
     out = record_decision(prediction(v), kill_switch=False, broker=PaperBroker(db), url=db)
-    assert (out["decision"], out["reason"]) == ("store", f"not promoted: linear v{v} has no evaluation")
+    assert out["decision"] == "store"
+    assert out["reason"].startswith(f"not promoted: linear v{v} has no evaluation; the rule would buy")
 
 
 def test_a_promoted_version_trades_and_a_demoted_one_stops(db):
@@ -69,8 +72,27 @@ def test_a_promoted_version_trades_and_a_demoted_one_stops(db):
     ModelStore(url=db).set_promotion("btc", "linear", v, "demoted", reason="drawdown too deep", actor="alice")
     later = handle_prediction(prediction(v, as_of="2024-03-02"), kill_switch=False, broker=PaperBroker(db),
                               url=db)
-    assert (later["decision"], later["reason"]) == ("store", "not promoted: demoted (drawdown too deep)")
+    assert later["decision"] == "store"
+    assert later["reason"].startswith("not promoted: demoted (drawdown too deep); the rule would buy")
     assert count_rows("paper_orders", db) == 1
+
+
+def test_what_the_rule_would_store_keeps_the_rule_s_reason(db):
+    v = _version(db, "rejected", "not promoted: MASE 1.03× naive")
+    out = record_decision(prediction(v, er=0.01), kill_switch=False, broker=PaperBroker(db), url=db)
+    assert (out["decision"], out["reason"]) == ("store", "expected return +1.0% within ±2.0% threshold")
+
+
+def test_an_unpromoted_version_still_trims_back_within_the_caps():
+    from crypto_ml.trading import TradingRules, decide
+    from crypto_ml.trading.risk import Account
+
+    # 60 coins at 100 = 6,000 USD of one coin, above the 5,000 per-coin cap: the trim still sells
+    account = Account(capital=20000.0, cash=14000.0, positions={"btc": 60.0}, marks={"btc": 100.0})
+    d = decide(prediction=prediction(3), account=account, kill_switch=False, rules=TradingRules(),
+               refusal="not promoted: MASE 1.03× naive")
+    assert (d.action, d.side) == ("trade", "sell") and d.quantity == pytest.approx(10.0)
+    assert d.reason.endswith("(risk trim only; not promoted: MASE 1.03× naive)")
 
 
 def test_the_kill_switch_comes_first_and_the_gate_can_be_turned_off(db, monkeypatch):
