@@ -41,8 +41,8 @@ def test_an_unpromoted_version_is_stored_with_the_reason(db):
     v = _version(db, "rejected", "not promoted: MASE 1.03× naive (needs <= 0.98×)")
     out = handle_prediction(prediction(v), kill_switch=False, broker=PaperBroker(db), url=db)
     assert (out["decision"], out["status"], out["reason"]) == (
-        "store", "stored", "not promoted: MASE 1.03× naive (needs <= 0.98×); "
-        "the rule would buy: expected return +5.0% above +2.0% threshold")
+        "store", "stored", ("not promoted: MASE 1.03× naive (needs <= 0.98×); "
+                            "the rule would buy: expected return +5.0% above +2.0% threshold"))
     row = _recorded(db)
     assert (row["decision"], row["decision_reason"]) == ("store", out["reason"])
     assert count_rows("trade_requests", db) == 0 and count_rows("paper_orders", db) == 0
