@@ -103,3 +103,23 @@ def test_models_command_lists_promotes_and_shows_the_trail(store, db_url, capsys
     assert main(["models", "demote", "bitcoin", "linear", "7", "--by", "a", "--reason", "r",
                  "--db", db_url]) == 2
     assert "no 'linear' model v7 for 'bitcoin'" in capsys.readouterr().err
+
+
+def test_the_web_view_query_shows_status_evaluation_and_trail(store, db_url):
+    from crypto_ml.storage.dashboard import model_promotions
+
+    v = _version(db_url)
+    ev = {"as_of": "2017-01-01", "mase_vs_naive": 0.9, "intervals": {"80": {"coverage": 81.0,
+                                                                            "median_width_pct": 20.0}},
+          "strategy": {"total_return": 0.04, "max_drawdown": 0.1, "hit_rate": 0.5, "trades": 6}}
+    store.record_evaluation("bitcoin", "linear", v, evaluation=ev, status="promoted",
+                            reason="promoted over naive", actor="crypto_ml_train")
+    store.set_promotion("bitcoin", "linear", v, "demoted", reason="by hand", actor="alice")
+    out = model_promotions(coin="bitcoin", url=db_url)
+    [row] = out["versions"]
+    assert (row["promotion"], row["promotion_reason"]) == ("demoted", "by hand")
+    assert row["evaluation"]["mase_vs_naive"] == 0.9 and row["evaluation"]["coverage"] == {"80": 81.0}
+    assert row["evaluation"]["total_return"] == 0.04 and "params" not in row
+    assert [(c["after"], c["actor"], c["manual"]) for c in out["changes"]] == [
+        ("demoted", "alice", True), ("promoted", "crypto_ml_train", False)]
+    assert model_promotions(coin="ethereum", url=db_url) == {"versions": [], "changes": []}
