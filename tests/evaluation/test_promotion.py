@@ -136,3 +136,36 @@ def test_run_train_records_the_evaluation_with_the_version(db_url, tmp_path, mon
     history = ModelStore(url=url).promotion_history("ethereum")
     assert [(h["version"], h["after"], h["actor"], h["manual"]) for h in history] == [
         (out["version"], out["promotion"]["status"], "crypto_ml_train", False)]
+
+
+def test_a_challenger_of_another_model_is_judged_against_the_champion(sqlite_url, tmp_path, monkeypatch):
+    from crypto_ml.engine.cache import ModelCache
+    from crypto_ml.engine.request import EngineRequest
+    from crypto_ml.engine.service import run_train
+    from crypto_ml.model_store import ModelStore
+
+    monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("CRYPTO_ML_PROMOTION_DAYS", "60")
+    store = ModelStore(url=sqlite_url)
+    ar = run_train(EngineRequest(coin="bitcoin", as_of="2017-03-31", model="ar", task="train"),
+                   url=sqlite_url, cache=ModelCache(2))
+    store.set_promotion("bitcoin", "ar", ar["version"], "promoted", reason="champion for the test", actor="t")
+    drift = run_train(EngineRequest(coin="bitcoin", as_of="2017-03-31", model="drift", task="train"),
+                      url=sqlite_url, cache=ModelCache(2))
+    ev = store.info_version("bitcoin", "drift", drift["version"])["evaluation"]
+    # the champion (ar, with its stored params) evaluated on the challenger's window
+    ar_alone = evaluate_version("bitcoin", "ar", "2017-03-31", *_bitcoin_to("2017-03-31"), days=60)
+    assert ev["champion"]["model"] == "ar" and ev["champion"]["version"] == ar["version"]
+    assert ev["champion"]["mase_vs_naive"] == pytest.approx(ar_alone["mase_vs_naive"])
+    if drift["promotion"]["status"] == "promoted":
+        assert drift["promotion"]["reason"].startswith("promoted over champion ar")
+        assert store.champion("bitcoin")["model"] == "drift"
+    else:
+        assert store.champion("bitcoin")["model"] == "ar"
+
+
+def _bitcoin_to(day):
+    from crypto_ml.data_loader import CryptoLoader
+
+    closes, dates = CryptoLoader().get_prices("bitcoin", as_of=day)
+    return [float(c) for c in closes], [str(d)[:10] for d in dates]
