@@ -275,14 +275,19 @@ def evaluate_and_record(store: Any, coin: str, model: str, version: int, as_of: 
                         settings: PromotionSettings | None = None) -> dict[str, Any]:
     """Evaluate a just-trained ``version`` and record the evaluation and its verdict with it in
     ``store`` (a :class:`~crypto_ml.model_store.ModelStore`), once (a version already evaluated
-    is returned unchanged). Returns the version's row."""
+    is returned unchanged). An evaluation the data does not allow (a ``ValueError``) is recorded
+    as its ``error``, and the version is rejected with it. Returns the version's row."""
     row = store.info_version(coin, model, version)
     if row is not None and row.get("evaluation") is not None:
         return row
     s = settings or PromotionSettings.from_env()
     dates = [str(d)[:10] for d in dates]
     closes = [float(c) for c in closes]
-    evaluation = evaluate_version(coin, model, as_of, closes, dates, params=params, days=s.days)
+    try:
+        evaluation = evaluate_version(coin, model, as_of, closes, dates, params=params, days=s.days)
+    except ValueError as exc:  # data the evaluation cannot use: the version stays unpromoted, saying why
+        evaluation = {"coin": coin, "model": model, "as_of": str(as_of)[:10], "days": s.days,
+                      "error": str(exc)}
     champion_eval = None
     champ = store.champion(coin)
     if champ is not None and champ["model"] != model and not evaluation.get("error"):

@@ -169,3 +169,21 @@ def _bitcoin_to(day):
 
     closes, dates = CryptoLoader().get_prices("bitcoin", as_of=day)
     return [float(c) for c in closes], [str(d)[:10] for d in dates]
+
+
+def test_an_evaluation_the_data_does_not_allow_is_recorded_as_rejected(sqlite_url):
+    from crypto_ml.evaluation.promotion import evaluate_and_record
+    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_versions import record_model_version
+
+    store = ModelStore(url=sqlite_url)
+    store._db()  # migrated
+    v = record_model_version(coin="flat", model="drift", train_start="2017-01-01", train_end="2017-06-30",
+                             n_obs=181, params={}, metrics={}, artifact_path=None, fingerprint="fp",
+                             url=sqlite_url)
+    dates = [f"2017-{m:02d}-{d:02d}" for m in range(1, 7) for d in range(1, 29)]
+    closes = [100.0] * (len(dates) - 1) + [-1.0]  # a close that is not a price
+    row = evaluate_and_record(store, "flat", "drift", v, dates[-1], closes, dates,
+                              settings=PromotionSettings(days=30))
+    assert row["promotion"] == "rejected" and "not a finite price" in row["evaluation"]["error"]
+    assert row["promotion_reason"].startswith("not promoted: no evaluation (coin 'flat': row 167")
