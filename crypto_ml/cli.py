@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "crypto_ml.commands.models",
     "crypto_ml.commands.pipeline",
     "crypto_ml.commands.engine",
+    "crypto_ml.commands.promotion",
     "crypto_ml.commands.stack",
 )
 

@@ -31,6 +31,10 @@ anywhere: JSON state and, for the LSTM, the Keras native ``model.keras``.
 >>> store = ModelStore(url="postgresql://.../crypto_ml", location="database")
 >>> version = store.save("bitcoin", "linear", fitted, train_start="2013-04-28", train_end="2017-01-01")
 >>> store.load("bitcoin", "linear", as_of="2017-03-01")    # newest version trained on data <= as_of
+
+**Promotion.** Each version keeps the evaluation made at its training and its promotion status
+(:meth:`ModelStore.record_evaluation`, :mod:`crypto_ml.evaluation.promotion`); a status can be
+changed by hand, audited (:meth:`ModelStore.set_promotion`, :meth:`ModelStore.promotion_history`).
 """
 
 from __future__ import annotations
@@ -302,6 +306,31 @@ class ModelStore:
     def load(self, coin: str, model: str, as_of: Any = None) -> BaseForecaster:
         """The newest version trained on data up to ``as_of``; :class:`LookupError` if none."""
         return self.load_with_info(coin, model, as_of)[0]
+
+    # -- promotion ----------------------------------------------------------------------------
+    def record_evaluation(self, coin: str, model: str, version: int, *, evaluation: dict, status: str,
+                          reason: str, actor: str) -> dict:
+        """Keep the evaluation made at training and its verdict with the version, once."""
+        return self._db().record_evaluation(coin, model, version, evaluation=_jsonable(evaluation),
+                                            status=status, reason=reason, actor=actor, url=self.url)
+
+    def set_promotion(self, coin: str, model: str, version: int, status: str, *, reason: str,
+                      actor: str) -> dict:
+        """Promote (``"promoted"``) or demote (``"demoted"``) a version by hand, audited."""
+        return self._db().set_promotion(coin, model, version, status, reason=reason, actor=actor,
+                                        url=self.url)
+
+    def champion(self, coin: str) -> dict | None:
+        """The coin's promoted version, or None (naive / no-trade is the champion)."""
+        return self._db().champion(coin, url=self.url)
+
+    def versions(self, coin: str | None = None, model: str | None = None) -> list[dict]:
+        """Every recorded version's metadata, evaluation and promotion status."""
+        return self._db().list_model_versions(coin=coin, model=model, url=self.url)
+
+    def promotion_history(self, coin: str | None = None, model: str | None = None) -> list[dict]:
+        """The audit trail of promotion changes, oldest first."""
+        return self._db().promotion_history(coin=coin, model=model, url=self.url)
 
     def __repr__(self) -> str:
         return f"ModelStore(location={self._location or 'default'!r}, url={self.url!r})"

@@ -8,6 +8,15 @@ waits for it in the triggerer. Each training publishes a model version (trained 
 day) to the model store that backtests use; the daily `crypto_ml_coin` runs then predict with the
 newest version trained on data up to their own day, and record its number with every prediction.
 
+**Champion / challenger.** Each training also evaluates its new version point in time on the
+recent past it did not train on (MASE against naive, interval coverage and width, the trading
+rule's return, drawdown and hit rate against never trading, after fees) and records the
+evaluation and the verdict with the version: *promoted* only when it beats the coin's champion (at
+first naive / no-trade) by the margins of the `CRYPTO_ML_PROMOTION_*` settings
+(`crypto_ml.evaluation.promotion`). The coin pipeline trades only with a promoted version and
+otherwise stores the prediction with the reason (`not promoted: MASE 1.03× naive ...`). See and
+override by hand, audited: `crypto-ml models list|promote|demote|history`.
+
 Trigger by hand: `airflow dags trigger crypto_ml_train --conf '{"model": "linear", "coins": ["bitcoin"]}'`.
 """
 

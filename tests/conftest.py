@@ -28,6 +28,10 @@ def pytest_configure(config):
     os.environ["AIRFLOW_HOME"] = os.path.join(base, "airflow")
     os.environ["CRYPTO_ML_HOME"] = os.path.join(base, "crypto_ml")
     os.environ["CRYPTO_ML_DATABASE_URL"] = f"sqlite:///{os.path.join(base, 'crypto_ml.db')}"
+    # The suite tests trading mechanics (orders, limits, exactly-once, faults) with models fitted on
+    # the fly, which no training promoted: the promotion gate is off for them. Its own tests
+    # (tests/trading/test_promotion_gate.py, tests/evaluation/test_promotion.py) test the default, on.
+    os.environ["CRYPTO_ML_PROMOTION_REQUIRED"] = "0"
     # Every Airflow process a test starts reads this checkout's DAGs and airflow.cfg, whatever the
     # shell had (what scripts/setup.sh exports for CI, also for a bare `pytest`).
     from crypto_ml.config import project_root

@@ -92,9 +92,11 @@ def run_train(request: EngineRequest, *, store: bool = True, url: str | None = N
               cache: ModelCache | None = None, loader: CryptoLoader | None = None,
               hostname: str | None = None) -> dict[str, Any]:
     """Fit ``request.model`` on the coin's closes up to ``as_of``; save a version in the model store
-    (``store``) and keep the fitted model warm in this process's cache.
+    (``store``) and keep the fitted model warm in this process's cache. A saved version is
+    evaluated point in time and promoted or not (:func:`crypto_ml.evaluation.promotion.evaluate_and_record`).
 
-    Returns ``{coin, as_of, model, version, n_obs, saved, hostname, pid, seconds}``.
+    Returns ``{coin, as_of, model, version, n_obs, saved, promotion, hostname, pid, seconds}``;
+    ``promotion`` is ``{status, reason}`` of the saved version (None when not saved).
     """
     started = time.perf_counter()
     _check_task(request, "train")
@@ -105,15 +107,21 @@ def run_train(request: EngineRequest, *, store: bool = True, url: str | None = N
         raise EngineInputError(f"coin {coin!r}: no closes on or before {day.isoformat()}")
     # Fit exactly as run_predict would on the fly (same validation and errors), warm the cache.
     forecaster, _ = fit_model(request, coin, history, day, cache)
-    version, saved = ON_THE_FLY_VERSION, False
+    version, saved, promotion = ON_THE_FLY_VERSION, False, None
     if store:
-        version = model_store(ensure_schema(url)).save(coin, request.model, forecaster,
-                                                       train_start=dates[0], train_end=day)
+        models = model_store(ensure_schema(url))
+        version = models.save(coin, request.model, forecaster, train_start=dates[0], train_end=day)
         cache.put((coin, request.model, f"v{version}"), forecaster)
         saved = True
+        from crypto_ml.evaluation.promotion import evaluate_and_record  # champion / challenger
+
+        row = evaluate_and_record(models, coin, request.model, version, day, history, dates,
+                                  params=request.params)
+        promotion = {"status": row["promotion"], "reason": row["promotion_reason"]}
     return {
         "coin": coin, "as_of": day.isoformat(), "model": request.model, "version": version,
-        "n_obs": len(history), "saved": saved, **_where(hostname), "seconds": time.perf_counter() - started,
+        "n_obs": len(history), "saved": saved, "promotion": promotion, **_where(hostname),
+        "seconds": time.perf_counter() - started,
     }
 
 

@@ -28,6 +28,7 @@ from crypto_ml.storage.db import (
 from crypto_ml.storage.models import (
     Base,
     ModelArtifact,
+    ModelPromotion,
     ModelVersion,
     PaperFill,
     PaperOrder,
@@ -46,6 +47,7 @@ __all__ = [
     "Base",
     "coins_on",
     "ModelArtifact",
+    "ModelPromotion",
     "ModelVersion",
     "PaperFill",
     "PaperOrder",

@@ -1,6 +1,7 @@
 """The read-only queries of the web view (:mod:`crypto_ml.web`): recent predictions with their
-trade, recent trade requests, one coin's window for the plot, and for the day's summary the newest
-day, its counts, the paper positions and the stored model evaluations.
+trade, recent trade requests, one coin's window for the plot, for the day's summary the newest
+day, its counts, the paper positions and the stored model evaluations, and the model versions'
+promotion (champion / challenger) with its audit trail.
 
 Never migrates or writes, and never creates a database: a SQLite file that is not there, or a
 database without the tables, is :class:`NoDatabase` ("nothing stored yet").
@@ -17,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from crypto_ml.prediction import PredictionRecord
 from crypto_ml.storage.db import database_url, get_engine
-from crypto_ml.storage.models import ModelVersion, PaperPosition, Prediction, Price, TradeRequest
+from crypto_ml.storage.models import ModelPromotion, ModelVersion, PaperPosition, Prediction, Price, TradeRequest
 
 #: Trade-request columns served; ``response`` (the broker's raw answer) is left out on purpose.
 TRADE_COLUMNS = [
@@ -93,6 +94,51 @@ def recent_trades(*, coin: str | None = None, limit: int, url: str | None = None
     stmt = stmt.order_by(table.c.as_of.desc(), table.c.updated_at.desc(), table.c.coin).limit(limit)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+#: Model-version columns served with the promotion (no params, artifact or fingerprint).
+VERSION_COLUMNS = [
+    "coin", "model", "version", "train_start", "train_end", "trained_at", "promotion", "promotion_reason",
+    "promotion_changed_at",
+]  # fmt: skip
+
+
+def _summary(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headline numbers of a version's evaluation (None when it has none)."""
+    if not evaluation:
+        return None
+    strategy = evaluation.get("strategy") or {}
+    bands = evaluation.get("intervals") or {}
+    return {
+        "window_start": evaluation.get("window_start"), "as_of": evaluation.get("as_of"),
+        "mase_vs_naive": evaluation.get("mase_vs_naive"),
+        "coverage": {k: v.get("coverage") for k, v in bands.items()},
+        "median_width_pct": {k: v.get("median_width_pct") for k, v in bands.items()},
+        **{k: strategy.get(k) for k in ("total_return", "max_drawdown", "hit_rate", "trades")},
+        "error": evaluation.get("error"),
+    }
+
+
+def model_promotions(*, coin: str | None = None, limit: int = 50,
+                     url: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{"versions": [...], "changes": [...]}``: the model versions, newest training first, each
+    with :data:`VERSION_COLUMNS` and ``evaluation`` (its headline numbers, or None), and the
+    newest promotion changes (the audit trail: before, after, reason, actor, manual, at)."""
+    engine = _engine(url, "model_versions", "model_promotions")
+    versions = select(*(ModelVersion.__table__.c[k] for k in VERSION_COLUMNS), ModelVersion.evaluation)
+    changes = select(ModelPromotion.__table__)
+    if coin is not None:
+        versions = versions.where(ModelVersion.coin == coin)
+        changes = changes.where(ModelPromotion.coin == coin)
+    versions = versions.order_by(ModelVersion.train_end.desc(), ModelVersion.coin, ModelVersion.model,
+                                 ModelVersion.version.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(versions)]
+        newest = changes.order_by(ModelPromotion.id.desc()).limit(limit)
+        trail = [dict(r._mapping) for r in conn.execute(newest)]
+    for r in rows:
+        r["evaluation"] = _summary(r["evaluation"])
+    return {"versions": rows, "changes": trail}
 
 
 def coin_window(

@@ -1,6 +1,12 @@
 """Model versions (metadata of every trained model) and, for the ``database`` model store, the
 artifact files themselves. :class:`crypto_ml.model_store.ModelStore` is the only caller that
 writes them; the engine reads versions through it.
+
+Promotion (champion / challenger, :mod:`crypto_ml.evaluation.promotion`): each version carries
+its evaluation and a status, ``"promoted"`` (it may trade), ``"rejected"`` (never promoted) or
+``"demoted"``; a coin has at most one promoted version (its champion), so promoting one demotes
+the other. Every change of status writes one row of ``model_promotions`` (the audit trail: who,
+when, why, by hand or not) in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from crypto_ml.dates import as_date
 from crypto_ml.storage.db import get_engine, session_scope, upsert
-from crypto_ml.storage.models import ModelArtifact, ModelVersion, utcnow
+from crypto_ml.storage.models import ModelArtifact, ModelPromotion, ModelVersion, utcnow
+
+#: The promotion statuses of a model version (None: not evaluated).
+PROMOTED, REJECTED, DEMOTED = "promoted", "rejected", "demoted"
+STATUSES = (PROMOTED, REJECTED, DEMOTED)
 
 
 def record_model_version(
@@ -123,3 +133,100 @@ def load_artifact_files(coin: str, model: str, fingerprint: str, *, url: str | N
         t.c.coin == coin, t.c.model == model, t.c.fingerprint == fingerprint)
     with get_engine(url).connect() as conn:
         return {name: (bytes(content), sha) for name, content, sha in conn.execute(stmt)}
+
+
+def _row(version: ModelVersion) -> dict[str, Any]:
+    return {c.name: getattr(version, c.key) for c in ModelVersion.__table__.columns}
+
+
+def _change(session, row: ModelVersion, status: str, reason: str, actor: str, manual: bool) -> None:
+    """Set ``row``'s status and write its audit row (within the caller's transaction)."""
+    now = utcnow()
+    session.add(ModelPromotion(coin=row.coin, model=row.model, version=row.version, before=row.promotion,
+                               after=status, reason=reason, actor=actor, manual=manual, at=now))
+    row.promotion, row.promotion_reason, row.promotion_changed_at = status, reason, now
+
+
+def _set(session, row: ModelVersion, status: str, reason: str, actor: str, manual: bool) -> None:
+    """``_change``, and when ``row`` is promoted, demote the coin's former champion."""
+    if status == PROMOTED:
+        others = session.scalars(select(ModelVersion).where(
+            ModelVersion.coin == row.coin, ModelVersion.promotion == PROMOTED,
+            ~((ModelVersion.model == row.model) & (ModelVersion.version == row.version))).with_for_update())
+        for other in others:
+            _change(session, other, DEMOTED, f"replaced by {row.model} v{row.version}", actor, manual)
+    _change(session, row, status, reason, actor, manual)
+
+
+def _locked(session, coin: str, model: str, version: int) -> ModelVersion:
+    row = session.scalar(select(ModelVersion).where(
+        ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == int(version)
+    ).with_for_update())
+    if row is None:
+        raise LookupError(f"no {model!r} model v{version} for {coin!r} in the model store")
+    return row
+
+
+def record_evaluation(coin: str, model: str, version: int, *, evaluation: dict[str, Any], status: str,
+                      reason: str, actor: str = "crypto_ml_train", url: str | None = None) -> dict[str, Any]:
+    """Record the evaluation made at training with its verdict (``status`` promoted or rejected),
+    once: a version already evaluated keeps its evaluation and status (a retried training, or a
+    status set by hand since, changes nothing). Returns the version's row."""
+    if status not in (PROMOTED, REJECTED):
+        raise ValueError(f"the verdict of an evaluation is {PROMOTED!r} or {REJECTED!r}, got {status!r}")
+    with session_scope(url) as session:
+        row = _locked(session, coin, model, version)
+        if row.evaluation is None:
+            row.evaluation = evaluation
+            _set(session, row, status, reason, actor, manual=False)
+        session.flush()
+        return _row(row)
+
+
+def set_promotion(coin: str, model: str, version: int, status: str, *, reason: str, actor: str,
+                  manual: bool = True, url: str | None = None) -> dict[str, Any]:
+    """Promote or demote a version by hand (``status`` "promoted" or "demoted"), audited with
+    ``actor`` and ``reason`` (both required). Returns the version's row."""
+    if status not in (PROMOTED, DEMOTED):
+        raise ValueError(f"a version is set {PROMOTED!r} or {DEMOTED!r} by hand, got {status!r}")
+    if not (reason or "").strip() or not (actor or "").strip():
+        raise ValueError("a promotion change by hand needs who made it (actor) and why (reason)")
+    with session_scope(url) as session:
+        row = _locked(session, coin, model, version)
+        if row.promotion != status:
+            _set(session, row, status, reason.strip(), actor.strip(), manual)
+        session.flush()
+        return _row(row)
+
+
+def champion(coin: str, *, url: str | None = None) -> dict[str, Any] | None:
+    """The coin's promoted version (its champion), or None (then naive / no-trade is)."""
+    stmt = select(ModelVersion.__table__).where(ModelVersion.coin == coin, ModelVersion.promotion == PROMOTED)
+    with get_engine(url).connect() as conn:
+        row = conn.execute(stmt.order_by(ModelVersion.promotion_changed_at.desc()).limit(1)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def list_model_versions(*, coin: str | None = None, model: str | None = None,
+                        url: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded version (without artifacts), by coin, model and version."""
+    stmt = select(ModelVersion.__table__)
+    if coin is not None:
+        stmt = stmt.where(ModelVersion.coin == coin)
+    if model is not None:
+        stmt = stmt.where(ModelVersion.model == model)
+    order = (ModelVersion.coin, ModelVersion.model, ModelVersion.version)
+    with get_engine(url).connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt.order_by(*order))]
+
+
+def promotion_history(*, coin: str | None = None, model: str | None = None,
+                      url: str | None = None) -> list[dict[str, Any]]:
+    """The audit trail of promotion changes, oldest first."""
+    stmt = select(ModelPromotion.__table__)
+    if coin is not None:
+        stmt = stmt.where(ModelPromotion.coin == coin)
+    if model is not None:
+        stmt = stmt.where(ModelPromotion.model == model)
+    with get_engine(url).connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt.order_by(ModelPromotion.id))]

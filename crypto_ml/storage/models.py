@@ -102,6 +102,32 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any] | None]
     artifact_path: Mapped[str | None] = mapped_column(String(1000))
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # The point-in-time evaluation made at training (crypto_ml.evaluation.promotion), None for a
+    # version trained before evaluations existed; and whether it may trade: "promoted", "rejected"
+    # (never promoted) or "demoted", with the reason and when it last changed (audit:
+    # model_promotions).
+    evaluation: Mapped[dict[str, Any] | None]
+    promotion: Mapped[str | None] = mapped_column(String(16))
+    promotion_reason: Mapped[str | None] = mapped_column(Text)
+    promotion_changed_at: Mapped[dt.datetime | None]
+
+
+class ModelPromotion(Base):
+    """The audit trail of promotion: one row per change of a model version's promotion status,
+    automatic (at training, ``actor`` "crypto_ml_train") or by hand (``manual``, who and why)."""
+
+    __tablename__ = "model_promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    coin: Mapped[str] = mapped_column(String(96))
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    before: Mapped[str | None] = mapped_column(String(16))
+    after: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    manual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
 
 
 class Prediction(Base):

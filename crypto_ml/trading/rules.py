@@ -14,6 +14,12 @@ The signal can be made to respect costs and uncertainty:
   instead of the point: buy only when the **lower** bound clears ``+threshold``, sell only when the
   **upper** bound is below ``-threshold``. A prediction without that interval is stored only.
 
+A prediction whose model version has not earned the right to trade (champion / challenger,
+:mod:`crypto_ml.evaluation.promotion`) never opens or grows a position on its signal: where the
+rule would buy or sell, it stores with the reason given (``refusal``, e.g. ``"not promoted: MASE
+1.03× naive; the rule would buy: ..."``). Trims back within the caps still happen (they reduce
+risk, whatever the model). The kill switch comes first.
+
 The DAG's ``decide`` task and the strategy backtest (:mod:`crypto_ml.evaluation.strategy`) call this same
 function.
 """
@@ -178,6 +184,7 @@ def decide(
     account: "Account | None",
     kill_switch: bool,
     rules: TradingRules,
+    refusal: str | None = None,
 ) -> Decision:
     """Decide whether to trade on one prediction.
 
@@ -194,6 +201,11 @@ def decide(
         When true, everything is stored only.
     rules
         The signal and the limits (:meth:`crypto_ml.trading.risk.RiskLimits.from_rules`).
+    refusal
+        None (default): the prediction's version may trade. Otherwise why it may not (its model
+        version is not promoted): where the signal would trade, the prediction is stored with this
+        reason and what the rule would have done; a trim within the caps is still made (of the
+        trim's size only).
 
     Returns
     -------
@@ -255,6 +267,8 @@ def decide(
     what += net
     if trim is not None:
         qty, reason = trim.quantity, trim.reason + (f" [{'; '.join(account.notes)}]" if account.notes else "")
+        if refusal is not None:
+            return Decision("trade", trim.side, qty, price, f"{reason} (risk trim only; {refusal})")
         if trim.side == "sell" and sell_signal < -rules.threshold:
             signal_qty = min(position_qty, rules.order_notional / price)
             if signal_qty > qty:
@@ -271,9 +285,13 @@ def decide(
 
     if buy_signal > rules.threshold:
         why = f"{buy_label} {_pct(buy_signal)} above +{rules.threshold * 100:.1f}% threshold"
+        if refusal is not None:
+            return store(f"{refusal}; the rule would buy: {why}")
         return _sized("buy", price, rules, buy_room(account, coin, limits), why, store, account)
 
     why = f"{sell_label} {_pct(sell_signal)} below -{rules.threshold * 100:.1f}% threshold"
+    if refusal is not None:
+        return store(f"{refusal}; the rule would sell: {why}")
     long_qty = position_qty if position_qty > _EPS * max(1.0, abs(position_qty)) else 0.0
     if long_qty > 0:
         qty = min(long_qty, rules.order_notional / price)

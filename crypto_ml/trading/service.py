@@ -4,7 +4,8 @@ out exactly the recorded order.
 The pipeline splits the work over two tasks, each the only writer of what it writes:
 
 - :func:`record_decision` (the ``decide`` task) stores the engine's prediction once (insert, never
-  rewritten), decides once by :func:`crypto_ml.trading.rules.decide` on the broker's positions and
+  rewritten), decides once by :func:`crypto_ml.trading.rules.decide` on the broker's positions
+  (only a promoted model version may trade, :func:`promotion_refusal`) and
   records that decision on the prediction row; a trade is also recorded, *before* anything is
   sent, as the write-ahead trade request (status ``"pending"``). Called again (a retry, a cleared
   task) it returns the recorded decision unchanged, whatever the positions are by then.
@@ -88,6 +89,16 @@ def _summary(p: PredictionRecord, recorded: dict[str, Any], *, duplicate: bool) 
     }
 
 
+def promotion_refusal(p: PredictionRecord, *, url: str | None = None) -> str | None:
+    """Why the prediction's model version may not trade (``"not promoted: ..."``), from its
+    promotion status in the model store; None when it is promoted."""
+    from crypto_ml.evaluation.promotion import trade_refusal
+    from crypto_ml.storage.model_versions import get_model_version
+
+    row = get_model_version(p.coin, p.model, p.version, url=url) if int(p.version) else None
+    return trade_refusal(row, p.model, p.version)
+
+
 def record_decision(
     prediction: PredictionLike,
     *,
@@ -96,8 +107,14 @@ def record_decision(
     broker: Broker | None = None,
     url: str | None = None,
     run_id: str | None = None,
+    require_promotion: bool | None = None,
 ) -> dict[str, Any]:
     """Store ``prediction`` once and decide on it once; the recorded decision as a summary.
+
+    Only a promoted model version trades on its signal (``require_promotion``, default
+    ``CRYPTO_ML_PROMOTION_REQUIRED``, on): where another would trade, the prediction is stored with
+    the reason, e.g. ``"not promoted: MASE 1.03× naive (needs <= 0.98×); the rule would buy:
+    ..."`` (:func:`crypto_ml.trading.rules.decide`). The kill switch comes first.
 
     Returns
     -------
@@ -116,13 +133,19 @@ def record_decision(
 
     rules = rules or TradingRules()
     as_dict = p.to_json()
+    if require_promotion is None:
+        from crypto_ml.evaluation.promotion import promotion_required
+
+        require_promotion = promotion_required()
     if kill_switch:
         decision = decide(prediction=as_dict, account=None, kill_switch=True, rules=rules)
     else:
+        refusal = promotion_refusal(p, url=url) if require_promotion else None
         broker = broker or broker_from_config(url=url)
         account = broker.account(rules.book_capital, marks={p.coin: float(p.last_close)}, as_of=p.as_of,
                                   url=url)
-        decision = decide(prediction=as_dict, account=account, kill_switch=False, rules=rules)
+        decision = decide(prediction=as_dict, account=account, kill_switch=False, rules=rules,
+                          refusal=refusal)
     trade = None
     if decision.action == "trade":
         assert decision.side is not None and broker is not None
@@ -230,12 +253,13 @@ def handle_prediction(
     broker: Broker | None = None,
     url: str | None = None,
     run_id: str | None = None,
+    require_promotion: bool | None = None,
 ) -> dict[str, Any]:
     """:func:`record_decision`, then for a trade :func:`place_recorded_order` (outside Airflow)."""
     if broker is None and not kill_switch:
         broker = broker_from_config(url=url)
     decided = record_decision(prediction, kill_switch=kill_switch, rules=rules, broker=broker, url=url,
-                              run_id=run_id)
+                              run_id=run_id, require_promotion=require_promotion)
     if decided["decision"] != "trade":
         return decided
     placed = place_recorded_order(prediction, kill_switch=kill_switch, broker=broker, url=url)

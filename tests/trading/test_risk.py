@@ -20,6 +20,14 @@ from crypto_ml.evaluation import simulate
 from crypto_ml.trading import HTTPBroker, OrderRequest, PaperBroker, TradingRules, decide, handle_prediction
 from crypto_ml.trading.risk import Account, RiskLimits, buy_room, check_order, trims, violations
 
+
+@pytest.fixture(autouse=True)
+def _promotion_gate_off(monkeypatch):
+    """These tests are about orders and limits; only a promoted version trades, which
+    test_promotion_gate.py tests."""
+    monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "0")
+
+
 LIMITS = RiskLimits()  # capital 20,000, 5,000 per coin, 20,000 total
 
 

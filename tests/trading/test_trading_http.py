@@ -19,6 +19,13 @@ from crypto_ml.trading.brokers import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _promotion_gate_off(monkeypatch):
+    """These tests are about orders and limits; only a promoted version trades, which
+    test_promotion_gate.py tests."""
+    monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "0")
+
+
 class Exchange:
     """Stores orders by idempotency key; ``script`` holds canned answers for the next POSTs."""
 

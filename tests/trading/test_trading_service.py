@@ -38,6 +38,13 @@ def db(db_url):
     return db_url
 
 
+@pytest.fixture(autouse=True)
+def _promotion_gate_off(monkeypatch):
+    """These tests are about orders and limits; only a promoted version trades, which
+    test_promotion_gate.py tests."""
+    monkeypatch.setenv("CRYPTO_ML_PROMOTION_REQUIRED", "0")
+
+
 def test_idempotency_key_is_stable():
     k = idempotency_key("btc", "2024-03-01", "linear", 3, 2)
     assert k.startswith("cml-") and len(k) == 4 + 64
