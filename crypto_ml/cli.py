@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "crypto_ml.commands.engine",
     "crypto_ml.commands.promotion",
     "crypto_ml.commands.stack",
+    "crypto_ml.commands.trigger",
 )
 
 

@@ -137,7 +137,7 @@ INTEGRATION_FILES = frozenset({
     "tests/web/test_web_plugin.py", "tests/hooks/test_market_hook.py", "tests/engine/test_engine_unit.py",
     "tests/forecasting/test_lstm.py", "tests/operators/test_custom_dag.py", "tests/commands/test_models.py",
     "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/test_probe.py",
-    "tests/docs/test_docs_build.py", "tests/docs/test_getting_started.py",
+    "tests/docs/test_docs_build.py", "tests/docs/test_getting_started.py", "tests/commands/test_trigger.py",
 })
 #: Heavy computations (coverage over many random walks, property tests over many paths, the LSTM
 #: trained for real): marked ``slow``, so in the full suite only. ``file::test`` (any parameters).

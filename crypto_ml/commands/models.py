@@ -362,6 +362,7 @@ def predict_command(args: argparse.Namespace) -> int:
         else:
             _print_prediction_table(manager, coins)
     except (UnknownCoinError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        from crypto_ml.cli import CLIError
+
+        raise CLIError(str(exc)) from None  # one error style: crypto-ml predict: error: ...
     return 0
