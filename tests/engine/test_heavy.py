@@ -149,3 +149,21 @@ def test_a_run_interrupted_by_a_killed_worker_finishes_with_only_what_is_missing
     log = second.log()
     computed = re.findall(r"backtest \d+/\d+ (\S+ \S+): \d+ folds", log)
     assert len(computed) == len(set(computed)) == len(ids) - len(before)  # each missing unit once
+
+
+def test_tensorflow_threads_share_the_cpus_among_the_pool_processes():
+    from crypto_ml.engine.worker import tf_threads_for
+
+    assert [tf_threads_for(c, cpus=2) for c in (1, 2, 3)] == [2, 1, 1]
+    assert tf_threads_for(4, cpus=16) == 4
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_a_worker_sets_tensorflow_threads_from_its_concurrency(broker, start_worker):
+    from crypto_ml.engine.worker import tf_threads_for
+
+    worker = start_worker(broker, queues="heavy", concurrency=2, env={"CRYPTO_ML_TF_THREADS": ""})
+    expected = tf_threads_for(2)
+    assert f"TensorFlow threads per pool process: {expected} (CPUs / concurrency 2)" in worker.log()
+    pinned = start_worker(broker, queues="heavy", concurrency=2)  # the fixture sets CRYPTO_ML_TF_THREADS=1
+    assert "TensorFlow threads per pool process: 1 (CRYPTO_ML_TF_THREADS)" in pinned.log()
