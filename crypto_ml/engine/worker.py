@@ -33,14 +33,9 @@ def tf_threads_for(concurrency: int, cpus: int | None = None) -> int:
 def _set_tf_threads(concurrency: int) -> None:
     from crypto_ml.forecasting.lstm import THREADS_ENV
 
-    if os.environ.get(THREADS_ENV, "").strip():
-        log.info("crypto_ml engine: TensorFlow threads per pool process: %s (%s)", os.environ[THREADS_ENV],
-                 THREADS_ENV)
-        return
-    threads = tf_threads_for(concurrency)
-    os.environ[THREADS_ENV] = str(threads)  # inherited by the pool children forked after this
-    log.info("crypto_ml engine: TensorFlow threads per pool process: %d (CPUs / concurrency %d)", threads,
-             concurrency)
+    if not os.environ.get(THREADS_ENV, "").strip():
+        # Inherited by the pool children forked after this (each logs it when ready).
+        os.environ[THREADS_ENV] = str(tf_threads_for(concurrency))
 
 
 @signals.worker_init.connect
@@ -82,4 +77,7 @@ def _on_process_init(**_: Any) -> None:
         from crypto_ml.forecasting.lstm import import_keras
 
         import_keras()
-    log.info("crypto_ml engine: pool process %d ready (preload=%s)", os.getpid(), preload)
+    from crypto_ml.forecasting.lstm import THREADS_ENV
+
+    log.info("crypto_ml engine: pool process %d ready (preload=%s, tf_threads=%s)", os.getpid(), preload,
+             os.environ.get(THREADS_ENV) or "TensorFlow's default")

@@ -162,8 +162,15 @@ def test_tensorflow_threads_share_the_cpus_among_the_pool_processes():
 def test_a_worker_sets_tensorflow_threads_from_its_concurrency(broker, start_worker):
     from crypto_ml.engine.worker import tf_threads_for
 
+    def threads(worker, n: int) -> list[str]:  # each pool child logs its setting when ready
+        deadline = time.monotonic() + 30
+        while len(found := re.findall(r"pool process \d+ ready \(preload=\w+, tf_threads=(\w+)\)",
+                                      worker.log())) < n:
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.2)
+        return found
+
     worker = start_worker(broker, queues="heavy", concurrency=2, env={"CRYPTO_ML_TF_THREADS": ""})
-    expected = tf_threads_for(2)
-    assert f"TensorFlow threads per pool process: {expected} (CPUs / concurrency 2)" in worker.log()
-    pinned = start_worker(broker, queues="heavy", concurrency=2)  # the fixture sets CRYPTO_ML_TF_THREADS=1
-    assert "TensorFlow threads per pool process: 1 (CRYPTO_ML_TF_THREADS)" in pinned.log()
+    assert threads(worker, 2) == [str(tf_threads_for(2))] * 2
+    pinned = start_worker(broker, queues="heavy", concurrency=1, env={"CRYPTO_ML_TF_THREADS": "3"})
+    assert threads(pinned, 1) == ["3"]  # the operator's setting wins
