@@ -174,3 +174,21 @@ def test_a_worker_sets_tensorflow_threads_from_its_concurrency(broker, start_wor
     assert threads(worker, 2) == [str(tf_threads_for(2))] * 2
     pinned = start_worker(broker, queues="heavy", concurrency=1, env={"CRYPTO_ML_TF_THREADS": "3"})
     assert threads(pinned, 1) == ["3"]  # the operator's setting wins
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_the_backtest_command_on_the_engine_writes_what_it_writes_in_process(broker, start_worker, tmp_path,
+                                                                             monkeypatch, capsys):
+    from crypto_ml.cli import main
+
+    worker = start_worker(broker, queues="heavy", concurrency=1)
+    for name in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND", "CRYPTO_ML_ENGINE_KEY_PREFIX"):
+        monkeypatch.setenv(name, worker.env[name])
+    argv = ["backtest", "--coins", "bitcoin,ethereum", "--models", "naive,ar", "--period", "60", "--folds", "3",
+            "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "here")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "engine"), "--on", "engine"]) == 0
+    assert "--on engine" in capsys.readouterr().out
+    name = "backtest_60d_3f_10h_folds.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "engine" / name), pd.read_csv(tmp_path / "here" / name))
+    assert len(re.findall(r"backtest \d+/4 \S+ \S+: 3 folds", worker.log())) == 4
