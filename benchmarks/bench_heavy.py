@@ -19,6 +19,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _cpu(pids: list[int]) -> float:
 def _start_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen]:
     procs = []
     for i in range(n):
-        log = open(logs / f"heavy-worker-{n}-{i}.log", "wb")
+        log = open(logs / f"heavy-worker-{n}-{i}.log", "wb")  # noqa: SIM115 - the worker's, for its life
         procs.append(subprocess.Popen(
             [CELERY, "-A", "crypto_ml", "worker", "-Q", "heavy", "-c", "1", "--without-gossip",
              "--without-mingle", "-n", f"heavy{i}-{secrets.token_hex(3)}@%h", "-l", "info"],
@@ -75,8 +76,8 @@ def run(n: int, args: argparse.Namespace, loader, logs: Path):
     try:
         _wait_ready(app, n)
         cpu0, own0, t0 = _cpu([p.pid for p in procs]), time.process_time(), time.perf_counter()
-        result = run_backtest_distributed(None, args.models, loader=loader, period=args.period, folds=args.folds,
-                                          horizon=args.horizon, where="engine", app=app,
+        result = run_backtest_distributed(None, args.models, loader=loader, period=args.period,
+                                          folds=args.folds, horizon=args.horizon, where="engine", app=app,
                                           progress=not args.no_progress)
         wall = time.perf_counter() - t0
         cpu = _cpu([p.pid for p in procs]) - cpu0 + time.process_time() - own0
@@ -110,20 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,2")
-    parser.add_argument("--redis", default=os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    redis_url = os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    parser.add_argument("--redis", default=redis_url,
+                        help="broker and result backend (a key prefix of its own per run)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     counts = [int(v) for v in args.workers.split(",")]
     loader = CryptoLoader()
-    logs = ROOT / "benchmarks" / "results" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="bench_heavy_"))  # the workers' logs
     rows, results = [], {}
     for n in counts:
+        load = os.getloadavg()[0]
         result, wall, cpu = run(n, args, loader, logs)
         results[n] = result
-        rows.append((n, wall, cpu))
+        rows.append((n, wall, cpu, load))
         print(f"{n} worker(s): {wall:.1f} s wall, {cpu:.1f} CPU-s", flush=True)
     first = results[counts[0]]
     for n in counts[1:]:
@@ -138,19 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `{command}`",
         "",
-        f"{len(loader)} bundled coins x {len(args.models)} models = {units} units "
-        f"(`crypto_ml.heavy.backtest` tasks on the `heavy` queue), Redis broker and results, each "
-        "worker `celery -A crypto_ml worker -Q heavy -c 1`, `CRYPTO_ML_TF_THREADS=1`; the caller "
-        "reads the bundled data and sends each unit's closes (about 50 kB of JSON).",
-        f"Box: {os.cpu_count()} cores, shared with other sessions; the runs are side by side in one "
-        "invocation, so read the ratio.",
+        (f"{len(loader)} bundled coins x {len(args.models)} models = {units} units "
+         f"(`crypto_ml.heavy.backtest` tasks on the `heavy` queue), Redis broker and results, each "
+         "worker `celery -A crypto_ml worker -Q heavy -c 1`, `CRYPTO_ML_TF_THREADS=1`; the caller "
+         "reads the bundled data and sends each unit's closes (about 50 kB of JSON)."),
+        (f"Box: {os.cpu_count()} cores, shared with other sessions (load average: the box's 1-minute "
+         "load when the run started, other sessions included); the runs are side by side in one "
+         "invocation, so read the ratio."),
         "",
-        "| workers | wall (s) | CPU-s (workers + caller) | speed-up |",
-        "|---:|---:|---:|---:|",
-        *(f"| {n} | {wall:.1f} | {cpu:.1f} | {base / wall:.2f}x |" for n, wall, cpu in rows),
+        "| workers | wall (s) | CPU-s (workers + caller) | speed-up | load average |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {wall:.1f} | {cpu:.1f} | {base / wall:.2f}x | {load:.1f} |"
+          for n, wall, cpu, load in rows),
         "",
-        f"Same frames (folds, skipped, forecasts) from every run: yes ({len(first.folds)} folds, "
-        f"{len(first.skipped)} skipped rows).",
+        (f"Same frames (folds, skipped, forecasts) from every run: yes ({len(first.folds)} folds, "
+         f"{len(first.skipped)} skipped rows)."),
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

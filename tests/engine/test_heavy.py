@@ -71,9 +71,9 @@ def test_bad_arguments_fail_in_the_caller():
 
 
 def test_the_heavy_queue_is_routed():
+    from crypto_ml.engine.app import make_app
     from crypto_ml.engine.config import HEAVY_QUEUE, EngineConfig
     from crypto_ml.engine.heavy import BACKTEST_TASK
-    from crypto_ml.engine.app import make_app
 
     app = make_app(EngineConfig(broker_url="memory://", result_backend="cache+memory://"))
     assert HEAVY_QUEUE in {q.name for q in app.conf.task_queues}
@@ -184,11 +184,12 @@ def test_the_backtest_command_on_the_engine_writes_what_it_writes_in_process(bro
     worker = start_worker(broker, queues="heavy", concurrency=1)
     for name in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND", "CRYPTO_ML_ENGINE_KEY_PREFIX"):
         monkeypatch.setenv(name, worker.env[name])
-    argv = ["backtest", "--coins", "bitcoin,ethereum", "--models", "naive,ar", "--period", "60", "--folds", "3",
-            "--no-progress"]
+    argv = ["backtest", "--coins", "bitcoin,ethereum", "--models", "naive,ar", "--period", "60",
+            "--folds", "3", "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "here")]) == 0
     assert main([*argv, "--out", str(tmp_path / "engine"), "--on", "engine"]) == 0
     assert "--on engine" in capsys.readouterr().out
     name = "backtest_60d_3f_10h_folds.csv"
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "engine" / name), pd.read_csv(tmp_path / "here" / name))
+    engine, here = (pd.read_csv(tmp_path / where / name) for where in ("engine", "here"))
+    pd.testing.assert_frame_equal(engine, here)
     assert len(re.findall(r"backtest \d+/4 \S+ \S+: 3 folds", worker.log())) == 4
