@@ -133,8 +133,9 @@ def run_backtest_distributed(
     :param app: the engine's app to send through (default: the environment's sender app,
         :func:`crypto_ml.engine.client.sender_app`); only with ``where="engine"``.
     :param progress: a tqdm bar, one tick per unit.
-    :param timeout: seconds to wait for the engine's answers (``None``: no limit); on a
-        ``TimeoutError`` the units already done are kept, and the same call resumes.
+    :param timeout: seconds to wait for the engine's answers (``None``: no limit); on Celery's
+        ``TimeoutError`` (or a unit's error) the units already done are kept, and the same call
+        resumes.
     """
     from crypto_ml.evaluation.backtest import BacktestResult
     from crypto_ml.evaluation.units import backtest_from_json, backtest_units, join_backtest
