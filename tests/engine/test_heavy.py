@@ -141,9 +141,10 @@ def test_a_run_interrupted_by_a_killed_worker_finishes_with_only_what_is_missing
     assert {i for i, host in metas.items() if host == first.node} == before  # kept, not recomputed
     # The interrupted run's messages of the missing units were still queued, and the resumed run
     # sent them again (same ids): the second copy of each finds the answer and computes nothing.
+    # (The copy the killed worker held comes back only after Redis's visibility timeout: not waited for.)
     missing = len(ids) - len(before)
     deadline = time.monotonic() + 60
-    while len(re.findall(r"already done by", second.log())) < missing:
+    while len(re.findall(r"already done by", second.log())) < missing - 1:
         assert time.monotonic() < deadline, second.log()[-3000:]
         time.sleep(0.2)
     log = second.log()
