@@ -136,6 +136,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bt.add_argument("--report", type=Path, default=None, help="also write the Markdown report here")
     bt.add_argument("--no-progress", action="store_true", help="no progress bar")
     bt.add_argument(
+        "--on", choices=("process", "local", "engine"), default="process",
+        help="where the accuracy backtest runs: 'process' (default, fold by fold here), 'local' (the "
+        "engine's units, here), 'engine' (one task per coin and model on the engine's 'heavy' queue: "
+        "start workers with -Q predict,train,heavy; a re-run computes only the units not done yet)",
+    )
+    bt.add_argument(
         "--levels", type=_levels, default=None,
         help="prediction-interval levels in percent, comma-separated (default 80,95)",
     )
@@ -197,8 +203,16 @@ def backtest_command(args: argparse.Namespace) -> int:
     loader = load_data(args)
     coins = _coins(loader, args.coins)
     started = time.perf_counter()
+    on = getattr(args, "on", "process")
+    run = run_backtest
+    if on != "process":
+        from functools import partial
+
+        from crypto_ml.engine.heavy import run_backtest_distributed
+
+        run = partial(run_backtest_distributed, where=on)
     try:
-        result = run_backtest(
+        result = run(
             coins,
             [m.lower() for m in args.models],
             loader=loader,
@@ -228,6 +242,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         f"--models {','.join(args.models)}{_window_flags(args, period)} --folds {args.folds} --horizon {args.horizon}"
         + (f" --levels {','.join(f'{v:g}' for v in levels)}" if args.levels else "")
         + "".join(f" --param {m}.{k}={json.dumps(v)}" for m, kv in params.items() for k, v in kv.items())
+        + (f" --on {on}" if on != "process" else "")
         + f"\nElapsed: {elapsed:.0f} s\n"
     )
     _publish(args.report, "Backtest report", f"{header}\n{report}", {"per-fold metrics": csv_path, "plot": png_path})

@@ -20,10 +20,10 @@ Every setting has an environment override (read by :meth:`EngineConfig.from_env`
                                     (loader + import TensorFlow in the child), ``none``
 ``CRYPTO_ML_ENGINE_KEY_PREFIX``     Redis only: prefix of every key the engine uses (broker and
                                     results), e.g. to share one Redis database; empty by default
-``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict task sleeps after computing its
-                                    forecast and before returning (the fault test kills the
-                                    worker process then, so the task is redelivered); read at
-                                    call time, 0 by default
+``CRYPTO_ML_ENGINE_TEST_DELAY``     TEST ONLY: seconds every predict and heavy task sleeps after
+                                    computing its answer and before returning (the fault tests
+                                    kill the worker process then, so the task is redelivered);
+                                    read at call time, 0 by default
 ==================================  ==========================================================
 
 ``CRYPTO_ML_HOME`` picks the folder of the embedded broker/result files (see
@@ -55,6 +55,11 @@ ENV_TEST_DELAY = "CRYPTO_ML_ENGINE_TEST_DELAY"
 
 PREDICT_QUEUE = "predict"
 TRAIN_QUEUE = "train"
+#: The queue of the heavy work (:mod:`crypto_ml.engine.heavy`: backtests split per coin and model),
+#: so that a long evaluation neither delays predictions nor waits behind trainings.
+HEAVY_QUEUE = "heavy"
+#: The tasks routed to :data:`HEAVY_QUEUE` (a glob of their names).
+HEAVY_TASKS = "crypto_ml.heavy.*"
 #: Seconds between two looks for messages on the embedded (SQLite) broker when its queues are empty.
 SQLITE_BROKER_POLL_S = 0.1
 #: Messages a worker process may hold unacknowledged on the embedded broker (1 on the others).
@@ -175,11 +180,9 @@ class EngineConfig:
             "task_track_started": True,
             "result_expires": self.result_expires,
             "result_extended": True,
-            # Two queues, so long training never starves predictions.
-            "task_queues": (
-                Queue(PREDICT_QUEUE, Exchange(PREDICT_QUEUE, type="direct"), routing_key=PREDICT_QUEUE),
-                Queue(TRAIN_QUEUE, Exchange(TRAIN_QUEUE, type="direct"), routing_key=TRAIN_QUEUE),
-            ),
+            # A queue per kind of work, so long training or a backtest never starves predictions.
+            "task_queues": tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                                 for name in (PREDICT_QUEUE, TRAIN_QUEUE, HEAVY_QUEUE)),
             "task_default_exchange": PREDICT_QUEUE,
             "task_default_routing_key": PREDICT_QUEUE,
             "task_default_queue": PREDICT_QUEUE,
@@ -187,6 +190,7 @@ class EngineConfig:
                 PREDICT_TASK: {"queue": PREDICT_QUEUE},
                 TRAIN_TASK: {"queue": TRAIN_QUEUE},
                 STATS_TASK: {"queue": PREDICT_QUEUE},
+                HEAVY_TASKS: {"queue": HEAVY_QUEUE},
             },
             # The retry budget of the tasks (crypto_ml.engine.tasks), set on them when they bind
             # to the app: the tasks module itself reads no setting.
@@ -210,7 +214,7 @@ class EngineConfig:
 
 
 def injected_delay(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds of the test-only delay of the predict task (``CRYPTO_ML_ENGINE_TEST_DELAY``, 0 when
-    unset): the task sleeps this long after computing its forecast, so a test can kill the worker
-    process mid-task. Never set it in production."""
+    """Seconds of the test-only delay of the predict and heavy tasks (``CRYPTO_ML_ENGINE_TEST_DELAY``,
+    0 when unset): the task sleeps this long after computing its answer, so a test can kill the
+    worker process mid-task. Never set it in production."""
     return env_float(ENV_TEST_DELAY, 0.0, environ=environ)

@@ -3,7 +3,8 @@
 ``crypto_ml.predict`` and ``crypto_ml.stats`` on the ``predict`` queue, ``crypto_ml.train`` on
 ``train`` (routes: :mod:`crypto_ml.engine.config`). Each takes the keyword arguments of one
 :class:`~crypto_ml.engine.request.EngineRequest` (its :meth:`~crypto_ml.engine.request.EngineRequest.to_json`)
-and nothing else.
+and nothing else. ``crypto_ml.heavy.backtest`` on ``heavy`` takes one unit of
+:func:`crypto_ml.evaluation.units.backtest_units` (see :mod:`crypto_ml.engine.heavy`).
 
 The tasks are shared tasks (``@shared_task``): importing this module builds no app and reads no
 setting. The worker's app (:mod:`crypto_ml.engine.app`) includes it, and its configuration sets the
@@ -22,6 +23,7 @@ from typing import Any
 from celery import shared_task
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
+from crypto_ml.engine.heavy import BACKTEST_TASK, backtest_unit_task
 from crypto_ml.engine.protocol import PREDICT_TASK, STATS_TASK, TRAIN_TASK, EngineInputError
 from crypto_ml.engine.request import EngineRequest
 from crypto_ml.engine.service import process_stats, run_predict, run_train
@@ -68,3 +70,13 @@ def stats(self) -> dict[str, Any]:
     """Stats of the pool process that runs it (:func:`~crypto_ml.engine.service.process_stats`),
     for monitoring and benchmarks."""
     return {**process_stats(), "hostname": self.request.hostname}
+
+
+@shared_task(name=BACKTEST_TASK, bind=True, throws=(EngineInputError,), acks_late=True,
+             reject_on_worker_lost=True, track_started=False)
+def backtest(self, *args: Any, **unit: Any) -> dict[str, Any]:
+    """:func:`~crypto_ml.engine.heavy.backtest_unit_task` of the unit in the keyword arguments. Not
+    marked STARTED, so that a unit already done keeps its answer in every result backend."""
+    if args:
+        raise EngineInputError(f"{BACKTEST_TASK} takes keyword arguments only, got {len(args)} positional")
+    return backtest_unit_task(self, unit)

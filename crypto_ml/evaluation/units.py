@@ -10,14 +10,17 @@ send the result back; the ``*_from_json`` functions rebuild the frames the local
   and :meth:`BacktestResult.concat` joins the coins and models;
 - :func:`forecast_unit`: :func:`~crypto_ml.evaluation.forecasts.forecast_days` of one model on one
   coin (the expensive part of the strategy backtest); :func:`forecasts_from_json` gives the frame
-  that :func:`~crypto_ml.evaluation.simulation.simulate` replays.
+  that :func:`~crypto_ml.evaluation.simulation.simulate` replays;
+- :func:`backtest_units` splits :func:`~crypto_ml.evaluation.backtest.run_backtest` into those
+  units (its coins, windows and checks), and :func:`join_backtest` joins their answers into what
+  ``run_backtest`` returns.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,12 +30,21 @@ from crypto_ml.evaluation.backtest import (
     FORECAST_COLUMNS,
     SKIPPED_COLUMNS,
     BacktestResult,
+    _coin_ids,
+    _settings,
+    _too_few_in_window,
+    _windowed,
+    _with_window,
     backtest_series,
+    check_window,
     interval_columns,
 )
 from crypto_ml.evaluation.forecasts import forecast_days
 from crypto_ml.evaluation.metrics import METRICS
 from crypto_ml.forecasting import DEFAULT_LEVELS
+
+if TYPE_CHECKING:
+    from crypto_ml.data_loader import CryptoLoader
 
 _FORECAST_DAY_COLUMNS = ["coin", "date", "last_close", "forecast", "expected_return", "train_end", "refit"]
 
@@ -106,3 +118,54 @@ def forecasts_from_json(data: Mapping[str, Any]) -> pd.DataFrame:
     bounds = interval_columns(data["levels"])
     return from_records(data["forecasts"], _FORECAST_DAY_COLUMNS + bounds, dates=("date", "train_end"),
                         floats=("last_close", "forecast", "expected_return", *bounds))
+
+
+def backtest_units(
+    coins: Sequence[str] | None = None,
+    models: Sequence[str] = ("naive", "linear"),
+    *,
+    loader: CryptoLoader | None = None,
+    period: int = 365,
+    folds: int = 12,
+    horizon: int = 10,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    start: Any = None,
+    end: Any = None,
+) -> list[dict[str, Any] | BacktestResult]:
+    """:func:`~crypto_ml.evaluation.backtest.run_backtest` (same arguments; models by name) as units
+    of work, in its order (coin by coin, model by model): for each coin and model the keyword
+    arguments of :func:`backtest_unit` (JSON: the coin's closes up to ``end`` and their dates as
+    ISO strings), or, for a coin with fewer closes in the window than ``folds``, the final
+    :class:`BacktestResult` that reports it skipped. The settings are checked here, as
+    ``run_backtest`` checks them."""
+    first_day, last_day = check_window(start, end)
+    named = [m for m in models if not isinstance(m, str)]
+    if named:
+        raise ValueError(f"units name their models (a registry name); got {named!r}")
+    loader, coin_ids = _coin_ids(loader, coins)
+    params = dict(params or {})
+    settings = {"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)}
+    units: list[dict[str, Any] | BacktestResult] = []
+    for coin in coin_ids:
+        closes, dates, coin_period = _windowed(*loader.get_prices(coin), first_day, last_day, period)
+        closes_json = [float(v) for v in closes]
+        dates_json = [d.isoformat() for d in pd.DatetimeIndex(dates)]
+        for model in models:
+            if coin_period < folds:
+                units.append(_too_few_in_window(coin, model, coin_period, settings, first_day, last_day))
+                continue
+            checked = _settings(coin_period, folds, horizon, levels)
+            model_params = params.get(str(model))
+            units.append({"coin": coin, "model": str(model), "closes": closes_json, "dates": dates_json,
+                          "period": coin_period, "folds": folds, "horizon": checked["horizon"],
+                          "params": None if model_params is None else dict(model_params),
+                          "levels": [float(v) for v in checked["levels"]]})
+    return units
+
+
+def join_backtest(parts: Sequence[BacktestResult], *, start: Any = None, end: Any = None) -> BacktestResult:
+    """The :class:`BacktestResult` of :func:`~crypto_ml.evaluation.backtest.run_backtest` from the
+    results of its units (in the order of :func:`backtest_units`) and its window."""
+    first_day, last_day = check_window(start, end)
+    return _with_window(BacktestResult.concat(parts), first_day, last_day)

@@ -1,0 +1,215 @@
+"""Heavy work on the engine: the walk-forward backtest split into one task per coin and model.
+
+>>> result = run_backtest_distributed(["bitcoin", "ethereum"], ["naive", "drift", "ar"], folds=6,
+...                                   where="engine", progress=True)
+>>> result.summary                  # what crypto_ml.evaluation.run_backtest returns, the same numbers
+
+One call, two places (``where``):
+
+- ``"local"``: the units run one after the other in this process (a quick look, no worker);
+- ``"engine"``: each unit is a ``crypto_ml.heavy.backtest`` task on the ``heavy`` queue
+  (:data:`~crypto_ml.engine.config.HEAVY_QUEUE`), sent as one Celery ``group`` and gathered with
+  its ``ResultSet`` (``join_native`` where the result backend has it), so every worker that
+  consumes ``heavy`` takes part: the embedded default's worker, or every worker of the stack
+  (``celery -A crypto_ml worker -Q predict,train,heavy``).
+
+Either way the units are those of :func:`crypto_ml.evaluation.units.backtest_units` and their
+answers are joined by :func:`~crypto_ml.evaluation.units.join_backtest`, so the result is exactly
+``run_backtest``'s.
+
+What a message carries: the unit itself, JSON (the coin's closes up to the window's end, their
+dates, the settings), not a name of the data for the worker to read. A backtest reads any source
+(``--source``, ``--market``, synthetic coins, ``--end``): only the caller is sure to see that data,
+and a worker reading "the same" source later (an exchange, a file on another host) could score other
+closes. The payload is small (a 1,800-day coin is about 60 kB of JSON), next to seconds of fitting.
+
+Resuming: a unit's task id is a uuid5 of its JSON (:func:`unit_task_id`), so the same unit on the
+same data has the same id on every run. Before sending, the caller reads the result backend and
+sends only the units without a result; a run interrupted half-way (a worker killed, the caller
+stopped) is finished by calling it again, which computes only what is missing. A unit delivered
+twice (the message of the interrupted run and the one of the resumed run, or a redelivery) is
+computed once: the task returns the stored answer when its id already has one
+(:func:`once`). Results are kept ``CRYPTO_ML_ENGINE_RESULT_EXPIRES`` seconds (a day).
+
+Progress: a tqdm bar in the caller (one tick per unit) and, in the worker's log, one line per unit
+with its place in the run (``backtest 17/291 bitcoin ar: 12 folds, 0 skipped, 0.41 s``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from crypto_ml.engine.config import HEAVY_QUEUE, injected_delay
+
+if TYPE_CHECKING:
+    from celery import Celery, Task
+
+    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.evaluation.backtest import BacktestResult
+
+log = logging.getLogger(__name__)
+
+#: The Celery task of one backtest unit (routed to the ``heavy`` queue by its ``crypto_ml.heavy.`` name).
+BACKTEST_TASK = "crypto_ml.heavy.backtest"
+#: The places a heavy call runs.
+WHERE = ("local", "engine")
+#: The custom message header with a unit's place in its run, ``"17/291"``, for the worker's log.
+POSITION_HEADER = "heavy_position"
+#: Namespace of the units' task ids (:func:`unit_task_id`).
+UNIT_NAMESPACE = uuid.UUID("0b7e8d6c-3f0a-4c55-9d2e-6865617679ff")
+
+
+def unit_task_id(task: str, unit: Mapping[str, Any]) -> str:
+    """The task id of one unit: a uuid5 of the task name and the unit's canonical JSON (the same
+    unit on the same data, the same id)."""
+    text = json.dumps(unit, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return str(uuid.uuid5(UNIT_NAMESPACE, f"{task}|{text}"))
+
+
+def once(task: Task, work: Callable[..., dict[str, Any]], unit: Mapping[str, Any]) -> dict[str, Any]:
+    """``work(**unit)`` in a Celery task, at most once per task id: the stored answer when the result
+    backend already has one for ``task``'s id, else the answer computed now (with the worker's
+    ``hostname``, ``pid`` and ``seconds`` in ``"ran"``). Logs one line either way."""
+    import os
+
+    started = time.perf_counter()
+    request = task.request
+    where = f"{task.name.rsplit('.', 1)[-1]} {getattr(request, POSITION_HEADER, None) or '?'} "
+    where += f"{unit.get('coin')} {unit.get('model')}"
+    meta = task.backend.get_task_meta(request.id)
+    if meta.get("status") == "SUCCESS" and isinstance(meta.get("result"), dict):
+        log.info("%s: already done by %s, not computed again", where, meta["result"]["ran"]["hostname"])
+        return meta["result"]
+    answer = work(**unit)
+    if delay := injected_delay():  # TEST ONLY (CRYPTO_ML_ENGINE_TEST_DELAY): after the work
+        time.sleep(delay)
+    seconds = time.perf_counter() - started
+    answer["ran"] = {"hostname": request.hostname, "pid": os.getpid(), "seconds": seconds}
+    log.info("%s: %d folds, %d skipped, %.2f s", where, len(answer.get("folds", ())),
+             len(answer.get("skipped", ())), seconds)
+    return answer
+
+
+def backtest_unit_task(task: Task, unit: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of ``crypto_ml.heavy.backtest``: :func:`~crypto_ml.evaluation.units.backtest_unit`
+    of the unit in the message's keyword arguments, once per task id."""
+    from crypto_ml.engine.protocol import EngineInputError
+    from crypto_ml.evaluation.units import backtest_unit
+
+    def work(*, coin: str, model: str, closes: list, dates: list, **settings: Any) -> dict[str, Any]:
+        try:
+            return backtest_unit(coin, model, closes, dates, **settings)
+        except (TypeError, KeyError, ValueError) as exc:  # a unit no retry can serve
+            raise EngineInputError(f"coin {coin!r} model {model!r}: {type(exc).__name__}: {exc}") from None
+
+    return once(task, work, unit)
+
+
+def run_backtest_distributed(
+    coins: Sequence[str] | None = None,
+    models: Sequence[str] = ("naive", "linear"),
+    *,
+    loader: CryptoLoader | None = None,
+    period: int = 365,
+    folds: int = 12,
+    horizon: int = 10,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    levels: Sequence[float] | None = None,
+    start: Any = None,
+    end: Any = None,
+    where: str = "local",
+    app: Celery | None = None,
+    progress: bool = False,
+    timeout: float | None = None,
+) -> BacktestResult:
+    """:func:`crypto_ml.evaluation.run_backtest` (the same arguments and result), one unit per coin
+    and model, run ``where`` (``"local"`` or ``"engine"``, see the module docstring).
+
+    :param app: the engine's app to send through (default: the environment's sender app,
+        :func:`crypto_ml.engine.client.sender_app`); only with ``where="engine"``.
+    :param progress: a tqdm bar, one tick per unit.
+    :param timeout: seconds to wait for the engine's answers (``None``: no limit); on Celery's
+        ``TimeoutError`` (or a unit's error) the units already done are kept, and the same call
+        resumes.
+    """
+    from crypto_ml.evaluation.backtest import BacktestResult
+    from crypto_ml.evaluation.units import backtest_from_json, backtest_units, join_backtest
+    from crypto_ml.forecasting import DEFAULT_LEVELS
+
+    if where not in WHERE:
+        raise ValueError(f"where must be one of {', '.join(WHERE)}, got {where!r}")
+    units = backtest_units(coins, models, loader=loader, period=period, folds=folds, horizon=horizon,
+                           params=params, levels=DEFAULT_LEVELS if levels is None else levels,
+                           start=start, end=end)
+    todo = [u for u in units if not isinstance(u, BacktestResult)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(units), unit="unit", desc=f"backtest ({where})")
+        bar.update(len(units) - len(todo))
+    try:
+        if where == "local":
+            answers = _run_here(todo, bar)
+        else:
+            answers = _run_on_engine(BACKTEST_TASK, todo, app=app, bar=bar, timeout=timeout)
+    finally:
+        if bar is not None:
+            bar.close()
+    done = iter(answers)
+    parts = [u if isinstance(u, BacktestResult) else backtest_from_json(next(done)) for u in units]
+    return join_backtest(parts, start=start, end=end)
+
+
+def _run_here(units: Sequence[Mapping[str, Any]], bar: Any) -> list[dict[str, Any]]:
+    from crypto_ml.evaluation.units import backtest_unit
+
+    answers = []
+    for unit in units:
+        settings = {k: v for k, v in unit.items() if k not in ("coin", "model", "closes", "dates")}
+        answers.append(backtest_unit(unit["coin"], unit["model"], unit["closes"], unit["dates"], **settings))
+        if bar is not None:
+            bar.update(1)
+    return answers
+
+
+def _run_on_engine(task: str, units: Sequence[Mapping[str, Any]], *, app: Celery | None, bar: Any,
+                   timeout: float | None) -> list[dict[str, Any]]:
+    """The answers of ``units`` (in their order) from ``task`` tasks on the heavy queue: a group of
+    the units without a stored result, then one ``ResultSet`` join over all of them."""
+    from celery import group
+    from celery.result import ResultSet
+
+    from crypto_ml.engine.client import sender_app
+
+    app = app if app is not None else sender_app()
+    ids = [unit_task_id(task, unit) for unit in units]
+    unique = dict(zip(ids, units))  # the same unit twice in a run is one task
+    stored = {i for i in unique if app.backend.get_task_meta(i).get("status") == "SUCCESS"}
+    missing = [i for i in unique if i not in stored]
+    total = len(unique)
+    log.info("%s: %d units, %d already done, %d sent to the %r queue", task, total, len(stored),
+             len(missing), HEAVY_QUEUE)
+    if missing:
+        position = {i: n for n, i in enumerate(unique, 1)}
+        group(
+            app.signature(task, kwargs=dict(unique[i]), task_id=i, queue=HEAVY_QUEUE, routing_key=HEAVY_QUEUE,
+                          headers={POSITION_HEADER: f"{position[i]}/{total}"})
+            for i in missing
+        ).apply_async()
+    results = ResultSet([app.AsyncResult(i) for i in unique], app=app)
+    answers: dict[str, dict[str, Any]] = {}
+
+    def gathered(task_id: str, value: dict[str, Any]) -> None:
+        answers[task_id] = value
+        if bar is not None:
+            bar.update(1)
+
+    join = results.join_native if results.supports_native_join else results.join
+    join(timeout=timeout, callback=gathered, propagate=True)
+    return [answers[i] for i in ids]
