@@ -49,7 +49,7 @@ def pct(values: list[float], q: float) -> float:
 def sequential_loop(epochs: int, horizon: int, limit: int = 0) -> None:
     """The talk's loop in this process; prints one JSON line."""
     started = time.perf_counter()
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.forecasting.registry import make_forecaster
 
     loader = CryptoLoader()
@@ -194,8 +194,8 @@ def main() -> None:
     }
     os.environ.update({k: env[k] for k in ("CRYPTO_ML_HOME", "AIRFLOW_HOME", "CRYPTO_ML_DATABASE_URL")})
     from crypto_ml.engine.app import make_app
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.settings.engine import EngineConfig
     from crypto_ml.storage import migrate
 
     migrate(env["CRYPTO_ML_DATABASE_URL"])

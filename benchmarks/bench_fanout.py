@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from crypto_ml.config import project_env
+from crypto_ml.settings.paths import project_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,9 +47,9 @@ def main() -> None:
             "CRYPTO_ML_DATABASE_URL": f"sqlite:///{work / 'project.db'}",
         }
     )
-    from crypto_ml.catalog import replay_day
+    from crypto_ml.pipeline.catalog import replay_day
     from crypto_ml.stack.local import LocalStack, master_run
-    from crypto_ml.pipeline import poll
+    from crypto_ml.pipeline.steps import poll
 
     import datetime as dt
 

@@ -65,7 +65,7 @@ def _wait_ready(app, n: int, timeout: float = 120.0) -> None:
 
 def run(n: int, args: argparse.Namespace, loader, logs: Path):
     from crypto_ml.engine.app import make_app
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
     from crypto_ml.engine.heavy import run_backtest_distributed
 
     prefix = f"bench_heavy_{os.getpid()}_{n}_{secrets.token_hex(3)}:"
@@ -103,7 +103,7 @@ def run(n: int, args: argparse.Namespace, loader, logs: Path):
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="naive,drift,ar")

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crypto_ml.evaluation import markdown_table, run_backtest  # noqa: E402
-from crypto_ml.data_loader import CryptoLoader  # noqa: E402
+from crypto_ml.data.loader import CryptoLoader  # noqa: E402
 
 SETTINGS = ("calibration_origins", "interval_vol_window", "interval_vol_ewm", "interval_half_life",
             "interval_aci_gamma")

@@ -33,11 +33,11 @@ def main() -> None:
 
     cold = subprocess.run(
         [sys.executable, "-c",
-         "import time; t=time.perf_counter(); from crypto_ml.data_loader import CryptoLoader; "
+         "import time; t=time.perf_counter(); from crypto_ml.data.loader import CryptoLoader; "
          "CryptoLoader(); print(time.perf_counter()-t)"],
         check=True, capture_output=True, text=True,
     )
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
     loads = timed(CryptoLoader, args.repeat)
     loader = CryptoLoader()

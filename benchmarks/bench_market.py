@@ -5,7 +5,7 @@ The exchange is the local Binance-compatible server (``crypto_ml.testing.fake_ex
 Binance's published request-weight limit (6,000 a minute; klines weigh 2, exchangeInfo 20), and
 ccxt's own rate limiter at Binance's setting (``rateLimit`` 50 ms between requests) — so the
 seconds are what the throttle costs, as against the real exchange, minus the network's latency.
-Each size runs two polls through :func:`crypto_ml.pipeline.poll` into a fresh SQLite project DB:
+Each size runs two polls through :func:`crypto_ml.pipeline.steps.poll` into a fresh SQLite project DB:
 the first (a new deployment: every coin's 400 days of history) and the next day's (incremental).
 
     python benchmarks/bench_market.py [--sizes 10,100,400] [--before <git rev>]
@@ -61,8 +61,8 @@ def parse_times(dags: Path, repeats: int = 5) -> dict:
 
 def bench_poll(n: int) -> dict:
     from crypto_ml import storage
-    from crypto_ml.market import MarketConfig
-    from crypto_ml.pipeline import poll
+    from crypto_ml.markets import MarketConfig
+    from crypto_ml.pipeline.steps import poll
     from crypto_ml.testing.fake_exchange import FakeExchange, FakeMarket
 
     day0 = dt.date(2026, 11, 20)

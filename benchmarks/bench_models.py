@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="warm predictions to time")
     args = parser.parse_args(argv)
 
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.forecasting import MODELS, LSTMForecaster, load_forecaster, make_forecaster
     from crypto_ml.forecasting.lstm import import_keras
 

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
     settings = PromotionSettings(days=args.days)
     loader = CryptoLoader()

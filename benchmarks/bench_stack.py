@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from crypto_ml.config import project_env
+from crypto_ml.settings.paths import project_env
 
 MASTER, COIN = "crypto_ml_master", "crypto_ml_coin"
 

@@ -72,10 +72,10 @@ def _exit_code(exc: BaseException) -> int | None:
     """2 for bad input, 1 for what is missing or unreachable, ``None`` for a bug."""
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
-    from crypto_ml.data_loader import UnknownCoinError
-    from crypto_ml.market import MarketConfigError
+    from crypto_ml.data.loader import UnknownCoinError
+    from crypto_ml.markets import MarketConfigError
     from crypto_ml.sources.base import SourceError
-    from crypto_ml.validation import DataValidationError
+    from crypto_ml.data.validation import DataValidationError
 
     if isinstance(exc, CLIError):
         return exc.code

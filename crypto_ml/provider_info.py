@@ -3,7 +3,25 @@ Connection types (entry point ``apache_airflow_provider``)."""
 
 from __future__ import annotations
 
+import pkgutil
+
 from crypto_ml import __version__
+
+#: The provider's kinds of classes -> the package holding them; every module of each package is
+#: listed (:func:`modules_of`), so a new operator, sensor, trigger or hook module is never left out
+#: (``tests/test_provider_info.py`` checks each listed module holds a class of its kind, and that no
+#: such class lives elsewhere in the package).
+PACKAGES = {"hooks": "crypto_ml.hooks", "operators": "crypto_ml.operators",
+            "sensors": "crypto_ml.sensors", "triggers": "crypto_ml.triggers"}
+
+
+def modules_of(package: str) -> list[str]:
+    """The modules of one of :data:`PACKAGES`, sorted, found on disk without importing them."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(spec.submodule_search_locations)
+                  if not m.name.startswith("_"))
 
 
 def _field(label: str, kind: str, description: str, **schema) -> dict:
@@ -69,6 +87,7 @@ ENGINE_CONNECTION = {
 
 
 def get_provider_info() -> dict:
+    """What ``airflow providers list`` and the UI read (the ``apache_airflow_provider`` entry point)."""
     return {
         "package-name": "crypto-ml",
         "name": "Crypto-ML",
@@ -81,22 +100,8 @@ def get_provider_info() -> dict:
                 "tags": ["software"],
             }
         ],
-        "hooks": [
-            {"integration-name": "Crypto-ML",
-             "python-modules": ["crypto_ml.hooks.engine", "crypto_ml.hooks.database",
-                                "crypto_ml.hooks.market"]},
-        ],
-        "operators": [
-            {"integration-name": "Crypto-ML",
-             "python-modules": ["crypto_ml.operators.transform", "crypto_ml.operators.engine",
-                                "crypto_ml.operators.trading"]},
-        ],
-        "sensors": [
-            {"integration-name": "Crypto-ML", "python-modules": ["crypto_ml.sensors.engine"]},
-        ],
-        "triggers": [
-            {"integration-name": "Crypto-ML", "python-modules": ["crypto_ml.triggers.engine"]},
-        ],
+        **{kind: [{"integration-name": "Crypto-ML", "python-modules": modules_of(package)}]
+           for kind, package in PACKAGES.items()},
         "connection-types": [
             ENGINE_CONNECTION,
             DATABASE_CONNECTION,

@@ -27,7 +27,7 @@ accepts it; `{"coins": [...]}` names the valid keys instead of running the defau
 exchange, the last day whose candle had closed at the run's `run_after`), and a model served only
 from a trained version (the LSTM) that `crypto_ml_train` has not trained for the coin up to
 `as_of` (the line gives the command that trains it). Without `as_of`, the run predicts as of its logical date's day on the
-market: the replayed history day for the replay (see `crypto_ml.catalog.replay_day`), the day
+market: the replayed history day for the replay (see `crypto_ml.pipeline.catalog.replay_day`), the day
 itself for an exchange or a CSV folder (or the last day whose candle had closed when the run was
 created, its `run_after`: every task of the run, and a clear of it later, names that one day).
 Every task writes idempotently:
@@ -40,11 +40,11 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param
 
-from crypto_ml.catalog import (
+from crypto_ml.pipeline.catalog import (
     DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_max_active_runs, coin_param_schema, run_market_day,
 )
 from crypto_ml.operators.engine import EngineSubmitOperator
-from crypto_ml.params import DEFAULT_HORIZON
+from crypto_ml.pipeline.params import DEFAULT_HORIZON
 from crypto_ml.operators.trading import TradeBranchOperator, TradeRequestOperator
 from crypto_ml.operators.transform import CoinTransformOperator
 from crypto_ml.sensors.engine import EngineTaskSensor

@@ -45,8 +45,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from crypto_ml.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
-from crypto_ml.params import DEFAULT_HORIZON
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
+from crypto_ml.pipeline.params import DEFAULT_HORIZON
 from crypto_ml.operators.fanout import TriggerDagRunsOperator
 from crypto_ml.sensors.dag_runs import DagRunsSensor
 
@@ -78,9 +78,9 @@ with DAG(
         have data for it."""
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.hooks.market import CryptoMarketHook
-        from crypto_ml.market import MarketConfigError
-        from crypto_ml.params import TriggerRefused, check_run_conf
-        from crypto_ml.pipeline import PipelineInputError, poll
+        from crypto_ml.markets import MarketConfigError
+        from crypto_ml.pipeline.params import TriggerRefused, check_run_conf
+        from crypto_ml.pipeline.steps import PipelineInputError, poll
 
         try:
             check_run_conf(dag_run, dag)
@@ -96,8 +96,8 @@ with DAG(
         """One trigger per coin: its run id (which names the model and horizon when they are not
         the defaults) and conf."""
         from crypto_ml.hooks.database import CryptoDatabaseHook
-        from crypto_ml.params import coin_runs
-        from crypto_ml.pipeline import ModelNotTrained, check_model_trained
+        from crypto_ml.pipeline.params import coin_runs
+        from crypto_ml.pipeline.steps import ModelNotTrained, check_model_trained
 
         coins = polled["coins"]
         if params.get("coins"):
@@ -122,7 +122,7 @@ with DAG(
         import logging
 
         from crypto_ml.hooks.database import CryptoDatabaseHook
-        from crypto_ml.reporting import day_summary
+        from crypto_ml.storage.reporting import day_summary
 
         log = logging.getLogger(__name__)
         summary = day_summary(polled["history_day"], coins=polled["coins"], model=params["model"],
@@ -151,7 +151,7 @@ with DAG(
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def check_all_coins(*, ti=None) -> None:
         """Green when every task upstream succeeded; fails the run naming those that did not."""
-        from crypto_ml.pipeline import failed_upstream
+        from crypto_ml.pipeline.steps import failed_upstream
 
         failed = failed_upstream(ti)
         if failed:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
 from crypto_ml.operators.engine import EngineSubmitOperator
 
 with DAG(
@@ -57,9 +57,9 @@ with DAG(
 
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.hooks.market import CryptoMarketHook
-        from crypto_ml.market import MarketConfigError
-        from crypto_ml.params import TriggerRefused, check_run_conf
-        from crypto_ml.pipeline import PipelineInputError, poll, training_coins
+        from crypto_ml.markets import MarketConfigError
+        from crypto_ml.pipeline.params import TriggerRefused, check_run_conf
+        from crypto_ml.pipeline.steps import PipelineInputError, poll, training_coins
 
         try:
             check_run_conf(dag_run, dag)

@@ -21,6 +21,6 @@ def _forks_tasks(argv: list[str]) -> bool:
 
 
 if os.environ.get("CRYPTO_ML_PRELOAD", "1") != "0" and _forks_tasks(sys.argv):
-    from crypto_ml.preload import preload
+    from crypto_ml.pipeline.preload import preload
 
     preload()

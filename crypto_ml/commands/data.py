@@ -96,7 +96,7 @@ def what_is_read(args) -> str:
 
 
 def _load(args):
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
     started = time.perf_counter()
     source, as_of = args.source, args.as_of
@@ -166,7 +166,7 @@ def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
     from crypto_ml import storage
-    from crypto_ml.ingest import ingest
+    from crypto_ml.data.ingest import ingest
 
     url = storage.database_url(args.db)
     print(f"[1/3] project database: {_redact(url)}", flush=True)

@@ -53,7 +53,7 @@ def _mask(url: str) -> str:
 
 
 def cmd_config(args) -> int:
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
 
     data = EngineConfig.from_env().as_dict()
     data["broker_url"] = _mask(data["broker_url"])

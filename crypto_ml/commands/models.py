@@ -106,7 +106,7 @@ def load_data(args: argparse.Namespace):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES as MODELS  # cheap: --help in a blink
+    from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES as MODELS  # cheap: --help in a blink
 
     names = ", ".join(MODELS)
     bt = subparsers.add_parser(
@@ -183,11 +183,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def backtest_command(args: argparse.Namespace) -> int:
     from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
-    from crypto_ml.config import artifacts_dir
-    from crypto_ml.data_loader import UnknownCoinError
-    from crypto_ml.forecasting.registry import MODELS
-
+    from crypto_ml.settings.paths import artifacts_dir
+    from crypto_ml.data.loader import UnknownCoinError
     from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.forecasting.registry import MODEL_NAMES as MODELS
 
     unknown = [m for m in args.models if m.lower() not in MODELS]
     if unknown:
@@ -251,8 +250,8 @@ def backtest_command(args: argparse.Namespace) -> int:
 
 def strategy_command(args: argparse.Namespace) -> int:
     """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
-    from crypto_ml.config import artifacts_dir
-    from crypto_ml.data_loader import UnknownCoinError
+    from crypto_ml.settings.paths import artifacts_dir
+    from crypto_ml.data.loader import UnknownCoinError
     from crypto_ml.forecasting import DEFAULT_LEVELS
     from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
 
@@ -338,7 +337,7 @@ def _publish(report: Path | None, title: str, text: str, files: dict[str, Path],
 
 def _print_prediction_table(manager, coins) -> None:
     """The forecasts as a table: per coin and day the forecast and its 80 % / 95 % intervals."""
-    from crypto_ml.reporting import format_table
+    from crypto_ml.storage.reporting import format_table
 
     table = manager.prediction_table(coins)
     if len(table):
@@ -350,8 +349,8 @@ def _print_prediction_table(manager, coins) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
-    from crypto_ml.manager import CryptoManager
+    from crypto_ml.data.loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.forecasting.manager import CryptoManager
 
     loader = CryptoLoader(as_of=args.as_of)
     if not len(loader):

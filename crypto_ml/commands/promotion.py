@@ -54,7 +54,7 @@ def _db(p) -> None:
 
 
 def _store(args):
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
 
     return ModelStore(url=args.db)
 

@@ -2,7 +2,7 @@
 
 ``airflow dags trigger crypto_ml_coin --conf ...`` names a run ``manual__<time>``: Airflow makes
 the id before it reads the conf, so the grid cannot say which coin a hand-made run is for. This
-command builds the id the master's fan-out would (:func:`crypto_ml.params.coin_run_id`:
+command builds the id the master's fan-out would (:func:`crypto_ml.pipeline.params.coin_run_id`:
 ``<coin>__<as_of>``, then ``__<model>`` and ``__h<horizon>`` when not the defaults; without
 ``--as-of``, ``<coin>__manual__<UTC time>``) and triggers the run through Airflow's own CLI, in
 this shell's Airflow environment (``source scripts/env.sh``).
@@ -17,7 +17,7 @@ from crypto_ml.commands import iso_date, positive_int
 
 
 def register(subparsers) -> None:
-    from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES
+    from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
 
     p = subparsers.add_parser(
         "trigger", help="trigger a crypto_ml_coin run whose run id names the coin",
@@ -40,7 +40,7 @@ def coin_trigger_command(coin: str, *, as_of: str | None, model: str, horizon: i
     import datetime as dt
     from pathlib import Path
 
-    from crypto_ml.params import DEFAULT_HORIZON, coin_run_id
+    from crypto_ml.pipeline.params import DEFAULT_HORIZON, coin_run_id
 
     conf = {"coin": coin, "model": model}
     if as_of:

@@ -3,7 +3,7 @@
 Laid out as Celery's examples are: the app, the tasks (thin), and the work in modules of its own.
 
 - :mod:`crypto_ml.engine.app` builds the worker's app (``celery -A crypto_ml worker``), from
-  :mod:`crypto_ml.engine.config` (the one config object and its environment overrides).
+  :mod:`crypto_ml.settings.engine` (the one config object and its environment overrides).
 - :mod:`crypto_ml.engine.request`: :class:`~crypto_ml.engine.request.EngineRequest`, the one
   request (fields, check, JSON form); :mod:`crypto_ml.engine.protocol`: task names and the error.
 - :mod:`crypto_ml.engine.client`: submit and poll, for the Airflow operators, sensor and triggers.
@@ -19,7 +19,3 @@ Importing this package imports neither Celery nor TensorFlow, and only
 """
 
 from __future__ import annotations
-
-from crypto_ml.engine.config import EngineConfig
-
-__all__ = ["EngineConfig"]

@@ -3,7 +3,7 @@
 ``-A crypto_ml`` finds this app through the package's lazy ``crypto_ml.app`` attribute (see
 :mod:`crypto_ml`); ``-A crypto_ml.engine.app`` names it directly.
 
-Configured from one object, :class:`crypto_ml.engine.config.EngineConfig` (environment overrides
+Configured from one object, :class:`crypto_ml.settings.engine.EngineConfig` (environment overrides
 ``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``, ``CRYPTO_ML_ENGINE_*``). With no
 configuration the broker and result store are SQLite files under ``CRYPTO_ML_HOME`` (no server).
 The tasks live in :mod:`crypto_ml.engine.tasks`, the worker's lifecycle in
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from crypto_ml.engine.config import SQLITE_BROKER_POLL_S, EngineConfig
+from crypto_ml.settings.engine import SQLITE_BROKER_POLL_S, EngineConfig
 
 
 def make_app(config: EngineConfig | None = None) -> Celery:

@@ -1,7 +1,7 @@
 """Per-process warm state of a worker: a bounded LRU cache of fitted models, and the loader.
 
 Each pool process (Celery prefork child) has its own :class:`ModelCache` and its own
-:class:`~crypto_ml.data_loader.CryptoLoader`, created on first use *in that process*: after a
+:class:`~crypto_ml.data.loader.CryptoLoader`, created on first use *in that process*: after a
 fork the child starts empty (the cache remembers the pid that created it), so nothing built in the
 parent, TensorFlow least of all, is ever shared across a fork.
 """
@@ -107,7 +107,7 @@ def process_cache(maxsize: int | None = None) -> ModelCache:
         _reset_if_forked()
         if _state["cache"] is None:
             if maxsize is None:
-                from crypto_ml.engine.config import EngineConfig
+                from crypto_ml.settings.engine import EngineConfig
 
                 maxsize = EngineConfig.from_env().cache_size
             _state["cache"] = ModelCache(maxsize)
@@ -115,11 +115,11 @@ def process_cache(maxsize: int | None = None) -> ModelCache:
 
 
 def process_loader():
-    """This process's :class:`~crypto_ml.data_loader.CryptoLoader` (bundled data, loaded once)."""
+    """This process's :class:`~crypto_ml.data.loader.CryptoLoader` (bundled data, loaded once)."""
     with _state_lock:
         _reset_if_forked()
         if _state["loader"] is None:
-            from crypto_ml.data_loader import CryptoLoader
+            from crypto_ml.data.loader import CryptoLoader
 
             _state["loader"] = CryptoLoader()
         return _state["loader"]

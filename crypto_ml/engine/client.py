@@ -24,7 +24,7 @@ from crypto_ml.engine.request import EngineRequest
 if TYPE_CHECKING:
     from celery import Celery
 
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
 
 class EngineTaskFailed(RuntimeError):
     """The engine ran the task and it failed; the message is the task's error."""
@@ -39,7 +39,7 @@ def sender_app(config: EngineConfig | None = None) -> Celery:
     one per distinct configuration per process. It registers no task and imports nothing of the
     worker: the same broker, result backend, queues and JSON-only settings as the worker's app
     (:func:`crypto_ml.engine.app.make_app`)."""
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
 
     config = config if config is not None else EngineConfig.from_env()
     key = json.dumps(config.as_dict(), sort_keys=True, default=str)

@@ -8,7 +8,7 @@ One call, two places (``where``):
 
 - ``"local"``: the units run one after the other in this process (a quick look, no worker);
 - ``"engine"``: each unit is a ``crypto_ml.heavy.backtest`` task on the ``heavy`` queue
-  (:data:`~crypto_ml.engine.config.HEAVY_QUEUE`), sent as one Celery ``group`` and gathered with
+  (:data:`~crypto_ml.settings.engine.HEAVY_QUEUE`), sent as one Celery ``group`` and gathered with
   its ``ResultSet`` (``join_native`` where the result backend has it), so every worker that
   consumes ``heavy`` takes part: the embedded default's worker, or every worker of the stack
   (``celery -A crypto_ml worker -Q predict,train,heavy``).
@@ -44,12 +44,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from crypto_ml.engine.config import HEAVY_QUEUE, injected_delay
+from crypto_ml.settings.engine import HEAVY_QUEUE, injected_delay
 
 if TYPE_CHECKING:
     from celery import Celery, Task
 
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.evaluation.backtest import BacktestResult
 
 log = logging.getLogger(__name__)

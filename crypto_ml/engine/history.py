@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from crypto_ml.engine.protocol import EngineInputError
 
 if TYPE_CHECKING:
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.engine.request import EngineRequest
 
 
@@ -24,7 +24,7 @@ def load_history(request: EngineRequest, loader: CryptoLoader | None, url: str |
         return request.coin, np.asarray(request.closes, dtype="float64"), request.as_of, None
     if request.history == "database":
         return stored_history(request.coin, request.as_of, url)
-    from crypto_ml.data_loader import UnknownCoinError
+    from crypto_ml.data.loader import UnknownCoinError
 
     try:
         coin = loader.resolve(request.coin)

@@ -14,7 +14,7 @@ from crypto_ml.engine.store import model_store, stored_version
 if TYPE_CHECKING:
     from crypto_ml.engine.cache import ModelCache
     from crypto_ml.engine.request import EngineRequest
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
 
 #: ``version`` of a prediction made by a model fitted on the fly (no stored model version).
 ON_THE_FLY_VERSION = 0

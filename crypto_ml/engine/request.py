@@ -8,8 +8,8 @@ True
 
 The sender (:mod:`crypto_ml.engine.client`, in Airflow tasks and the triggerer) and the worker
 (:mod:`crypto_ml.engine.tasks`) both build it, so a bad request fails in the caller with the
-message the worker would give. Light on purpose: the standard library, :mod:`crypto_ml.catalog`,
-:mod:`crypto_ml.params` and :mod:`crypto_ml.dates` (no Celery, no SQLAlchemy, no numpy/pandas).
+message the worker would give. Light on purpose: the standard library, :mod:`crypto_ml.pipeline.catalog`,
+:mod:`crypto_ml.pipeline.params` and :mod:`crypto_ml.utils.dates` (no Celery, no SQLAlchemy, no numpy/pandas).
 
 The wire format is the task's keyword arguments, as before this class: fields left at their
 default are not sent, so workers and senders of either side of this change understand each other.
@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES
-from crypto_ml.dates import as_date
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
+from crypto_ml.utils.dates import as_date
 from crypto_ml.engine.protocol import PREDICT_TASK, TRAIN_TASK, EngineInputError
-from crypto_ml.params import DEFAULT_HORIZON
+from crypto_ml.pipeline.params import DEFAULT_HORIZON
 
 #: Where the worker reads a coin's closes when a request sends none: ``"bundled"`` (the default)
 #: the dataset shipped with the package, ``"database"`` the prices the pipeline stored in the
@@ -125,7 +125,7 @@ class EngineRequest:
         horizon = DEFAULT_HORIZON if self.horizon is None else self.horizon
         if not _positive_int(horizon):
             raise self._error(f"horizon must be a positive int (days), got {horizon!r}")
-        from crypto_ml.engine.config import EngineConfig  # the limit is the engine's setting
+        from crypto_ml.settings.engine import EngineConfig  # the limit is the engine's setting
 
         limit = EngineConfig.from_env().max_horizon
         if horizon > limit:
@@ -175,7 +175,7 @@ class EngineRequest:
     @property
     def queue(self) -> str:
         """The queue it goes to (predictions never wait behind trainings)."""
-        from crypto_ml.engine.config import PREDICT_QUEUE, TRAIN_QUEUE
+        from crypto_ml.settings.engine import PREDICT_QUEUE, TRAIN_QUEUE
 
         return PREDICT_QUEUE if self.task == "predict" else TRAIN_QUEUE
 

@@ -26,14 +26,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from crypto_ml.engine.cache import process_cache, process_loader
-from crypto_ml.engine.config import injected_delay
+from crypto_ml.settings.engine import injected_delay
 from crypto_ml.engine.history import load_history
 from crypto_ml.engine.models import ON_THE_FLY_VERSION, fit_model, get_model
 from crypto_ml.engine.protocol import EngineInputError
 from crypto_ml.engine.store import ensure_schema, model_store
 
 if TYPE_CHECKING:
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.engine.cache import ModelCache
     from crypto_ml.engine.request import EngineRequest
 
@@ -77,7 +77,7 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
     delay = injected_delay()  # TEST ONLY (CRYPTO_ML_ENGINE_TEST_DELAY): after the forecast
     if delay:
         time.sleep(delay)
-    from crypto_ml.prediction import PredictionRecord
+    from crypto_ml.engine.prediction import PredictionRecord
 
     record = PredictionRecord(
         coin=coin, as_of=day, model=request.model, version=version, horizon=request.horizon,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from crypto_ml.engine.protocol import EngineInputError
 
 if TYPE_CHECKING:
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
@@ -32,8 +32,8 @@ def ensure_schema(url: str | None = None) -> str:
 
 
 def model_store(url: str | None = None) -> ModelStore:
-    """This process's :class:`~crypto_ml.model_store.ModelStore` for the project database ``url``."""
-    from crypto_ml.model_store import ModelStore
+    """This process's :class:`~crypto_ml.storage.model_store.ModelStore` for the project database ``url``."""
+    from crypto_ml.storage.model_store import ModelStore
 
     with _stores_lock:
         if url not in _stores:

@@ -1,7 +1,7 @@
 """The engine's Celery tasks: thin wrappers over :mod:`crypto_ml.engine.service`.
 
 ``crypto_ml.predict`` and ``crypto_ml.stats`` on the ``predict`` queue, ``crypto_ml.train`` on
-``train`` (routes: :mod:`crypto_ml.engine.config`). Each takes the keyword arguments of one
+``train`` (routes: :mod:`crypto_ml.settings.engine`). Each takes the keyword arguments of one
 :class:`~crypto_ml.engine.request.EngineRequest` (its :meth:`~crypto_ml.engine.request.EngineRequest.to_json`)
 and nothing else. ``crypto_ml.heavy.backtest`` on ``heavy`` takes one unit of
 :func:`crypto_ml.evaluation.units.backtest_units` (see :mod:`crypto_ml.engine.heavy`).

@@ -62,7 +62,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 def _on_process_init(**_: Any) -> None:
     """In each pool child, after the fork: fresh engines and warm state, built here."""
     from crypto_ml.engine.cache import process_loader
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
     from crypto_ml.storage import dispose_engine
 
     try:

@@ -43,8 +43,8 @@ from crypto_ml.forecasting import (
 )
 
 if TYPE_CHECKING:
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.storage.model_store import ModelStore
 
 FOLD_COLUMNS = ["coin", "model", "fold", "train_start", "train_end", "n_train", "horizon", *METRICS]
 SKIPPED_COLUMNS = ["coin", "model", "fold", "reason"]
@@ -244,9 +244,9 @@ def check_window(start: Any, end: Any) -> tuple[pd.Timestamp | None, pd.Timestam
 
 
 def _coin_ids(loader: CryptoLoader | None, coins: Sequence[str] | None) -> tuple[CryptoLoader, list[str]]:
-    """The loader (default: a :class:`~crypto_ml.data_loader.CryptoLoader`) and the coin ids, once each."""
+    """The loader (default: a :class:`~crypto_ml.data.loader.CryptoLoader`) and the coin ids, once each."""
     if loader is None:
-        from crypto_ml.data_loader import CryptoLoader
+        from crypto_ml.data.loader import CryptoLoader
 
         loader = CryptoLoader()
     coin_ids = loader.get_crypto_names() if coins is None else [loader.resolve(c) for c in coins]

@@ -274,7 +274,7 @@ def evaluate_and_record(store: Any, coin: str, model: str, version: int, as_of: 
                         params: Mapping[str, Any] | None = None,
                         settings: PromotionSettings | None = None) -> dict[str, Any]:
     """Evaluate a just-trained ``version`` and record the evaluation and its verdict with it in
-    ``store`` (a :class:`~crypto_ml.model_store.ModelStore`), once (a version already evaluated
+    ``store`` (a :class:`~crypto_ml.storage.model_store.ModelStore`), once (a version already evaluated
     is returned unchanged). An evaluation the data does not allow (a ``ValueError``) is recorded
     as its ``error``, and the version is rejected with it. Returns the version's row."""
     row = store.info_version(coin, model, version)

@@ -39,7 +39,7 @@ from crypto_ml.forecasting import DEFAULT_LEVELS
 from crypto_ml.trading.rules import TradingRules
 
 if TYPE_CHECKING:
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
 METRIC_COLUMNS = [
     "total_return", "ann_volatility", "sharpe", "max_drawdown", "hit_rate", "round_trips",
@@ -113,7 +113,7 @@ def _load_series(series: Mapping[str, tuple[Any, Any]] | None, loader: CryptoLoa
     """Per coin its checked closes and dates up to ``last_day`` (from ``series`` or the loader)."""
     if series is None:
         if loader is None:
-            from crypto_ml.data_loader import CryptoLoader
+            from crypto_ml.data.loader import CryptoLoader
 
             loader = CryptoLoader()
         ids = loader.get_crypto_names() if coins is None else [loader.resolve(c) for c in coins]

@@ -44,7 +44,7 @@ from crypto_ml.evaluation.metrics import METRICS
 from crypto_ml.forecasting import DEFAULT_LEVELS
 
 if TYPE_CHECKING:
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
 _FORECAST_DAY_COLUMNS = ["coin", "date", "last_close", "forecast", "expected_return", "train_end", "refit"]
 

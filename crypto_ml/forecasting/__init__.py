@@ -14,20 +14,29 @@ loaded.
 
 from __future__ import annotations
 
-from crypto_ml.forecasting.base import BaseForecaster, recursive_forecast
-from crypto_ml.forecasting.baselines import DriftForecaster, NaiveForecaster
-from crypto_ml.forecasting.checks import as_closes, check_horizon, check_levels
-from crypto_ml.forecasting.intervals import (
-    DEFAULT_LEVELS,
-    INTERVAL_DEFAULTS,
-    aci_level,
-    conformal_bounds,
-    level_key,
-)
-from crypto_ml.forecasting.linear import AutoRegressiveForecaster, LinearTrendForecaster
-from crypto_ml.forecasting.lstm import LSTMForecaster
-from crypto_ml.forecasting.persistence import load_forecaster
-from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODELS, make_forecaster
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it; imported on first access (PEP 562), so importing
+#: this package (or :mod:`crypto_ml.forecasting.registry` at DAG parse time) stays cheap.
+_EXPORTS = {
+    "BaseForecaster": "base", "recursive_forecast": "base",
+    "DriftForecaster": "baselines", "NaiveForecaster": "baselines",
+    "as_closes": "checks", "check_horizon": "checks", "check_levels": "checks",
+    "DEFAULT_LEVELS": "intervals", "INTERVAL_DEFAULTS": "intervals", "aci_level": "intervals",
+    "conformal_bounds": "intervals", "level_key": "intervals",
+    "AutoRegressiveForecaster": "linear", "LinearTrendForecaster": "linear",
+    "LSTMForecaster": "lstm",
+    "load_forecaster": "persistence",
+    "DEFAULT_MODEL": "registry", "MODELS": "registry", "make_forecaster": "registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_LEVELS",

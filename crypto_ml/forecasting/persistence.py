@@ -90,7 +90,7 @@ def jsonable(value: Any) -> Any:
 
 def load_forecaster(directory: str | Path) -> BaseForecaster:
     """Load a forecaster written by :meth:`BaseForecaster.save` (JSON and ``.keras`` only)."""
-    from crypto_ml.forecasting.registry import MODELS
+    from crypto_ml.forecasting.registry import MODEL_NAMES, model_class
 
     directory = Path(directory)
     path = directory / STATE_FILE
@@ -98,8 +98,8 @@ def load_forecaster(directory: str | Path) -> BaseForecaster:
         raise FileNotFoundError(f"no saved forecaster in {directory} (missing {STATE_FILE})")
     data = json.loads(path.read_text())
     name = data.get("model")
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r} in {path}; valid: {', '.join(MODELS)}")
-    obj = MODELS[name].from_dict(data)
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r} in {path}; valid: {', '.join(MODEL_NAMES)}")
+    obj = model_class(name).from_dict(data)
     obj._load_extra(directory)
     return obj

@@ -11,7 +11,7 @@ from airflow.sdk import BaseHook
 if TYPE_CHECKING:
     from celery import Celery
 
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
     from crypto_ml.engine.request import EngineRequest
 
 
@@ -20,7 +20,7 @@ class CryptoEngineHook(BaseHook):
 
     The Connection ``crypto_ml_engine`` (type ``crypto_ml_engine``) names the broker in its host
     field or ``extra.broker_url``, and the result backend in ``extra.result_backend``; other
-    ``extra`` keys are :class:`~crypto_ml.engine.config.EngineConfig` fields (e.g. ``key_prefix``).
+    ``extra`` keys are :class:`~crypto_ml.settings.engine.EngineConfig` fields (e.g. ``key_prefix``).
     Without that Connection the engine's own environment settings apply
     (``CRYPTO_ML_BROKER_URL``, ``CRYPTO_ML_RESULT_BACKEND``; default: the embedded SQLite broker).
     A Connection id other than the default must exist: a missing one fails, naming it.
@@ -43,7 +43,7 @@ class CryptoEngineHook(BaseHook):
     hook_name = "Crypto-ML prediction engine"
 
     #: Lookups shared by the hooks with a ``connection_ttl``: conn id -> (``time.monotonic()`` of
-    #: the lookup, the Connection's settings for :class:`~crypto_ml.engine.config.EngineConfig`).
+    #: the lookup, the Connection's settings for :class:`~crypto_ml.settings.engine.EngineConfig`).
     _found: ClassVar[dict[str, tuple[float, dict[str, Any]]]] = {}
 
     def __init__(self, engine_conn_id: str = default_conn_name, *, connection_ttl: float = 0.0,
@@ -85,7 +85,7 @@ class CryptoEngineHook(BaseHook):
         return overrides
 
     def get_config(self) -> EngineConfig:
-        from crypto_ml.engine.config import EngineConfig
+        from crypto_ml.settings.engine import EngineConfig
 
         return EngineConfig.from_env(**self._connection_settings())
 

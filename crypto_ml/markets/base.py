@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.ids import CONN_TYPE, ENV_VAR, REPLAY, MarketConfigError, env_var
 
 #: Reads the market of a Connection id (the members of several markets).

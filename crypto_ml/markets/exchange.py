@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.base import Market, conn_field, number
 from crypto_ml.markets.ids import EXCHANGE, MarketConfigError, coin_id, last_closed_day, symbol_of
 

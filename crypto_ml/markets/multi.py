@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.base import Market, Resolver, conn_field
 from crypto_ml.markets.ids import EXCHANGE, MarketConfigError, last_closed_day
 

@@ -2,7 +2,7 @@
 run's day mapped onto it with ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦ ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY``.
 
 The replay's facts (its coin ids, the anchors, the day mapping) live here, cheap to import at
-parse time; :mod:`crypto_ml.catalog` re-exports them for the DAG files."""
+parse time; :mod:`crypto_ml.pipeline.catalog` re-exports them for the DAG files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.base import Market
 from crypto_ml.markets.ids import REPLAY
 from crypto_ml.settings import env_int, env_str

@@ -137,7 +137,7 @@ class EngineSubmitOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from crypto_ml.catalog import run_market_day
+        from crypto_ml.pipeline.catalog import run_market_day
         from crypto_ml.engine.request import EngineRequest
 
         arguments = {name: getattr(self, name) for name in SUBMIT_ARGUMENTS}

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class CoinTransformOperator(BaseOperator):
     """Read a coin's prices up to ``as_of`` from the project DB, validate them, add features.
 
-    Returns (XCom) the dict of :func:`crypto_ml.pipeline.transform` without its closes: coin,
+    Returns (XCom) the dict of :func:`crypto_ml.pipeline.steps.transform` without its closes: coin,
     as_of, rows, dates, last close, latest features and warnings. The closes stay in the project
     database, where they were validated: the engine reads them there (``history="database"``;
     fed this output, :class:`~crypto_ml.operators.engine.EngineSubmitOperator` asks for that), so
@@ -31,10 +31,10 @@ class CoinTransformOperator(BaseOperator):
     :param db_conn_id: Connection id of the project database (templated; see
         :class:`~crypto_ml.hooks.database.CryptoDatabaseHook`).
     :param model: the model the run predicts with (templated; optional): one served only from a
-        trained version (:data:`crypto_ml.params.TRAINED_ONLY`) without a version trained up to
+        trained version (:data:`crypto_ml.pipeline.params.TRAINED_ONLY`) without a version trained up to
         ``as_of`` fails, naming the command that trains it.
     :param refuse_unknown_conf: refuse a run whose conf has a key that is not a param of the DAG
-        (Airflow does not, see :mod:`crypto_ml.params`): the transform is the coin run's first task.
+        (Airflow does not, see :mod:`crypto_ml.pipeline.params`): the transform is the coin run's first task.
 
     An ``as_of`` after the market's last closed day (at the run's ``run_after``) fails, naming it.
     """
@@ -59,9 +59,9 @@ class CoinTransformOperator(BaseOperator):
 
         from crypto_ml.hooks.database import CryptoDatabaseHook
         from crypto_ml.hooks.market import CryptoMarketHook
-        from crypto_ml.market import MarketConfigError
-        from crypto_ml.params import TriggerRefused, check_run_conf
-        from crypto_ml.pipeline import NotEnoughHistory, PipelineInputError, check_model_trained, transform
+        from crypto_ml.markets import MarketConfigError
+        from crypto_ml.pipeline.params import TriggerRefused, check_run_conf
+        from crypto_ml.pipeline.steps import NotEnoughHistory, PipelineInputError, check_model_trained, transform
 
         dag_run = context["dag_run"]
         try:

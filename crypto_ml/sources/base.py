@@ -7,12 +7,12 @@ import datetime as dt
 from os import PathLike
 from typing import TYPE_CHECKING
 
-from crypto_ml.dates import as_date  # noqa: F401 - re-exported: the sources' as-of days
+from crypto_ml.utils.dates import as_date  # noqa: F401 - re-exported: the sources' as-of days
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from crypto_ml.validation import ValidationReport
+    from crypto_ml.data.validation import ValidationReport
 
 
 class SourceError(RuntimeError):
@@ -25,11 +25,11 @@ class Source(abc.ABC):
     :meth:`read` returns a *raw* long frame: columns ``coin, name, date, open, high, low, close,
     volume, market_cap`` as the source wrote them (strings or numbers), plus ``origin`` and
     ``line`` naming where each row came from, and optionally ``synthetic``. Parsing and validation
-    are the loader's job (:func:`crypto_ml.validation.parse_and_validate`), the same for every
+    are the loader's job (:func:`crypto_ml.data.validation.parse_and_validate`), the same for every
     source.
 
     A source that fails for some coins but not others reports those coins in ``report`` (a
-    :class:`~crypto_ml.validation.ValidationReport` whose ``failed_coins`` maps coin to reason) and
+    :class:`~crypto_ml.data.validation.ValidationReport` whose ``failed_coins`` maps coin to reason) and
     returns the rows it has.
     """
 

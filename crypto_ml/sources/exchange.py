@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from crypto_ml.sources.base import Source, SourceError, as_date
-from crypto_ml.validation import ValidationReport
+from crypto_ml.data.validation import ValidationReport
 
 if TYPE_CHECKING:
     import ccxt
@@ -357,7 +357,7 @@ class ExchangeSource(Source):
         lacks, up to ``day``; ``held`` grows by the seed's days, so the exchange is asked only
         for the days after them. A seed coin outside the universe is said, not stored."""
         from crypto_ml.sources.csv import CSVSource
-        from crypto_ml.validation import _parse_dates
+        from crypto_ml.data.validation import _parse_dates
 
         raw = CSVSource(self.market.seed).read()
         if self.market.prefix:  # a member of several markets: the seed's files name the exchange's ids

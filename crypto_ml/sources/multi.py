@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from crypto_ml.sources.base import Source, SourceError
-from crypto_ml.validation import ValidationReport
+from crypto_ml.data.validation import ValidationReport
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_ml.sources.base import Source, resolve_source
-from crypto_ml.validation import parse_and_validate
+from crypto_ml.data.validation import parse_and_validate
 
 SYNTHETIC_PREFIX = "synthetic-"
 

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crypto_ml.config import airflow_home, project_env
+from crypto_ml.settings.paths import airflow_home, project_env
 from crypto_ml.stack.base import AirflowStack
 from crypto_ml.stack.follow import MASTER, follow_master, polled_of, print_day_report
 from crypto_ml.stack.supervisor import find_bin
@@ -189,7 +189,7 @@ class CeleryStack(AirflowStack):
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "crypto_ml.config.hostname",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "crypto_ml.settings.paths.hostname",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _sqlalchemy_url(self.pg_url, self.airflow_db),
                 "AIRFLOW__CELERY__BROKER_URL": self.redis_url,
                 "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{self.name}:af:",
@@ -281,7 +281,7 @@ class CeleryStack(AirflowStack):
     def flower_tasks(self) -> dict[str, dict]:
         """The engine's tasks as Flower saw them (``/api/tasks``, basic auth): uuid -> task,
         with its ``name``, ``state`` and ``worker`` (e.g. ``engine-1@host``)."""
-        from crypto_ml.http_session import retrying_session
+        from crypto_ml.utils.http import retrying_session
 
         with retrying_session(timeout=30, methods=("GET",)) as session:
             resp = session.get(f"{self.flower_url}/api/tasks", params={"limit": 100000},
@@ -323,10 +323,10 @@ def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = N
 
 def day_of(logical_date: str) -> str:
     """The market day of a master run's logical date (``YYYY-MM-DD...``): the replayed history
-    day for the replay (see :meth:`crypto_ml.market.MarketConfig.market_day`)."""
+    day for the replay (see :meth:`crypto_ml.markets.MarketConfig.market_day`)."""
     import datetime as dt
 
-    from crypto_ml.market import env_market
+    from crypto_ml.markets import env_market
 
     return str(env_market().market_day(dt.date.fromisoformat(logical_date[:10])))
 

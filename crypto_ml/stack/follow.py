@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import requests
 
-from crypto_ml.http_session import retrying_session
+from crypto_ml.utils.http import retrying_session
 
 MASTER = "crypto_ml_master"
 COIN = "crypto_ml_coin"
@@ -82,7 +82,7 @@ class AirflowClient:
     def api(self, method: str, path: str, body: dict | None = None, attempts: int = 3) -> dict:
         """Call the REST API with the token; the JSON answer (:class:`ApiError` with the answer's
         detail). A read (GET) that fails for a passing reason (no connection, a timeout, a 5xx) is
-        tried up to ``attempts`` times by the session (:func:`crypto_ml.http_session.retrying_session`);
+        tried up to ``attempts`` times by the session (:func:`crypto_ml.utils.http.retrying_session`);
         a write is sent once."""
         try:
             return self._request(method, path, body, auth=True, attempts=attempts)
@@ -214,9 +214,9 @@ class AirflowClient:
 # -- following the master run ------------------------------------------------------------------
 def coin_run_states(client: AirflowClient, day: str, conf: dict | None = None) -> list[str]:
     """The states of the coin runs of history day ``day`` that a master run with ``conf`` asks for
-    (run ids :func:`crypto_ml.params.coin_run_id`: ``<coin>__<day>``, plus ``__<model>`` and
+    (run ids :func:`crypto_ml.pipeline.params.coin_run_id`: ``<coin>__<day>``, plus ``__<model>`` and
     ``__h<horizon>`` when the conf names other ones), never another model's runs of that day."""
-    from crypto_ml.params import DEFAULT_HORIZON, DEFAULT_MODEL, coin_run_id
+    from crypto_ml.pipeline.params import DEFAULT_HORIZON, DEFAULT_MODEL, coin_run_id
 
     conf = conf or {}
     suffix = coin_run_id("", day, model=conf.get("model") or DEFAULT_MODEL,
@@ -273,10 +273,10 @@ def print_day_report(polled: dict, say, url: str | None = None, coins: list[str]
     """The day's forecasts and decisions of the run's model and horizon (``conf``; default: the
     defaults) from the project DB (``url``; default: the configured one), the coins without a
     forecast (of ``coins``, default: all polled), and the day's plot."""
-    from crypto_ml.catalog import DEFAULT_MODEL
-    from crypto_ml.config import home_dir
-    from crypto_ml.params import DEFAULT_HORIZON
-    from crypto_ml.reporting import day_table, format_table, plot_day
+    from crypto_ml.pipeline.catalog import DEFAULT_MODEL
+    from crypto_ml.settings.paths import home_dir
+    from crypto_ml.pipeline.params import DEFAULT_HORIZON
+    from crypto_ml.storage.reporting import day_table, format_table, plot_day
 
     day = polled["history_day"]
     conf = conf or {}

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from crypto_ml.config import airflow_home, home_dir, project_env
+from crypto_ml.settings.paths import airflow_home, home_dir, project_env
 from crypto_ml.stack.base import AirflowStack
 from crypto_ml.stack.follow import MASTER, follow_master, polled_of, print_day_report
 from crypto_ml.stack.supervisor import find_bin

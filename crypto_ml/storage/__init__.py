@@ -7,7 +7,7 @@ lives in this package, one module per concern:
 - :mod:`~crypto_ml.storage.db`: engines, sessions, migrations, the dialect-aware upsert;
 - :mod:`~crypto_ml.storage.prices`: daily bars and quarantined rows;
 - :mod:`~crypto_ml.storage.model_versions`: model versions and database-stored artifacts;
-- :mod:`~crypto_ml.storage.predictions`: predictions (:class:`crypto_ml.prediction.PredictionRecord`);
+- :mod:`~crypto_ml.storage.predictions`: predictions (:class:`crypto_ml.engine.prediction.PredictionRecord`);
 - :mod:`~crypto_ml.storage.ledger`: decisions, trade requests, the paper broker's ledger;
 - :mod:`~crypto_ml.storage.dashboard`: the read-only queries of the web view.
 """

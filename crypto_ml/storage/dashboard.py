@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, func, inspect, select, tuple_
 from sqlalchemy.engine import make_url
 
-from crypto_ml.prediction import PredictionRecord
+from crypto_ml.engine.prediction import PredictionRecord
 from crypto_ml.storage.db import database_url, get_engine
 from crypto_ml.storage.models import ModelPromotion, ModelVersion, PaperPosition, Prediction, Price, TradeRequest
 

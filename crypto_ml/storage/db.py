@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from crypto_ml.config import airflow_home
+from crypto_ml.settings.paths import airflow_home
 
 ENV_VAR = "CRYPTO_ML_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -69,7 +69,7 @@ def database_url(url: str | None = None) -> str:
 
 
 def default_database_url() -> str:
-    """``sqlite:///<AIRFLOW_HOME>/crypto_ml.db`` (see :func:`crypto_ml.config.airflow_home`: never
+    """``sqlite:///<AIRFLOW_HOME>/crypto_ml.db`` (see :func:`crypto_ml.settings.paths.airflow_home`: never
     ``~/airflow``), the last resort of
     :func:`database_url` (the folder is created)."""
     home = airflow_home()

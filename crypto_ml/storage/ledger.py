@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
 from crypto_ml.storage.models import PaperFill, PaperOrder, PaperPosition, Prediction, TradeRequest, utcnow
 from crypto_ml.storage.predictions import key_clause

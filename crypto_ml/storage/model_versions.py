@@ -1,5 +1,5 @@
 """Model versions (metadata of every trained model) and, for the ``database`` model store, the
-artifact files themselves. :class:`crypto_ml.model_store.ModelStore` is the only caller that
+artifact files themselves. :class:`crypto_ml.storage.model_store.ModelStore` is the only caller that
 writes them; the engine reads versions through it.
 
 Promotion (champion / challenger, :mod:`crypto_ml.evaluation.promotion`): each version carries
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.storage.db import get_engine, session_scope, upsert
 from crypto_ml.storage.models import ModelArtifact, ModelPromotion, ModelVersion, utcnow
 

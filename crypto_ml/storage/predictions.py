@@ -1,6 +1,6 @@
 """Predictions: one row per forecast path, keyed by ``(coin, as_of, model, version, horizon)``.
 
-The row is a stored :class:`crypto_ml.prediction.PredictionRecord` plus who stored it (``run_id``,
+The row is a stored :class:`crypto_ml.engine.prediction.PredictionRecord` plus who stored it (``run_id``,
 ``created_at``) and the decision taken on it (written by :mod:`crypto_ml.storage.ledger`).
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crypto_ml.dates import as_date
-from crypto_ml.prediction import PredictionRecord
+from crypto_ml.utils.dates import as_date
+from crypto_ml.engine.prediction import PredictionRecord
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
 from crypto_ml.storage.models import Prediction, utcnow
 
@@ -69,7 +69,7 @@ def store_prediction(
     interval_method: str | None = None,
     overwrite: bool = True,
 ) -> UpsertResult:
-    """:func:`save_prediction` of the :class:`~crypto_ml.prediction.PredictionRecord` made of these
+    """:func:`save_prediction` of the :class:`~crypto_ml.engine.prediction.PredictionRecord` made of these
     fields (``values`` is the path, day ``as_of + 1`` first; ``intervals`` its bounds per level,
     ``{"80": {"lower": [...], "upper": [...]}, ...}``)."""
     record = PredictionRecord(coin=coin, as_of=as_of, model=model, version=version, horizon=horizon,

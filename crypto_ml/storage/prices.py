@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
 from crypto_ml.storage.models import Price, QuarantinedRow, utcnow
 
@@ -54,7 +54,7 @@ def store_quarantine(findings: Iterable[Any], *, source: str, url: str | None = 
     ----------
     findings
         Objects with ``coin, rule, severity, message, origin, line, date, raw`` attributes, e.g.
-        :class:`crypto_ml.validation.Finding`. Other severities are skipped.
+        :class:`crypto_ml.data.validation.Finding`. Other severities are skipped.
     source
         Where the data came from.
     """

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import requests
 
-from crypto_ml.dates import as_date
-from crypto_ml.http_session import retrying_session
+from crypto_ml.utils.dates import as_date
+from crypto_ml.utils.http import retrying_session
 from crypto_ml.settings import env_bool, env_str, env_url
 from crypto_ml.storage import ledger
 from crypto_ml.storage.db import session_scope
@@ -28,7 +28,7 @@ from crypto_ml.trading.risk import Account, RiskLimits, check_order, paper_accou
 log = logging.getLogger(__name__)
 
 #: Every trading setting has the ``CRYPTO_ML_TRADING_`` prefix (``CRYPTO_ML_BROKER_URL`` is the
-#: prediction engine's Celery broker, read only by :mod:`crypto_ml.engine.config`).
+#: prediction engine's Celery broker, read only by :mod:`crypto_ml.settings.engine`).
 BROKER_ENV = "CRYPTO_ML_TRADING_BROKER"
 BROKER_URL_ENV = "CRYPTO_ML_TRADING_URL"
 BROKER_DRY_RUN_ENV = "CRYPTO_ML_TRADING_DRY_RUN"

@@ -259,7 +259,7 @@ def stored_marks(coins: Iterable[str], *, as_of: Any, fallback: Mapping[str, flo
     a note says so. A coin in neither raises a ``ValueError`` naming it."""
     from sqlalchemy import func, select
 
-    from crypto_ml.dates import as_date
+    from crypto_ml.utils.dates import as_date
     from crypto_ml.storage.db import get_engine
     from crypto_ml.storage.models import Price
 

@@ -148,7 +148,7 @@ def expected_return_of(prediction: dict[str, Any]) -> float:
         values = prediction.get("values") or []
         if not values:
             raise ValueError("prediction has neither expected_return nor values")
-        from crypto_ml.prediction import expected_return
+        from crypto_ml.engine.prediction import expected_return
 
         value = expected_return(values, prediction["last_close"])
     value = float(value)

@@ -29,8 +29,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from crypto_ml.dates import iso_day
-from crypto_ml.prediction import PredictionRecord
+from crypto_ml.utils.dates import iso_day
+from crypto_ml.engine.prediction import PredictionRecord
 from crypto_ml.storage import ledger
 from crypto_ml.storage.predictions import save_prediction
 from crypto_ml.trading.brokers import Broker, BrokerError, OrderRequest, broker_from_config

@@ -214,7 +214,7 @@ class EngineSubmitTrigger(EngineTaskTrigger):
     :param closes: a list of closes, a dict with ``"closes"`` (and ``coin``/``as_of``, used when
         those are not given: the transform's output), their JSON text, or None.
     :param as_of: the day (rendered); empty: the run's market day
-        (:func:`~crypto_ml.catalog.run_market_day`).
+        (:func:`~crypto_ml.pipeline.catalog.run_market_day`).
     :param wait: after sending, wait for the result and end the task with it.
 
     The other parameters are :class:`~crypto_ml.operators.engine.EngineSubmitOperator`'s and
@@ -262,7 +262,7 @@ class EngineSubmitTrigger(EngineTaskTrigger):
     def request(self) -> EngineRequest:
         """The request, once the templates are rendered (JSON text decoded); an empty ``as_of`` is
         the run's market day (a Connection lookup: call it off the event loop)."""
-        from crypto_ml.catalog import run_market_day
+        from crypto_ml.pipeline.catalog import run_market_day
         from crypto_ml.engine.request import EngineRequest
 
         ti = self.task_instance

@@ -34,7 +34,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from crypto_ml.config import airflow_home
+from crypto_ml.settings.paths import airflow_home
 from crypto_ml.storage import dashboard, database_url
 from crypto_ml.web.pages import query, render
 from crypto_ml.web.plot import finite, render_plot

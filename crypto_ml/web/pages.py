@@ -80,7 +80,7 @@ def query(params: dict[str, Any]) -> str:
 
 
 def band(row: dict[str, Any], level: str) -> str:
-    """A horizon-return interval of a :func:`crypto_ml.reporting.day_bands` row, e.g.
+    """A horizon-return interval of a :func:`crypto_ml.storage.reporting.day_bands` row, e.g.
     ``-8.1% .. +9.3%`` (``+1,801%`` from 1,000 up)."""
     lo, hi = finite(row.get(f"lo{level}_pct")), finite(row.get(f"hi{level}_pct"))
     if lo is None or hi is None:

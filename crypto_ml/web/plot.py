@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from crypto_ml.prediction import PredictionRecord
+from crypto_ml.engine.prediction import PredictionRecord
 
 #: Interval levels drawn as bands around a forecast path (widest first) and their opacity.
 BAND_LEVELS = (("95", 0.10), ("80", 0.20))

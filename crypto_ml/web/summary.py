@@ -3,7 +3,7 @@ decisions, trade requests), the paper book (open positions, cash, P&L at the lat
 coins that matter that day, and a leaderboard of the stored model evaluations.
 
 Reads only (queries of :mod:`crypto_ml.storage.dashboard`, the day's table of
-:mod:`crypto_ml.reporting`, the paper broker's book of :mod:`crypto_ml.trading`).
+:mod:`crypto_ml.storage.reporting`, the paper broker's book of :mod:`crypto_ml.trading`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def paper_book(day: dt.date, url: str | None = None) -> tuple[Book | None, str |
 
 def overview(url: str | None = None) -> Overview | None:
     """The summary of the newest day with predictions; None when nothing is stored."""
-    from crypto_ml.reporting import day_bands, ranked_coins
+    from crypto_ml.storage.reporting import day_bands, ranked_coins
 
     day = dashboard.latest_day(url)
     if day is None:

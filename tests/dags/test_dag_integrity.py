@@ -41,7 +41,7 @@ def test_every_dag_has_tags_docs_a_description_and_retries(dagbag):
                 assert t.retries >= 2, f"{dag_id}.{t.task_id} has retries={t.retries}"
 
 
-HEAVY = ("tensorflow", "keras", "sklearn", "pandas", "ccxt", "crypto_ml.storage", "crypto_ml.data_loader",
+HEAVY = ("tensorflow", "keras", "sklearn", "pandas", "ccxt", "crypto_ml.storage", "crypto_ml.data.loader",
          "crypto_ml.sources")
 
 

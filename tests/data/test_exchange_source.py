@@ -1,6 +1,6 @@
 """The daily poll on a live market: ccxt against a local Binance-compatible exchange (no network).
 
-Every case goes through :func:`crypto_ml.pipeline.poll`, the master DAG's first task, into a real
+Every case goes through :func:`crypto_ml.pipeline.steps.poll`, the master DAG's first task, into a real
 project database: closed candles only, only what the DB lacks, nothing stored twice, one failing
 coin named with its exchange while the other coins are done.
 """
@@ -13,8 +13,8 @@ import time
 import pytest
 
 from crypto_ml import storage
-from crypto_ml.market import ENV_VAR, MarketConfig, MarketConfigError, coin_id, symbol_of
-from crypto_ml.pipeline import PipelineInputError, poll, transform
+from crypto_ml.markets import ENV_VAR, MarketConfig, MarketConfigError, coin_id, symbol_of
+from crypto_ml.pipeline.steps import PipelineInputError, poll, transform
 from crypto_ml.sources.base import SourceError
 from crypto_ml.testing.fake_exchange import FakeExchange, FakeMarket
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.data_loader import DF_COLUMNS, CryptoLoader, UnknownCoinError
+from crypto_ml.data.loader import DF_COLUMNS, CryptoLoader, UnknownCoinError
 from crypto_ml.sources import CSVSource, SourceError
-from crypto_ml.validation import DataValidationError
+from crypto_ml.data.validation import DataValidationError
 
 SHARED_RAW = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "top100_raw.zip"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from crypto_ml import storage
-from crypto_ml.market import ENV_VAR, MarketConfig
-from crypto_ml.pipeline import ReplayExhausted, poll
+from crypto_ml.markets import ENV_VAR, MarketConfig
+from crypto_ml.pipeline.steps import ReplayExhausted, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.data_loader import CryptoLoader
+from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.sources import CSVSource, ReplaySource, SyntheticSource
 from crypto_ml.sources.synthetic import generate_synthetic
 

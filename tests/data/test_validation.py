@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crypto_ml.validation import ERROR, WARNING, parse_and_validate
+from crypto_ml.data.validation import ERROR, WARNING, parse_and_validate
 
 
 def raw(rows, coin="testcoin"):

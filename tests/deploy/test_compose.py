@@ -116,7 +116,7 @@ def test_both_worker_kinds_scale(services):
     published = {n for n, s in services.items() if s.get("ports")}
     assert published == {"airflow-apiserver", "flower"}
     # Engine workers get unique node names (engine@<container hostname>) and their healthcheck
-    # pings exactly that name (crypto_ml.probe: engine@<this host>).
+    # pings exactly that name (crypto_ml.stack.probe: engine@<this host>).
     assert "engine@%h" in _command(services["crypto_worker"])
     assert services["crypto_worker"]["healthcheck"]["test"][-2:] == ["celery-worker", "engine"]
     # Every engine worker, on any host, sees every trained model: they live in the project

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from crypto_ml.catalog import DEFAULT_MODEL
-from crypto_ml.params import DEFAULT_HORIZON
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL
+from crypto_ml.pipeline.params import DEFAULT_HORIZON
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "getting-started.md"

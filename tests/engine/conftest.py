@@ -153,7 +153,7 @@ class Worker:
     def __init__(self, broker: Broker, env: dict[str, str], tmp_path: Path, *, queues: str,
                  concurrency: int, pool: str, extra_env: dict[str, str] | None) -> None:
         from crypto_ml.engine.app import make_app
-        from crypto_ml.engine.config import EngineConfig
+        from crypto_ml.settings.engine import EngineConfig
 
         self.broker = broker
         self.hostname = f"engine-{secrets.token_hex(4)}@%h"

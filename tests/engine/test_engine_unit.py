@@ -10,7 +10,7 @@ import pytest
 
 
 def test_config_defaults_are_embedded_and_json_only(tmp_path):
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
 
     cfg = EngineConfig.from_env({"CRYPTO_ML_HOME": str(tmp_path)})
     settings = cfg.celery_settings()
@@ -28,7 +28,7 @@ def test_config_defaults_are_embedded_and_json_only(tmp_path):
 
 
 def test_config_env_overrides():
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
 
     cfg = EngineConfig.from_env({
         "CRYPTO_ML_BROKER_URL": "redis://127.0.0.1:6379/3",
@@ -239,7 +239,7 @@ def test_the_worker_polls_the_embedded_broker_often(tmp_path, monkeypatch):
     from kombu.transport import sqlalchemy as kombu_sqla
 
     from crypto_ml.engine.app import make_app
-    from crypto_ml.engine.config import SQLITE_BROKER_POLL_S, EngineConfig
+    from crypto_ml.settings.engine import SQLITE_BROKER_POLL_S, EngineConfig
 
     make_app(EngineConfig.from_env(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
     assert kombu_sqla.Transport.polling_interval == SQLITE_BROKER_POLL_S == 0.1
@@ -254,7 +254,7 @@ def test_get_state_reads_the_result_backend_once_per_poll(tmp_path):
     from celery import states
 
     from crypto_ml.engine.client import get_state, sender_app
-    from crypto_ml.engine.config import EngineConfig
+    from crypto_ml.settings.engine import EngineConfig
 
     app = sender_app(EngineConfig.from_env({"CRYPTO_ML_HOME": str(tmp_path)}))
     backend = app.backend

@@ -72,7 +72,7 @@ def test_bad_arguments_fail_in_the_caller():
 
 def test_the_heavy_queue_is_routed():
     from crypto_ml.engine.app import make_app
-    from crypto_ml.engine.config import HEAVY_QUEUE, EngineConfig
+    from crypto_ml.settings.engine import HEAVY_QUEUE, EngineConfig
     from crypto_ml.engine.heavy import BACKTEST_TASK
 
     app = make_app(EngineConfig(broker_url="memory://", result_backend="cache+memory://"))

@@ -31,7 +31,7 @@ def shared_store(request, tmp_path, engine_env):
 def test_a_version_trained_on_one_host_is_served_by_another(embedded_broker, start_worker, tmp_path,
                                                              shared_store):
     from crypto_ml.engine.client import submit_predict, submit_train, wait
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
 
     location, db = shared_store
     homes = {name: tmp_path / f"host-{name}" for name in ("a", "b")}

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from crypto_ml.cli import main
-from crypto_ml.data_loader import CryptoLoader
+from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.evaluation import run_backtest, run_strategy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from crypto_ml.evaluation.promotion import (
 
 @pytest.fixture(scope="module")
 def series():
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
     loader = CryptoLoader()
     out = {}
@@ -117,7 +117,7 @@ def test_run_train_records_the_evaluation_with_the_version(db_url, tmp_path, mon
     from crypto_ml.engine.cache import ModelCache
     from crypto_ml.engine.request import EngineRequest
     from crypto_ml.engine.service import run_train
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
 
     monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path))  # the model files: file://$CRYPTO_ML_HOME/models
     monkeypatch.setenv("CRYPTO_ML_PROMOTION_DAYS", "45")
@@ -142,7 +142,7 @@ def test_a_challenger_of_another_model_is_judged_against_the_champion(sqlite_url
     from crypto_ml.engine.cache import ModelCache
     from crypto_ml.engine.request import EngineRequest
     from crypto_ml.engine.service import run_train
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
 
     monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path))
     monkeypatch.setenv("CRYPTO_ML_PROMOTION_DAYS", "60")
@@ -165,7 +165,7 @@ def test_a_challenger_of_another_model_is_judged_against_the_champion(sqlite_url
 
 
 def _bitcoin_to(day):
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
 
     closes, dates = CryptoLoader().get_prices("bitcoin", as_of=day)
     return [float(c) for c in closes], [str(d)[:10] for d in dates]
@@ -173,7 +173,7 @@ def _bitcoin_to(day):
 
 def test_an_evaluation_the_data_does_not_allow_is_recorded_as_rejected(sqlite_url):
     from crypto_ml.evaluation.promotion import evaluate_and_record
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.storage.model_store import ModelStore
     from crypto_ml.storage.model_versions import record_model_version
 
     store = ModelStore(url=sqlite_url)

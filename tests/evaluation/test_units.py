@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.data_loader import CryptoLoader
+from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.evaluation import BacktestResult, backtest_series, forecast_days, simulate
 from crypto_ml.evaluation.strategy import default_rules
 from crypto_ml.evaluation.units import backtest_from_json, backtest_unit, forecast_unit, forecasts_from_json

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crypto_ml.data_loader import CryptoLoader
+from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.forecasting import INTERVAL_DEFAULTS, MODELS, NaiveForecaster, load_forecaster, make_forecaster
 
 #: Saved by commit 34ce9d1 (interval settings were class attributes then, not in the params), with

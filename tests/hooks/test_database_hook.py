@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from crypto_ml import pipeline, storage
+from crypto_ml import storage
+from crypto_ml.pipeline import steps as pipeline
 from crypto_ml.hooks.database import CryptoDatabaseHook
 from crypto_ml.storage.db import ENV_VAR
 
@@ -57,7 +58,7 @@ def test_transform_reads_the_market_only_when_it_must_ingest(tmp_path):
 
     def market():
         calls.append(1)
-        from crypto_ml.market import MarketConfig
+        from crypto_ml.markets import MarketConfig
 
         return MarketConfig()  # the replay
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from crypto_ml.hooks.market import CryptoMarketHook
-from crypto_ml.market import ENV_VAR
+from crypto_ml.markets import ENV_VAR
 from crypto_ml.testing.fake_exchange import FakeExchange, FakeMarket
 
 #: The api-server app, as ``airflow api-server`` builds it; what the UI's connection form asks.

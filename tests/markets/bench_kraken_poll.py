@@ -3,7 +3,7 @@
     python tests/markets/bench_kraken_poll.py 10 100
 
 For N symbols listed 400 days ago: the first poll stores their history (rate limit off, to get
-there fast), then the next day's poll (:func:`crypto_ml.pipeline.poll`, the master's first task)
+there fast), then the next day's poll (:func:`crypto_ml.pipeline.steps.poll`, the master's first task)
 is timed twice: with ccxt's own rate limiter at Kraken's published pace (ccxt's ``rateLimit``
 for kraken, 1,000 ms between public calls) and with it off (``rate_limit_ms=0``: the client's and
 the project's own cost)."""
@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from crypto_ml.markets import Market
-from crypto_ml.pipeline import poll
+from crypto_ml.pipeline.steps import poll
 from crypto_ml.testing.fake_kraken import FakeKraken, FakeMarket
 
 

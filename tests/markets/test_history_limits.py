@@ -10,9 +10,9 @@ import datetime as dt
 import pytest
 
 from crypto_ml import storage
-from crypto_ml.ingest import ingest
-from crypto_ml.market import ENV_VAR, MarketConfig
-from crypto_ml.pipeline import poll, transform
+from crypto_ml.data.ingest import ingest
+from crypto_ml.markets import ENV_VAR, MarketConfig
+from crypto_ml.pipeline.steps import poll, transform
 from crypto_ml.testing.fake_kraken import FakeKraken, FakeMarket
 
 TODAY = dt.date(2026, 11, 30)
@@ -69,8 +69,8 @@ def test_a_start_before_what_is_served_counts_the_days_missing(kraken, sqlite_ur
 
 
 def _loader(m, url):
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.pipeline import market_source
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.pipeline.steps import market_source
 
     storage.migrate(url)
     day = m.market_day(D, now=NOW)

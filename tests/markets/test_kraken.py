@@ -2,7 +2,7 @@
 127.0.0.1 (:mod:`crypto_ml.testing.fake_kraken`: pair names like ``XXBTZUSD``, second timestamps,
 at most the 720 most recent daily candles, errors inside HTTP 200 bodies, the forming candle last).
 
-Every case goes through :func:`crypto_ml.pipeline.poll`, the master DAG's first task, into a real
+Every case goes through :func:`crypto_ml.pipeline.steps.poll`, the master DAG's first task, into a real
 project database, with the setting written as a user would (an unencoded ``api_url``).
 """
 
@@ -14,8 +14,8 @@ import time
 import pytest
 
 from crypto_ml import storage
-from crypto_ml.market import ENV_VAR, MarketConfig
-from crypto_ml.pipeline import poll
+from crypto_ml.markets import ENV_VAR, MarketConfig
+from crypto_ml.pipeline.steps import poll
 from crypto_ml.testing.fake_kraken import DEPTH, FakeKraken, FakeMarket
 
 TODAY = dt.date(2026, 11, 30)

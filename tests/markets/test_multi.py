@@ -15,7 +15,7 @@ import pytest
 
 from crypto_ml import storage
 from crypto_ml.markets import ENV_VAR, Market, MarketConfigError, MultiMarket, env_market
-from crypto_ml.pipeline import PipelineInputError, poll, transform
+from crypto_ml.pipeline.steps import PipelineInputError, poll, transform
 from crypto_ml.testing import fake_exchange, fake_kraken
 
 TODAY = dt.date(2026, 11, 30)

@@ -65,7 +65,7 @@ def read_three_ways(text: str) -> dict[str, object]:
     with ``text`` as the environment's ``AIRFLOW_CONN_CRYPTO_ML_MARKET``."""
     from airflow.sdk import Connection
 
-    from crypto_ml import catalog
+    from crypto_ml.pipeline import catalog
     from crypto_ml.commands.data import market_from_arg
     from crypto_ml.hooks.market import CryptoMarketHook
 
@@ -138,7 +138,7 @@ def test_a_connection_from_elsewhere_mangled_by_airflows_uri_parser_fails_saying
     URI stored that way (``airflow connections add --conn-uri``) has host '' and schema 'raken'."""
     from airflow.sdk import Connection
 
-    from crypto_ml.market import MarketConfig, MarketConfigError
+    from crypto_ml.markets import MarketConfig, MarketConfigError
 
     conn = Connection.from_uri(ISSUE_EXAMPLE, conn_id="crypto_ml_market")
     with pytest.raises(MarketConfigError) as err:
@@ -167,7 +167,7 @@ BROKEN = [
 
 @pytest.mark.parametrize(("text", "reason"), BROKEN, ids=[t for t, _ in BROKEN])
 def test_a_setting_that_cannot_be_read_fails_naming_the_field_never_the_replay(text, reason, caplog):
-    from crypto_ml.market import MarketConfigError
+    from crypto_ml.markets import MarketConfigError
 
     got = read_three_ways(text)
     for where in ("cli", "task"):

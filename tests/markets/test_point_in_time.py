@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 
 from crypto_ml import storage
-from crypto_ml.ingest import ingest
-from crypto_ml.market import ENV_VAR, MarketConfig
-from crypto_ml.pipeline import poll, transform
+from crypto_ml.data.ingest import ingest
+from crypto_ml.markets import ENV_VAR, MarketConfig
+from crypto_ml.pipeline.steps import poll, transform
 from crypto_ml.testing.fake_kraken import FakeKraken, FakeMarket
 
 TODAY = dt.date(2026, 11, 30)
@@ -78,8 +78,8 @@ def test_a_top_n_backfill_keeps_the_markets_that_traded_that_day(kraken, sqlite_
     loader_day = DELISTED - dt.timedelta(days=2)
     out = poll(loader_day, market=top, url=sqlite_url, now=NOW)
     assert "eth-usd" in out["coins"] and out["failed_coins"] == {}
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.pipeline import market_source
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.pipeline.steps import market_source
 
     source = market_source(top, loader_day, stored=storage.price_range(url=sqlite_url), now=NOW)
     result = ingest(loader=CryptoLoader(source, as_of=loader_day), url=sqlite_url)

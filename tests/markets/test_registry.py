@@ -70,13 +70,13 @@ def _imports(path: Path) -> set[str]:
 def test_the_sources_never_import_the_market_code_nor_the_catalog():
     for path in sorted((ROOT / "sources").glob("*.py")):
         bad = {m for m in _imports(path)
-               if m.startswith(("crypto_ml.market", "crypto_ml.catalog", "crypto_ml.hooks"))}
+               if m.startswith(("crypto_ml.markets", "crypto_ml.pipeline.catalog", "crypto_ml.hooks"))}
         assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
 def test_the_market_code_never_imports_the_catalog_or_the_hooks():
     for path in sorted((ROOT / "markets").glob("*.py")):
-        bad = {m for m in _imports(path) if m.startswith(("crypto_ml.catalog", "crypto_ml.hooks"))}
+        bad = {m for m in _imports(path) if m.startswith(("crypto_ml.pipeline.catalog", "crypto_ml.hooks"))}
         assert not bad, f"{path.name} imports {sorted(bad)}"
 
 

@@ -165,7 +165,7 @@ def test_airflow_dags_trigger_refuses_bad_params(airflow_env):
 
 def test_backfill_days_replay_their_own_history(airflow_env):
     """poll() for past logical dates (a backfill) stores and lists exactly those history days."""
-    from crypto_ml.pipeline import poll
+    from crypto_ml.pipeline.steps import poll
 
     url = airflow_env["CRYPTO_ML_DATABASE_URL"]
     later = poll("2026-11-20", url=url)

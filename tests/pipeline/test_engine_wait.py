@@ -249,7 +249,7 @@ def test_an_empty_as_of_is_the_runs_market_day(engine_env):
     import datetime as dt
     from types import SimpleNamespace
 
-    from crypto_ml.catalog import market_day_iso
+    from crypto_ml.pipeline.catalog import market_day_iso
     from crypto_ml.engine.client import sender_app
     from crypto_ml.triggers.engine import EngineSubmitTrigger
 
@@ -280,7 +280,7 @@ def test_every_task_of_a_run_names_the_day_whose_candle_had_closed_when_the_run_
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from crypto_ml.catalog import run_market_day
+    from crypto_ml.pipeline.catalog import run_market_day
 
     monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_MARKET", "crypto-ml-market://binance?symbols=BTC/USDT")
     created = dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=dt.UTC)  # days before today

@@ -1,6 +1,6 @@
 """What poll_new_data hands on: never a silent cut of its warnings."""
 
-from crypto_ml.pipeline import MAX_XCOM_WARNINGS, _first_warnings
+from crypto_ml.pipeline.steps import MAX_XCOM_WARNINGS, _first_warnings
 
 
 def test_warnings_past_the_xcom_cap_are_counted_not_dropped():

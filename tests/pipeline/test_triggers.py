@@ -102,7 +102,7 @@ def test_the_master_refuses_an_untrained_model_before_any_coin_run_exists(run_da
     ],
 )
 def test_the_training_refuses_coins_it_cannot_train_instead_of_dropping_them(run_dag, airflow_env, conf, line):
-    from crypto_ml.catalog import replay_day
+    from crypto_ml.pipeline.catalog import replay_day
 
     day = replay_day(dt.datetime.now(dt.UTC).date())  # dag.test's logical date: now
     rows = (day - dt.date(2013, 4, 28)).days + 1  # bitcoin's days, from the bundled history's first
@@ -143,8 +143,8 @@ def test_airflow_dags_trigger_refuses_an_unknown_model_for_the_master(airflow_en
 def test_an_as_of_after_an_exchanges_last_closed_candle_is_refused_before_any_request(tmp_path):
     """The run's clock decides which candles have closed; nothing is asked of the exchange
     (its api_url is a closed port: a request would fail with another message)."""
-    from crypto_ml.market import MarketConfig
-    from crypto_ml.pipeline import AsOfAfterMarket, transform
+    from crypto_ml.markets import MarketConfig
+    from crypto_ml.pipeline.steps import AsOfAfterMarket, transform
 
     market = MarketConfig.from_env_value(
         "crypto-ml-market://binance?symbols=BTC/USDT&api_url=http%3A%2F%2F127.0.0.1%3A9")
@@ -160,8 +160,8 @@ def test_an_as_of_after_an_exchanges_last_closed_candle_is_refused_before_any_re
 
 
 def test_an_as_of_after_a_csv_folders_last_day_is_refused(tmp_path):
-    from crypto_ml.market import MarketConfig
-    from crypto_ml.pipeline import AsOfAfterMarket, transform
+    from crypto_ml.markets import MarketConfig
+    from crypto_ml.pipeline.steps import AsOfAfterMarket, transform
 
     folder = tmp_path / "prices"
     folder.mkdir()
@@ -182,7 +182,7 @@ def test_an_as_of_after_a_csv_folders_last_day_is_refused(tmp_path):
 
 # -- a re-trigger of a day: never a reset that keeps the old conf or kills running tasks ----------
 def test_a_coin_runs_id_names_its_model_and_horizon_when_not_the_defaults():
-    from crypto_ml.params import coin_run_id, coin_runs
+    from crypto_ml.pipeline.params import coin_run_id, coin_runs
 
     assert coin_run_id("bitcoin", "2017-06-29", model="naive", horizon=10) == "bitcoin__2017-06-29"
     assert coin_run_id("bitcoin", "2017-06-29", model="drift", horizon=10) == "bitcoin__2017-06-29__drift"

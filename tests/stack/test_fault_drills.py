@@ -104,7 +104,7 @@ def _healthy_after(stack, component: str, since: float, timeout: float = 300) ->
 
 def _coin_tis(stack, day: str) -> list[dict]:
     """The task instances of the drill's coin runs of ``day`` (model drift: ``<coin>__<day>__drift``)."""
-    from crypto_ml.params import coin_run_id
+    from crypto_ml.pipeline.params import coin_run_id
 
     suffix = coin_run_id("", day, model=MODEL)
     return [ti for ti in stack.task_instances("crypto_ml_coin") if ti["dag_run_id"].endswith(suffix)]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from crypto_ml.model_store import ModelStore
+from crypto_ml.storage.model_store import ModelStore
 from crypto_ml.storage import count_rows, migrate
 from crypto_ml.storage.model_versions import record_model_version
 

@@ -1,8 +1,12 @@
-"""The day's plot picks its forecast panel's coins by absolute expected return and says how."""
+"""The day's table, summary and plot (crypto_ml.storage.reporting): a master run summarises its own
+model and horizon, numbers print for people, and the plot's forecast panel picks its coins by absolute
+expected return and says how."""
 
 import pandas as pd
+import pytest
 
-from crypto_ml.reporting import largest_moves
+from crypto_ml.storage import migrate, store_prediction
+from crypto_ml.storage.reporting import day_summary, day_table, largest_moves
 
 
 def test_the_panel_shows_the_largest_moves_either_way():
@@ -66,7 +70,7 @@ def _ink(png, box):
 
 
 def test_the_day_plot_is_not_empty_for_the_naive_default(sqlite_url, tmp_path):
-    from crypto_ml.reporting import day_bands, plot_day, ranked_coins
+    from crypto_ml.storage.reporting import day_bands, plot_day, ranked_coins
 
     day = _store_day(sqlite_url, "naive", [0.0] * 30)
     bands = day_bands(day, url=sqlite_url)
@@ -80,7 +84,7 @@ def test_the_day_plot_is_not_empty_for_the_naive_default(sqlite_url, tmp_path):
 
 
 def test_the_day_plot_of_a_model_that_moves_shows_the_run_asked_for(sqlite_url, tmp_path):
-    from crypto_ml.reporting import day_bands, plot_day, ranked_coins
+    from crypto_ml.storage.reporting import day_bands, plot_day, ranked_coins
 
     day = _store_day(sqlite_url, "naive", [0.0] * 30)
     _store_day(sqlite_url, "drift", [(i - 15) / 100 for i in range(30)])  # written last: the default run
@@ -93,3 +97,33 @@ def test_the_day_plot_of_a_model_that_moves_shows_the_run_asked_for(sqlite_url, 
     assert _ink(png, (0.05, 0.4, 0.1, 0.45)) > 0.05
     empty = plot_day("2017-01-01", tmp_path / "none.png", url=sqlite_url)
     assert empty.exists()
+
+
+@pytest.fixture
+def url(sqlite_url):
+    migrate(sqlite_url)
+    return sqlite_url
+
+
+def test_a_runs_summary_counts_its_own_model_and_horizon_only(url):
+    for coin in ("btc", "eth"):
+        for model, horizon in (("naive", 10), ("drift", 10), ("drift", 3)):
+            store_prediction(coin=coin, as_of="2017-06-01", model=model, version=0, horizon=horizon,
+                             values=[100.0] * horizon, last_close=100.0, url=url)
+    assert len(day_table("2017-06-01", url=url)) == 6  # every prediction of the day
+    drift = day_summary("2017-06-01", coins=["btc", "eth"], model="drift", horizon=10, url=url)
+    assert (drift["predicted"], drift["missing"]) == (2, [])
+    table = day_table("2017-06-01", model="drift", horizon=3, url=url)
+    assert set(zip(table["model"], table["horizon"])) == {("drift", 3)} and len(table) == 2
+    lstm = day_summary("2017-06-01", coins=["btc"], model="lstm", horizon=10, url=url)
+    assert (lstm["predicted"], lstm["missing"]) == (0, ["btc"])
+
+
+def test_the_table_prints_numbers_for_people():
+    import pandas as pd
+
+    from crypto_ml.storage.reporting import format_table
+
+    text = format_table(pd.DataFrame({"coin": ["ark", "bitcoin"], "last_close": [0.5821911, 2539.32],
+                                      "tiny": [0.00001234, 0.0]}))
+    assert "0.582191" in text and "2,539.32" in text and "1.23e-05" in text and "e-01" not in text

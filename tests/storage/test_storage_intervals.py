@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_ml.reporting import day_table
+from crypto_ml.storage.reporting import day_table
 from crypto_ml.storage import get_predictions, migrate, store_prediction
 
 KEY = dict(coin="btc", as_of="2017-06-01", model="ar", version=0, horizon=3)

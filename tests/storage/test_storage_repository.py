@@ -27,7 +27,7 @@ from crypto_ml.storage import (
     store_quarantine,
     store_trade_request,
 )
-from crypto_ml.validation import Finding
+from crypto_ml.data.validation import Finding
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ def test_concurrent_record_model_version_gets_distinct_versions(pg_url):
 def test_load_prices_point_in_time(db_url):
     import pandas as pd
 
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.storage import load_prices, migrate, store_prices
 
     migrate(db_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_ml.model_store import ModelStore
+from crypto_ml.storage.model_store import ModelStore
 from crypto_ml.storage import count_rows, get_predictions, migrate
 from crypto_ml.storage.model_versions import record_model_version
 from crypto_ml.trading import PaperBroker, handle_prediction, record_decision

@@ -69,9 +69,9 @@ def replay_day(url: str, models: tuple[str, ...]) -> None:
     ``models`` (the library's forecaster with its intervals, as the engine makes them), decided and
     placed on the paper broker as the coin runs do."""
     from crypto_ml import storage
-    from crypto_ml.data_loader import CryptoLoader
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.forecasting import make_forecaster
-    from crypto_ml.ingest import ingest
+    from crypto_ml.data.ingest import ingest
     from crypto_ml.trading.brokers import PaperBroker
     from crypto_ml.trading.service import handle_prediction
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from crypto_ml.data_loader import CryptoLoader
+from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.forecasting import make_forecaster
 
 out = Path(sys.argv[1])

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from crypto_ml.config import project_env, project_root
+from crypto_ml.settings.paths import project_env, project_root
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_project_root_defaults_to_the_checkout_above_the_package(monkeypatch):
@@ -33,7 +33,7 @@ def test_a_wrong_root_names_what_is_missing(monkeypatch, tmp_path):
 
 
 def test_without_airflow_home_the_checkouts_home_is_used_never_the_users(monkeypatch):
-    from crypto_ml.config import airflow_home
+    from crypto_ml.settings.paths import airflow_home
 
     monkeypatch.delenv("AIRFLOW_HOME", raising=False)
     monkeypatch.delenv("CRYPTO_ML_ROOT", raising=False)
@@ -41,7 +41,7 @@ def test_without_airflow_home_the_checkouts_home_is_used_never_the_users(monkeyp
 
 
 def test_outside_a_checkout_without_airflow_home_the_commands_refuse_naming_the_variable(monkeypatch, tmp_path):
-    from crypto_ml.config import airflow_home
+    from crypto_ml.settings.paths import airflow_home
 
     monkeypatch.delenv("AIRFLOW_HOME", raising=False)
     monkeypatch.setenv("CRYPTO_ML_ROOT", str(tmp_path))  # not a checkout

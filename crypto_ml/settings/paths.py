@@ -36,7 +36,7 @@ def airflow_home() -> Path:
 def project_root() -> Path:
     """The checkout whose ``dags/``, ``plugins/`` and ``airflow.cfg`` the local stacks run."""
     raw = env_str("CRYPTO_ML_ROOT")
-    root = Path(raw).expanduser() if raw else Path(__file__).resolve().parent.parent
+    root = Path(raw).expanduser() if raw else Path(__file__).resolve().parents[2]
     missing = [part for part in ("dags", "plugins", "airflow.cfg") if not (root / part).exists()]
     if missing:
         source = "CRYPTO_ML_ROOT" if raw else "the folder above the installed crypto_ml package"

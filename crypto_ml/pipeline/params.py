@@ -8,7 +8,7 @@ new, schema-less param (airflow/serialization/definitions/param.py), so ``{"coin
 ``crypto_ml_coin`` would create a run of the default coin. Such keys are refused by the run's
 first task (:func:`check_conf_keys`), before anything is read or written. Checks that need the
 market (an ``as_of`` after its last closed day) are made there too: see
-:func:`crypto_ml.pipeline.transform`.
+:func:`crypto_ml.pipeline.steps.transform`.
 
 The coin runs of one day are named by :func:`coin_run_id`: a run asking for another model or
 horizon than the default is another run (``bitcoin__2017-06-29__drift``), never a reset of the
@@ -21,7 +21,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from crypto_ml.catalog import DEFAULT_MODEL
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL
 
 #: Default forecast horizon of a pipeline run (days).
 DEFAULT_HORIZON = 10

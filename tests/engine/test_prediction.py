@@ -1,4 +1,4 @@
-"""crypto_ml.prediction.PredictionRecord: validated, JSON round trip, expected return in one place."""
+"""crypto_ml.engine.prediction.PredictionRecord: validated, JSON round trip, expected return in one place."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from crypto_ml.prediction import PredictionRecord, expected_return
+from crypto_ml.engine.prediction import PredictionRecord, expected_return
 
 BANDS = {"80.0": {"lower": [90, 95], "upper": [110, 120]}}
 

@@ -1,4 +1,4 @@
-"""crypto_ml.dates.as_date: the one date coercion."""
+"""crypto_ml.utils.dates.as_date: the one date coercion."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.dates import as_date, iso_day
+from crypto_ml.utils.dates import as_date, iso_day
 
 D = dt.date(2017, 6, 1)
 

@@ -7,7 +7,7 @@ import pytest
 
 from crypto_ml.evaluation import backtest_series
 from crypto_ml.forecasting import LinearTrendForecaster, LSTMForecaster, NaiveForecaster
-from crypto_ml.model_store import ModelStore, fingerprint
+from crypto_ml.storage.model_store import ModelStore, fingerprint
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_a_version_is_recorded_only_after_its_files_are_complete(tmp_path, monke
 
 
 def test_model_store_url_is_one_setting(monkeypatch, tmp_path):
-    from crypto_ml.model_store import model_store_location
+    from crypto_ml.storage.model_store import model_store_location
 
     monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CRYPTO_ML_MODEL_STORE_URL", raising=False)

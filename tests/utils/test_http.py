@@ -1,4 +1,4 @@
-"""crypto_ml.http_session.retrying_session against a real local HTTP server."""
+"""crypto_ml.utils.http.retrying_session against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from crypto_ml.http_session import retrying_session
+from crypto_ml.utils.http import retrying_session
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``CryptoLoader``: daily OHLC, volume and market cap per coin, the talk's interface and more.
 
->>> from crypto_ml.data_loader import CryptoLoader
+>>> from crypto_ml.data.loader import CryptoLoader
 >>> loader = CryptoLoader()                      # the bundled real dataset
 >>> loader.get_crypto_names()[:3]
 ['aidos-kuneen', 'ark', 'atc-coin']
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_ml.sources.base import Source, as_date, resolve_source
-from crypto_ml.validation import (
+from crypto_ml.data.validation import (
     DataValidationError,
     LONG_COLUMNS,
     ValidationReport,
@@ -47,10 +47,10 @@ class CryptoLoader:
     :param as_of: a point-in-time view: rows dated after this day are invisible, to every method.
     :param synthetic: add this many synthetic coins (labelled ``synthetic`` everywhere).
     :param seed: seed of the synthetic coins.
-    :param strict: raise :class:`~crypto_ml.validation.DataValidationError` if any row is
+    :param strict: raise :class:`~crypto_ml.data.validation.DataValidationError` if any row is
         quarantined, instead of reporting it in :attr:`report` and going on.
 
-    Every load is validated (see :mod:`crypto_ml.validation`); :attr:`report` lists what was
+    Every load is validated (see :mod:`crypto_ml.data.validation`); :attr:`report` lists what was
     quarantined or flagged, by coin, source row and rule.
     """
 

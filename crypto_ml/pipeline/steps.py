@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from crypto_ml.market import EXCHANGE, REPLAY, MarketConfig, env_market
+from crypto_ml.markets import EXCHANGE, REPLAY, MarketConfig, env_market
 from crypto_ml.sources.base import as_date
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,9 @@ class ModelNotTrained(PipelineInputError):
 
 
 def check_model_trained(coins: list[str], model: str, as_of: Any, *, url: str | None = None) -> None:
-    """Refuse a model of :data:`crypto_ml.params.TRAINED_ONLY` for coins without a version trained
+    """Refuse a model of :data:`crypto_ml.pipeline.params.TRAINED_ONLY` for coins without a version trained
     on data up to ``as_of`` in the model store, naming them and the command that trains them."""
-    from crypto_ml.params import TRAINED_ONLY, train_command
+    from crypto_ml.pipeline.params import TRAINED_ONLY, train_command
 
     if model not in TRAINED_ONLY or not coins:
         return
@@ -79,7 +79,7 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
     """Store the market's new daily prices up to the run's day and list the coins to predict.
 
     :param logical_date: the run's logical date; its day ``D`` is mapped onto the market
-        (:meth:`~crypto_ml.market.MarketConfig.market_day`): the replayed history day for the
+        (:meth:`~crypto_ml.markets.MarketConfig.market_day`): the replayed history day for the
         replay; for an exchange ``D`` itself, or the last day whose candle has closed.
     :param market: the market (default: the environment's ``crypto_ml_market``, else the replay).
     :param now: the clock deciding which exchange candles have closed (default: the wall clock).
@@ -90,8 +90,8 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
     reported in ``failed_coins`` (coin and reason) and the others go on.
     """
     from crypto_ml import storage
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.ingest import ingest
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.data.ingest import ingest
 
     market = market or env_market()
     day = market.market_day(logical_date, now=now)
@@ -199,7 +199,7 @@ def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
     last = frame["date"].max().date() if len(frame) else None
     if last is not None and day <= last:
         return
-    from crypto_ml.catalog import replay_anchors
+    from crypto_ml.pipeline.catalog import replay_anchors
 
     real = as_date(logical_date)
     end = last or dt.date(2017, 9, 22)
@@ -220,7 +220,7 @@ def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
 def _check_parser_knows(market: MarketConfig, coins: list[str]) -> None:
     """Fail early when the DAG parser's view of the market (the environment's; it never reads the
     database) would refuse today's coins at trigger time: a market defined only in the UI."""
-    from crypto_ml.market import ENV_VAR, env_market, parse_time_coin_ids
+    from crypto_ml.markets import ENV_VAR, env_market, parse_time_coin_ids
 
     known = parse_time_coin_ids()
     if known is None:
@@ -240,7 +240,7 @@ def _check_parser_knows(market: MarketConfig, coins: list[str]) -> None:
 
 def _report_gaps_after_stored(loader, stored) -> None:
     """A gap between a coin's last stored day and its first new candle is reported, not filled."""
-    from crypto_ml.validation import WARNING, Finding
+    from crypto_ml.data.validation import WARNING, Finding
 
     frame = loader.frame()
     if frame.empty:
@@ -328,7 +328,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
 
 
 def _features(df):
-    from crypto_ml.features import latest_features
+    from crypto_ml.data.features import latest_features
 
     return latest_features(df)
 
@@ -336,7 +336,7 @@ def _features(df):
 def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig,
                          now: dt.datetime | None = None) -> None:
     from crypto_ml import storage
-    from crypto_ml.data_loader import CryptoLoader, UnknownCoinError
+    from crypto_ml.data.loader import CryptoLoader, UnknownCoinError
 
     if market.kind == EXCHANGE:
         _ingest_exchange_coin(coin, day, url, market, now=now)
@@ -361,9 +361,9 @@ def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfi
                           now: dt.datetime | None = None) -> None:
     """One coin's missing candles up to ``day`` from the exchange, if it is in today's universe."""
     from crypto_ml import storage
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.ingest import ingest
-    from crypto_ml.market import last_closed_day
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.data.ingest import ingest
+    from crypto_ml.markets import last_closed_day
 
     clock = now or dt.datetime.now(dt.UTC)
     _refuse_after(coin, day, last_closed_day(clock), market,

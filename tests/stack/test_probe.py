@@ -1,4 +1,4 @@
-"""crypto_ml.probe: the containers' cheap health checks, against a real metadata table and broker."""
+"""crypto_ml.stack.probe: the containers' cheap health checks, against a real metadata table and broker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import create_engine, text
 
-from crypto_ml import probe
+from crypto_ml.stack import probe
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ Every setting has an environment override (read by :meth:`EngineConfig.from_env`
 ==================================  ==========================================================
 
 ``CRYPTO_ML_HOME`` picks the folder of the embedded broker/result files (see
-:func:`crypto_ml.config.home_dir`).
+:func:`crypto_ml.settings.paths.home_dir`).
 
 Note on the embedded broker: kombu passes ``broker_transport_options`` to SQLAlchemy's
 ``create_engine`` for ``sqla+`` URLs, so only ``create_engine`` arguments may go there; the
@@ -81,13 +81,13 @@ PRELOAD_CHOICES = ("none", "loader", "tf")
 
 
 def default_broker_url() -> str:
-    from crypto_ml.config import home_dir
+    from crypto_ml.settings.paths import home_dir
 
     return f"sqla+sqlite:///{home_dir() / 'engine-broker.db'}"
 
 
 def default_result_backend() -> str:
-    from crypto_ml.config import home_dir
+    from crypto_ml.settings.paths import home_dir
 
     return f"db+sqlite:///{home_dir() / 'engine-results.db'}"
 

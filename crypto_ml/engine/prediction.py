@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 
 #: The fields of :meth:`PredictionRecord.to_json` (``expected_return`` is derived, never read back).
 JSON_FIELDS = ("coin", "as_of", "model", "version", "horizon", "values", "last_close", "expected_return",

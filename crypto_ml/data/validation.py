@@ -92,9 +92,6 @@ class ValidationReport:
     def quarantined(self) -> int:
         return self.rows_in - self.rows_out
 
-    def for_coin(self, coin: str) -> list[Finding]:
-        return [f for f in self.findings if f.coin == coin]
-
     def extend(self, other: ValidationReport) -> None:
         self.findings.extend(other.findings)
         self.rows_in += other.rows_in

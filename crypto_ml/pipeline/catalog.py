@@ -1,7 +1,7 @@
 """Light facts the DAG files need at parse time: no pandas, no data loading, no database.
 
 The scheduler parses DAG files every few seconds, so everything here is cheap: the bundled coin
-ids from a 4 KB CSV, the model names, and the mapping of a schedule date onto the replayed history.
+ids from a 4 KB CSV, the model names (from :mod:`crypto_ml.forecasting.registry`), and the mapping of a schedule date onto the replayed history.
 """
 
 from __future__ import annotations
@@ -10,15 +10,8 @@ from crypto_ml.markets.replay import (  # noqa: F401 - the replay's facts, for t
     DEFAULT_ANCHOR_HISTORY, DEFAULT_ANCHOR_REAL, bundled_coin_ids, replay_anchors, replay_coin_ids,
     replay_day,
 )
+from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODEL_NAMES  # noqa: F401 - for the DAG files
 
-#: Models the engine serves (keys of :data:`crypto_ml.forecasting.registry.MODELS`).
-MODEL_NAMES = ("naive", "drift", "linear", "ar", "lstm")
-#: Default model of the pipeline, CryptoManager and ``crypto-ml predict``. Naive, because no model
-#: met the bar "aggregate MASE < 1" in the walk-forward backtest of every coin over its last 365
-#: days (benchmarks/results/backtest_365.md: naive 10.96, lstm 10.80, linear 42.29 on 67 common
-#: coins). Against naive itself the LSTM is only ~1 % better (paired MASE ratio 0.99, better on
-#: 48/67 coins) at seconds per fit and a TensorFlow dependency; see that file.
-DEFAULT_MODEL = "naive"
 #: Largest forecast horizon a pipeline run accepts (days).
 MAX_HORIZON = 60
 #: Coin runs at once (the coin DAG's ``max_active_runs``; ``CRYPTO_ML_COIN_MAX_ACTIVE_RUNS``).
@@ -54,11 +47,6 @@ def coin_param_schema() -> dict:
     if not ids:
         return {"default": None, "pattern": COIN_ID_PATTERN}
     return {"default": "bitcoin" if "bitcoin" in ids else ids[0], "enum": ids}
-
-
-def replay_day_iso(real_day) -> str:
-    """:func:`replay_day` as ``YYYY-MM-DD``."""
-    return replay_day(real_day).isoformat()
 
 
 def market_day_iso(real_day, now=None) -> str:

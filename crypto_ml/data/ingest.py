@@ -67,7 +67,7 @@ def ingest(
     :param since: store only rows dated after this day (the new ones of a daily run), or a mapping
         coin → last day already stored (coins not in it are stored from their first day).
     :param progress: called with ``(coin, rows)`` after each coin is stored.
-    :param loader: an already built :class:`~crypto_ml.data_loader.CryptoLoader` to store from.
+    :param loader: an already built :class:`~crypto_ml.data.loader.CryptoLoader` to store from.
 
     Each coin is stored in its own transaction, so a failure names its coin and leaves the coins
     already stored intact; a re-run updates the same rows in place and inserts none.
@@ -75,8 +75,8 @@ def ingest(
     import pandas as pd
 
     from crypto_ml import storage
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.validation import WARNING, Finding
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.data.validation import WARNING, Finding
 
     url = storage.database_url(url)
     storage.migrate(url)

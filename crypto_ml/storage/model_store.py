@@ -47,7 +47,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from crypto_ml.dates import as_date
+from crypto_ml.utils.dates import as_date
 from crypto_ml.forecasting import BaseForecaster, load_forecaster
 from crypto_ml.forecasting.persistence import jsonable as _jsonable
 from crypto_ml.settings import env_str
@@ -86,7 +86,7 @@ def model_store_location(location: str | None = None) -> str:
     ``file://$CRYPTO_ML_HOME/models``. ``db`` is accepted for ``database``."""
     raw = (location if location is not None else env_str(ENV_MODEL_STORE, "")).strip()
     if not raw:
-        from crypto_ml.config import artifacts_dir
+        from crypto_ml.settings.paths import artifacts_dir
 
         return artifacts_dir("models").as_uri()
     if raw.lower() in (DATABASE, "db"):
@@ -157,7 +157,7 @@ class ModelStore:
             path = Path(self.cache_dir)
             path.mkdir(parents=True, exist_ok=True)
             return path
-        from crypto_ml.config import artifacts_dir
+        from crypto_ml.settings.paths import artifacts_dir
 
         return artifacts_dir("model-cache")
 

@@ -1,4 +1,4 @@
-"""Cheap container health probes: ``python -m crypto_ml.probe airflow-job|celery-worker ...``.
+"""Cheap container health probes: ``python -m crypto_ml.stack.probe airflow-job|celery-worker ...``.
 
 Airflow's own probes (``airflow jobs check``, ``celery --app airflow... inspect ping``) import
 Airflow: 3-4 CPU-s each, 29-46 s on a 2-core host during a daily run, and Docker 20.10 does not kill
@@ -9,10 +9,10 @@ SQLAlchemy or Celery alone (about 0.3 CPU-s):
   ``DagProcessorJob``) on this host heart-beat within ``--max-age`` seconds, in Airflow's metadata
   database (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``), as ``airflow jobs check --hostname`` checks.
   The host is Airflow's own name for it (``[core] hostname_callable``:
-  :func:`crypto_ml.config.hostname`).
+  :func:`crypto_ml.settings.paths.hostname`).
 - ``celery-worker airflow|engine``: this host's Celery worker answers a ping on its broker: an
   Airflow worker (``celery@<host>``, ``AIRFLOW__CELERY__BROKER_URL``) or a prediction-engine
-  worker (``engine@<host>``, the engine's own settings: :class:`crypto_ml.engine.config.EngineConfig`).
+  worker (``engine@<host>``, the engine's own settings: :class:`crypto_ml.settings.engine.EngineConfig`).
 
 Exit 0 when healthy; otherwise exit 1 with one line on stderr saying what is wrong.
 """
@@ -34,7 +34,7 @@ def airflow_job(job_type: str, max_age: float, hostname: str | None = None) -> s
     """The age of the last heartbeat of this host's running ``job_type``; raises if too old."""
     from sqlalchemy import create_engine, text
 
-    from crypto_ml.config import hostname as airflow_hostname
+    from crypto_ml.settings.paths import hostname as airflow_hostname
 
     url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if not url:
@@ -74,7 +74,7 @@ def celery_worker(kind: str, timeout: float, hostname: str | None = None) -> str
         app = Celery("probe", broker=url)
         name = f"celery@{host}"
     elif kind == "engine":
-        from crypto_ml.engine.config import EngineConfig
+        from crypto_ml.settings.engine import EngineConfig
 
         app = Celery("probe")
         app.config_from_object(EngineConfig.from_env().celery_settings())
@@ -101,7 +101,7 @@ def _null_pool():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crypto_ml.probe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m crypto_ml.stack.probe", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="probe", required=True)
     job = sub.add_parser("airflow-job", help="an Airflow job of this host heart-beat recently")
     job.add_argument("job_type", help="SchedulerJob, TriggererJob or DagProcessorJob")

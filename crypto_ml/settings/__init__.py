@@ -1,9 +1,15 @@
-"""The one environment parser: typed getters for ``CRYPTO_ML_*`` settings.
+"""The one configuration home: typed getters for ``CRYPTO_ML_*`` settings, and their users.
+
+- this module: the one environment parser (below);
+- :mod:`~crypto_ml.settings.paths`: where the project keeps its files (homes, the checkout);
+- :mod:`~crypto_ml.settings.engine`: the prediction engine's configuration object.
+
+Every setting a user may set is listed in ``docs/settings.md`` (a test checks it).
 
 Each getter reads one variable (from ``environ``, default ``os.environ``), treats an unset or blank
 value as "use the default", and raises a ``ValueError`` that names the variable, what it must be
 and what it got. Which module owns which variable is documented where it is read (one owner per
-variable; ``tests/test_env_settings.py`` checks it).
+variable; ``tests/settings/test_env_settings.py`` checks it).
 """
 
 from __future__ import annotations

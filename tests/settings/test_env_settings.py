@@ -12,7 +12,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "crypto_ml", ROOT / "dags", ROOT / "plugins"]
 
 #: Variables more than one module reads, each with the single meaning all of them use.
@@ -74,7 +74,7 @@ def test_no_two_modules_read_one_variable_for_different_things():
 
 def test_the_engine_broker_and_the_trading_settings_have_separate_names():
     readers = _readers()
-    assert readers["CRYPTO_ML_BROKER_URL"] == {"crypto_ml/engine/config.py"}
+    assert readers["CRYPTO_ML_BROKER_URL"] == {"crypto_ml/settings/engine.py"}
     trading = {var for var, mods in readers.items() if "crypto_ml/trading/brokers.py" in mods}
     assert {"CRYPTO_ML_TRADING_BROKER", "CRYPTO_ML_TRADING_URL", "CRYPTO_ML_TRADING_DRY_RUN",
             "CRYPTO_ML_TRADING_TOKEN", "CRYPTO_ML_TRADING_LIVE"} <= trading
@@ -83,7 +83,7 @@ def test_the_engine_broker_and_the_trading_settings_have_separate_names():
 
     assert all(new.startswith("CRYPTO_ML_TRADING_") for new in RENAMED_ENV.values())
     assert trading - set(RENAMED_ENV) == {v for v in trading if v.startswith("CRYPTO_ML_TRADING_")}
-    assert readers["CRYPTO_ML_MODEL_STORE_URL"] == {"crypto_ml/model_store.py"}
+    assert readers["CRYPTO_ML_MODEL_STORE_URL"] == {"crypto_ml/storage/model_store.py"}
 
 
 def test_the_scan_sees_each_way_of_reading(tmp_path):

@@ -13,7 +13,7 @@ def test_preload_imports_the_task_modules_and_configures_the_orm():
     every mapper of the project's ORM configured (else each task pays ~0.4 CPU-s on its first query)."""
     code = (
         "import json, sys\n"
-        "from crypto_ml.preload import MODULES, preload\n"
+        "from crypto_ml.pipeline.preload import MODULES, preload\n"
         "from crypto_ml.storage import Base\n"
         "before = all(m.configured for m in Base.registry.mappers)\n"
         "preload()\n"

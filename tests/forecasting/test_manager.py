@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pytest
 
-from crypto_ml.data_loader import CryptoLoader
+from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.forecasting import LinearTrendForecaster
-from crypto_ml.manager import CryptoManager
-from crypto_ml.model_store import ModelStore
+from crypto_ml.forecasting.manager import CryptoManager
+from crypto_ml.storage.model_store import ModelStore
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """``CryptoManager``: the talk's prediction loop over coins, on the forecaster contract.
 
->>> from crypto_ml.manager import CryptoManager
+>>> from crypto_ml.forecasting.manager import CryptoManager
 >>> manager = CryptoManager(model="linear", horizon=10, store=False)
 >>> manager.predict("bitcoin")                 # the next 10 closes
 >>> manager.predict_all(["bitcoin", "neblio"]) # neblio is too short: see manager.skipped
 >>> manager.print_predictions()                # bitcoin [[4952.28 5492.85 ...]]
 
-A stored model (see :class:`~crypto_ml.model_store.ModelStore`) is reused when it was trained on
+A stored model (see :class:`~crypto_ml.storage.model_store.ModelStore`) is reused when it was trained on
 exactly the data the manager sees (same last day and number of closes, same hyperparameters):
 forecasters predict from the end of their training data, so an older model would forecast from a
 stale close. Otherwise a model is trained and saved.
@@ -24,18 +24,18 @@ from crypto_ml.forecasting.persistence import jsonable as _jsonable
 from crypto_ml.forecasting.registry import DEFAULT_MODEL, make_forecaster
 
 if TYPE_CHECKING:
-    from crypto_ml.data_loader import CryptoLoader
-    from crypto_ml.model_store import ModelStore
+    from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.storage.model_store import ModelStore
 
 
 class CryptoManager:
     """Forecast the next ``horizon`` closes of coins with one model.
 
-    :param loader: a :class:`~crypto_ml.data_loader.CryptoLoader` (default: the bundled data,
+    :param loader: a :class:`~crypto_ml.data.loader.CryptoLoader` (default: the bundled data,
         cut at ``as_of``).
     :param model: registry name of the forecaster (default :data:`DEFAULT_MODEL`).
     :param horizon: days to forecast.
-    :param store: a :class:`~crypto_ml.model_store.ModelStore`; ``None`` builds the default store
+    :param store: a :class:`~crypto_ml.storage.model_store.ModelStore`; ``None`` builds the default store
         on first use, ``False`` trains in memory and stores nothing.
     :param as_of: forecast from the data up to this day (default: all the loader's data).
     :param params: hyperparameters of the model.
@@ -70,7 +70,7 @@ class CryptoManager:
         if self.loader is not None:
             return self.loader
         if self._loader is None:
-            from crypto_ml.data_loader import CryptoLoader
+            from crypto_ml.data.loader import CryptoLoader
 
             self._loader = CryptoLoader(as_of=self.as_of)
         return self._loader
@@ -81,7 +81,7 @@ class CryptoManager:
         if self.store is not None and self.store is not True:
             return self.store
         if self._store is None:
-            from crypto_ml.model_store import ModelStore
+            from crypto_ml.storage.model_store import ModelStore
 
             self._store = ModelStore()
         return self._store  # type: ignore[return-value]
