@@ -131,10 +131,10 @@ INTEGRATION_MARKERS = frozenset({"postgres", "docker", "slow"})
 #: Test files that start a subprocess or a server without an integration fixture (the unit lane's
 #: guard names any file missing here: `scripts/test.sh --fast` fails on it).
 INTEGRATION_FILES = frozenset({
-    "tests/dags/test_dag_integrity.py", "tests/data/test_cli_data.py", "tests/data/test_market_setting.py",
+    "tests/dags/test_dag_integrity.py", "tests/commands/test_data.py", "tests/data/test_market_setting.py",
     "tests/markets/test_markets_stack.py", "tests/markets/test_parse_matrix.py", "tests/pipeline/test_fanout.py",
     "tests/test_cli.py", "tests/pipeline/test_preload.py", "tests/test_shell.py", "tests/web/test_web_browser.py",
-    "tests/web/test_web_plugin.py", "tests/hooks/test_market_hook.py", "tests/engine/test_engine_unit.py",
+    "tests/web/test_plugin.py", "tests/hooks/test_market.py", "tests/engine/test_engine_unit.py",
     "tests/forecasting/test_lstm.py", "tests/operators/test_custom_dag.py", "tests/commands/test_models.py",
     "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/stack/test_probe.py",
     "tests/docs/test_docs_build.py", "tests/docs/test_getting_started.py", "tests/commands/test_trigger.py",

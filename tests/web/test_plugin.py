@@ -124,7 +124,7 @@ def test_loading_the_plugin_stays_cheap(airflow_env):
 
 
 def test_api_server_serves_the_page_behind_airflow_auth(airflow_env):
-    data = _sibling("test_web_app.py")
+    data = _sibling("test_app.py")
     EVIL, fill = data.EVIL, data.fill
 
     url = airflow_env["CRYPTO_ML_DATABASE_URL"]
