@@ -265,7 +265,10 @@ def _windowed(closes: Any, dates: Any, first_day, last_day, period: int) -> tupl
 def _too_few_in_window(
     coin: str, model: Any, coin_period: int, settings: dict, first_day, last_day
 ) -> BacktestResult:
-    window = f"{first_day.date()} .. {last_day.date() if last_day is not None else 'the end'}"
+    if first_day is None:
+        window = f"of the last {settings['period']} days"
+    else:
+        window = f"{first_day.date()} .. {last_day.date() if last_day is not None else 'the end'}"
     folds = settings["folds"]
     out = BacktestResult(params=dict(settings))
     out.skipped = pd.DataFrame([{
@@ -300,6 +303,9 @@ def run_backtest(
         closes in the window than ``folds`` is reported in ``skipped``.
     """
     first_day, last_day = check_window(start, end)
+    if first_day is None and period < folds:
+        raise ValueError(f"period {period} is shorter than folds {folds}: each fold needs at least one "
+                         "test day (give a longer period, fewer folds, or a window with start)")
     loader, coin_ids = _coin_ids(loader, coins)
     params = dict(params or {})
     settings = {"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)}

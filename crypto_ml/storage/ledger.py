@@ -116,24 +116,25 @@ def record_decision(
     ``status``/``response``: stored as ``"pending"``, or left as it is when its key exists).
 
     Compare-and-set: the first decision wins; returns whether this call's decision was recorded.
+    The trade request is written only by the call whose decision was recorded (the set comes
+    first), so a decider that lost the race leaves no request behind.
     """
     now = utcnow()
     with session_scope(url) as session:
-        if trade is not None:
-            row = {**trade, "as_of": as_date(trade["as_of"], what="as_of"), "status": "pending",
-                   "response": None, "created_at": now, "updated_at": now}
-            # DO NOTHING without a conflict target: every unique index is an arbiter. With the
-            # primary key as the only target, two deciders racing past PostgreSQL's pre-check
-            # collide on the idempotency key's index instead, which raises (seen in CI, about
-            # 1 round in 150 of 8 racing calls); the key is a function of the primary key, so
-            # a conflict on either is the same request.
-            session.execute(_insert(session)(TradeRequest).values(row).on_conflict_do_nothing())
         result = session.execute(
             update(Prediction)
             .where(key_clause(key) & Prediction.decision.is_(None))
             .values(decision=decision, decision_reason=reason, decided_at=now)
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        if trade is not None:
+            row = {**trade, "as_of": as_date(trade["as_of"], what="as_of"), "status": "pending",
+                   "response": None, "created_at": now, "updated_at": now}
+            # DO NOTHING without a conflict target (every unique index is an arbiter): a request
+            # of this key left by an earlier decision that was cleared stays as it is.
+            session.execute(_insert(session)(TradeRequest).values(row).on_conflict_do_nothing())
+        return True
 
 
 # ---------------------------------------------------------------------------------- paper ledger

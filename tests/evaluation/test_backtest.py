@@ -123,3 +123,10 @@ def test_aggregate_is_like_for_like_by_default():
     everything = res.aggregate(common=False).set_index("model")
     assert everything.loc["naive", "n_coins"] == 2 and everything.loc["naive", "mase"] == 6.0
     assert everything.loc["lstm", "mase_vs_naive"] == 0.5  # still paired on coin a
+
+
+def test_more_folds_than_the_period_is_refused_before_any_fit():
+    # Without a window each coin's test period is ``period`` days: more folds than days was an
+    # AttributeError from the skip report; it is a refusal naming both numbers.
+    with pytest.raises(ValueError, match="period 30 is shorter than folds 40"):
+        run_backtest(["bitcoin"], ["naive"], period=30, folds=40)
