@@ -1,6 +1,6 @@
 """``crypto-ml engine config | predict | train | status | stats``: the prediction engine's CLI.
 
-The worker itself is Celery's: ``celery -A crypto_ml worker -Q predict,train`` (or ``-Q predict``
+The worker itself is Celery's: ``celery -A crypto_ml worker -Q predict,train,heavy`` (or ``-Q predict``
 for a predictions-only worker) and ``celery -A crypto_ml flower`` to watch it.
 """
 
@@ -16,7 +16,7 @@ import sys
 def register(subparsers) -> None:
     engine = subparsers.add_parser(
         "engine", help="the Celery prediction engine: config, submit predict/train, task status",
-        description="Start workers with `celery -A crypto_ml worker -Q predict,train`; "
+        description="Start workers with `celery -A crypto_ml worker -Q predict,train,heavy`; "
         "monitor with `celery -A crypto_ml flower`.",
     )
     sub = engine.add_subparsers(title="engine commands", metavar="ENGINE_COMMAND")
