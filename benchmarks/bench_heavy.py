@@ -99,12 +99,13 @@ def _one_kind(kind: str, args: argparse.Namespace, loader, app) -> object:
         run_strategy_distributed,
         run_training_distributed,
     )
+    from crypto_ml.evaluation.units import BacktestSpec
 
     progress = not args.no_progress
     if kind == "backtest":
-        return run_backtest_distributed(args.coin_ids, args.models, loader=loader, period=args.period,
-                                        folds=args.folds, horizon=args.horizon, where="engine", app=app,
-                                        progress=progress)
+        spec = BacktestSpec(args.coin_ids, args.models, period=args.period, folds=args.folds,
+                            horizon=args.horizon)
+        return run_backtest_distributed(spec, loader=loader, where="engine", app=app, progress=progress)
     if kind == "strategy":
         return run_strategy_distributed(args.coin_ids, args.models, loader=loader, days=args.days,
                                         horizon=args.horizon, where="engine", app=app, progress=progress)
@@ -119,11 +120,12 @@ def _warm_up(args: argparse.Namespace, loader) -> None:
     """The caller's one-off costs (imports, the loader's frames, the replay's first ledger) paid
     before any timed run, so that the first worker count does not pay them alone."""
     from crypto_ml.engine.heavy import run_backtest_distributed, run_strategy_distributed
+    from crypto_ml.evaluation.units import BacktestSpec
 
     coin = (args.coin_ids or loader.get_crypto_names())[:1]
     if "backtest" in args.kinds:
-        run_backtest_distributed(coin, args.models, loader=loader, period=args.period, folds=args.folds,
-                                 horizon=args.horizon, where="local")
+        spec = BacktestSpec(coin, args.models, period=args.period, folds=args.folds, horizon=args.horizon)
+        run_backtest_distributed(spec, loader=loader, where="local")
     if "strategy" in args.kinds:
         run_strategy_distributed(coin, args.models, loader=loader, days=5, horizon=args.horizon, where="local")
 

@@ -11,10 +11,10 @@ for a predictions-only worker) and ``celery -A crypto_ml flower`` to watch it.
 from __future__ import annotations
 
 import json
-
-from crypto_ml.commands import iso_date, positive_int
 import re
 import sys
+
+from crypto_ml.commands import iso_date, positive_int
 
 
 def register(subparsers) -> None:

@@ -106,7 +106,8 @@ def load_data(args: argparse.Namespace):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES as MODELS  # cheap: --help in a blink
+    from crypto_ml.catalog import DEFAULT_MODEL  # cheap: --help in a blink
+    from crypto_ml.catalog import MODEL_NAMES as MODELS
 
     names = ", ".join(MODELS)
     bt = subparsers.add_parser(
@@ -182,12 +183,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def backtest_command(args: argparse.Namespace) -> int:
-    from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
     from crypto_ml.config import artifacts_dir
     from crypto_ml.data_loader import UnknownCoinError
-    from crypto_ml.forecasting.registry import MODELS
-
+    from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
+    from crypto_ml.evaluation.units import BacktestSpec
     from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.forecasting.registry import MODELS
 
     unknown = [m for m in args.models if m.lower() not in MODELS]
     if unknown:
@@ -204,27 +205,16 @@ def backtest_command(args: argparse.Namespace) -> int:
     coins = _coins(loader, args.coins)
     started = time.perf_counter()
     on = getattr(args, "on", "process")
-    run = run_backtest
-    if on != "process":
-        from functools import partial
-
-        from crypto_ml.engine.heavy import run_backtest_distributed
-
-        run = partial(run_backtest_distributed, where=on)
+    spec = BacktestSpec(coins, [m.lower() for m in args.models], period=period, folds=args.folds,
+                        horizon=args.horizon, params=_params(args.param), levels=levels, start=args.start,
+                        end=args.end)
     try:
-        result = run(
-            coins,
-            [m.lower() for m in args.models],
-            loader=loader,
-            period=period,
-            folds=args.folds,
-            horizon=args.horizon,
-            params=_params(args.param),
-            progress=not args.no_progress,
-            levels=levels,
-            start=args.start,
-            end=args.end,
-        )
+        if on == "process":
+            result = run_backtest(**spec.arguments(), loader=loader, progress=not args.no_progress)
+        else:
+            from crypto_ml.engine.heavy import run_backtest_distributed
+
+            result = run_backtest_distributed(spec, loader=loader, where=on, progress=not args.no_progress)
     except (UnknownCoinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -253,8 +243,8 @@ def strategy_command(args: argparse.Namespace) -> int:
     """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
     from crypto_ml.config import artifacts_dir
     from crypto_ml.data_loader import UnknownCoinError
-    from crypto_ml.forecasting import DEFAULT_LEVELS
     from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
+    from crypto_ml.forecasting import DEFAULT_LEVELS
 
     every = default_rules(args.fee_bps, args.slippage_bps, args.threshold)
     names = args.rules or list(every)

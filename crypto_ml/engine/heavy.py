@@ -1,7 +1,7 @@
 """Heavy work on the engine: backtests, strategy backtests and training, one task per coin and model.
 
->>> result = run_backtest_distributed(["bitcoin", "ethereum"], ["naive", "drift", "ar"], folds=6,
-...                                   where="engine", progress=True)
+>>> spec = BacktestSpec(["bitcoin", "ethereum"], ["naive", "drift", "ar"], folds=6)
+>>> result = run_backtest_distributed(spec, where="engine", progress=True)
 >>> result.summary                  # what crypto_ml.evaluation.run_backtest returns, the same numbers
 
 One call, two places (``where``):
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from crypto_ml.data_loader import CryptoLoader
     from crypto_ml.evaluation.backtest import BacktestResult
     from crypto_ml.evaluation.strategy import StrategyReport
+    from crypto_ml.evaluation.units import BacktestSpec
 
 log = logging.getLogger(__name__)
 
@@ -220,26 +221,14 @@ def run_units(task: str, units: Sequence[Mapping[str, Any]], *, where: str = "lo
             bar.close()
 
 
-def run_backtest_distributed(
-    coins: Sequence[str] | None = None,
-    models: Sequence[str] = ("naive", "linear"),
-    *,
-    loader: CryptoLoader | None = None,
-    period: int = 365,
-    folds: int = 12,
-    horizon: int = 10,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    levels: Sequence[float] | None = None,
-    start: Any = None,
-    end: Any = None,
-    where: str = "local",
-    app: Celery | None = None,
-    progress: bool = False,
-    timeout: float | None = None,
-) -> BacktestResult:
-    """:func:`crypto_ml.evaluation.run_backtest` (the same arguments and result), one unit per coin
-    and model, run ``where`` (``"local"`` or ``"engine"``, see the module docstring).
+def run_backtest_distributed(spec: BacktestSpec, *, loader: CryptoLoader | None = None, where: str = "local",
+                             app: Celery | None = None, progress: bool = False,
+                             timeout: float | None = None) -> BacktestResult:
+    """:func:`crypto_ml.evaluation.run_backtest` of ``spec`` (``run_backtest(**spec.arguments())``'s
+    result), one unit per coin and model, run ``where`` (``"local"`` or ``"engine"``, see the module
+    docstring).
 
+    :param spec: a :class:`~crypto_ml.evaluation.units.BacktestSpec`.
     :param app: the engine's app to send through (default: the environment's sender app,
         :func:`crypto_ml.engine.client.sender_app`); only with ``where="engine"``.
     :param progress: a tqdm bar, one tick per unit.
@@ -248,20 +237,18 @@ def run_backtest_distributed(
         resumes.
     """
     from crypto_ml.evaluation.backtest import BacktestResult
-    from crypto_ml.evaluation.units import backtest_from_json, backtest_units, join_backtest
-    from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.evaluation.units import BacktestSpec, backtest_from_json
 
+    if not isinstance(spec, BacktestSpec):
+        raise TypeError(f"run_backtest_distributed takes a BacktestSpec, got {type(spec).__name__}")
     if where not in WHERE:
         raise ValueError(f"where must be one of {', '.join(WHERE)}, got {where!r}")
-    units = backtest_units(coins, models, loader=loader, period=period, folds=folds, horizon=horizon,
-                           params=params, levels=DEFAULT_LEVELS if levels is None else levels,
-                           start=start, end=end)
+    units = spec.units(loader)
     todo = [u for u in units if not isinstance(u, BacktestResult)]
     answers = run_units(BACKTEST_TASK, todo, where=where, app=app, progress=progress, timeout=timeout,
                         desc="backtest")
     done = iter(answers)
-    parts = [u if isinstance(u, BacktestResult) else backtest_from_json(next(done)) for u in units]
-    return join_backtest(parts, start=start, end=end)
+    return spec.join([u if isinstance(u, BacktestResult) else backtest_from_json(next(done)) for u in units])
 
 
 def run_strategy_distributed(

@@ -13,7 +13,8 @@ send the result back; the ``*_from_json`` functions rebuild the frames the local
   that :func:`~crypto_ml.evaluation.simulation.simulate` replays;
 - :func:`backtest_units` splits :func:`~crypto_ml.evaluation.backtest.run_backtest` into those
   units (its coins, windows and checks), and :func:`join_backtest` joins their answers into what
-  ``run_backtest`` returns;
+  ``run_backtest`` returns; a :class:`BacktestSpec` holds the arguments they share (the one value
+  :func:`crypto_ml.engine.heavy.run_backtest_distributed` takes);
 - :func:`strategy_units` splits the forecasting of a
   :class:`~crypto_ml.evaluation.strategy.StrategyPlan` into :func:`forecast_unit` units (model by
   model, coin by coin), and :func:`strategy_forecasts` gives back what
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,6 +125,37 @@ def forecasts_from_json(data: Mapping[str, Any]) -> pd.DataFrame:
     bounds = interval_columns(data["levels"])
     return from_records(data["forecasts"], _FORECAST_DAY_COLUMNS + bounds, dates=("date", "train_end"),
                         floats=("last_close", "forecast", "expected_return", *bounds))
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """What a walk-forward backtest runs, the keyword arguments of
+    :func:`~crypto_ml.evaluation.backtest.run_backtest` and :func:`backtest_units` but the loader
+    and the progress bar: the coins (None: every coin of the loader), the models by name, the test
+    window (``period`` days up to ``end``, or ``start`` .. ``end``), folds, horizon, per-model
+    hyperparameters and interval levels. Checked where it is run (as ``run_backtest`` checks)."""
+
+    coins: Sequence[str] | None = None
+    models: Sequence[str] = ("naive", "linear")
+    period: int = 365
+    folds: int = 12
+    horizon: int = 10
+    params: Mapping[str, Mapping[str, Any]] | None = None
+    levels: Sequence[float] = DEFAULT_LEVELS
+    start: Any = None
+    end: Any = None
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``run_backtest`` / :func:`backtest_units`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def units(self, loader: CryptoLoader | None = None) -> list[dict[str, Any] | BacktestResult]:
+        """:func:`backtest_units` of this spec on ``loader``'s data."""
+        return backtest_units(loader=loader, **self.arguments())
+
+    def join(self, parts: Sequence[BacktestResult]) -> BacktestResult:
+        """:func:`join_backtest` of the units' results, in this spec's window."""
+        return join_backtest(parts, start=self.start, end=self.end)
 
 
 def backtest_units(
