@@ -99,3 +99,14 @@ def test_the_strategy_command_on_the_engine_writes_what_it_writes_in_process(bro
         engine, here = (pd.read_csv(tmp_path / where / stem) for where in ("engine", "here"))
         pd.testing.assert_frame_equal(engine, here)
     assert len(re.findall(r"forecast \d+/4 \S+ \S+: \d+ days", worker.log())) == 4
+
+
+def test_the_forecast_task_is_routed_to_the_heavy_queue():
+    from crypto_ml.engine.app import make_app
+    from crypto_ml.engine.config import HEAVY_QUEUE, EngineConfig
+    from crypto_ml.engine.heavy import FORECAST_TASK
+
+    app = make_app(EngineConfig(broker_url="memory://", result_backend="cache+memory://"))
+    app.loader.import_default_modules()  # what a worker imports at start (the app's include)
+    assert FORECAST_TASK in app.tasks
+    assert app.amqp.router.route({}, FORECAST_TASK)["queue"].name == HEAVY_QUEUE
