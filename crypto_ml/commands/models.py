@@ -106,8 +106,7 @@ def load_data(args: argparse.Namespace):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from crypto_ml.catalog import DEFAULT_MODEL  # cheap: --help in a blink
-    from crypto_ml.catalog import MODEL_NAMES as MODELS
+    from crypto_ml.catalog import DEFAULT_MODEL, MODEL_NAMES as MODELS  # cheap: --help in a blink
 
     names = ", ".join(MODELS)
     bt = subparsers.add_parser(
@@ -183,12 +182,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def backtest_command(args: argparse.Namespace) -> int:
-    from crypto_ml.config import artifacts_dir
-    from crypto_ml.data_loader import UnknownCoinError
     from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
     from crypto_ml.evaluation.units import BacktestSpec
-    from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.config import artifacts_dir
+    from crypto_ml.data_loader import UnknownCoinError
     from crypto_ml.forecasting.registry import MODELS
+
+    from crypto_ml.forecasting import DEFAULT_LEVELS
 
     unknown = [m for m in args.models if m.lower() not in MODELS]
     if unknown:
@@ -243,8 +243,8 @@ def strategy_command(args: argparse.Namespace) -> int:
     """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
     from crypto_ml.config import artifacts_dir
     from crypto_ml.data_loader import UnknownCoinError
-    from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
     from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
 
     every = default_rules(args.fee_bps, args.slippage_bps, args.threshold)
     names = args.rules or list(every)
