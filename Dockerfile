@@ -1,6 +1,6 @@
 # Crypto-ML on the official Airflow image: one image for every Airflow component (api-server,
 # scheduler, dag-processor, triggerer, Celery workers), the prediction-engine workers
-# (`celery -A crypto_ml worker -Q predict,train`) and Flower (`celery -A crypto_ml flower`).
+# (`celery -A crypto_ml worker -Q predict,train,heavy`) and Flower (`celery -A crypto_ml flower`).
 #   docker build -t crypto-ml:0.1.0 .
 # No secret is baked in: the Fernet key, JWT secret, API secret key and every URL with a password
 # come from the environment at run time (docker-compose.yaml, or Kubernetes Secrets in helm/).

@@ -17,6 +17,17 @@ first naive / no-trade) by the margins of the `CRYPTO_ML_PROMOTION_*` settings
 otherwise stores the prediction with the reason (`not promoted: MASE 1.03× naive ...`). See and
 override by hand, audited: `crypto-ml models list|promote|demote|history`.
 
+**Spread over the engine's workers.** One mapped task per coin (its box in the grid is named by
+the coin) sends that coin's `crypto_ml.train` to the engine's **train** queue and waits in the
+triggerer: the same engine task, queue and request that `crypto_ml.engine.heavy.run_training_distributed`
+sends as one Celery group (training and the promotion evaluation are one unit: the evaluation
+needs the version just saved). Every engine worker consumes `train`, so the coins' trainings run
+side by side on all of them. Kept per coin, not one task that sends the whole group and joins it,
+because a data engineer then sees which coin failed (its own red box, its log, its error), retries
+or clears that coin alone, and no Airflow worker slot is held for the hour the group takes (the
+wait is deferred); a cleared coin trains again under a new engine task id, and the model store
+keeps one version per fingerprint, so nothing is stored twice.
+
 Trigger by hand: `airflow dags trigger crypto_ml_train --conf '{"model": "linear", "coins": ["bitcoin"]}'`.
 """
 

@@ -1,22 +1,26 @@
 """``crypto-ml engine config | predict | train | status | stats``: the prediction engine's CLI.
 
-The worker itself is Celery's: ``celery -A crypto_ml worker -Q predict,train`` (or ``-Q predict``
+``stats`` shows the engine's queues (``predict``, ``train``, ``heavy``) with the messages waiting
+and the workers consuming each (:mod:`crypto_ml.engine.monitor`): on the embedded default, where
+there is no Flower, too.
+
+The worker itself is Celery's: ``celery -A crypto_ml worker -Q predict,train,heavy`` (or ``-Q predict``
 for a predictions-only worker) and ``celery -A crypto_ml flower`` to watch it.
 """
 
 from __future__ import annotations
 
 import json
-
-from crypto_ml.commands import iso_date, positive_int
 import re
 import sys
+
+from crypto_ml.commands import iso_date, positive_int
 
 
 def register(subparsers) -> None:
     engine = subparsers.add_parser(
         "engine", help="the Celery prediction engine: config, submit predict/train, task status",
-        description="Start workers with `celery -A crypto_ml worker -Q predict,train`; "
+        description="Start workers with `celery -A crypto_ml worker -Q predict,train,heavy`; "
         "monitor with `celery -A crypto_ml flower`.",
     )
     sub = engine.add_subparsers(title="engine commands", metavar="ENGINE_COMMAND")
@@ -42,8 +46,10 @@ def register(subparsers) -> None:
     p.add_argument("task_id", help="the id printed by predict/train --no-wait")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("stats", help="pid, RSS and model-cache stats of one pool process")
+    p = sub.add_parser("stats", help="the queues (messages waiting, workers consuming each), then pid, "
+                       "RSS and model-cache stats of one pool process")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a worker's answer")
+    p.add_argument("--json", action="store_true", help="one JSON document: {queues, process}")
     p.set_defaults(func=cmd_stats)
     engine.set_defaults(func=lambda args: engine.print_help() or 2)
 
@@ -101,8 +107,25 @@ def cmd_status(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from crypto_ml.engine.app import app
+    """The queues (:func:`crypto_ml.engine.monitor.queue_overview`), then one pool process's stats
+    (a ``crypto_ml.stats`` task on ``predict``)."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
 
-    print(json.dumps(app.send_task("crypto_ml.stats", queue="predict").get(timeout=args.timeout), indent=1))
+    from crypto_ml.engine.app import app
+    from crypto_ml.engine.monitor import format_overview, queue_overview
+
+    overview = queue_overview(app, timeout=min(args.timeout, 5.0))
+    if not args.json:
+        print(format_overview(overview))
+    try:
+        process = app.send_task("crypto_ml.stats", queue="predict").get(timeout=args.timeout)
+    except CeleryTimeout:
+        print(f"error: no worker on the 'predict' queue answered crypto_ml.stats within {args.timeout:g} s",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"queues": overview, "process": process}, indent=1))
+    else:
+        print("\none pool process:\n" + json.dumps(process, indent=1))
     return 0
 

@@ -137,9 +137,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bt.add_argument("--no-progress", action="store_true", help="no progress bar")
     bt.add_argument(
         "--on", choices=("process", "local", "engine"), default="process",
-        help="where the accuracy backtest runs: 'process' (default, fold by fold here), 'local' (the "
-        "engine's units, here), 'engine' (one task per coin and model on the engine's 'heavy' queue: "
-        "start workers with -Q predict,train,heavy; a re-run computes only the units not done yet)",
+        help="where the backtest (or --strategy's forecasts) runs: 'process' (default, here), 'local' (the "
+        "engine's units, here), 'engine' (one task per coin and model on the engine's 'heavy' queue, "
+        "which every shipped worker consumes; a re-run computes only the units not done yet)",
     )
     bt.add_argument(
         "--levels", type=_levels, default=None,
@@ -183,8 +183,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def backtest_command(args: argparse.Namespace) -> int:
     from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
+    from crypto_ml.evaluation.units import BacktestSpec
     from crypto_ml.settings.paths import artifacts_dir
     from crypto_ml.data.loader import UnknownCoinError
+
     from crypto_ml.forecasting import DEFAULT_LEVELS
     from crypto_ml.forecasting.registry import MODEL_NAMES as MODELS
 
@@ -203,27 +205,16 @@ def backtest_command(args: argparse.Namespace) -> int:
     coins = _coins(loader, args.coins)
     started = time.perf_counter()
     on = getattr(args, "on", "process")
-    run = run_backtest
-    if on != "process":
-        from functools import partial
-
-        from crypto_ml.engine.heavy import run_backtest_distributed
-
-        run = partial(run_backtest_distributed, where=on)
+    spec = BacktestSpec(coins, [m.lower() for m in args.models], period=period, folds=args.folds,
+                        horizon=args.horizon, params=_params(args.param), levels=levels, start=args.start,
+                        end=args.end)
     try:
-        result = run(
-            coins,
-            [m.lower() for m in args.models],
-            loader=loader,
-            period=period,
-            folds=args.folds,
-            horizon=args.horizon,
-            params=_params(args.param),
-            progress=not args.no_progress,
-            levels=levels,
-            start=args.start,
-            end=args.end,
-        )
+        if on == "process":
+            result = run_backtest(**spec.arguments(), loader=loader, progress=not args.no_progress)
+        else:
+            from crypto_ml.engine.heavy import run_backtest_distributed
+
+            result = run_backtest_distributed(spec, loader=loader, where=on, progress=not args.no_progress)
     except (UnknownCoinError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -265,8 +256,16 @@ def strategy_command(args: argparse.Namespace) -> int:
     coins = _coins(loader, args.coins)
     period = None if args.start is not None else (args.period or 365)
     started = time.perf_counter()
+    on = getattr(args, "on", "process")
+    run = run_strategy
+    if on != "process":
+        from functools import partial
+
+        from crypto_ml.engine.heavy import run_strategy_distributed
+
+        run = partial(run_strategy_distributed, where=on)
     try:
-        report = run_strategy(
+        report = run(
             coins,
             [m.lower() for m in args.models],
             {name: every[name] for name in names},
@@ -293,7 +292,7 @@ def strategy_command(args: argparse.Namespace) -> int:
         f"crypto-ml backtest --strategy{_source_flags(args)} --coins {','.join(args.coins)} "
         f"--models {','.join(args.models)}{_window_flags(args, period)} --horizon {args.horizon} --rules {','.join(names)} "
         f"--threshold {args.threshold:g} --fee-bps {args.fee_bps:g} --slippage-bps {args.slippage_bps:g} "
-        f"--refit-every {args.refit_every}"
+        f"--refit-every {args.refit_every}" + (f" --on {on}" if on != "process" else "")
     )
     text = f"Command: {command}\nElapsed: {elapsed:.0f} s\n\n{format_strategy_report(report)}"
     _publish(args.report, "Strategy backtest", text,

@@ -3,8 +3,9 @@
 ``crypto_ml.predict`` and ``crypto_ml.stats`` on the ``predict`` queue, ``crypto_ml.train`` on
 ``train`` (routes: :mod:`crypto_ml.settings.engine`). Each takes the keyword arguments of one
 :class:`~crypto_ml.engine.request.EngineRequest` (its :meth:`~crypto_ml.engine.request.EngineRequest.to_json`)
-and nothing else. ``crypto_ml.heavy.backtest`` on ``heavy`` takes one unit of
-:func:`crypto_ml.evaluation.units.backtest_units` (see :mod:`crypto_ml.engine.heavy`).
+and nothing else. ``crypto_ml.heavy.backtest`` and ``crypto_ml.heavy.forecast`` on ``heavy`` take
+one unit of :func:`crypto_ml.evaluation.units.backtest_units` or
+:func:`~crypto_ml.evaluation.units.strategy_units` (see :mod:`crypto_ml.engine.heavy`).
 
 The tasks are shared tasks (``@shared_task``): importing this module builds no app and reads no
 setting. The worker's app (:mod:`crypto_ml.engine.app`) includes it, and its configuration sets the
@@ -23,7 +24,7 @@ from typing import Any
 from celery import shared_task
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
-from crypto_ml.engine.heavy import BACKTEST_TASK, backtest_unit_task
+from crypto_ml.engine.heavy import BACKTEST_TASK, FORECAST_TASK, backtest_unit_task, forecast_unit_task
 from crypto_ml.engine.protocol import PREDICT_TASK, STATS_TASK, TRAIN_TASK, EngineInputError
 from crypto_ml.engine.request import EngineRequest
 from crypto_ml.engine.service import process_stats, run_predict, run_train
@@ -80,3 +81,13 @@ def backtest(self, *args: Any, **unit: Any) -> dict[str, Any]:
     if args:
         raise EngineInputError(f"{BACKTEST_TASK} takes keyword arguments only, got {len(args)} positional")
     return backtest_unit_task(self, unit)
+
+
+@shared_task(name=FORECAST_TASK, bind=True, throws=(EngineInputError,), acks_late=True,
+             reject_on_worker_lost=True, track_started=False)
+def forecast(self, *args: Any, **unit: Any) -> dict[str, Any]:
+    """:func:`~crypto_ml.engine.heavy.forecast_unit_task` of the unit in the keyword arguments (the
+    strategy backtest's forecasts of one coin and model); not marked STARTED, as ``backtest``."""
+    if args:
+        raise EngineInputError(f"{FORECAST_TASK} takes keyword arguments only, got {len(args)} positional")
+    return forecast_unit_task(self, unit)

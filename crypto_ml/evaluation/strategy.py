@@ -206,6 +206,70 @@ def _per_coin(frames: list[pd.DataFrame], prices: pd.DataFrame, cost: float) -> 
     return per
 
 
+@dataclass
+class StrategyPlan:
+    """A strategy backtest's checked inputs, before any forecast: per coin its closes and dates up to
+    the window's end (``checked``), the window's closes (``prices``), its first and last day, the
+    models, rules and settings. :func:`plan_strategy` makes it, :meth:`coins` and
+    :meth:`forecast_settings` say what each model must forecast, :func:`strategy_report` replays it."""
+
+    models: list[str]
+    rules: dict[str, TradingRules]
+    checked: dict[str, tuple[Any, Any]]
+    prices: pd.DataFrame
+    start: pd.Timestamp
+    end: pd.Timestamp
+    days: int
+    without: list[str]
+    horizon: int
+    levels: list[float]
+    refit_every: int
+    fee_bps: float
+    slippage_bps: float
+    params: dict[str, Mapping[str, Any]]
+
+    @property
+    def coins(self) -> list[str]:
+        """The coins with a close in the window, in the replay's order."""
+        return list(self.prices.columns)
+
+    def forecast_settings(self, model: str) -> dict[str, Any]:
+        """The keyword arguments of :func:`forecast_days` for ``model`` (but the series and coin)."""
+        return {"start": self.start, "horizon": self.horizon, "levels": self.levels,
+                "refit_every": self.refit_every, "params": self.params.get(model)}
+
+
+def plan_strategy(
+    coins: Sequence[str] | None = None,
+    models: Sequence[str] = ("naive", "drift", "ar"),
+    rules: Mapping[str, TradingRules] | None = None,
+    *,
+    loader: CryptoLoader | None = None,
+    series: Mapping[str, tuple[Any, Any]] | None = None,
+    days: int | None = None,
+    start: Any = None,
+    end: Any = None,
+    horizon: int = 10,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    refit_every: int = 7,
+    fee_bps: float = DEFAULT_FEE_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> StrategyPlan:
+    """The :class:`StrategyPlan` of :func:`run_strategy` (same arguments, checked here)."""
+    days = _check_days(days, start)
+    first_day, last_day = check_window(start, end)
+    rules = dict(rules or default_rules(fee_bps, slippage_bps))
+    if not rules:
+        raise ValueError("rules must name at least one TradingRules")
+    checked = _load_series(series, loader, coins, last_day)
+    prices, start, end, days, without = _window_prices(checked, days, first_day, last_day)
+    return StrategyPlan(models=list(models), rules=rules, checked=checked, prices=prices, start=start, end=end,
+                        days=days, without=without, horizon=horizon, levels=list(levels),
+                        refit_every=refit_every, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                        params=dict(params or {}))
+
+
 def run_strategy(
     coins: Sequence[str] | None = None,
     models: Sequence[str] = ("naive", "drift", "ar"),
@@ -233,17 +297,46 @@ def run_strategy(
     :param rules: name -> :class:`TradingRules` (default :func:`default_rules` with these costs).
     :param fee_bps, slippage_bps: execution costs per side of every simulated order.
     """
-    days = _check_days(days, start)
-    first_day, last_day = check_window(start, end)
-    rules = dict(rules or default_rules(fee_bps, slippage_bps))
-    if not rules:
-        raise ValueError("rules must name at least one TradingRules")
-    params = dict(params or {})
-    checked = _load_series(series, loader, coins, last_day)
-    prices, start, end, days, without = _window_prices(checked, days, first_day, last_day)
-    capital = next(iter(rules.values())).book_capital
-    runs = _run_models(models, rules, checked, prices, params, progress, start=start, horizon=horizon,
-                       levels=levels, refit_every=refit_every, fee_bps=fee_bps, slippage_bps=slippage_bps)
+    plan = plan_strategy(coins, models, rules, loader=loader, series=series, days=days, start=start, end=end,
+                         horizon=horizon, levels=levels, refit_every=refit_every, fee_bps=fee_bps,
+                         slippage_bps=slippage_bps, params=params)
+    forecasts, timings = _forecast_here(plan, progress)
+    return strategy_report(plan, forecasts, timings)
+
+
+def _forecast_here(plan: StrategyPlan, progress: bool) -> tuple[dict[str, dict[str, pd.DataFrame]], dict]:
+    """Each model's point-in-time forecasts for every coin of the window, here."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(plan.models) * len(plan.coins), unit="coin", desc="strategy forecasts")
+    forecasts, timings = {}, {}
+    try:
+        for model in plan.models:
+            began = time.perf_counter()
+            forecasts[model] = _forecasts(model, plan.checked, plan.coins, bar, **plan.forecast_settings(model))
+            timings[f"forecasts {model}"] = time.perf_counter() - began
+    finally:
+        if bar is not None:
+            bar.close()
+    return forecasts, timings
+
+
+def strategy_report(plan: StrategyPlan, forecasts: Mapping[str, Mapping[str, pd.DataFrame]],
+                    timings: Mapping[str, float] | None = None) -> StrategyReport:
+    """The :class:`StrategyReport` of ``plan`` from each model's forecasts (``{model: {coin:
+    forecast_days frame}}``, the coins without a forecast left out): every rule replayed over
+    them, here (the replay is cross-coin), and the benchmarks."""
+    runs = _Runs(timings=dict(timings or {}))
+    for model in plan.models:
+        by_coin = {coin: frame for coin, frame in forecasts[model].items() if not frame.empty}
+        if by_coin:
+            runs.forecasts.append(pd.concat(by_coin.values(), ignore_index=True).assign(model=model))
+        _replay_rules(runs, model, by_coin, plan.prices, plan.rules, horizon=plan.horizon, fee_bps=plan.fee_bps,
+                      slippage_bps=plan.slippage_bps)
+    prices, fee_bps, slippage_bps = plan.prices, plan.fee_bps, plan.slippage_bps
+    capital = next(iter(plan.rules.values())).book_capital
     (bh_row, none_row), curves = _benchmarks(prices, capital, fee_bps, slippage_bps)
     return StrategyReport(
         summary=_summary(runs.summary_rows, bh_row, none_row),
@@ -254,35 +347,9 @@ def run_strategy(
         forecasts=pd.concat(runs.forecasts, ignore_index=True) if runs.forecasts else pd.DataFrame(),
         timings=runs.timings,
         prices=prices,
-        params={"days": days, "start": start.date(), "end": end.date(), "horizon": horizon,
-                "levels": list(levels), "refit_every": refit_every, "fee_bps": fee_bps,
+        params={"days": plan.days, "start": plan.start.date(), "end": plan.end.date(), "horizon": plan.horizon,
+                "levels": list(plan.levels), "refit_every": plan.refit_every, "fee_bps": fee_bps,
                 "slippage_bps": slippage_bps, "capital": capital, "coins": int(prices.shape[1]),
-                "coins_without_closes": without,
-                "models": list(models), "rules": {k: v.describe() for k, v in rules.items()}},
+                "coins_without_closes": plan.without,
+                "models": list(plan.models), "rules": {k: v.describe() for k, v in plan.rules.items()}},
     )
-
-
-def _run_models(models: Sequence[str], rules: Mapping[str, TradingRules], checked: Mapping,
-                prices: pd.DataFrame, params: Mapping, progress: bool, *, start, horizon, levels, refit_every,
-                fee_bps, slippage_bps) -> _Runs:
-    """Each model's point-in-time forecasts for every coin, then every rule replayed over them."""
-    runs = _Runs()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(models) * len(prices.columns), unit="coin", desc="strategy forecasts")
-    try:
-        for model in models:
-            began = time.perf_counter()
-            forecasts = _forecasts(model, checked, prices.columns, bar, start=start, horizon=horizon,
-                                   levels=levels, refit_every=refit_every, params=params.get(model))
-            runs.timings[f"forecasts {model}"] = time.perf_counter() - began
-            if forecasts:
-                runs.forecasts.append(pd.concat(forecasts.values(), ignore_index=True).assign(model=model))
-            _replay_rules(runs, model, forecasts, prices, rules, horizon=horizon, fee_bps=fee_bps,
-                          slippage_bps=slippage_bps)
-    finally:
-        if bar is not None:
-            bar.close()
-    return runs

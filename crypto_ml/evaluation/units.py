@@ -13,13 +13,19 @@ send the result back; the ``*_from_json`` functions rebuild the frames the local
   that :func:`~crypto_ml.evaluation.simulation.simulate` replays;
 - :func:`backtest_units` splits :func:`~crypto_ml.evaluation.backtest.run_backtest` into those
   units (its coins, windows and checks), and :func:`join_backtest` joins their answers into what
-  ``run_backtest`` returns.
+  ``run_backtest`` returns; a :class:`BacktestSpec` holds the arguments they share (the one value
+  :func:`crypto_ml.engine.heavy.run_backtest_distributed` takes);
+- :func:`strategy_units` splits the forecasting of a
+  :class:`~crypto_ml.evaluation.strategy.StrategyPlan` into :func:`forecast_unit` units (model by
+  model, coin by coin), and :func:`strategy_forecasts` gives back what
+  :func:`~crypto_ml.evaluation.strategy.strategy_report` replays.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +51,7 @@ from crypto_ml.forecasting import DEFAULT_LEVELS
 
 if TYPE_CHECKING:
     from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.evaluation.strategy import StrategyPlan
 
 _FORECAST_DAY_COLUMNS = ["coin", "date", "last_close", "forecast", "expected_return", "train_end", "refit"]
 
@@ -120,6 +127,37 @@ def forecasts_from_json(data: Mapping[str, Any]) -> pd.DataFrame:
                         floats=("last_close", "forecast", "expected_return", *bounds))
 
 
+@dataclass(frozen=True)
+class BacktestSpec:
+    """What a walk-forward backtest runs, the keyword arguments of
+    :func:`~crypto_ml.evaluation.backtest.run_backtest` and :func:`backtest_units` but the loader
+    and the progress bar: the coins (None: every coin of the loader), the models by name, the test
+    window (``period`` days up to ``end``, or ``start`` .. ``end``), folds, horizon, per-model
+    hyperparameters and interval levels. Checked where it is run (as ``run_backtest`` checks)."""
+
+    coins: Sequence[str] | None = None
+    models: Sequence[str] = ("naive", "linear")
+    period: int = 365
+    folds: int = 12
+    horizon: int = 10
+    params: Mapping[str, Mapping[str, Any]] | None = None
+    levels: Sequence[float] = DEFAULT_LEVELS
+    start: Any = None
+    end: Any = None
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``run_backtest`` / :func:`backtest_units`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def units(self, loader: CryptoLoader | None = None) -> list[dict[str, Any] | BacktestResult]:
+        """:func:`backtest_units` of this spec on ``loader``'s data."""
+        return backtest_units(loader=loader, **self.arguments())
+
+    def join(self, parts: Sequence[BacktestResult]) -> BacktestResult:
+        """:func:`join_backtest` of the units' results, in this spec's window."""
+        return join_backtest(parts, start=self.start, end=self.end)
+
+
 def backtest_units(
     coins: Sequence[str] | None = None,
     models: Sequence[str] = ("naive", "linear"),
@@ -169,3 +207,42 @@ def join_backtest(parts: Sequence[BacktestResult], *, start: Any = None, end: An
     results of its units (in the order of :func:`backtest_units`) and its window."""
     first_day, last_day = check_window(start, end)
     return _with_window(BacktestResult.concat(parts), first_day, last_day)
+
+
+def strategy_units(plan: StrategyPlan) -> list[dict[str, Any]]:
+    """The keyword arguments of :func:`forecast_unit` for every model and coin of ``plan`` (model by
+    model, coin by coin, the order of the in-process run): the coin's closes up to the window's
+    end, their dates and the start as ISO strings."""
+    series = {}
+    for coin in plan.coins:
+        closes, dates = plan.checked[coin]
+        series[coin] = ([float(v) for v in closes], [d.isoformat() for d in pd.DatetimeIndex(dates)])
+    units = []
+    for model in plan.models:
+        settings = plan.forecast_settings(model)
+        for coin in plan.coins:
+            units.append({"coin": coin, "model": model, "closes": series[coin][0], "dates": series[coin][1],
+                          "start": pd.Timestamp(settings["start"]).isoformat(), "horizon": settings["horizon"],
+                          "levels": [float(v) for v in settings["levels"]],
+                          "refit_every": settings["refit_every"],
+                          "params": None if settings["params"] is None else dict(settings["params"])})
+    return units
+
+
+def strategy_forecasts(plan: StrategyPlan, answers: Sequence[Mapping[str, Any]]
+                       ) -> tuple[dict[str, dict[str, pd.DataFrame]], dict[str, float]]:
+    """``{model: {coin: frame}}`` from the answers of :func:`strategy_units` (in its order), and the
+    seconds per model the units took where they ran (``forecasts <model>``)."""
+    if len(answers) != len(plan.models) * len(plan.coins):
+        raise ValueError(f"{len(answers)} answers for {len(plan.models)} models x {len(plan.coins)} coins")
+    done = iter(answers)
+    forecasts: dict[str, dict[str, pd.DataFrame]] = {}
+    timings: dict[str, float] = {}
+    for model in plan.models:
+        forecasts[model] = {}
+        timings[f"forecasts {model}"] = 0.0
+        for coin in plan.coins:
+            answer = next(done)
+            forecasts[model][coin] = forecasts_from_json(answer)
+            timings[f"forecasts {model}"] += float(answer.get("ran", {}).get("seconds", 0.0))
+    return forecasts, timings

@@ -255,7 +255,7 @@ class CeleryStack(AirflowStack):
             ]
         for i in range(1, self.engine_workers + 1):
             cmds[f"engine-{i}"] = [
-                celery, "-A", "crypto_ml", "worker", "-Q", "predict,train",
+                celery, "-A", "crypto_ml", "worker", "-Q", "predict,train,heavy",
                 "-c", str(self.engine_concurrency), "-l", "INFO", "-n", f"engine-{i}@%h",
                 "--without-mingle", "--without-gossip",
             ]

@@ -111,7 +111,7 @@ class LocalStack(AirflowStack):
     def commands(self) -> dict[str, list[str]]:
         """Process name -> command line of every long-running process of the stack."""
         return {
-            "engine-worker": [find_bin("celery"), "-A", "crypto_ml", "worker", "-Q", "predict,train",
+            "engine-worker": [find_bin("celery"), "-A", "crypto_ml", "worker", "-Q", "predict,train,heavy",
                               "-c", str(self.engine_concurrency), "-l", "INFO",
                               "--without-gossip", "--without-mingle", "-n", "engine-local@%h"],
             "api-server": [find_bin("airflow"), "api-server", "--port", str(self.port)],

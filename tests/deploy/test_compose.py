@@ -63,7 +63,7 @@ def test_commands(services):
         "airflow-dag-processor": "airflow dag-processor",
         "airflow-triggerer": "airflow triggerer",
         "airflow-worker": "airflow celery worker",
-        "crypto_worker": "python -m celery -A crypto_ml worker -Q predict,train",
+        "crypto_worker": "python -m celery -A crypto_ml worker -Q predict,train,heavy",
         "flower": "python -m celery -A crypto_ml flower",
     }
     for name, prefix in expected.items():

@@ -164,7 +164,7 @@ def test_commands(default_objects):
     assert args("dag-processor") == "airflow dag-processor"
     assert args("triggerer") == "airflow triggerer"
     assert args("airflow-worker").startswith("airflow celery worker")
-    assert args("crypto-worker").startswith("python -m celery -A crypto_ml worker -Q predict,train")
+    assert args("crypto-worker").startswith("python -m celery -A crypto_ml worker -Q predict,train,heavy")
     assert args("flower").startswith("python -m celery -A crypto_ml flower")
     assert "airflow db migrate" in args("migrations") and "crypto-ml db upgrade" in args("migrations")
     for c in AIRFLOW:

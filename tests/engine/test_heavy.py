@@ -20,6 +20,15 @@ MODELS = ["naive", "drift", "ar"]
 SETTINGS = {"period": 60, "folds": 3, "horizon": 5}
 
 
+def _spec():
+    from crypto_ml.evaluation.units import BacktestSpec
+
+    return BacktestSpec(COINS, MODELS, **SETTINGS)
+
+
+SPEC = _spec()
+
+
 def _assert_same(got, want) -> None:
     for name in ("folds", "skipped", "forecasts"):
         pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), rtol=1e-9)
@@ -31,22 +40,24 @@ def _assert_same(got, want) -> None:
 def in_process():
     from crypto_ml.evaluation import run_backtest
 
-    return run_backtest(COINS, MODELS, **SETTINGS)
+    return run_backtest(**SPEC.arguments())
 
 
 def test_units_run_here_give_the_in_process_result(in_process):
     from crypto_ml.engine.heavy import run_backtest_distributed
+    from crypto_ml.evaluation.units import BacktestSpec
 
-    _assert_same(run_backtest_distributed(COINS, MODELS, where="local", **SETTINGS), in_process)
+    _assert_same(run_backtest_distributed(BacktestSpec(COINS, MODELS, **SETTINGS), where="local"), in_process)
     assert len(in_process.folds) > 0 and len(in_process.skipped) > 0
 
 
 def test_a_window_with_too_few_closes_is_skipped_as_in_process():
     from crypto_ml.engine.heavy import run_backtest_distributed
     from crypto_ml.evaluation import run_backtest
+    from crypto_ml.evaluation.units import BacktestSpec
 
     window = {"start": "2017-09-01", "end": "2017-09-20", "folds": 30}
-    _assert_same(run_backtest_distributed(["bitcoin"], ["naive"], where="local", **window),
+    _assert_same(run_backtest_distributed(BacktestSpec(["bitcoin"], ["naive"], **window), where="local"),
                  run_backtest(["bitcoin"], ["naive"], **window))
 
 
@@ -63,11 +74,14 @@ def test_unit_task_ids_are_deterministic_and_name_the_data():
 
 def test_bad_arguments_fail_in_the_caller():
     from crypto_ml.engine.heavy import run_backtest_distributed
+    from crypto_ml.evaluation.units import BacktestSpec
 
     with pytest.raises(ValueError, match="where must be one of local, engine"):
-        run_backtest_distributed(["bitcoin"], ["naive"], where="cluster")
+        run_backtest_distributed(BacktestSpec(["bitcoin"], ["naive"]), where="cluster")
     with pytest.raises(ValueError, match="horizon"):  # checked before anything is sent
-        run_backtest_distributed(["bitcoin"], ["naive"], horizon=0, where="engine")
+        run_backtest_distributed(BacktestSpec(["bitcoin"], ["naive"], horizon=0), where="engine")
+    with pytest.raises(TypeError, match="takes a BacktestSpec, got list"):
+        run_backtest_distributed(["bitcoin"], where="local")
 
 
 def test_the_heavy_queue_is_routed():
@@ -86,8 +100,7 @@ def test_on_engine_workers_gives_the_in_process_result(broker, start_worker, in_
     from crypto_ml.engine.heavy import run_backtest_distributed
 
     workers = [start_worker(broker, queues="heavy", concurrency=1) for _ in range(2)]
-    result = run_backtest_distributed(COINS, MODELS, where="engine", app=workers[0].app, timeout=240,
-                                      **SETTINGS)
+    result = run_backtest_distributed(SPEC, where="engine", app=workers[0].app, timeout=240)
     _assert_same(result, in_process)
     logs = [w.log() for w in workers]
     computed = sum(len(re.findall(r"backtest \d+/\d+ \S+ \S+: \d+ folds", text)) for text in logs)
@@ -107,16 +120,15 @@ def test_a_run_interrupted_by_a_killed_worker_finishes_with_only_what_is_missing
     the result backend under the unit's id), computes each missing one once, and gives the
     in-process result."""
     from crypto_ml.engine.heavy import BACKTEST_TASK, run_backtest_distributed, unit_task_id
-    from crypto_ml.evaluation.units import backtest_units
 
     first = start_worker(broker, queues="heavy", concurrency=1, env={"CRYPTO_ML_ENGINE_TEST_DELAY": "1"})
-    units = [u for u in backtest_units(COINS, MODELS, **SETTINGS) if isinstance(u, dict)]
+    units = [u for u in SPEC.units() if isinstance(u, dict)]
     ids = [unit_task_id(BACKTEST_TASK, u) for u in units]
     failed: list[BaseException] = []
 
     def interrupted() -> None:
         try:
-            run_backtest_distributed(COINS, MODELS, where="engine", app=first.app, timeout=25, **SETTINGS)
+            run_backtest_distributed(SPEC, where="engine", app=first.app, timeout=25)
         except BaseException as exc:  # noqa: BLE001 - the caller gives up when the worker is gone
             failed.append(exc)
 
@@ -134,8 +146,7 @@ def test_a_run_interrupted_by_a_killed_worker_finishes_with_only_what_is_missing
     assert failed and not caller.is_alive()  # the interrupted call ended without a result
 
     second = start_worker(broker, queues="heavy", concurrency=1)
-    result = run_backtest_distributed(COINS, MODELS, where="engine", app=second.app, timeout=240,
-                                      **SETTINGS)
+    result = run_backtest_distributed(SPEC, where="engine", app=second.app, timeout=240)
     _assert_same(result, in_process)
     metas = {i: second.app.backend.get_task_meta(i)["result"]["ran"]["hostname"] for i in ids}
     assert {i for i, host in metas.items() if host == first.node} == before  # kept, not recomputed

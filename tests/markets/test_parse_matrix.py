@@ -65,7 +65,7 @@ def read_three_ways(text: str) -> dict[str, object]:
     with ``text`` as the environment's ``AIRFLOW_CONN_CRYPTO_ML_MARKET``."""
     from airflow.sdk import Connection
 
-    from crypto_ml.pipeline import catalog
+    from crypto_ml.pipeline.steps import catalog
     from crypto_ml.commands.data import market_from_arg
     from crypto_ml.hooks.market import CryptoMarketHook
 
