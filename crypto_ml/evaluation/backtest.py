@@ -233,13 +233,19 @@ def _walk_forward(result: BacktestResult, template: BaseForecaster, name: str, c
     return result
 
 
-def check_window(start: Any, end: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+def check_window(
+    start: Any, end: Any, *, period: int | None = None, folds: int | None = None
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """``start`` and ``end`` of a test window as timestamps (None stays None), or a
-    ``ValueError`` when ``end`` is not after ``start``."""
+    ``ValueError`` when ``end`` is not after ``start``, or, without ``start`` (each coin's last
+    ``period`` days are tested), when ``period`` is shorter than ``folds``."""
     first_day = None if start is None else pd.Timestamp(start)
     last_day = None if end is None else pd.Timestamp(end)
     if first_day is not None and last_day is not None and last_day <= first_day:
         raise ValueError(f"end {last_day.date()} must be after start {first_day.date()}")
+    if first_day is None and period is not None and folds is not None and period < folds:
+        raise ValueError(f"period {period} is shorter than folds {folds}: each fold needs at least one "
+                         "test day (give a longer period, fewer folds, or a window with start)")
     return first_day, last_day
 
 
@@ -302,10 +308,7 @@ def run_backtest(
         it), and each coin's test period is its closes from ``start`` on. A coin with fewer
         closes in the window than ``folds`` is reported in ``skipped``.
     """
-    first_day, last_day = check_window(start, end)
-    if first_day is None and period < folds:
-        raise ValueError(f"period {period} is shorter than folds {folds}: each fold needs at least one "
-                         "test day (give a longer period, fewer folds, or a window with start)")
+    first_day, last_day = check_window(start, end, period=period, folds=folds)
     loader, coin_ids = _coin_ids(loader, coins)
     params = dict(params or {})
     settings = {"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)}

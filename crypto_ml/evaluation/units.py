@@ -177,7 +177,7 @@ def backtest_units(
     ISO strings), or, for a coin with fewer closes in the window than ``folds``, the final
     :class:`BacktestResult` that reports it skipped. The settings are checked here, as
     ``run_backtest`` checks them."""
-    first_day, last_day = check_window(start, end)
+    first_day, last_day = check_window(start, end, period=period, folds=folds)
     named = [m for m in models if not isinstance(m, str)]
     if named:
         raise ValueError(f"units name their models (a registry name); got {named!r}")

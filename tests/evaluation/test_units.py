@@ -74,3 +74,10 @@ def test_a_unit_without_forecasts_round_trips_to_an_empty_frame():
     dates = [str(d.date()) for d in pd.date_range("2017-01-01", periods=5)]
     answer = _over_json(forecast_unit("tiny", "ar", [1.0, 2.0, 3.0, 4.0, 5.0], dates, start=dates[0]))
     assert answer["forecasts"] == [] and forecasts_from_json(answer).empty
+
+
+def test_units_refuse_more_folds_than_the_period_as_the_local_run_does():
+    from crypto_ml.evaluation.units import backtest_units
+
+    with pytest.raises(ValueError, match="period 30 is shorter than folds 40"):
+        backtest_units(["bitcoin"], ["naive"], period=30, folds=40)
