@@ -32,6 +32,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crypto_ml.settings.paths import airflow_home, project_env
 from crypto_ml.stack.base import AirflowStack
@@ -278,16 +279,20 @@ class CeleryStack(AirflowStack):
         for key in client.scan_iter(f"{self.name}:*"):
             client.delete(key)
 
-    def flower_tasks(self) -> dict[str, dict]:
-        """The engine's tasks as Flower saw them (``/api/tasks``, basic auth): uuid -> task,
-        with its ``name``, ``state`` and ``worker`` (e.g. ``engine-1@host``)."""
+    def flower(self, path: str, **params: Any) -> dict:
+        """One GET of Flower's API (basic auth), e.g. ``flower("/api/workers", refresh="true")``."""
         from crypto_ml.utils.http import retrying_session
 
         with retrying_session(timeout=30, methods=("GET",)) as session:
-            resp = session.get(f"{self.flower_url}/api/tasks", params={"limit": 100000},
+            resp = session.get(f"{self.flower_url}{path}", params=params,
                                auth=(self.admin_user, self.admin_password))
             resp.raise_for_status()
             return resp.json()
+
+    def flower_tasks(self) -> dict[str, dict]:
+        """The engine's tasks as Flower saw them (``/api/tasks``): uuid -> task, with its ``name``,
+        ``state`` and ``worker`` (e.g. ``engine-1@host``)."""
+        return self.flower("/api/tasks", limit=100000)
 
 
 def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = None,

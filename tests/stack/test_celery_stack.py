@@ -79,6 +79,18 @@ def test_master_run_spreads_over_celery_workers_and_stores_every_prediction_once
     assert len(predicts) >= len(predicted_coins)
 
 
+def test_flower_shows_the_engine_workers_and_each_queue_apart(celery_stack, master_run):
+    """Operators watch the engine in Flower: both engine workers, each consuming the predict, train
+    and heavy queues, and the queues listed one by one (heavy work apart from predictions)."""
+    workers = celery_stack.flower("/api/workers", refresh="true")
+    engine = {name.split("@")[0]: info for name, info in workers.items() if name.startswith("engine-")}
+    assert set(engine) == {"engine-1", "engine-2"}, sorted(workers)
+    for name, info in engine.items():
+        assert {q["name"] for q in info["active_queues"]} == {"predict", "train", "heavy"}, name
+    queues = {q["name"]: q["messages"] for q in celery_stack.flower("/api/queues/length")["active_queues"]}
+    assert {"predict", "train", "heavy"} <= set(queues), queues
+
+
 def test_a_failed_fan_out_fails_the_master_run_and_the_summary_still_runs(celery_stack, master_run):
     """A coin list naming a coin without data: the fan-out fails once (no retry can help), the
     summary runs anyway, and the watcher marks the master run failed (it is not green)."""
