@@ -133,10 +133,13 @@ class ModelCache:
             self._data[key] = value
             self._sizes[key] = size
             self._bytes += size
-            while len(self._data) > self.maxsize or (self.max_bytes is not None and self._bytes > self.max_bytes):
+            while len(self._data) > self.maxsize or self._over_bytes():
                 oldest = next(iter(self._data))
                 self._drop(oldest)
                 self.evictions += 1
+
+    def _over_bytes(self) -> bool:
+        return self.max_bytes is not None and self._bytes > self.max_bytes
 
     def _drop(self, key: Hashable) -> None:
         if key in self._data:

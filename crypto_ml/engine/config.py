@@ -118,7 +118,8 @@ class EngineConfig:
         if self.cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {self.cache_size}")
         if self.cache_max_mb < 1:
-            raise ValueError(f"cache_max_mb (CRYPTO_ML_ENGINE_CACHE_MAX_MB) must be >= 1, got {self.cache_max_mb}")
+            raise ValueError(
+                f"cache_max_mb (CRYPTO_ML_ENGINE_CACHE_MAX_MB) must be >= 1, got {self.cache_max_mb}")
         if self.max_horizon < 1:
             raise ValueError(f"max_horizon must be >= 1, got {self.max_horizon}")
         if self.preload not in PRELOAD_CHOICES:

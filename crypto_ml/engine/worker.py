@@ -34,14 +34,15 @@ def tf_threads_for(concurrency: int, cpus: int | None = None) -> int:
 
 
 #: Pools whose tasks run in one process (one TensorFlow shared by the pool's threads, if any).
-ONE_PROCESS_POOLS = ("solo", "threads", "eventlet", "gevent")
+ONE_PROCESS_POOLS = ("solo", "thread", "eventlet", "gevent")
 
 
 def pool_processes(pool: Any, concurrency: int) -> int:
     """How many processes of a worker run tasks: ``concurrency`` for a prefork pool, 1 for the pools
     of :data:`ONE_PROCESS_POOLS` (``pool`` is the worker's pool name or class)."""
-    name = pool if isinstance(pool, str) else f"{getattr(pool, '__module__', '')}.{getattr(pool, '__name__', '')}"
-    return 1 if any(kind in str(name).lower() for kind in ONE_PROCESS_POOLS) else max(1, concurrency)
+    # a name ("solo") or a class (celery.concurrency.solo.TaskPool)
+    name = (pool if isinstance(pool, str) else getattr(pool, "__module__", "")).lower()
+    return 1 if any(kind in name for kind in ONE_PROCESS_POOLS) else max(1, concurrency)
 
 
 def set_tf_threads(processes: int) -> int:

@@ -119,11 +119,13 @@ def test_the_process_cache_takes_its_byte_cap_from_the_environment(monkeypatch):
 def test_pool_processes_counts_one_tensorflow_for_the_one_process_pools():
     from celery.concurrency.prefork import TaskPool
     from celery.concurrency.solo import TaskPool as SoloPool
+    from celery.concurrency.thread import TaskPool as ThreadPool
 
     from crypto_ml.engine.worker import pool_processes
 
     assert pool_processes("prefork", 4) == 4 and pool_processes(TaskPool, 2) == 2
     assert pool_processes("solo", 1) == pool_processes(SoloPool, 3) == pool_processes("threads", 8) == 1
+    assert pool_processes(ThreadPool, 8) == 1
 
 
 # -- real workers -----------------------------------------------------------------------------------
@@ -206,4 +208,5 @@ def test_a_thread_setting_tensorflow_no_longer_accepts_is_refused_in_one_line():
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
-    assert len(refused) == 1 and "CRYPTO_ML_TF_THREADS=1 cannot be applied: TensorFlow was initialised" in refused[0]
+    assert len(refused) == 1
+    assert "CRYPTO_ML_TF_THREADS=1 cannot be applied: TensorFlow was initialised" in refused[0]
