@@ -70,8 +70,14 @@ def child_epochs(barrier: str, epochs: int) -> dict:
     cpu0, t0 = time.process_time(), time.perf_counter()
     LSTMForecaster(**TALK, epochs=epochs).fit(closes)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"pid": os.getpid(), "epochs": epochs, "wall": wall, "cpu": cpu, "threads": tf_thread_settings(),
-            "windows": len(closes) - TALK["window"] - 1}
+    return {
+        "pid": os.getpid(),
+        "epochs": epochs,
+        "wall": wall,
+        "cpu": cpu,
+        "threads": tf_thread_settings(),
+        "windows": len(closes) - TALK["window"] - 1,
+    }
 
 
 def child_warm(counts: list[int]) -> dict:
@@ -121,19 +127,35 @@ def child_eval(coins: list[str], period: int, folds: int, horizon: int) -> dict:
         coin = unit.pop("coin")
         cpu0, t0 = time.process_time(), time.perf_counter()
         answer = backtest_unit(coin, unit.pop("model"), unit.pop("closes"), unit.pop("dates"), **unit)
-        rows.append({"coin": coin, "wall": time.perf_counter() - t0, "cpu": time.process_time() - cpu0,
-                     "folds": len(answer["folds"]), "skipped_folds": len(answer["skipped"])})
+        rows.append(
+            {
+                "coin": coin,
+                "wall": time.perf_counter() - t0,
+                "cpu": time.process_time() - cpu0,
+                "folds": len(answer["folds"]),
+                "skipped_folds": len(answer["skipped"]),
+            }
+        )
     return {"rows": rows}
 
 
-def _run_children(kind: str, payloads: list[dict], threads: str | None,
-                  barrier: str | None = None) -> list[dict]:
+def _run_children(
+    kind: str, payloads: list[dict], threads: str | None, barrier: str | None = None
+) -> list[dict]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop(THREADS_ENV, None)
     if threads is not None:
         env[THREADS_ENV] = threads
-    procs = [subprocess.Popen([sys.executable, __file__, "--child", kind, json.dumps(p)], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True) for p in payloads]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", kind, json.dumps(p)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for p in payloads
+    ]
     if barrier is not None:
         while sum(1 for p in procs if Path(f"{barrier}.{p.pid}").exists()) < len(procs):
             if any(p.poll() not in (None, 0) for p in procs):
@@ -154,17 +176,30 @@ def part_epochs(epochs: int, tmp: Path) -> list[dict]:
     from crypto_ml.engine.worker import tf_threads_for
 
     rows = []
-    configs = [(1, "worker setting", str(tf_threads_for(1))), (1, "1 thread", "1"), (1, "TF default", None),
-               (2, "worker setting", str(tf_threads_for(2))), (2, "TF default", None)]
+    configs = [
+        (1, "worker setting", str(tf_threads_for(1))),
+        (1, "1 thread", "1"),
+        (1, "TF default", None),
+        (2, "worker setting", str(tf_threads_for(2))),
+        (2, "TF default", None),
+    ]
     for n, label, threads in configs:
         barrier = str(tmp / f"go-{n}-{label.replace(' ', '_')}")
         results = _run_children("epochs", [{"barrier": barrier, "epochs": epochs}] * n, threads, barrier)
         per = [r["epochs"] / r["wall"] for r in results]
-        rows.append({"workers": n, "setting": label, "env": threads or "unset",
-                     "windows": results[0]["windows"],
-                     "read_back": results[0]["threads"], "eps_per_worker": sum(per) / n,
-                     "eps_total": sum(per), "cpu_per_epoch": sum(r["cpu"] for r in results) / (n * epochs),
-                     "load": os.getloadavg()[0]})
+        rows.append(
+            {
+                "workers": n,
+                "setting": label,
+                "env": threads or "unset",
+                "windows": results[0]["windows"],
+                "read_back": results[0]["threads"],
+                "eps_per_worker": sum(per) / n,
+                "eps_total": sum(per),
+                "cpu_per_epoch": sum(r["cpu"] for r in results) / (n * epochs),
+                "load": os.getloadavg()[0],
+            }
+        )
         print(f"(a) {n} worker(s), {label}: {sum(per) / n:.3f} epochs/s per worker", flush=True)
     return rows
 
@@ -177,8 +212,9 @@ def part_warm(counts: list[int]) -> dict:
 
 
 def part_eval(coins: list[str], args: argparse.Namespace) -> dict:
-    (result,) = _run_children("eval", [{"coins": coins, "period": args.period, "folds": args.folds,
-                                        "horizon": args.horizon}], "1")
+    (result,) = _run_children(
+        "eval", [{"coins": coins, "period": args.period, "folds": args.folds, "horizon": args.horizon}], "1"
+    )
     return result
 
 
@@ -192,8 +228,13 @@ def estimate(evald: dict, epochs_rows: list[dict], loader) -> dict:
     two = next(r for r in epochs_rows if r["workers"] == 2 and r["env"] == "1")
     slowdown = one["eps_per_worker"] / two["eps_per_worker"]  # alone at 1 thread vs each of 2 at 1 thread
     total = sum(lengths.values())
-    return {"coins": len(lengths), "closes": total, "cpu_h": per_close_cpu * total / 3600,
-            "wall_h_2": per_close_wall * total * slowdown / 2 / 3600, "slowdown": slowdown}
+    return {
+        "coins": len(lengths),
+        "closes": total,
+        "cpu_h": per_close_cpu * total / 3600,
+        "wall_h_2": per_close_wall * total * slowdown / 2 / 3600,
+        "slowdown": slowdown,
+    }
 
 
 def run_all(args: argparse.Namespace, loader) -> tuple[float, float, int, int]:
@@ -201,8 +242,14 @@ def run_all(args: argparse.Namespace, loader) -> tuple[float, float, int, int]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_heavy
 
-    ns = argparse.Namespace(models=["lstm"], period=args.period, folds=args.folds, horizon=args.horizon,
-                            redis=args.redis, no_progress=False)
+    ns = argparse.Namespace(
+        models=["lstm"],
+        period=args.period,
+        folds=args.folds,
+        horizon=args.horizon,
+        redis=args.redis,
+        no_progress=False,
+    )
     logs = Path(tempfile.mkdtemp(prefix="bench_tf_all_"))
     result, wall, cpu = bench_heavy.run(2, ns, loader, logs)
     return wall, cpu, len(result.folds), len(result.skipped)
@@ -213,86 +260,153 @@ MB = 2**20
 
 
 def _report_epochs(args, rows) -> list[str]:
-    lines = [(f"## (a) LSTM training, epochs per second per worker ({args.epochs} epochs on bitcoin's whole "
-              f"history, {rows[0]['windows']} windows, the talk's network)"), "",
-             ("| workers | threads | CRYPTO_ML_TF_THREADS | TF read back (intra, inter) "
-              "| epochs/s per worker | epochs/s all workers | CPU-s per epoch | load |"),
-             "|---:|---|---|---|---:|---:|---:|---:|"]
+    lines = [
+        (
+            f"## (a) LSTM training, epochs per second per worker ({args.epochs} epochs on bitcoin's whole "
+            f"history, {rows[0]['windows']} windows, the talk's network)"
+        ),
+        "",
+        (
+            "| workers | threads | CRYPTO_ML_TF_THREADS | TF read back (intra, inter) "
+            "| epochs/s per worker | epochs/s all workers | CPU-s per epoch | load |"
+        ),
+        "|---:|---|---|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         rb = r["read_back"]
-        lines.append(f"| {r['workers']} | {r['setting']} | {r['env']} | {rb['intra_op']}, {rb['inter_op']} "
-                     f"| {r['eps_per_worker']:.3f} | {r['eps_total']:.3f} | {r['cpu_per_epoch']:.2f} "
-                     f"| {r['load']:.1f} |")
+        lines.append(
+            f"| {r['workers']} | {r['setting']} | {r['env']} | {rb['intra_op']}, {rb['inter_op']} "
+            f"| {r['eps_per_worker']:.3f} | {r['eps_total']:.3f} | {r['cpu_per_epoch']:.2f} "
+            f"| {r['load']:.1f} |"
+        )
     return [*lines, "", "0 read back is TensorFlow's default (every core, for each process).", ""]
 
 
 def _report_warm(warm) -> list[str]:
     base = warm["base"]
-    lines = ["## (b) Peak RSS of one worker process holding warm LSTMs", "",
-             (f"Before the first model (TensorFlow imported): VmHWM {base['VmHWM'] / MB:.0f} MB, "
-              f"VmRSS {base['VmRSS'] / MB:.0f} MB."), "",
-             "| warm LSTMs | VmHWM (MB) | VmRSS (MB) | cache's estimate (MB) |", "|---:|---:|---:|---:|"]
+    lines = [
+        "## (b) Peak RSS of one worker process holding warm LSTMs",
+        "",
+        (
+            f"Before the first model (TensorFlow imported): VmHWM {base['VmHWM'] / MB:.0f} MB, "
+            f"VmRSS {base['VmRSS'] / MB:.0f} MB."
+        ),
+        "",
+        "| warm LSTMs | VmHWM (MB) | VmRSS (MB) | cache's estimate (MB) |",
+        "|---:|---:|---:|---:|",
+    ]
     pts = warm["points"]
-    lines += [f"| {p['models']} | {p['VmHWM'] / MB:.0f} | {p['VmRSS'] / MB:.0f} "
-              f"| {p['cache_bytes'] / MB:.1f} |" for p in pts]
+    lines += [
+        f"| {p['models']} | {p['VmHWM'] / MB:.0f} | {p['VmRSS'] / MB:.0f} | {p['cache_bytes'] / MB:.1f} |"
+        for p in pts
+    ]
     if len(pts) >= 2:
         step = pts[-1]["models"] - pts[0]["models"]
         slope = (pts[-1]["VmRSS"] - pts[0]["VmRSS"]) / step
         est_slope = (pts[-1]["cache_bytes"] - pts[0]["cache_bytes"]) / step
-        lines += ["", (f"RSS per further warm LSTM: {slope / MB:.2f} MB measured, {est_slope / MB:.2f} MB "
-                       "estimated by the cache (`model_nbytes`).")]
+        lines += [
+            "",
+            (
+                f"RSS per further warm LSTM: {slope / MB:.2f} MB measured, {est_slope / MB:.2f} MB "
+                "estimated by the cache (`model_nbytes`)."
+            ),
+        ]
     if warm["missed"]:
-        lines += ["", (f"Not reached: {', '.join(map(str, warm['missed']))} warm LSTMs (only "
-                       f"{pts[-1]['models'] if pts else 0} bundled coins have enough history for one).")]
+        lines += [
+            "",
+            (
+                f"Not reached: {', '.join(map(str, warm['missed']))} warm LSTMs (only "
+                f"{pts[-1]['models'] if pts else 0} bundled coins have enough history for one)."
+            ),
+        ]
     if warm["refused"]:
         lines += ["", f"Coins without an LSTM ({len(warm['refused'])}): " + "; ".join(warm["refused"])]
     return [*lines, ""]
 
 
 def _report_eval(args, evald, est, everything) -> list[str]:
-    lines = [(f"## (c) The LSTM's walk-forward evaluation (period {args.period}, {args.folds} folds = "
-              f"refits, horizon {args.horizon}, the registry's LSTM: {args.eval_epochs} epochs)"), "",
-             "| coin | wall (s) | CPU-s | folds | skipped folds |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        (
+            f"## (c) The LSTM's walk-forward evaluation (period {args.period}, {args.folds} folds = "
+            f"refits, horizon {args.horizon}, the registry's LSTM: {args.eval_epochs} epochs)"
+        ),
+        "",
+        "| coin | wall (s) | CPU-s | folds | skipped folds |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in evald["rows"]:
-        lines.append(f"| {r['coin']} | skipped (too short) | | | |" if r.get("skipped") else
-                     f"| {r['coin']} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['folds']} "
-                     f"| {r['skipped_folds']} |")
-    lines += ["", (f"Estimate for all {est['coins']} bundled coins ({est['closes']} closes; cost taken "
-                   f"as linear in a coin's closes): {est['cpu_h']:.2f} CPU-hours, {est['wall_h_2']:.2f} h "
-                   "wall on 2 workers of 1 thread (the measured wall per close, halved, times (a)'s "
-                   "slow-down of each of 2 concurrent 1-thread workers against one alone: "
-                   f"{est['slowdown']:.2f}x).")]
+        lines.append(
+            f"| {r['coin']} | skipped (too short) | | | |"
+            if r.get("skipped")
+            else f"| {r['coin']} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['folds']} | {r['skipped_folds']} |"
+        )
+    lines += [
+        "",
+        (
+            f"Estimate for all {est['coins']} bundled coins ({est['closes']} closes; cost taken "
+            f"as linear in a coin's closes): {est['cpu_h']:.2f} CPU-hours, {est['wall_h_2']:.2f} h "
+            "wall on 2 workers of 1 thread (the measured wall per close, halved, times (a)'s "
+            "slow-down of each of 2 concurrent 1-thread workers against one alone: "
+            f"{est['slowdown']:.2f}x)."
+        ),
+    ]
     if everything is not None:
         wall, cpu, folds, skipped = everything
-        lines += ["", (f"`--all`, measured on 2 engine workers: {wall / 3600:.2f} h wall, {cpu / 3600:.2f} "
-                       f"CPU-hours, {folds} folds, {skipped} skipped rows.")]
+        lines += [
+            "",
+            (
+                f"`--all`, measured on 2 engine workers: {wall / 3600:.2f} h wall, {cpu / 3600:.2f} "
+                f"CPU-hours, {folds} folds, {skipped} skipped rows."
+            ),
+        ]
     return [*lines, ""]
 
 
 def report(args, command: str, epochs_rows, warm, evald, est, everything) -> str:
     quick = " `--quick`: tiny sizes, checks the script only; not figures to quote." if args.quick else ""
-    head = ["# TensorFlow as a good neighbour", "", f"Command: `{command}`", "",
-            (f"Box: {os.cpu_count()} cores, shared with other sessions (load: the 1-minute load average when "
-             f"each row ended, other sessions included).{quick}"), ""]
-    return "\n".join([*head, *_report_epochs(args, epochs_rows), *_report_warm(warm),
-                      *_report_eval(args, evald, est, everything)])
+    head = [
+        "# TensorFlow as a good neighbour",
+        "",
+        f"Command: `{command}`",
+        "",
+        (
+            f"Box: {os.cpu_count()} cores, shared with other sessions (load: the 1-minute load average when "
+            f"each row ended, other sessions included).{quick}"
+        ),
+        "",
+    ]
+    return "\n".join(
+        [
+            *head,
+            *_report_epochs(args, epochs_rows),
+            *_report_warm(warm),
+            *_report_eval(args, evald, est, everything),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the script works")
-    parser.add_argument("--all", action="store_true",
-                        help="also run every coin's LSTM evaluation on 2 workers")
+    parser.add_argument(
+        "--all", action="store_true", help="also run every coin's LSTM evaluation on 2 workers"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="(a) epochs per timed fit (default 10)")
-    parser.add_argument("--warm", default=None,
-                        help="(b) counts of warm LSTMs, 'all': every coin that has one (default 20,50,all)")
+    parser.add_argument(
+        "--warm",
+        default=None,
+        help="(b) counts of warm LSTMs, 'all': every coin that has one (default 20,50,all)",
+    )
     parser.add_argument("--eval-coins", default=None, help="(c) coins to time (default 3 of the bundled)")
     parser.add_argument("--period", type=int, default=365)
     parser.add_argument("--folds", type=int, default=12)
     parser.add_argument("--horizon", type=int, default=10)
-    parser.add_argument("--redis", default=os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
-                        help="--all: broker and result backend (a key prefix of its own)")
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        help="--all: broker and result backend (a key prefix of its own)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if args.child:
@@ -309,10 +423,16 @@ def main(argv: list[str] | None = None) -> int:
 
     loader = CryptoLoader()
     if any(c < 0 for c in counts) or max(counts) > len(loader.get_crypto_names()):
-        parser.error(f"--warm: counts from 1 to {len(loader.get_crypto_names())} (one LSTM per bundled coin) "
-                     "or 'all'")
-    coins = (args.eval_coins.split(",") if args.eval_coins
-             else ["ethereum-classic"] if args.quick else ["bitcoin", "ethereum", "dogecoin"])
+        parser.error(
+            f"--warm: counts from 1 to {len(loader.get_crypto_names())} (one LSTM per bundled coin) or 'all'"
+        )
+    coins = (
+        args.eval_coins.split(",")
+        if args.eval_coins
+        else ["ethereum-classic"]
+        if args.quick
+        else ["bitcoin", "ethereum", "dogecoin"]
+    )
     if args.quick:
         args.period, args.folds = min(args.period, 30), min(args.folds, 2)
     args.eval_epochs = 10  # the LSTM's own default: the evaluation fits the registry's lstm as it is

@@ -80,8 +80,12 @@ class ModelCache:
     Keys are tuples like ``(coin, model, "v3")`` or ``(coin, model, "as_of=2018-01-31", ...)``.
     """
 
-    def __init__(self, maxsize: int = DEFAULT_CACHE_SIZE, max_bytes: int | None = None,
-                 sizer: Callable[[Any], int] = model_nbytes) -> None:
+    def __init__(
+        self,
+        maxsize: int = DEFAULT_CACHE_SIZE,
+        max_bytes: int | None = None,
+        sizer: Callable[[Any], int] = model_nbytes,
+    ) -> None:
         if int(maxsize) < 1:
             raise ValueError(f"maxsize must be >= 1, got {maxsize}")
         if max_bytes is not None and int(max_bytes) < 1:
@@ -126,9 +130,13 @@ class ModelCache:
             self._drop(key)
             if self.max_bytes is not None and size > self.max_bytes:
                 self.too_big += 1
-                log.warning("crypto_ml engine: model %s is %.1f MB, more than the cache's %.1f MB cap "
-                            "(CRYPTO_ML_ENGINE_CACHE_MAX_MB): served but not kept warm", key, size / 2**20,
-                            self.max_bytes / 2**20)
+                log.warning(
+                    "crypto_ml engine: model %s is %.1f MB, more than the cache's %.1f MB cap "
+                    "(CRYPTO_ML_ENGINE_CACHE_MAX_MB): served but not kept warm",
+                    key,
+                    size / 2**20,
+                    self.max_bytes / 2**20,
+                )
                 return
             self._data[key] = value
             self._sizes[key] = size

@@ -119,7 +119,8 @@ class EngineConfig:
             raise ValueError(f"cache_size must be >= 1, got {self.cache_size}")
         if self.cache_max_mb < 1:
             raise ValueError(
-                f"cache_max_mb (CRYPTO_ML_ENGINE_CACHE_MAX_MB) must be >= 1, got {self.cache_max_mb}")
+                f"cache_max_mb (CRYPTO_ML_ENGINE_CACHE_MAX_MB) must be >= 1, got {self.cache_max_mb}"
+            )
         if self.max_horizon < 1:
             raise ValueError(f"max_horizon must be >= 1, got {self.max_horizon}")
         if self.preload not in PRELOAD_CHOICES:
@@ -190,8 +191,10 @@ class EngineConfig:
             "result_expires": self.result_expires,
             "result_extended": True,
             # A queue per kind of work, so long training or a backtest never starves predictions.
-            "task_queues": tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
-                                 for name in (PREDICT_QUEUE, TRAIN_QUEUE, HEAVY_QUEUE)),
+            "task_queues": tuple(
+                Queue(name, Exchange(name, type="direct"), routing_key=name)
+                for name in (PREDICT_QUEUE, TRAIN_QUEUE, HEAVY_QUEUE)
+            ),
             "task_default_exchange": PREDICT_QUEUE,
             "task_default_routing_key": PREDICT_QUEUE,
             "task_default_queue": PREDICT_QUEUE,

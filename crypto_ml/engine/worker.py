@@ -78,8 +78,10 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - tasks will migrate (and retry) themselves
         log.warning("crypto_ml engine: could not migrate the database at start: %s", exc)
     if "tensorflow" in sys.modules:
-        log.warning("crypto_ml engine: TensorFlow was imported in the parent before the fork; "
-                    "the prefork pool is not safe with it")
+        log.warning(
+            "crypto_ml engine: TensorFlow was imported in the parent before the fork; "
+            "the prefork pool is not safe with it"
+        )
 
 
 @signals.worker_process_init.connect
@@ -103,5 +105,9 @@ def _on_process_init(**_: Any) -> None:
         import_keras()
     from crypto_ml.forecasting.lstm import THREADS_ENV
 
-    log.info("crypto_ml engine: pool process %d ready (preload=%s, tf_threads=%s)", os.getpid(), preload,
-             os.environ.get(THREADS_ENV) or "TensorFlow's default")
+    log.info(
+        "crypto_ml engine: pool process %d ready (preload=%s, tf_threads=%s)",
+        os.getpid(),
+        preload,
+        os.environ.get(THREADS_ENV) or "TensorFlow's default",
+    )

@@ -86,8 +86,13 @@ def import_keras():
     _configured["threads"] = threads
     _configured["keras"] = keras
     settings = tf_thread_settings()
-    log.info("TensorFlow in process %d: intra_op=%d inter_op=%d (%s; 0 is TensorFlow's default, all cores)",
-             os.getpid(), settings["intra_op"], settings["inter_op"], LSTMForecaster.describe_threads())
+    log.info(
+        "TensorFlow in process %d: intra_op=%d inter_op=%d (%s; 0 is TensorFlow's default, all cores)",
+        os.getpid(),
+        settings["intra_op"],
+        settings["inter_op"],
+        LSTMForecaster.describe_threads(),
+    )
     return keras
 
 
@@ -102,7 +107,8 @@ def _apply_threads(tf, threads: int) -> None:
             raise RuntimeError(
                 f"{THREADS_ENV}={threads} cannot be applied: TensorFlow was initialised in this process "
                 f"before crypto_ml imported it (intra_op={now[0]}, inter_op={now[1]}); import it through "
-                "crypto_ml.forecasting.lstm.import_keras first") from None
+                "crypto_ml.forecasting.lstm.import_keras first"
+            ) from None
 
 
 def tf_thread_settings() -> dict[str, int] | None:
@@ -112,8 +118,10 @@ def tf_thread_settings() -> dict[str, int] | None:
         return None
     import tensorflow as tf
 
-    return {"intra_op": int(tf.config.threading.get_intra_op_parallelism_threads()),
-            "inter_op": int(tf.config.threading.get_inter_op_parallelism_threads())}
+    return {
+        "intra_op": int(tf.config.threading.get_intra_op_parallelism_threads()),
+        "inter_op": int(tf.config.threading.get_inter_op_parallelism_threads()),
+    }
 
 
 class LSTMForecaster(BaseForecaster):
@@ -161,9 +169,12 @@ class LSTMForecaster(BaseForecaster):
         self.seed = seed
         self.min_train = min_train
         super().__init__(
-            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
-            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
-            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+            calibration_origins=calibration_origins,
+            calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window,
+            interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma,
+            interval_half_life=interval_half_life,
         )
 
     def min_points(self) -> int:
@@ -232,8 +243,7 @@ class LSTMForecaster(BaseForecaster):
         """A compiled training model shared by fits of the same architecture (building and
         tracing a new one costs ~1.5 s per fit); its weights and optimizer state are reset from
         the freshly seeded model before every fit, so results do not depend on earlier fits."""
-        key = (int(self.window), tuple(int(u) for u in self.units), float(self.dropout),
-               int(self.batch_size))
+        key = (int(self.window), tuple(int(u) for u in self.units), float(self.dropout), int(self.batch_size))
         trainer = _TRAINERS.get(key)
         if trainer is None:
             trainer = _TRAINERS[key] = self._build(keras)
@@ -244,7 +254,7 @@ class LSTMForecaster(BaseForecaster):
         return int(self.window) + 1
 
     def _update(self, y: np.ndarray) -> None:
-        r = np.diff(np.log(y))[-int(self.window):]
+        r = np.diff(np.log(y))[-int(self.window) :]
         self.last_z_ = ((r - self.mean_) / self.scale_).astype("float64")  # the fitted scaling
 
     def _calibration_paths(self, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
@@ -297,5 +307,3 @@ class LSTMForecaster(BaseForecaster):
     def describe_threads(cls) -> str:
         n = tf_threads()
         return f"{THREADS_ENV}={n}" if n is not None else f"{THREADS_ENV} unset (TF default)"
-
-

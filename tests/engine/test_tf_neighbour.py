@@ -12,8 +12,15 @@ import pytest
 
 from crypto_ml.engine.cache import KERAS_MODEL_OVERHEAD_BYTES, ModelCache, model_nbytes
 
-TINY_LSTM = {"window": 5, "units": [2, 2], "epochs": 1, "batch_size": 8, "min_train": 5,
-             "calibration_origins": 10, "calibration_steps": 3}
+TINY_LSTM = {
+    "window": 5,
+    "units": [2, 2],
+    "epochs": 1,
+    "batch_size": 8,
+    "min_train": 5,
+    "calibration_origins": 10,
+    "calibration_steps": 3,
+}
 TF_LINE = r"TensorFlow in process (\d+): intra_op=(\d+) inter_op=(\d+)"
 
 
@@ -142,14 +149,22 @@ def _tf_lines(worker, n: int, timeout: float = 180.0) -> list[tuple[str, str, st
 def test_each_pool_process_reports_the_tensorflow_threads_it_applied(broker, start_worker):
     from crypto_ml.engine.worker import tf_threads_for
 
-    shared = start_worker(broker, queues="heavy", concurrency=2,
-                          env={"CRYPTO_ML_TF_THREADS": "", "CRYPTO_ML_ENGINE_PRELOAD": "tf"})
+    shared = start_worker(
+        broker,
+        queues="heavy",
+        concurrency=2,
+        env={"CRYPTO_ML_TF_THREADS": "", "CRYPTO_ML_ENGINE_PRELOAD": "tf"},
+    )
     lines = _tf_lines(shared, 2)
     want = str(tf_threads_for(2))
     assert len({pid for pid, _, _ in lines}) == 2  # one line from each pool child, read back from TF
     assert [(intra, inter) for _, intra, inter in lines] == [(want, want)] * 2
-    pinned = start_worker(broker, queues="heavy", concurrency=1,
-                          env={"CRYPTO_ML_TF_THREADS": "3", "CRYPTO_ML_ENGINE_PRELOAD": "tf"})
+    pinned = start_worker(
+        broker,
+        queues="heavy",
+        concurrency=1,
+        env={"CRYPTO_ML_TF_THREADS": "3", "CRYPTO_ML_ENGINE_PRELOAD": "tf"},
+    )
     assert [(intra, inter) for _, intra, inter in _tf_lines(pinned, 1)] == [("3", "3")]
 
 
@@ -158,8 +173,9 @@ def test_a_worker_refuses_to_start_on_a_thread_setting_it_cannot_read(broker, st
     with pytest.raises(RuntimeError, match="worker exited with 1") as info:
         start_worker(broker, queues="heavy", concurrency=1, env={"CRYPTO_ML_TF_THREADS": "two"})
     refusals = [line for line in str(info.value).splitlines() if "refusing to start" in line]
-    assert refusals == [("crypto_ml engine: refusing to start: CRYPTO_ML_TF_THREADS must be a positive int, "
-                         "got 'two'")]
+    assert refusals == [
+        ("crypto_ml engine: refusing to start: CRYPTO_ML_TF_THREADS must be a positive int, got 'two'")
+    ]
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
@@ -168,16 +184,26 @@ def test_a_heavy_lstm_unit_runs_with_the_workers_threads(broker, start_worker):
 
     worker = start_worker(broker, queues="heavy", concurrency=1, env={"CRYPTO_ML_TF_THREADS": "1"})
     assert re.findall(TF_LINE, worker.log()) == []  # preload=loader: TensorFlow not imported yet
-    result = run_backtest_distributed(["bitcoin"], ["lstm"], params={"lstm": TINY_LSTM}, period=20, folds=2,
-                                      horizon=3, where="engine", app=worker.app, timeout=300)
+    result = run_backtest_distributed(
+        ["bitcoin"],
+        ["lstm"],
+        params={"lstm": TINY_LSTM},
+        period=20,
+        folds=2,
+        horizon=3,
+        where="engine",
+        app=worker.app,
+        timeout=300,
+    )
     assert len(result.folds) == 2
     assert [(intra, inter) for _, intra, inter in _tf_lines(worker, 1)] == [("1", "1")]
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_the_stats_task_reports_the_bytes_the_worker_holds(broker, start_worker):
-    worker = start_worker(broker, queues="predict,train", concurrency=1,
-                          env={"CRYPTO_ML_ENGINE_CACHE_MAX_MB": "64"})
+    worker = start_worker(
+        broker, queues="predict,train", concurrency=1, env={"CRYPTO_ML_ENGINE_CACHE_MAX_MB": "64"}
+    )
     request = {"coin": "bitcoin", "as_of": "2017-06-01", "model": "ar", "horizon": 3}
     worker.app.send_task("crypto_ml.predict", kwargs=request, queue="predict").get(timeout=120)
     stats = worker.app.send_task("crypto_ml.stats", queue="predict").get(timeout=60)
@@ -204,8 +230,9 @@ def test_a_thread_setting_tensorflow_no_longer_accepts_is_refused_in_one_line():
         """
     )
     env = {**os.environ, "CRYPTO_ML_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
     assert len(refused) == 1
