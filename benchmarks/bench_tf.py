@@ -14,7 +14,7 @@ the LSTM's walk-forward evaluation of every bundled coin.
 (b) **Peak RSS per worker with warm LSTMs**: one process (``CRYPTO_ML_TF_THREADS=1``) fits an LSTM
     per bundled coin (1 epoch: the size of a warm model does not depend on it), serves one forecast
     from it (which traces its prediction function, as serving does) and keeps it in a
-    :class:`~crypto_ml.engine.cache.ModelCache`; at 20, 50 and all (95 of the 97 coins have enough
+    :class:`~crypto_ml.engine.cache.ModelCache`; at 20, 50 and all (94 of the 97 coins have enough
     history) models it reads ``VmHWM`` and
     ``VmRSS`` from ``/proc/<pid>/status`` and the cache's estimated bytes
     (:func:`~crypto_ml.engine.cache.model_nbytes`), so the estimate can be checked against RSS.

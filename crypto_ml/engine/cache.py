@@ -9,7 +9,7 @@ parent, TensorFlow least of all, is ever shared across a fork.
 A model's size (:func:`model_nbytes`) is estimated from what it holds, not from the process's RSS:
 the growth of RSS while one model loads is not that model's size (the first LSTM pays for
 TensorFlow's own start, a freed model's pages are reused by the next one, and RSS moved by -24 to
-+32 MB between two consecutive 5 MB LSTMs in ``benchmarks/bench_tf.py``). The estimate is the bytes
++32 MB between two consecutive LSTMs of the same size). The estimate is the bytes
 of the numpy arrays the model holds, plus, for a Keras network, its weights and
 :data:`KERAS_MODEL_OVERHEAD_BYTES`, the measured RSS a warm network costs beyond its weights.
 """
@@ -27,12 +27,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_SIZE = 128
 #: Default byte cap of a process's cache (``CRYPTO_ML_ENGINE_CACHE_MAX_MB``): room for the LSTMs of
-#: all 97 bundled coins (about 5.3 MB each, measured) next to the small models, on top of the
-#: ~650 MB a pool process with TensorFlow loaded holds anyway.
+#: every bundled coin that has one (94 of 97; 5.3 MB each by :func:`model_nbytes`, ~500 MB) next to
+#: the small models, on top of the ~700 MB a pool process with TensorFlow and a first LSTM fit holds.
 DEFAULT_CACHE_MAX_MB = 768
-#: RSS a warm Keras network costs beyond its weights' bytes (its layers, optimizer-free model object
-#: and the traced prediction function): 5 MB per talk-sized LSTM (277 kB of weights), measured as
-#: the RSS slope over 20+ warm LSTMs (``benchmarks/bench_tf.py``, part b).
+#: RSS a warm Keras network costs beyond its weights' bytes (its layers, the model object and its
+#: traced prediction function), rounded up from what was measured for the talk-sized LSTM (277 kB of
+#: weights): 4.3 MB of VmRSS per further warm LSTM from 5 to 20 of them (bundled coins, fitted and
+#: served once each, ``benchmarks/bench_tf.py`` part b), 5 MB per LSTM over 12 of the same size.
 KERAS_MODEL_OVERHEAD_BYTES = 5 * 2**20
 _MAX_DEPTH = 4
 
