@@ -237,3 +237,29 @@ def test_a_thread_setting_tensorflow_no_longer_accepts_is_refused_in_one_line():
     refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
     assert len(refused) == 1
     assert "CRYPTO_ML_TF_THREADS=1 cannot be applied: TensorFlow was initialised" in refused[0]
+
+
+def test_an_in_process_lstm_backtest_applies_the_thread_setting():
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        from crypto_ml.evaluation import run_backtest
+        result = run_backtest(["bitcoin"], ["lstm"], params={{"lstm": {json.dumps(TINY_LSTM)}}}, period=20,
+                              folds=2, horizon=3)
+        print("FOLDS", len(result.folds))
+        """
+    )
+    env = {**os.environ, "CRYPTO_ML_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FOLDS 2" in proc.stdout
+    assert [(intra, inter) for _, intra, inter in re.findall(TF_LINE, proc.stderr)] == [("1", "1")]
