@@ -23,6 +23,7 @@ TensorFlow's deterministic ops).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -34,6 +35,8 @@ from crypto_ml.forecasting.base import BaseForecaster, recursive_forecast
 #: Keras weights file inside a saved LSTM folder (next to the JSON sidecar ``forecaster.json``).
 KERAS_FILE = "model.keras"
 THREADS_ENV = "CRYPTO_ML_TF_THREADS"
+
+log = logging.getLogger(__name__)
 
 _configured: dict[str, object] = {}
 _TRAINERS: dict[tuple, object] = {}
@@ -60,31 +63,65 @@ def tf_threads() -> int | None:
 
 
 def import_keras():
-    """Import TensorFlow and Keras once, applying the thread setting and deterministic ops."""
+    """Import TensorFlow and Keras once, applying the thread setting and deterministic ops.
+
+    Refuses (``RuntimeError``, one line) when ``CRYPTO_ML_TF_THREADS`` asks for threads that
+    TensorFlow, initialised before this call by some other code, no longer accepts. Logs TensorFlow's
+    own intra- and inter-op settings, read back, once per process (:func:`tf_thread_settings`)."""
     if "keras" in _configured:
         return _configured["keras"]
+    threads = tf_threads()  # a bad setting is refused before TensorFlow is even imported
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import tensorflow as tf
 
-    threads = tf_threads()
-    applied = None
     if threads is not None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-            applied = threads
-        except RuntimeError:  # TensorFlow was already initialised by someone else
-            applied = None
+        _apply_threads(tf, threads)
     try:
         tf.config.experimental.enable_op_determinism()
     except Exception:  # pragma: no cover - older TF
         pass
     import keras
 
-    _configured["threads"] = applied
+    _configured["threads"] = threads
     _configured["keras"] = keras
+    settings = tf_thread_settings()
+    log.info(
+        "TensorFlow in process %d: intra_op=%d inter_op=%d (%s; 0 is TensorFlow's default, all cores)",
+        os.getpid(),
+        settings["intra_op"],
+        settings["inter_op"],
+        LSTMForecaster.describe_threads(),
+    )
     return keras
+
+
+def _apply_threads(tf, threads: int) -> None:
+    threading_ = tf.config.threading
+    try:
+        threading_.set_intra_op_parallelism_threads(threads)
+        threading_.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow was initialised by other code before this call
+        now = (threading_.get_intra_op_parallelism_threads(), threading_.get_inter_op_parallelism_threads())
+        if now != (threads, threads):
+            raise RuntimeError(
+                f"{THREADS_ENV}={threads} cannot be applied: TensorFlow was initialised in this process "
+                f"before crypto_ml imported it (intra_op={now[0]}, inter_op={now[1]}); import it through "
+                "crypto_ml.forecasting.lstm.import_keras first"
+            ) from None
+
+
+def tf_thread_settings() -> dict[str, int] | None:
+    """TensorFlow's intra- and inter-op thread settings in this process, read back from TensorFlow
+    (``{"intra_op", "inter_op"}``, 0 meaning its default), or ``None`` when it was not imported here."""
+    if "keras" not in _configured:
+        return None
+    import tensorflow as tf
+
+    return {
+        "intra_op": int(tf.config.threading.get_intra_op_parallelism_threads()),
+        "inter_op": int(tf.config.threading.get_inter_op_parallelism_threads()),
+    }
 
 
 class LSTMForecaster(BaseForecaster):
@@ -132,9 +169,12 @@ class LSTMForecaster(BaseForecaster):
         self.seed = seed
         self.min_train = min_train
         super().__init__(
-            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
-            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
-            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+            calibration_origins=calibration_origins,
+            calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window,
+            interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma,
+            interval_half_life=interval_half_life,
         )
 
     def min_points(self) -> int:
@@ -203,8 +243,7 @@ class LSTMForecaster(BaseForecaster):
         """A compiled training model shared by fits of the same architecture (building and
         tracing a new one costs ~1.5 s per fit); its weights and optimizer state are reset from
         the freshly seeded model before every fit, so results do not depend on earlier fits."""
-        key = (int(self.window), tuple(int(u) for u in self.units), float(self.dropout),
-               int(self.batch_size))
+        key = (int(self.window), tuple(int(u) for u in self.units), float(self.dropout), int(self.batch_size))
         trainer = _TRAINERS.get(key)
         if trainer is None:
             trainer = _TRAINERS[key] = self._build(keras)
@@ -215,7 +254,7 @@ class LSTMForecaster(BaseForecaster):
         return int(self.window) + 1
 
     def _update(self, y: np.ndarray) -> None:
-        r = np.diff(np.log(y))[-int(self.window):]
+        r = np.diff(np.log(y))[-int(self.window) :]
         self.last_z_ = ((r - self.mean_) / self.scale_).astype("float64")  # the fitted scaling
 
     def _calibration_paths(self, y: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
@@ -268,5 +307,3 @@ class LSTMForecaster(BaseForecaster):
     def describe_threads(cls) -> str:
         n = tf_threads()
         return f"{THREADS_ENV}={n}" if n is not None else f"{THREADS_ENV} unset (TF default)"
-
-

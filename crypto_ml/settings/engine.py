@@ -9,6 +9,9 @@ Every setting has an environment override (read by :meth:`EngineConfig.from_env`
 ``CRYPTO_ML_RESULT_BACKEND``        results; default ``db+sqlite:///<home>/engine-results.db``
                                     (also ``redis://...``, ``db+postgresql://...``).
 ``CRYPTO_ML_ENGINE_CACHE_SIZE``     fitted models kept warm per worker process (LRU), 128
+``CRYPTO_ML_ENGINE_CACHE_MAX_MB``   megabytes of fitted models kept warm per worker process (LRU,
+                                    each model's size estimated by
+                                    :func:`crypto_ml.engine.cache.model_nbytes`), 768
 ``CRYPTO_ML_ENGINE_MAX_RETRIES``    retries of transient errors (DB/broker connection), 5
 ``CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX``  cap of the exponential retry backoff (s), 60
 ``CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT`` Redis only: seconds before an unacknowledged message is
@@ -46,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crypto_ml.engine.cache import DEFAULT_CACHE_MAX_MB
 from crypto_ml.engine.protocol import PREDICT_TASK, STATS_TASK, TRAIN_TASK
 from crypto_ml.settings import env_bool, env_float, env_int, env_str, env_url
 
@@ -68,6 +72,7 @@ SQLITE_BROKER_PREFETCH = 16
 #: Environment variable -> (field, getter) for the numeric/boolean/text settings.
 _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "CRYPTO_ML_ENGINE_CACHE_SIZE": ("cache_size", env_int),
+    "CRYPTO_ML_ENGINE_CACHE_MAX_MB": ("cache_max_mb", env_int),
     "CRYPTO_ML_ENGINE_MAX_RETRIES": ("max_retries", env_int),
     "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": ("retry_backoff_max", env_int),
     "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": ("visibility_timeout", env_int),
@@ -99,6 +104,7 @@ class EngineConfig:
     broker_url: str = field(default_factory=default_broker_url)
     result_backend: str = field(default_factory=default_result_backend)
     cache_size: int = 128
+    cache_max_mb: int = DEFAULT_CACHE_MAX_MB
     max_retries: int = 5
     retry_backoff_max: int = 60
     visibility_timeout: int = 3600
@@ -111,6 +117,10 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {self.cache_size}")
+        if self.cache_max_mb < 1:
+            raise ValueError(
+                f"cache_max_mb (CRYPTO_ML_ENGINE_CACHE_MAX_MB) must be >= 1, got {self.cache_max_mb}"
+            )
         if self.max_horizon < 1:
             raise ValueError(f"max_horizon must be >= 1, got {self.max_horizon}")
         if self.preload not in PRELOAD_CHOICES:
@@ -181,8 +191,10 @@ class EngineConfig:
             "result_expires": self.result_expires,
             "result_extended": True,
             # A queue per kind of work, so long training or a backtest never starves predictions.
-            "task_queues": tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
-                                 for name in (PREDICT_QUEUE, TRAIN_QUEUE, HEAVY_QUEUE)),
+            "task_queues": tuple(
+                Queue(name, Exchange(name, type="direct"), routing_key=name)
+                for name in (PREDICT_QUEUE, TRAIN_QUEUE, HEAVY_QUEUE)
+            ),
             "task_default_exchange": PREDICT_QUEUE,
             "task_default_routing_key": PREDICT_QUEUE,
             "task_default_queue": PREDICT_QUEUE,
