@@ -5,6 +5,7 @@ real workers, the same versions and verdicts, and a re-run trains nothing alread
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -13,6 +14,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:D
 COINS = ["bitcoin", "ethereum", "litecoin"]
 AS_OF = "2017-06-30"
 KEYS = ("coin", "as_of", "model", "version", "n_obs", "saved", "promotion")
+
+
+def _succeeded(workers, *, at_least: int, timeout: float = 20.0) -> int:
+    """The ``crypto_ml.train ... succeeded`` lines of the workers' logs, once there are
+    ``at_least`` of them (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = sum(len(re.findall(r"crypto_ml\.train\[[^\]]+\] succeeded", w.log())) for w in workers)
+        if done >= at_least or time.monotonic() > deadline:
+            return done
+        time.sleep(0.2)
 
 
 def test_training_units_are_the_engine_requests_checked_in_the_caller():
@@ -39,8 +51,10 @@ def test_training_on_engine_workers_gives_the_versions_trained_here(broker, star
     # the same fit on the same closes: the model store's same versions, the same verdicts
     assert [{k: r[k] for k in KEYS} for r in engine] == [{k: r[k] for k in KEYS} for r in here]
     assert {r["hostname"] for r in engine} <= {w.node for w in workers}
-    done = sum(len(re.findall(r"crypto_ml\.train\[[^\]]+\] succeeded", w.log())) for w in workers)
+    # a worker logs "succeeded" just after it stores the result: wait for the lines
+    done = _succeeded(workers, at_least=len(COINS))
     assert done == len(COINS)
     again = run_training_distributed(COINS, "ar", AS_OF, where="engine", app=workers[0].app, timeout=60)
     assert again == engine  # the stored answers, under the requests' ids: nothing trained twice
-    assert sum(len(re.findall(r"crypto_ml\.train\[[^\]]+\] succeeded", w.log())) for w in workers) == done
+    time.sleep(2)  # time for a task run twice to say so
+    assert _succeeded(workers, at_least=done) == done

@@ -181,20 +181,12 @@ def test_a_worker_refuses_to_start_on_a_thread_setting_it_cannot_read(broker, st
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_a_heavy_lstm_unit_runs_with_the_workers_threads(broker, start_worker):
     from crypto_ml.engine.heavy import run_backtest_distributed
+    from crypto_ml.evaluation.units import BacktestSpec
 
     worker = start_worker(broker, queues="heavy", concurrency=1, env={"CRYPTO_ML_TF_THREADS": "1"})
     assert re.findall(TF_LINE, worker.log()) == []  # preload=loader: TensorFlow not imported yet
-    result = run_backtest_distributed(
-        ["bitcoin"],
-        ["lstm"],
-        params={"lstm": TINY_LSTM},
-        period=20,
-        folds=2,
-        horizon=3,
-        where="engine",
-        app=worker.app,
-        timeout=300,
-    )
+    spec = BacktestSpec(["bitcoin"], ["lstm"], params={"lstm": TINY_LSTM}, period=20, folds=2, horizon=3)
+    result = run_backtest_distributed(spec, where="engine", app=worker.app, timeout=300)
     assert len(result.folds) == 2
     assert [(intra, inter) for _, intra, inter in _tf_lines(worker, 1)] == [("1", "1")]
 
