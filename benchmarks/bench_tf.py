@@ -243,6 +243,8 @@ def run_all(args: argparse.Namespace, loader) -> tuple[float, float, int, int]:
     import bench_heavy
 
     ns = argparse.Namespace(
+        kinds=["backtest"],
+        coin_ids=None,
         models=["lstm"],
         period=args.period,
         folds=args.folds,
@@ -251,7 +253,7 @@ def run_all(args: argparse.Namespace, loader) -> tuple[float, float, int, int]:
         no_progress=False,
     )
     logs = Path(tempfile.mkdtemp(prefix="bench_tf_all_"))
-    result, wall, cpu = bench_heavy.run(2, ns, loader, logs)
+    result, wall, cpu = bench_heavy.run(2, ns, loader, logs)["backtest"]
     return wall, cpu, len(result.folds), len(result.skipped)
 
 
