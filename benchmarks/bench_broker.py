@@ -36,8 +36,13 @@ def payload(days: int = 1800) -> dict:
 def run(url: str, messages: int, concurrency: int) -> dict:
     prefix = f"bench_broker_{os.getpid()}_{secrets.token_hex(3)}:"
     queue = f"bench_{secrets.token_hex(3)}"
-    env = {**os.environ, "BENCH_BROKER_URL": url, "BENCH_PREFIX": prefix, "BENCH_QUEUE": queue,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "BENCH_BROKER_URL": url,
+        "BENCH_PREFIX": prefix,
+        "BENCH_QUEUE": queue,
+        "PYTHONPATH": str(ROOT),
+    }
     os.environ.update({k: env[k] for k in ("BENCH_BROKER_URL", "BENCH_PREFIX", "BENCH_QUEUE")})
     sys.path.insert(0, str(ROOT))
     import importlib
@@ -46,10 +51,31 @@ def run(url: str, messages: int, concurrency: int) -> dict:
 
     mod = importlib.reload(mod)
     worker = subprocess.Popen(
-        [CELERY, "-A", "benchmarks.broker_app", "worker", "-Q", queue, "-c", str(concurrency), "-P", "prefork",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{secrets.token_hex(3)}@%h",
-         "-l", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            CELERY,
+            "-A",
+            "benchmarks.broker_app",
+            "worker",
+            "-Q",
+            queue,
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench{secrets.token_hex(3)}@%h",
+            "-l",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (mod.app.control.inspect(timeout=1.0).ping() or {}):
@@ -66,9 +92,16 @@ def run(url: str, messages: int, concurrency: int) -> dict:
         answers = result.join_native(timeout=600)
         wall = time.perf_counter() - t0
         assert len(answers) == messages and all(a["n"] == len(body["closes"]) for a in answers)
-        return {"concurrency": concurrency, "messages": messages, "kB": size / 1000, "send_s": sent,
-                "wall_s": wall, "per_message_ms": 1000 * wall / messages, "messages_per_s": messages / wall,
-                "MB_per_s": messages * size / wall / 1e6}
+        return {
+            "concurrency": concurrency,
+            "messages": messages,
+            "kB": size / 1000,
+            "send_s": sent,
+            "wall_s": wall,
+            "per_message_ms": 1000 * wall / messages,
+            "messages_per_s": messages / wall,
+            "MB_per_s": messages * size / wall / 1e6,
+        }
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(30)
@@ -81,7 +114,9 @@ def run(url: str, messages: int, concurrency: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--redis", default=os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    ap.add_argument(
+        "--redis", default=os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    )
     ap.add_argument("--messages", type=int, default=400)
     ap.add_argument("--concurrency", default="1,2")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -89,18 +124,23 @@ def main(argv: list[str] | None = None) -> None:
     rows = [run(args.redis, args.messages, int(c)) for c in args.concurrency.split(",")]
     load = os.getloadavg()[0]
     lines = [
-        "# The broker's cost per heavy-sized message (no work in it)", "",
+        "# The broker's cost per heavy-sized message (no work in it)",
+        "",
         f"Command: `python benchmarks/bench_broker.py --messages {args.messages} --concurrency {args.concurrency}`",
         "",
         f"Redis on 127.0.0.1 as broker and result backend, a no-op task with the engine's settings (JSON, late acks, "
         f"prefetch 1); each message a 1,800-day coin's closes and dates ({rows[0]['kB']:.0f} kB of JSON), each answer "
         f"about 2 kB; one group, gathered with `join_native`. Box: {os.cpu_count()} cores, 1-minute load "
-        f"{load:.1f} at the end.", "",
+        f"{load:.1f} at the end.",
+        "",
         "| worker concurrency | messages | send (s) | round trip (s) | per message (ms) | messages/s | MB/s |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r['concurrency']} | {r['messages']} | {r['send_s']:.2f} | {r['wall_s']:.2f} | "
-              f"{r['per_message_ms']:.2f} | {r['messages_per_s']:.0f} | {r['MB_per_s']:.1f} |" for r in rows]
+    lines += [
+        f"| {r['concurrency']} | {r['messages']} | {r['send_s']:.2f} | {r['wall_s']:.2f} | "
+        f"{r['per_message_ms']:.2f} | {r['messages_per_s']:.0f} | {r['MB_per_s']:.1f} |"
+        for r in rows
+    ]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -70,8 +70,16 @@ def sequential_loop(epochs: int, horizon: int, limit: int = 0) -> None:
             fit_started = time.perf_counter()  # after the first coin: TF imported and traced
         done += 1
     end = time.perf_counter()
-    print(json.dumps({"coins": done, "skipped": skipped, "seconds": end - started,
-                      "seconds_after_first": end - fit_started}))
+    print(
+        json.dumps(
+            {
+                "coins": done,
+                "skipped": skipped,
+                "seconds": end - started,
+                "seconds_after_first": end - fit_started,
+            }
+        )
+    )
 
 
 class Worker:
@@ -81,10 +89,31 @@ class Worker:
         self.node = f"bench-{secrets.token_hex(3)}@{socket.gethostname()}"
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [CELERY, "-A", "crypto_ml", "worker", "-Q", "predict,train", "--pool", "prefork",
-             "-c", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", self.node, "-l", "info"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                CELERY,
+                "-A",
+                "crypto_ml",
+                "worker",
+                "-Q",
+                "predict,train",
+                "--pool",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                self.node,
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -131,8 +160,9 @@ def run_pass(app, coins, model, horizon, params=None, timeout=900) -> tuple[floa
     kwargs = {"model": model, "horizon": horizon}
     if params:
         kwargs["params"] = params
-    pending = [app.send_task("crypto_ml.predict", kwargs={"coin": c, **kwargs}, queue="predict")
-               for c in coins]
+    pending = [
+        app.send_task("crypto_ml.predict", kwargs={"coin": c, **kwargs}, queue="predict") for c in coins
+    ]
     results = []
     for r in pending:
         try:
@@ -152,7 +182,8 @@ def latency_pass(app, coins, model, horizon, params=None) -> tuple[list[float], 
     for coin in coins:
         t = time.perf_counter()
         res = app.send_task("crypto_ml.predict", kwargs={"coin": coin, **kwargs}, queue="predict").get(
-            timeout=120)
+            timeout=120
+        )
         rtt.append((time.perf_counter() - t) * 1000)
         inside.append(res["seconds"] * 1000)
         assert res["cached"], res
@@ -193,8 +224,8 @@ def main() -> None:
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     os.environ.update({k: env[k] for k in ("CRYPTO_ML_HOME", "AIRFLOW_HOME", "CRYPTO_ML_DATABASE_URL")})
-    from crypto_ml.engine.app import make_app
     from crypto_ml.data.loader import CryptoLoader
+    from crypto_ml.engine.app import make_app
     from crypto_ml.settings.engine import EngineConfig
     from crypto_ml.storage import migrate
 
@@ -212,9 +243,23 @@ def main() -> None:
         seq_env = {k: v for k, v in env.items() if k != "CRYPTO_ML_TF_THREADS"}
         t = time.perf_counter()
         load_before = machine_busy()
-        proc = subprocess.run([sys.executable, __file__, "--sequential", "--epochs", str(args.epochs),
-                               "--horizon", str(args.horizon), "--coins", str(args.coins)],
-                              env=seq_env, capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--sequential",
+                "--epochs",
+                str(args.epochs),
+                "--horizon",
+                str(args.horizon),
+                "--coins",
+                str(args.coins),
+            ],
+            env=seq_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out["sequential"] = json.loads(proc.stdout.strip().splitlines()[-1])
         out["sequential"]["wall"] = time.perf_counter() - t
         out["sequential"]["load_before"] = load_before
@@ -228,30 +273,47 @@ def main() -> None:
                 load_before, cpu_before = machine_busy(), tree_cpu(worker.proc.pid)
                 wall, results = run_pass(app, coins, "lstm", args.horizon, lstm)
                 cpu = tree_cpu(worker.proc.pid) - cpu_before
-                out[f"lstm_cold_c{conc}"] = {"seconds": wall, "done": len(results),
-                                             "per_s": len(results) / wall, "worker_cpu_s": cpu,
-                                             "cores_used": cpu / wall, "load_before": load_before,
-                                             "load_after": machine_busy(),
-                                             "pids": len({r["pid"] for r in results})}
+                out[f"lstm_cold_c{conc}"] = {
+                    "seconds": wall,
+                    "done": len(results),
+                    "per_s": len(results) / wall,
+                    "worker_cpu_s": cpu,
+                    "cores_used": cpu / wall,
+                    "load_before": load_before,
+                    "load_after": machine_busy(),
+                    "pids": len({r["pid"] for r in results}),
+                }
                 print(f"c={conc} lstm cold", out[f"lstm_cold_c{conc}"], flush=True)
                 eligible = sorted({r["coin"] for r in results})
                 if conc == 1:
                     rtt, inside = latency_pass(app, eligible, "lstm", args.horizon, lstm)
-                    out["lat_lstm"] = {"rtt_p50": pct(rtt, .5), "rtt_p95": pct(rtt, .95),
-                                       "in_p50": pct(inside, .5), "in_p95": pct(inside, .95), "n": len(rtt)}
+                    out["lat_lstm"] = {
+                        "rtt_p50": pct(rtt, 0.5),
+                        "rtt_p95": pct(rtt, 0.95),
+                        "in_p50": pct(inside, 0.5),
+                        "in_p95": pct(inside, 0.95),
+                        "n": len(rtt),
+                    }
                     for model in ("naive", "linear"):
                         run_pass(app, coins, model, args.horizon)  # cold: fit once per coin
                         rtt, inside = latency_pass(app, coins, model, args.horizon)
-                        out[f"lat_{model}"] = {"rtt_p50": pct(rtt, .5), "rtt_p95": pct(rtt, .95),
-                                               "in_p50": pct(inside, .5), "in_p95": pct(inside, .95),
-                                               "n": len(rtt)}
+                        out[f"lat_{model}"] = {
+                            "rtt_p50": pct(rtt, 0.5),
+                            "rtt_p95": pct(rtt, 0.95),
+                            "in_p50": pct(inside, 0.5),
+                            "in_p95": pct(inside, 0.95),
+                            "n": len(rtt),
+                        }
                         print(model, out[f"lat_{model}"], flush=True)
                     stats = app.send_task("crypto_ml.stats", queue="predict").get(timeout=60)
                     children = psutil.Process(worker.proc.pid).children()
-                    out["rss"] = {"child_rss_mb": stats["rss_bytes"] / 2**20, "cache": stats["cache"],
-                                  "tensorflow": stats["tensorflow"],
-                                  "parent_rss_mb": psutil.Process(worker.proc.pid).memory_info().rss / 2**20,
-                                  "children": len(children)}
+                    out["rss"] = {
+                        "child_rss_mb": stats["rss_bytes"] / 2**20,
+                        "cache": stats["cache"],
+                        "tensorflow": stats["tensorflow"],
+                        "parent_rss_mb": psutil.Process(worker.proc.pid).memory_info().rss / 2**20,
+                        "children": len(children),
+                    }
                     print("rss", out["rss"], flush=True)
                 # Warm every pool process: a pass lands each coin on whichever process is free, so
                 # with 2 processes one pass leaves about half the coins cold in the other one.
@@ -260,8 +322,11 @@ def main() -> None:
                     if all(r.get("cached") for r in warming):
                         break
                 wall, results = run_pass(app, coins, "naive", args.horizon)  # warm
-                out[f"naive_warm_c{conc}"] = {"seconds": wall, "per_s": len(results) / wall,
-                                              "cached": sum(bool(r.get("cached")) for r in results) / len(results)}
+                out[f"naive_warm_c{conc}"] = {
+                    "seconds": wall,
+                    "per_s": len(results) / wall,
+                    "cached": sum(bool(r.get("cached")) for r in results) / len(results),
+                }
                 print(f"c={conc} naive warm", out[f"naive_warm_c{conc}"], flush=True)
             finally:
                 worker.stop()
@@ -297,8 +362,10 @@ def write_report(o: dict, args) -> None:
     ]
     for model in ("naive", "linear", "lstm"):
         lat = o[f"lat_{model}"]
-        lines.append(f"| {model} | {lat['n']} | {lat['rtt_p50']:.1f} ms | {lat['rtt_p95']:.1f} ms | "
-                     f"{lat['in_p50']:.1f} ms | {lat['in_p95']:.1f} ms |")
+        lines.append(
+            f"| {model} | {lat['n']} | {lat['rtt_p50']:.1f} ms | {lat['rtt_p95']:.1f} ms | "
+            f"{lat['in_p50']:.1f} ms | {lat['in_p95']:.1f} ms |"
+        )
     lines += [
         "",
         "Round trip = `send_task` -> `AsyncResult.get()` in the client (Redis pub/sub), one request "

@@ -47,11 +47,11 @@ def main() -> None:
             "CRYPTO_ML_DATABASE_URL": f"sqlite:///{work / 'project.db'}",
         }
     )
-    from crypto_ml.pipeline.catalog import replay_day
-    from crypto_ml.stack.local import LocalStack, master_run
-    from crypto_ml.pipeline.steps import poll
-
     import datetime as dt
+
+    from crypto_ml.pipeline.catalog import replay_day
+    from crypto_ml.pipeline.steps import poll
+    from crypto_ml.stack.local import LocalStack, master_run
 
     today = dt.datetime.now(dt.UTC).date().isoformat()  # the scheduled run's logical date
     polled = poll(today)  # history up to the day, stored once for every variant
@@ -65,7 +65,11 @@ def main() -> None:
         stack.client.unpause(tuple(ids[1:]))
         variants = [
             ("crypto_ml_master", "per-coin DAG runs (shipped)", None),
-            ("bench_mapped_group", "mapped task group, one run", {"as_of": history_day, "logical_date": today}),
+            (
+                "bench_mapped_group",
+                "mapped task group, one run",
+                {"as_of": history_day, "logical_date": today},
+            ),
             ("bench_noop", "no-op tasks, same shape (floor)", {"coins": len(coins)}),
         ]
         for dag_id, label, conf in variants:

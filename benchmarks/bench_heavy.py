@@ -53,10 +53,31 @@ def _start_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.P
     procs = []
     for i in range(n):
         log = open(logs / f"heavy-worker-{n}-{i}.log", "wb")  # noqa: SIM115 - the worker's, for its life
-        procs.append(subprocess.Popen(
-            [CELERY, "-A", "crypto_ml", "worker", "-Q", "heavy,train", "-c", "1", "--without-gossip",
-             "--without-mingle", "-n", f"heavy{i}-{secrets.token_hex(3)}@%h", "-l", "info"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    CELERY,
+                    "-A",
+                    "crypto_ml",
+                    "worker",
+                    "-Q",
+                    "heavy,train",
+                    "-c",
+                    "1",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"heavy{i}-{secrets.token_hex(3)}@%h",
+                    "-l",
+                    "info",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -77,8 +98,10 @@ def _wait_ready(app, n: int, logs: Path, timeout: float = 180.0) -> None:
 
 
 KINDS = ("backtest", "strategy", "train-ar", "train-lstm")
-QUICK_NOTE = ("`--quick`: a check that every kind runs on the workers and agrees across worker counts; its "
-              "units take about a second in all, too little to measure a speed-up.")
+QUICK_NOTE = (
+    "`--quick`: a check that every kind runs on the workers and agrees across worker counts; its "
+    "units take about a second in all, too little to measure a speed-up."
+)
 
 
 def _project_env(n: int, root: Path) -> dict[str, str]:
@@ -103,16 +126,26 @@ def _one_kind(kind: str, args: argparse.Namespace, loader, app) -> object:
 
     progress = not args.no_progress
     if kind == "backtest":
-        spec = BacktestSpec(args.coin_ids, args.models, period=args.period, folds=args.folds,
-                            horizon=args.horizon)
+        spec = BacktestSpec(
+            args.coin_ids, args.models, period=args.period, folds=args.folds, horizon=args.horizon
+        )
         return run_backtest_distributed(spec, loader=loader, where="engine", app=app, progress=progress)
     if kind == "strategy":
-        return run_strategy_distributed(args.coin_ids, args.models, loader=loader, days=args.days,
-                                        horizon=args.horizon, where="engine", app=app, progress=progress)
+        return run_strategy_distributed(
+            args.coin_ids,
+            args.models,
+            loader=loader,
+            days=args.days,
+            horizon=args.horizon,
+            where="engine",
+            app=app,
+            progress=progress,
+        )
     model = kind.split("-", 1)[1]
     params = {"epochs": args.lstm_epochs} if model == "lstm" else None
-    answers = run_training_distributed(args.train_coins, model, args.as_of, params=params, where="engine",
-                                       app=app, progress=progress)
+    answers = run_training_distributed(
+        args.train_coins, model, args.as_of, params=params, where="engine", app=app, progress=progress
+    )
     return [{k: a[k] for k in ("coin", "model", "version", "n_obs", "promotion")} for a in answers]
 
 
@@ -127,7 +160,9 @@ def _warm_up(args: argparse.Namespace, loader) -> None:
         spec = BacktestSpec(coin, args.models, period=args.period, folds=args.folds, horizon=args.horizon)
         run_backtest_distributed(spec, loader=loader, where="local")
     if "strategy" in args.kinds:
-        run_strategy_distributed(coin, args.models, loader=loader, days=5, horizon=args.horizon, where="local")
+        run_strategy_distributed(
+            coin, args.models, loader=loader, days=5, horizon=args.horizon, where="local"
+        )
 
 
 def run(n: int, args: argparse.Namespace, loader, logs: Path) -> dict[str, tuple[object, float, float]]:
@@ -136,11 +171,17 @@ def run(n: int, args: argparse.Namespace, loader, logs: Path) -> dict[str, tuple
     from crypto_ml.settings.engine import EngineConfig
 
     prefix = f"bench_heavy_{os.getpid()}_{n}_{secrets.token_hex(3)}:"
-    env = {**os.environ, "CRYPTO_ML_BROKER_URL": args.redis, "CRYPTO_ML_RESULT_BACKEND": args.redis,
-           "CRYPTO_ML_ENGINE_KEY_PREFIX": prefix, "CRYPTO_ML_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-           # warm workers: the bundled data, scikit-learn and (for the LSTM) TensorFlow loaded at start
-           "CRYPTO_ML_ENGINE_PRELOAD": "tf" if "train-lstm" in args.kinds else "loader",
-           **_project_env(n, logs)}
+    env = {
+        **os.environ,
+        "CRYPTO_ML_BROKER_URL": args.redis,
+        "CRYPTO_ML_RESULT_BACKEND": args.redis,
+        "CRYPTO_ML_ENGINE_KEY_PREFIX": prefix,
+        "CRYPTO_ML_TF_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        # warm workers: the bundled data, scikit-learn and (for the LSTM) TensorFlow loaded at start
+        "CRYPTO_ML_ENGINE_PRELOAD": "tf" if "train-lstm" in args.kinds else "loader",
+        **_project_env(n, logs),
+    }
     os.environ.update({k: env[k] for k in ("CRYPTO_ML_HOME", "CRYPTO_ML_DATABASE_URL")})
     app = make_app(EngineConfig.from_env(env))
     procs = _start_workers(n, env, logs)
@@ -199,9 +240,11 @@ def _units(kind: str, args: argparse.Namespace, loader) -> str:
 
 
 def _settings(args: argparse.Namespace) -> str:
-    flags = (f"--models {','.join(args.models)} --period {args.period} --folds {args.folds} --days {args.days} "
-             f"--horizon {args.horizon} --lstm-epochs {args.lstm_epochs} --kinds {','.join(args.kinds)} "
-             f"--workers {args.workers}")
+    flags = (
+        f"--models {','.join(args.models)} --period {args.period} --folds {args.folds} --days {args.days} "
+        f"--horizon {args.horizon} --lstm-epochs {args.lstm_epochs} --kinds {','.join(args.kinds)} "
+        f"--workers {args.workers}"
+    )
     return ("--quick " if args.quick else "") + (f"--coins {args.coins} " if args.coins else "") + flags
 
 
@@ -209,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     from crypto_ml.data.loader import CryptoLoader
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a check that it works: 4 coins, --period 60 --folds 3 --days 30, 1 LSTM epoch")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that it works: 4 coins, --period 60 --folds 3 --days 30, 1 LSTM epoch",
+    )
     parser.add_argument("--coins", type=int, default=None, help="the first N bundled coins (default: all)")
     parser.add_argument("--models", default="naive,drift,ar", help="models of the backtests")
     parser.add_argument("--period", type=int, default=90)
@@ -219,13 +265,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--lstm-epochs", type=int, default=10, help="epochs of each LSTM training")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated: {', '.join(KINDS)}")
-    parser.add_argument("--min-rows", type=int, default=60, help="train the coins with at least this many days")
+    parser.add_argument(
+        "--min-rows", type=int, default=60, help="train the coins with at least this many days"
+    )
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,2")
     redis_url = os.environ.get("CRYPTO_ML_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-    parser.add_argument("--redis", default=redis_url,
-                        help="broker and result backend (a key prefix of its own per run)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="the Markdown table (default results/heavy.md, with --quick results/heavy_quick.md)")
+    parser.add_argument(
+        "--redis", default=redis_url, help="broker and result backend (a key prefix of its own per run)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the Markdown table (default results/heavy.md, with --quick results/heavy_quick.md)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -260,21 +313,28 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `python benchmarks/bench_heavy.py {_settings(args)}`",
         "",
-        ("Each worker `celery -A crypto_ml worker -Q heavy,train -c 1`, `CRYPTO_ML_TF_THREADS=1`, warm "
-         "(`CRYPTO_ML_ENGINE_PRELOAD`: data, scikit-learn, TensorFlow loaded before the clock starts; the "
-         "caller's own one-off costs paid by a small local run first), Redis broker "
-         "and results, a SQLite project database per worker count (training saves and evaluates versions); "
-         f"the caller reads the bundled data and sends each backtest unit's closes. Training as of {args.as_of}, "
-         f"coins with at least {args.min_rows} days."),
-        (f"Box: {os.cpu_count()} cores, shared with other sessions (load average: the box's 1-minute "
-         "load when the worker count's runs started, other sessions included); the runs are side by side "
-         "in one invocation, so read the ratio."),
+        (
+            "Each worker `celery -A crypto_ml worker -Q heavy,train -c 1`, `CRYPTO_ML_TF_THREADS=1`, warm "
+            "(`CRYPTO_ML_ENGINE_PRELOAD`: data, scikit-learn, TensorFlow loaded before the clock starts; the "
+            "caller's own one-off costs paid by a small local run first), Redis broker "
+            "and results, a SQLite project database per worker count (training saves and evaluates versions); "
+            f"the caller reads the bundled data and sends each backtest unit's closes. Training as of {args.as_of}, "
+            f"coins with at least {args.min_rows} days."
+        ),
+        (
+            f"Box: {os.cpu_count()} cores, shared with other sessions (load average: the box's 1-minute "
+            "load when the worker count's runs started, other sessions included); the runs are side by side "
+            "in one invocation, so read the ratio."
+        ),
         "",
         "| kind | units | workers | wall (s) | CPU-s (workers + caller) | speed-up | load average |",
         "|---|---|---:|---:|---:|---:|---:|",
-        *(f"| {kind} | {_units(kind, args, loader)} | {n} | {runs[n][kind][1]:.1f} | {runs[n][kind][2]:.1f} | "
-          f"{runs[base][kind][1] / runs[n][kind][1]:.2f}x | {loads[n]:.1f} |"
-          for kind in args.kinds for n in counts),
+        *(
+            f"| {kind} | {_units(kind, args, loader)} | {n} | {runs[n][kind][1]:.1f} | {runs[n][kind][2]:.1f} | "
+            f"{runs[base][kind][1] / runs[n][kind][1]:.2f}x | {loads[n]:.1f} |"
+            for kind in args.kinds
+            for n in counts
+        ),
         "",
         "Same answers from every worker count: " + "; ".join(f"{k}: yes ({v})" for k, v in compared.items()),
         "",

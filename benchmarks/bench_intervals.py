@@ -36,11 +36,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.evaluation import markdown_table, run_backtest  # noqa: E402
 from crypto_ml.data.loader import CryptoLoader  # noqa: E402
+from crypto_ml.evaluation import markdown_table  # noqa: E402
 
-SETTINGS = ("calibration_origins", "interval_vol_window", "interval_vol_ewm", "interval_half_life",
-            "interval_aci_gamma")
+SETTINGS = (
+    "calibration_origins",
+    "interval_vol_window",
+    "interval_vol_ewm",
+    "interval_half_life",
+    "interval_aci_gamma",
+)
 METHODS = {
     "plain": {},
     "vol30": {"interval_vol_window": 30},
@@ -54,13 +59,25 @@ VALIDATION = ("2016-09-22", "2015-09-22")
 
 def settings(method: str) -> dict:
     """The interval settings of ``method`` (everything else off, 180 calibration origins)."""
-    defaults = {"calibration_origins": 180, "interval_vol_window": 0, "interval_vol_ewm": None,
-                "interval_half_life": None, "interval_aci_gamma": None}
+    defaults = {
+        "calibration_origins": 180,
+        "interval_vol_window": 0,
+        "interval_vol_ewm": None,
+        "interval_half_life": None,
+        "interval_aci_gamma": None,
+    }
     return {**defaults, **METHODS[method]}
 
 
-def coverage(as_of: str | None, models: list[str], methods: list[str], *, period: int = 365,
-             folds: int = 12, horizon: int = 10):
+def coverage(
+    as_of: str | None,
+    models: list[str],
+    methods: list[str],
+    *,
+    period: int = 365,
+    folds: int = 12,
+    horizon: int = 10,
+):
     """Coverage of every method on one year: a walk-forward backtest (as ``crypto-ml backtest``:
     expanding window, ``folds`` folds over the last ``period`` days before ``as_of``) in which
     each fold's model and its calibration walk are fitted once, and every method turns that walk
@@ -97,22 +114,38 @@ def coverage(as_of: str | None, models: list[str], methods: list[str], *, period
                 for method in methods:
                     fitted.set_params(**settings(method))
                     fitted._aci_cache = None
-                    fitted.interval_residuals_ = None if walk is None else fitted._calibration_residuals(train, *walk)
+                    fitted.interval_residuals_ = (
+                        None if walk is None else fitted._calibration_residuals(train, *walk)
+                    )
                     try:
                         bounds = fitted.predict_interval(h, levels)
                     except ValueError:
                         bounds = {}
                     for k in range(h):
-                        row = {"coin": coin, "model": name, "fold": i, "step": k + 1, "date": start + k,
-                               "last_close": train[-1], "actual": y[start + k], "forecast": point[k]}
+                        row = {
+                            "coin": coin,
+                            "model": name,
+                            "fold": i,
+                            "step": k + 1,
+                            "date": start + k,
+                            "last_close": train[-1],
+                            "actual": y[start + k],
+                            "forecast": point[k],
+                        }
                         for level in levels:
                             lo, hi = bounds.get(level, (None, None))
-                            row[f"lower_{level_key(level)}"] = float(lo[k]) if lo is not None else float("nan")
-                            row[f"upper_{level_key(level)}"] = float(hi[k]) if hi is not None else float("nan")
+                            row[f"lower_{level_key(level)}"] = (
+                                float(lo[k]) if lo is not None else float("nan")
+                            )
+                            row[f"upper_{level_key(level)}"] = (
+                                float(hi[k]) if hi is not None else float("nan")
+                            )
                         rows[method].append(row)
     tables = []
     for method in methods:
-        result = BacktestResult(params={"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)})
+        result = BacktestResult(
+            params={"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)}
+        )
         result.forecasts = pd.DataFrame(rows[method], columns=FORECAST_COLUMNS + interval_columns(levels))
         table = result.coverage(common=True)
         table.insert(0, "method", method)
@@ -143,7 +176,9 @@ def main() -> int:
     per_year = tuning.groupby(["method", "year_end"])["miss"].mean().unstack()
     best = str(score.index[0])
     shipped = "ewm+aci.02"  # the forecasters' default, for the before / after comparison
-    final, took = coverage(None, models, [best] + ([shipped] if shipped in methods and shipped != best else []))
+    final, took = coverage(
+        None, models, [best] + ([shipped] if shipped in methods and shipped != best else [])
+    )
     lines = [
         "# Prediction intervals: method chosen on the two years before the last, measured on the last",
         "",
@@ -165,14 +200,21 @@ def main() -> int:
         markdown_table(per_year.assign(both=score).sort_values("both").reset_index()),
         "",
         f"## Chosen: `{best}` ({METHODS[best] or 'raw return errors'}) — the last year (ends 2017-09-22), run once"
-        + (f" (with the shipped default `{shipped}` for comparison)" if shipped != best and shipped in methods else ""),
+        + (
+            f" (with the shipped default `{shipped}` for comparison)"
+            if shipped != best and shipped in methods
+            else ""
+        ),
         "",
         markdown_table(final),
         "",
         f"CPU: validation {seconds:.0f} s, last year {took:.0f} s.",
     ]
-    lines += ["", "Interval score: mean Winkler score in % of the last close (width plus 2 / (1 - level) times the "
-              "distance of a miss; lower is better)."]
+    lines += [
+        "",
+        "Interval score: mean Winkler score in % of the last close (width plus 2 / (1 - level) times the "
+        "distance of a miss; lower is better).",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -32,10 +32,15 @@ def main() -> None:
     args = parser.parse_args()
 
     cold = subprocess.run(
-        [sys.executable, "-c",
-         "import time; t=time.perf_counter(); from crypto_ml.data.loader import CryptoLoader; "
-         "CryptoLoader(); print(time.perf_counter()-t)"],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import time; t=time.perf_counter(); from crypto_ml.data.loader import CryptoLoader; "
+            "CryptoLoader(); print(time.perf_counter()-t)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     from crypto_ml.data.loader import CryptoLoader
 

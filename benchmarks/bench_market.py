@@ -48,10 +48,16 @@ def parse_times(dags: Path, repeats: int = 5) -> dict:
         with tempfile.TemporaryDirectory() as home:
             env = {**os.environ, "AIRFLOW_HOME": home}
             env.pop("AIRFLOW_CONN_CRYPTO_ML_MARKET", None)
-            out = subprocess.run([sys.executable, "-c", PARSE, str(dags)], env=env,
-                                 capture_output=True, text=True, check=True, cwd=dags.parent)
+            out = subprocess.run(
+                [sys.executable, "-c", PARSE, str(dags)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=dags.parent,
+            )
         line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT="))
-        runs.append(json.loads(line[len("RESULT="):]))
+        runs.append(json.loads(line[len("RESULT=") :]))
     files = sorted(runs[0]["files"])
     return {
         "errors": max(r["errors"] for r in runs),
@@ -66,8 +72,9 @@ def bench_poll(n: int) -> dict:
     from crypto_ml.testing.fake_exchange import FakeExchange, FakeMarket
 
     day0 = dt.date(2026, 11, 20)
-    markets = [FakeMarket(f"C{k:04d}", first=day0 - dt.timedelta(days=400), price=10.0 + k, seed=k)
-               for k in range(n)]
+    markets = [
+        FakeMarket(f"C{k:04d}", first=day0 - dt.timedelta(days=400), price=10.0 + k, seed=k) for k in range(n)
+    ]
     out = {"symbols": n}
     with tempfile.TemporaryDirectory() as tmp, FakeExchange(markets, today=day0) as ex:
         url = f"sqlite:///{tmp}/project.db"
@@ -76,7 +83,8 @@ def bench_poll(n: int) -> dict:
         # set as a deployment sets it: in the environment, which the DAG parser reads too
         os.environ["AIRFLOW_CONN_CRYPTO_ML_MARKET"] = (
             f"crypto-ml-market://binance?symbols={','.join(m.symbol for m in markets)}"
-            f"&api_url={quote(ex.api_url, safe='')}")
+            f"&api_url={quote(ex.api_url, safe='')}"
+        )
         market = MarketConfig.from_env_value(os.environ["AIRFLOW_CONN_CRYPTO_ML_MARKET"])
         assert market.api_url == ex.api_url
         for label, day in (("first", day0 - dt.timedelta(days=1)), ("next day", day0)):
@@ -90,9 +98,13 @@ def bench_poll(n: int) -> dict:
             rows = storage.count_rows("prices", url=url) - before
             assert not polled["failed_coins"], polled["failed_coins"]
             assert len(polled["coins"]) == n
-            out[label] = {"seconds": seconds, "requests": sum(ex.requests.values()),
-                          "klines": sum(ex.klines_calls.values()), "rows": rows,
-                          "api_calls": polled["api_calls"]}
+            out[label] = {
+                "seconds": seconds,
+                "requests": sum(ex.requests.values()),
+                "klines": sum(ex.klines_calls.values()),
+                "rows": rows,
+                "api_calls": polled["api_calls"],
+            }
         storage.dispose_engine(url)
     return out
 
@@ -110,8 +122,12 @@ def main() -> None:
         results.append(r)
 
     wt = Path(tempfile.mkdtemp(prefix="crypto-ml-before-"))
-    subprocess.run(["git", "worktree", "add", "--detach", str(wt), args.before], cwd=ROOT,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(wt), args.before],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     try:
         before = parse_times(wt / "dags")
     finally:
@@ -133,22 +149,26 @@ def main() -> None:
     for r in results:
         for label in ("first", "next day"):
             p = r[label]
-            lines.append(f"| {r['symbols']} | {label} | {p['requests']} | {p['klines']} | {p['rows']} | "
-                         f"{p['seconds']:.1f} | {p['seconds'] / r['symbols']:.3f} |")
+            lines.append(
+                f"| {r['symbols']} | {label} | {p['requests']} | {p['klines']} | {p['rows']} | "
+                f"{p['seconds']:.1f} | {p['seconds'] / r['symbols']:.3f} |"
+            )
     lines += [
         "",
         "An incremental day asks one klines page per symbol (plus one `exchangeInfo`): the rows "
         "fetched are exactly the new closed candles, one per symbol. The first poll of a symbol "
         "asks for its whole history (1,000 candles a page).",
         "",
-        f"## Parse time of the DAG files (median of 5 fresh processes; `DagBag` file stats)",
+        "## Parse time of the DAG files (median of 5 fresh processes; `DagBag` file stats)",
         "",
         f"| file | before ({args.before}) | after |",
         "|---|---:|---:|",
     ]
     for f in sorted(set(before["files"]) | set(after["files"])):
         b, a = before["files"].get(f), after["files"].get(f)
-        lines.append(f"| {f} | {b * 1000:.0f} ms | {a * 1000:.0f} ms |" if b and a else f"| {f} | {b} | {a} |")
+        lines.append(
+            f"| {f} | {b * 1000:.0f} ms | {a * 1000:.0f} ms |" if b and a else f"| {f} | {b} | {a} |"
+        )
     lines += ["", f"Import errors: before {before['errors']}, after {after['errors']}.", ""]
     path = ROOT / "benchmarks" / "results" / "market_poll.md"
     path.write_text("\n".join(lines))

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import shlex
@@ -55,7 +56,6 @@ import socket
 import subprocess
 import sys
 import time
-import itertools
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -85,6 +85,7 @@ def free_port() -> int:
 def git_label(tree: Path) -> str:
     def git(*a):
         return subprocess.run(["git", "-C", str(tree), *a], capture_output=True, text=True).stdout.strip()
+
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "dags", "crypto_ml", "plugins")
     return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
 
@@ -100,19 +101,24 @@ class Version:
         self.label = git_label(tree) + "".join(f" {k}={v}" for k, v in self.extra_env.items())
 
     def env(self, run_dir: Path, *, dags: Path | None = None, extra: dict | None = None) -> dict:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AIRFLOW", "CRYPTO_ML", "BENCH_ORCH", "PYTHONPATH"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW", "CRYPTO_ML", "BENCH_ORCH", "PYTHONPATH"))
+        }
         home = run_dir / "airflow"
-        env.update({
-            "PATH": f"{self.venv_bin}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHONPATH": str(self.tree),
-            "CRYPTO_ML_ROOT": str(self.tree),
-            "AIRFLOW_CONFIG": str(self.tree / "airflow.cfg"),
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(run_dir / "plugins"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags or self.tree / "dags"),
-            "BENCH_ORCH_EVENTS": str(run_dir / "events.jsonl"),
-        })
+        env.update(
+            {
+                "PATH": f"{self.venv_bin}{os.pathsep}{env.get('PATH', '')}",
+                "PYTHONPATH": str(self.tree),
+                "CRYPTO_ML_ROOT": str(self.tree),
+                "AIRFLOW_CONFIG": str(self.tree / "airflow.cfg"),
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(run_dir / "plugins"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags or self.tree / "dags"),
+                "BENCH_ORCH_EVENTS": str(run_dir / "events.jsonl"),
+            }
+        )
         env.update(extra or {})
         env.update(self.extra_env)
         return env
@@ -120,21 +126,32 @@ class Version:
     def check(self, work: Path) -> None:
         probe = work / f"probe-{self.name}"
         probe.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([str(self.venv_bin / "python"), "-c", "import crypto_ml; print(crypto_ml.__file__)"],
-                             env=self.env(probe), capture_output=True, text=True, cwd=probe)
+        out = subprocess.run(
+            [str(self.venv_bin / "python"), "-c", "import crypto_ml; print(crypto_ml.__file__)"],
+            env=self.env(probe),
+            capture_output=True,
+            text=True,
+            cwd=probe,
+        )
         where = Path(out.stdout.strip() or "?").resolve()
         if not str(where).startswith(str(self.tree.resolve()) + "/"):
-            raise SystemExit(f"{self.name}: crypto_ml resolves to {where}, not into {self.tree} "
-                             f"(PYTHONPATH must win over the editable install): {out.stderr[-500:]}")
+            raise SystemExit(
+                f"{self.name}: crypto_ml resolves to {where}, not into {self.tree} "
+                f"(PYTHONPATH must win over the editable install): {out.stderr[-500:]}"
+            )
 
 
 def ensure_tree(path: Path, rev: str) -> None:
     """A git worktree of ``rev`` at ``path`` (created when missing; refused when at another commit)."""
-    want = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True, text=True).stdout.strip()
+    want = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True, text=True
+    ).stdout.strip()
     if not want:
         raise SystemExit(f"{rev}: not a commit of {ROOT}")
     if (path / "dags").is_dir():
-        head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        head = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout
         if head.strip() != want:
             raise SystemExit(f"{path} is at {head.strip()[:10]}, not {rev}: remove it or pass another path")
         return
@@ -212,14 +229,29 @@ def synthetic_market(folder: Path, n: int, day: dt.date, history_day: dt.date, d
 class Run:
     """One command (real pipeline or floor) of one version on one executor, measured."""
 
-    def __init__(self, *, version: Version, executor: str, variant: str, work: Path, logical: dt.date,
-                 history_day: dt.date, market: Path | None, workers: int = 1, timeout: float = 3600,
-                 floor_of: dict | None = None, tag: str = "", days: int = 1):
+    def __init__(
+        self,
+        *,
+        version: Version,
+        executor: str,
+        variant: str,
+        work: Path,
+        logical: dt.date,
+        history_day: dt.date,
+        market: Path | None,
+        workers: int = 1,
+        timeout: float = 3600,
+        floor_of: dict | None = None,
+        tag: str = "",
+        days: int = 1,
+    ):
         self.version, self.executor, self.variant = version, executor, variant
         self.workers, self.timeout, self.floor_of, self.days = workers, timeout, floor_of, days
         self.logical, self.history_day, self.market = logical, history_day, market
-        self.name = (f"{version.name}-{executor}{workers if executor == 'celery' else ''}-{variant}{tag}"
-                     f"{f'-day{days}' if days > 1 else ''}")
+        self.name = (
+            f"{version.name}-{executor}{workers if executor == 'celery' else ''}-{variant}{tag}"
+            f"{f'-day{days}' if days > 1 else ''}"
+        )
         self.dir = work / self.name
         self.dir.mkdir(parents=True)
         self.db_name = f"bench_orch_{os.getpid()}_{abs(hash(self.name)) % 10**6}"
@@ -238,7 +270,10 @@ class Run:
     def prepare(self) -> tuple[dict, Path | None]:
         plugins = self.dir / "plugins"  # the version's plugins folder (airflow_local_settings too) + ours
         shutil.copytree(self.version.tree / "plugins", plugins, ignore=shutil.ignore_patterns("__pycache__"))
-        for name in ("bench_orchestration_listener.py", *(["bench_floor_triggers.py"] if self.variant == "floor" else [])):
+        for name in (
+            "bench_orchestration_listener.py",
+            *(["bench_floor_triggers.py"] if self.variant == "floor" else []),
+        ):
             shutil.copy(ORCH / "plugin" / name, plugins / name)
         dags = None
         if self.variant == "floor":
@@ -251,37 +286,91 @@ class Run:
     def run(self) -> dict:
         env, _ = self.prepare()
         home = self.dir / "airflow"
-        measure = [sys.executable, str(ORCH / "measure.py"), "--out", str(self.dir), "--timeout", str(self.timeout)]
+        measure = [
+            sys.executable,
+            str(ORCH / "measure.py"),
+            "--out",
+            str(self.dir),
+            "--timeout",
+            str(self.timeout),
+        ]
         if self.executor == "local":
             port = free_port()
             meta_url = f"sqlite:///{home / 'airflow.db'}"
             project = home / "crypto_ml.db"
             measure += ["--watch-file", str(home / "airflow.db"), "--watch-file", str(project)]
-            cmd = [str(self.version.venv_bin / "crypto-ml"), "pipeline", "--port", str(port),
-                   "--timeout", str(self.timeout - 60)]
+            cmd = [
+                str(self.version.venv_bin / "crypto-ml"),
+                "pipeline",
+                "--port",
+                str(port),
+                "--timeout",
+                str(self.timeout - 60),
+            ]
             if self.days > 1:  # the same stack, then the next days triggered on it (days.py)
-                cmd = [str(self.version.venv_bin / "python"), str(ORCH / "days.py"), "--days", str(self.days),
-                       "local", "--date", self.logical.isoformat(), "--port", str(port),
-                       "--timeout", str(self.timeout - 60)]
+                cmd = [
+                    str(self.version.venv_bin / "python"),
+                    str(ORCH / "days.py"),
+                    "--days",
+                    str(self.days),
+                    "local",
+                    "--date",
+                    self.logical.isoformat(),
+                    "--port",
+                    str(port),
+                    "--timeout",
+                    str(self.timeout - 60),
+                ]
             self.preload(env, f"sqlite:///{project}")
         else:
-            secrets = subprocess.run([str(self.version.venv_bin / "crypto-ml"), "stack", "secrets"], env=env,
-                                     capture_output=True, text=True, check=True, cwd=self.dir).stdout
+            secrets = subprocess.run(
+                [str(self.version.venv_bin / "crypto-ml"), "stack", "secrets"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=self.dir,
+            ).stdout
             for line in secrets.splitlines():
                 if line.startswith("export "):
-                    key, _, value = line[len("export "):].partition("=")
+                    key, _, value = line[len("export ") :].partition("=")
                     env[key] = shlex.split(value)[0]
             meta_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db_name}_airflow"
-            measure += ["--watch-pg", PG.replace("postgresql://", "postgresql://", 1),
-                        "--watch-pg-db", f"{self.db_name}_airflow", "--watch-pg-db", self.db_name]
-            stack_run = ["--date", self.logical.isoformat(),
-                         "--name", self.db_name, "--port", str(free_port()), "--flower-port", str(free_port()),
-                         "--airflow-workers", str(self.workers), "--engine-workers", str(self.workers),
-                         "--timeout", str(self.timeout - 60)]
+            measure += [
+                "--watch-pg",
+                PG.replace("postgresql://", "postgresql://", 1),
+                "--watch-pg-db",
+                f"{self.db_name}_airflow",
+                "--watch-pg-db",
+                self.db_name,
+            ]
+            stack_run = [
+                "--date",
+                self.logical.isoformat(),
+                "--name",
+                self.db_name,
+                "--port",
+                str(free_port()),
+                "--flower-port",
+                str(free_port()),
+                "--airflow-workers",
+                str(self.workers),
+                "--engine-workers",
+                str(self.workers),
+                "--timeout",
+                str(self.timeout - 60),
+            ]
             cmd = [str(self.version.venv_bin / "crypto-ml"), "stack", "run", *stack_run]
             if self.days > 1:  # the same stack, then the next days triggered on it (days.py)
-                cmd = [str(self.version.venv_bin / "python"), str(ORCH / "days.py"), "--days", str(self.days),
-                       "celery", "--", *stack_run]
+                cmd = [
+                    str(self.version.venv_bin / "python"),
+                    str(ORCH / "days.py"),
+                    "--days",
+                    str(self.days),
+                    "celery",
+                    "--",
+                    *stack_run,
+                ]
             self._create_pg_db(self.db_name)
             self.preload(env, f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db_name}")
         self.command = " ".join(shlex.quote(c) for c in cmd)
@@ -293,8 +382,18 @@ class Run:
             result = analyze.summarize(folder=self.dir, meta_url=meta_url, master=MASTER)
             if self.days > 1:  # the first day, on the fresh stack, for the record next to the measured one
                 first = analyze.summarize(folder=self.dir, meta_url=meta_url, master=MASTER, which=0)
-                result["first_day"] = {k: first[k] for k in ("master_state", "wall", "coins", "cpu_per_coin",
-                                                             "task_instances", "starts_per_coin", "cpu_window")}
+                result["first_day"] = {
+                    k: first[k]
+                    for k in (
+                        "master_state",
+                        "wall",
+                        "coins",
+                        "cpu_per_coin",
+                        "task_instances",
+                        "starts_per_coin",
+                        "cpu_window",
+                    )
+                }
         except Exception as exc:  # noqa: BLE001 - report which run and where its log is
             tail = (self.dir / "command.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{self.name}: no figures ({exc}); the command's log ends:\n{tail}") from exc
@@ -302,13 +401,26 @@ class Run:
             if self.executor == "celery":
                 self.destroy_celery()
         result["api_requests"] = analyze.api_requests(self.dir, window=(result["t0"], result["t1"]))
-        result.update({"run": self.name, "version": self.version.name, "tree": self.version.label, "days": self.days,
-                       "executor": self.executor, "workers": self.workers, "variant": self.variant,
-                       "command": self.command, "elapsed": elapsed, "dir": str(self.dir)})
+        result.update(
+            {
+                "run": self.name,
+                "version": self.version.name,
+                "tree": self.version.label,
+                "days": self.days,
+                "executor": self.executor,
+                "workers": self.workers,
+                "variant": self.variant,
+                "command": self.command,
+                "elapsed": elapsed,
+                "dir": str(self.dir),
+            }
+        )
         (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
-        say(f"{self.name}: master {result['master_state']} in {result['wall']:.1f} s, {result['coins']} coins, "
+        say(
+            f"{self.name}: master {result['master_state']} in {result['wall']:.1f} s, {result['coins']} coins, "
             f"{result['task_instances']} TIs, {result['starts_per_coin']:.2f} starts/coin, "
-            f"{(result['cpu_per_coin'] or 0):.2f} CPU-s/coin")
+            f"{(result['cpu_per_coin'] or 0):.2f} CPU-s/coin"
+        )
         return result
 
     def preload(self, env: dict, db_url: str) -> None:
@@ -318,11 +430,25 @@ class Run:
         if self.market is None or self.variant == "floor":
             return
         (self.dir / "airflow").mkdir(exist_ok=True)
-        done = subprocess.run([str(self.version.venv_bin / "crypto-ml"), "ingest", "--source",
-                               str(self.market / "history" / "prices.csv"), "--db", db_url, "--quiet"],
-                              env=env, capture_output=True, text=True, cwd=self.dir)
+        done = subprocess.run(
+            [
+                str(self.version.venv_bin / "crypto-ml"),
+                "ingest",
+                "--source",
+                str(self.market / "history" / "prices.csv"),
+                "--db",
+                db_url,
+                "--quiet",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=self.dir,
+        )
         if done.returncode:
-            raise RuntimeError(f"{self.name}: crypto-ml ingest failed:\n{(done.stdout + done.stderr)[-2000:]}")
+            raise RuntimeError(
+                f"{self.name}: crypto-ml ingest failed:\n{(done.stdout + done.stderr)[-2000:]}"
+            )
 
     def _create_pg_db(self, name: str) -> None:
         from sqlalchemy import create_engine, text
@@ -352,9 +478,18 @@ def floor_input(version: Version, real: dict, work: Path, history_day: dt.date) 
     out = work / f"floor_spec_{version.name}.json"
     if not out.exists():
         env = version.env(work / f"probe-{version.name}")
-        done = subprocess.run([str(version.venv_bin / "python"), str(ORCH / "floor_spec.py"),
-                               str(version.tree / "dags"), str(out)], env=env, capture_output=True, text=True,
-                              cwd=work)
+        done = subprocess.run(
+            [
+                str(version.venv_bin / "python"),
+                str(ORCH / "floor_spec.py"),
+                str(version.tree / "dags"),
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=work,
+        )
         if done.returncode:
             raise RuntimeError(f"floor spec of {version.name} failed:\n{done.stderr[-3000:]}")
     spec = json.loads(out.read_text())
@@ -375,13 +510,21 @@ def floor_input(version: Version, real: dict, work: Path, history_day: dt.date) 
     for d in spec["dags"]:
         for t in d["tasks"]:
             if t["branch"]:
-                counts = {down: real["branch_taken"].get(f"{d['dag_id']}.{down}", {}).get("success", 0)
-                          for down in t["downstream"]}
+                counts = {
+                    down: real["branch_taken"].get(f"{d['dag_id']}.{down}", {}).get("success", 0)
+                    for down in t["downstream"]
+                }
                 branch_choice[f"{d['dag_id']}.{t['task_id']}"] = max(sorted(counts), key=lambda k: counts[k])
     coins = real["coin_ids"] or [f"coin-{i:04d}" for i in range(real["coins"])]
     day = history_day.isoformat() if not real.get("market") else real["market_day"]
-    return {**spec, "coins": coins, "day": day, "starts": starts, "deferrals": deferrals,
-            "branch_choice": branch_choice}
+    return {
+        **spec,
+        "coins": coins,
+        "day": day,
+        "starts": starts,
+        "deferrals": deferrals,
+        "branch_choice": branch_choice,
+    }
 
 
 # -- reports ---------------------------------------------------------------------------------------
@@ -398,9 +541,12 @@ def _mem(r: dict) -> str:
 
 
 def compare_table(results: list[dict]) -> list[str]:
-    lines = ["| version | executor | variant | master run | wall | vs old | vs floor | task inst. | "
-             "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | scheduler CPU (main) | "
-             "peak PSS (RSS) sum | other processes' CPU |", "|" + "---|" * 15]
+    lines = [
+        "| version | executor | variant | master run | wall | vs old | vs floor | task inst. | "
+        "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | scheduler CPU (main) | "
+        "peak PSS (RSS) sum | other processes' CPU |",
+        "|" + "---|" * 15,
+    ]
     by = {(r["version"], r["executor"], r["workers"], r["variant"], r.get("rep", 1)): r for r in results}
     for r in results:
         old = by.get(("old", r["executor"], r["workers"], "real", r.get("rep", 1)))
@@ -414,7 +560,8 @@ def compare_table(results: list[dict]) -> list[str]:
             f"| {r['task_instances']} (+{r['ti_history']} hist.) | {r['starts_per_coin']:.2f} "
             f"| {_f(r['cpu_per_coin'], '{:.2f}')} | {_f(r['queue_wait_p50'], '{:.2f}')} / {_f(r['queue_wait_p95'], '{:.2f}')} s "
             f"| {_f(cpu.get('triggerer'))} s | {_f(cpu.get('scheduler:main'))} s | {_mem(r)} "
-            f"| {_f(cpu.get('others'), '{:.0f}')} s |")
+            f"| {_f(cpu.get('others'), '{:.0f}')} s |"
+        )
     return lines
 
 
@@ -422,16 +569,22 @@ def task_table(results: list[dict]) -> list[str]:
     real = [r for r in results if r["variant"] == "real"]
     tasks = sorted({k for r in real for k in r["own_p50"]})
     head = "| task | " + " | ".join(f"{r['version']} {r['executor']}" for r in real) + " |"
-    lines = ["Per task: starts per task instance; own time p50 / p95 (s, listener: from the task reached "
-             "to the process's exit, summed over its starts); start-up p50 (fork to task reached).", "",
-             head, "|---|" + "---|" * len(real)]
+    lines = [
+        "Per task: starts per task instance; own time p50 / p95 (s, listener: from the task reached "
+        "to the process's exit, summed over its starts); start-up p50 (fork to task reached).",
+        "",
+        head,
+        "|---|" + "---|" * len(real),
+    ]
     for t in tasks:
         cells = []
         for r in real:
             key = next((k for k in r["starts_per_ti"] if k.endswith("." + t)), None)
-            cells.append(f"{r['starts_per_ti'].get(key, '–') if key else '–'} starts; "
-                         f"{_f(r['own_p50'].get(t), '{:.2f}')} / {_f(r['own_p95'].get(t), '{:.2f}')}; "
-                         f"boot {_f(r['boot_p50'].get(t), '{:.2f}')}")
+            cells.append(
+                f"{r['starts_per_ti'].get(key, '–') if key else '–'} starts; "
+                f"{_f(r['own_p50'].get(t), '{:.2f}')} / {_f(r['own_p95'].get(t), '{:.2f}')}; "
+                f"boot {_f(r['boot_p50'].get(t), '{:.2f}')}"
+            )
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return lines
 
@@ -460,13 +613,19 @@ def repeat_table(results: list[dict]) -> list[str]:
             groups[(r["version"], r["tree"], _executor(r))][r["rep"]][r["variant"]] = r
     if not groups:
         return []
-    lines = ["Medians over the repeated pairs (a real run, then its floor; the versions' pairs interleaved). "
-             "`vs floor` is the median of the pairs' own ratios, with the smallest and largest.", "",
-             "| version | executor | pairs | real wall | floor wall | vs floor (min–max) | CPU-s / coin real / floor |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "Medians over the repeated pairs (a real run, then its floor; the versions' pairs interleaved). "
+        "`vs floor` is the median of the pairs' own ratios, with the smallest and largest.",
+        "",
+        "| version | executor | pairs | real wall | floor wall | vs floor (min–max) | CPU-s / coin real / floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (version, tree, executor), reps in groups.items():
-        pairs = [(v["real"], v["floor"]) for v in reps.values() if "real" in v and "floor" in v
-                 and v["real"]["wall"] and v["floor"]["wall"]]
+        pairs = [
+            (v["real"], v["floor"])
+            for v in reps.values()
+            if "real" in v and "floor" in v and v["real"]["wall"] and v["floor"]["wall"]
+        ]
         if not pairs:
             continue
         ratios = [a["wall"] / b["wall"] for a, b in pairs]
@@ -474,7 +633,8 @@ def repeat_table(results: list[dict]) -> list[str]:
         lines.append(
             f"| {version} ({tree}) | {executor} | {len(pairs)} | {med(a['wall'] for a, _ in pairs):.1f} s "
             f"| {med(b['wall'] for _, b in pairs):.1f} s | **{med(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}) "
-            f"| {med(a['cpu_per_coin'] or 0 for a, _ in pairs):.2f} / {med(b['cpu_per_coin'] or 0 for _, b in pairs):.2f} |")
+            f"| {med(a['cpu_per_coin'] or 0 for a, _ in pairs):.2f} / {med(b['cpu_per_coin'] or 0 for _, b in pairs):.2f} |"
+        )
     return lines
 
 
@@ -484,14 +644,21 @@ def steps_table(results: list[dict]) -> list[str]:
     if not runs:
         return []
     keys = list(dict.fromkeys(k for r in runs for k in r["coin_steps"]))
-    lines = ["A coin run step by step, p50 over the coin runs (s): `before` a task is from the end of the "
-             "previous one (or the run's start) to its start (scheduling, queue, process start-up or the "
-             "hand-off to the triggerer), `span` its start to its end (for a task in the triggerer, the "
-             "whole wait).", "",
-             "| step | " + " | ".join(_run_label(r) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    lines = [
+        "A coin run step by step, p50 over the coin runs (s): `before` a task is from the end of the "
+        "previous one (or the run's start) to its start (scheduling, queue, process start-up or the "
+        "hand-off to the triggerer), `span` its start to its end (for a task in the triggerer, the "
+        "whole wait).",
+        "",
+        "| step | " + " | ".join(_run_label(r) for r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(_f((r["coin_steps"].get(k) or {}).get("p50"), "{:.2f}")
-                                              for r in runs) + " |")
+        lines.append(
+            f"| {k} | "
+            + " | ".join(_f((r["coin_steps"].get(k) or {}).get("p50"), "{:.2f}") for r in runs)
+            + " |"
+        )
     return lines
 
 
@@ -501,9 +668,13 @@ def cpu_table(results: list[dict]) -> list[str]:
     if not runs:
         return []
     keys = sorted({k for r in runs for k in r["cpu_window"] if ":" not in k} - {"total", "others"})
-    lines = ["CPU-seconds in the master run's window by component (process subtree: a component's forked "
-             "workers and task processes count with it).", "",
-             "| component | " + " | ".join(_run_label(r) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    lines = [
+        "CPU-seconds in the master run's window by component (process subtree: a component's forked "
+        "workers and task processes count with it).",
+        "",
+        "| component | " + " | ".join(_run_label(r) for r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
     for k in [*keys, "total"]:
         lines.append(f"| {k} | " + " | ".join(_f(r["cpu_window"].get(k)) for r in runs) + " |")
     return lines
@@ -525,10 +696,14 @@ def api_table(results: list[dict]) -> list[str]:
         for kind, row in r["api_requests"].items():
             totals[kind] += row["n"] / (r.get("coins") or 1)
     kinds = [k for k, per_coin in totals.most_common() if per_coin / len(runs) >= 0.05]
-    lines = ["The api-server's requests per coin (count per coin; mean duration in ms, waiting for the "
-             "metadata DB included; `4xx` = answered with an error, e.g. a Connection that is not defined), "
-             "from its access log.", "",
-             "| request | " + " | ".join(_run_label(r) for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    lines = [
+        "The api-server's requests per coin (count per coin; mean duration in ms, waiting for the "
+        "metadata DB included; `4xx` = answered with an error, e.g. a Connection that is not defined), "
+        "from its access log.",
+        "",
+        "| request | " + " | ".join(_run_label(r) for r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
     for kind in kinds:
         cells = []
         for r in runs:
@@ -539,8 +714,13 @@ def api_table(results: list[dict]) -> list[str]:
             err = f", {row['errors']} 4xx" if row["errors"] else ""
             cells.append(f"{row['n'] / (r.get('coins') or 1):.2f} ({1000 * row['s'] / row['n']:.0f} ms{err})")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    lines.append("| **all** | " + " | ".join(
-        f"**{sum(x['n'] for x in r['api_requests'].values()) / (r.get('coins') or 1):.1f}**" for r in runs) + " |")
+    lines.append(
+        "| **all** | "
+        + " | ".join(
+            f"**{sum(x['n'] for x in r['api_requests'].values()) / (r.get('coins') or 1):.1f}**" for r in runs
+        )
+        + " |"
+    )
     return lines
 
 
@@ -549,27 +729,44 @@ def days_table(results: list[dict]) -> list[str]:
     runs = [r for r in results if r.get("first_day")]
     if not runs:
         return []
-    lines = ["Each command ran the master DAG on consecutive days on one stack; the tables above measure its "
-             "last run (a warm daily run). Its first run, on the freshly started stack:", "",
-             "| run | first day: master run | wall | CPU-s / coin | last day: wall | CPU-s / coin |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "Each command ran the master DAG on consecutive days on one stack; the tables above measure its "
+        "last run (a warm daily run). Its first run, on the freshly started stack:",
+        "",
+        "| run | first day: master run | wall | CPU-s / coin | last day: wall | CPU-s / coin |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in runs:
         f = r["first_day"]
-        lines.append(f"| {_run_label(r)} | {f['master_state']}, {f['coins']} coins | {_f(f['wall'])} s | "
-                     f"{_f(f['cpu_per_coin'], '{:.2f}')} | {_f(r['wall'])} s | {_f(r['cpu_per_coin'], '{:.2f}')} |")
+        lines.append(
+            f"| {_run_label(r)} | {f['master_state']}, {f['coins']} coins | {_f(f['wall'])} s | "
+            f"{_f(f['cpu_per_coin'], '{:.2f}')} | {_f(r['wall'])} s | {_f(r['cpu_per_coin'], '{:.2f}')} |"
+        )
     return lines
 
 
-def write_report(path: Path, title: str, command: str, results: list[dict], notes: list[str], extra: list[str]) -> None:
-    lines = [f"# {title}", "", "```", command, "```", "",
-             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-             f"(load average at the end {os.getloadavg()[0]:.2f}).", ""]
+def write_report(
+    path: Path, title: str, command: str, results: list[dict], notes: list[str], extra: list[str]
+) -> None:
+    lines = [
+        f"# {title}",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
+        f"(load average at the end {os.getloadavg()[0]:.2f}).",
+        "",
+    ]
     if FAILED:
         extra = extra + ["", "**Runs without figures:**", ""] + [f"- {f}" for f in FAILED]
     lines += extra + [""] + repeat_table(results) + [""] + compare_table(results) + [""] + days_table(results)
     lines += [""] + task_table(results)
     lines += [""] + steps_table(results)
-    lines += [""] + cpu_table(results) + [""] + api_table(results) + ["", "## How each figure is measured", ""]
+    lines += (
+        [""] + cpu_table(results) + [""] + api_table(results) + ["", "## How each figure is measured", ""]
+    )
     lines += notes
     path.write_text("\n".join(lines) + "\n")
     (path.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
@@ -617,12 +814,18 @@ NOTES = [
 FAILED: list[str] = []  # runs that gave no figures (named in the report)
 
 
-def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], coins_list: list[int],
-               floors: bool, work: Path) -> list[dict]:
+def run_matrix(
+    args,
+    versions: list[Version],
+    executors: list[tuple[str, int]],
+    coins_list: list[int],
+    floors: bool,
+    work: Path,
+) -> list[dict]:
     # The measured (last) master run is yesterday's interval and the replayed history day; with
     # --days N the stack runs the N-1 days before it first (replay anchored on the first day;
     # orchestration/days.py triggers each day).
-    last = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     measured_day = dt.date.fromisoformat(args.history_day)
     logical = last - dt.timedelta(days=args.days - 1)
     history_day = measured_day - dt.timedelta(days=args.days - 1)
@@ -630,14 +833,31 @@ def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], 
     for n in coins_list:
         market = None
         if n != args.day_coins or args.synthetic:
-            market = synthetic_market(work / f"market-{n}{f'-d{args.days}' if args.days > 1 else ''}", n, last,
-                                      measured_day, args.days)
+            market = synthetic_market(
+                work / f"market-{n}{f'-d{args.days}' if args.days > 1 else ''}",
+                n,
+                last,
+                measured_day,
+                args.days,
+            )
         # Each pair (real, floor) of a version on an executor; with --repeat the versions interleave.
-        for rep, version, (executor, workers) in itertools.product(range(1, args.repeat + 1), versions, executors):
+        for rep, version, (executor, workers) in itertools.product(
+            range(1, args.repeat + 1), versions, executors
+        ):
             tag = f"-{n}" + (f"-rep{rep}" if args.repeat > 1 else "")
-            run = Run(version=version, executor=executor, variant="real", work=work, logical=logical,
-                      history_day=history_day, market=market, workers=workers, timeout=args.timeout,
-                      tag=tag, days=args.days)
+            run = Run(
+                version=version,
+                executor=executor,
+                variant="real",
+                work=work,
+                logical=logical,
+                history_day=history_day,
+                market=market,
+                workers=workers,
+                timeout=args.timeout,
+                tag=tag,
+                days=args.days,
+            )
             try:
                 real = run.run()
             except Exception as exc:  # noqa: BLE001 - the other runs go on; the report names it
@@ -653,9 +873,20 @@ def run_matrix(args, versions: list[Version], executors: list[tuple[str, int]], 
                     spec = floor_input(version, real, work, measured_day)
                     if args.days > 1:  # the first master run's logical day (see floor_dags.run_day)
                         spec["logical_date"] = logical.isoformat()
-                    floor = Run(version=version, executor=executor, variant="floor", work=work, logical=logical,
-                                history_day=history_day, market=None, workers=workers, timeout=args.timeout,
-                                floor_of=spec, tag=tag, days=args.days).run()
+                    floor = Run(
+                        version=version,
+                        executor=executor,
+                        variant="floor",
+                        work=work,
+                        logical=logical,
+                        history_day=history_day,
+                        market=None,
+                        workers=workers,
+                        timeout=args.timeout,
+                        floor_of=spec,
+                        tag=tag,
+                        days=args.days,
+                    ).run()
                 except Exception as exc:  # noqa: BLE001
                     say(f"FAILED floor of {run.name}: {exc}")
                     FAILED.append(f"floor of {run.name}: {str(exc).splitlines()[0]}")
@@ -677,13 +908,26 @@ def cmd_compare(args) -> None:
     executors = [(e, args.celery_workers) if e == "celery" else (e, 1) for e in args.executors.split(",")]
     say(f"work dir {work}; versions {[f'{v.name}={v.label}' for v in versions]}; executors {executors}")
     results = run_matrix(args, versions, executors, [args.coins], not args.no_floor, work)
-    out = Path(args.out or ROOT / "benchmarks" / "results" / ("orchestration_quick.md" if args.quick else "orchestration.md"))
-    market = ("the replayed history day" if args.coins == args.day_coins and not args.synthetic
-              else f"a synthetic CSV market of {args.coins} coins")
-    write_report(out, "Orchestration: old vs new pipeline, no-op floor, both executors",
-                 "python " + " ".join(shlex.quote(a) for a in sys.argv), results, NOTES,
-                 [f"Day: {market} (history day {args.history_day}); old = {OLD_COMMIT} (worktree "
-                  f"{args.old_tree}), new = {args.new_tree}. Work dir (logs, events, samples): {work}."])
+    out = Path(
+        args.out
+        or ROOT / "benchmarks" / "results" / ("orchestration_quick.md" if args.quick else "orchestration.md")
+    )
+    market = (
+        "the replayed history day"
+        if args.coins == args.day_coins and not args.synthetic
+        else f"a synthetic CSV market of {args.coins} coins"
+    )
+    write_report(
+        out,
+        "Orchestration: old vs new pipeline, no-op floor, both executors",
+        "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        results,
+        NOTES,
+        [
+            f"Day: {market} (history day {args.history_day}); old = {OLD_COMMIT} (worktree "
+            f"{args.old_tree}), new = {args.new_tree}. Work dir (logs, events, samples): {work}."
+        ],
+    )
 
 
 def cmd_scale(args) -> None:
@@ -698,27 +942,48 @@ def cmd_scale(args) -> None:
         for w in [int(x) for x in args.celery_workers.split(",")]:
             results += run_matrix(args, [version], [("celery", w)], [args.celery_coins], False, work)
     out = Path(args.out or ROOT / "benchmarks" / "results" / "orchestration_scale.md")
-    lines = ["| executor | coins | master run | wall (min) | CPU-s / coin | CPU-s total (window) | "
-             "scheduler CPU (main) | triggerer CPU | metadata DB growth | project DB growth | peak PSS (RSS) sum |",
-             "|" + "---|" * 11]
+    lines = [
+        "| executor | coins | master run | wall (min) | CPU-s / coin | CPU-s total (window) | "
+        "scheduler CPU (main) | triggerer CPU | metadata DB growth | project DB growth | peak PSS (RSS) sum |",
+        "|" + "---|" * 11,
+    ]
     for r in results:
         g = r["growth"]
         meta = next((v for k, v in g.items() if k.endswith("airflow.db") or k.endswith("_airflow")), None)
-        proj = next((v for k, v in g.items() if k.endswith("crypto_ml.db") or (k.startswith("pg:") and not k.endswith("_airflow"))), None)
+        proj = next(
+            (
+                v
+                for k, v in g.items()
+                if k.endswith("crypto_ml.db") or (k.startswith("pg:") and not k.endswith("_airflow"))
+            ),
+            None,
+        )
         ex = _executor(r)
-        lines.append(f"| {ex} | {r['coins']} | {r['master_state']} | {r['wall'] / 60:.2f} | {_f(r['cpu_per_coin'], '{:.2f}')} "
-                     f"| {r['cpu_window'].get('total', 0):.0f} | {_f(r['cpu_window'].get('scheduler:main'))} "
-                     f"| {_f(r['cpu_window'].get('triggerer'))} | {_f((meta or 0) / 2**20, '{:.1f}')} MB "
-                     f"| {_f((proj or 0) / 2**20, '{:.2f}')} MB | {_mem(r)} |")
+        lines.append(
+            f"| {ex} | {r['coins']} | {r['master_state']} | {r['wall'] / 60:.2f} | {_f(r['cpu_per_coin'], '{:.2f}')} "
+            f"| {r['cpu_window'].get('total', 0):.0f} | {_f(r['cpu_window'].get('scheduler:main'))} "
+            f"| {_f(r['cpu_window'].get('triggerer'))} | {_f((meta or 0) / 2**20, '{:.1f}')} MB "
+            f"| {_f((proj or 0) / 2**20, '{:.2f}')} MB | {_mem(r)} |"
+        )
     png = out.with_suffix(".png")
     plot_scale(results, png)
-    write_report(out, "Orchestration scale curve (synthetic coins, one daily run each)",
-                 "python " + " ".join(shlex.quote(a) for a in sys.argv), results, NOTES,
-                 lines + ["", f"![scale curve]({png.name})", "",
-                          f"Synthetic CSV market: coins block-bootstrapped from the bundled history "
-                          f"(SyntheticSource), the calendar shifted so history day {args.history_day} is the "
-                          f"run's day; the history before the day pre-loaded with `crypto-ml ingest` "
-                          f"(not timed), so the run stores one new day per coin. Work dir: {work}."])
+    write_report(
+        out,
+        "Orchestration scale curve (synthetic coins, one daily run each)",
+        "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        results,
+        NOTES,
+        lines
+        + [
+            "",
+            f"![scale curve]({png.name})",
+            "",
+            f"Synthetic CSV market: coins block-bootstrapped from the bundled history "
+            f"(SyntheticSource), the calendar shifted so history day {args.history_day} is the "
+            f"run's day; the history before the day pre-loaded with `crypto-ml ingest` "
+            f"(not timed), so the run stores one new day per coin. Work dir: {work}.",
+        ],
+    )
 
 
 def plot_scale(results: list[dict], path: Path) -> None:
@@ -756,10 +1021,16 @@ def cmd_report(args) -> None:
     work = Path(args.work)
     results = []
     for folder in sorted(p for p in work.iterdir() if (p / "measure.json").exists()):
-        saved = json.loads((folder / "result.json").read_text()) if (folder / "result.json").exists() else None
+        saved = (
+            json.loads((folder / "result.json").read_text()) if (folder / "result.json").exists() else None
+        )
         if saved is None or args.reanalyze:
             version, executor, *_ = folder.name.split("-")
-            url = args.meta_url if executor.startswith("celery") else f"sqlite:///{folder / 'airflow' / 'airflow.db'}"
+            url = (
+                args.meta_url
+                if executor.startswith("celery")
+                else f"sqlite:///{folder / 'airflow' / 'airflow.db'}"
+            )
             if not url:
                 say(f"skipped {folder.name}: give --meta-url for a Celery run")
                 continue
@@ -775,8 +1046,14 @@ def cmd_report(args) -> None:
             (folder / "result.json").write_text(json.dumps(saved, indent=1, default=str))
         results.append(saved)
     results.sort(key=lambda r: (r["version"] != "old", r["executor"], r["workers"], r["variant"] != "real"))
-    write_report(Path(args.out), f"Orchestration runs of {work}", "python " + " ".join(shlex.quote(a) for a in sys.argv),
-                 results, NOTES, [f"Work dir: {work}."])
+    write_report(
+        Path(args.out),
+        f"Orchestration runs of {work}",
+        "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        results,
+        NOTES,
+        [f"Work dir: {work}."],
+    )
 
 
 def main() -> None:
@@ -788,18 +1065,33 @@ def main() -> None:
     common.add_argument("--history-day", default="2017-06-25", help="replayed day (89 coins on 2017-06-25)")
     common.add_argument("--day-coins", type=int, default=89, help="coins of the replayed day")
     common.add_argument("--timeout", type=float, default=3600, help="per command (s)")
-    common.add_argument("--repeat", type=int, default=1,
-                        help="run every pair (real, floor) N times, the versions interleaved; report medians")
-    common.add_argument("--days", type=int, default=1,
-                        help="master runs on one stack, on consecutive days; the last one is measured "
-                             "(2: a warm daily run, after a first day on the same stack; orchestration/days.py)")
+    common.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every pair (real, floor) N times, the versions interleaved; report medians",
+    )
+    common.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="master runs on one stack, on consecutive days; the last one is measured "
+        "(2: a warm daily run, after a first day on the same stack; orchestration/days.py)",
+    )
     common.add_argument("--work", default=None, help="work dir (default /tmp/bench-orch-<time>)")
-    common.add_argument("--out", default=None, help="markdown file (default benchmarks/results/orchestration*.md)")
+    common.add_argument(
+        "--out", default=None, help="markdown file (default benchmarks/results/orchestration*.md)"
+    )
     c = sub.add_parser("compare", parents=[common], help="old vs new vs floor, on each executor")
-    c.add_argument("--coins", type=int, default=89, help="89: the replayed day; other N: a synthetic CSV market")
+    c.add_argument(
+        "--coins", type=int, default=89, help="89: the replayed day; other N: a synthetic CSV market"
+    )
     c.add_argument("--executors", default="local,celery")
-    c.add_argument("--versions", default="old,new",
-                   help="[NAME=]BASE[+VAR=VALUE...], comma-separated; BASE: old, new or a commit")
+    c.add_argument(
+        "--versions",
+        default="old,new",
+        help="[NAME=]BASE[+VAR=VALUE...], comma-separated; BASE: old, new or a commit",
+    )
     c.add_argument("--celery-workers", type=int, default=1, help="Airflow workers = engine workers")
     c.add_argument("--synthetic", action="store_true", help="a synthetic market even for --coins 89")
     c.add_argument("--no-floor", action="store_true")

@@ -56,8 +56,9 @@ def parse_periods(text: str) -> list[tuple[str, str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[source_options()],
-                                     conflict_handler="resolve")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[source_options()], conflict_handler="resolve"
+    )
     parser.add_argument("--periods", default=PERIODS, help=f"NAME=START:END,... (default {PERIODS})")
     parser.add_argument("--models", default="naive,drift,ar")
     parser.add_argument("--coins", default="common", help="common (default), all, or a comma-separated list")
@@ -83,7 +84,9 @@ def main() -> int:
     began, cpu = time.perf_counter(), time.process_time()
     for name, start, end in periods:
         t0 = time.perf_counter()
-        report = run_strategy(coins, models, loader=loader, start=start, end=end, refit_every=args.refit_every)
+        report = run_strategy(
+            coins, models, loader=loader, start=start, end=end, refit_every=args.refit_every
+        )
         timings[name] = round(time.perf_counter() - t0, 1)
         runs[name] = report.params
         report.write(args.out / f"{args.stem}_{name}", stem="strategy")
@@ -94,8 +97,21 @@ def main() -> int:
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    shown = table[["period", "model", "rule", "total_return", "sharpe", "max_drawdown", "hit_rate", "trades",
-                   "fees", "vs_no_trade", "vs_buy_and_hold"]].copy()
+    shown = table[
+        [
+            "period",
+            "model",
+            "rule",
+            "total_return",
+            "sharpe",
+            "max_drawdown",
+            "hit_rate",
+            "trades",
+            "fees",
+            "vs_no_trade",
+            "vs_buy_and_hold",
+        ]
+    ].copy()
     for col in ("total_return", "max_drawdown", "hit_rate", "vs_no_trade", "vs_buy_and_hold"):
         shown[col] = shown[col].map(lambda v: "n/a" if not math.isfinite(v) else f"{v * 100:+.1f}%")
     shown["sharpe"] = shown["sharpe"].map(lambda v: "n/a" if not math.isfinite(v) else f"{v:.2f}")
@@ -108,46 +124,67 @@ def main() -> int:
         bh = float(p.loc[p["model"] == "buy-and-hold", "total_return"].iloc[0])
         if not default.empty:
             d = default.iloc[0]
-            verdict = ("loses to" if d["total_return"] < 0 else "does not lose to")
-            verdicts.append(f"- **{name}**: the default (naive, shipped) {verdict} never trading "
-                            f"({d['total_return'] * 100:+.2f} %, {int(d['trades'])} trades); buy-and-hold "
-                            f"{bh * 100:+.1f} %; model x rule runs that lose money: "
-                            + (", ".join(f"{r.model}/{r.rule} {r.total_return * 100:+.1f} %"
-                                         for r in losers.itertuples()) or "none"))
-    command = ("python benchmarks/bench_periods.py" + _source_flags(args) + f" --periods {args.periods} "
-               f"--models {args.models} --coins {args.coins} --refit-every {args.refit_every}")
+            verdict = "loses to" if d["total_return"] < 0 else "does not lose to"
+            verdicts.append(
+                f"- **{name}**: the default (naive, shipped) {verdict} never trading "
+                f"({d['total_return'] * 100:+.2f} %, {int(d['trades'])} trades); buy-and-hold "
+                f"{bh * 100:+.1f} %; model x rule runs that lose money: "
+                + (
+                    ", ".join(
+                        f"{r.model}/{r.rule} {r.total_return * 100:+.1f} %" for r in losers.itertuples()
+                    )
+                    or "none"
+                )
+            )
+    command = (
+        "python benchmarks/bench_periods.py" + _source_flags(args) + f" --periods {args.periods} "
+        f"--models {args.models} --coins {args.coins} --refit-every {args.refit_every}"
+    )
     first = next(iter(runs.values()))
-    text = "\n".join([
-        "# Strategy backtest per period",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {os.cpu_count()} cores ({platform.machine()}), shared; Python {platform.python_version()}. "
-        f"Wall time {elapsed:.0f} s (per period: " + ", ".join(f"{k} {v} s" for k, v in timings.items())
-        + f"), CPU {cpu:.0f} s.",
-        "",
-        f"{first['coins']} coins ({'the same in every period: those with a close on ' + periods[0][1] if args.coins == 'common' else args.coins}), "
-        f"horizon {first['horizon']} days, refit every {first['refit_every']} days and updated daily, capital "
-        f"{first['capital']:,.0f} USD, {first['fee_bps']:g} bps fee + {first['slippage_bps']:g} bps slippage per side; "
-        "per coin at most 5,000 USD and in all at most 20,000 USD at market value, never more than the cash. "
-        "Rules: " + "; ".join(f"`{k}` = {v}" for k, v in first["rules"].items()) + ".",
-        "",
-        "Windows: " + "; ".join(f"{n} {s} .. {e}" for n, s, e in periods) + ".",
-        "",
-        markdown_table(shown),
-        "",
-        "## Verdicts",
-        "",
-        *verdicts,
-        "",
-        f"Per-period reports (equity plot, orders, per coin): `{args.stem}_<period>/`.",
-    ])
+    text = "\n".join(
+        [
+            "# Strategy backtest per period",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Machine: {os.cpu_count()} cores ({platform.machine()}), shared; Python {platform.python_version()}. "
+            f"Wall time {elapsed:.0f} s (per period: "
+            + ", ".join(f"{k} {v} s" for k, v in timings.items())
+            + f"), CPU {cpu:.0f} s.",
+            "",
+            f"{first['coins']} coins ({'the same in every period: those with a close on ' + periods[0][1] if args.coins == 'common' else args.coins}), "
+            f"horizon {first['horizon']} days, refit every {first['refit_every']} days and updated daily, capital "
+            f"{first['capital']:,.0f} USD, {first['fee_bps']:g} bps fee + {first['slippage_bps']:g} bps slippage per side; "
+            "per coin at most 5,000 USD and in all at most 20,000 USD at market value, never more than the cash. "
+            "Rules: " + "; ".join(f"`{k}` = {v}" for k, v in first["rules"].items()) + ".",
+            "",
+            "Windows: " + "; ".join(f"{n} {s} .. {e}" for n, s, e in periods) + ".",
+            "",
+            markdown_table(shown),
+            "",
+            "## Verdicts",
+            "",
+            *verdicts,
+            "",
+            f"Per-period reports (equity plot, orders, per coin): `{args.stem}_<period>/`.",
+        ]
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.stem}.md").write_text(text + "\n")
-    (args.out / f"{args.stem}.json").write_text(json.dumps(
-        {"command": command, "seconds": round(elapsed, 1), "periods": [dict(zip(("name", "start", "end"), p))
-                                                                        for p in periods],
-         "coins": coins, "rows": table.to_dict("records")}, indent=1, default=str) + "\n")
+    (args.out / f"{args.stem}.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "seconds": round(elapsed, 1),
+                "periods": [dict(zip(("name", "start", "end"), p)) for p in periods],
+                "coins": coins,
+                "rows": table.to_dict("records"),
+            },
+            indent=1,
+            default=str,
+        )
+        + "\n"
+    )
     print(text)
     return 0
 

@@ -56,30 +56,57 @@ def main(argv: list[str] | None = None) -> int:
                 out = verdict(ev, settings)
                 strat = ev.get("strategy") or {}
                 band = (ev.get("intervals") or {}).get("80") or {}
-                rows.append({
-                    "coin": coin, "as_of": as_of, "model": model, "status": out["status"],
-                    "mase_vs_naive": ev.get("mase_vs_naive"), "return": strat.get("total_return"),
-                    "drawdown": strat.get("max_drawdown"), "hit_rate": strat.get("hit_rate"),
-                    "trades": strat.get("trades"), "coverage80": band.get("coverage"),
-                    "width80": band.get("median_width_pct"), "reason": out["reason"],
-                })
+                rows.append(
+                    {
+                        "coin": coin,
+                        "as_of": as_of,
+                        "model": model,
+                        "status": out["status"],
+                        "mase_vs_naive": ev.get("mase_vs_naive"),
+                        "return": strat.get("total_return"),
+                        "drawdown": strat.get("max_drawdown"),
+                        "hit_rate": strat.get("hit_rate"),
+                        "trades": strat.get("trades"),
+                        "coverage80": band.get("coverage"),
+                        "width80": band.get("median_width_pct"),
+                        "reason": out["reason"],
+                    }
+                )
                 print(f"{coin} {as_of} {model}: {out['reason']}", flush=True)
     seconds = time.perf_counter() - began
     frame = pd.DataFrame(rows)
     promoted = frame[frame["status"] == "promoted"]
     per_model = frame.groupby("model", sort=False).agg(
-        trainings=("status", "size"), promoted=("status", lambda s: int((s == "promoted").sum())),
-        median_mase=("mase_vs_naive", "median"), median_return=("return", "median"))
+        trainings=("status", "size"),
+        promoted=("status", lambda s: int((s == "promoted").sum())),
+        median_mase=("mase_vs_naive", "median"),
+        median_return=("return", "median"),
+    )
     lines = [
-        "# Promotion gate on the bundled data", "",
-        (f"`python benchmarks/bench_promotion.py --coins {args.coins} --models {args.models} "
-         f"--days {args.days}` ({seconds:.0f} s, Python {platform.python_version()})."), "",
-        (f"Settings: {settings.to_json()} (the defaults of `CRYPTO_ML_PROMOTION_*`). Each row is one "
-         "quarterly training evaluated on the days before it, judged against naive / no-trade."), "",
-        "## Per model", "", per_model.reset_index().to_markdown(index=False, floatfmt=".3f"), "",
-        "## Versions that would be promoted", "",
-        promoted.to_markdown(index=False, floatfmt=".3f") if len(promoted) else "None.", "",
-        "## Every training", "", frame.to_markdown(index=False, floatfmt=".3f"), "",
+        "# Promotion gate on the bundled data",
+        "",
+        (
+            f"`python benchmarks/bench_promotion.py --coins {args.coins} --models {args.models} "
+            f"--days {args.days}` ({seconds:.0f} s, Python {platform.python_version()})."
+        ),
+        "",
+        (
+            f"Settings: {settings.to_json()} (the defaults of `CRYPTO_ML_PROMOTION_*`). Each row is one "
+            "quarterly training evaluated on the days before it, judged against naive / no-trade."
+        ),
+        "",
+        "## Per model",
+        "",
+        per_model.reset_index().to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## Versions that would be promoted",
+        "",
+        promoted.to_markdown(index=False, floatfmt=".3f") if len(promoted) else "None.",
+        "",
+        "## Every training",
+        "",
+        frame.to_markdown(index=False, floatfmt=".3f"),
+        "",
     ]
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}")

@@ -36,30 +36,47 @@ def main() -> int:
     elapsed = time.perf_counter() - began
     import pandas as pd
 
-    rows = [{"rule set": name, "rules": RULE_SETS[name].describe()
-             + f", order {RULE_SETS[name].order_notional:,.0f}, coin cap {RULE_SETS[name].max_position_notional:,.0f}, "
-             f"total cap {RULE_SETS[name].max_total_notional:,.0f}, capital {RULE_SETS[name].book_capital:,.0f}",
-             **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in w.items()}}
-            for name, w in worst.items()]
+    rows = [
+        {
+            "rule set": name,
+            "rules": RULE_SETS[name].describe()
+            + f", order {RULE_SETS[name].order_notional:,.0f}, coin cap {RULE_SETS[name].max_position_notional:,.0f}, "
+            f"total cap {RULE_SETS[name].max_total_notional:,.0f}, capital {RULE_SETS[name].book_capital:,.0f}",
+            **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in w.items()},
+        }
+        for name, w in worst.items()
+    ]
     command = f"python benchmarks/bench_risk.py --paths {args.paths} --seed {args.seed}"
-    text = "\n".join([
-        "# Risk: worst case over synthetic books",
-        "",
-        f"Command: `{command}` ({elapsed:.0f} s). {args.paths} books of 3 coins x {DAYS} days; exposure at "
-        "market value (|quantity| x the day's close), recomputed from the filled orders at every close.",
-        "",
-        markdown_table(pd.DataFrame(rows)),
-        "",
-        "`max_exposure_over_capital` above 1 only where the rules' total cap is above the capital and the book "
-        "grew (exposure is held to the equity: `max_exposure_over_equity` <= 1); `min_equity` >= 0 and "
-        "`min_cash` >= 0 (float noise) on every path; `max_net_invested_over_capital` is purchases minus sales "
-        "over the capital (the issue's failure put 25.2 k net into 20 k, 1.26).",
-    ])
+    text = "\n".join(
+        [
+            "# Risk: worst case over synthetic books",
+            "",
+            f"Command: `{command}` ({elapsed:.0f} s). {args.paths} books of 3 coins x {DAYS} days; exposure at "
+            "market value (|quantity| x the day's close), recomputed from the filled orders at every close.",
+            "",
+            markdown_table(pd.DataFrame(rows)),
+            "",
+            "`max_exposure_over_capital` above 1 only where the rules' total cap is above the capital and the book "
+            "grew (exposure is held to the equity: `max_exposure_over_equity` <= 1); `min_equity` >= 0 and "
+            "`min_cash` >= 0 (float noise) on every path; `max_net_invested_over_capital` is purchases minus sales "
+            "over the capital (the issue's failure put 25.2 k net into 20 k, 1.26).",
+        ]
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "risk_worst_case.md").write_text(text + "\n")
-    (args.out / "risk_worst_case.json").write_text(json.dumps(
-        {"command": command, "seconds": round(elapsed, 1), "paths": args.paths, "days": DAYS, "worst": worst},
-        indent=2) + "\n")
+    (args.out / "risk_worst_case.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "seconds": round(elapsed, 1),
+                "paths": args.paths,
+                "days": DAYS,
+                "worst": worst,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(text)
     return 0
 

@@ -33,7 +33,9 @@ MASTER, COIN = "crypto_ml_master", "crypto_ml_coin"
 def _airflow(env: dict, *args: str) -> str:
     from crypto_ml.stack.supervisor import find_bin
 
-    return subprocess.run([find_bin("airflow"), *args], env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [find_bin("airflow"), *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _wait_parsed(stack, env, timeout=240) -> None:
@@ -57,7 +59,7 @@ def _ts(value):
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
@@ -82,8 +84,15 @@ def run_variant(name: str, day: str, work: Path) -> dict:
         n = int(name.split("-")[1])
         os.environ.pop("CRYPTO_ML_DATABASE_URL", None)
         os.environ.update(generate_secrets())
-        stack = CeleryStack(name=f"bench_stack_{os.getpid()}_{n}", port=8097, flower_port=5597, home=home,
-                            airflow_workers=n, engine_workers=n, scheduled=False)
+        stack = CeleryStack(
+            name=f"bench_stack_{os.getpid()}_{n}",
+            port=8097,
+            flower_port=5597,
+            home=home,
+            airflow_workers=n,
+            engine_workers=n,
+            scheduled=False,
+        )
         meta_url = stack.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         setup = f"CeleryExecutor: {n} Airflow worker(s) x 8 slots, {n} engine worker(s) x 1 process"
     started = time.monotonic()
@@ -100,23 +109,32 @@ def run_variant(name: str, day: str, work: Path) -> dict:
             while True:
                 stack.check_alive()
                 with engine.connect() as conn:
-                    state = conn.execute(text("SELECT state FROM dag_run WHERE dag_id = :d"), {"d": MASTER}).scalar()
+                    state = conn.execute(
+                        text("SELECT state FROM dag_run WHERE dag_id = :d"), {"d": MASTER}
+                    ).scalar()
                 if state in ("success", "failed"):
                     break
                 time.sleep(1)
             wall = time.monotonic() - t0
             print(f"[bench] {name}: master run {state} after {wall:.1f} s", flush=True)
             with engine.connect() as conn:
-                tis = conn.execute(text(
-                    "SELECT dag_id, task_id, state, hostname, queued_dttm, start_date, end_date FROM task_instance")).all()
+                tis = conn.execute(
+                    text(
+                        "SELECT dag_id, task_id, state, hostname, queued_dttm, start_date, end_date FROM task_instance"
+                    )
+                ).all()
         finally:
             engine.dispose()
     if name != "embedded":
         stack.destroy()
     from types import SimpleNamespace
 
-    tis = [SimpleNamespace(**{**row._mapping, **{k: _ts(row._mapping[k]) for k in
-                                                 ("queued_dttm", "start_date", "end_date")}}) for row in tis]
+    tis = [
+        SimpleNamespace(
+            **{**row._mapping, **{k: _ts(row._mapping[k]) for k in ("queued_dttm", "start_date", "end_date")}}
+        )
+        for row in tis
+    ]
     ran = [t for t in tis if t.start_date is not None and t.end_date is not None]
     waits = [(t.start_date - t.queued_dttm).total_seconds() for t in ran if t.queued_dttm is not None]
     fanout = ("run_coin_pipeline", "run_coin_pipelines")  # the mapped fan-out before, the batched one now
@@ -125,9 +143,16 @@ def run_variant(name: str, day: str, work: Path) -> dict:
     for t in ran:
         by_task.setdefault(t.task_id, []).append((t.end_date - t.start_date).total_seconds())
     return {
-        "variant": name, "setup": setup, "state": state, "up": up, "wall": wall, "tis": len(tis),
-        "ran": len(ran), "hosts": sorted({t.hostname for t in ran if t.hostname}),
-        "wait_p50": statistics.median(waits) if waits else 0.0, "busy": busy,
+        "variant": name,
+        "setup": setup,
+        "state": state,
+        "up": up,
+        "wall": wall,
+        "tis": len(tis),
+        "ran": len(ran),
+        "hosts": sorted({t.hostname for t in ran if t.hostname}),
+        "wait_p50": statistics.median(waits) if waits else 0.0,
+        "busy": busy,
         "by_task": {k: statistics.median(v) for k, v in sorted(by_task.items())},
     }
 
@@ -143,22 +168,31 @@ def main() -> None:
     for name in args.variants.split(","):
         print(f"[bench] {name} ...", flush=True)
         result = run_variant(name, args.day, work)
-        print(f"[bench] {name}: {result['state']} in {result['wall']:.1f} s (stack up in {result['up']:.0f} s), "
-              f"{result['ran']} task instances ran on {result['hosts']}", flush=True)
+        print(
+            f"[bench] {name}: {result['state']} in {result['wall']:.1f} s (stack up in {result['up']:.0f} s), "
+            f"{result['ran']} task instances ran on {result['hosts']}",
+            flush=True,
+        )
         results.append(result)
     base = next((r["wall"] for r in results if r["variant"] == "embedded"), results[0]["wall"])
-    print("\n| Variant | Set-up | Master run | Time vs embedded | Task instances run | Queue wait p50 | "
-          "Task time (sum, excl. deferred fan-out) |")
+    print(
+        "\n| Variant | Set-up | Master run | Time vs embedded | Task instances run | Queue wait p50 | "
+        "Task time (sum, excl. deferred fan-out) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['variant']} | {r['setup']} | {r['wall']:.1f} s ({r['state']}) | {r['wall'] / base:.2f}x | "
-              f"{r['ran']} | {r['wait_p50']:.2f} s | {r['busy']:.0f} s |")
+        print(
+            f"| {r['variant']} | {r['setup']} | {r['wall']:.1f} s ({r['state']}) | {r['wall'] / base:.2f}x | "
+            f"{r['ran']} | {r['wait_p50']:.2f} s | {r['busy']:.0f} s |"
+        )
     tasks = sorted({k for r in results for k in r["by_task"]})
     print("\nMedian run time per task instance (s):\n")
     print("| Task | " + " | ".join(r["variant"] for r in results) + " |")
     print("|---|" + "---|" * len(results))
     for task in tasks:
-        print(f"| {task} | " + " | ".join(f"{r['by_task'].get(task, float('nan')):.2f}" for r in results) + " |")
+        print(
+            f"| {task} | " + " | ".join(f"{r['by_task'].get(task, float('nan')):.2f}" for r in results) + " |"
+        )
     sys.stdout.flush()
 
 

@@ -10,11 +10,16 @@ from celery import Celery
 
 app = Celery("bench_broker", broker=os.environ["BENCH_BROKER_URL"], backend=os.environ["BENCH_BROKER_URL"])
 app.conf.update(
-    task_serializer="json", result_serializer="json", accept_content=["json"],
-    task_acks_late=True, worker_prefetch_multiplier=1, task_default_queue=os.environ["BENCH_QUEUE"],
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue=os.environ["BENCH_QUEUE"],
     broker_transport_options={"global_keyprefix": os.environ["BENCH_PREFIX"]},
     result_backend_transport_options={"global_keyprefix": os.environ["BENCH_PREFIX"]},
-    result_expires=600, worker_hijack_root_logger=False,
+    result_expires=600,
+    worker_hijack_root_logger=False,
 )
 
 

@@ -26,7 +26,9 @@ def imports(tree: ast.Module, module: str, top_only: bool, files=()) -> set[str]
         elif isinstance(node, ast.ImportFrom) and node.module:
             base = node.module
             if node.level:
-                pkg = module.split(".")[: -node.level] if not module.endswith("__init__") else module.split(".")
+                pkg = (
+                    module.split(".")[: -node.level] if not module.endswith("__init__") else module.split(".")
+                )
                 base = ".".join([*pkg, node.module])
             subs = {f"{base}.{a.name}" for a in node.names} & set(files)
             found |= subs if len(subs) == len(node.names) else subs | {base}
@@ -47,7 +49,9 @@ def _nodes(tree: ast.Module, top_only: bool):
 
 
 def graph(root: Path, top_only: bool) -> dict[str, set[str]]:
-    files = {module_name(root, p): p for p in (root / "crypto_ml").rglob("*.py") if "migrations" not in p.parts}
+    files = {
+        module_name(root, p): p for p in (root / "crypto_ml").rglob("*.py") if "migrations" not in p.parts
+    }
     edges = {}
     for mod, path in files.items():
         targets = set()

@@ -40,9 +40,14 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("default" in text or default is None or default is False or default == argparse.SUPPRESS
-                or not action.option_strings
-                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or not action.option_strings
+            or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+        ):
             return text
         shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
@@ -61,7 +66,9 @@ class Parser(argparse.ArgumentParser):
         if match:
             import difflib
 
-            choices = re.findall(r"'([^']*)'", match.group(2)) or [c.strip() for c in match.group(2).split(",")]
+            choices = re.findall(r"'([^']*)'", match.group(2)) or [
+                c.strip() for c in match.group(2).split(",")
+            ]
             near = difflib.get_close_matches(match.group(1), choices, n=3, cutoff=0.5)
             if near:
                 message += f"; did you mean {' or '.join(repr(n) for n in near)}?"
@@ -73,17 +80,28 @@ def _exit_code(exc: BaseException) -> int | None:
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     from crypto_ml.data.loader import UnknownCoinError
+    from crypto_ml.data.validation import DataValidationError
     from crypto_ml.markets import MarketConfigError
     from crypto_ml.sources.base import SourceError
-    from crypto_ml.data.validation import DataValidationError
 
     if isinstance(exc, CLIError):
         return exc.code
-    if isinstance(exc, (UnknownCoinError, MarketConfigError, ArgumentError, FileNotFoundError,
-                        IsADirectoryError, NotADirectoryError, ValueError)):
+    if isinstance(
+        exc,
+        (
+            UnknownCoinError,
+            MarketConfigError,
+            ArgumentError,
+            FileNotFoundError,
+            IsADirectoryError,
+            NotADirectoryError,
+            ValueError,
+        ),
+    ):
         return 2
-    if isinstance(exc, (SourceError, DataValidationError, DBAPIError, ConnectionError, TimeoutError,
-                        PermissionError)):
+    if isinstance(
+        exc, (SourceError, DataValidationError, DBAPIError, ConnectionError, TimeoutError, PermissionError)
+    ):
         return 1
     try:
         from kombu.exceptions import OperationalError as BrokerError
@@ -131,8 +149,9 @@ def _describe(subparsers) -> None:
 def _add_debug(subparsers) -> None:
     """``--debug`` after the command too (``crypto-ml predict --debug``), at every level."""
     for sub in subparsers.choices.values():
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show the traceback of an error")
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+        )
         for action in sub._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _add_debug(action)
@@ -156,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         code = _exit_code(exc)
         message = _one_line(exc)
         if code is None:
-            code, message = 1, f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
+            code, message = (
+                1,
+                f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)",
+            )
         print(f"crypto-ml {command}: error: {message}", file=sys.stderr)
         return code
 

@@ -11,8 +11,12 @@ from crypto_ml import __version__
 #: listed (:func:`modules_of`), so a new operator, sensor, trigger or hook module is never left out
 #: (``tests/test_provider_info.py`` checks each listed module holds a class of its kind, and that no
 #: such class lives elsewhere in the package).
-PACKAGES = {"hooks": "crypto_ml.hooks", "operators": "crypto_ml.operators",
-            "sensors": "crypto_ml.sensors", "triggers": "crypto_ml.triggers"}
+PACKAGES = {
+    "hooks": "crypto_ml.hooks",
+    "operators": "crypto_ml.operators",
+    "sensors": "crypto_ml.sensors",
+    "triggers": "crypto_ml.triggers",
+}
 
 
 def modules_of(package: str) -> list[str]:
@@ -20,8 +24,11 @@ def modules_of(package: str) -> list[str]:
     import importlib.util
 
     spec = importlib.util.find_spec(package)
-    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(spec.submodule_search_locations)
-                  if not m.name.startswith("_"))
+    return sorted(
+        f"{package}.{m.name}"
+        for m in pkgutil.iter_modules(spec.submodule_search_locations)
+        if not m.name.startswith("_")
+    )
 
 
 def _field(label: str, kind: str, description: str, **schema) -> dict:
@@ -59,12 +66,20 @@ DATABASE_CONNECTION = {
     "ui-field-behaviour": {
         "hidden-fields": [],
         "relabeling": {"schema": "Database"},
-        "placeholders": {"host": "postgres.example.com", "port": "5432", "schema": "crypto_ml",
-                         "login": "crypto_ml"},
+        "placeholders": {
+            "host": "postgres.example.com",
+            "port": "5432",
+            "schema": "crypto_ml",
+            "login": "crypto_ml",
+        },
     },
     "conn-fields": {
-        "url": _field("URL", "string", "A full SQLAlchemy URL instead of the fields above (e.g. "
-                      "sqlite:////data/crypto_ml.db or postgresql+psycopg2://user@host/db); wins when set."),
+        "url": _field(
+            "URL",
+            "string",
+            "A full SQLAlchemy URL instead of the fields above (e.g. "
+            "sqlite:////data/crypto_ml.db or postgresql+psycopg2://user@host/db); wins when set.",
+        ),
     },
 }
 
@@ -79,8 +94,11 @@ ENGINE_CONNECTION = {
         "placeholders": {"host": "redis://redis:6379/0"},
     },
     "conn-fields": {
-        "result_backend": _field("Result backend", "string", "Where the engine's results are read, "
-                                 "e.g. redis://redis:6379/1 (default: the environment's)."),
+        "result_backend": _field(
+            "Result backend",
+            "string",
+            "Where the engine's results are read, e.g. redis://redis:6379/1 (default: the environment's).",
+        ),
         "key_prefix": _field("Key prefix", "string", "Redis only: prefix of every key of the engine."),
     },
 }
@@ -100,8 +118,10 @@ def get_provider_info() -> dict:
                 "tags": ["software"],
             }
         ],
-        **{kind: [{"integration-name": "Crypto-ML", "python-modules": modules_of(package)}]
-           for kind, package in PACKAGES.items()},
+        **{
+            kind: [{"integration-name": "Crypto-ML", "python-modules": modules_of(package)}]
+            for kind, package in PACKAGES.items()
+        },
         "connection-types": [
             ENGINE_CONNECTION,
             DATABASE_CONNECTION,

@@ -40,13 +40,18 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param
 
-from crypto_ml.pipeline.catalog import (
-    DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES, coin_max_active_runs, coin_param_schema, run_market_day,
-)
 from crypto_ml.operators.engine import EngineSubmitOperator
-from crypto_ml.pipeline.params import DEFAULT_HORIZON
 from crypto_ml.operators.trading import TradeBranchOperator, TradeRequestOperator
 from crypto_ml.operators.transform import CoinTransformOperator
+from crypto_ml.pipeline.catalog import (
+    DEFAULT_MODEL,
+    MAX_HORIZON,
+    MODEL_NAMES,
+    coin_max_active_runs,
+    coin_param_schema,
+    run_market_day,
+)
+from crypto_ml.pipeline.params import DEFAULT_HORIZON
 from crypto_ml.sensors.engine import EngineTaskSensor
 
 with DAG(
@@ -61,11 +66,14 @@ with DAG(
     params={
         "coin": Param(type="string", description="coin id (bitcoin, btc-usdt, ...)", **coin_param_schema()),
         "as_of": Param(
-            None, type=["null", "string"], format="date",
+            None,
+            type=["null", "string"],
+            format="date",
             description="last day of data (YYYY-MM-DD); default: the market day of the run's logical date",
         ),
-        "horizon": Param(DEFAULT_HORIZON, type="integer", minimum=1, maximum=MAX_HORIZON,
-                         description="days to forecast"),
+        "horizon": Param(
+            DEFAULT_HORIZON, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"
+        ),
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
     },
     user_defined_macros={"market_day": run_market_day},
@@ -98,7 +106,10 @@ with DAG(
     decide >> [
         # decide stored the prediction (its one writer): the store branch has nothing left to do,
         # and an EmptyOperator is marked done by the scheduler without a process.
-        EmptyOperator(task_id="store_prediction", doc_md="The store-only branch: `decide` stored the "
-                      "prediction and recorded a store decision (its XCom `report`)."),
+        EmptyOperator(
+            task_id="store_prediction",
+            doc_md="The store-only branch: `decide` stored the "
+            "prediction and recorded a store decision (its XCom `report`).",
+        ),
         TradeRequestOperator(task_id="issue_trade_request", prediction=wait.output),
     ]

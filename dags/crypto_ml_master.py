@@ -42,12 +42,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
-
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from crypto_ml.operators.fanout import TriggerDagRunsOperator
 from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MAX_HORIZON, MODEL_NAMES
 from crypto_ml.pipeline.params import DEFAULT_HORIZON
-from crypto_ml.operators.fanout import TriggerDagRunsOperator
 from crypto_ml.sensors.dag_runs import DagRunsSensor
 
 with DAG(
@@ -61,11 +60,14 @@ with DAG(
     tags=["crypto-ml", "pipeline"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
     params={
-        "horizon": Param(DEFAULT_HORIZON, type="integer", minimum=1, maximum=MAX_HORIZON,
-                         description="days to forecast"),
+        "horizon": Param(
+            DEFAULT_HORIZON, type="integer", minimum=1, maximum=MAX_HORIZON, description="days to forecast"
+        ),
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model name"),
         "coins": Param(
-            None, type=["null", "array"], items={"type": "string"},
+            None,
+            type=["null", "array"],
+            items={"type": "string"},
             description="only these coins (default: every coin with new data)",
         ),
     },
@@ -86,8 +88,12 @@ with DAG(
             check_run_conf(dag_run, dag)
             # The run's run_after is the clock for which candles have closed: a retry after
             # midnight or a clear next week polls the day the first try polled.
-            return poll(dag_run.logical_date or dag_run.run_after, now=dag_run.run_after,
-                        market=CryptoMarketHook().get_market(), url=CryptoDatabaseHook().get_url())
+            return poll(
+                dag_run.logical_date or dag_run.run_after,
+                now=dag_run.run_after,
+                market=CryptoMarketHook().get_market(),
+                url=CryptoDatabaseHook().get_url(),
+            )
         except (TriggerRefused, PipelineInputError, MarketConfigError) as exc:  # no retry helps
             raise AirflowFailException(str(exc)) from None
 
@@ -110,7 +116,9 @@ with DAG(
                 )
             coins = [c for c in coins if c in wanted]
         try:  # before any coin run exists: one line, not one failed run per coin
-            check_model_trained(coins, params["model"], polled["history_day"], url=CryptoDatabaseHook().get_url())
+            check_model_trained(
+                coins, params["model"], polled["history_day"], url=CryptoDatabaseHook().get_url()
+            )
         except ModelNotTrained as exc:
             raise AirflowFailException(str(exc)) from None
         return coin_runs(coins, polled["history_day"], model=params["model"], horizon=params["horizon"])
@@ -125,8 +133,13 @@ with DAG(
         from crypto_ml.storage.reporting import day_summary
 
         log = logging.getLogger(__name__)
-        summary = day_summary(polled["history_day"], coins=polled["coins"], model=params["model"],
-                              horizon=params["horizon"], url=CryptoDatabaseHook().get_url())
+        summary = day_summary(
+            polled["history_day"],
+            coins=polled["coins"],
+            model=params["model"],
+            horizon=params["horizon"],
+            url=CryptoDatabaseHook().get_url(),
+        )
         summary["history_limits"] = polled.get("history_limits") or {}
         for coin, reason in summary["history_limits"].items():
             log.warning("LIMITED %s: %s", coin, reason)
@@ -145,8 +158,12 @@ with DAG(
         runs=runs,
         reset_dag_run=True,  # a re-run re-runs the day's finished coin runs (nothing written twice)
     )
-    wait = DagRunsSensor(task_id="wait_for_coin_runs", watched_dag_id="crypto_ml_coin", run_ids=runs,
-                         trigger_rule=TriggerRule.ALL_DONE)
+    wait = DagRunsSensor(
+        task_id="wait_for_coin_runs",
+        watched_dag_id="crypto_ml_coin",
+        run_ids=runs,
+        trigger_rule=TriggerRule.ALL_DONE,
+    )
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def check_all_coins(*, ti=None) -> None:
@@ -157,7 +174,8 @@ with DAG(
         if failed:
             raise AirflowFailException(
                 f"{', '.join(failed)} of this run failed (a coin pipeline, the poll or the fan-out): "
-                "see the grid; the summary ran anyway")
+                "see the grid; the summary ran anyway"
+            )
 
     summary = summarize(polled)
     run_coin >> wait >> summary

@@ -36,8 +36,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
 from crypto_ml.operators.engine import EngineSubmitOperator
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
 
 with DAG(
     dag_id="crypto_ml_train",
@@ -50,9 +50,13 @@ with DAG(
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
     params={
         "model": Param(DEFAULT_MODEL, type="string", enum=list(MODEL_NAMES), description="model to train"),
-        "min_rows": Param(60, type="integer", minimum=2, description="train coins with at least this many days"),
+        "min_rows": Param(
+            60, type="integer", minimum=2, description="train coins with at least this many days"
+        ),
         "coins": Param(
-            None, type=["null", "array"], items={"type": "string"},
+            None,
+            type=["null", "array"],
+            items={"type": "string"},
             description="only these coins (default: every coin with data that day)",
         ),
     },
@@ -75,8 +79,12 @@ with DAG(
         try:
             check_run_conf(dag_run, dag)
             url = CryptoDatabaseHook().get_url()
-            polled = poll(dag_run.logical_date or dag_run.run_after, now=dag_run.run_after,
-                          market=CryptoMarketHook().get_market(), url=url)
+            polled = poll(
+                dag_run.logical_date or dag_run.run_after,
+                now=dag_run.run_after,
+                market=CryptoMarketHook().get_market(),
+                url=url,
+            )
             return training_coins(polled, coins=params["coins"], min_rows=params["min_rows"], url=url)
         except (TriggerRefused, PipelineInputError, MarketConfigError) as exc:  # no retry helps
             raise AirflowFailException(str(exc)) from None

@@ -117,41 +117,74 @@ def db_url(request) -> str:
 # -- the two lanes --------------------------------------------------------------------------------
 #: Fixtures that bring a server, a subprocess or an Airflow stack: a test using one is an
 #: integration test (as Airflow marks its own: ``@pytest.mark.integration``).
-INTEGRATION_FIXTURES = frozenset({
-    "pg_server_url", "pg_url",  # PostgreSQL
-    "broker", "fault_broker", "embedded_broker", "engine_env", "start_worker",  # engine workers, brokers
-    "airflow_env", "engine_worker", "run_dag",  # `airflow dags test` and a real engine worker
-    "redis_prefix", "start_engine_worker", "deployment",  # tests/operators: the same, on PostgreSQL + Redis
-    "owned_servers", "celery_stack", "master_run",  # the production shape on this machine
-})
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "pg_server_url",
+        "pg_url",  # PostgreSQL
+        "broker",
+        "fault_broker",
+        "embedded_broker",
+        "engine_env",
+        "start_worker",  # engine workers, brokers
+        "airflow_env",
+        "engine_worker",
+        "run_dag",  # `airflow dags test` and a real engine worker
+        "redis_prefix",
+        "start_engine_worker",
+        "deployment",  # tests/operators: the same, on PostgreSQL + Redis
+        "owned_servers",
+        "celery_stack",
+        "master_run",  # the production shape on this machine
+    }
+)
 #: Folders whose every test starts servers or containers.
 INTEGRATION_DIRS = ("tests/stack/", "tests/deploy/")
 #: Markers that imply the integration lane.
 INTEGRATION_MARKERS = frozenset({"postgres", "docker", "slow"})
 #: Test files that start a subprocess or a server without an integration fixture (the unit lane's
 #: guard names any file missing here: `scripts/test.sh --fast` fails on it).
-INTEGRATION_FILES = frozenset({
-    "tests/dags/test_dag_integrity.py", "tests/commands/test_data.py", "tests/data/test_market_setting.py",
-    "tests/markets/test_markets_stack.py", "tests/markets/test_parse_matrix.py", "tests/pipeline/test_fanout.py",
-    "tests/test_cli.py", "tests/pipeline/test_preload.py", "tests/test_shell.py", "tests/web/test_web_browser.py",
-    "tests/web/test_plugin.py", "tests/hooks/test_market.py", "tests/engine/test_engine_unit.py",
-    "tests/forecasting/test_lstm.py", "tests/operators/test_custom_dag.py", "tests/commands/test_models.py",
-    "tests/pipeline/test_engine_wait.py", "tests/pipeline/test_triggers.py", "tests/stack/test_probe.py",
-    "tests/docs/test_docs_build.py", "tests/docs/test_getting_started.py", "tests/commands/test_trigger.py",
-})
+INTEGRATION_FILES = frozenset(
+    {
+        "tests/dags/test_dag_integrity.py",
+        "tests/commands/test_data.py",
+        "tests/data/test_market_setting.py",
+        "tests/markets/test_markets_stack.py",
+        "tests/markets/test_parse_matrix.py",
+        "tests/pipeline/test_fanout.py",
+        "tests/test_cli.py",
+        "tests/pipeline/test_preload.py",
+        "tests/test_shell.py",
+        "tests/web/test_web_browser.py",
+        "tests/web/test_plugin.py",
+        "tests/hooks/test_market.py",
+        "tests/engine/test_engine_unit.py",
+        "tests/engine/test_tf_neighbour.py",
+        "tests/forecasting/test_lstm.py",
+        "tests/operators/test_custom_dag.py",
+        "tests/commands/test_models.py",
+        "tests/pipeline/test_engine_wait.py",
+        "tests/pipeline/test_triggers.py",
+        "tests/stack/test_probe.py",
+        "tests/docs/test_docs_build.py",
+        "tests/docs/test_getting_started.py",
+        "tests/commands/test_trigger.py",
+    }
+)
 #: Heavy computations (coverage over many random walks, property tests over many paths, the LSTM
 #: trained for real): marked ``slow``, so in the full suite only. ``file::test`` (any parameters).
-SLOW_TESTS = frozenset({
-    "tests/evaluation/test_backtest_intervals.py::test_coverage_on_random_walks_of_known_distribution",
-    "tests/trading/test_risk.py::test_capital_at_risk_never_exceeds_capital_on_synthetic_paths",
-    "tests/trading/test_risk.py::test_losses_on_sold_positions_do_not_free_room_on_the_paper_ledger",
-    "tests/forecasting/test_intervals.py::test_ar_and_drift_intervals_cover_a_random_walk_too",
-    "tests/forecasting/test_intervals.py::test_naive_intervals_cover_a_random_walk_at_the_nominal_level",
-    "tests/evaluation/test_strategy.py::test_nothing_before_the_jump_day_knows_about_the_jump",
-    "tests/storage/test_model_store.py::test_lstm_round_trip_through_the_store_without_pickle",
-    "tests/forecasting/test_update.py::test_lstm_update_moves_the_window",
-    "tests/settings/test_env_settings.py::test_no_two_modules_read_one_variable_for_different_things",
-})
+SLOW_TESTS = frozenset(
+    {
+        "tests/evaluation/test_backtest_intervals.py::test_coverage_on_random_walks_of_known_distribution",
+        "tests/trading/test_risk.py::test_capital_at_risk_never_exceeds_capital_on_synthetic_paths",
+        "tests/trading/test_risk.py::test_losses_on_sold_positions_do_not_free_room_on_the_paper_ledger",
+        "tests/forecasting/test_intervals.py::test_ar_and_drift_intervals_cover_a_random_walk_too",
+        "tests/forecasting/test_intervals.py::test_naive_intervals_cover_a_random_walk_at_the_nominal_level",
+        "tests/evaluation/test_strategy.py::test_nothing_before_the_jump_day_knows_about_the_jump",
+        "tests/storage/test_model_store.py::test_lstm_round_trip_through_the_store_without_pickle",
+        "tests/forecasting/test_update.py::test_lstm_update_moves_the_window",
+        "tests/settings/test_env_settings.py::test_no_two_modules_read_one_variable_for_different_things",
+    }
+)
 
 
 #: Commands libraries run to ask the system, harmless in a unit test.
@@ -160,15 +193,19 @@ LIBRARY_PROBES = frozenset({"uname", "file", "lscpu", "getconf", "ldconfig", "fc
 
 def _is_integration(item) -> bool:
     path = os.path.relpath(str(item.path), os.path.dirname(os.path.dirname(__file__))).replace(os.sep, "/")
-    return (path.startswith(INTEGRATION_DIRS) or path in INTEGRATION_FILES
-            or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
-            or any(m.name in INTEGRATION_MARKERS for m in item.iter_markers()))
+    return (
+        path.startswith(INTEGRATION_DIRS)
+        or path in INTEGRATION_FILES
+        or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or any(m.name in INTEGRATION_MARKERS for m in item.iter_markers())
+    )
 
 
 def _is_slow(item) -> bool:
     path = os.path.relpath(str(item.path), os.path.dirname(os.path.dirname(__file__))).replace(os.sep, "/")
-    return (f"{path}::{item.originalname}" in SLOW_TESTS
-            or (path.startswith("tests/forecasting/") and "[lstm" in item.nodeid))
+    return f"{path}::{item.originalname}" in SLOW_TESTS or (
+        path.startswith("tests/forecasting/") and "[lstm" in item.nodeid
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -198,17 +235,23 @@ def _unit_lane_guard(request, monkeypatch):
     def no_subprocess(self, *args, **kwargs):
         argv = args[0] if args else kwargs.get("args")
         name = os.path.basename(str(argv[0] if isinstance(argv, (list, tuple)) else str(argv).split()[0]))
-        if name in LIBRARY_PROBES:  # a library asking the system (platform.processor(): uname -p; platform.architecture(): file -b)
+        if (
+            name in LIBRARY_PROBES
+        ):  # a library asking the system (platform.processor(): uname -p; platform.architecture(): file -b)
             return real_popen(self, *args, **kwargs)
-        pytest.fail(f"{where}: a unit test started a subprocess ({argv!r}); "
-                    "use an integration fixture or add its file to tests/conftest.py INTEGRATION_FILES")
+        pytest.fail(
+            f"{where}: a unit test started a subprocess ({argv!r}); "
+            "use an integration fixture or add its file to tests/conftest.py INTEGRATION_FILES"
+        )
 
     real_connect = socket.socket.connect
 
     def connect(self, address):
         if isinstance(address, tuple) and address[1] in (5432, 6379, 5672):
-            pytest.fail(f"{where}: a unit test connected to a service ({address[0]}:{address[1]}); mark it "
-                        "integration (tests/conftest.py)")
+            pytest.fail(
+                f"{where}: a unit test connected to a service ({address[0]}:{address[1]}); mark it "
+                "integration (tests/conftest.py)"
+            )
         return real_connect(self, address)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", no_subprocess)

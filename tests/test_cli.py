@@ -27,16 +27,27 @@ CORPUS = [
     (["validate", "--source", "{tmp}/nocsv"], 1, "no price CSV files found"),
     (["ingest", "--source", "{tmp}/missing.csv", "--db", "sqlite:///{tmp}/x.db"], 1, "price data not found"),
     (["predict", "--as-of", "notadate"], 2, "'notadate' is not a date (YYYY-MM-DD"),
-    (["predict", "--as-of", "1990-01-01"], 2, "no coin has data on or before 1990-01-01: the data starts on 2013-04-28"),
+    (
+        ["predict", "--as-of", "1990-01-01"],
+        2,
+        "no coin has data on or before 1990-01-01: the data starts on 2013-04-28",
+    ),
     (["predict", "--model", "nosuch"], 2, "invalid choice: 'nosuch' (choose from 'naive', 'drift'"),
     (["predict", "--horizon", "-1"], 2, "-1 is not positive (give 1 or more)"),
     (["predict", "--horizon", "ten"], 2, "'ten' is not a whole number"),
     (["predict", "--coins", "bitcon", "--no-store"], 2, "unknown coin 'bitcon'"),
-    (["db", "upgrade", "--db", "postgresql://nobody@127.0.0.1:9/nothing"], 1,
-     "database unreachable or refused the request: connection failed"),
+    (
+        ["db", "upgrade", "--db", "postgresql://nobody@127.0.0.1:9/nothing"],
+        1,
+        "database unreachable or refused the request: connection failed",
+    ),
     (["db", "upgrade", "--db", "notaurl"], 2, "Could not parse SQLAlchemy URL"),
     (["db", "rollback"], 2, "invalid choice: 'rollback' (choose from 'upgrade', 'url')"),
-    (["summary", "--coins", "bitcon"], 2, "unknown coin 'bitcon' (97 coins loaded from bundled); did you mean 'bitcoin'"),
+    (
+        ["summary", "--coins", "bitcon"],
+        2,
+        "unknown coin 'bitcon' (97 coins loaded from bundled); did you mean 'bitcoin'",
+    ),
     (["summary", "--as-of", "2017-13-01"], 2, "'2017-13-01' is not a date"),
     (["summary", "--market", "crypto-ml-market://binance"], 2, "needs either extra.symbols"),
     (["summary", "--market", "crypto-ml-market://binanse?top=3"], 1, "'binanse' is not an exchange ccxt"),
@@ -87,7 +98,11 @@ def test_every_command_has_a_description_and_every_argument_a_help():
         if not parser.description:
             missing.append(f"{' '.join(path)}: no description")
         for action in parser._actions:
-            if not action.help and action.dest != "help" and not action.__class__.__name__.startswith("_SubParsers"):
+            if (
+                not action.help
+                and action.dest != "help"
+                and not action.__class__.__name__.startswith("_SubParsers")
+            ):
                 missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}: no help")
     assert not missing, "\n".join(missing)
 
@@ -112,8 +127,10 @@ def test_building_the_parser_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys; from crypto_ml.cli import build_parser; build_parser(); "
-            "heavy = sorted(m for m in ('pandas', 'sklearn', 'tensorflow', 'airflow', 'celery', 'sqlalchemy', "
-            "'numpy', 'ccxt') if m in sys.modules); print('HEAVY=' + ','.join(heavy))")
+    code = (
+        "import sys; from crypto_ml.cli import build_parser; build_parser(); "
+        "heavy = sorted(m for m in ('pandas', 'sklearn', 'tensorflow', 'airflow', 'celery', 'sqlalchemy', "
+        "'numpy', 'ccxt') if m in sys.modules); print('HEAVY=' + ','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY=\n" in out.stdout + "\n", out.stdout + out.stderr

@@ -23,8 +23,11 @@ def _bases():
 
 
 def _classes(module, base):
-    return {name for name, obj in inspect.getmembers(module, inspect.isclass)
-            if issubclass(obj, base) and obj.__module__ == module.__name__ and not name.startswith("_")}
+    return {
+        name
+        for name, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, base) and obj.__module__ == module.__name__ and not name.startswith("_")
+    }
 
 
 @pytest.fixture(scope="module")

@@ -36,11 +36,15 @@ with DAG(
     def coin_pipeline(coin: str):
         transform = CoinTransformOperator(task_id="transform", coin=coin, as_of="{{ dag_run.conf['as_of'] }}")
         submit = EngineSubmitOperator(
-            task_id="submit_prediction", coin=coin, as_of="{{ dag_run.conf['as_of'] }}",
-            model="{{ dag_run.conf.get('model', 'naive') }}", closes=transform.output,
+            task_id="submit_prediction",
+            coin=coin,
+            as_of="{{ dag_run.conf['as_of'] }}",
+            model="{{ dag_run.conf.get('model', 'naive') }}",
+            closes=transform.output,
         )
-        wait = EngineTaskSensor(task_id="wait_for_prediction", engine_task_id=submit.output,
-                                poke_interval=2.0, timeout=900)
+        wait = EngineTaskSensor(
+            task_id="wait_for_prediction", engine_task_id=submit.output, poke_interval=2.0, timeout=900
+        )
 
         @task
         def store_prediction(prediction: dict) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -18,7 +17,7 @@ def _ts(value) -> float | None:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.timestamp()
 
 
@@ -39,11 +38,23 @@ def read_metadata(url: str, master: str, which: int = -1) -> dict:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            runs = [dict(r._mapping) for r in conn.execute(text(
-                "SELECT dag_id, run_id, state, queued_at, start_date, end_date, logical_date FROM dag_run"))]
-            tis = [dict(r._mapping) for r in conn.execute(text(
-                "SELECT dag_id, task_id, run_id, map_index, state, try_number, queued_dttm, start_date, "
-                "end_date, hostname FROM task_instance"))]
+            runs = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    text(
+                        "SELECT dag_id, run_id, state, queued_at, start_date, end_date, logical_date FROM dag_run"
+                    )
+                )
+            ]
+            tis = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    text(
+                        "SELECT dag_id, task_id, run_id, map_index, state, try_number, queued_dttm, start_date, "
+                        "end_date, hostname FROM task_instance"
+                    )
+                )
+            ]
             history = conn.execute(text("SELECT count(*) FROM task_instance_history")).scalar()
     finally:
         engine.dispose()
@@ -72,7 +83,9 @@ class Tree:
     def __init__(self, folder: Path):
         self.samples = _load_jsonl(folder / "samples.jsonl")
         self.cmds = {(p["pid"], p["ct"]): p for p in _load_jsonl(folder / "procs.jsonl")}
-        self.measure = json.loads((folder / "measure.json").read_text()) if (folder / "measure.json").exists() else {}
+        self.measure = (
+            json.loads((folder / "measure.json").read_text()) if (folder / "measure.json").exists() else {}
+        )
         root = self.measure.get("cmd")
         self.cli_pid = None
         for s in self.samples[:20]:
@@ -126,9 +139,14 @@ class Tree:
         cpu = {k: cb.get(k, 0.0) - ca.get(k, 0.0) for k in set(ca) | set(cb)}
         if "busy" in a and "busy" in b:  # CPU the rest of the machine used meanwhile (noise)
             cpu["others"] = (b["busy"] - a["busy"]) - cpu["total"]
-        return {"cpu": cpu,
-                "peak_rss": peak, "peak_pss": max(pss) if pss else None, "growth": sizes, "sizes_end": b["sizes"],
-                "sample_span": (b["t"] - a["t"])}
+        return {
+            "cpu": cpu,
+            "peak_rss": peak,
+            "peak_pss": max(pss) if pss else None,
+            "growth": sizes,
+            "sizes_end": b["sizes"],
+            "sample_span": (b["t"] - a["t"]),
+        }
 
 
 def _label(cmd: str) -> str:
@@ -136,27 +154,49 @@ def _label(cmd: str) -> str:
     if parts and parts[0].rsplit("/", 1)[-1].startswith("python") and len(parts) > 1:
         parts = parts[1:]  # "python .../airflow dags unpause" -> "airflow dags unpause"
     cmd = " ".join(parts)
-    for key, name in (("triggerer", "triggerer"), ("dag-processor", "dag-processor"), ("dag_processor", "dag-processor"),
-                      ("scheduler", "scheduler"), ("api-server", "api-server"), ("api_server", "api-server"),
-                      ("celery worker", "airflow-worker"), ("airflow-worker", "airflow-worker"), ("flower", "flower"),
-                      (" worker", "engine-worker")):
+    for key, name in (
+        ("triggerer", "triggerer"),
+        ("dag-processor", "dag-processor"),
+        ("dag_processor", "dag-processor"),
+        ("scheduler", "scheduler"),
+        ("api-server", "api-server"),
+        ("api_server", "api-server"),
+        ("celery worker", "airflow-worker"),
+        ("airflow-worker", "airflow-worker"),
+        ("flower", "flower"),
+        (" worker", "engine-worker"),
+    ):
         if key in cmd:
             return name
     return " ".join([parts[0].rsplit("/", 1)[-1], *parts[1:3]]) if parts else "?"
 
 
-def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | None = None, which: int = -1) -> dict:
+def summarize(
+    *, folder: Path, meta_url: str, master: str, coins_hint: int | None = None, which: int = -1
+) -> dict:
     meta = read_metadata(meta_url, master, which)
     m = meta["master"]
     t0, t1 = _ts(m["start_date"]), _ts(m["end_date"])
     wall = (t1 - t0) if t0 and t1 else None
     # The day's runs: the master and every run started while it ran.
-    day_runs = [r for r in meta["runs"] if r is m or (
-        r["dag_id"] != master and _ts(r["start_date"]) and t0 and t1 and t0 - 1 <= _ts(r["start_date"]) <= t1)]
+    day_runs = [
+        r
+        for r in meta["runs"]
+        if r is m
+        or (
+            r["dag_id"] != master
+            and _ts(r["start_date"])
+            and t0
+            and t1
+            and t0 - 1 <= _ts(r["start_date"]) <= t1
+        )
+    ]
     run_keys = {(r["dag_id"], r["run_id"]) for r in day_runs}
     tis = [t for t in meta["tis"] if (t["dag_id"], t["run_id"]) in run_keys]
     child_runs = [r for r in day_runs if r is not m]
-    mapped = Counter((t["dag_id"], t["task_id"]) for t in tis if t["map_index"] is not None and t["map_index"] >= 0)
+    mapped = Counter(
+        (t["dag_id"], t["task_id"]) for t in tis if t["map_index"] is not None and t["map_index"] >= 0
+    )
     coins = len(child_runs) or (max(mapped.values()) if mapped else 0) or coins_hint or 1
     # Listener events: every task-process start.
     events = _load_jsonl(folder / "events.jsonl")
@@ -164,8 +204,11 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
     exits = {(e["pid"], e["dag"], e["task"], e["run"], e["map"]): e for e in events if e["ev"] == "exit"}
     starts_by_task = Counter((e["dag"], e["task"]) for e in running)
     # A start that exited without a success/failed/skipped listener call deferred (or was killed).
-    deferred_by_task = Counter((x["dag"], x["task"]) for x in exits.values()
-                               if x.get("outcome") is None and (x["dag"], x["run"]) in run_keys)
+    deferred_by_task = Counter(
+        (x["dag"], x["task"])
+        for x in exits.values()
+        if x.get("outcome") is None and (x["dag"], x["run"]) in run_keys
+    )
     tis_by_task = Counter((t["dag_id"], t["task_id"]) for t in tis)
     own: dict[str, list[float]] = defaultdict(list)
     boot: dict[str, list[float]] = defaultdict(list)
@@ -180,33 +223,54 @@ def summarize(*, folder: Path, meta_url: str, master: str, coins_hint: int | Non
             cpu_start[e["task"]].append(x["cpu"])
     for (dag, task, *_), seconds in per_ti.items():
         own[task].append(seconds)
-    waits = [(_ts(t["start_date"]) - _ts(t["queued_dttm"])) for t in tis
-             if t["start_date"] and t["queued_dttm"] and _ts(t["start_date"]) >= _ts(t["queued_dttm"])]
+    waits = [
+        (_ts(t["start_date"]) - _ts(t["queued_dttm"]))
+        for t in tis
+        if t["start_date"] and t["queued_dttm"] and _ts(t["start_date"]) >= _ts(t["queued_dttm"])
+    ]
     tree = Tree(folder)
     win = tree.window(t0, t1) if (tree.samples and t0 and t1) else {"cpu": {}, "peak_rss": None, "growth": {}}
     ru = tree.measure.get("rusage_children", {})
     states = Counter(r["state"] for r in child_runs)
     return {
-        "master_state": m["state"], "wall": wall, "t0": t0, "t1": t1, "coins": coins,
-        "child_runs": dict(states), "task_instances": len(tis), "ti_history": meta["history"],
+        "master_state": m["state"],
+        "wall": wall,
+        "t0": t0,
+        "t1": t1,
+        "coins": coins,
+        "child_runs": dict(states),
+        "task_instances": len(tis),
+        "ti_history": meta["history"],
         "ti_states": dict(Counter(t["state"] for t in tis)),
-        "process_starts": len(running), "starts_per_coin": len(running) / coins,
+        "process_starts": len(running),
+        "starts_per_coin": len(running) / coins,
         "starts_by_task": {f"{d}.{k}": v for (d, k), v in sorted(starts_by_task.items())},
-        "starts_per_ti": {f"{d}.{k}": round(v / tis_by_task[(d, k)], 2) for (d, k), v in starts_by_task.items()
-                          if tis_by_task[(d, k)]},
-        "deferrals_per_ti": {f"{d}.{k}": round(v / tis_by_task[(d, k)], 2) for (d, k), v in deferred_by_task.items()
-                             if tis_by_task[(d, k)]},
+        "starts_per_ti": {
+            f"{d}.{k}": round(v / tis_by_task[(d, k)], 2)
+            for (d, k), v in starts_by_task.items()
+            if tis_by_task[(d, k)]
+        },
+        "deferrals_per_ti": {
+            f"{d}.{k}": round(v / tis_by_task[(d, k)], 2)
+            for (d, k), v in deferred_by_task.items()
+            if tis_by_task[(d, k)]
+        },
         "tis_by_task": {f"{d}.{k}": v for (d, k), v in sorted(tis_by_task.items())},
-        "queue_wait_p50": _pct(waits, 0.5), "queue_wait_p95": _pct(waits, 0.95),
+        "queue_wait_p50": _pct(waits, 0.5),
+        "queue_wait_p95": _pct(waits, 0.95),
         "own_p50": {k: _pct(v, 0.5) for k, v in sorted(own.items())},
         "own_p95": {k: _pct(v, 0.95) for k, v in sorted(own.items())},
         "boot_p50": {k: _pct(v, 0.5) for k, v in sorted(boot.items())},
         "task_cpu_p50": {k: _pct(v, 0.5) for k, v in sorted(cpu_start.items())},
-        "cpu_window": win["cpu"], "cpu_per_coin": (win["cpu"].get("total", 0) / coins) if win["cpu"] else None,
+        "cpu_window": win["cpu"],
+        "cpu_per_coin": (win["cpu"].get("total", 0) / coins) if win["cpu"] else None,
         "peak_rss_mb": (win["peak_rss"] or 0) / 2**20,
-        "peak_pss_mb": (win["peak_pss"] or 0) / 2**20 if win.get("peak_pss") else None, "growth": win.get("growth", {}),
+        "peak_pss_mb": (win["peak_pss"] or 0) / 2**20 if win.get("peak_pss") else None,
+        "growth": win.get("growth", {}),
         "cpu_command_total": ru.get("utime", 0) + ru.get("stime", 0),
-        "command_wall": (tree.measure.get("ended", 0) - tree.measure.get("started", 0)) if tree.measure else None,
+        "command_wall": (tree.measure.get("ended", 0) - tree.measure.get("started", 0))
+        if tree.measure
+        else None,
         "exit_code": tree.measure.get("exit_code"),
         "coin_ids": sorted(r["run_id"].split("__")[0] for r in child_runs),
         "branch_taken": _branches(tis),
@@ -268,7 +332,9 @@ def _request_kind(method: str, path: str) -> str:
         if parts[:1] == ["xcoms"] and len(parts) >= 5:  # xcoms/dag/run/task/key
             return f"{method} xcoms {parts[1]}.{parts[3]} {parts[4]}"
         if parts[:1] in (["connections"], ["variables"], ["dag-runs"]):
-            return f"{method} {parts[0]}" + (f" {parts[1]}" if parts[0] == "dag-runs" and len(parts) > 1 else "")
+            return f"{method} {parts[0]}" + (
+                f" {parts[1]}" if parts[0] == "dag-runs" and len(parts) > 1 else ""
+            )
         return f"{method} " + "/".join(parts)
     return f"{method} api " + "/".join(parts[2:4])
 
@@ -282,11 +348,15 @@ def _line_time(line: str) -> float | None:
         return None
     stamp = dt.datetime.fromisoformat(m.group(1).replace(" ", "T"))
     if m.group(2) and m.group(2) != "Z":
-        return stamp.replace(tzinfo=dt.datetime.strptime(m.group(2).replace(":", ""), "%z").tzinfo).timestamp()
-    return stamp.replace(tzinfo=dt.timezone.utc).timestamp()
+        return stamp.replace(
+            tzinfo=dt.datetime.strptime(m.group(2).replace(":", ""), "%z").tzinfo
+        ).timestamp()
+    return stamp.replace(tzinfo=dt.UTC).timestamp()
 
 
-def api_requests(folder: Path, window: tuple[float | None, float | None] | None = None) -> dict[str, dict[str, float]] | None:
+def api_requests(
+    folder: Path, window: tuple[float | None, float | None] | None = None
+) -> dict[str, dict[str, float]] | None:
     """The api-server's requests in a run, from its access log (``request finished`` lines):
     ``{kind: {"n": count, "s": summed duration in seconds, "errors": 4xx/5xx}}``; None without a log.
     With ``window`` (epoch seconds), only the lines stamped inside it (a run of several master

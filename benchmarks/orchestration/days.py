@@ -60,7 +60,7 @@ def celery(args) -> list[str]:
     from crypto_ml.commands.stack import _stack
 
     run_args = build_parser().parse_args(["stack", "run", *args.stack_args])
-    date = run_args.date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    date = run_args.date or dt.datetime.now(dt.UTC).date().isoformat()
     with _stack(run_args, scheduled=False) as stack:
         return run_days(stack, date, args.days, run_args.timeout)
 

@@ -80,8 +80,12 @@ def _for_run(value, context):
     day = run_day(context) if isinstance(value, list) else DAY
     if day == DAY:
         return value
-    return [{**item, "trigger_run_id": item["trigger_run_id"].replace(f"__{DAY}", f"__{day}")}
-            if isinstance(item, dict) and "trigger_run_id" in item else item for item in value]
+    return [
+        {**item, "trigger_run_id": item["trigger_run_id"].replace(f"__{DAY}", f"__{day}")}
+        if isinstance(item, dict) and "trigger_run_id" in item
+        else item
+        for item in value
+    ]
 
 
 class NoopOperator(BaseOperator):
@@ -120,7 +124,9 @@ class NoopDeferEndOperator(NoopOperator):
     """Defers once to a trigger that fires at once and ends the task there (one task process)."""
 
     def execute(self, context):
-        self.defer(trigger=TimeDeltaTrigger(dt.timedelta(0), end_from_trigger=True), method_name="execute_complete")
+        self.defer(
+            trigger=TimeDeltaTrigger(dt.timedelta(0), end_from_trigger=True), method_name="execute_complete"
+        )
 
     def execute_complete(self, context, event=None):
         return _for_run(self.value, context)
@@ -129,8 +135,13 @@ class NoopDeferEndOperator(NoopOperator):
 def _runs_trigger(dag_id: str, poll: float, end: bool, day: str = DAY):
     from bench_floor_triggers import FloorRunsDoneTrigger  # the run's plugins folder
 
-    return FloorRunsDoneTrigger(dag_id=dag_id, states=["success", "failed"], run_ids=[f"{c}__{day}" for c in COINS],
-                                poll_interval=poll, end_from_trigger=end)
+    return FloorRunsDoneTrigger(
+        dag_id=dag_id,
+        states=["success", "failed"],
+        run_ids=[f"{c}__{day}" for c in COINS],
+        poll_interval=poll,
+        end_from_trigger=end,
+    )
 
 
 class WaitRunsDeferOperator(NoopOperator):
@@ -142,8 +153,10 @@ class WaitRunsDeferOperator(NoopOperator):
         self.watched, self.poll, self.end = watched, poll, end
 
     def execute(self, context):
-        self.defer(trigger=_runs_trigger(self.watched, self.poll, self.end, run_day(context)),
-                   method_name="execute_complete")
+        self.defer(
+            trigger=_runs_trigger(self.watched, self.poll, self.end, run_day(context)),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context, event=None):
         return _for_run(self.value, context)
@@ -155,8 +168,11 @@ class NoopFromTriggerOperator(NoopOperator):
     start_from_trigger = True
     start_trigger_args = StartTriggerArgs(
         trigger_cls="airflow.providers.standard.triggers.temporal.TimeDeltaTrigger",
-        trigger_kwargs={"delta": dt.timedelta(0)}, next_method="execute_complete", next_kwargs=None,
-        timeout=None)
+        trigger_kwargs={"delta": dt.timedelta(0)},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
 
     def execute_complete(self, context, event=None):
         return _for_run(self.value, context)
@@ -167,8 +183,11 @@ class NoopInTriggerOperator(NoopFromTriggerOperator):
 
     start_trigger_args = StartTriggerArgs(
         trigger_cls="airflow.providers.standard.triggers.temporal.TimeDeltaTrigger",
-        trigger_kwargs={"delta": dt.timedelta(0), "end_from_trigger": True}, next_method="execute_complete",
-        next_kwargs=None, timeout=None)
+        trigger_kwargs={"delta": dt.timedelta(0), "end_from_trigger": True},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
 
 
 def _runs_from_trigger(watched: str, poll: float, end: bool) -> type:
@@ -176,17 +195,27 @@ def _runs_from_trigger(watched: str, poll: float, end: bool) -> type:
     Its trigger's arguments are fixed at parse time: it waits for the runs of the spec's ``day``
     only, so a spec of several master runs (``logical_date``) cannot use it."""
     if SPEC.get("logical_date"):
-        raise FloorError(f"a wait for {watched}'s runs that starts in the triggerer is not rebuilt for several "
-                         "master runs yet (its run ids are fixed at parse time)")
+        raise FloorError(
+            f"a wait for {watched}'s runs that starts in the triggerer is not rebuilt for several "
+            "master runs yet (its run ids are fixed at parse time)"
+        )
     run_ids = [f"{c}__{DAY}" for c in COINS]
 
     class WaitRunsFromTrigger(NoopOperator):
         start_from_trigger = True
         start_trigger_args = StartTriggerArgs(
             trigger_cls="bench_floor_triggers.FloorRunsDoneTrigger",
-            trigger_kwargs={"dag_id": watched, "states": ["success", "failed"], "run_ids": run_ids,
-                            "poll_interval": poll, "end_from_trigger": end},
-            next_method="execute_complete", next_kwargs=None, timeout=None)
+            trigger_kwargs={
+                "dag_id": watched,
+                "states": ["success", "failed"],
+                "run_ids": run_ids,
+                "poll_interval": poll,
+                "end_from_trigger": end,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
 
         def execute_complete(self, context, event=None):
             return _for_run(self.value, context)
@@ -214,7 +243,9 @@ def build(spec: dict) -> DAG:
         if t.get("mapped_group"):
             raise FloorError(f"{spec['dag_id']}.{t['task_id']}: mapped task groups are not rebuilt yet")
         if t["mapped"] and not t.get("map_over"):
-            raise FloorError(f"{spec['dag_id']}.{t['task_id']}: mapped over something other than one task's output")
+            raise FloorError(
+                f"{spec['dag_id']}.{t['task_id']}: mapped over something other than one task's output"
+            )
     schedule = None
     if spec.get("timetable") == "CronDataIntervalTimetable" and spec.get("cron"):
         from airflow.timetables.interval import CronDataIntervalTimetable
@@ -222,10 +253,21 @@ def build(spec: dict) -> DAG:
         schedule = CronDataIntervalTimetable(spec["cron"], timezone="UTC")
     elif spec.get("cron"):
         schedule = spec["cron"]
-    start = pendulum.parse(spec["start_date"]) if spec.get("start_date") else pendulum.datetime(2026, 11, 1, tz="UTC")
-    dag = DAG(dag_id=spec["dag_id"], schedule=schedule, start_date=start, catchup=False,
-              max_active_runs=spec.get("max_active_runs") or 16, max_active_tasks=spec.get("max_active_tasks") or 16,
-              tags=["bench-floor"], default_args={"retries": 0})
+    start = (
+        pendulum.parse(spec["start_date"])
+        if spec.get("start_date")
+        else pendulum.datetime(2026, 11, 1, tz="UTC")
+    )
+    dag = DAG(
+        dag_id=spec["dag_id"],
+        schedule=schedule,
+        start_date=start,
+        catchup=False,
+        max_active_runs=spec.get("max_active_runs") or 16,
+        max_active_tasks=spec.get("max_active_tasks") or 16,
+        tags=["bench-floor"],
+        default_args={"retries": 0},
+    )
     ops: dict = {}
     by_id = {t["task_id"]: t for t in tasks}
     starts = SPEC.get("starts", {}).get(spec["dag_id"], {})
@@ -233,43 +275,64 @@ def build(spec: dict) -> DAG:
         for t in _order(tasks):
             tid = t["task_id"]
             common = {"task_id": tid, "trigger_rule": t["trigger_rule"]}
-            value = (_items(t.get("map_kind") or consumers[tid].get("map_kind"), consumers[tid]) if tid in consumers
-                     else {"history_day": DAY, "coins": COINS, "market": "no-op floor"})
+            value = (
+                _items(t.get("map_kind") or consumers[tid].get("map_kind"), consumers[tid])
+                if tid in consumers
+                else {"history_day": DAY, "coins": COINS, "market": "no-op floor"}
+            )
             n = starts.get(tid)
             deferrals = SPEC.get("deferrals", {}).get(spec["dag_id"], {}).get(tid, 0)
             # A task after a fan-out that does not wait (TriggerDagRunOperator without
             # wait_for_completion) and that waits in the triggerer stands for "wait for those runs".
-            watched = next((by_id[u]["trigger"]["trigger_dag_id"] for u in t["upstream"]
-                            if by_id[u]["class"] in FANOUTS
-                            and not by_id[u]["trigger"]["wait_for_completion"]), None)
+            watched = next(
+                (
+                    by_id[u]["trigger"]["trigger_dag_id"]
+                    for u in t["upstream"]
+                    if by_id[u]["class"] in FANOUTS and not by_id[u]["trigger"]["wait_for_completion"]
+                ),
+                None,
+            )
             if t["class"] == "TriggerDagRunOperator":
                 kw = {**t["trigger"], "logical_date": None}
                 if t["mapped"]:
                     if t.get("map_kind") != "kwargs":
-                        raise FloorError(f"{tid}: TriggerDagRunOperator mapped with expand() is not rebuilt yet")
+                        raise FloorError(
+                            f"{tid}: TriggerDagRunOperator mapped with expand() is not rebuilt yet"
+                        )
                     ops[tid] = TriggerDagRunOperator.partial(
-                        **common, **kw, map_index_template="{{ task.conf['coin'] }}").expand_kwargs(ops[t["map_over"]].output)
+                        **common, **kw, map_index_template="{{ task.conf['coin'] }}"
+                    ).expand_kwargs(ops[t["map_over"]].output)
                 else:
                     ops[tid] = TriggerDagRunOperator(**common, **kw)
             elif t["class"] == "TriggerDagRunsOperator":  # the batched fan-out, kept as it is
                 from crypto_ml.operators.fanout import TriggerDagRunsOperator
 
-                ops[tid] = TriggerDagRunsOperator(**common, trigger_dag_id=t["trigger"]["trigger_dag_id"],
-                                                  runs=ops[t["runs_from"]].output,
-                                                  reset_dag_run=t["trigger"]["reset_dag_run"])
+                ops[tid] = TriggerDagRunsOperator(
+                    **common,
+                    trigger_dag_id=t["trigger"]["trigger_dag_id"],
+                    runs=ops[t["runs_from"]].output,
+                    reset_dag_run=t["trigger"]["reset_dag_run"],
+                )
             elif t["class"] == "EmptyOperator":
                 ops[tid] = EmptyOperator(**common)
             else:
                 if t["branch"]:
-                    cls, extra = NoopBranchOperator, {"choice": SPEC.get("branch_choice", {}).get(
-                        f"{spec['dag_id']}.{tid}") or sorted(t["downstream"])[0]}
+                    cls, extra = (
+                        NoopBranchOperator,
+                        {
+                            "choice": SPEC.get("branch_choice", {}).get(f"{spec['dag_id']}.{tid}")
+                            or sorted(t["downstream"])[0]
+                        },
+                    )
                 elif t["start_from_trigger"] and watched:
                     cls, extra = _runs_from_trigger(watched, t.get("poll") or 5.0, end=not n), {}
                 elif t["start_from_trigger"]:
                     cls, extra = (NoopInTriggerOperator if not n else NoopFromTriggerOperator), {}
                 elif t["deferrable"] and watched and (deferrals or n is None):
-                    cls, extra = WaitRunsDeferOperator, {"watched": watched, "poll": t.get("poll") or 5.0,
-                                                         "end": (n or 0) <= deferrals}
+                    cls, extra = (
+                        WaitRunsDeferOperator,
+                        {"watched": watched, "poll": t.get("poll") or 5.0, "end": (n or 0) <= deferrals},
+                    )
                 elif t["deferrable"] and n is None:
                     cls, extra = NoopDeferOperator, {}
                 elif t["deferrable"] and deferrals and n <= deferrals:

@@ -56,9 +56,11 @@ def describe(dag) -> dict:
             "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
             "retries": attr("retries", 0),
             "mapped": mapped,
-            "branch": any(n in ("BranchMixIn", "BaseBranchOperator", "SkipMixin") and "Branch" in n for n in mro),
-            "deferrable": bool(attr("deferrable", False)) or (
-                not isinstance(cls, dict) and "execute_complete" in dir(cls)),
+            "branch": any(
+                n in ("BranchMixIn", "BaseBranchOperator", "SkipMixin") and "Branch" in n for n in mro
+            ),
+            "deferrable": bool(attr("deferrable", False))
+            or (not isinstance(cls, dict) and "execute_complete" in dir(cls)),
             "start_from_trigger": bool(attr("start_from_trigger", False)),
             "poll": attr("poll_interval", None) or attr("poke_interval", None),
             "task_group": getattr(getattr(task, "task_group", None), "group_id", None),
@@ -69,8 +71,11 @@ def describe(dag) -> dict:
         if cls_name == "TriggerDagRunsOperator":  # crypto_ml's batched fan-out: kept, fed like the real one
             runs = attr("runs")
             info["runs_from"] = getattr(getattr(runs, "operator", None), "task_id", None)
-            info["trigger"] = {"trigger_dag_id": attr("trigger_dag_id"), "wait_for_completion": False,
-                               "reset_dag_run": attr("reset_dag_run", True)}
+            info["trigger"] = {
+                "trigger_dag_id": attr("trigger_dag_id"),
+                "wait_for_completion": False,
+                "reset_dag_run": attr("reset_dag_run", True),
+            }
         if cls_name == "TriggerDagRunOperator":
             info["trigger"] = {
                 "trigger_dag_id": attr("trigger_dag_id"),

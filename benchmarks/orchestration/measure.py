@@ -53,8 +53,10 @@ class _PgSizes:
                 self.conn = psycopg2.connect(self.url, connect_timeout=3)
                 self.conn.autocommit = True
             with self.conn.cursor() as cur:
-                cur.execute("SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname = ANY(%s)",
-                            (self.names,))
+                cur.execute(
+                    "SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname = ANY(%s)",
+                    (self.names,),
+                )
                 return {f"pg:{n}": int(s) for n, s in cur.fetchall()}
         except Exception:  # noqa: BLE001 - the database may not exist yet
             self.conn = None
@@ -107,12 +109,20 @@ def main() -> int:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
     exe = shutil.which(cmd[0], path=os.environ.get("PATH")) or cmd[0]
-    log_fd = os.open(args.log or os.path.join(out, "command.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log_fd = os.open(
+        args.log or os.path.join(out, "command.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+    )
     started = time.time()
-    pid = os.posix_spawn(exe, cmd, dict(os.environ), file_actions=[
-        (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2),
-        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-    ])
+    pid = os.posix_spawn(
+        exe,
+        cmd,
+        dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, log_fd, 1),
+            (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        ],
+    )
     os.close(log_fd)
 
     stop = {"signal": None}
@@ -160,12 +170,29 @@ def main() -> int:
                 with p.oneshot():
                     ct = p.cpu_times()
                     key = (p.pid, p.create_time())
-                    row = [p.pid, p.ppid(), key[1], ct.user, ct.system, ct.children_user,
-                           ct.children_system, p.memory_info().rss]
+                    row = [
+                        p.pid,
+                        p.ppid(),
+                        key[1],
+                        ct.user,
+                        ct.system,
+                        ct.children_user,
+                        ct.children_system,
+                        p.memory_info().rss,
+                    ]
                     if key not in seen:
                         seen.add(key)
-                        procs_out.write(json.dumps({"pid": p.pid, "ct": key[1], "ppid": row[1],
-                                                    "cmd": " ".join(p.cmdline())[:400]}) + "\n")
+                        procs_out.write(
+                            json.dumps(
+                                {
+                                    "pid": p.pid,
+                                    "ct": key[1],
+                                    "ppid": row[1],
+                                    "cmd": " ".join(p.cmdline())[:400],
+                                }
+                            )
+                            + "\n"
+                        )
             except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                 continue
             rows.append(row)
@@ -181,8 +208,17 @@ def main() -> int:
             sizes.update(pg.read())
             last_pg = now
         busy = psutil.cpu_times()  # the whole machine: what others used meanwhile is busy - ours
-        record = {"t": now, "rc": _rusage_children(), "procs": rows, "sizes": sizes,
-                  "busy": busy.user + busy.nice + busy.system + getattr(busy, "irq", 0) + getattr(busy, "softirq", 0)}
+        record = {
+            "t": now,
+            "rc": _rusage_children(),
+            "procs": rows,
+            "sizes": sizes,
+            "busy": busy.user
+            + busy.nice
+            + busy.system
+            + getattr(busy, "irq", 0)
+            + getattr(busy, "softirq", 0),
+        }
         if now - last_pss >= 5:  # proportional set size: shared pages split between their users
             record["pss"] = _pss(r[0] for r in rows)
             last_pss = now
@@ -219,7 +255,11 @@ def main() -> int:
     samples.close()
     procs_out.close()
     result = {
-        "cmd": cmd, "exit_code": status, "signal": stop["signal"], "started": started, "ended": time.time(),
+        "cmd": cmd,
+        "exit_code": status,
+        "signal": stop["signal"],
+        "started": started,
+        "ended": time.time(),
         "rusage_children": dict(zip(("utime", "stime", "maxrss_kb"), _rusage_children())),
     }
     with open(os.path.join(out, "measure.json"), "w") as fh:

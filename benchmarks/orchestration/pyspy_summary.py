@@ -59,7 +59,7 @@ def under(path: str, needle: str, depth: int) -> tuple[int, collections.Counter]
         hits = [i for i, f in enumerate(frames) if needle in f]
         if hits:
             total += n
-            out[" > ".join(_name(f) for f in frames[hits[0] + 1: hits[0] + 1 + depth])] += n
+            out[" > ".join(_name(f) for f in frames[hits[0] + 1 : hits[0] + 1 + depth])] += n
     return total, out
 
 

@@ -27,46 +27,59 @@ def register(subparsers) -> None:
             "'crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT' (default: "
             "$AIRFLOW_CONN_CRYPTO_ML_MARKET with 'env')",
         )
-        p.add_argument("--as-of", default=None, type=iso_date,
-                       help="point-in-time view: ignore rows after YYYY-MM-DD")
+        p.add_argument(
+            "--as-of", default=None, type=iso_date, help="point-in-time view: ignore rows after YYYY-MM-DD"
+        )
         p.add_argument("--synthetic", type=non_negative_int, default=0, help="add N labelled synthetic coins")
         p.add_argument("--seed", type=int, default=0, help="seed of the synthetic coins")
 
     p = subparsers.add_parser(
-        "summary", help="load and validate the data, print one line per coin",
+        "summary",
+        help="load and validate the data, print one line per coin",
         description="Load and validate prices from the bundled data, your CSV files (--source) or a "
         "market as the pipeline reads it (--market), and print one line per coin: first and last "
-        "day, rows, last close, findings. Names every coin that failed to load; exit 1 if any did.")
+        "day, rows, last close, findings. Names every coin that failed to load; exit 1 if any did.",
+    )
     source_args(p)
     p.add_argument("--coins", default=None, help="comma-separated coins (default: all)")
     p.set_defaults(func=cmd_summary)
 
     p = subparsers.add_parser(
-        "validate", help="list every validation finding; exit 1 on errors",
+        "validate",
+        help="list every validation finding; exit 1 on errors",
         description="Load prices as `summary` does and list every validation error (with --warnings, "
         "every finding): the coin, the row and what is wrong. Exit 1 when a row is invalid or a coin "
-        "failed to load.")
+        "failed to load.",
+    )
     source_args(p)
     p.add_argument("--warnings", action="store_true", help="also list warnings")
     p.set_defaults(func=cmd_validate)
 
     p = subparsers.add_parser(
-        "ingest", help="load, validate and upsert prices (and quarantined rows) into the project DB",
+        "ingest",
+        help="load, validate and upsert prices (and quarantined rows) into the project DB",
         description="Load and validate prices as `summary` does, then upsert them into the project "
         "database, each coin in its own transaction (a re-run updates in place, inserts nothing "
-        "twice); invalid rows go to the quarantine table. Exit 1 when a coin failed to load.")
+        "twice); invalid rows go to the quarantine table. Exit 1 when a coin failed to load.",
+    )
     source_args(p)
     p.add_argument("--db", default=None, help="database URL (default: $CRYPTO_ML_DATABASE_URL or SQLite)")
     p.add_argument("--quiet", action="store_true", help="no per-coin table")
     p.set_defaults(func=cmd_ingest)
 
     p = subparsers.add_parser(
-        "db", help="project database: upgrade schema, show where it is",
+        "db",
+        help="project database: upgrade schema, show where it is",
         description="The project database (prices, predictions, models, trades): `upgrade` runs its "
-        "migrations (Alembic), `url` prints which database the commands use and why.")
+        "migrations (Alembic), `url` prints which database the commands use and why.",
+    )
     p.add_argument("action", choices=["upgrade", "url"], help="upgrade: migrate the schema; url: print it")
-    p.add_argument("--db", default=None, help="database URL (default: $CRYPTO_ML_DATABASE_URL, the "
-                   "crypto_ml_db Connection, else SQLite in AIRFLOW_HOME)")
+    p.add_argument(
+        "--db",
+        default=None,
+        help="database URL (default: $CRYPTO_ML_DATABASE_URL, the "
+        "crypto_ml_db Connection, else SQLite in AIRFLOW_HOME)",
+    )
     p.set_defaults(func=cmd_db)
 
 
@@ -92,7 +105,8 @@ def what_is_read(args) -> str:
         market = market_from_arg(args.market)
         return f"{market.describe()} [{market.source_name}; from {market.origin}]"
     return f"{args.source or 'bundled'} (--source)" + (
-        f" + {args.synthetic} synthetic coins" if args.synthetic else "")
+        f" + {args.synthetic} synthetic coins" if args.synthetic else ""
+    )
 
 
 def _load(args):
@@ -173,8 +187,14 @@ def cmd_ingest(args) -> int:
     print(f"[2/3] loading and validating prices from {what_is_read(args)} ...", flush=True)
     loader, seconds = _load(args)
     print(f"      {len(loader)} coins in {seconds:.2f} s: {loader.report}", flush=True)
-    with tqdm(total=len(loader.frame()), unit="row", desc="[3/3] storing", file=sys.stdout,
-              disable=None, mininterval=0.5) as bar:
+    with tqdm(
+        total=len(loader.frame()),
+        unit="row",
+        desc="[3/3] storing",
+        file=sys.stdout,
+        disable=None,
+        mininterval=0.5,
+    ) as bar:
         result = ingest(loader=loader, url=url, progress=lambda coin, rows: bar.update(rows))
     if not args.quiet:
         print()

@@ -19,7 +19,8 @@ from crypto_ml.commands import iso_date, positive_int
 
 def register(subparsers) -> None:
     engine = subparsers.add_parser(
-        "engine", help="the Celery prediction engine: config, submit predict/train, task status",
+        "engine",
+        help="the Celery prediction engine: config, submit predict/train, task status",
         description="Start workers with `celery -A crypto_ml worker -Q predict,train,heavy`; "
         "monitor with `celery -A crypto_ml flower`.",
     )
@@ -31,13 +32,19 @@ def register(subparsers) -> None:
     for name, helptext in (("predict", "submit crypto_ml.predict"), ("train", "submit crypto_ml.train")):
         p = sub.add_parser(name, help=f"{helptext} and (unless --no-wait) wait for the result")
         p.add_argument("coin", help="coin id, e.g. bitcoin")
-        p.add_argument("--as-of", default=None, type=iso_date, help="YYYY-MM-DD (default: the coin's last day)")
+        p.add_argument(
+            "--as-of", default=None, type=iso_date, help="YYYY-MM-DD (default: the coin's last day)"
+        )
         p.add_argument("--model", default="naive" if name == "predict" else "linear", help="model name")
         if name == "predict":
             p.add_argument("--horizon", type=positive_int, default=10, help="days to forecast")
-            p.add_argument("--version", type=int, default=None,
-                           help="a trained version of the model store (default: the latest up to --as-of)")
-        p.add_argument("--params", default=None, help='hyperparameters as JSON, e.g. \'{"epochs": 1}\'')
+            p.add_argument(
+                "--version",
+                type=int,
+                default=None,
+                help="a trained version of the model store (default: the latest up to --as-of)",
+            )
+        p.add_argument("--params", default=None, help="hyperparameters as JSON, e.g. '{\"epochs\": 1}'")
         p.add_argument("--no-wait", action="store_true", help="print the task id and return")
         p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the result")
         p.set_defaults(func=cmd_submit, kind=name)
@@ -46,8 +53,11 @@ def register(subparsers) -> None:
     p.add_argument("task_id", help="the id printed by predict/train --no-wait")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("stats", help="the queues (messages waiting, workers consuming each), then pid, "
-                       "RSS and model-cache stats of one pool process")
+    p = sub.add_parser(
+        "stats",
+        help="the queues (messages waiting, workers consuming each), then pid, "
+        "RSS and model-cache stats of one pool process",
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a worker's answer")
     p.add_argument("--json", action="store_true", help="one JSON document: {queues, process}")
     p.set_defaults(func=cmd_stats)
@@ -75,8 +85,14 @@ def cmd_submit(args) -> int:
     try:
         params = json.loads(args.params) if args.params else None
         if args.kind == "predict":
-            task_id = submit_predict(coin=args.coin, as_of=args.as_of, model=args.model,
-                                     horizon=args.horizon, version=args.version, params=params)
+            task_id = submit_predict(
+                coin=args.coin,
+                as_of=args.as_of,
+                model=args.model,
+                horizon=args.horizon,
+                version=args.version,
+                params=params,
+            )
         else:
             task_id = submit_train(coin=args.coin, as_of=args.as_of, model=args.model, params=params)
     except (EngineInputError, json.JSONDecodeError) as exc:
@@ -100,8 +116,11 @@ def cmd_status(args) -> int:
     if state == "PENDING":
         from crypto_ml.cli import CLIError
 
-        raise CLIError(f"unknown task id {args.task_id!r}: the engine's result backend has no such task "
-                       "(never sent, or its result expired)", code=1)
+        raise CLIError(
+            f"unknown task id {args.task_id!r}: the engine's result backend has no such task "
+            "(never sent, or its result expired)",
+            code=1,
+        )
     print(json.dumps({"task_id": args.task_id, "state": state, "value": value}, indent=1, default=str))
     return 1 if state == "FAILURE" else 0
 
@@ -120,12 +139,13 @@ def cmd_stats(args) -> int:
     try:
         process = app.send_task("crypto_ml.stats", queue="predict").get(timeout=args.timeout)
     except CeleryTimeout:
-        print(f"error: no worker on the 'predict' queue answered crypto_ml.stats within {args.timeout:g} s",
-              file=sys.stderr)
+        print(
+            f"error: no worker on the 'predict' queue answered crypto_ml.stats within {args.timeout:g} s",
+            file=sys.stderr,
+        )
         return 1
     if args.json:
         print(json.dumps({"queues": overview, "process": process}, indent=1))
     else:
         print("\none pool process:\n" + json.dumps(process, indent=1))
     return 0
-

@@ -79,11 +79,18 @@ def source_options() -> argparse.ArgumentParser:
 
 def window_options(parser: argparse.ArgumentParser) -> None:
     """``--start`` / ``--end``: the backtest's window (inclusive)."""
-    parser.add_argument("--start", type=iso_date, default=None,
-                        help="first day of the test window, YYYY-MM-DD (default: PERIOD days before --end)")
-    parser.add_argument("--end", type=iso_date, default=None,
-                        help="last day of the test window, YYYY-MM-DD (default: the last close); "
-                        "nothing after it is read")
+    parser.add_argument(
+        "--start",
+        type=iso_date,
+        default=None,
+        help="first day of the test window, YYYY-MM-DD (default: PERIOD days before --end)",
+    )
+    parser.add_argument(
+        "--end",
+        type=iso_date,
+        default=None,
+        help="last day of the test window, YYYY-MM-DD (default: the last close); nothing after it is read",
+    )
 
 
 def load_data(args: argparse.Namespace):
@@ -100,13 +107,16 @@ def load_data(args: argparse.Namespace):
         raise CLIError(f"--end {end} must be after --start {start}")
     loader, _ = _load(argparse.Namespace(**{**vars(args), "as_of": end or as_of}))
     if not len(loader):
-        raise CLIError(f"no coin has data in {args.source or args.market or 'the bundled data'}"
-                       + (f" on or before {end or as_of}" if end or as_of else ""))
+        raise CLIError(
+            f"no coin has data in {args.source or args.market or 'the bundled data'}"
+            + (f" on or before {end or as_of}" if end or as_of else "")
+        )
     return loader
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES as MODELS  # cheap: --help in a blink
+    from crypto_ml.pipeline.catalog import DEFAULT_MODEL  # cheap: --help in a blink
+    from crypto_ml.pipeline.catalog import MODEL_NAMES as MODELS
 
     names = ", ".join(MODELS)
     bt = subparsers.add_parser(
@@ -120,8 +130,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bt.add_argument("--coins", type=_csv, default=["bitcoin"], help="comma-separated coins, or 'all'")
     bt.add_argument("--models", type=_csv, default=["naive", "linear"], help=f"comma-separated: {names}")
-    bt.add_argument("--period", type=positive_int, default=None,
-                    help="test period in days (default 365; not with --start)")
+    bt.add_argument(
+        "--period",
+        type=positive_int,
+        default=None,
+        help="test period in days (default 365; not with --start)",
+    )
     window_options(bt)
     bt.add_argument("--folds", type=positive_int, default=12, help="folds in the test period (default 12)")
     bt.add_argument("--horizon", type=positive_int, default=10, help="days forecast per fold (default 10)")
@@ -136,13 +150,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bt.add_argument("--report", type=Path, default=None, help="also write the Markdown report here")
     bt.add_argument("--no-progress", action="store_true", help="no progress bar")
     bt.add_argument(
-        "--on", choices=("process", "local", "engine"), default="process",
+        "--on",
+        choices=("process", "local", "engine"),
+        default="process",
         help="where the backtest (or --strategy's forecasts) runs: 'process' (default, here), 'local' (the "
         "engine's units, here), 'engine' (one task per coin and model on the engine's 'heavy' queue, "
         "which every shipped worker consumes; a re-run computes only the units not done yet)",
     )
     bt.add_argument(
-        "--levels", type=_levels, default=None,
+        "--levels",
+        type=_levels,
+        default=None,
         help="prediction-interval levels in percent, comma-separated (default 80,95)",
     )
     strat = bt.add_argument_group(
@@ -153,13 +171,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     strat.add_argument("--strategy", action="store_true", help="run the strategy backtest")
     strat.add_argument(
-        "--rules", type=_csv, default=None,
+        "--rules",
+        type=_csv,
+        default=None,
         help="rules to compare (default all): shipped, point-net, interval80, interval95",
     )
     strat.add_argument("--threshold", type=float, default=0.02, help="rule threshold (default 0.02 = 2%%)")
     strat.add_argument("--fee-bps", type=float, default=10.0, help="fee per side, basis points (default 10)")
     strat.add_argument("--slippage-bps", type=float, default=5.0, help="slippage per side, bps (default 5)")
-    strat.add_argument("--refit-every", type=int, default=7, help="refit every N days, update daily (default 7)")
+    strat.add_argument(
+        "--refit-every", type=int, default=7, help="refit every N days, update daily (default 7)"
+    )
     bt.set_defaults(func=backtest_command)
 
     pr = subparsers.add_parser(
@@ -169,26 +191,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "are reused when trained on the same data; otherwise a model is trained and saved).",
     )
     pr.add_argument("--coins", type=_csv, default=None, help="comma-separated coins, or 'all' (default)")
-    pr.add_argument("--model", default=DEFAULT_MODEL, type=str.lower, choices=list(MODELS),
-                    help=f"one of {names} (default {DEFAULT_MODEL})")
+    pr.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        type=str.lower,
+        choices=list(MODELS),
+        help=f"one of {names} (default {DEFAULT_MODEL})",
+    )
     pr.add_argument("--horizon", type=positive_int, default=10, help="days to forecast (default 10)")
     pr.add_argument("--as-of", default=None, type=iso_date, help="forecast from this day's data (YYYY-MM-DD)")
     pr.add_argument("--no-store", action="store_true", help="do not read or write the model store")
-    pr.add_argument("--talk", action="store_true",
-                    help="print as the talk did, one line per coin: bitcoin [[4952.28 5492.85 ...]]")
-    pr.add_argument("--param", type=_param, action="append", metavar="MODEL.PARAM=VALUE",
-                    help="a model hyperparameter, e.g. ar.lags=5 (repeatable)")
+    pr.add_argument(
+        "--talk",
+        action="store_true",
+        help="print as the talk did, one line per coin: bitcoin [[4952.28 5492.85 ...]]",
+    )
+    pr.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        metavar="MODEL.PARAM=VALUE",
+        help="a model hyperparameter, e.g. ar.lags=5 (repeatable)",
+    )
     pr.set_defaults(func=predict_command)
 
 
 def backtest_command(args: argparse.Namespace) -> int:
+    from crypto_ml.data.loader import UnknownCoinError
     from crypto_ml.evaluation import format_report, plot_forecasts, run_backtest
     from crypto_ml.evaluation.units import BacktestSpec
-    from crypto_ml.settings.paths import artifacts_dir
-    from crypto_ml.data.loader import UnknownCoinError
-
     from crypto_ml.forecasting import DEFAULT_LEVELS
     from crypto_ml.forecasting.registry import MODEL_NAMES as MODELS
+    from crypto_ml.settings.paths import artifacts_dir
 
     unknown = [m for m in args.models if m.lower() not in MODELS]
     if unknown:
@@ -205,9 +239,17 @@ def backtest_command(args: argparse.Namespace) -> int:
     coins = _coins(loader, args.coins)
     started = time.perf_counter()
     on = getattr(args, "on", "process")
-    spec = BacktestSpec(coins, [m.lower() for m in args.models], period=period, folds=args.folds,
-                        horizon=args.horizon, params=_params(args.param), levels=levels, start=args.start,
-                        end=args.end)
+    spec = BacktestSpec(
+        coins,
+        [m.lower() for m in args.models],
+        period=period,
+        folds=args.folds,
+        horizon=args.horizon,
+        params=_params(args.param),
+        levels=levels,
+        start=args.start,
+        end=args.end,
+    )
     try:
         if on == "process":
             result = run_backtest(**spec.arguments(), loader=loader, progress=not args.no_progress)
@@ -235,16 +277,21 @@ def backtest_command(args: argparse.Namespace) -> int:
         + (f" --on {on}" if on != "process" else "")
         + f"\nElapsed: {elapsed:.0f} s\n"
     )
-    _publish(args.report, "Backtest report", f"{header}\n{report}", {"per-fold metrics": csv_path, "plot": png_path})
+    _publish(
+        args.report,
+        "Backtest report",
+        f"{header}\n{report}",
+        {"per-fold metrics": csv_path, "plot": png_path},
+    )
     return 0
 
 
 def strategy_command(args: argparse.Namespace) -> int:
     """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
-    from crypto_ml.settings.paths import artifacts_dir
     from crypto_ml.data.loader import UnknownCoinError
-    from crypto_ml.forecasting import DEFAULT_LEVELS
     from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
+    from crypto_ml.forecasting import DEFAULT_LEVELS
+    from crypto_ml.settings.paths import artifacts_dir
 
     every = default_rules(args.fee_bps, args.slippage_bps, args.threshold)
     names = args.rules or list(every)
@@ -295,9 +342,13 @@ def strategy_command(args: argparse.Namespace) -> int:
         f"--refit-every {args.refit_every}" + (f" --on {on}" if on != "process" else "")
     )
     text = f"Command: {command}\nElapsed: {elapsed:.0f} s\n\n{format_strategy_report(report)}"
-    _publish(args.report, "Strategy backtest", text,
-             {"equity plot": paths["plot"], "orders": paths["orders"], "per coin": paths["per_coin"]},
-             footer=f"\nEquity plot: {paths['plot']}\n")
+    _publish(
+        args.report,
+        "Strategy backtest",
+        text,
+        {"equity plot": paths["plot"], "orders": paths["orders"], "per coin": paths["per_coin"]},
+        footer=f"\nEquity plot: {paths['plot']}\n",
+    )
     return 0
 
 

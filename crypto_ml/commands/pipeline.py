@@ -16,7 +16,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--port", type=int, default=8080, help="api-server port, on 127.0.0.1 (default 8080)")
     p.add_argument("--keep-running", action="store_true", help="leave the stack up to explore the UI")
-    p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds, stopping everything")
+    p.add_argument(
+        "--timeout", type=float, default=1800, help="give up after this many seconds, stopping everything"
+    )
     p.set_defaults(func=cmd_pipeline)
 
 

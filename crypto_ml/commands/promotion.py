@@ -19,7 +19,8 @@ import json
 
 def register(subparsers) -> None:
     models = subparsers.add_parser(
-        "models", help="model versions: evaluation at training, promotion and demotion (audited)",
+        "models",
+        help="model versions: evaluation at training, promotion and demotion (audited)",
     )
     sub = models.add_subparsers(title="models commands", metavar="MODELS_COMMAND")
 
@@ -81,11 +82,15 @@ def cmd_list(args) -> int:
     if not rows:
         print("no model versions recorded")
         return 0
-    print(f"{'coin':<16} {'model':<8} {'ver':>4} {'train_end':<10} {'status':<9} {'MASE':>6} "
-          f"{'return':>7}  reason")
+    print(
+        f"{'coin':<16} {'model':<8} {'ver':>4} {'train_end':<10} {'status':<9} {'MASE':>6} "
+        f"{'return':>7}  reason"
+    )
     for r in rows:
-        print(f"{r['coin']:<16} {r['model']:<8} {r['version']:>4} {r['train_end']!s:<10} "
-              f"{r['promotion'] or '-':<9} {_ratio(r):>6} {_return(r):>7}  {r['promotion_reason'] or ''}")
+        print(
+            f"{r['coin']:<16} {r['model']:<8} {r['version']:>4} {r['train_end']!s:<10} "
+            f"{r['promotion'] or '-':<9} {_ratio(r):>6} {_return(r):>7}  {r['promotion_reason'] or ''}"
+        )
     return 0
 
 
@@ -93,12 +98,15 @@ def cmd_set(args) -> int:
     from crypto_ml.cli import CLIError
 
     try:
-        row = _store(args).set_promotion(args.coin, args.model, args.version, args.status, reason=args.reason,
-                                         actor=args.by)
+        row = _store(args).set_promotion(
+            args.coin, args.model, args.version, args.status, reason=args.reason, actor=args.by
+        )
     except (LookupError, ValueError) as exc:
         raise CLIError(str(exc).strip("'\"")) from None
-    print(f"{row['coin']} {row['model']} v{row['version']}: {row['promotion']} by {args.by} "
-          f"({row['promotion_reason']})")
+    print(
+        f"{row['coin']} {row['model']} v{row['version']}: {row['promotion']} by {args.by} "
+        f"({row['promotion_reason']})"
+    )
     return 0
 
 
@@ -109,8 +117,10 @@ def cmd_history(args) -> int:
         return 0
     for r in rows:
         how = "by hand" if r["manual"] else "automatic"
-        print(f"{r['at']:%Y-%m-%d %H:%M} {r['coin']} {r['model']} v{r['version']}: "
-              f"{r['before'] or '-'} -> {r['after']} by {r['actor']} ({how}): {r['reason']}")
+        print(
+            f"{r['at']:%Y-%m-%d %H:%M} {r['coin']} {r['model']} v{r['version']}: "
+            f"{r['before'] or '-'} -> {r['after']} by {r['actor']} ({how}): {r['reason']}"
+        )
     if not rows:
         print("no promotion changes recorded")
     return 0

@@ -18,20 +18,27 @@ def register(subparsers) -> None:
         "FAB auth), N Airflow workers, M engine workers, Flower",
     )
     sub = p.add_subparsers(title="stack commands", metavar="ACTION", required=True)
-    secrets = sub.add_parser("secrets", help="print fresh secrets as export lines (for a try; "
-                                             "production takes them from a secrets store)")
+    secrets = sub.add_parser(
+        "secrets",
+        help="print fresh secrets as export lines (for a try; production takes them from a secrets store)",
+    )
     secrets.set_defaults(func=cmd_secrets)
     for name, func, text in (
         ("up", cmd_up, "start the stack and keep it running until Ctrl-C"),
         ("run", cmd_run, "start the stack, run crypto_ml_master once through the REST API, stop"),
     ):
         a = sub.add_parser(name, help=text)
-        a.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                       help="PostgreSQL server (databases <name>_airflow and <name> are created)")
+        a.add_argument(
+            "--pg",
+            default="postgresql://postgres@127.0.0.1:5432/postgres",
+            help="PostgreSQL server (databases <name>_airflow and <name> are created)",
+        )
         a.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis server of both brokers")
         a.add_argument("--name", default="crypto_ml", help="database name and Redis key prefix")
         a.add_argument("--airflow-workers", type=int, default=2, help="Airflow Celery workers (2)")
-        a.add_argument("--airflow-concurrency", type=int, default=16, help="task slots per Airflow worker (16)")
+        a.add_argument(
+            "--airflow-concurrency", type=int, default=16, help="task slots per Airflow worker (16)"
+        )
         a.add_argument("--engine-workers", type=int, default=2, help="prediction-engine workers (2)")
         a.add_argument("--engine-concurrency", type=int, default=1, help="processes per engine worker (1)")
         a.add_argument("--port", type=int, default=8080, help="api-server port (8080)")
@@ -48,9 +55,16 @@ def _stack(args, *, scheduled: bool):
     from crypto_ml.stack.celery import CeleryStack
 
     return CeleryStack(
-        pg_url=args.pg, redis_url=args.redis, name=args.name, port=args.port, flower_port=args.flower_port,
-        airflow_workers=args.airflow_workers, airflow_concurrency=args.airflow_concurrency,
-        engine_workers=args.engine_workers, engine_concurrency=args.engine_concurrency, scheduled=scheduled,
+        pg_url=args.pg,
+        redis_url=args.redis,
+        name=args.name,
+        port=args.port,
+        flower_port=args.flower_port,
+        airflow_workers=args.airflow_workers,
+        airflow_concurrency=args.airflow_concurrency,
+        engine_workers=args.engine_workers,
+        engine_concurrency=args.engine_concurrency,
+        scheduled=scheduled,
     )
 
 
@@ -68,12 +82,18 @@ def cmd_up(args) -> int:
     stack = _stack(args, scheduled=True)
     try:
         with stack:
-            print(f"[stack] up: Airflow {stack.base_url} (user {stack.admin_user}), Flower {stack.flower_url}; "
-                  f"{stack.airflow_workers} Airflow workers, {stack.engine_workers} engine workers; "
-                  f"logs in {stack.log_dir}. Ctrl-C stops it.", flush=True)
+            print(
+                f"[stack] up: Airflow {stack.base_url} (user {stack.admin_user}), Flower {stack.flower_url}; "
+                f"{stack.airflow_workers} Airflow workers, {stack.engine_workers} engine workers; "
+                f"logs in {stack.log_dir}. Ctrl-C stops it.",
+                flush=True,
+            )
             print(paused_report(stack.unpause_pipeline()), flush=True)
-            print("[stack] supervised: a component that exits is restarted with backoff "
-                  f"(see {stack.log_dir / 'supervisor.log'})", flush=True)
+            print(
+                "[stack] supervised: a component that exits is restarted with backoff "
+                f"(see {stack.log_dir / 'supervisor.log'})",
+                flush=True,
+            )
             stack.run_until_interrupted()
     except StackConfigError as exc:
         print(f"[stack] {exc}")
@@ -100,12 +120,14 @@ def cmd_run(args) -> int:
 
     from crypto_ml.stack.celery import StackConfigError, run_on_stack
 
-    date = args.date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    date = args.date or dt.datetime.now(dt.UTC).date().isoformat()
     try:
         return run_on_stack(
-            _stack(args, scheduled=False), logical_date=f"{date[:10]}T00:00:00Z",
+            _stack(args, scheduled=False),
+            logical_date=f"{date[:10]}T00:00:00Z",
             conf=json.loads(args.conf) if args.conf else None,
-            keep_running=args.keep_running, timeout=args.timeout,
+            keep_running=args.keep_running,
+            timeout=args.timeout,
         )
     except StackConfigError as exc:
         print(f"[stack] {exc}")

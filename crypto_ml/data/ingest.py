@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from crypto_ml.sources.base import Source, as_date
 
+
 @dataclass
 class IngestResult:
     """What one ingest did. ``inserted`` + ``updated`` = rows written; nothing is written twice."""
@@ -37,8 +38,10 @@ class IngestResult:
             f"({self.errors} in this load), {self.warnings} warnings."
         )
         if self.seeded_by_coin:
-            text += (f"\n{sum(self.seeded_by_coin.values())} rows of {len(self.seeded_by_coin)} "
-                     "coins from the seed")
+            text += (
+                f"\n{sum(self.seeded_by_coin.values())} rows of {len(self.seeded_by_coin)} "
+                "coins from the seed"
+            )
         for coin, reason in self.history_limits.items():
             text += f"\nLIMITED {coin}: {reason}"
         for coin, note in self.notes.items():
@@ -104,8 +107,9 @@ def ingest(
     result.notes = dict(getattr(source, "notes", {}) or {})
     seeded = getattr(source, "seeded", {}) or {}
     for coin, text in result.history_limits.items():  # the run's summary lists them with the rest
-        loader.report.findings.append(Finding(coin=coin, rule="history_limit", severity=WARNING,
-                                              message=text, origin=source.name))
+        loader.report.findings.append(
+            Finding(coin=coin, rule="history_limit", severity=WARNING, message=text, origin=source.name)
+        )
     result.warnings = len(loader.report.warnings)
     for coin, part in frame.groupby("coin", sort=True):
         label = source.label_of(coin)  # several markets: the coin's own market

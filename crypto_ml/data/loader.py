@@ -19,13 +19,13 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
-from crypto_ml.sources.base import Source, as_date, resolve_source
 from crypto_ml.data.validation import (
-    DataValidationError,
     LONG_COLUMNS,
+    DataValidationError,
     ValidationReport,
     parse_and_validate,
 )
+from crypto_ml.sources.base import Source, as_date, resolve_source
 
 #: Columns of :meth:`CryptoLoader.get_df`, as in the talk's CSV files.
 DF_COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume", "Market Cap"]
@@ -128,9 +128,7 @@ class CryptoLoader:
         stop = self._stop(coin, as_of)
         return df.iloc[:stop].copy() if stop is not None else df.copy()
 
-    def get_prices(
-        self, name: str, *, as_of: dt.date | str | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def get_prices(self, name: str, *, as_of: dt.date | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(closes, dates)`` as numpy arrays (float64, datetime64[ns]), oldest first."""
         coin = self.resolve(name)
         stop = self._stop(coin, as_of)

@@ -134,9 +134,9 @@ def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if failed.any() and not pd.api.types.is_numeric_dtype(values.dtype):
         text = values[failed].astype("string").str.strip()
         missing = text.isna() | text.str.lower().isin(_MISSING_TOKENS)
-        again = pd.to_numeric(
-            text.str.replace(",", "", regex=False).where(~missing), errors="coerce"
-        ).astype("float64")
+        again = pd.to_numeric(text.str.replace(",", "", regex=False).where(~missing), errors="coerce").astype(
+            "float64"
+        )
         parsed.loc[failed] = again
         garbage.loc[failed] = (~missing & (again.isna() | np.isinf(again))).fillna(False).to_numpy(bool)
     return parsed.where(~garbage), garbage.astype(bool)
@@ -238,7 +238,9 @@ def parse_and_validate(raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationRepor
         (frame["volume"] < 0) | (frame["market_cap"] < 0),
         "negative_amount",
         ERROR,
-        lambda i: f"volume {frame['volume'].iat[i]:g} / market cap {frame['market_cap'].iat[i]:g} is negative",
+        lambda i: (
+            f"volume {frame['volume'].iat[i]:g} / market cap {frame['market_cap'].iat[i]:g} is negative"
+        ),
     )
     flag(
         ((frame["open"] < frame["low"]) | (frame["open"] > frame["high"])) & ~bad,
@@ -256,9 +258,9 @@ def parse_and_validate(raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationRepor
     if dup_any.any():
         values = frame.loc[dup_any, ["coin", "date", *NUMBER_COLUMNS]]
         n_variants = values.fillna(-1.0).drop_duplicates().groupby(["coin", "date"]).size()
-        conflicting = key.merge(
-            n_variants.rename("variants").reset_index(), on=["coin", "date"], how="left"
-        )["variants"].gt(1)
+        conflicting = key.merge(n_variants.rename("variants").reset_index(), on=["coin", "date"], how="left")[
+            "variants"
+        ].gt(1)
         conflicting.index = frame.index
         copies = dup_any & ~conflicting & key.duplicated(keep="first")
         flag(

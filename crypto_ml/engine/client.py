@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from crypto_ml.settings.engine import EngineConfig
 
+
 class EngineTaskFailed(RuntimeError):
     """The engine ran the task and it failed; the message is the task's error."""
 
@@ -58,8 +59,9 @@ def _app(app: Celery | None) -> Celery:
     return app if app is not None else sender_app()
 
 
-def submit(request: EngineRequest, *, task_id: str | None = None, queue: str | None = None,
-           app: Celery | None = None) -> str:
+def submit(
+    request: EngineRequest, *, task_id: str | None = None, queue: str | None = None, app: Celery | None = None
+) -> str:
     """Send ``request`` to its task (``crypto_ml.predict`` / ``crypto_ml.train``) on its queue;
     returns the task id.
 
@@ -72,20 +74,23 @@ def submit(request: EngineRequest, *, task_id: str | None = None, queue: str | N
     task_id = task_id or str(uuid.uuid4())
     if sender.backend.get_task_meta(task_id)["status"] == "PENDING":  # never seen: say it was sent
         sender.backend.store_result(task_id, None, SENT)
-    result = sender.send_task(request.task_name, kwargs=request.to_json(), queue=queue,
-                              routing_key=queue, task_id=task_id)
+    result = sender.send_task(
+        request.task_name, kwargs=request.to_json(), queue=queue, routing_key=queue, task_id=task_id
+    )
     return result.id
 
 
-def submit_predict(*, task_id: str | None = None, queue: str | None = None, app: Celery | None = None,
-                   **fields: Any) -> str:
+def submit_predict(
+    *, task_id: str | None = None, queue: str | None = None, app: Celery | None = None, **fields: Any
+) -> str:
     """Send a ``crypto_ml.predict`` task of the :class:`~crypto_ml.engine.request.EngineRequest`
     of ``fields`` (checked here first); returns its task id."""
     return submit(EngineRequest(**fields, task="predict"), task_id=task_id, queue=queue, app=app)
 
 
-def submit_train(*, task_id: str | None = None, queue: str | None = None, app: Celery | None = None,
-                 **fields: Any) -> str:
+def submit_train(
+    *, task_id: str | None = None, queue: str | None = None, app: Celery | None = None, **fields: Any
+) -> str:
     """Send a ``crypto_ml.train`` task of the :class:`~crypto_ml.engine.request.EngineRequest` of
     ``fields`` (coin, as_of, model, params); returns its task id."""
     return submit(EngineRequest(**fields, task="train"), task_id=task_id, queue=queue, app=app)
@@ -127,8 +132,14 @@ def get_state(task_id: str, *, app: Celery | None = None) -> tuple[str, Any]:
     return state, value if isinstance(value, dict) else None
 
 
-def wait(task_id: str, *, timeout: float = 300.0, interval: float = 0.1, max_interval: float | None = None,
-         app: Celery | None = None) -> dict[str, Any]:
+def wait(
+    task_id: str,
+    *,
+    timeout: float = 300.0,
+    interval: float = 0.1,
+    max_interval: float | None = None,
+    app: Celery | None = None,
+) -> dict[str, Any]:
     """Poll until the task is done: its result, :class:`EngineTaskFailed`, or ``TimeoutError``.
 
     Polls every ``interval`` seconds, or, with ``max_interval``, first after ``interval`` and then

@@ -183,8 +183,8 @@ class Kind:
 
 
 def _kinds() -> dict[str, Kind]:
-    from crypto_ml.settings.engine import TRAIN_QUEUE
     from crypto_ml.engine.protocol import TRAIN_TASK
+    from crypto_ml.settings.engine import TRAIN_QUEUE
 
     return {
         BACKTEST_TASK: Kind(BACKTEST_TASK, HEAVY_QUEUE, _backtest_here),
@@ -197,8 +197,16 @@ def _kinds() -> dict[str, Kind]:
 KINDS: dict[str, Kind] = _kinds()
 
 
-def run_units(task: str, units: Sequence[Mapping[str, Any]], *, where: str = "local", app: Celery | None = None,
-              progress: bool = False, timeout: float | None = None, desc: str | None = None) -> list[dict[str, Any]]:
+def run_units(
+    task: str,
+    units: Sequence[Mapping[str, Any]],
+    *,
+    where: str = "local",
+    app: Celery | None = None,
+    progress: bool = False,
+    timeout: float | None = None,
+    desc: str | None = None,
+) -> list[dict[str, Any]]:
     """The answers of ``units`` (JSON kwargs of ``task``, one of :data:`KINDS`), in their order,
     computed ``where``: one after the other here (``"local"``), or as one group of ``task`` tasks on
     the kind's queue, gathered with a ``ResultSet`` (``"engine"``; only the units without a stored
@@ -221,9 +229,15 @@ def run_units(task: str, units: Sequence[Mapping[str, Any]], *, where: str = "lo
             bar.close()
 
 
-def run_backtest_distributed(spec: BacktestSpec, *, loader: CryptoLoader | None = None, where: str = "local",
-                             app: Celery | None = None, progress: bool = False,
-                             timeout: float | None = None) -> BacktestResult:
+def run_backtest_distributed(
+    spec: BacktestSpec,
+    *,
+    loader: CryptoLoader | None = None,
+    where: str = "local",
+    app: Celery | None = None,
+    progress: bool = False,
+    timeout: float | None = None,
+) -> BacktestResult:
     """:func:`crypto_ml.evaluation.run_backtest` of ``spec`` (``run_backtest(**spec.arguments())``'s
     result), one unit per coin and model, run ``where`` (``"local"`` or ``"engine"``, see the module
     docstring).
@@ -245,8 +259,9 @@ def run_backtest_distributed(spec: BacktestSpec, *, loader: CryptoLoader | None 
         raise ValueError(f"where must be one of {', '.join(WHERE)}, got {where!r}")
     units = spec.units(loader)
     todo = [u for u in units if not isinstance(u, BacktestResult)]
-    answers = run_units(BACKTEST_TASK, todo, where=where, app=app, progress=progress, timeout=timeout,
-                        desc="backtest")
+    answers = run_units(
+        BACKTEST_TASK, todo, where=where, app=app, progress=progress, timeout=timeout, desc="backtest"
+    )
     done = iter(answers)
     return spec.join([u if isinstance(u, BacktestResult) else backtest_from_json(next(done)) for u in units])
 
@@ -272,55 +287,82 @@ def run_strategy_distributed(
     if where not in WHERE:
         raise ValueError(f"where must be one of {', '.join(WHERE)}, got {where!r}")
     plan = plan_strategy(coins, models, rules, **settings)
-    answers = run_units(FORECAST_TASK, strategy_units(plan), where=where, app=app, progress=progress,
-                        timeout=timeout, desc="strategy forecasts")
+    answers = run_units(
+        FORECAST_TASK,
+        strategy_units(plan),
+        where=where,
+        app=app,
+        progress=progress,
+        timeout=timeout,
+        desc="strategy forecasts",
+    )
     return strategy_report(plan, *strategy_forecasts(plan, answers))
 
 
-def training_units(coins: Sequence[str], model: str, as_of: Any, *,
-                   params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def training_units(
+    coins: Sequence[str], model: str, as_of: Any, *, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The ``crypto_ml.train`` request (its JSON: coin, day, model, params) of ``model`` for each
     coin on ``as_of``, checked here (:class:`~crypto_ml.engine.request.EngineRequest`): a bad one
     is refused before anything is sent."""
     from crypto_ml.engine.request import EngineRequest
 
     day = None if as_of is None else str(as_of)[:10]
-    return [EngineRequest.build("train", coin=coin, as_of=day, model=model, model_params=params).to_json()
-            for coin in coins]
+    return [
+        EngineRequest.build("train", coin=coin, as_of=day, model=model, model_params=params).to_json()
+        for coin in coins
+    ]
 
 
-def run_training_distributed(coins: Sequence[str], model: str, as_of: Any, *,
-                             params: Mapping[str, Any] | None = None, where: str = "local",
-                             app: Celery | None = None, progress: bool = False,
-                             timeout: float | None = None) -> list[dict[str, Any]]:
+def run_training_distributed(
+    coins: Sequence[str],
+    model: str,
+    as_of: Any,
+    *,
+    params: Mapping[str, Any] | None = None,
+    where: str = "local",
+    app: Celery | None = None,
+    progress: bool = False,
+    timeout: float | None = None,
+) -> list[dict[str, Any]]:
     """Train ``model`` for every coin on ``as_of`` (one ``crypto_ml.train`` unit per coin: fit, save
     the version, evaluate and promote it; see the module docstring), run ``where``; the engine's
     answers (``{coin, as_of, model, version, promotion, hostname, ...}``) in the coins' order."""
     units = training_units(coins, model, as_of, params=params)
     from crypto_ml.engine.protocol import TRAIN_TASK
 
-    return run_units(TRAIN_TASK, units, where=where, app=app, progress=progress, timeout=timeout,
-                     desc=f"train {model}")
+    return run_units(
+        TRAIN_TASK, units, where=where, app=app, progress=progress, timeout=timeout, desc=f"train {model}"
+    )
 
 
-def _run_here(here: Callable[[Mapping[str, Any]], dict[str, Any]], units: Sequence[Mapping[str, Any]],
-              bar: Any) -> list[dict[str, Any]]:
+def _run_here(
+    here: Callable[[Mapping[str, Any]], dict[str, Any]], units: Sequence[Mapping[str, Any]], bar: Any
+) -> list[dict[str, Any]]:
     import os
 
     answers = []
     for unit in units:
         started = time.perf_counter()
         answer = here(unit)
-        answer.setdefault("ran", {"hostname": "local", "pid": os.getpid(),
-                                  "seconds": time.perf_counter() - started})
+        answer.setdefault(
+            "ran", {"hostname": "local", "pid": os.getpid(), "seconds": time.perf_counter() - started}
+        )
         answers.append(answer)
         if bar is not None:
             bar.update(1)
     return answers
 
 
-def _run_on_engine(task: str, units: Sequence[Mapping[str, Any]], *, app: Celery | None, bar: Any,
-                   timeout: float | None, queue: str = HEAVY_QUEUE) -> list[dict[str, Any]]:
+def _run_on_engine(
+    task: str,
+    units: Sequence[Mapping[str, Any]],
+    *,
+    app: Celery | None,
+    bar: Any,
+    timeout: float | None,
+    queue: str = HEAVY_QUEUE,
+) -> list[dict[str, Any]]:
     """The answers of ``units`` (in their order) from ``task`` tasks on ``queue``: a group of the
     units without a stored result, then one ``ResultSet`` join over all of them."""
     from celery import group
@@ -334,13 +376,25 @@ def _run_on_engine(task: str, units: Sequence[Mapping[str, Any]], *, app: Celery
     stored = {i for i in unique if app.backend.get_task_meta(i).get("status") == "SUCCESS"}
     missing = [i for i in unique if i not in stored]
     total = len(unique)
-    log.info("%s: %d units, %d already done, %d sent to the %r queue", task, total, len(stored),
-             len(missing), queue)
+    log.info(
+        "%s: %d units, %d already done, %d sent to the %r queue",
+        task,
+        total,
+        len(stored),
+        len(missing),
+        queue,
+    )
     if missing:
         position = {i: n for n, i in enumerate(unique, 1)}
         group(
-            app.signature(task, kwargs=dict(unique[i]), task_id=i, queue=queue, routing_key=queue,
-                          headers={POSITION_HEADER: f"{position[i]}/{total}"})
+            app.signature(
+                task,
+                kwargs=dict(unique[i]),
+                task_id=i,
+                queue=queue,
+                routing_key=queue,
+                headers={POSITION_HEADER: f"{position[i]}/{total}"},
+            )
             for i in missing
         ).apply_async()
     results = ResultSet([app.AsyncResult(i) for i in unique], app=app)

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from crypto_ml.engine.request import EngineRequest
 
 
-def load_history(request: EngineRequest, loader: CryptoLoader | None, url: str | None = None
-                 ) -> tuple[str, Any, dt.date, Any]:
+def load_history(
+    request: EngineRequest, loader: CryptoLoader | None, url: str | None = None
+) -> tuple[str, Any, dt.date, Any]:
     """``(coin id, closes up to as_of, as_of, dates or None)`` of a request: the closes it sent, else
     those of the project database at ``url`` (``history="database"``), else the bundled dataset's
     (``loader``)."""

@@ -27,8 +27,16 @@ def fingerprint(closes, params: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def get_model(request: EngineRequest, coin: str, closes, as_of: dt.date, cache: ModelCache,
-              url: str | None = None, *, from_store: bool = True) -> tuple[Any, int, bool]:
+def get_model(
+    request: EngineRequest,
+    coin: str,
+    closes,
+    as_of: dt.date,
+    cache: ModelCache,
+    url: str | None = None,
+    *,
+    from_store: bool = True,
+) -> tuple[Any, int, bool]:
     """``(fitted forecaster, version, cached)`` for the request, from the cache when warm.
 
     A stored version trained up to ``as_of`` (or the requested ``version``) is loaded from the
@@ -45,8 +53,9 @@ def get_model(request: EngineRequest, coin: str, closes, as_of: dt.date, cache: 
     return value, ON_THE_FLY_VERSION, cached
 
 
-def fit_model(request: EngineRequest, coin: str, closes, as_of: dt.date,
-              cache: ModelCache) -> tuple[Any, bool]:
+def fit_model(
+    request: EngineRequest, coin: str, closes, as_of: dt.date, cache: ModelCache
+) -> tuple[Any, bool]:
     """``(forecaster fitted on closes, cached)``; refuses a history too short for the model."""
     from crypto_ml.forecasting.registry import make_forecaster
 
@@ -72,8 +81,9 @@ def fit_model(request: EngineRequest, coin: str, closes, as_of: dt.date,
     return cache.get_or_load(key, fit)
 
 
-def _load_version(store: ModelStore, row: dict[str, Any], coin: str, model: str, closes, as_of: dt.date,
-                  cache: ModelCache) -> tuple[Any, int, bool]:
+def _load_version(
+    store: ModelStore, row: dict[str, Any], coin: str, model: str, closes, as_of: dt.date, cache: ModelCache
+) -> tuple[Any, int, bool]:
     version = int(row["version"])
 
     def load():  # from the shared model store (database or object storage), any host
@@ -88,5 +98,6 @@ def _load_version(store: ModelStore, row: dict[str, Any], coin: str, model: str,
             value.update(closes)
         except ValueError as exc:
             raise EngineInputError(
-                f"coin {coin!r}: model {model!r} v{version} cannot serve {as_of}: {exc}") from None
+                f"coin {coin!r}: model {model!r} v{version} cannot serve {as_of}: {exc}"
+            ) from None
     return value, version, cached

@@ -84,14 +84,17 @@ def queue_overview(app: Celery, *, timeout: float = 5.0, queues: Sequence[str] =
         how = "inspect active_queues: every worker that answered"
     else:
         consumers = consumers_by_task(app, timeout, queues)
-        how = ("the broker has no broadcast (embedded): a crypto_ml.stats task per queue, "
-               "answered by one worker that consumes it")
+        how = (
+            "the broker has no broadcast (embedded): a crypto_ml.stats task per queue, "
+            "answered by one worker that consumes it"
+        )
     rows = []
     for name in queues:
         row: dict[str, Any] = {"name": name, "messages": lengths[name], "workers": consumers[name]}
         if not consumers[name]:
-            row["note"] = (f"no worker answered within {timeout:g} s"
-                           + (f" ({lengths[name]} messages ahead)" if lengths[name] and not broadcast else ""))
+            row["note"] = f"no worker answered within {timeout:g} s" + (
+                f" ({lengths[name]} messages ahead)" if lengths[name] and not broadcast else ""
+            )
         rows.append(row)
     return {"broadcast": broadcast, "how": how, "queues": rows}
 

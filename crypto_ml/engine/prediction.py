@@ -17,8 +17,18 @@ from typing import Any
 from crypto_ml.utils.dates import as_date
 
 #: The fields of :meth:`PredictionRecord.to_json` (``expected_return`` is derived, never read back).
-JSON_FIELDS = ("coin", "as_of", "model", "version", "horizon", "values", "last_close", "expected_return",
-               "intervals", "interval_method")
+JSON_FIELDS = (
+    "coin",
+    "as_of",
+    "model",
+    "version",
+    "horizon",
+    "values",
+    "last_close",
+    "expected_return",
+    "intervals",
+    "interval_method",
+)
 
 
 def expected_return(values: Sequence[float], last_close: float) -> float:
@@ -31,7 +41,9 @@ def expected_return(values: Sequence[float], last_close: float) -> float:
     return float(values[-1]) / last_close - 1.0
 
 
-def check_intervals(intervals: Any, steps: int, *, coin: str = "?", as_of: Any = None) -> dict[str, Any] | None:
+def check_intervals(
+    intervals: Any, steps: int, *, coin: str = "?", as_of: Any = None
+) -> dict[str, Any] | None:
     """``intervals`` as ``{level: {"lower": [floats], "upper": [floats]}}`` with ``steps`` finite
     bounds each and lower <= upper, or a ``ValueError`` naming the coin, day, level and problem.
     Levels are normalised to their shortest percent text (``"80.0"`` → ``"80"``)."""
@@ -51,15 +63,19 @@ def check_intervals(intervals: Any, steps: int, *, coin: str = "?", as_of: Any =
         if not isinstance(bounds, dict) or set(bounds) != {"lower", "upper"}:
             raise ValueError(f"{who}: interval {level!r} must have exactly 'lower' and 'upper' lists")
         lower, upper = bounds["lower"], bounds["upper"]
-        if not isinstance(lower, (list, tuple)) or not isinstance(upper, (list, tuple)) or not (
-            len(lower) == len(upper) == steps
+        if (
+            not isinstance(lower, (list, tuple))
+            or not isinstance(upper, (list, tuple))
+            or not (len(lower) == len(upper) == steps)
         ):
             raise ValueError(f"{who}: interval {level!r} needs {steps} lower and {steps} upper bounds")
         lower = [float(v) for v in lower]
         upper = [float(v) for v in upper]
         for step, (lo, hi) in enumerate(zip(lower, upper), start=1):
             if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-                raise ValueError(f"{who}: interval {level!r} step {step}: bounds {lo!r}..{hi!r} are not finite and ordered")
+                raise ValueError(
+                    f"{who}: interval {level!r} step {step}: bounds {lo!r}..{hi!r} are not finite and ordered"
+                )
         out[f"{pct:g}"] = {"lower": lower, "upper": upper}
     return out
 
@@ -148,12 +164,21 @@ class PredictionRecord:
         engine's ``hostname``, ``seconds``..., a given ``expected_return``) are ignored."""
         if isinstance(data, PredictionRecord):
             return data
-        missing = [k for k in ("coin", "as_of", "model", "version", "horizon", "values", "last_close")
-                   if data.get(k) is None]
+        missing = [
+            k
+            for k in ("coin", "as_of", "model", "version", "horizon", "values", "last_close")
+            if data.get(k) is None
+        ]
         if missing:
             raise ValueError(f"a prediction needs {', '.join(missing)}; got keys {sorted(data)}")
         return cls(
-            coin=data["coin"], as_of=data["as_of"], model=data["model"], version=data["version"],
-            horizon=data["horizon"], values=data["values"], last_close=data["last_close"],
-            intervals=data.get("intervals"), interval_method=data.get("interval_method"),
+            coin=data["coin"],
+            as_of=data["as_of"],
+            model=data["model"],
+            version=data["version"],
+            horizon=data["horizon"],
+            values=data["values"],
+            last_close=data["last_close"],
+            intervals=data.get("intervals"),
+            interval_method=data.get("interval_method"),
         )

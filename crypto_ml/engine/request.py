@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
-from crypto_ml.utils.dates import as_date
 from crypto_ml.engine.protocol import PREDICT_TASK, TRAIN_TASK, EngineInputError
+from crypto_ml.pipeline.catalog import DEFAULT_MODEL, MODEL_NAMES
 from crypto_ml.pipeline.params import DEFAULT_HORIZON
+from crypto_ml.utils.dates import as_date
 
 #: Where the worker reads a coin's closes when a request sends none: ``"bundled"`` (the default)
 #: the dataset shipped with the package, ``"database"`` the prices the pipeline stored in the
@@ -113,8 +113,11 @@ class EngineRequest:
         else:
             set_(self, "params", dict(self.params))
         if self.task == "train":
-            given = [f.name for f in fields(self) if f.name not in (*TRAIN_FIELDS, "task")
-                     and getattr(self, f.name) is not None]
+            given = [
+                f.name
+                for f in fields(self)
+                if f.name not in (*TRAIN_FIELDS, "task") and getattr(self, f.name) is not None
+            ]
             if given:
                 raise self._error(f"a train request takes {', '.join(TRAIN_FIELDS)}; got {', '.join(given)}")
             return
@@ -189,9 +192,11 @@ class EngineRequest:
         }
         if self.task == "predict":
             data.update(
-                horizon=self.horizon, version=self.version,
+                horizon=self.horizon,
+                version=self.version,
                 closes=None if self.closes is None else list(self.closes),
-                history=None if self.history == "bundled" else self.history, run_id=self.run_id,
+                history=None if self.history == "bundled" else self.history,
+                run_id=self.run_id,
                 levels=None if self.levels is None else list(self.levels),
             )
         data["params"] = dict(self.params) or None
@@ -247,10 +252,20 @@ class EngineRequest:
             as_of = default_as_of()
         if not coin or not as_of:
             raise EngineInputError(
-                "the request needs a coin and an as_of day (or a transform output that has them)")
+                "the request needs a coin and an as_of day (or a transform output that has them)"
+            )
         if task != "predict":
             return cls(coin=coin, as_of=as_of, model=model, params=model_params, task=task)
         if isinstance(horizon, str) and horizon.strip().isdigit():
             horizon = int(horizon)
-        return cls(coin=coin, as_of=as_of, model=model, horizon=horizon, params=model_params, closes=closes,
-                   history=history, run_id=run_id, task=task)
+        return cls(
+            coin=coin,
+            as_of=as_of,
+            model=model,
+            horizon=horizon,
+            params=model_params,
+            closes=closes,
+            history=history,
+            run_id=run_id,
+            task=task,
+        )

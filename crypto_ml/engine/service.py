@@ -26,11 +26,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from crypto_ml.engine.cache import process_cache, process_loader
-from crypto_ml.settings.engine import injected_delay
 from crypto_ml.engine.history import load_history
 from crypto_ml.engine.models import ON_THE_FLY_VERSION, fit_model, get_model
 from crypto_ml.engine.protocol import EngineInputError
 from crypto_ml.engine.store import ensure_schema, model_store
+from crypto_ml.settings.engine import injected_delay
 
 if TYPE_CHECKING:
     from crypto_ml.data.loader import CryptoLoader
@@ -43,9 +43,15 @@ def _check_task(request: EngineRequest, task: str) -> None:
         raise EngineInputError(f"coin {request.coin!r}: a {request.task} request sent to {task}")
 
 
-def run_predict(request: EngineRequest, *, store: bool = True, url: str | None = None,
-                cache: ModelCache | None = None, loader: CryptoLoader | None = None,
-                hostname: str | None = None) -> dict[str, Any]:
+def run_predict(
+    request: EngineRequest,
+    *,
+    store: bool = True,
+    url: str | None = None,
+    cache: ModelCache | None = None,
+    loader: CryptoLoader | None = None,
+    hostname: str | None = None,
+) -> dict[str, Any]:
     """Forecast ``request.horizon`` daily closes of ``request.coin`` after its ``as_of``. Computes
     only: the engine writes no prediction. ``store`` says whether stored model versions are served
     (the project database at ``url`` is migrated once per process, and ``history="database"``
@@ -80,17 +86,33 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
     from crypto_ml.engine.prediction import PredictionRecord
 
     record = PredictionRecord(
-        coin=coin, as_of=day, model=request.model, version=version, horizon=request.horizon,
-        values=forecast["values"], last_close=last_close, intervals=forecast["intervals"],
+        coin=coin,
+        as_of=day,
+        model=request.model,
+        version=version,
+        horizon=request.horizon,
+        values=forecast["values"],
+        last_close=last_close,
+        intervals=forecast["intervals"],
         interval_method=forecast["interval_method"],
     )
-    return {**record.to_json(), **_where(hostname), "cached": cached,
-            "seconds": time.perf_counter() - started}
+    return {
+        **record.to_json(),
+        **_where(hostname),
+        "cached": cached,
+        "seconds": time.perf_counter() - started,
+    }
 
 
-def run_train(request: EngineRequest, *, store: bool = True, url: str | None = None,
-              cache: ModelCache | None = None, loader: CryptoLoader | None = None,
-              hostname: str | None = None) -> dict[str, Any]:
+def run_train(
+    request: EngineRequest,
+    *,
+    store: bool = True,
+    url: str | None = None,
+    cache: ModelCache | None = None,
+    loader: CryptoLoader | None = None,
+    hostname: str | None = None,
+) -> dict[str, Any]:
     """Fit ``request.model`` on the coin's closes up to ``as_of``; save a version in the model store
     (``store``) and keep the fitted model warm in this process's cache. A saved version is
     evaluated point in time and promoted or not (:func:`crypto_ml.evaluation.promotion.evaluate_and_record`).
@@ -115,12 +137,19 @@ def run_train(request: EngineRequest, *, store: bool = True, url: str | None = N
         saved = True
         from crypto_ml.evaluation.promotion import evaluate_and_record  # champion / challenger
 
-        row = evaluate_and_record(models, coin, request.model, version, day, history, dates,
-                                  params=request.params)
+        row = evaluate_and_record(
+            models, coin, request.model, version, day, history, dates, params=request.params
+        )
         promotion = {"status": row["promotion"], "reason": row["promotion_reason"]}
     return {
-        "coin": coin, "as_of": day.isoformat(), "model": request.model, "version": version,
-        "n_obs": len(history), "saved": saved, "promotion": promotion, **_where(hostname),
+        "coin": coin,
+        "as_of": day.isoformat(),
+        "model": request.model,
+        "version": version,
+        "n_obs": len(history),
+        "saved": saved,
+        "promotion": promotion,
+        **_where(hostname),
         "seconds": time.perf_counter() - started,
     }
 

@@ -41,8 +41,9 @@ def model_store(url: str | None = None) -> ModelStore:
         return _stores[url]
 
 
-def stored_version(store: ModelStore, coin: str, model: str, as_of: dt.date,
-                   version: int | None) -> dict[str, Any] | None:
+def stored_version(
+    store: ModelStore, coin: str, model: str, as_of: dt.date, version: int | None
+) -> dict[str, Any] | None:
     """The model-version row to serve, or None: the requested ``version``, else the newest one
     trained on data up to ``as_of``. A version trained up to an earlier day serves ``as_of``
     after :meth:`~crypto_ml.forecasting.base.BaseForecaster.update` moves it to the closes up to
@@ -55,5 +56,6 @@ def stored_version(store: ModelStore, coin: str, model: str, as_of: dt.date,
     if row["train_end"] > as_of:
         raise EngineInputError(
             f"coin {coin!r}: model {model!r} version {version} was trained on data up to "
-            f"{row['train_end']}, after as_of {as_of}; it cannot serve {as_of} (point in time)")
+            f"{row['train_end']}, after as_of {as_of}; it cannot serve {as_of} (point in time)"
+        )
     return row

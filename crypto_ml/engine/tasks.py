@@ -73,8 +73,14 @@ def stats(self) -> dict[str, Any]:
     return {**process_stats(), "hostname": self.request.hostname}
 
 
-@shared_task(name=BACKTEST_TASK, bind=True, throws=(EngineInputError,), acks_late=True,
-             reject_on_worker_lost=True, track_started=False)
+@shared_task(
+    name=BACKTEST_TASK,
+    bind=True,
+    throws=(EngineInputError,),
+    acks_late=True,
+    reject_on_worker_lost=True,
+    track_started=False,
+)
 def backtest(self, *args: Any, **unit: Any) -> dict[str, Any]:
     """:func:`~crypto_ml.engine.heavy.backtest_unit_task` of the unit in the keyword arguments. Not
     marked STARTED, so that a unit already done keeps its answer in every result backend."""
@@ -83,8 +89,14 @@ def backtest(self, *args: Any, **unit: Any) -> dict[str, Any]:
     return backtest_unit_task(self, unit)
 
 
-@shared_task(name=FORECAST_TASK, bind=True, throws=(EngineInputError,), acks_late=True,
-             reject_on_worker_lost=True, track_started=False)
+@shared_task(
+    name=FORECAST_TASK,
+    bind=True,
+    throws=(EngineInputError,),
+    acks_late=True,
+    reject_on_worker_lost=True,
+    track_started=False,
+)
 def forecast(self, *args: Any, **unit: Any) -> dict[str, Any]:
     """:func:`~crypto_ml.engine.heavy.forecast_unit_task` of the unit in the keyword arguments (the
     strategy backtest's forecasts of one coin and model); not marked STARTED, as ``backtest``."""

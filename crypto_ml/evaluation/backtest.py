@@ -150,13 +150,27 @@ def _fit_fold(template: BaseForecaster, train: np.ndarray, h: int, levels: Seque
     return fitted, forecast, bounds
 
 
-def _forecast_rows(base: dict[str, Any], dates: Any, start: int, last_close: float, actual: np.ndarray,
-                   forecast: np.ndarray, bounds: dict, levels: Sequence[float]) -> list[dict[str, Any]]:
+def _forecast_rows(
+    base: dict[str, Any],
+    dates: Any,
+    start: int,
+    last_close: float,
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    bounds: dict,
+    levels: Sequence[float],
+) -> list[dict[str, Any]]:
     """One row per forecast day of a fold (``base``: its coin, model and fold)."""
     rows = []
     for k in range(len(actual)):
-        row = {**base, "step": k + 1, "date": dates[start + k], "last_close": last_close,
-               "actual": actual[k], "forecast": forecast[k]}
+        row = {
+            **base,
+            "step": k + 1,
+            "date": dates[start + k],
+            "last_close": last_close,
+            "actual": actual[k],
+            "forecast": forecast[k],
+        }
         for level in levels:
             lo, hi = bounds.get(level, (None, None))
             row[f"lower_{level_key(level)}"] = float(lo[k]) if lo is not None else float("nan")
@@ -202,8 +216,16 @@ def backtest_series(
     return _walk_forward(result, template, name, coin, y, dates, store, progress)
 
 
-def _walk_forward(result: BacktestResult, template: BaseForecaster, name: str, coin: str, y: np.ndarray,
-                  dates: Any, store: ModelStore | None, progress: Any) -> BacktestResult:
+def _walk_forward(
+    result: BacktestResult,
+    template: BaseForecaster,
+    name: str,
+    coin: str,
+    y: np.ndarray,
+    dates: Any,
+    store: ModelStore | None,
+    progress: Any,
+) -> BacktestResult:
     """The folds of :func:`backtest_series` (settings in ``result.params``), into ``result``."""
     period, folds, horizon, levels = (result.params[k] for k in ("period", "folds", "horizon", "levels"))
     n = len(y)
@@ -219,8 +241,16 @@ def _walk_forward(result: BacktestResult, template: BaseForecaster, name: str, c
         actual = y[start : start + h]
         scores = metrics.score(actual, forecast, train[-1], train)
         base = {"coin": coin, "model": name, "fold": i}
-        fold_rows.append({**base, "train_start": dates[0], "train_end": dates[start - 1], "n_train": start,
-                          "horizon": h, **scores})
+        fold_rows.append(
+            {
+                **base,
+                "train_start": dates[0],
+                "train_end": dates[start - 1],
+                "n_train": start,
+                "horizon": h,
+                **scores,
+            }
+        )
         forecast_rows += _forecast_rows(base, dates, start, train[-1], actual, forecast, bounds, levels)
         if store is not None:
             store.save(coin, name, fitted, train_start=dates[0], train_end=dates[start - 1], metrics=scores)
@@ -244,8 +274,10 @@ def check_window(
     if first_day is not None and last_day is not None and last_day <= first_day:
         raise ValueError(f"end {last_day.date()} must be after start {first_day.date()}")
     if first_day is None and period is not None and folds is not None and period < folds:
-        raise ValueError(f"period {period} is shorter than folds {folds}: each fold needs at least one "
-                         "test day (give a longer period, fewer folds, or a window with start)")
+        raise ValueError(
+            f"period {period} is shorter than folds {folds}: each fold needs at least one "
+            "test day (give a longer period, fewer folds, or a window with start)"
+        )
     return first_day, last_day
 
 
@@ -277,10 +309,17 @@ def _too_few_in_window(
         window = f"{first_day.date()} .. {last_day.date() if last_day is not None else 'the end'}"
     folds = settings["folds"]
     out = BacktestResult(params=dict(settings))
-    out.skipped = pd.DataFrame([{
-        "coin": coin, "model": getattr(model, "name", str(model)), "fold": None,
-        "reason": f"{coin_period} closes in the window {window}, fewer than {folds} folds"}],
-        columns=SKIPPED_COLUMNS)
+    out.skipped = pd.DataFrame(
+        [
+            {
+                "coin": coin,
+                "model": getattr(model, "name", str(model)),
+                "fold": None,
+                "reason": f"{coin_period} closes in the window {window}, fewer than {folds} folds",
+            }
+        ],
+        columns=SKIPPED_COLUMNS,
+    )
     return out
 
 
@@ -329,10 +368,21 @@ def run_backtest(
                     _advance(bar, folds)
                     continue
                 model_params = None if isinstance(model, BaseForecaster) else params.get(str(model))
-                parts.append(backtest_series(
-                    model, closes, dates, coin=coin, period=coin_period, folds=folds, horizon=horizon,
-                    params=model_params, store=store, progress=bar, levels=levels,
-                ))
+                parts.append(
+                    backtest_series(
+                        model,
+                        closes,
+                        dates,
+                        coin=coin,
+                        period=coin_period,
+                        folds=folds,
+                        horizon=horizon,
+                        params=model_params,
+                        store=store,
+                        progress=bar,
+                        levels=levels,
+                    )
+                )
     finally:
         if bar is not None:
             bar.close()
@@ -342,8 +392,10 @@ def run_backtest(
 def _with_window(result: BacktestResult, first_day, last_day) -> BacktestResult:
     """``result`` with the test window in its params (``period`` None when it starts on a day)."""
     if first_day is not None or last_day is not None:
-        result.params.update(start=None if first_day is None else first_day.date(),
-                             end=None if last_day is None else last_day.date())
+        result.params.update(
+            start=None if first_day is None else first_day.date(),
+            end=None if last_day is None else last_day.date(),
+        )
         if first_day is not None:
             result.params["period"] = None
     return result

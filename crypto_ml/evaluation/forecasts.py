@@ -94,12 +94,26 @@ def forecast_days(
     return pd.DataFrame(rows)
 
 
-def _day_row(fitted: BaseForecaster, coin: str, day: pd.Timestamp, close: float, point: np.ndarray,
-             horizon: int, levels: Sequence[float], train_end: Any, refit: bool) -> dict[str, Any]:
+def _day_row(
+    fitted: BaseForecaster,
+    coin: str,
+    day: pd.Timestamp,
+    close: float,
+    point: np.ndarray,
+    horizon: int,
+    levels: Sequence[float],
+    train_end: Any,
+    refit: bool,
+) -> dict[str, Any]:
     """One day's row of :func:`forecast_days`: the forecast ``horizon`` days ahead and its bounds."""
     row = {
-        "coin": coin, "date": day, "last_close": close, "forecast": float(point[-1]),
-        "expected_return": float(point[-1] / close - 1.0), "train_end": train_end, "refit": refit,
+        "coin": coin,
+        "date": day,
+        "last_close": close,
+        "forecast": float(point[-1]),
+        "expected_return": float(point[-1] / close - 1.0),
+        "train_end": train_end,
+        "refit": refit,
     }
     try:
         bounds = fitted.predict_interval(horizon, levels)
@@ -121,7 +135,12 @@ def prediction_of(row: Any, keys: Sequence[str], model: str, horizon: int) -> di
         if math.isfinite(lo) and math.isfinite(hi):
             intervals[key] = {"lower": [lo], "upper": [hi]}
     return {
-        "coin": row.coin, "as_of": row.date.date().isoformat(), "model": model, "version": 0,
-        "horizon": horizon, "last_close": row.last_close, "expected_return": row.expected_return,
+        "coin": row.coin,
+        "as_of": row.date.date().isoformat(),
+        "model": model,
+        "version": 0,
+        "horizon": horizon,
+        "last_close": row.last_close,
+        "expected_return": row.expected_return,
         "intervals": intervals or None,
     }

@@ -32,8 +32,16 @@ if TYPE_CHECKING:
 METRICS = ("mae", "rmse", "mape", "mase", "direction")
 SUMMARY_COLUMNS = ["coin", "model", "n_folds", *METRICS]
 COVERAGE_COLUMNS = [
-    "model", "level", "n_coins", "n", "coverage", "mean_width_pct", "median_width_pct", "interval_score_pct",
-    "miss_below", "miss_above",
+    "model",
+    "level",
+    "n_coins",
+    "n",
+    "coverage",
+    "mean_width_pct",
+    "median_width_pct",
+    "interval_score_pct",
+    "miss_below",
+    "miss_above",
 ]
 #: Days per year for annualising (crypto trades every day).
 PERIODS_PER_YEAR = 365
@@ -134,13 +142,16 @@ def _coverage_row(
 ) -> dict[str, Any]:
     actual = part["actual"]
     return {
-        "model": model, "level": float(level), "n_coins": int(part["coin"].nunique()),
+        "model": model,
+        "level": float(level),
+        "n_coins": int(part["coin"].nunique()),
         "n": int(len(part)),
         "coverage": float(((actual >= lo) & (actual <= hi)).mean() * 100),
         "mean_width_pct": float(((hi - lo) / part["last_close"]).mean() * 100),
         "median_width_pct": float(((hi - lo) / part["last_close"]).median() * 100),
-        "interval_score_pct": float(np.mean(interval_score(lo, hi, actual, level)
-                                            / part["last_close"].to_numpy()) * 100),
+        "interval_score_pct": float(
+            np.mean(interval_score(lo, hi, actual, level) / part["last_close"].to_numpy()) * 100
+        ),
         "miss_below": float((actual < lo).mean() * 100),
         "miss_above": float((actual > hi).mean() * 100),
     }
@@ -182,7 +193,9 @@ def simulation_metrics(sim: dict[str, Any], coin_capital: float) -> tuple[dict[s
         m.update(
             coin=coin,
             hit_rate=book.wins / book.round_trips if book.round_trips else float("nan"),
-            round_trips=book.round_trips, trades=book.trades, turnover=book.traded / coin_capital,
+            round_trips=book.round_trips,
+            trades=book.trades,
+            turnover=book.traded / coin_capital,
             fees=book.fees,
         )
         rows.append(m)

@@ -37,7 +37,7 @@ def plot_forecasts(result: BacktestResult, path: str | Path, *, max_coins: int =
         ax.set_title(coin)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(coins):]:
+    for ax in list(axes.flat)[len(coins) :]:
         ax.axis("off")
     if not coins:
         axes.flat[0].text(0.5, 0.5, "no forecasts (every coin skipped)", ha="center")
@@ -65,8 +65,10 @@ def plot_equity(report: StrategyReport, path: str | Path) -> Path:
     ax.set_ylabel("equity (USD)")
     ax.set_yscale("log")
     p = report.params
-    ax.set_title(f"Strategy backtest, {p.get('coins')} coins, {p.get('start')} .. {p.get('end')}, "
-                 f"{p.get('fee_bps'):g}+{p.get('slippage_bps'):g} bps per side")
+    ax.set_title(
+        f"Strategy backtest, {p.get('coins')} coins, {p.get('start')} .. {p.get('end')}, "
+        f"{p.get('fee_bps'):g}+{p.get('slippage_bps'):g} bps per side"
+    )
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -157,11 +157,23 @@ def evaluate_version(
     y, idx = y[keep], idx[keep]
     head = {"coin": coin, "model": model, "as_of": day.date().isoformat(), "days": days, "horizon": horizon}
     if len(y) < days + 30:
-        return {**head, "error": f"{len(y)} closes up to {day.date()}, fewer than the {days} days of the "
-                                 f"window plus 30 to train on"}
+        return {
+            **head,
+            "error": f"{len(y)} closes up to {day.date()}, fewer than the {days} days of the "
+            f"window plus 30 to train on",
+        }
     start = len(y) - days
-    frame = forecast_days(model, y, idx, start=idx[start], coin=coin, horizon=horizon, levels=levels,
-                          refit_every=days + 1, params=params)
+    frame = forecast_days(
+        model,
+        y,
+        idx,
+        start=idx[start],
+        coin=coin,
+        horizon=horizon,
+        levels=levels,
+        refit_every=days + 1,
+        params=params,
+    )
     if frame.empty:
         return {**head, "error": f"{model} made no forecast in the window"}
     pos = idx.get_indexer(pd.DatetimeIndex(frame["date"]))
@@ -182,12 +194,21 @@ def evaluate_version(
             "n": len(part),
             "coverage": float(((actual >= lo) & (actual <= hi)).mean() * 100),
             "median_width_pct": float(((hi - lo) / part["last_close"]).median() * 100),
-            "interval_score_pct": float(np.mean(interval_score(lo, hi, actual, level)
-                                                / part["last_close"].to_numpy()) * 100),
+            "interval_score_pct": float(
+                np.mean(interval_score(lo, hi, actual, level) / part["last_close"].to_numpy()) * 100
+            ),
         }
     prices = pd.DataFrame({coin: y[start:]}, index=idx[start:])
-    sim = simulate({coin: frame}, prices, rule, model=model, rule="pipeline", horizon=horizon,
-                   fee_bps=fee_bps, slippage_bps=slippage_bps)
+    sim = simulate(
+        {coin: frame},
+        prices,
+        rule,
+        model=model,
+        rule="pipeline",
+        horizon=horizon,
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+    )
     _, per_coin = simulation_metrics(sim, rule.max_position_notional)
     book = per_coin.iloc[0]
     train_end = frame["train_end"].iloc[0]
@@ -216,8 +237,12 @@ def evaluate_version(
     }
 
 
-def verdict(evaluation: Mapping[str, Any], settings: PromotionSettings | None = None, *,
-            champion: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def verdict(
+    evaluation: Mapping[str, Any],
+    settings: PromotionSettings | None = None,
+    *,
+    champion: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Whether the evaluated version is promoted: ``{status: "promoted"|"rejected", reason}``.
 
     ``champion`` is the evaluation of the coin's champion *on the same window* (another model's
@@ -269,10 +294,18 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:+.1f}%"
 
 
-def evaluate_and_record(store: Any, coin: str, model: str, version: int, as_of: Any,
-                        closes: Sequence[float], dates: Sequence[str], *,
-                        params: Mapping[str, Any] | None = None,
-                        settings: PromotionSettings | None = None) -> dict[str, Any]:
+def evaluate_and_record(
+    store: Any,
+    coin: str,
+    model: str,
+    version: int,
+    as_of: Any,
+    closes: Sequence[float],
+    dates: Sequence[str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    settings: PromotionSettings | None = None,
+) -> dict[str, Any]:
     """Evaluate a just-trained ``version`` and record the evaluation and its verdict with it in
     ``store`` (a :class:`~crypto_ml.storage.model_store.ModelStore`), once (a version already evaluated
     is returned unchanged). An evaluation the data does not allow (a ``ValueError``) is recorded
@@ -286,20 +319,36 @@ def evaluate_and_record(store: Any, coin: str, model: str, version: int, as_of: 
     try:
         evaluation = evaluate_version(coin, model, as_of, closes, dates, params=params, days=s.days)
     except ValueError as exc:  # data the evaluation cannot use: the version stays unpromoted, saying why
-        evaluation = {"coin": coin, "model": model, "as_of": str(as_of)[:10], "days": s.days,
-                      "error": str(exc)}
+        evaluation = {
+            "coin": coin,
+            "model": model,
+            "as_of": str(as_of)[:10],
+            "days": s.days,
+            "error": str(exc),
+        }
     champion_eval = None
     champ = store.champion(coin)
     if champ is not None and champ["model"] != model and not evaluation.get("error"):
-        champion_eval = evaluate_version(coin, champ["model"], as_of, closes, dates, days=s.days,
-                                         params=champ.get("params") or None)
-        evaluation["champion"] = {"model": champ["model"], "version": champ["version"],
-                                  "mase_vs_naive": champion_eval.get("mase_vs_naive"),
-                                  "strategy": champion_eval.get("strategy")}
+        champion_eval = evaluate_version(
+            coin, champ["model"], as_of, closes, dates, days=s.days, params=champ.get("params") or None
+        )
+        evaluation["champion"] = {
+            "model": champ["model"],
+            "version": champ["version"],
+            "mase_vs_naive": champion_eval.get("mase_vs_naive"),
+            "strategy": champion_eval.get("strategy"),
+        }
     evaluation["settings"] = s.to_json()
     decided = verdict(evaluation, s, champion=champion_eval)
-    return store.record_evaluation(coin, model, version, evaluation=evaluation, status=decided["status"],
-                                   reason=decided["reason"], actor=TRAINING_ACTOR)
+    return store.record_evaluation(
+        coin,
+        model,
+        version,
+        evaluation=evaluation,
+        status=decided["status"],
+        reason=decided["reason"],
+        actor=TRAINING_ACTOR,
+    )
 
 
 def trade_refusal(row: Mapping[str, Any] | None, model: str, version: int) -> str | None:

@@ -88,8 +88,11 @@ def format_strategy_report(report: StrategyReport) -> str:
         f"capital {p.get('capital'):,.0f} USD, execution costs {p.get('fee_bps'):g} bps fee + "
         f"{p.get('slippage_bps'):g} bps slippage per side.",
         "",
-        *([f"Coins without a close in the window (not traded): {', '.join(p['coins_without_closes'])}.", ""]
-          if p.get("coins_without_closes") else []),
+        *(
+            [f"Coins without a close in the window (not traded): {', '.join(p['coins_without_closes'])}.", ""]
+            if p.get("coins_without_closes")
+            else []
+        ),
         "Rules: " + "; ".join(f"`{k}` = {v}" for k, v in (p.get("rules") or {}).items()),
         "",
         markdown_table(table),

@@ -29,8 +29,20 @@ DEFAULT_FEE_BPS = 10.0
 DEFAULT_SLIPPAGE_BPS = 5.0
 
 ORDER_COLUMNS = [
-    "model", "rule", "date", "coin", "side", "quantity", "last_close", "price", "notional", "fee",
-    "status", "reason", "expected_return", "position_after",
+    "model",
+    "rule",
+    "date",
+    "coin",
+    "side",
+    "quantity",
+    "last_close",
+    "price",
+    "notional",
+    "fee",
+    "status",
+    "reason",
+    "expected_return",
+    "position_after",
 ]
 
 
@@ -74,8 +86,17 @@ class _Replay:
     """The state of one model x rule replay: the books per coin, the orders, the daily curves and
     the day's marks (``today``, which the paper broker reads)."""
 
-    def __init__(self, coins: Iterable[str], rules: TradingRules, limits: RiskLimits, *, model: str,
-                 rule: str, fee_bps: float, slippage_bps: float) -> None:
+    def __init__(
+        self,
+        coins: Iterable[str],
+        rules: TradingRules,
+        limits: RiskLimits,
+        *,
+        model: str,
+        rule: str,
+        fee_bps: float,
+        slippage_bps: float,
+    ) -> None:
         self.rules, self.limits, self.model, self.rule = rules, limits, model, rule
         self.fee, self.slip = fee_bps / 1e4, slippage_bps / 1e4
         self.capital = limits.capital
@@ -95,8 +116,17 @@ class _Replay:
         cash = self.capital + sum(b.cash for b in self.books.values())
         return Account(self.capital, cash, held, self.today, buy_cost=self.buy_cost)
 
-    def place(self, day: pd.Timestamp, coin: str, side: str, quantity: float, last_close: float, reason: str,
-              expected_return: float, tag: str = "") -> None:
+    def place(
+        self,
+        day: pd.Timestamp,
+        coin: str,
+        side: str,
+        quantity: float,
+        last_close: float,
+        reason: str,
+        expected_return: float,
+        tag: str = "",
+    ) -> None:
         """Place one order on the ledger at the close moved by the slippage; book it when filled."""
         from crypto_ml.trading.brokers import OrderRequest
 
@@ -108,30 +138,52 @@ class _Replay:
         book = self.books[coin]
         if result.status == "filled":
             book.fill(side, quantity, price, paid)
-        self.orders.append({
-            "model": self.model, "rule": self.rule, "date": day.date(), "coin": coin, "side": side,
-            "quantity": quantity, "last_close": last_close, "price": price, "notional": notional,
-            "fee": paid, "status": result.status, "reason": result.reason or reason,
-            "expected_return": expected_return, "position_after": result.raw.get("position", book.qty),
-        })
+        self.orders.append(
+            {
+                "model": self.model,
+                "rule": self.rule,
+                "date": day.date(),
+                "coin": coin,
+                "side": side,
+                "quantity": quantity,
+                "last_close": last_close,
+                "price": price,
+                "notional": notional,
+                "fee": paid,
+                "status": result.status,
+                "reason": result.reason or reason,
+                "expected_return": expected_return,
+                "position_after": result.raw.get("position", book.qty),
+            }
+        )
 
-    def trade_day(self, day: pd.Timestamp, close: pd.Series, rows: Iterable[Any], keys: list[str],
-                  horizon: int) -> None:
+    def trade_day(
+        self, day: pd.Timestamp, close: pd.Series, rows: Iterable[Any], keys: list[str], horizon: int
+    ) -> None:
         """One day: each forecast's decision, then the trims back within the caps, then the marks."""
         from crypto_ml.trading.risk import trims
 
         self.today = {c: float(v) for c, v in close.items() if math.isfinite(v)}
         for row in sorted(rows, key=lambda r: r.coin):
             prediction = prediction_of(row, keys, self.model, horizon)
-            decision = decide(prediction=prediction, account=self.account(), kill_switch=False,
-                              rules=self.rules)
+            decision = decide(
+                prediction=prediction, account=self.account(), kill_switch=False, rules=self.rules
+            )
             if decision.action == "trade":
-                self.place(day, row.coin, decision.side, decision.quantity, row.last_close, decision.reason,
-                           row.expected_return)
+                self.place(
+                    day,
+                    row.coin,
+                    decision.side,
+                    decision.quantity,
+                    row.last_close,
+                    decision.reason,
+                    row.expected_return,
+                )
         # Coins held without a forecast today are brought within the caps too.
         for coin, trim in sorted(trims(self.account(), self.limits).items()):
-            self.place(day, coin, trim.side, trim.quantity, self.today[coin], trim.reason, float("nan"),
-                       "-trim")
+            self.place(
+                day, coin, trim.side, trim.quantity, self.today[coin], trim.reason, float("nan"), "-trim"
+            )
         self.close_day(day, close)
 
     def close_day(self, day: pd.Timestamp, close: pd.Series) -> None:
@@ -144,8 +196,14 @@ class _Replay:
         if wrong:
             raise RuntimeError(f"{self.model}/{self.rule} on {day.date()}: " + "; ".join(wrong))
         values = [abs(book.value(c)) for c in book.positions]
-        self.risk_rows.append({"cash": book.cash, "exposure": book.exposure, "equity": book.equity,
-                               "max_coin": max(values, default=0.0)})
+        self.risk_rows.append(
+            {
+                "cash": book.cash,
+                "exposure": book.exposure,
+                "equity": book.equity,
+                "max_coin": max(values, default=0.0),
+            }
+        )
         pnl = {c: b.cash + (b.qty * float(close[c]) if b.qty else 0.0) for c, b in self.books.items()}
         self.coin_pnl.append(pnl)
         self.equity.append(self.capital + sum(pnl.values()))
@@ -207,17 +265,19 @@ def simulate(
     from crypto_ml.trading.risk import RiskLimits
 
     limits = RiskLimits.from_rules(rules)
-    replay = _Replay(prices.columns, rules, limits, model=model, rule=rule, fee_bps=fee_bps,
-                     slippage_bps=slippage_bps)
+    replay = _Replay(
+        prices.columns, rules, limits, model=model, rule=rule, fee_bps=fee_bps, slippage_bps=slippage_bps
+    )
     columns = {c for f in forecasts.values() for c in f.columns}
-    keys = sorted(c[len("lower_"):] for c in columns if c.startswith("lower_"))
+    keys = sorted(c[len("lower_") :] for c in columns if c.startswith("lower_"))
     by_day = _rows_by_day(forecasts)
     marks = prices.sort_index().ffill()
     with tempfile.TemporaryDirectory(prefix="crypto-ml-strategy-") as tmp:
         db = url or f"sqlite:///{Path(tmp) / 'ledger.db'}"
         migrate(db)
-        replay.broker = PaperBroker(db, allow_short=rules.allow_short, limits=limits,
-                                    marks=lambda: replay.today)
+        replay.broker = PaperBroker(
+            db, allow_short=rules.allow_short, limits=limits, marks=lambda: replay.today
+        )
         try:
             for day in marks.index:
                 replay.trade_day(day, marks.loc[day], by_day.get(day, ()), keys, horizon)

@@ -42,22 +42,32 @@ if TYPE_CHECKING:
     from crypto_ml.data.loader import CryptoLoader
 
 METRIC_COLUMNS = [
-    "total_return", "ann_volatility", "sharpe", "max_drawdown", "hit_rate", "round_trips",
-    "trades", "turnover", "fees",
+    "total_return",
+    "ann_volatility",
+    "sharpe",
+    "max_drawdown",
+    "hit_rate",
+    "round_trips",
+    "trades",
+    "turnover",
+    "fees",
 ]
 
 
-def default_rules(fee_bps: float = DEFAULT_FEE_BPS, slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
-                  threshold: float = 0.02) -> dict[str, TradingRules]:
+def default_rules(
+    fee_bps: float = DEFAULT_FEE_BPS, slippage_bps: float = DEFAULT_SLIPPAGE_BPS, threshold: float = 0.02
+) -> dict[str, TradingRules]:
     """The rules compared by default: the shipped rule (point forecast, costs not in the decision),
     the point rule net of costs, and the 80 % and 95 % interval rules net of costs."""
     return {
         "shipped": TradingRules(threshold=threshold),
         "point-net": TradingRules(threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps),
-        "interval80": TradingRules(threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps,
-                                   interval_level=80),
-        "interval95": TradingRules(threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps,
-                                   interval_level=95),
+        "interval80": TradingRules(
+            threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps, interval_level=80
+        ),
+        "interval95": TradingRules(
+            threshold=threshold, fee_bps=fee_bps, slippage_bps=slippage_bps, interval_level=95
+        ),
     }
 
 
@@ -108,8 +118,12 @@ def _check_days(days: int | None, start: Any) -> int | None:
     return days
 
 
-def _load_series(series: Mapping[str, tuple[Any, Any]] | None, loader: CryptoLoader | None,
-                 coins: Sequence[str] | None, last_day: pd.Timestamp | None) -> dict[str, tuple[Any, Any]]:
+def _load_series(
+    series: Mapping[str, tuple[Any, Any]] | None,
+    loader: CryptoLoader | None,
+    coins: Sequence[str] | None,
+    last_day: pd.Timestamp | None,
+) -> dict[str, tuple[Any, Any]]:
     """Per coin its checked closes and dates up to ``last_day`` (from ``series`` or the loader)."""
     if series is None:
         if loader is None:
@@ -160,8 +174,14 @@ def _forecasts(
     return forecasts
 
 
-def _replay_rules(runs: _Runs, model: str, forecasts: Mapping[str, pd.DataFrame], prices: pd.DataFrame,
-                  rules: Mapping[str, TradingRules], **costs) -> None:
+def _replay_rules(
+    runs: _Runs,
+    model: str,
+    forecasts: Mapping[str, pd.DataFrame],
+    prices: pd.DataFrame,
+    rules: Mapping[str, TradingRules],
+    **costs,
+) -> None:
     """Simulate every rule over ``model``'s forecasts and gather the results into ``runs``."""
     for name, rule in rules.items():
         began = time.perf_counter()
@@ -177,14 +197,29 @@ def _replay_rules(runs: _Runs, model: str, forecasts: Mapping[str, pd.DataFrame]
 def _benchmarks(prices: pd.DataFrame, capital: float, fee_bps: float, slippage_bps: float):
     """Buy-and-hold and no-trade: their summary rows and equity curves."""
     bh = buy_and_hold(prices, capital, fee_bps=fee_bps, slippage_bps=slippage_bps)
-    bh_row = {"model": "buy-and-hold", "rule": "-", "rule_detail": "equal weights, held",
-              **curve_metrics(bh, capital),
-              "hit_rate": float("nan"), "round_trips": 0, "trades": int(prices.iloc[0].notna().sum()),
-              "turnover": 1.0, "fees": capital * fee_bps / 1e4}
+    bh_row = {
+        "model": "buy-and-hold",
+        "rule": "-",
+        "rule_detail": "equal weights, held",
+        **curve_metrics(bh, capital),
+        "hit_rate": float("nan"),
+        "round_trips": 0,
+        "trades": int(prices.iloc[0].notna().sum()),
+        "turnover": 1.0,
+        "fees": capital * fee_bps / 1e4,
+    }
     flat = pd.Series(capital, index=prices.index, name="no-trade")
-    none_row = {"model": "no-trade", "rule": "-", "rule_detail": "never trades",
-                **curve_metrics(flat, capital),
-                "hit_rate": float("nan"), "round_trips": 0, "trades": 0, "turnover": 0.0, "fees": 0.0}
+    none_row = {
+        "model": "no-trade",
+        "rule": "-",
+        "rule_detail": "never trades",
+        **curve_metrics(flat, capital),
+        "hit_rate": float("nan"),
+        "round_trips": 0,
+        "trades": 0,
+        "turnover": 0.0,
+        "fees": 0.0,
+    }
     return (bh_row, none_row), {"buy-and-hold": bh, "no-trade": flat}
 
 
@@ -235,8 +270,13 @@ class StrategyPlan:
 
     def forecast_settings(self, model: str) -> dict[str, Any]:
         """The keyword arguments of :func:`forecast_days` for ``model`` (but the series and coin)."""
-        return {"start": self.start, "horizon": self.horizon, "levels": self.levels,
-                "refit_every": self.refit_every, "params": self.params.get(model)}
+        return {
+            "start": self.start,
+            "horizon": self.horizon,
+            "levels": self.levels,
+            "refit_every": self.refit_every,
+            "params": self.params.get(model),
+        }
 
 
 def plan_strategy(
@@ -264,10 +304,22 @@ def plan_strategy(
         raise ValueError("rules must name at least one TradingRules")
     checked = _load_series(series, loader, coins, last_day)
     prices, start, end, days, without = _window_prices(checked, days, first_day, last_day)
-    return StrategyPlan(models=list(models), rules=rules, checked=checked, prices=prices, start=start, end=end,
-                        days=days, without=without, horizon=horizon, levels=list(levels),
-                        refit_every=refit_every, fee_bps=fee_bps, slippage_bps=slippage_bps,
-                        params=dict(params or {}))
+    return StrategyPlan(
+        models=list(models),
+        rules=rules,
+        checked=checked,
+        prices=prices,
+        start=start,
+        end=end,
+        days=days,
+        without=without,
+        horizon=horizon,
+        levels=list(levels),
+        refit_every=refit_every,
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+        params=dict(params or {}),
+    )
 
 
 def run_strategy(
@@ -297,9 +349,22 @@ def run_strategy(
     :param rules: name -> :class:`TradingRules` (default :func:`default_rules` with these costs).
     :param fee_bps, slippage_bps: execution costs per side of every simulated order.
     """
-    plan = plan_strategy(coins, models, rules, loader=loader, series=series, days=days, start=start, end=end,
-                         horizon=horizon, levels=levels, refit_every=refit_every, fee_bps=fee_bps,
-                         slippage_bps=slippage_bps, params=params)
+    plan = plan_strategy(
+        coins,
+        models,
+        rules,
+        loader=loader,
+        series=series,
+        days=days,
+        start=start,
+        end=end,
+        horizon=horizon,
+        levels=levels,
+        refit_every=refit_every,
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+        params=params,
+    )
     forecasts, timings = _forecast_here(plan, progress)
     return strategy_report(plan, forecasts, timings)
 
@@ -315,7 +380,9 @@ def _forecast_here(plan: StrategyPlan, progress: bool) -> tuple[dict[str, dict[s
     try:
         for model in plan.models:
             began = time.perf_counter()
-            forecasts[model] = _forecasts(model, plan.checked, plan.coins, bar, **plan.forecast_settings(model))
+            forecasts[model] = _forecasts(
+                model, plan.checked, plan.coins, bar, **plan.forecast_settings(model)
+            )
             timings[f"forecasts {model}"] = time.perf_counter() - began
     finally:
         if bar is not None:
@@ -323,8 +390,11 @@ def _forecast_here(plan: StrategyPlan, progress: bool) -> tuple[dict[str, dict[s
     return forecasts, timings
 
 
-def strategy_report(plan: StrategyPlan, forecasts: Mapping[str, Mapping[str, pd.DataFrame]],
-                    timings: Mapping[str, float] | None = None) -> StrategyReport:
+def strategy_report(
+    plan: StrategyPlan,
+    forecasts: Mapping[str, Mapping[str, pd.DataFrame]],
+    timings: Mapping[str, float] | None = None,
+) -> StrategyReport:
     """The :class:`StrategyReport` of ``plan`` from each model's forecasts (``{model: {coin:
     forecast_days frame}}``, the coins without a forecast left out): every rule replayed over
     them, here (the replay is cross-coin), and the benchmarks."""
@@ -333,23 +403,42 @@ def strategy_report(plan: StrategyPlan, forecasts: Mapping[str, Mapping[str, pd.
         by_coin = {coin: frame for coin, frame in forecasts[model].items() if not frame.empty}
         if by_coin:
             runs.forecasts.append(pd.concat(by_coin.values(), ignore_index=True).assign(model=model))
-        _replay_rules(runs, model, by_coin, plan.prices, plan.rules, horizon=plan.horizon, fee_bps=plan.fee_bps,
-                      slippage_bps=plan.slippage_bps)
+        _replay_rules(
+            runs,
+            model,
+            by_coin,
+            plan.prices,
+            plan.rules,
+            horizon=plan.horizon,
+            fee_bps=plan.fee_bps,
+            slippage_bps=plan.slippage_bps,
+        )
     prices, fee_bps, slippage_bps = plan.prices, plan.fee_bps, plan.slippage_bps
     capital = next(iter(plan.rules.values())).book_capital
     (bh_row, none_row), curves = _benchmarks(prices, capital, fee_bps, slippage_bps)
     return StrategyReport(
         summary=_summary(runs.summary_rows, bh_row, none_row),
         per_coin=_per_coin(runs.per_coin, prices, (fee_bps + slippage_bps) / 1e4),
-        orders=(pd.concat(runs.orders, ignore_index=True) if runs.orders
-                else pd.DataFrame(columns=ORDER_COLUMNS)),
+        orders=(
+            pd.concat(runs.orders, ignore_index=True) if runs.orders else pd.DataFrame(columns=ORDER_COLUMNS)
+        ),
         equity=pd.DataFrame({**runs.curves, **curves}),
         forecasts=pd.concat(runs.forecasts, ignore_index=True) if runs.forecasts else pd.DataFrame(),
         timings=runs.timings,
         prices=prices,
-        params={"days": plan.days, "start": plan.start.date(), "end": plan.end.date(), "horizon": plan.horizon,
-                "levels": list(plan.levels), "refit_every": plan.refit_every, "fee_bps": fee_bps,
-                "slippage_bps": slippage_bps, "capital": capital, "coins": int(prices.shape[1]),
-                "coins_without_closes": plan.without,
-                "models": list(plan.models), "rules": {k: v.describe() for k, v in plan.rules.items()}},
+        params={
+            "days": plan.days,
+            "start": plan.start.date(),
+            "end": plan.end.date(),
+            "horizon": plan.horizon,
+            "levels": list(plan.levels),
+            "refit_every": plan.refit_every,
+            "fee_bps": fee_bps,
+            "slippage_bps": slippage_bps,
+            "capital": capital,
+            "coins": int(prices.shape[1]),
+            "coins_without_closes": plan.without,
+            "models": list(plan.models),
+            "rules": {k: v.describe() for k, v in plan.rules.items()},
+        },
     )

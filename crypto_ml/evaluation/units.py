@@ -72,8 +72,13 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def from_records(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, dates: Sequence[str] = (),
-                 floats: Sequence[str] = ()) -> pd.DataFrame:
+def from_records(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    dates: Sequence[str] = (),
+    floats: Sequence[str] = (),
+) -> pd.DataFrame:
     """The inverse of :func:`to_records`: ``dates`` columns parsed, ``floats`` with None as NaN."""
     frame = pd.DataFrame(list(rows), columns=list(columns))
     for col in dates:
@@ -83,15 +88,37 @@ def from_records(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, d
     return frame
 
 
-def backtest_unit(coin: str, model: str, closes: Sequence[float], dates: Sequence[str], *, period: int = 365,
-                  folds: int = 12, horizon: int = 10, params: Mapping[str, Any] | None = None,
-                  levels: Sequence[float] = DEFAULT_LEVELS) -> dict[str, Any]:
+def backtest_unit(
+    coin: str,
+    model: str,
+    closes: Sequence[float],
+    dates: Sequence[str],
+    *,
+    period: int = 365,
+    folds: int = 12,
+    horizon: int = 10,
+    params: Mapping[str, Any] | None = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+) -> dict[str, Any]:
     """The walk-forward backtest of ``model`` on one coin, as JSON: ``{"params", "folds",
     "skipped", "forecasts"}`` (the frames as lists of rows)."""
-    result = backtest_series(model, closes, dates, coin=coin, period=period, folds=folds, horizon=horizon,
-                             params=params, levels=levels)
-    return {"params": result.params, "folds": to_records(result.folds), "skipped": to_records(result.skipped),
-            "forecasts": to_records(result.forecasts)}
+    result = backtest_series(
+        model,
+        closes,
+        dates,
+        coin=coin,
+        period=period,
+        folds=folds,
+        horizon=horizon,
+        params=params,
+        levels=levels,
+    )
+    return {
+        "params": result.params,
+        "folds": to_records(result.folds),
+        "skipped": to_records(result.skipped),
+        "forecasts": to_records(result.forecasts),
+    }
 
 
 def backtest_from_json(data: Mapping[str, Any]) -> BacktestResult:
@@ -99,22 +126,45 @@ def backtest_from_json(data: Mapping[str, Any]) -> BacktestResult:
     bounds = interval_columns(data["params"].get("levels") or [])
     out = BacktestResult(params=dict(data["params"]))
     if data["folds"]:
-        out.folds = from_records(data["folds"], FOLD_COLUMNS, dates=("train_start", "train_end"),
-                                 floats=METRICS)
-        out.forecasts = from_records(data["forecasts"], FORECAST_COLUMNS + bounds, dates=("date",),
-                                     floats=("last_close", "actual", "forecast", *bounds))
+        out.folds = from_records(
+            data["folds"], FOLD_COLUMNS, dates=("train_start", "train_end"), floats=METRICS
+        )
+        out.forecasts = from_records(
+            data["forecasts"],
+            FORECAST_COLUMNS + bounds,
+            dates=("date",),
+            floats=("last_close", "actual", "forecast", *bounds),
+        )
     if data["skipped"]:
         out.skipped = from_records(data["skipped"], SKIPPED_COLUMNS)
     return out
 
 
-def forecast_unit(coin: str, model: str, closes: Sequence[float], dates: Sequence[str], *, start: str,
-                  horizon: int = 10, levels: Sequence[float] = DEFAULT_LEVELS, refit_every: int = 7,
-                  params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def forecast_unit(
+    coin: str,
+    model: str,
+    closes: Sequence[float],
+    dates: Sequence[str],
+    *,
+    start: str,
+    horizon: int = 10,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    refit_every: int = 7,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The point-in-time daily forecasts of ``model`` for one coin from ``start`` on, as JSON:
     ``{"levels", "forecasts"}`` (one row per day)."""
-    frame = forecast_days(model, closes, dates, start=start, coin=coin, horizon=horizon, levels=levels,
-                          refit_every=refit_every, params=params)
+    frame = forecast_days(
+        model,
+        closes,
+        dates,
+        start=start,
+        coin=coin,
+        horizon=horizon,
+        levels=levels,
+        refit_every=refit_every,
+        params=params,
+    )
     return {"levels": [float(v) for v in levels], "forecasts": to_records(frame)}
 
 
@@ -123,8 +173,12 @@ def forecasts_from_json(data: Mapping[str, Any]) -> pd.DataFrame:
     if not data["forecasts"]:
         return pd.DataFrame()
     bounds = interval_columns(data["levels"])
-    return from_records(data["forecasts"], _FORECAST_DAY_COLUMNS + bounds, dates=("date", "train_end"),
-                        floats=("last_close", "forecast", "expected_return", *bounds))
+    return from_records(
+        data["forecasts"],
+        _FORECAST_DAY_COLUMNS + bounds,
+        dates=("date", "train_end"),
+        floats=("last_close", "forecast", "expected_return", *bounds),
+    )
 
 
 @dataclass(frozen=True)
@@ -195,10 +249,19 @@ def backtest_units(
                 continue
             checked = _settings(coin_period, folds, horizon, levels)
             model_params = params.get(str(model))
-            units.append({"coin": coin, "model": str(model), "closes": closes_json, "dates": dates_json,
-                          "period": coin_period, "folds": folds, "horizon": checked["horizon"],
-                          "params": None if model_params is None else dict(model_params),
-                          "levels": [float(v) for v in checked["levels"]]})
+            units.append(
+                {
+                    "coin": coin,
+                    "model": str(model),
+                    "closes": closes_json,
+                    "dates": dates_json,
+                    "period": coin_period,
+                    "folds": folds,
+                    "horizon": checked["horizon"],
+                    "params": None if model_params is None else dict(model_params),
+                    "levels": [float(v) for v in checked["levels"]],
+                }
+            )
     return units
 
 
@@ -221,16 +284,25 @@ def strategy_units(plan: StrategyPlan) -> list[dict[str, Any]]:
     for model in plan.models:
         settings = plan.forecast_settings(model)
         for coin in plan.coins:
-            units.append({"coin": coin, "model": model, "closes": series[coin][0], "dates": series[coin][1],
-                          "start": pd.Timestamp(settings["start"]).isoformat(), "horizon": settings["horizon"],
-                          "levels": [float(v) for v in settings["levels"]],
-                          "refit_every": settings["refit_every"],
-                          "params": None if settings["params"] is None else dict(settings["params"])})
+            units.append(
+                {
+                    "coin": coin,
+                    "model": model,
+                    "closes": series[coin][0],
+                    "dates": series[coin][1],
+                    "start": pd.Timestamp(settings["start"]).isoformat(),
+                    "horizon": settings["horizon"],
+                    "levels": [float(v) for v in settings["levels"]],
+                    "refit_every": settings["refit_every"],
+                    "params": None if settings["params"] is None else dict(settings["params"]),
+                }
+            )
     return units
 
 
-def strategy_forecasts(plan: StrategyPlan, answers: Sequence[Mapping[str, Any]]
-                       ) -> tuple[dict[str, dict[str, pd.DataFrame]], dict[str, float]]:
+def strategy_forecasts(
+    plan: StrategyPlan, answers: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, dict[str, pd.DataFrame]], dict[str, float]]:
     """``{model: {coin: frame}}`` from the answers of :func:`strategy_units` (in its order), and the
     seconds per model the units took where they ran (``forecasts <model>``)."""
     if len(answers) != len(plan.models) * len(plan.coins):

@@ -20,15 +20,25 @@ from typing import Any
 #: Public name -> the module that defines it; imported on first access (PEP 562), so importing
 #: this package (or :mod:`crypto_ml.forecasting.registry` at DAG parse time) stays cheap.
 _EXPORTS = {
-    "BaseForecaster": "base", "recursive_forecast": "base",
-    "DriftForecaster": "baselines", "NaiveForecaster": "baselines",
-    "as_closes": "checks", "check_horizon": "checks", "check_levels": "checks",
-    "DEFAULT_LEVELS": "intervals", "INTERVAL_DEFAULTS": "intervals", "aci_level": "intervals",
-    "conformal_bounds": "intervals", "level_key": "intervals",
-    "AutoRegressiveForecaster": "linear", "LinearTrendForecaster": "linear",
+    "BaseForecaster": "base",
+    "recursive_forecast": "base",
+    "DriftForecaster": "baselines",
+    "NaiveForecaster": "baselines",
+    "as_closes": "checks",
+    "check_horizon": "checks",
+    "check_levels": "checks",
+    "DEFAULT_LEVELS": "intervals",
+    "INTERVAL_DEFAULTS": "intervals",
+    "aci_level": "intervals",
+    "conformal_bounds": "intervals",
+    "level_key": "intervals",
+    "AutoRegressiveForecaster": "linear",
+    "LinearTrendForecaster": "linear",
     "LSTMForecaster": "lstm",
     "load_forecaster": "persistence",
-    "DEFAULT_MODEL": "registry", "MODELS": "registry", "make_forecaster": "registry",
+    "DEFAULT_MODEL": "registry",
+    "MODELS": "registry",
+    "make_forecaster": "registry",
 }
 
 

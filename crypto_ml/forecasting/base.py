@@ -35,9 +35,7 @@ from crypto_ml.forecasting.intervals import IntervalMixin
 from crypto_ml.forecasting.persistence import PersistenceMixin
 
 
-def recursive_forecast(
-    step: Callable[[np.ndarray], float], window: np.ndarray, horizon: int
-) -> np.ndarray:
+def recursive_forecast(step: Callable[[np.ndarray], float], window: np.ndarray, horizon: int) -> np.ndarray:
     """Multi-step forecast by recursion: each prediction is appended to the window that the next
     step sees (and the oldest value dropped), so the window advances one day per step.
 
@@ -82,7 +80,11 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
     #: Learned attributes saved by :meth:`to_dict`, besides the common ones set by :meth:`fit`.
     _state_attrs: ClassVar[tuple[str, ...]] = ()
     _common_state: ClassVar[tuple[str, ...]] = (
-        "n_obs_", "last_value_", "n_fit_", "interval_residuals_", "interval_vol_",
+        "n_obs_",
+        "last_value_",
+        "n_fit_",
+        "interval_residuals_",
+        "interval_vol_",
     )
 
     def __init__(
@@ -155,9 +157,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         y = as_closes(history)
         need = int(self._update_points())
         if len(y) < max(need, 1):
-            raise ValueError(
-                f"{type(self).__name__}.update needs at least {need} closes, got {len(y)}"
-            )
+            raise ValueError(f"{type(self).__name__}.update needs at least {need} closes, got {len(y)}")
         bad = ~np.isfinite(y)
         if bad.any() or (self._log_model and np.any(y <= 0)):
             raise ValueError(
@@ -194,8 +194,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         need = int(self.min_points())
         if len(y) < need:
             raise ValueError(
-                f"{label} needs at least {need} closes with these parameters, got {len(y)} "
-                "(too few points)"
+                f"{label} needs at least {need} closes with these parameters, got {len(y)} (too few points)"
             )
         bad = ~np.isfinite(y)
         if bad.any():

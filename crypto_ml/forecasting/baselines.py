@@ -39,16 +39,19 @@ class TrendWindowForecaster(BaseForecaster):
     ) -> None:
         self.window = window
         super().__init__(
-            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
-            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
-            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+            calibration_origins=calibration_origins,
+            calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window,
+            interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma,
+            interval_half_life=interval_half_life,
         )
 
     def min_points(self) -> int:
         return 2 if self.window is None else max(2, int(self.window))
 
     def _window(self, y: np.ndarray) -> np.ndarray:
-        return y if self.window is None else y[-max(2, int(self.window)):]
+        return y if self.window is None else y[-max(2, int(self.window)) :]
 
 
 class DriftForecaster(TrendWindowForecaster):

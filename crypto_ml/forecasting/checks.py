@@ -25,7 +25,6 @@ def check_levels(levels: Any) -> tuple[float, ...]:
     return out
 
 
-
 def as_closes(history: Any) -> np.ndarray:
     """A 1-D float64 array of closes from an array-like, a Series or a ``get_df`` frame."""
     if isinstance(history, pd.DataFrame):

@@ -66,7 +66,6 @@ def level_key(level: float) -> str:
     return f"{float(level):g}"
 
 
-
 def volatility_path(y: np.ndarray, window: int = 0, ewm: float | None = None) -> np.ndarray:
     """Volatility known at each close of ``y`` (positive prices): ``out[t]`` uses the log returns
     up to close ``t`` only. With ``ewm`` (a RiskMetrics decay, e.g. 0.94) the exponentially weighted
@@ -86,7 +85,6 @@ def volatility_path(y: np.ndarray, window: int = 0, ewm: float | None = None) ->
         return out
     out[1:] = np.sqrt(np.maximum(var, 0.0))
     return out
-
 
 
 def aci_level(residuals: Any, level: float, gamma: float, step: int, burn_in: int = ACI_BURN_IN) -> float:
@@ -123,7 +121,6 @@ def aci_level(residuals: Any, level: float, gamma: float, step: int, burn_in: in
     return float(min(max(100.0 * (1.0 - a), 1e-6), 100.0 - 1e-6))
 
 
-
 def conformal_bounds(
     residuals: np.ndarray, level: float, half_life: float | None = None
 ) -> tuple[float, float]:
@@ -154,7 +151,6 @@ def conformal_bounds(
     hi = int(np.ceil((n + 1) * (1.0 - alpha / 2.0)))
     lo = int(np.floor((n + 1) * (alpha / 2.0)))
     return float(r[max(lo, 1) - 1]), float(r[min(hi, n) - 1])
-
 
 
 class IntervalMixin:
@@ -395,6 +391,9 @@ class IntervalMixin:
             level_key(level): {"lower": [float(v) for v in lo], "upper": [float(v) for v in hi]}
             for level, (lo, hi) in bounds.items()
         }
-        return {"values": values, "intervals": intervals, "interval_method": self.interval_method(),
-                "interval_reason": None}
-
+        return {
+            "values": values,
+            "intervals": intervals,
+            "interval_method": self.interval_method(),
+            "interval_reason": None,
+        }

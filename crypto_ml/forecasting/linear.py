@@ -73,9 +73,12 @@ class AutoRegressiveForecaster(BaseForecaster):
         self.lags = lags
         self.min_train = min_train
         super().__init__(
-            calibration_origins=calibration_origins, calibration_steps=calibration_steps,
-            interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
-            interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+            calibration_origins=calibration_origins,
+            calibration_steps=calibration_steps,
+            interval_vol_window=interval_vol_window,
+            interval_vol_ewm=interval_vol_ewm,
+            interval_aci_gamma=interval_aci_gamma,
+            interval_half_life=interval_half_life,
         )
 
     def min_points(self) -> int:
@@ -99,7 +102,7 @@ class AutoRegressiveForecaster(BaseForecaster):
         return int(self.lags) + 1
 
     def _update(self, y: np.ndarray) -> None:
-        self.last_returns_ = np.diff(np.log(y))[-int(self.lags):].astype("float64")
+        self.last_returns_ = np.diff(np.log(y))[-int(self.lags) :].astype("float64")
 
     def _step(self, window: np.ndarray) -> float:
         return float(self.intercept_ + window @ self.coef_)

@@ -15,7 +15,8 @@ stale close. Otherwise a model is trained and saved.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -43,10 +44,10 @@ class CryptoManager:
 
     def __init__(
         self,
-        loader: "CryptoLoader | None" = None,
+        loader: CryptoLoader | None = None,
         model: str = DEFAULT_MODEL,
         horizon: int = 10,
-        store: "ModelStore | None | bool" = None,
+        store: ModelStore | None | bool = None,
         as_of: Any = None,
         params: dict | None = None,
     ) -> None:
@@ -62,11 +63,11 @@ class CryptoManager:
         self.models_used: dict[str, dict] = {}
         #: coin -> ``(fitted forecaster, last day of its data)`` of the last forecasts.
         self.fitted: dict[str, tuple[BaseForecaster, Any]] = {}
-        self._loader: "CryptoLoader | None" = None
-        self._store: "ModelStore | None | bool" = None
+        self._loader: CryptoLoader | None = None
+        self._store: ModelStore | None | bool = None
 
     # -- lazily built collaborators ---------------------------------------------------------------
-    def _get_loader(self) -> "CryptoLoader":
+    def _get_loader(self) -> CryptoLoader:
         if self.loader is not None:
             return self.loader
         if self._loader is None:
@@ -75,7 +76,7 @@ class CryptoManager:
             self._loader = CryptoLoader(as_of=self.as_of)
         return self._loader
 
-    def _get_store(self) -> "ModelStore | None":
+    def _get_store(self) -> ModelStore | None:
         if self.store is False:
             return None
         if self.store is not None and self.store is not True:
@@ -176,8 +177,11 @@ class CryptoManager:
             except ValueError as exc:  # no interval: says why
                 bands, note = {}, str(exc).split(";")[0]
             for step, value in enumerate(values):
-                row = {"coin": coin, "date": (last_day + dt.timedelta(days=step + 1)).isoformat(),
-                       "forecast": float(value)}
+                row = {
+                    "coin": coin,
+                    "date": (last_day + dt.timedelta(days=step + 1)).isoformat(),
+                    "forecast": float(value),
+                }
                 for level in levels:
                     lo, hi = bands.get(level, bands.get(float(level), (None, None)))
                     row[f"lower{level}"] = None if lo is None else float(lo[step])

@@ -11,8 +11,8 @@ from airflow.sdk import BaseHook
 if TYPE_CHECKING:
     from celery import Celery
 
-    from crypto_ml.settings.engine import EngineConfig
     from crypto_ml.engine.request import EngineRequest
+    from crypto_ml.settings.engine import EngineConfig
 
 
 class CryptoEngineHook(BaseHook):
@@ -46,8 +46,9 @@ class CryptoEngineHook(BaseHook):
     #: the lookup, the Connection's settings for :class:`~crypto_ml.settings.engine.EngineConfig`).
     _found: ClassVar[dict[str, tuple[float, dict[str, Any]]]] = {}
 
-    def __init__(self, engine_conn_id: str = default_conn_name, *, connection_ttl: float = 0.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, engine_conn_id: str = default_conn_name, *, connection_ttl: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.engine_conn_id = engine_conn_id
         self.connection_ttl = connection_ttl

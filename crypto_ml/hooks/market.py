@@ -56,7 +56,6 @@ class CryptoMarketHook(BaseHook):
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         from crypto_ml.markets import MarketConfig, env_var
-
         from crypto_ml.markets.base import refuse_nested
 
         text = os.environ.get(env_var(self.market_conn_id), "")
@@ -69,8 +68,10 @@ class CryptoMarketHook(BaseHook):
                 return MarketConfig.from_env_value(text, origin=origin, resolve=resolve)
             if isinstance(exc, AirflowNotFoundException):
                 if required:
-                    raise _config_error(f"Connection {self.market_conn_id!r} (a market of the multi market) "
-                                        f"does not exist: define it ({origin}, or the UI)") from None
+                    raise _config_error(
+                        f"Connection {self.market_conn_id!r} (a market of the multi market) "
+                        f"does not exist: define it ({origin}, or the UI)"
+                    ) from None
                 return MarketConfig()
             raise
         if text.strip() and _same_connection(conn, text):
@@ -80,7 +81,10 @@ class CryptoMarketHook(BaseHook):
         except Exception as exc:  # noqa: BLE001 - Airflow's own parse of extra
             raise _config_error(f"Connection {self.market_conn_id!r}: extra is not JSON: {exc}") from None
         return MarketConfig.from_fields(
-            conn.host, extra, schema=conn.schema, origin=f"Connection {self.market_conn_id!r}",
+            conn.host,
+            extra,
+            schema=conn.schema,
+            origin=f"Connection {self.market_conn_id!r}",
             resolve=resolve,
         )
 
@@ -98,7 +102,8 @@ class CryptoMarketHook(BaseHook):
             return False, str(exc)
         failed = source.report.failed_coins
         text = f"{market.describe()}: {len(universe)} markets" + (
-            f"; failing: {'; '.join(failed.values())}" if failed else "")
+            f"; failing: {'; '.join(failed.values())}" if failed else ""
+        )
         return not failed, text
 
 
@@ -120,8 +125,11 @@ def _same_connection(conn, text: str) -> bool:
     from airflow.sdk import Connection
 
     try:
-        own = (Connection.from_json(text, conn_id=conn.conn_id) if text.lstrip().startswith("{")
-               else Connection.from_uri(text.strip(), conn_id=conn.conn_id))
+        own = (
+            Connection.from_json(text, conn_id=conn.conn_id)
+            if text.lstrip().startswith("{")
+            else Connection.from_uri(text.strip(), conn_id=conn.conn_id)
+        )
     except Exception:  # noqa: BLE001 - Airflow could not parse it either: then it is not conn
         return False
     return _fields(own) == _fields(conn)

@@ -42,11 +42,21 @@ import os
 from crypto_ml.markets.base import Market, env_member
 from crypto_ml.markets.csv import CSVMarket
 from crypto_ml.markets.exchange import ExchangeMarket
-from crypto_ml.markets.multi import MultiMarket
 from crypto_ml.markets.ids import (
-    COIN_ID_PATTERN, CONN_ID, CONN_TYPE, CSV, ENV_VAR, EXCHANGE, REPLAY, MarketConfigError, coin_id,
-    env_var, last_closed_day, symbol_of,
+    COIN_ID_PATTERN,
+    CONN_ID,
+    CONN_TYPE,
+    CSV,
+    ENV_VAR,
+    EXCHANGE,
+    REPLAY,
+    MarketConfigError,
+    coin_id,
+    env_var,
+    last_closed_day,
+    symbol_of,
 )
+from crypto_ml.markets.multi import MultiMarket
 from crypto_ml.markets.registry import KINDS
 from crypto_ml.markets.replay import ReplayMarket
 from crypto_ml.markets.seeded import SeededMarket
@@ -55,10 +65,29 @@ from crypto_ml.markets.seeded import SeededMarket
 MarketConfig = Market
 
 __all__ = [
-    "COIN_ID_PATTERN", "CONN_ID", "CONN_TYPE", "CSV", "CSVMarket", "ENV_VAR", "EXCHANGE",
-    "ExchangeMarket", "KINDS", "Market", "MarketConfig", "MarketConfigError", "MultiMarket", "REPLAY",
-    "ReplayMarket", "SeededMarket", "coin_id", "env_market", "env_member", "env_var", "last_closed_day",
-    "parse_time_coin_ids", "symbol_of",
+    "COIN_ID_PATTERN",
+    "CONN_ID",
+    "CONN_TYPE",
+    "CSV",
+    "CSVMarket",
+    "ENV_VAR",
+    "EXCHANGE",
+    "ExchangeMarket",
+    "KINDS",
+    "Market",
+    "MarketConfig",
+    "MarketConfigError",
+    "MultiMarket",
+    "REPLAY",
+    "ReplayMarket",
+    "SeededMarket",
+    "coin_id",
+    "env_market",
+    "env_member",
+    "env_var",
+    "last_closed_day",
+    "parse_time_coin_ids",
+    "symbol_of",
 ]
 
 
@@ -80,8 +109,9 @@ def parse_time_coin_ids() -> list[str] | None:
     try:
         return env_market().parse_time_coin_ids()
     except (MarketConfigError, OSError) as exc:
-        logging.getLogger(__name__).error("the market setting cannot be read (every run will fail "
-                                          "on it): %s", exc)
+        logging.getLogger(__name__).error(
+            "the market setting cannot be read (every run will fail on it): %s", exc
+        )
         return None
 
 

@@ -18,17 +18,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.ids import CONN_TYPE, ENV_VAR, REPLAY, MarketConfigError, env_var
+from crypto_ml.utils.dates import as_date
 
 #: Reads the market of a Connection id (the members of several markets).
 Resolver = Callable[[str], "Market"]
 
 _PREFIX = f"extra__{CONN_TYPE}__"  # the older prefixed form of a form field
-_ENCODE_FIX = ("URL-encode the extra's value (api_url=http%3A%2F%2F127.0.0.1%3A8000), or give the "
-               "Connection in Airflow's JSON form: "
-               "'{\"conn_type\": \"crypto_ml_market\", \"host\": \"kraken\", \"extra\": "
-               "{\"symbols\": \"BTC/USD\", \"api_url\": \"http://127.0.0.1:8000\"}}'")
+_ENCODE_FIX = (
+    "URL-encode the extra's value (api_url=http%3A%2F%2F127.0.0.1%3A8000), or give the "
+    "Connection in Airflow's JSON form: "
+    '\'{"conn_type": "crypto_ml_market", "host": "kraken", "extra": '
+    '{"symbols": "BTC/USD", "api_url": "http://127.0.0.1:8000"}}\''
+)
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,15 @@ class Market:
 
     # -- reading the setting ------------------------------------------------------------------
     @classmethod
-    def from_fields(cls, host: str | None, extra: dict | None, *, origin: str,
-                    schema: str | None = None, resolve: Resolver | None = None) -> Market:
+    def from_fields(
+        cls,
+        host: str | None,
+        extra: dict | None,
+        *,
+        origin: str,
+        schema: str | None = None,
+        resolve: Resolver | None = None,
+    ) -> Market:
         """From a Connection's host and extra (what the UI form and the URI both fill).
 
         A Connection that exists is never the replay by default: an empty host fails, naming the
@@ -176,13 +185,15 @@ class Market:
         unknown = set(extra) - known
         if unknown:
             raise MarketConfigError(
-                f"{origin}: unknown extra field(s) {sorted(unknown)}; valid: {sorted(known)}")
+                f"{origin}: unknown extra field(s) {sorted(unknown)}; valid: {sorted(known)}"
+            )
         klass = pick(host, extra)
         stray = set(extra) - klass.keys
         if stray:
             raise MarketConfigError(
                 f"{origin}: extra field(s) {sorted(stray)} mean nothing to a {klass.name} market"
-                f" (it reads {sorted(klass.keys) or 'no extra field'})")
+                f" (it reads {sorted(klass.keys) or 'no extra field'})"
+            )
         market = klass(**klass.from_extra(host, extra, origin=origin), origin=origin, extra=extra)
         return market.resolved(resolve or env_member)
 
@@ -195,7 +206,8 @@ class Market:
         if "://" not in value:
             raise MarketConfigError(
                 f"{origin}: {value[:60]!r} is neither a URI (crypto-ml-market://binance?symbols=...) "
-                "nor Airflow's JSON form ({\"conn_type\": \"crypto_ml_market\", ...})")
+                'nor Airflow\'s JSON form ({"conn_type": "crypto_ml_market", ...})'
+            )
         # Split by hand at the first '://' and the first '?': an extra may hold an unencoded URL
         # (api_url=http://...), which is read here as written (Airflow's own parser empties the
         # host then; see from_fields).
@@ -204,11 +216,15 @@ class Market:
         netloc_path, _, query = rest.partition("?")
         netloc, _, path = netloc_path.partition("/")
         if path:
-            raise MarketConfigError(f"{origin}: the URI has a path '/{path}'; a market takes none "
-                                    "(crypto-ml-market://<market>?<extra fields>)")
+            raise MarketConfigError(
+                f"{origin}: the URI has a path '/{path}'; a market takes none "
+                "(crypto-ml-market://<market>?<extra fields>)"
+            )
         if "@" in netloc or ":" in netloc:
-            raise MarketConfigError(f"{origin}: the URI's host {netloc!r} holds a login or port; "
-                                    "a market takes neither (crypto-ml-market://<market>?...)")
+            raise MarketConfigError(
+                f"{origin}: the URI's host {netloc!r} holds a login or port; "
+                "a market takes neither (crypto-ml-market://<market>?...)"
+            )
         extra: dict = {}
         for key, val in parse_qsl(query, keep_blank_values=True):
             if key == "__extra__":
@@ -240,14 +256,17 @@ class Market:
             raise MarketConfigError(f"{origin}: extra must be an object, not {type(extra).__name__}")
         _check_type(data.get("conn_type"), origin)
         stray = sorted(k for k in ("login", "password", "port") if data.get(k) not in (None, ""))
-        unknown = sorted(set(data) - {"conn_type", "host", "schema", "login", "password", "port",
-                                       "extra", "description"})
+        unknown = sorted(
+            set(data) - {"conn_type", "host", "schema", "login", "password", "port", "extra", "description"}
+        )
         if stray or unknown:
             raise MarketConfigError(
                 f"{origin}: field(s) {stray + unknown} mean nothing to a market; it reads "
-                "conn_type, host and extra")
-        return cls.from_fields(data.get("host"), extra, origin=origin, schema=data.get("schema"),
-                               resolve=resolve)
+                "conn_type, host and extra"
+            )
+        return cls.from_fields(
+            data.get("host"), extra, origin=origin, schema=data.get("schema"), resolve=resolve
+        )
 
 
 def env_member(conn_id: str) -> Market:
@@ -259,14 +278,17 @@ def env_member(conn_id: str) -> Market:
         raise MarketConfigError(
             f"{var} is not set: Connection {conn_id!r} is named as a market of the setting, and the "
             "DAG parser and the crypto-ml CLI read markets from the environment only; define it there "
-            "in every Airflow component")
+            "in every Airflow component"
+        )
     return Market.from_env_value(value, origin=var, resolve=refuse_nested)
 
 
 def refuse_nested(conn_id: str) -> Market:
     """The resolver of a multi market's members: a member naming markets in turn is refused."""
-    raise MarketConfigError(f"a market of a multi market names markets in turn ({conn_id!r}); "
-                            "the markets of a multi market are exchanges")
+    raise MarketConfigError(
+        f"a market of a multi market names markets in turn ({conn_id!r}); "
+        "the markets of a multi market are exchanges"
+    )
 
 
 def _check_type(conn_type: str | None, origin: str) -> None:
@@ -284,8 +306,9 @@ def number(extra: dict, key: str, kind: type, default, *, origin: str, least: fl
     except (TypeError, ValueError):
         raise MarketConfigError(f"{origin}: {key}={raw!r} is not a number") from None
     if value < least:
-        raise MarketConfigError(f"{origin}: {key}={raw!r} must be " +
-                                ("positive" if least else "zero or more"))
+        raise MarketConfigError(
+            f"{origin}: {key}={raw!r} must be " + ("positive" if least else "zero or more")
+        )
     return value
 
 

@@ -15,7 +15,9 @@ class CSVMarket(Market):
 
     name = CSV
     keys = frozenset({"path"})
-    conn_fields = {"path": conn_field("CSV folder", "string", "csv: the folder of CSV files, re-read every day.")}
+    conn_fields = {
+        "path": conn_field("CSV folder", "string", "csv: the folder of CSV files, re-read every day.")
+    }
 
     @classmethod
     def from_extra(cls, host: str, extra: dict, *, origin: str) -> dict[str, Any]:

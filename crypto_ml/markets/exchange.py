@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.base import Market, conn_field, number
 from crypto_ml.markets.ids import EXCHANGE, MarketConfigError, coin_id, last_closed_day, symbol_of
+from crypto_ml.utils.dates import as_date
 
 
 @dataclass(frozen=True)
@@ -19,30 +19,71 @@ class ExchangeMarket(Market):
     """``crypto-ml-market://<ccxt id>?symbols=BTC/USDT,ETH/USDT`` or ``?top=50&quote=USDT``."""
 
     name = EXCHANGE
-    keys = frozenset({"symbols", "top", "quote", "api_url", "start", "timeout", "retries",
-                      "backoff", "rate_limit_ms", "page_limit"})
+    keys = frozenset(
+        {
+            "symbols",
+            "top",
+            "quote",
+            "api_url",
+            "start",
+            "timeout",
+            "retries",
+            "backoff",
+            "rate_limit_ms",
+            "page_limit",
+        }
+    )
     conn_fields = {
-        "symbols": conn_field("Symbols", "string", "Exchange: the universe as symbols, e.g. "
-                              "BTC/USDT,ETH/USDT (or set Top N)."),
-        "top": conn_field("Top N", "integer", "Exchange: the N spot markets of the quote currency "
-                          "with the largest 24 h quote volume, resolved every day.", minimum=1),
-        "quote": conn_field("Quote currency", "string", "Quote currency of the Top N universe.",
-                            default="USDT"),
-        "start": conn_field("First day", "string", "Exchange: first day fetched for a coin the "
-                            "project DB does not hold yet (default: the whole history the exchange "
-                            "serves).", format="date"),
-        "api_url": conn_field("API URL", "string", "Exchange: send every REST call to this base "
-                              "URL (a mirror, a proxy, a test server)."),
+        "symbols": conn_field(
+            "Symbols", "string", "Exchange: the universe as symbols, e.g. BTC/USDT,ETH/USDT (or set Top N)."
+        ),
+        "top": conn_field(
+            "Top N",
+            "integer",
+            "Exchange: the N spot markets of the quote currency "
+            "with the largest 24 h quote volume, resolved every day.",
+            minimum=1,
+        ),
+        "quote": conn_field(
+            "Quote currency", "string", "Quote currency of the Top N universe.", default="USDT"
+        ),
+        "start": conn_field(
+            "First day",
+            "string",
+            "Exchange: first day fetched for a coin the "
+            "project DB does not hold yet (default: the whole history the exchange "
+            "serves).",
+            format="date",
+        ),
+        "api_url": conn_field(
+            "API URL",
+            "string",
+            "Exchange: send every REST call to this base URL (a mirror, a proxy, a test server).",
+        ),
         "timeout": conn_field("Timeout (s)", "number", "Seconds per request.", default=10),
-        "retries": conn_field("Retries", "integer", "Retries of a request on network errors and "
-                              "rate limits, with exponential backoff.", default=4, minimum=0),
-        "backoff": conn_field("Backoff (s)", "number", "Seconds before the first retry, doubled "
-                              "each retry (or the exchange's Retry-After, when longer).", default=1),
-        "rate_limit_ms": conn_field("Rate limit (ms)", "integer", "Least milliseconds between two "
-                                    "requests (default: ccxt's published limit of the exchange).",
-                                    minimum=0),
-        "page_limit": conn_field("Candles per request", "integer", "Daily candles asked per "
-                                 "request.", default=1000, minimum=1),
+        "retries": conn_field(
+            "Retries",
+            "integer",
+            "Retries of a request on network errors and rate limits, with exponential backoff.",
+            default=4,
+            minimum=0,
+        ),
+        "backoff": conn_field(
+            "Backoff (s)",
+            "number",
+            "Seconds before the first retry, doubled "
+            "each retry (or the exchange's Retry-After, when longer).",
+            default=1,
+        ),
+        "rate_limit_ms": conn_field(
+            "Rate limit (ms)",
+            "integer",
+            "Least milliseconds between two requests (default: ccxt's published limit of the exchange).",
+            minimum=0,
+        ),
+        "page_limit": conn_field(
+            "Candles per request", "integer", "Daily candles asked per request.", default=1000, minimum=1
+        ),
     }
 
     def coin_id(self, symbol: str) -> str:
@@ -55,8 +96,9 @@ class ExchangeMarket(Market):
         if self.prefix:
             head, dot, rest = coin.partition(".")
             if head != self.prefix or not dot:
-                raise MarketConfigError(f"{coin!r} is not a coin id of {self.prefix} "
-                                        f"(they read '{self.prefix}.btc-usdt')")
+                raise MarketConfigError(
+                    f"{coin!r} is not a coin id of {self.prefix} (they read '{self.prefix}.btc-usdt')"
+                )
             coin = rest
         return symbol_of(coin)
 
@@ -72,7 +114,8 @@ class ExchangeMarket(Market):
     def from_extra(cls, host: str, extra: dict, *, origin: str) -> dict[str, Any]:
         if not re.fullmatch(r"[a-z0-9_]+", host):
             raise MarketConfigError(
-                f"{origin}: host {host!r} is not 'replay', 'csv' or a ccxt exchange id (binance, kraken, ...)")
+                f"{origin}: host {host!r} is not 'replay', 'csv' or a ccxt exchange id (binance, kraken, ...)"
+            )
         raw_symbols = extra.get("symbols") or ()
         if isinstance(raw_symbols, str):
             raw_symbols = [s for s in re.split(r"[,\s]+", raw_symbols) if s]
@@ -89,15 +132,23 @@ class ExchangeMarket(Market):
         if bool(symbols) == bool(top):
             raise MarketConfigError(
                 f"{origin}: an exchange market needs either extra.symbols (e.g. 'BTC/USDT,ETH/USDT') "
-                "or extra.top (e.g. 50), not both and not neither")
+                "or extra.top (e.g. 50), not both and not neither"
+            )
         try:
             start = as_date(extra.get("start"), what="start")
         except ValueError:
-            raise MarketConfigError(f"{origin}: start={extra['start']!r} is not a date (YYYY-MM-DD)") from None
+            raise MarketConfigError(
+                f"{origin}: start={extra['start']!r} is not a date (YYYY-MM-DD)"
+            ) from None
         return dict(
-            kind=EXCHANGE, exchange=host, symbols=symbols, top=top,
-            quote=str(extra.get("quote") or "USDT").upper(), api_url=extra.get("api_url") or None,
-            start=start, timeout=number(extra, "timeout", float, 10.0, origin=origin),
+            kind=EXCHANGE,
+            exchange=host,
+            symbols=symbols,
+            top=top,
+            quote=str(extra.get("quote") or "USDT").upper(),
+            api_url=extra.get("api_url") or None,
+            start=start,
+            timeout=number(extra, "timeout", float, 10.0, origin=origin),
             retries=number(extra, "retries", int, 4, origin=origin),
             backoff=number(extra, "backoff", float, 1.0, origin=origin),
             rate_limit_ms=number(extra, "rate_limit_ms", int, None, origin=origin),
@@ -113,8 +164,9 @@ class ExchangeMarket(Market):
         return f"ccxt:{self.exchange}"
 
     def describe(self) -> str:
-        shown = ", ".join(self.symbols[:5]) + (f", ... ({len(self.symbols)} symbols)"
-                                                  if len(self.symbols) > 5 else "")
+        shown = ", ".join(self.symbols[:5]) + (
+            f", ... ({len(self.symbols)} symbols)" if len(self.symbols) > 5 else ""
+        )
         what = shown if self.symbols else f"top {self.top} {self.quote} markets by 24 h quote volume"
         return f"exchange {self.exchange} ({what}) via ccxt"
 

@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.base import Market, Resolver, conn_field
 from crypto_ml.markets.ids import EXCHANGE, MarketConfigError, last_closed_day
+from crypto_ml.utils.dates import as_date
 
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -41,24 +41,33 @@ class MultiMarket(Market):
 
     name = "multi"
     keys = frozenset({"markets"})
-    conn_fields = {"markets": conn_field(
-        "Markets (Connection ids)", "string", "multi: the Connections of the exchange markets read "
-        "together, e.g. market_binance,market_kraken; coin ids then name their market "
-        "(binance.btc-usdt).")}
+    conn_fields = {
+        "markets": conn_field(
+            "Markets (Connection ids)",
+            "string",
+            "multi: the Connections of the exchange markets read "
+            "together, e.g. market_binance,market_kraken; coin ids then name their market "
+            "(binance.btc-usdt).",
+        )
+    }
 
     @classmethod
     def from_extra(cls, host: str, extra: dict, *, origin: str) -> dict[str, Any]:
         raw = extra.get("markets") or ""
         conns = tuple(c for c in re.split(r"[,\s]+", raw) if c) if isinstance(raw, str) else tuple(raw)
         if not conns:
-            raise MarketConfigError(f"{origin}: a multi market needs extra.markets, the Connection ids "
-                                    "of its exchange markets (e.g. market_binance,market_kraken)")
+            raise MarketConfigError(
+                f"{origin}: a multi market needs extra.markets, the Connection ids "
+                "of its exchange markets (e.g. market_binance,market_kraken)"
+            )
         bad = [c for c in conns if not isinstance(c, str) or not _CONN_ID.fullmatch(c)]
         if bad:
             raise MarketConfigError(f"{origin}: extra.markets: {bad} are not Connection ids")
         if len(set(conns)) != len(conns):
-            raise MarketConfigError(f"{origin}: extra.markets names {sorted({c for c in conns if conns.count(c) > 1})} "
-                                    "more than once")
+            raise MarketConfigError(
+                f"{origin}: extra.markets names {sorted({c for c in conns if conns.count(c) > 1})} "
+                "more than once"
+            )
         return {"kind": EXCHANGE, "market_conns": conns}
 
     def resolved(self, resolve: Resolver) -> MultiMarket:
@@ -71,15 +80,18 @@ class MultiMarket(Market):
                 raise MarketConfigError(
                     f"{self.origin}: member {conn_id!r} is {member.describe()}; the markets of a multi "
                     "market are exchanges (a CSV folder's older history goes in an exchange's "
-                    "extra.seed)")
+                    "extra.seed)"
+                )
             if member.exchange in conn_of:
                 raise MarketConfigError(
                     f"{self.origin}: markets {conn_of[member.exchange]!r} and {conn_id!r} are both {member.exchange}; "
                     f"coin ids name the exchange ({member.exchange}.btc-usdt), so list all of its "
-                    "symbols in one Connection")
+                    "symbols in one Connection"
+                )
             conn_of[member.exchange] = conn_id
-            members.append(member.with_(prefix=member.exchange,
-                                        origin=f"{member.origin}, a market of {self.origin}"))
+            members.append(
+                member.with_(prefix=member.exchange, origin=f"{member.origin}, a market of {self.origin}")
+            )
         return self.with_(members=tuple(members))
 
     def market_of(self, coin: str) -> Market:
@@ -89,7 +101,8 @@ class MultiMarket(Market):
                 return member
         raise MarketConfigError(
             f"{coin!r} names none of the markets of {self.origin}: coin ids there start with the "
-            f"exchange ({', '.join(f'{m.prefix}.btc-usdt' for m in self.members)})")
+            f"exchange ({', '.join(f'{m.prefix}.btc-usdt' for m in self.members)})"
+        )
 
     @property
     def is_exchange(self) -> bool:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.markets.base import Market
 from crypto_ml.markets.ids import REPLAY
 from crypto_ml.settings import env_int, env_str
+from crypto_ml.utils.dates import as_date
 
 #: The schedule's start ↦ this day of the bundled history (env overrides below).
 DEFAULT_ANCHOR_REAL = "2026-11-01"
@@ -39,9 +39,15 @@ def replay_coin_ids() -> list[str]:
 def replay_anchors() -> tuple[dt.date, dt.date]:
     """``(real day, history day)``: ``CRYPTO_ML_REPLAY_ANCHOR_REAL`` ↦
     ``CRYPTO_ML_REPLAY_ANCHOR_HISTORY`` (default 2026-11-01 ↦ 2017-06-01)."""
-    return (as_date(env_str("CRYPTO_ML_REPLAY_ANCHOR_REAL", DEFAULT_ANCHOR_REAL), what="CRYPTO_ML_REPLAY_ANCHOR_REAL"),
-            as_date(env_str("CRYPTO_ML_REPLAY_ANCHOR_HISTORY", DEFAULT_ANCHOR_HISTORY),
-                    what="CRYPTO_ML_REPLAY_ANCHOR_HISTORY"))
+    return (
+        as_date(
+            env_str("CRYPTO_ML_REPLAY_ANCHOR_REAL", DEFAULT_ANCHOR_REAL), what="CRYPTO_ML_REPLAY_ANCHOR_REAL"
+        ),
+        as_date(
+            env_str("CRYPTO_ML_REPLAY_ANCHOR_HISTORY", DEFAULT_ANCHOR_HISTORY),
+            what="CRYPTO_ML_REPLAY_ANCHOR_HISTORY",
+        ),
+    )
 
 
 def replay_day(real_day, *, anchor_real=None, anchor_history=None) -> dt.date:

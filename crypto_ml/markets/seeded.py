@@ -23,10 +23,15 @@ class SeededMarket(ExchangeMarket):
 
     name = "seeded"
     keys = ExchangeMarket.keys | {"seed"}
-    conn_fields = {"seed": conn_field(
-        "Seed CSV folder", "string", "Exchange: a CSV folder with the older history of its coins "
-        "(files named by coin id, e.g. btc-usd.csv), read before the exchange; for an exchange "
-        "that serves little history (Kraken: its 720 most recent daily candles).")}
+    conn_fields = {
+        "seed": conn_field(
+            "Seed CSV folder",
+            "string",
+            "Exchange: a CSV folder with the older history of its coins "
+            "(files named by coin id, e.g. btc-usd.csv), read before the exchange; for an exchange "
+            "that serves little history (Kraken: its 720 most recent daily candles).",
+        )
+    }
 
     @classmethod
     def matches(cls, host: str, extra: dict) -> bool:

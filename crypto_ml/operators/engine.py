@@ -107,13 +107,19 @@ class EngineSubmitOperator(BaseOperator):
         if self.start_from_trigger:
             from crypto_ml.triggers.engine import trigger_template
 
-            arguments = {name: trigger_template(getattr(self, name), as_json=name == "closes")
-                         for name in SUBMIT_ARGUMENTS}
+            arguments = {
+                name: trigger_template(getattr(self, name), as_json=name == "closes")
+                for name in SUBMIT_ARGUMENTS
+            }
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls="crypto_ml.triggers.engine.EngineSubmitTrigger",
                 trigger_kwargs={
-                    "request_kind": task, **arguments, "engine_conn_id": engine_conn_id,
-                    "wait": wait_for_completion, "poll_interval": poll_interval, "timeout": timeout,
+                    "request_kind": task,
+                    **arguments,
+                    "engine_conn_id": engine_conn_id,
+                    "wait": wait_for_completion,
+                    "poll_interval": poll_interval,
+                    "timeout": timeout,
                 },
                 next_method="execute_complete",
                 next_kwargs=None,
@@ -137,18 +143,28 @@ class EngineSubmitOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from crypto_ml.pipeline.catalog import run_market_day
         from crypto_ml.engine.request import EngineRequest
+        from crypto_ml.pipeline.catalog import run_market_day
 
         arguments = {name: getattr(self, name) for name in SUBMIT_ARGUMENTS}
         try:
-            request = EngineRequest.build(self.task, **arguments, run_id=context["ti"].run_id,
-                                          default_as_of=lambda: run_market_day(context["dag_run"]))
+            request = EngineRequest.build(
+                self.task,
+                **arguments,
+                run_id=context["ti"].run_id,
+                default_as_of=lambda: run_market_day(context["dag_run"]),
+            )
             submitted = self.hook.submit(request, task_id=self.engine_task_id(context))
         except ValueError as exc:  # EngineInputError, a bad Connection: a request no retry can cure
             raise AirflowFailException(str(exc)) from None
-        self.log.info("submitted %s for %s as of %s (model %s): engine task %s",
-                      request.task_name, request.coin, request.as_of, request.model, submitted)
+        self.log.info(
+            "submitted %s for %s as of %s (model %s): engine task %s",
+            request.task_name,
+            request.coin,
+            request.as_of,
+            request.model,
+            submitted,
+        )
         if not self.wait_for_completion:
             return submitted
         if not self.deferrable:
@@ -159,8 +175,11 @@ class EngineSubmitOperator(BaseOperator):
 
         self.defer(
             trigger=EngineTaskTrigger(
-                engine_task_id=submitted, engine_conn_id=self.engine_conn_id,
-                poll_interval=self.poll_interval, timeout=self.timeout, started_at=time.time(),
+                engine_task_id=submitted,
+                engine_conn_id=self.engine_conn_id,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout,
+                started_at=time.time(),
                 end_task=True,
             ),
             method_name="execute_complete",
@@ -174,8 +193,13 @@ class EngineSubmitOperator(BaseOperator):
         from crypto_ml.engine.client import EngineTaskFailed, wait
 
         try:
-            result = wait(engine_task_id, timeout=self.timeout, interval=0.05,
-                          max_interval=self.poll_interval, app=self.hook.app)
+            result = wait(
+                engine_task_id,
+                timeout=self.timeout,
+                interval=0.05,
+                max_interval=self.poll_interval,
+                app=self.hook.app,
+            )
         except (EngineTaskFailed, TimeoutError) as exc:  # as the trigger: no retry helps
             raise AirflowFailException(f"engine task {exc}") from None
         self._log_result(result)
@@ -183,8 +207,11 @@ class EngineSubmitOperator(BaseOperator):
 
     def _log_result(self, result: Any) -> None:
         if isinstance(result, dict):
-            self.log.info("engine %s done: %s", self.task, {k: result.get(k) for k in
-                          ("coin", "as_of", "model", "version", "n_obs", "hostname")})
+            self.log.info(
+                "engine %s done: %s",
+                self.task,
+                {k: result.get(k) for k in ("coin", "as_of", "model", "version", "n_obs", "hostname")},
+            )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the wait when the trigger did not end the task itself (the result backend

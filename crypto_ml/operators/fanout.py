@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -45,8 +45,15 @@ class TriggerDagRunsOperator(BaseOperator):
     template_fields: Sequence[str] = ("runs",)
     ui_color = "#ffefeb"
 
-    def __init__(self, *, trigger_dag_id: str, runs: Any, reset_dag_run: bool = True,
-                 request_attempts: int = 4, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        trigger_dag_id: str,
+        runs: Any,
+        reset_dag_run: bool = True,
+        request_attempts: int = 4,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.request_attempts = request_attempts
         self.trigger_dag_id = trigger_dag_id
@@ -62,23 +69,34 @@ class TriggerDagRunsOperator(BaseOperator):
             raise AirflowException(f"every run needs a trigger_run_id; got {bad[:3]!r}")
         # A retry of this task keeps the runs its earlier try created (they may be running).
         reset = self.reset_dag_run and context["ti"].try_number <= 1
-        run_after = datetime.now(timezone.utc)
+        run_after = datetime.now(UTC)
         triggered: list[str] = []
         outcomes: dict[str, int] = {}
         refused: list[str] = []
         for run in runs:
-            outcome = self._trigger(run["trigger_run_id"], run.get("conf") or {}, run_after, reset,
-                                    done=f"{len(triggered)} of {len(runs)} triggered before it")
+            outcome = self._trigger(
+                run["trigger_run_id"],
+                run.get("conf") or {},
+                run_after,
+                reset,
+                done=f"{len(triggered)} of {len(runs)} triggered before it",
+            )
             what, _, why = outcome.partition(": ")
             if what == "refused":
                 refused.append(why)
             outcomes[what] = outcomes.get(what, 0) + 1
             triggered.append(run["trigger_run_id"])
-        self.log.info("triggered %d %s runs (%s)", len(triggered), self.trigger_dag_id,
-                      ", ".join(f"{n} {what}" for what, n in outcomes.items()) or "none")
+        self.log.info(
+            "triggered %d %s runs (%s)",
+            len(triggered),
+            self.trigger_dag_id,
+            ", ".join(f"{n} {what}" for what, n in outcomes.items()) or "none",
+        )
         if refused:
             raise AirflowFailException(
-                f"{len(refused)} {self.trigger_dag_id} run(s) not triggered, the others were: " + "; ".join(refused))
+                f"{len(refused)} {self.trigger_dag_id} run(s) not triggered, the others were: "
+                + "; ".join(refused)
+            )
         return triggered
 
     def _send(self, message, run_id: str, *, done: str):
@@ -94,11 +112,17 @@ class TriggerDagRunsOperator(BaseOperator):
                 return task_runner.SUPERVISOR_COMMS.send(message), attempt == 1
             except AirflowRuntimeError as exc:
                 if attempt == self.request_attempts:
-                    raise AirflowException(f"could not trigger {self.trigger_dag_id} run {run_id} ({done}): "
-                                           f"{exc}") from None
-                self.log.warning("request for %s run %s not answered (%s); again in %d s",
-                                 self.trigger_dag_id, run_id, exc, 2 ** attempt)
-                time.sleep(2 ** attempt)
+                    raise AirflowException(
+                        f"could not trigger {self.trigger_dag_id} run {run_id} ({done}): {exc}"
+                    ) from None
+                self.log.warning(
+                    "request for %s run %s not answered (%s); again in %d s",
+                    self.trigger_dag_id,
+                    run_id,
+                    exc,
+                    2**attempt,
+                )
+                time.sleep(2**attempt)
         raise AssertionError("unreachable")
 
     def _trigger(self, run_id: str, conf: dict, run_after: datetime, reset: bool, *, done: str) -> str:
@@ -109,12 +133,23 @@ class TriggerDagRunsOperator(BaseOperator):
         from airflow.sdk.execution_time.comms import ErrorResponse, GetDagRun, TriggerDagRun
 
         def fail(answer) -> AirflowException:
-            return AirflowException(f"could not trigger {self.trigger_dag_id} run {run_id} ({done}): "
-                                    f"{answer.error}: {answer.detail}")
+            return AirflowException(
+                f"could not trigger {self.trigger_dag_id} run {run_id} ({done}): "
+                f"{answer.error}: {answer.detail}"
+            )
 
         answer, first = self._send(
-            TriggerDagRun(dag_id=self.trigger_dag_id, run_id=run_id, conf=conf, logical_date=None,
-                          run_after=run_after, reset_dag_run=False), run_id, done=done)
+            TriggerDagRun(
+                dag_id=self.trigger_dag_id,
+                run_id=run_id,
+                conf=conf,
+                logical_date=None,
+                run_after=run_after,
+                reset_dag_run=False,
+            ),
+            run_id,
+            done=done,
+        )
         if not isinstance(answer, ErrorResponse):
             self.log.info("triggered %s run %s", self.trigger_dag_id, run_id)
             return "created"
@@ -127,19 +162,34 @@ class TriggerDagRunsOperator(BaseOperator):
             raise fail(existing)
         state = str(getattr(existing.state, "value", existing.state))
         if (existing.conf or {}) != conf:
-            return (f"refused: {run_id} exists ({state}) with conf {json.dumps(existing.conf or {}, sort_keys=True)}, "
-                    f"not {json.dumps(conf, sort_keys=True)}; a reset would keep its conf, so it was left as it is "
-                    f"(trigger {self.trigger_dag_id} under another run id, or delete that run first)")
+            return (
+                f"refused: {run_id} exists ({state}) with conf {json.dumps(existing.conf or {}, sort_keys=True)}, "
+                f"not {json.dumps(conf, sort_keys=True)}; a reset would keep its conf, so it was left as it is "
+                f"(trigger {self.trigger_dag_id} under another run id, or delete that run first)"
+            )
         if not first or not reset:  # created by an unanswered attempt of ours, or this task's earlier try
             self.log.info("%s run %s exists (%s): kept", self.trigger_dag_id, run_id, state)
             return "kept"
         if state in ("queued", "running"):
-            self.log.warning("%s run %s is still %s with this conf: not reset (its tasks go on), waited for",
-                             self.trigger_dag_id, run_id, state)
+            self.log.warning(
+                "%s run %s is still %s with this conf: not reset (its tasks go on), waited for",
+                self.trigger_dag_id,
+                run_id,
+                state,
+            )
             return "left running"
         answer, _ = self._send(
-            TriggerDagRun(dag_id=self.trigger_dag_id, run_id=run_id, conf=conf, logical_date=None,
-                          run_after=run_after, reset_dag_run=True), run_id, done=done)
+            TriggerDagRun(
+                dag_id=self.trigger_dag_id,
+                run_id=run_id,
+                conf=conf,
+                logical_date=None,
+                run_after=run_after,
+                reset_dag_run=True,
+            ),
+            run_id,
+            done=done,
+        )
         if isinstance(answer, ErrorResponse):
             raise fail(answer)
         self.log.info("re-ran %s run %s (it had finished: %s)", self.trigger_dag_id, run_id, state)

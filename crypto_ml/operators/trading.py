@@ -117,11 +117,18 @@ class TradeBranchOperator(_TakesPrediction, BaseBranchOperator):
         from crypto_ml.trading.service import record_decision
 
         decision = record_decision(
-            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable),
-            url=_db_url(self.db_conn_id), run_id=context["ti"].run_id,
+            self.prediction,
+            kill_switch=kill_switch_on(self.kill_switch_variable),
+            url=_db_url(self.db_conn_id),
+            run_id=context["ti"].run_id,
         )
-        self.log.info("%s: %s (%s)%s", self.prediction.get("coin"), decision["decision"], decision["reason"],
-                      " [recorded before]" if decision["duplicate"] else "")
+        self.log.info(
+            "%s: %s (%s)%s",
+            self.prediction.get("coin"),
+            decision["decision"],
+            decision["reason"],
+            " [recorded before]" if decision["duplicate"] else "",
+        )
         context["ti"].xcom_push(key="report", value=coin_report(self.prediction, decision))
         return self.trade_task_id if decision["decision"] == "trade" else self.store_task_id
 
@@ -158,8 +165,15 @@ class StorePredictionOperator(_TakesPrediction, BaseOperator):
         recorded = store_prediction_once(p, url=_db_url(self.db_conn_id), run_id=context["ti"].run_id)
         self.log.info(
             "%s %s as of %s: model %s v%s, expected return %+.2f%% over %d days; decision %s (%s)",
-            "stored before:" if recorded["duplicate"] else "stored", p["coin"], p["as_of"], p["model"],
-            p["version"], 100 * p["expected_return"], p["horizon"], recorded["decision"], recorded["reason"],
+            "stored before:" if recorded["duplicate"] else "stored",
+            p["coin"],
+            p["as_of"],
+            p["model"],
+            p["version"],
+            100 * p["expected_return"],
+            p["horizon"],
+            recorded["decision"],
+            recorded["reason"],
         )
         return coin_report(p, recorded)
 
@@ -184,8 +198,12 @@ class TradeRequestOperator(_TakesPrediction, BaseOperator):
     ui_color = "#fbe3d6"
 
     def __init__(
-        self, *, prediction: Any, kill_switch_variable: str = KILL_SWITCH_VARIABLE,
-        db_conn_id: str = DEFAULT_DB_CONN_ID, **kwargs: Any,
+        self,
+        *,
+        prediction: Any,
+        kill_switch_variable: str = KILL_SWITCH_VARIABLE,
+        db_conn_id: str = DEFAULT_DB_CONN_ID,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.prediction = prediction
@@ -196,7 +214,8 @@ class TradeRequestOperator(_TakesPrediction, BaseOperator):
         from crypto_ml.trading.service import place_recorded_order
 
         summary = place_recorded_order(
-            self.prediction, kill_switch=kill_switch_on(self.kill_switch_variable),
+            self.prediction,
+            kill_switch=kill_switch_on(self.kill_switch_variable),
             url=_db_url(self.db_conn_id),
         )
         self.log.info("trade request: %s", summary)

@@ -42,9 +42,18 @@ class CoinTransformOperator(BaseOperator):
     template_fields: Sequence[str] = ("coin", "as_of", "model", "market_conn_id", "db_conn_id")
     ui_color = "#fdf2d0"
 
-    def __init__(self, *, coin: str, as_of: str, min_rows: int = 2,
-                 market_conn_id: str = "crypto_ml_market", db_conn_id: str = "crypto_ml_db",
-                 model: str | None = None, refuse_unknown_conf: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        coin: str,
+        as_of: str,
+        min_rows: int = 2,
+        market_conn_id: str = "crypto_ml_market",
+        db_conn_id: str = "crypto_ml_db",
+        model: str | None = None,
+        refuse_unknown_conf: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.coin = coin
         self.as_of = as_of
@@ -61,7 +70,12 @@ class CoinTransformOperator(BaseOperator):
         from crypto_ml.hooks.market import CryptoMarketHook
         from crypto_ml.markets import MarketConfigError
         from crypto_ml.pipeline.params import TriggerRefused, check_run_conf
-        from crypto_ml.pipeline.steps import NotEnoughHistory, PipelineInputError, check_model_trained, transform
+        from crypto_ml.pipeline.steps import (
+            NotEnoughHistory,
+            PipelineInputError,
+            check_model_trained,
+            transform,
+        )
 
         dag_run = context["dag_run"]
         try:
@@ -71,7 +85,10 @@ class CoinTransformOperator(BaseOperator):
             if self.model:
                 check_model_trained([self.coin], self.model, self.as_of, url=url)
             out = transform(
-                self.coin, self.as_of, min_rows=self.min_rows, url=url,
+                self.coin,
+                self.as_of,
+                min_rows=self.min_rows,
+                url=url,
                 market=CryptoMarketHook(self.market_conn_id).get_market,  # read only when needed
                 now=dag_run.run_after,  # the run's clock for which candles have closed
             )
@@ -81,8 +98,13 @@ class CoinTransformOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "%s up to %s: %d rows (%s..%s), last close %s, features %s",
-            out["coin"], out["as_of"], out["rows"], out["first_date"], out["last_date"],
-            out["last_close"], out["features"],
+            out["coin"],
+            out["as_of"],
+            out["rows"],
+            out["first_date"],
+            out["last_date"],
+            out["last_close"],
+            out["features"],
         )
         for warning in out["warnings"]:
             self.log.warning("%s: %s", out["coin"], warning)

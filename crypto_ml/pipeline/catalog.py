@@ -6,11 +6,15 @@ ids from a 4 KB CSV, the model names (from :mod:`crypto_ml.forecasting.registry`
 
 from __future__ import annotations
 
+from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODEL_NAMES  # noqa: F401 - for the DAG files
 from crypto_ml.markets.replay import (  # noqa: F401 - the replay's facts, for the DAG files
-    DEFAULT_ANCHOR_HISTORY, DEFAULT_ANCHOR_REAL, bundled_coin_ids, replay_anchors, replay_coin_ids,
+    DEFAULT_ANCHOR_HISTORY,
+    DEFAULT_ANCHOR_REAL,
+    bundled_coin_ids,
+    replay_anchors,
+    replay_coin_ids,
     replay_day,
 )
-from crypto_ml.forecasting.registry import DEFAULT_MODEL, MODEL_NAMES  # noqa: F401 - for the DAG files
 
 #: Largest forecast horizon a pipeline run accepts (days).
 MAX_HORIZON = 60

@@ -61,7 +61,9 @@ def check_conf_keys(dag_id: str, conf: Mapping[str, Any] | None, valid: Iterable
         near = difflib.get_close_matches(key, valid, n=1)
         named.append(f"{key!r} (did you mean {near[0]!r}?)" if near else repr(key))
     what = "conf key" if len(unknown) == 1 else "conf keys"
-    raise TriggerRefused(f"{dag_id} does not take {what} {', '.join(named)}; its keys are: {', '.join(valid)}")
+    raise TriggerRefused(
+        f"{dag_id} does not take {what} {', '.join(named)}; its keys are: {', '.join(valid)}"
+    )
 
 
 def check_run_conf(dag_run: Any, dag: Any) -> None:
@@ -86,7 +88,9 @@ def coin_run_id(coin: str, day: str, *, model: str = DEFAULT_MODEL, horizon: int
 def coin_runs(coins: Iterable[str], day: str, *, model: str, horizon: int) -> list[dict[str, Any]]:
     """One ``{"trigger_run_id", "conf"}`` per coin: the master's fan-out for a day."""
     return [
-        {"trigger_run_id": coin_run_id(coin, day, model=model, horizon=horizon),
-         "conf": {"coin": coin, "as_of": day, "horizon": int(horizon), "model": model}}
+        {
+            "trigger_run_id": coin_run_id(coin, day, model=model, horizon=horizon),
+            "conf": {"coin": coin, "as_of": day, "horizon": int(horizon), "model": model},
+        }
         for coin in coins
     ]

@@ -74,8 +74,13 @@ def _refuse_after(coin: str, day: dt.date, last: dt.date, market: MarketConfig, 
         )
 
 
-def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | None = None,
-         now: dt.datetime | None = None) -> dict[str, Any]:
+def poll(
+    logical_date: Any,
+    *,
+    market: MarketConfig | None = None,
+    url: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """Store the market's new daily prices up to the run's day and list the coins to predict.
 
     :param logical_date: the run's logical date; its day ``D`` is mapped onto the market
@@ -90,8 +95,8 @@ def poll(logical_date: Any, *, market: MarketConfig | None = None, url: str | No
     reported in ``failed_coins`` (coin and reason) and the others go on.
     """
     from crypto_ml import storage
-    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.data.ingest import ingest
+    from crypto_ml.data.loader import CryptoLoader
 
     market = market or env_market()
     day = market.market_day(logical_date, now=now)
@@ -156,8 +161,9 @@ def _first_warnings(findings) -> list[str]:
     return lines[:MAX_XCOM_WARNINGS] + [f"... and {more} more warnings: see this task's log"]
 
 
-def training_coins(polled: dict[str, Any], *, coins: list[str] | None = None, min_rows: int,
-                   url: str | None = None) -> list[dict[str, str]]:
+def training_coins(
+    polled: dict[str, Any], *, coins: list[str] | None = None, min_rows: int, url: str | None = None
+) -> list[dict[str, str]]:
     """The coins ``crypto_ml_train`` trains on the polled day: ``coins`` (all of them, or the run
     fails naming those without data that day or with fewer than ``min_rows`` days up to it), else
     every coin with data that day and at least ``min_rows`` days (the others named in the log).
@@ -168,7 +174,9 @@ def training_coins(polled: dict[str, Any], *, coins: list[str] | None = None, mi
     if coins:
         unknown = sorted(set(coins) - set(have))
         if unknown:
-            raise PipelineInputError(f"coins without data for {day}: {unknown}; {len(have)} coins have data that day")
+            raise PipelineInputError(
+                f"coins without data for {day}: {unknown}; {len(have)} coins have data that day"
+            )
     wanted = set(coins or have)
     out, short = [], {}
     for coin in have:
@@ -179,11 +187,17 @@ def training_coins(polled: dict[str, Any], *, coins: list[str] | None = None, mi
             else:
                 short[coin] = rows
     if short:
-        named = ", ".join(f"{c} ({n})" for c, n in list(short.items())[:10]) + (", ..." if len(short) > 10 else "")
+        named = ", ".join(f"{c} ({n})" for c, n in list(short.items())[:10]) + (
+            ", ..." if len(short) > 10 else ""
+        )
         if coins:
-            raise PipelineInputError(f"fewer than min_rows={min_rows} days up to {day} for {named}: "
-                                     "not trainable; lower min_rows or train a later day")
-        log.info("%d coin(s) have fewer than %d days up to %s, not trained: %s", len(short), min_rows, day, named)
+            raise PipelineInputError(
+                f"fewer than min_rows={min_rows} days up to {day} for {named}: "
+                "not trainable; lower min_rows or train a later day"
+            )
+        log.info(
+            "%d coin(s) have fewer than %d days up to %s, not trained: %s", len(short), min_rows, day, named
+        )
     return out
 
 
@@ -203,8 +217,11 @@ def _check_replay_covers(loader, day: dt.date, logical_date: Any) -> None:
 
     real = as_date(logical_date)
     end = last or dt.date(2017, 9, 22)
-    where = (f"after the end of the bundled history ({end})" if last is not None
-             else "before the bundled history starts (2013-04-28)")
+    where = (
+        f"after the end of the bundled history ({end})"
+        if last is not None
+        else "before the bundled history starts (2013-04-28)"
+    )
     anchor_real, anchor_history = replay_anchors()
     raise ReplayExhausted(
         f"the replay has no data for this run: its day {real} maps to history day {day}, "
@@ -252,17 +269,30 @@ def _report_gaps_after_stored(loader, stored) -> None:
         last = stored[coin][1]
         missing = (first.date() - last).days - 1
         if missing > 0:
-            loader.report.findings.append(Finding(
-                coin=coin, rule="date_gap", severity=WARNING, origin=loader.source.name,
-                date=first.date().isoformat(),
-                message=(f"{missing} missing day(s) between {last} (last stored) and "
-                         f"{first.date()} (reported, not filled)"),
-            ))
+            loader.report.findings.append(
+                Finding(
+                    coin=coin,
+                    rule="date_gap",
+                    severity=WARNING,
+                    origin=loader.source.name,
+                    date=first.date().isoformat(),
+                    message=(
+                        f"{missing} missing day(s) between {last} (last stored) and "
+                        f"{first.date()} (reported, not filled)"
+                    ),
+                )
+            )
 
 
-def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = None,
-              market: MarketConfig | Callable[[], MarketConfig] | None = None,
-              now: dt.datetime | None = None) -> dict[str, Any]:
+def transform(
+    coin: str,
+    as_of: Any,
+    *,
+    min_rows: int = 2,
+    url: str | None = None,
+    market: MarketConfig | Callable[[], MarketConfig] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """Validate one coin's stored history up to ``as_of`` and compute its features.
 
     Reads the project database (what the master DAG stored). If the coin's history up to
@@ -304,9 +334,7 @@ def transform(coin: str, as_of: Any, *, min_rows: int = 2, url: str | None = Non
             "prices must be positive numbers"
         )
     if len(df) < min_rows:
-        raise NotEnoughHistory(
-            f"{coin}: {len(df)} rows up to {day}, at least {min_rows} needed to predict"
-        )
+        raise NotEnoughHistory(f"{coin}: {len(df)} rows up to {day}, at least {min_rows} needed to predict")
     warnings = []
     last = df["Date"].iat[-1].date()
     if last < day:
@@ -333,8 +361,9 @@ def _features(df):
     return latest_features(df)
 
 
-def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig,
-                         now: dt.datetime | None = None) -> None:
+def _ingest_coin_history(
+    coin: str, day: dt.date, url: str, market: MarketConfig, now: dt.datetime | None = None
+) -> None:
     from crypto_ml import storage
     from crypto_ml.data.loader import CryptoLoader, UnknownCoinError
 
@@ -357,24 +386,33 @@ def _ingest_coin_history(coin: str, day: dt.date, url: str, market: MarketConfig
     log.info("%s: stored %d rows of history up to %s before transforming", coin_id, len(part), day)
 
 
-def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfig,
-                          now: dt.datetime | None = None) -> None:
+def _ingest_exchange_coin(
+    coin: str, day: dt.date, url: str, market: MarketConfig, now: dt.datetime | None = None
+) -> None:
     """One coin's missing candles up to ``day`` from the exchange, if it is in today's universe."""
     from crypto_ml import storage
-    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.data.ingest import ingest
+    from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.markets import last_closed_day
 
     clock = now or dt.datetime.now(dt.UTC)
-    _refuse_after(coin, day, last_closed_day(clock), market,
-                  clock=f", candles closed by {as_utc(clock):%Y-%m-%d %H:%M} UTC")
+    _refuse_after(
+        coin,
+        day,
+        last_closed_day(clock),
+        market,
+        clock=f", candles closed by {as_utc(clock):%Y-%m-%d %H:%M} UTC",
+    )
     stored = storage.price_range(url=url)
     source = market_source(market, day, stored=stored, coins=[coin], now=now)
     loader = CryptoLoader(source, as_of=day)
     if coin not in source.universe_ids:
         if coin in stored:
-            log.warning("%s is no longer in the universe of %s: predicting from its stored history",
-                        coin, market.describe())
+            log.warning(
+                "%s is no longer in the universe of %s: predicting from its stored history",
+                coin,
+                market.describe(),
+            )
             return
         shown = ", ".join(sorted(source.universe_ids)[:10])
         raise PipelineInputError(
@@ -386,5 +424,10 @@ def _ingest_exchange_coin(coin: str, day: dt.date, url: str, market: MarketConfi
 
         raise SourceError(loader.report.failed_coins[coin])  # the task's retries may help
     result = ingest(loader=loader, url=url)
-    log.info("%s: stored %d new rows up to %s from %s before transforming", coin, result.inserted,
-             day, market.describe())
+    log.info(
+        "%s: stored %d new rows up to %s from %s before transforming",
+        coin,
+        result.inserted,
+        day,
+        market.describe(),
+    )

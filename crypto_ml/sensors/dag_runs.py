@@ -29,7 +29,9 @@ class DagRunsSensor(BaseOperator):
     template_fields: Sequence[str] = ("run_ids",)
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, watched_dag_id: str, run_ids: Any, poll_interval: float = 5.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *, watched_dag_id: str, run_ids: Any, poll_interval: float = 5.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.watched_dag_id = watched_dag_id
         self.run_ids = run_ids
@@ -46,8 +48,10 @@ class DagRunsSensor(BaseOperator):
             self.log.info("no %s runs to wait for", self.watched_dag_id)
             return {"finished": 0, "failed": []}
         self.log.info("waiting in the triggerer for %d %s runs", len(ids), self.watched_dag_id)
-        self.defer(trigger=DagRunsTrigger(dag_id=self.watched_dag_id, run_ids=ids, poll_interval=self.poll_interval),
-                   method_name="execute_complete")
+        self.defer(
+            trigger=DagRunsTrigger(dag_id=self.watched_dag_id, run_ids=ids, poll_interval=self.poll_interval),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         """Only when the trigger's task-end event was handed to a resumed task (``dag.test()``):
@@ -59,5 +63,7 @@ class DagRunsSensor(BaseOperator):
         ids = self._ids()
         failed = event.get("failed") if isinstance(event, dict) else failed_runs(self.watched_dag_id, ids)
         if failed:
-            raise AirflowFailException(f"{len(failed)} of {len(ids)} {self.watched_dag_id} runs failed: {', '.join(failed)}")
+            raise AirflowFailException(
+                f"{len(failed)} of {len(ids)} {self.watched_dag_id} runs failed: {', '.join(failed)}"
+            )
         return {"finished": len(ids), "failed": []}

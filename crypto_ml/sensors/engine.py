@@ -48,12 +48,20 @@ def finish_wait(event: Any, engine_task_id: str, hook: CryptoEngineHook) -> Any:
         if state == "SUCCESS":
             event = {"status": "success", "result": value}
         elif state in ("FAILURE", "REVOKED"):
-            event = {"status": "failed", "state": state,
-                     "message": f"engine task {engine_task_id} {state}: {value}"}
+            event = {
+                "status": "failed",
+                "state": state,
+                "message": f"engine task {engine_task_id} {state}: {value}",
+            }
         else:
-            event = {"status": "timeout", "state": state, "message": (
-                f"engine task {engine_task_id} still {state} when the wait ended: no engine worker "
-                "took it (broker down or no worker on the queue?), or the task was lost")}
+            event = {
+                "status": "timeout",
+                "state": state,
+                "message": (
+                    f"engine task {engine_task_id} still {state} when the wait ended: no engine worker "
+                    "took it (broker down or no worker on the queue?), or the task was lost"
+                ),
+            }
     return result_from_event(event, engine_task_id)
 
 

@@ -52,8 +52,10 @@ def project_env() -> dict[str, str]:
     ``AIRFLOW_CONFIG`` (the repo's ``airflow.cfg`` unless one is set), whether or not the shell
     sourced ``scripts/env.sh``."""
     root = project_root()
-    return {"CRYPTO_ML_ROOT": str(root),
-            "AIRFLOW_CONFIG": os.environ.get("AIRFLOW_CONFIG") or str(root / "airflow.cfg")}
+    return {
+        "CRYPTO_ML_ROOT": str(root),
+        "AIRFLOW_CONFIG": os.environ.get("AIRFLOW_CONFIG") or str(root / "airflow.cfg"),
+    }
 
 
 def home_dir() -> Path:

@@ -16,8 +16,13 @@ import importlib
 #: Where each name lives; imported on first use, so ``crypto_ml.sources.ids`` (the coin ids the
 #: market settings parse with, at DAG parse time) costs no pandas.
 _WHERE = {
-    "BundledSource": "bundled", "CSVSource": "csv", "ExchangeSource": "exchange",
-    "ReplaySource": "replay", "Source": "base", "SourceError": "base", "SyntheticSource": "synthetic",
+    "BundledSource": "bundled",
+    "CSVSource": "csv",
+    "ExchangeSource": "exchange",
+    "ReplaySource": "replay",
+    "Source": "base",
+    "SourceError": "base",
+    "SyntheticSource": "synthetic",
     "resolve_source": "base",
 }
 

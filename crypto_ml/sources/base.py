@@ -76,5 +76,3 @@ def resolve_source(source: Source | str | PathLike | None) -> Source:
             return BundledSource()
         return CSVSource(source)
     raise TypeError(f"source must be a Source, a path or None, not {type(source).__name__}")
-
-

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from crypto_ml.sources.base import Source, SourceError, as_date
 from crypto_ml.data.validation import ValidationReport
+from crypto_ml.sources.base import Source, SourceError
 
 if TYPE_CHECKING:
     import ccxt
@@ -42,7 +42,17 @@ log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 _RAW_COLUMNS = [
-    "coin", "name", "date", "open", "high", "low", "close", "volume", "market_cap", "origin", "line",
+    "coin",
+    "name",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "market_cap",
+    "origin",
+    "line",
 ]
 
 
@@ -67,8 +77,7 @@ def make_exchange(market) -> ccxt.Exchange:
         "enableRateLimit": True,
         "enableLastJsonResponse": True,  # tells a body that is not JSON (see _call)
         "timeout": int(market.timeout * 1000),
-        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                    "defaultType": "spot"},
+        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "defaultType": "spot"},
     }
     if market.rate_limit_ms is not None:
         options["rateLimit"] = market.rate_limit_ms
@@ -176,8 +185,15 @@ class ExchangeSource(Source):
                 retry_after = _retry_after(self.exchange)
                 if retry_after is not None:
                     delay = max(delay, retry_after)
-                log.warning("%s: %s (%s); retry %d of %d in %.1f s", what, type(exc).__name__,
-                            _short(exc), attempt + 1, self.market.retries, delay)
+                log.warning(
+                    "%s: %s (%s); retry %d of %d in %.1f s",
+                    what,
+                    type(exc).__name__,
+                    _short(exc),
+                    attempt + 1,
+                    self.market.retries,
+                    delay,
+                )
                 time.sleep(delay)
                 attempt += 1
 
@@ -205,18 +221,29 @@ class ExchangeSource(Source):
         ranked = []
         for symbol, ticker in tickers.items():
             market = markets.get(symbol) or {}
-            if (market.get("spot") and market.get("active") is not False
-                    and market.get("quote") == self.market.quote):
+            if (
+                market.get("spot")
+                and market.get("active") is not False
+                and market.get("quote") == self.market.quote
+            ):
                 ranked.append((float(ticker.get("quoteVolume") or 0.0), symbol))
         ranked.sort(key=lambda item: (-item[0], item[1]))
         out = {self.market.coin_id(symbol): symbol for _, symbol in ranked[: self.market.top]}
         # a backfilled day's universe: the stored markets that traded that day, delisted since
         listed = {_coin_or_none(self.market, sym) for sym, m in markets.items() if _spot_symbol(sym, m)}
         for coin, (first, last) in sorted(self.stored.items()):
-            if self.market.owns(coin) and coin not in out and coin not in listed and self.day and first <= self.day <= last \
-                    and coin.endswith("-" + self.market.quote.lower()):
-                self.notes[coin] = (f"{coin} ({self.market.symbol_of(coin)}): delisted on {ex}, last candle "
-                                    f"{last}; predicted from its stored history")
+            if (
+                self.market.owns(coin)
+                and coin not in out
+                and coin not in listed
+                and self.day
+                and first <= self.day <= last
+                and coin.endswith("-" + self.market.quote.lower())
+            ):
+                self.notes[coin] = (
+                    f"{coin} ({self.market.symbol_of(coin)}): delisted on {ex}, last candle "
+                    f"{last}; predicted from its stored history"
+                )
                 out[coin] = self.market.symbol_of(coin)
         return out
 
@@ -230,11 +257,13 @@ class ExchangeSource(Source):
             if market is None:
                 self._report.failed_coins[coin] = (
                     f"{coin} ({symbol}) on {ex}: unknown symbol (no such market on {ex}; never "
-                    "stored: a typo, or not listed yet)")
+                    "stored: a typo, or not listed yet)"
+                )
             else:
                 self._report.failed_coins[coin] = (
                     f"{coin} ({symbol}) on {ex}: market is inactive (halted, or delisted before "
-                    "any candle was stored)")
+                    "any candle was stored)"
+                )
             return False
         first, last = held
         text = f"{coin} ({symbol}): delisted on {ex}, last candle {last}"
@@ -242,7 +271,8 @@ class ExchangeSource(Source):
             self.notes[coin] = text + "; predicted from its stored history"
             return True
         self._report.failed_coins[coin] = text + (
-            f"; no candle for {self.day}" if self.day is not None else "")
+            f"; no candle for {self.day}" if self.day is not None else ""
+        )
         return False
 
     # -- candles ------------------------------------------------------------------------------
@@ -261,12 +291,19 @@ class ExchangeSource(Source):
         capped = False
         first_page = True
         while since_ms <= until_ms:
-            what = (f"{coin} ({symbol}) on {ex}: fetch_ohlcv "
-                    + (f"since {_iso(since_ms)}" if since_ms else "from the first candle"))
+            what = f"{coin} ({symbol}) on {ex}: fetch_ohlcv " + (
+                f"since {_iso(since_ms)}" if since_ms else "from the first candle"
+            )
             try:
-                page = self._call(what, self.exchange.fetch_ohlcv, symbol, "1d", since_ms,
-                                  self.market.page_limit,
-                                  {"until": until_ms} if _takes_until(self.exchange) else {})
+                page = self._call(
+                    what,
+                    self.exchange.fetch_ohlcv,
+                    symbol,
+                    "1d",
+                    since_ms,
+                    self.market.page_limit,
+                    {"until": until_ms} if _takes_until(self.exchange) else {},
+                )
             except ccxt.BadSymbol as exc:
                 raise SourceError(f"{coin} ({symbol}) on {ex}: unknown symbol: {_short(exc)}") from None
             except ccxt.BaseError as exc:
@@ -325,10 +362,15 @@ class ExchangeSource(Source):
         first, last = window
         served_first, capped = served
         where = f"{coin} ({symbol}) on {ex}"
-        seed_hint = ("; to have those days, seed them from CSV files in the same setting: "
-                     "extra.seed=<folder> (docs/markets.md, section \"Exchanges' limits and deep history\")")
-        cap = (f"{ex} serves only its {self.depth} most recent daily candles, whatever is asked"
-               if capped else None)
+        seed_hint = (
+            "; to have those days, seed them from CSV files in the same setting: "
+            'extra.seed=<folder> (docs/markets.md, section "Exchanges\' limits and deep history")'
+        )
+        cap = (
+            f"{ex} serves only its {self.depth} most recent daily candles, whatever is asked"
+            if capped
+            else None
+        )
         if served_first is None:
             return "note", f"{where}: no daily candle served yet (listed today?)"
         if served_first > last:
@@ -337,36 +379,43 @@ class ExchangeSource(Source):
                 return "failed", (
                     f"{where}: day {last} is outside what {ex} serves: {cap}, from {served_first}; "
                     f"{missing} days missing ({first or last}..{served_first - dt.timedelta(days=1)})"
-                    + seed_hint)
+                    + seed_hint
+                )
             return "note", f"{where}: first candle {served_first}, after {last}: not listed yet then"
         if first is not None and served_first > first:
             missing = (served_first - first).days
             why = cap if capped else f"its first candle on {ex} is {served_first}"
-            return "limited", (f"{where}: asked from {first}, served from {served_first} ({why}): "
-                               f"{missing} days missing ({first}..{served_first - dt.timedelta(days=1)})"
-                               + seed_hint)
+            return "limited", (
+                f"{where}: asked from {first}, served from {served_first} ({why}): "
+                f"{missing} days missing ({first}..{served_first - dt.timedelta(days=1)})" + seed_hint
+            )
         if first is None and capped:
-            return "limited", (f"{where}: history before {served_first} is cut ({cap}); how many "
-                               "days are missing is unknown: set extra.start to the market's first "
-                               "day to count them" + seed_hint)
+            return "limited", (
+                f"{where}: history before {served_first} is cut ({cap}); how many "
+                "days are missing is unknown: set extra.start to the market's first "
+                "day to count them" + seed_hint
+            )
         return None
 
-    def _seed_rows(self, coins: Mapping[str, str], day: dt.date,
-                   held: dict[str, tuple[dt.date, dt.date]]) -> pd.DataFrame:
+    def _seed_rows(
+        self, coins: Mapping[str, str], day: dt.date, held: dict[str, tuple[dt.date, dt.date]]
+    ) -> pd.DataFrame:
         """The seed's rows (``extra.seed``, a CSV folder) of the day's coins that the project DB
         lacks, up to ``day``; ``held`` grows by the seed's days, so the exchange is asked only
         for the days after them. A seed coin outside the universe is said, not stored."""
-        from crypto_ml.sources.csv import CSVSource
         from crypto_ml.data.validation import _parse_dates
+        from crypto_ml.sources.csv import CSVSource
 
         raw = CSVSource(self.market.seed).read()
         if self.market.prefix:  # a member of several markets: the seed's files name the exchange's ids
             raw["coin"] = [c if self.market.owns(c) else f"{self.market.prefix}.{c}" for c in raw["coin"]]
         dates = _parse_dates(raw["date"])
         for coin in sorted(set(raw["coin"]) - set(coins)):
-            self.notes[coin] = (f"{coin}: in the seed {self.market.seed} but not in the market's "
-                                f"universe on {day}: not stored (coin ids are the exchange's, e.g. "
-                                f"{next(iter(coins), 'btc-usdt')})")
+            self.notes[coin] = (
+                f"{coin}: in the seed {self.market.seed} but not in the market's "
+                f"universe on {day}: not stored (coin ids are the exchange's, e.g. "
+                f"{next(iter(coins), 'btc-usdt')})"
+            )
             log.warning("%s", self.notes[coin])
         keep = raw["coin"].isin(list(coins)) & (dates.isna() | (dates <= pd.Timestamp(day)))
         parts = []
@@ -399,8 +448,11 @@ class ExchangeSource(Source):
         if not self.universe_ids and self._report.failed_coins:
             first = next(iter(self._report.failed_coins.values()))
             raise SourceError(f"no symbol of the universe is a market on {self.market.exchange}: {first}")
-        coins = self.universe_ids if self.coins is None else {
-            c: self.universe_ids[c] for c in self.coins if c in self.universe_ids}
+        coins = (
+            self.universe_ids
+            if self.coins is None
+            else {c: self.universe_ids[c] for c in self.coins if c in self.universe_ids}
+        )
         frames, attempted, failed = [], 0, 0
         held = dict(self.stored)
         if self.market.seed:
@@ -442,8 +494,14 @@ class ExchangeSource(Source):
 
     def coin_metadata(self) -> pd.DataFrame:
         ids = self.universe_ids
-        return pd.DataFrame({"coin": list(ids), "name": list(ids.values()),
-                             "symbol": list(ids.values()), "rank": range(1, len(ids) + 1)})
+        return pd.DataFrame(
+            {
+                "coin": list(ids),
+                "name": list(ids.values()),
+                "symbol": list(ids.values()),
+                "rank": range(1, len(ids) + 1),
+            }
+        )
 
     @property
     def report(self) -> ValidationReport:
@@ -464,8 +522,9 @@ def _candle_row(coin: str, symbol: str, candle, origin: str, index: int) -> dict
 def _malformed_row(coin: str, symbol: str, candle, origin: str, index: int) -> dict:
     """A candle ccxt could not parse: kept as text so validation quarantines it by coin and row."""
     row = dict.fromkeys(_RAW_COLUMNS, "")
-    row.update(coin=coin, name=symbol, origin=origin, line=index,
-               date=f"<malformed candle {str(candle)[:60]}>")
+    row.update(
+        coin=coin, name=symbol, origin=origin, line=index, date=f"<malformed candle {str(candle)[:60]}>"
+    )
     return row
 
 

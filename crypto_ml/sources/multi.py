@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from crypto_ml.sources.base import Source, SourceError
 from crypto_ml.data.validation import ValidationReport
+from crypto_ml.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,21 @@ class MultiSource(Source):
         return pd.concat(frames, ignore_index=True) if frames else self._empty()
 
     def _empty(self) -> pd.DataFrame:
-        return pd.DataFrame(columns=["coin", "name", "date", "open", "high", "low", "close", "volume",
-                                     "market_cap", "origin", "line"])
+        return pd.DataFrame(
+            columns=[
+                "coin",
+                "name",
+                "date",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "market_cap",
+                "origin",
+                "line",
+            ]
+        )
 
     @staticmethod
     def _coins_of_failed(part: Source, exc: Exception) -> dict[str, str]:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from crypto_ml.sources.base import Source, as_date, resolve_source
 from crypto_ml.data.validation import _parse_dates
+from crypto_ml.sources.base import Source, as_date, resolve_source
 
 
 class ReplaySource(Source):

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from crypto_ml.sources.base import Source, resolve_source
 from crypto_ml.data.validation import parse_and_validate
+from crypto_ml.sources.base import Source, resolve_source
 
 SYNTHETIC_PREFIX = "synthetic-"
 
@@ -55,9 +55,7 @@ class SyntheticSource(Source):
     def read(self, *, as_of: dt.date | None = None) -> pd.DataFrame:
         raw = self.base.read(as_of=as_of)
         clean, _ = parse_and_validate(raw)
-        synth = generate_synthetic(
-            clean, n=self.n, seed=self.seed, block=self.block, min_rows=self.min_rows
-        )
+        synth = generate_synthetic(clean, n=self.n, seed=self.seed, block=self.block, min_rows=self.min_rows)
         parts = [raw.assign(synthetic=False)] if self.include_base else []
         parts.append(synth)
         return pd.concat(parts, ignore_index=True)
@@ -99,7 +97,9 @@ def generate_synthetic(
         logret = np.log(close[src] / close[src - 1])
         path = close[0] * np.exp(np.concatenate([[0.0], np.cumsum(logret)]))
         rows = np.concatenate([[0], src])
-        ratio = {c: g[c].to_numpy()[rows] / close[rows] for c in ("open", "high", "low", "volume", "market_cap")}
+        ratio = {
+            c: g[c].to_numpy()[rows] / close[rows] for c in ("open", "high", "low", "volume", "market_cap")
+        }
         coin = f"{SYNTHETIC_PREFIX}{k:0{max(width, 5)}d}"
         frames.append(
             pd.DataFrame(

@@ -50,7 +50,8 @@ class AirflowStack(Supervisor):
                 raise TimeoutError(
                     f"{self.base_url}/api/v2/monitor/health did not report {', '.join(self.healthy_components)} "
                     f"healthy within {timeout:.0f} s (last answer: {health or 'none'}); "
-                    f"see {self.log_dir}/api-server.log")
+                    f"see {self.log_dir}/api-server.log"
+                )
             time.sleep(1)
 
     # -- the pipeline through the REST API -----------------------------------------------------

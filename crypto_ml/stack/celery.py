@@ -77,11 +77,16 @@ def ensure_database(server_url: str, database: str) -> None:
     """Create PostgreSQL database ``database`` on the server of ``server_url`` when missing."""
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(_sqlalchemy_url(server_url, "postgres"), isolation_level="AUTOCOMMIT",
-                           connect_args={"connect_timeout": 5})
+    engine = create_engine(
+        _sqlalchemy_url(server_url, "postgres"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
     try:
         with engine.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}).first()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}
+            ).first()
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{database}"'))
     except Exception as exc:  # noqa: BLE001 - report which server and why, whatever the driver says
@@ -179,7 +184,7 @@ class CeleryStack(AirflowStack):
         if missing:
             raise StackConfigError(
                 f"the Celery stack takes its secrets from the environment; missing: {', '.join(missing)}. "
-                "For a try on this machine: eval \"$(crypto-ml stack secrets)\""
+                'For a try on this machine: eval "$(crypto-ml stack secrets)"'
             )
         home = self.home
         env = dict(os.environ)
@@ -194,8 +199,9 @@ class CeleryStack(AirflowStack):
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _sqlalchemy_url(self.pg_url, self.airflow_db),
                 "AIRFLOW__CELERY__BROKER_URL": self.redis_url,
                 "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{self.name}:af:",
-                "AIRFLOW__CELERY__RESULT_BACKEND": _sqlalchemy_url(self.pg_url, self.airflow_db,
-                                                                   "db+postgresql+psycopg2"),
+                "AIRFLOW__CELERY__RESULT_BACKEND": _sqlalchemy_url(
+                    self.pg_url, self.airflow_db, "db+postgresql+psycopg2"
+                ),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.airflow_concurrency),
                 "AIRFLOW__OPERATORS__DEFAULT_QUEUE": AIRFLOW_QUEUE,
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -237,7 +243,9 @@ class CeleryStack(AirflowStack):
         ):
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if done.returncode:
-                raise StackConfigError(f"{step} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+                raise StackConfigError(
+                    f"{step} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
+                )
 
     def commands(self) -> dict[str, list[str]]:
         airflow, celery = find_bin("airflow"), find_bin("celery")
@@ -249,19 +257,44 @@ class CeleryStack(AirflowStack):
         }
         for i in range(1, self.airflow_workers + 1):
             cmds[f"airflow-worker-{i}"] = [
-                airflow, "celery", "worker", "--queues", AIRFLOW_QUEUE,
-                "--concurrency", str(self.airflow_concurrency),
-                "--celery-hostname", f"airflow-worker-{i}@%h", "--skip-serve-logs",
-                "--without-mingle", "--without-gossip",
+                airflow,
+                "celery",
+                "worker",
+                "--queues",
+                AIRFLOW_QUEUE,
+                "--concurrency",
+                str(self.airflow_concurrency),
+                "--celery-hostname",
+                f"airflow-worker-{i}@%h",
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
             ]
         for i in range(1, self.engine_workers + 1):
             cmds[f"engine-{i}"] = [
-                celery, "-A", "crypto_ml", "worker", "-Q", "predict,train,heavy",
-                "-c", str(self.engine_concurrency), "-l", "INFO", "-n", f"engine-{i}@%h",
-                "--without-mingle", "--without-gossip",
+                celery,
+                "-A",
+                "crypto_ml",
+                "worker",
+                "-Q",
+                "predict,train,heavy",
+                "-c",
+                str(self.engine_concurrency),
+                "-l",
+                "INFO",
+                "-n",
+                f"engine-{i}@%h",
+                "--without-mingle",
+                "--without-gossip",
             ]
-        cmds["flower"] = [celery, "-A", "crypto_ml", "flower", "--address=127.0.0.1",
-                          f"--port={self.flower_port}"]
+        cmds["flower"] = [
+            celery,
+            "-A",
+            "crypto_ml",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={self.flower_port}",
+        ]
         return cmds
 
     def wait_healthy(self, timeout: float = 240) -> None:
@@ -284,8 +317,9 @@ class CeleryStack(AirflowStack):
         from crypto_ml.utils.http import retrying_session
 
         with retrying_session(timeout=30, methods=("GET",)) as session:
-            resp = session.get(f"{self.flower_url}{path}", params=params,
-                               auth=(self.admin_user, self.admin_password))
+            resp = session.get(
+                f"{self.flower_url}{path}", params=params, auth=(self.admin_user, self.admin_password)
+            )
             resp.raise_for_status()
             return resp.json()
 
@@ -295,20 +329,32 @@ class CeleryStack(AirflowStack):
         return self.flower("/api/tasks", limit=100000)
 
 
-def run_on_stack(stack: CeleryStack, *, logical_date: str, conf: dict | None = None,
-                 keep_running: bool = False, timeout: float = 1800, out=sys.stdout) -> int:
+def run_on_stack(
+    stack: CeleryStack,
+    *,
+    logical_date: str,
+    conf: dict | None = None,
+    keep_running: bool = False,
+    timeout: float = 1800,
+    out=sys.stdout,
+) -> int:
     """Start ``stack``, trigger ``crypto_ml_master`` through the REST API, follow it, print the
     day's forecasts and a plot, stop. The exit code: 0 when the master run succeeded."""
+
     def say(msg: str) -> None:
         print(msg, file=out, flush=True)
 
-    say(f"[stack] starting Airflow (CeleryExecutor: {stack.airflow_workers} workers x "
+    say(
+        f"[stack] starting Airflow (CeleryExecutor: {stack.airflow_workers} workers x "
         f"{stack.airflow_concurrency} slots; PostgreSQL database {stack.airflow_db}; Redis {stack.redis_url}) "
-        f"and {stack.engine_workers} engine workers; logs in {stack.log_dir}")
+        f"and {stack.engine_workers} engine workers; logs in {stack.log_dir}"
+    )
     started = time.monotonic()
     with stack:
-        say(f"[stack] up in {time.monotonic() - started:.0f} s. Airflow UI and REST API: {stack.base_url} "
-            f"(user {stack.admin_user}, password from CRYPTO_ML_ADMIN_PASSWORD); Flower: {stack.flower_url}")
+        say(
+            f"[stack] up in {time.monotonic() - started:.0f} s. Airflow UI and REST API: {stack.base_url} "
+            f"(user {stack.admin_user}, password from CRYPTO_ML_ADMIN_PASSWORD); Flower: {stack.flower_url}"
+        )
         run_id = stack.trigger_master(logical_date, conf)
         say(f"[stack] triggered {MASTER} run {run_id} through the REST API")
         t0 = time.monotonic()
@@ -348,7 +394,9 @@ def create_admin(username: str) -> None:
         if appbuilder.sm.find_user(username):
             return
         role = appbuilder.sm.find_role("Admin")
-        if not appbuilder.sm.add_user(username, "Crypto-ML", "Admin", f"{username}@localhost", role, password):
+        if not appbuilder.sm.add_user(
+            username, "Crypto-ML", "Admin", f"{username}@localhost", role, password
+        ):
             raise SystemExit(f"could not create the admin user {username!r}")
 
 

@@ -58,8 +58,13 @@ class AirflowClient:
         stops as soon as the supervisor gave up on a component).
     """
 
-    def __init__(self, base_url: str, credentials: tuple[str, str] | None = None,
-                 check: Callable[[], None] | None = None, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: tuple[str, str] | None = None,
+        check: Callable[[], None] | None = None,
+        timeout: float = 30,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.check = check or (lambda: None)
@@ -75,7 +80,9 @@ class AirflowClient:
                 body = self._request("GET", "/auth/token", None, auth=False)
             else:
                 user, password = self.credentials
-                body = self._request("POST", "/auth/token", {"username": user, "password": password}, auth=False)
+                body = self._request(
+                    "POST", "/auth/token", {"username": user, "password": password}, auth=False
+                )
             self._token = body["access_token"]
         return self._token
 
@@ -95,7 +102,8 @@ class AirflowClient:
     def _session(self, attempts: int) -> requests.Session:
         if attempts not in self._sessions:
             self._sessions[attempts] = retrying_session(
-                retries=max(0, attempts - 1), backoff=1.0, timeout=self.timeout, methods=("GET",))
+                retries=max(0, attempts - 1), backoff=1.0, timeout=self.timeout, methods=("GET",)
+            )
         return self._sessions[attempts]
 
     def _request(self, method: str, path: str, body: dict | None, *, auth: bool, attempts: int = 1) -> dict:
@@ -131,8 +139,9 @@ class AirflowClient:
 
     def trigger(self, dag_id: str, logical_date: str | None = None, conf: dict | None = None) -> str:
         """Trigger a run of ``dag_id`` (``logical_date`` ISO 8601 with a zone, or ``None``); its id."""
-        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                       {"logical_date": logical_date, "conf": conf or {}})
+        run = self.api(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": conf or {}}
+        )
         return run["dag_run_id"]
 
     def dag_run(self, dag_id: str, run_id: str) -> dict:
@@ -145,14 +154,19 @@ class AirflowClient:
 
     def task_instances(self, dag_id: str, run_id: str = "~") -> list[dict]:
         """Every task instance of ``dag_id``'s run ``run_id`` (``~``: of all its runs)."""
-        return self._pages(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}"
-                           "/taskInstances", "task_instances")
+        return self._pages(
+            f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}/taskInstances",
+            "task_instances",
+        )
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
         """The deserialized XCom ``key`` of a task, or ``None`` while there is none."""
         try:
-            value = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-                                    f"/taskInstances/{task_id}/xcomEntries/{key}?deserialize=true")["value"]
+            value = self.api(
+                "GET",
+                f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+                f"/taskInstances/{task_id}/xcomEntries/{key}?deserialize=true",
+            )["value"]
         except ApiError as exc:
             if exc.code == 404:
                 return None
@@ -185,8 +199,14 @@ class AirflowClient:
             self.set_paused(dag_id, False)
         return self.paused()
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800,
-                     on_poll: Callable[[str], None] | None = None, interval: float = 3) -> str:
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float = 1800,
+        on_poll: Callable[[str], None] | None = None,
+        interval: float = 3,
+    ) -> str:
         """Poll the run until it is finished; its final state (``on_poll(state)`` each time).
         A call that fails for a passing reason (see :func:`transient`: the api-server restarting
         or too busy to answer in time) is tried again at the next poll; :class:`RunTimeout`
@@ -219,8 +239,9 @@ def coin_run_states(client: AirflowClient, day: str, conf: dict | None = None) -
     from crypto_ml.pipeline.params import DEFAULT_HORIZON, DEFAULT_MODEL, coin_run_id
 
     conf = conf or {}
-    suffix = coin_run_id("", day, model=conf.get("model") or DEFAULT_MODEL,
-                         horizon=conf.get("horizon") or DEFAULT_HORIZON)  # "__<day>[__m][__hN]"
+    suffix = coin_run_id(
+        "", day, model=conf.get("model") or DEFAULT_MODEL, horizon=conf.get("horizon") or DEFAULT_HORIZON
+    )  # "__<day>[__m][__hN]"
     runs = client.dag_runs(COIN, run_id_pattern=suffix)
     return [r["state"] for r in runs if r["dag_run_id"].endswith(suffix)]
 
@@ -230,12 +251,21 @@ def progress_line(prefix: str, state: str, day: str | None, coin_states: list[st
     if not day:
         return f"{prefix} {MASTER}: {state}; polling new data"
     n = Counter(coin_states)
-    return (f"{prefix} {MASTER}: {state}; history day {day}: coin pipelines {n['success']} succeeded, "
-            f"{n['failed']} failed, {n['running'] + n['queued']} running or queued, of {len(coin_states)}")
+    return (
+        f"{prefix} {MASTER}: {state}; history day {day}: coin pipelines {n['success']} succeeded, "
+        f"{n['failed']} failed, {n['running'] + n['queued']} running or queued, of {len(coin_states)}"
+    )
 
 
-def follow_master(client: AirflowClient, run_id: str, say: Callable[[str], None], *,
-                  prefix: str = "[pipeline]", timeout: float = 1800, interval: float = 3) -> str:
+def follow_master(
+    client: AirflowClient,
+    run_id: str,
+    say: Callable[[str], None],
+    *,
+    prefix: str = "[pipeline]",
+    timeout: float = 1800,
+    interval: float = 3,
+) -> str:
     """Follow master run ``run_id`` until it finishes, saying a progress line whenever it changes
     (the history day comes from ``poll_new_data``'s XCom, the coin runs are that day's). Returns
     the final state, or ``"timeout"`` after ``timeout`` seconds."""
@@ -255,8 +285,9 @@ def follow_master(client: AirflowClient, run_id: str, say: Callable[[str], None]
             last = line
 
     try:
-        return client.wait_for_run(MASTER, run_id, timeout=max(0.0, deadline - time.monotonic()),
-                                   on_poll=poll, interval=interval)
+        return client.wait_for_run(
+            MASTER, run_id, timeout=max(0.0, deadline - time.monotonic()), on_poll=poll, interval=interval
+        )
     except RunTimeout:
         say(f"{prefix} gave up after {timeout:.0f} s")
         return "timeout"
@@ -268,27 +299,31 @@ def polled_of(client: AirflowClient, run_id: str) -> dict | None:
     return polled if isinstance(polled, dict) else None
 
 
-def print_day_report(polled: dict, say, url: str | None = None, coins: list[str] | None = None,
-                     conf: dict | None = None) -> None:
+def print_day_report(
+    polled: dict, say, url: str | None = None, coins: list[str] | None = None, conf: dict | None = None
+) -> None:
     """The day's forecasts and decisions of the run's model and horizon (``conf``; default: the
     defaults) from the project DB (``url``; default: the configured one), the coins without a
     forecast (of ``coins``, default: all polled), and the day's plot."""
     from crypto_ml.pipeline.catalog import DEFAULT_MODEL
-    from crypto_ml.settings.paths import home_dir
     from crypto_ml.pipeline.params import DEFAULT_HORIZON
+    from crypto_ml.settings.paths import home_dir
     from crypto_ml.storage.reporting import day_table, format_table, plot_day
 
     day = polled["history_day"]
     conf = conf or {}
-    table = day_table(day, url=url, model=conf.get("model") or DEFAULT_MODEL,
-                      horizon=conf.get("horizon") or DEFAULT_HORIZON)
+    table = day_table(
+        day, url=url, model=conf.get("model") or DEFAULT_MODEL, horizon=conf.get("horizon") or DEFAULT_HORIZON
+    )
     market = polled.get("market", "replay of the bundled 2013-2017 history")
     say(f"\nForecasts as of {day} ({market}; {len(table)} coins):\n")
     say(format_table(table))
     missing = sorted(set(coins or polled["coins"]) - set(table["coin"]))
     if missing:
-        say(f"\n{len(missing)} coins have no forecast (skipped: too little history, or failed; "
-            f"see crypto_ml_coin in the UI): {', '.join(missing)}")
+        say(
+            f"\n{len(missing)} coins have no forecast (skipped: too little history, or failed; "
+            f"see crypto_ml_coin in the UI): {', '.join(missing)}"
+        )
     path = plot_day(day, home_dir() / "reports" / f"{day}.png", url=url)
     trades = int((table["decision"] != "stored").sum()) if len(table) else 0
     say(f"\n{len(table)} forecasts stored, {trades} trade requests (paper broker). Plot: {path}")

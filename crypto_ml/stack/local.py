@@ -105,15 +105,33 @@ class LocalStack(AirflowStack):
         """One-off set-up before the long-running processes start (the metadata DB schema)."""
         import subprocess
 
-        subprocess.run([find_bin("airflow"), "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [find_bin("airflow"), "db", "migrate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def commands(self) -> dict[str, list[str]]:
         """Process name -> command line of every long-running process of the stack."""
         return {
-            "engine-worker": [find_bin("celery"), "-A", "crypto_ml", "worker", "-Q", "predict,train,heavy",
-                              "-c", str(self.engine_concurrency), "-l", "INFO",
-                              "--without-gossip", "--without-mingle", "-n", "engine-local@%h"],
+            "engine-worker": [
+                find_bin("celery"),
+                "-A",
+                "crypto_ml",
+                "worker",
+                "-Q",
+                "predict,train,heavy",
+                "-c",
+                str(self.engine_concurrency),
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                "engine-local@%h",
+            ],
             "api-server": [find_bin("airflow"), "api-server", "--port", str(self.port)],
             "scheduler": [find_bin("airflow"), "scheduler"],
             "dag-processor": [find_bin("airflow"), "dag-processor"],
@@ -139,15 +157,19 @@ def master_run(stack: AirflowStack, say, wait: float = 20) -> str:
     return client.trigger(MASTER)
 
 
-def run_pipeline(*, port: int = 8080, keep_running: bool = False, timeout: float = 1800,
-                 out=sys.stdout) -> int:
+def run_pipeline(
+    *, port: int = 8080, keep_running: bool = False, timeout: float = 1800, out=sys.stdout
+) -> int:
     """Start the local stack, run the master DAG once, print the summary and a plot; stop."""
+
     def say(msg: str) -> None:
         print(msg, file=out, flush=True)
 
     stack = LocalStack(port=port)
-    say(f"[pipeline] starting Airflow (LocalExecutor, SQLite in {airflow_home()}) and an engine worker;"
-        f" logs in {stack.log_dir}")
+    say(
+        f"[pipeline] starting Airflow (LocalExecutor, SQLite in {airflow_home()}) and an engine worker;"
+        f" logs in {stack.log_dir}"
+    )
     started = time.monotonic()
     with stack:
         say(f"[pipeline] Airflow UI: {stack.base_url}  (up in {time.monotonic() - started:.0f} s)")

@@ -44,8 +44,10 @@ def airflow_job(job_type: str, max_age: float, hostname: str | None = None) -> s
     try:
         with engine.connect() as conn:
             last = conn.execute(
-                text("SELECT max(latest_heartbeat) FROM job "
-                     "WHERE job_type = :job_type AND hostname = :hostname AND state = 'running'"),
+                text(
+                    "SELECT max(latest_heartbeat) FROM job "
+                    "WHERE job_type = :job_type AND hostname = :hostname AND state = 'running'"
+                ),
                 {"job_type": job_type, "hostname": host},
             ).scalar()
     finally:
@@ -55,8 +57,8 @@ def airflow_job(job_type: str, max_age: float, hostname: str | None = None) -> s
     if isinstance(last, str):  # SQLite hands max() of a timestamp back as text
         last = dt.datetime.fromisoformat(last)
     if last.tzinfo is None:
-        last = last.replace(tzinfo=dt.timezone.utc)
-    age = (dt.datetime.now(dt.timezone.utc) - last).total_seconds()
+        last = last.replace(tzinfo=dt.UTC)
+    age = (dt.datetime.now(dt.UTC) - last).total_seconds()
     if age > max_age:
         raise ProbeFailed(f"{job_type} on {host!r}: last heartbeat {age:.0f} s ago (limit {max_age:.0f} s)")
     return f"{job_type} on {host!r}: heartbeat {age:.0f} s ago"
@@ -101,7 +103,9 @@ def _null_pool():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crypto_ml.stack.probe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m crypto_ml.stack.probe", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="probe", required=True)
     job = sub.add_parser("airflow-job", help="an Airflow job of this host heart-beat recently")
     job.add_argument("job_type", help="SchedulerJob, TriggererJob or DagProcessorJob")

@@ -92,11 +92,14 @@ class Supervisor:
         self._supervisor.start()
         self.wait_healthy()
 
-    def spawn(self, name: str, cmd: list[str], env: dict[str, str], *, append: bool = False) -> subprocess.Popen:
+    def spawn(
+        self, name: str, cmd: list[str], env: dict[str, str], *, append: bool = False
+    ) -> subprocess.Popen:
         """Start one process in its own process group (stopped as a group), logging to a file."""
         with open(self.log_dir / f"{name}.log", "a" if append else "w") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         with self._lock:
             self.procs[name] = proc
             self._started_at[name] = time.monotonic()
@@ -157,14 +160,20 @@ class Supervisor:
                 quick = sup.quick.get(name, 0) + 1 if uptime < STABLE_AFTER else 1
                 sup.quick[name] = quick
                 if quick > MAX_QUICK_RESTARTS:
-                    sup.failed[name] = f"{name} exited {quick - 1} times in a row within {STABLE_AFTER:.0f} s of each start"
+                    sup.failed[name] = (
+                        f"{name} exited {quick - 1} times in a row within {STABLE_AFTER:.0f} s of each start"
+                    )
                     self._say(f"{sup.failed[name]}; giving up (see {self.log_dir / (name + '.log')})")
                     continue
                 delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_FIRST * 2 ** (quick - 1))
                 sup.due[name] = now + delay
-                sup.events.append({"name": name, "code": proc.returncode, "exited": time.time(), "delay": delay})
-                self._say(f"{name} exited with code {proc.returncode} after {uptime:.0f} s; "
-                          f"restarting in {delay:.0f} s (restart {quick} in a row)")
+                sup.events.append(
+                    {"name": name, "code": proc.returncode, "exited": time.time(), "delay": delay}
+                )
+                self._say(
+                    f"{name} exited with code {proc.returncode} after {uptime:.0f} s; "
+                    f"restarting in {delay:.0f} s (restart {quick} in a row)"
+                )
             for name, when in list(sup.due.items()):
                 if time.monotonic() >= when and not sup.stopping.is_set():
                     del sup.due[name]
@@ -264,5 +273,3 @@ class _Supervision:
     quick: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
-
-

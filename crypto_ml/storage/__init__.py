@@ -25,6 +25,8 @@ from crypto_ml.storage.db import (
     session_scope,
     upsert,
 )
+from crypto_ml.storage.ledger import get_trade_requests, store_trade_request
+from crypto_ml.storage.model_versions import get_model_version, latest_model_version, record_model_version
 from crypto_ml.storage.models import (
     Base,
     ModelArtifact,
@@ -38,10 +40,15 @@ from crypto_ml.storage.models import (
     QuarantinedRow,
     TradeRequest,
 )
-from crypto_ml.storage.ledger import get_trade_requests, store_trade_request
-from crypto_ml.storage.model_versions import get_model_version, latest_model_version, record_model_version
 from crypto_ml.storage.predictions import get_predictions, save_prediction, store_prediction
-from crypto_ml.storage.prices import coins_on, load_closes, load_prices, price_range, store_prices, store_quarantine
+from crypto_ml.storage.prices import (
+    coins_on,
+    load_closes,
+    load_prices,
+    price_range,
+    store_prices,
+    store_quarantine,
+)
 
 __all__ = [
     "Base",

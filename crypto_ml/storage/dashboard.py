@@ -18,7 +18,14 @@ from sqlalchemy.engine import make_url
 
 from crypto_ml.engine.prediction import PredictionRecord
 from crypto_ml.storage.db import database_url, get_engine
-from crypto_ml.storage.models import ModelPromotion, ModelVersion, PaperPosition, Prediction, Price, TradeRequest
+from crypto_ml.storage.models import (
+    ModelPromotion,
+    ModelVersion,
+    PaperPosition,
+    Prediction,
+    Price,
+    TradeRequest,
+)
 
 #: Trade-request columns served; ``response`` (the broker's raw answer) is left out on purpose.
 TRADE_COLUMNS = [
@@ -55,7 +62,9 @@ def known_coins(url: str | None = None) -> list[str]:
         return sorted(conn.execute(stmt).scalars())
 
 
-def recent_predictions(*, coin: str | None = None, limit: int, url: str | None = None) -> list[dict[str, Any]]:
+def recent_predictions(
+    *, coin: str | None = None, limit: int, url: str | None = None
+) -> list[dict[str, Any]]:
     """Newest prediction rows first (by ``as_of``, then creation time), each with its ``trade``
     (the trade request's :data:`TRADE_COLUMNS`) or None."""
     engine = _engine(url, "predictions", "trade_requests")
@@ -110,7 +119,8 @@ def _summary(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
     strategy = evaluation.get("strategy") or {}
     bands = evaluation.get("intervals") or {}
     return {
-        "window_start": evaluation.get("window_start"), "as_of": evaluation.get("as_of"),
+        "window_start": evaluation.get("window_start"),
+        "as_of": evaluation.get("as_of"),
         "mase_vs_naive": evaluation.get("mase_vs_naive"),
         "coverage": {k: v.get("coverage") for k, v in bands.items()},
         "median_width_pct": {k: v.get("median_width_pct") for k, v in bands.items()},
@@ -119,8 +129,9 @@ def _summary(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def model_promotions(*, coin: str | None = None, limit: int = 50,
-                     url: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def model_promotions(
+    *, coin: str | None = None, limit: int = 50, url: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """``{"versions": [...], "changes": [...]}``: the model versions, newest training first, each
     with :data:`VERSION_COLUMNS` and ``evaluation`` (its headline numbers, or None), and the
     newest promotion changes (the audit trail: before, after, reason, actor, manual, at)."""
@@ -130,8 +141,9 @@ def model_promotions(*, coin: str | None = None, limit: int = 50,
     if coin is not None:
         versions = versions.where(ModelVersion.coin == coin)
         changes = changes.where(ModelPromotion.coin == coin)
-    versions = versions.order_by(ModelVersion.train_end.desc(), ModelVersion.coin, ModelVersion.model,
-                                 ModelVersion.version.desc()).limit(limit)
+    versions = versions.order_by(
+        ModelVersion.train_end.desc(), ModelVersion.coin, ModelVersion.model, ModelVersion.version.desc()
+    ).limit(limit)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(versions)]
         newest = changes.order_by(ModelPromotion.id.desc()).limit(limit)
@@ -155,7 +167,10 @@ def coin_window(
         closes = [
             (d, c)
             for d, c in conn.execute(
-                select(Price.date, Price.close).where(Price.coin == coin).order_by(Price.date.desc()).limit(days)
+                select(Price.date, Price.close)
+                .where(Price.coin == coin)
+                .order_by(Price.date.desc())
+                .limit(days)
             )
         ][::-1]
         start = closes[0][0] if closes else None
@@ -173,9 +188,9 @@ def coin_window(
         if not closes and not predictions and not trades:
             # Maybe the coin only has trades/predictions outside the window: it still exists.
             exists = conn.execute(
-                select(Prediction.coin).where(Prediction.coin == coin).union(
-                    select(TradeRequest.coin).where(TradeRequest.coin == coin)
-                )
+                select(Prediction.coin)
+                .where(Prediction.coin == coin)
+                .union(select(TradeRequest.coin).where(TradeRequest.coin == coin))
             ).first()
             if exists is None:
                 raise LookupError(coin)
@@ -198,13 +213,16 @@ def day_counts(day: dt.date, url: str | None = None) -> dict[str, Any]:
     with engine.connect() as conn:
         coins = conn.execute(select(func.count(func.distinct(p.coin))).where(p.as_of == day)).scalar()
         per_model = conn.execute(select(p.model, func.count()).where(p.as_of == day).group_by(p.model))
-        decisions = conn.execute(
-            select(p.decision, func.count()).where(p.as_of == day).group_by(p.decision))
+        decisions = conn.execute(select(p.decision, func.count()).where(p.as_of == day).group_by(p.decision))
         sides = conn.execute(select(t.side, func.count()).where(t.as_of == day).group_by(t.side))
         statuses = conn.execute(select(t.status, func.count()).where(t.as_of == day).group_by(t.status))
-        return {"coins": int(coins or 0), "predictions": dict(sorted(per_model.all())),
-                "decisions": dict(decisions.all()), "trades": dict(sorted(sides.all())),
-                "statuses": dict(sorted(statuses.all()))}
+        return {
+            "coins": int(coins or 0),
+            "predictions": dict(sorted(per_model.all())),
+            "decisions": dict(decisions.all()),
+            "trades": dict(sorted(sides.all())),
+            "statuses": dict(sorted(statuses.all())),
+        }
 
 
 def paper_positions(url: str | None = None) -> list[dict[str, Any]]:
@@ -215,8 +233,11 @@ def paper_positions(url: str | None = None) -> list[dict[str, Any]]:
     except NoDatabase:
         return []
     table = PaperPosition.__table__
-    stmt = select(table).where(table.c.quantity != 0).order_by(
-        func.abs(table.c.quantity * table.c.avg_price).desc(), table.c.coin)
+    stmt = (
+        select(table)
+        .where(table.c.quantity != 0)
+        .order_by(func.abs(table.c.quantity * table.c.avg_price).desc(), table.c.coin)
+    )
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
@@ -239,8 +260,9 @@ def model_evaluations(url: str | None = None) -> list[dict[str, Any]]:
     except NoDatabase:
         return []
     m = ModelVersion.__table__.c
-    stmt = (select(m.coin, m.model, m.version, m.train_end, m.trained_at, m.metrics)
-            .order_by(m.coin, m.model, m.train_end.desc(), m.version.desc()))
+    stmt = select(m.coin, m.model, m.version, m.train_end, m.trained_at, m.metrics).order_by(
+        m.coin, m.model, m.train_end.desc(), m.version.desc()
+    )
     newest: dict[tuple[str, str], dict[str, Any]] = {}
     with engine.connect() as conn:
         for row in conn.execute(stmt):

@@ -221,8 +221,10 @@ def current_revision(url: str | None = None) -> str | None:
         except (OperationalError, ProgrammingError):  # no version table: never migrated
             return None
     if len(stamped) > 1:
-        raise RuntimeError(f"the database is stamped with {len(stamped)} revisions {stamped}; "
-                           "the project's migrations have one head")
+        raise RuntimeError(
+            f"the database is stamped with {len(stamped)} revisions {stamped}; "
+            "the project's migrations have one head"
+        )
     return stamped[0] if stamped else None
 
 

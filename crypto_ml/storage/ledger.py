@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
 from crypto_ml.storage.models import PaperFill, PaperOrder, PaperPosition, Prediction, TradeRequest, utcnow
 from crypto_ml.storage.predictions import key_clause
+from crypto_ml.utils.dates import as_date
 
 # ------------------------------------------------------------------------------ trade requests
 
@@ -67,7 +67,16 @@ def store_trade_request(
         "created_at": now,
         "updated_at": now,
     }
-    update_columns = ["side", "quantity", "price", "expected_return", "broker", "status", "response", "updated_at"]
+    update_columns = [
+        "side",
+        "quantity",
+        "price",
+        "expected_return",
+        "broker",
+        "status",
+        "response",
+        "updated_at",
+    ]
     with session_scope(url) as session:
         return upsert(session, TradeRequest, [row], update_columns=update_columns)
 
@@ -91,25 +100,38 @@ def get_trade_requests(
 # ----------------------------------------------------------------------------------- decisions
 
 
-def get_decision(key: Sequence[Any], idempotency_key: str, *, url: str | None = None) -> dict[str, Any] | None:
+def get_decision(
+    key: Sequence[Any], idempotency_key: str, *, url: str | None = None
+) -> dict[str, Any] | None:
     """The decision recorded on the prediction ``key`` = ``(coin, as_of, model, version, horizon)``:
     ``{decision, reason, decided_at, trade}`` with ``trade`` the trade-request row stored under
     ``idempotency_key`` (or None); None when nobody decided yet (or the prediction is not stored)."""
     with get_engine(url).connect() as conn:
         row = conn.execute(
-            select(Prediction.decision, Prediction.decision_reason, Prediction.decided_at).where(key_clause(key))
+            select(Prediction.decision, Prediction.decision_reason, Prediction.decided_at).where(
+                key_clause(key)
+            )
         ).first()
         if row is None or row.decision is None:
             return None
         trade = conn.execute(
             select(TradeRequest.__table__).where(TradeRequest.idempotency_key == idempotency_key)
         ).first()
-    return {"decision": row.decision, "reason": row.decision_reason, "decided_at": row.decided_at,
-            "trade": dict(trade._mapping) if trade is not None else None}
+    return {
+        "decision": row.decision,
+        "reason": row.decision_reason,
+        "decided_at": row.decided_at,
+        "trade": dict(trade._mapping) if trade is not None else None,
+    }
 
 
 def record_decision(
-    key: Sequence[Any], *, decision: str, reason: str, trade: dict[str, Any] | None = None, url: str | None = None
+    key: Sequence[Any],
+    *,
+    decision: str,
+    reason: str,
+    trade: dict[str, Any] | None = None,
+    url: str | None = None,
 ) -> bool:
     """Record ``decision`` on the prediction ``key`` unless one is recorded, in one transaction with
     its write-ahead trade request ``trade`` (the :func:`store_trade_request` fields without
@@ -129,8 +151,14 @@ def record_decision(
         if result.rowcount != 1:
             return False
         if trade is not None:
-            row = {**trade, "as_of": as_date(trade["as_of"], what="as_of"), "status": "pending",
-                   "response": None, "created_at": now, "updated_at": now}
+            row = {
+                **trade,
+                "as_of": as_date(trade["as_of"], what="as_of"),
+                "status": "pending",
+                "response": None,
+                "created_at": now,
+                "updated_at": now,
+            }
             # DO NOTHING without a conflict target (every unique index is an arbiter): a request
             # of this key left by an earlier decision that was cleared stays as it is.
             session.execute(_insert(session)(TradeRequest).values(row).on_conflict_do_nothing())
@@ -145,15 +173,29 @@ def _insert(session: Session):
 
 
 def claim_paper_order(
-    session: Session, *, idempotency_key: str, coin: str, side: str, quantity: float, price: float,
+    session: Session,
+    *,
+    idempotency_key: str,
+    coin: str,
+    side: str,
+    quantity: float,
+    price: float,
     as_of: dt.date | None,
 ) -> bool:
     """Insert the order as ``"pending"`` unless its key exists (``ON CONFLICT DO NOTHING``); True
     when this transaction inserted it (and so is the one that settles it)."""
     stmt = (
         _insert(session)(PaperOrder)
-        .values(idempotency_key=idempotency_key, coin=coin, side=side, quantity=float(quantity),
-                price=float(price), as_of=as_of, status="pending", created_at=utcnow())
+        .values(
+            idempotency_key=idempotency_key,
+            coin=coin,
+            side=side,
+            quantity=float(quantity),
+            price=float(price),
+            as_of=as_of,
+            status="pending",
+            created_at=utcnow(),
+        )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(PaperOrder.idempotency_key)
     )
@@ -169,7 +211,9 @@ def lock_paper_position(session: Session, coin: str) -> tuple[float, float]:
     )
     # SQLite: the order insert already holds the database's write lock.
     row = session.execute(
-        select(PaperPosition.quantity, PaperPosition.avg_price).where(PaperPosition.coin == coin).with_for_update()
+        select(PaperPosition.quantity, PaperPosition.avg_price)
+        .where(PaperPosition.coin == coin)
+        .with_for_update()
     ).one()
     return float(row.quantity), float(row.avg_price)
 
@@ -177,24 +221,36 @@ def lock_paper_position(session: Session, coin: str) -> tuple[float, float]:
 def reject_paper_order(session: Session, idempotency_key: str, reason: str) -> None:
     """Mark the claimed order rejected with ``reason``."""
     session.execute(
-        update(PaperOrder).where(PaperOrder.idempotency_key == idempotency_key).values(status="rejected", reason=reason)
+        update(PaperOrder)
+        .where(PaperOrder.idempotency_key == idempotency_key)
+        .values(status="rejected", reason=reason)
     )
 
 
 def fill_paper_order(
-    session: Session, *, idempotency_key: str, coin: str, quantity: float, price: float,
-    position: float, avg_price: float,
+    session: Session,
+    *,
+    idempotency_key: str,
+    coin: str,
+    quantity: float,
+    price: float,
+    position: float,
+    avg_price: float,
 ) -> None:
     """Mark the claimed order filled, record its fill and set the coin's position to ``position``
     at ``avg_price`` (the row :func:`lock_paper_position` locked)."""
     now = utcnow()
-    session.execute(update(PaperOrder).where(PaperOrder.idempotency_key == idempotency_key).values(status="filled"))
     session.execute(
-        PaperFill.__table__.insert().values(idempotency_key=idempotency_key, quantity=float(quantity),
-                                            price=float(price), filled_at=now)
+        update(PaperOrder).where(PaperOrder.idempotency_key == idempotency_key).values(status="filled")
     )
     session.execute(
-        update(PaperPosition).where(PaperPosition.coin == coin)
+        PaperFill.__table__.insert().values(
+            idempotency_key=idempotency_key, quantity=float(quantity), price=float(price), filled_at=now
+        )
+    )
+    session.execute(
+        update(PaperPosition)
+        .where(PaperPosition.coin == coin)
         .values(quantity=position, avg_price=avg_price, updated_at=now)
     )
 
@@ -229,5 +285,7 @@ def paper_positions(*, url: str | None = None) -> dict[str, float]:
 def paper_total_notional(*, url: str | None = None) -> float:
     """Gross notional of the paper positions (sum of ``|quantity| * avg_price``)."""
     with get_engine(url).connect() as conn:
-        value = conn.execute(select(func.sum(func.abs(PaperPosition.quantity) * PaperPosition.avg_price))).scalar()
+        value = conn.execute(
+            select(func.sum(func.abs(PaperPosition.quantity) * PaperPosition.avg_price))
+        ).scalar()
     return float(value or 0.0)

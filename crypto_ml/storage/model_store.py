@@ -47,10 +47,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.forecasting import BaseForecaster, load_forecaster
 from crypto_ml.forecasting.persistence import jsonable as _jsonable
 from crypto_ml.settings import env_str
+from crypto_ml.utils.dates import as_date
 
 #: The one setting of where model artifacts live (see the module docstring).
 ENV_MODEL_STORE = "CRYPTO_ML_MODEL_STORE_URL"
@@ -113,8 +113,14 @@ class ModelStore:
         ``$CRYPTO_ML_HOME/model-cache``); private to this host, never shared.
     """
 
-    def __init__(self, root: str | Path | None = None, url: str | None = None, *,
-                 location: str | None = None, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        url: str | None = None,
+        *,
+        location: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         if root is not None and location is not None:
             raise ValueError("give ModelStore either root (a local folder) or location, not both")
         self.root = root
@@ -172,8 +178,9 @@ class ModelStore:
 
     # -- writing ------------------------------------------------------------------------------
     def _write_database(self, coin: str, model: str, fp: str, files: dict[str, bytes]) -> str:
-        self._db().store_artifact_files(coin, model, fp, {name: (data, _sha256(data)) for name, data in files.items()},
-                                        url=self.url)  # one transaction: all files or none
+        self._db().store_artifact_files(
+            coin, model, fp, {name: (data, _sha256(data)) for name, data in files.items()}, url=self.url
+        )  # one transaction: all files or none
         return f"{DATABASE}:{coin}/{model}/{fp}"
 
     def _write_fsspec(self, coin: str, model: str, fp: str, files: dict[str, bytes]) -> str:
@@ -185,8 +192,11 @@ class ModelStore:
         fs.makedirs(folder, exist_ok=True)
         for name, data in files.items():
             fs.pipe_file(f"{folder}/{name}", data)
-        manifest = json.dumps({"files": {n: {"sha256": _sha256(d), "size": len(d)} for n, d in files.items()}},
-                              sort_keys=True, indent=1).encode()
+        manifest = json.dumps(
+            {"files": {n: {"sha256": _sha256(d), "size": len(d)} for n, d in files.items()}},
+            sort_keys=True,
+            indent=1,
+        ).encode()
         protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
         if "file" in protocols or "local" in protocols:
             tmp = f"{folder}/.{MANIFEST}.{uuid.uuid4().hex}"
@@ -220,9 +230,16 @@ class ModelStore:
             artifact = self._write_fsspec(coin, model, fp, files)
         # Only now, with the files complete, does a version point at them.
         version = storage.record_model_version(
-            coin=coin, model=model, train_start=as_date(train_start), train_end=as_date(train_end),
-            n_obs=n_obs, params=params, metrics=_jsonable(metrics or {}), artifact_path=artifact,
-            fingerprint=fp, url=self.url,
+            coin=coin,
+            model=model,
+            train_start=as_date(train_start),
+            train_end=as_date(train_end),
+            n_obs=n_obs,
+            params=params,
+            metrics=_jsonable(metrics or {}),
+            artifact_path=artifact,
+            fingerprint=fp,
+            url=self.url,
         )
         return int(version)
 
@@ -276,7 +293,9 @@ class ModelStore:
             raise ArtifactError(f"{what} is recorded but its files are missing ({artifact or 'no location'})")
         for name, (data, sha) in files.items():
             if _sha256(data) != sha:
-                raise ArtifactError(f"{what}: {name} in {artifact} does not match its checksum (incomplete or corrupt)")
+                raise ArtifactError(
+                    f"{what}: {name} in {artifact} does not match its checksum (incomplete or corrupt)"
+                )
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{row['fingerprint']}-", dir=target.parent))
         try:
@@ -300,7 +319,9 @@ class ModelStore:
         row = self.info(coin, model, as_of)
         if row is None:
             when = f" trained on data up to {as_date(as_of)}" if as_of is not None else ""
-            raise LookupError(f"no stored {model!r} model for {coin!r}{when} in {self.url or 'the default database'}")
+            raise LookupError(
+                f"no stored {model!r} model for {coin!r}{when} in {self.url or 'the default database'}"
+            )
         return self.load_row(row), row
 
     def load(self, coin: str, model: str, as_of: Any = None) -> BaseForecaster:
@@ -308,17 +329,28 @@ class ModelStore:
         return self.load_with_info(coin, model, as_of)[0]
 
     # -- promotion ----------------------------------------------------------------------------
-    def record_evaluation(self, coin: str, model: str, version: int, *, evaluation: dict, status: str,
-                          reason: str, actor: str) -> dict:
+    def record_evaluation(
+        self, coin: str, model: str, version: int, *, evaluation: dict, status: str, reason: str, actor: str
+    ) -> dict:
         """Keep the evaluation made at training and its verdict with the version, once."""
-        return self._db().record_evaluation(coin, model, version, evaluation=_jsonable(evaluation),
-                                            status=status, reason=reason, actor=actor, url=self.url)
+        return self._db().record_evaluation(
+            coin,
+            model,
+            version,
+            evaluation=_jsonable(evaluation),
+            status=status,
+            reason=reason,
+            actor=actor,
+            url=self.url,
+        )
 
-    def set_promotion(self, coin: str, model: str, version: int, status: str, *, reason: str,
-                      actor: str) -> dict:
+    def set_promotion(
+        self, coin: str, model: str, version: int, status: str, *, reason: str, actor: str
+    ) -> dict:
         """Promote (``"promoted"``) or demote (``"demoted"``) a version by hand, audited."""
-        return self._db().set_promotion(coin, model, version, status, reason=reason, actor=actor,
-                                        url=self.url)
+        return self._db().set_promotion(
+            coin, model, version, status, reason=reason, actor=actor, url=self.url
+        )
 
     def champion(self, coin: str) -> dict | None:
         """The coin's promoted version, or None (naive / no-trade is the champion)."""

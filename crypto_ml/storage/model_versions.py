@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.storage.db import get_engine, session_scope, upsert
 from crypto_ml.storage.models import ModelArtifact, ModelPromotion, ModelVersion, utcnow
+from crypto_ml.utils.dates import as_date
 
 #: The promotion statuses of a model version (None: not evaluated).
 PROMOTED, REJECTED, DEMOTED = "promoted", "rejected", "demoted"
@@ -104,10 +104,13 @@ def latest_model_version(
     return None if row is None else dict(row._mapping)
 
 
-def get_model_version(coin: str, model: str, version: int, *, url: str | None = None) -> dict[str, Any] | None:
+def get_model_version(
+    coin: str, model: str, version: int, *, url: str | None = None
+) -> dict[str, Any] | None:
     """The row of version ``version`` of (coin, model), or ``None`` when it was never recorded."""
     stmt = select(ModelVersion.__table__).where(
-        ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == int(version))
+        ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == int(version)
+    )
     with get_engine(url).connect() as conn:
         row = conn.execute(stmt).first()
     return None if row is None else dict(row._mapping)
@@ -119,18 +122,31 @@ def store_artifact_files(
     """Store one training's files ``{name: (content, sha256)}`` in one transaction (all or none);
     files already stored under the same key are kept as they are."""
     now = utcnow()
-    rows = [dict(coin=coin, model=model, fingerprint=fingerprint, name=name, content=data,
-                 sha256=sha, size=len(data), created_at=now)
-            for name, (data, sha) in files.items()]
+    rows = [
+        dict(
+            coin=coin,
+            model=model,
+            fingerprint=fingerprint,
+            name=name,
+            content=data,
+            sha256=sha,
+            size=len(data),
+            created_at=now,
+        )
+        for name, (data, sha) in files.items()
+    ]
     with session_scope(url) as session:
         upsert(session, ModelArtifact, rows, update_columns=[])
 
 
-def load_artifact_files(coin: str, model: str, fingerprint: str, *, url: str | None = None) -> dict[str, tuple[bytes, str]]:
+def load_artifact_files(
+    coin: str, model: str, fingerprint: str, *, url: str | None = None
+) -> dict[str, tuple[bytes, str]]:
     """The stored files of one training, ``{name: (content, sha256)}`` (empty when none)."""
     t = ModelArtifact.__table__
     stmt = select(t.c.name, t.c.content, t.c.sha256).where(
-        t.c.coin == coin, t.c.model == model, t.c.fingerprint == fingerprint)
+        t.c.coin == coin, t.c.model == model, t.c.fingerprint == fingerprint
+    )
     with get_engine(url).connect() as conn:
         return {name: (bytes(content), sha) for name, content, sha in conn.execute(stmt)}
 
@@ -142,33 +158,61 @@ def _row(version: ModelVersion) -> dict[str, Any]:
 def _change(session, row: ModelVersion, status: str, reason: str, actor: str, manual: bool) -> None:
     """Set ``row``'s status and write its audit row (within the caller's transaction)."""
     now = utcnow()
-    session.add(ModelPromotion(coin=row.coin, model=row.model, version=row.version, before=row.promotion,
-                               after=status, reason=reason, actor=actor, manual=manual, at=now))
+    session.add(
+        ModelPromotion(
+            coin=row.coin,
+            model=row.model,
+            version=row.version,
+            before=row.promotion,
+            after=status,
+            reason=reason,
+            actor=actor,
+            manual=manual,
+            at=now,
+        )
+    )
     row.promotion, row.promotion_reason, row.promotion_changed_at = status, reason, now
 
 
 def _set(session, row: ModelVersion, status: str, reason: str, actor: str, manual: bool) -> None:
     """``_change``, and when ``row`` is promoted, demote the coin's former champion."""
     if status == PROMOTED:
-        others = session.scalars(select(ModelVersion).where(
-            ModelVersion.coin == row.coin, ModelVersion.promotion == PROMOTED,
-            ~((ModelVersion.model == row.model) & (ModelVersion.version == row.version))).with_for_update())
+        others = session.scalars(
+            select(ModelVersion)
+            .where(
+                ModelVersion.coin == row.coin,
+                ModelVersion.promotion == PROMOTED,
+                ~((ModelVersion.model == row.model) & (ModelVersion.version == row.version)),
+            )
+            .with_for_update()
+        )
         for other in others:
             _change(session, other, DEMOTED, f"replaced by {row.model} v{row.version}", actor, manual)
     _change(session, row, status, reason, actor, manual)
 
 
 def _locked(session, coin: str, model: str, version: int) -> ModelVersion:
-    row = session.scalar(select(ModelVersion).where(
-        ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == int(version)
-    ).with_for_update())
+    row = session.scalar(
+        select(ModelVersion)
+        .where(ModelVersion.coin == coin, ModelVersion.model == model, ModelVersion.version == int(version))
+        .with_for_update()
+    )
     if row is None:
         raise LookupError(f"no {model!r} model v{version} for {coin!r} in the model store")
     return row
 
 
-def record_evaluation(coin: str, model: str, version: int, *, evaluation: dict[str, Any], status: str,
-                      reason: str, actor: str = "crypto_ml_train", url: str | None = None) -> dict[str, Any]:
+def record_evaluation(
+    coin: str,
+    model: str,
+    version: int,
+    *,
+    evaluation: dict[str, Any],
+    status: str,
+    reason: str,
+    actor: str = "crypto_ml_train",
+    url: str | None = None,
+) -> dict[str, Any]:
     """Record the evaluation made at training with its verdict (``status`` promoted or rejected),
     once: a version already evaluated keeps its evaluation and status (a retried training, or a
     status set by hand since, changes nothing). Returns the version's row."""
@@ -183,8 +227,17 @@ def record_evaluation(coin: str, model: str, version: int, *, evaluation: dict[s
         return _row(row)
 
 
-def set_promotion(coin: str, model: str, version: int, status: str, *, reason: str, actor: str,
-                  manual: bool = True, url: str | None = None) -> dict[str, Any]:
+def set_promotion(
+    coin: str,
+    model: str,
+    version: int,
+    status: str,
+    *,
+    reason: str,
+    actor: str,
+    manual: bool = True,
+    url: str | None = None,
+) -> dict[str, Any]:
     """Promote or demote a version by hand (``status`` "promoted" or "demoted"), audited with
     ``actor`` and ``reason`` (both required). Returns the version's row."""
     if status not in (PROMOTED, DEMOTED):
@@ -207,8 +260,9 @@ def champion(coin: str, *, url: str | None = None) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def list_model_versions(*, coin: str | None = None, model: str | None = None,
-                        url: str | None = None) -> list[dict[str, Any]]:
+def list_model_versions(
+    *, coin: str | None = None, model: str | None = None, url: str | None = None
+) -> list[dict[str, Any]]:
     """Every recorded version (without artifacts), by coin, model and version."""
     stmt = select(ModelVersion.__table__)
     if coin is not None:
@@ -220,8 +274,9 @@ def list_model_versions(*, coin: str | None = None, model: str | None = None,
         return [dict(r._mapping) for r in conn.execute(stmt.order_by(*order))]
 
 
-def promotion_history(*, coin: str | None = None, model: str | None = None,
-                      url: str | None = None) -> list[dict[str, Any]]:
+def promotion_history(
+    *, coin: str | None = None, model: str | None = None, url: str | None = None
+) -> list[dict[str, Any]]:
     """The audit trail of promotion changes, oldest first."""
     stmt = select(ModelPromotion.__table__)
     if coin is not None:

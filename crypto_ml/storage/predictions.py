@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.engine.prediction import PredictionRecord
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
 from crypto_ml.storage.models import Prediction, utcnow
+from crypto_ml.utils.dates import as_date
 
 
 def key_clause(key: Sequence[Any]):
@@ -22,8 +22,10 @@ def key_clause(key: Sequence[Any]):
     horizon)``."""
     coin, as_of, model, version, horizon = key
     return (
-        (Prediction.coin == coin) & (Prediction.as_of == as_date(as_of, what="as_of"))
-        & (Prediction.model == model) & (Prediction.version == int(version))
+        (Prediction.coin == coin)
+        & (Prediction.as_of == as_date(as_of, what="as_of"))
+        & (Prediction.model == model)
+        & (Prediction.version == int(version))
         & (Prediction.horizon == int(horizon))
     )
 
@@ -72,9 +74,17 @@ def store_prediction(
     """:func:`save_prediction` of the :class:`~crypto_ml.engine.prediction.PredictionRecord` made of these
     fields (``values`` is the path, day ``as_of + 1`` first; ``intervals`` its bounds per level,
     ``{"80": {"lower": [...], "upper": [...]}, ...}``)."""
-    record = PredictionRecord(coin=coin, as_of=as_of, model=model, version=version, horizon=horizon,
-                              values=values, last_close=last_close, intervals=intervals,
-                              interval_method=interval_method)
+    record = PredictionRecord(
+        coin=coin,
+        as_of=as_of,
+        model=model,
+        version=version,
+        horizon=horizon,
+        values=values,
+        last_close=last_close,
+        intervals=intervals,
+        interval_method=interval_method,
+    )
     return save_prediction(record, run_id=run_id, overwrite=overwrite, url=url)
 
 

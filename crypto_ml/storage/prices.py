@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from crypto_ml.utils.dates import as_date
 from crypto_ml.storage.db import UpsertResult, get_engine, session_scope, upsert
 from crypto_ml.storage.models import Price, QuarantinedRow, utcnow
+from crypto_ml.utils.dates import as_date
 
 PRICE_VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "market_cap"]
 
@@ -107,8 +107,11 @@ def load_closes(coin: str, *, as_of: Any, url: str | None = None) -> tuple[list[
     """One coin's stored closes up to ``as_of``, oldest first: ``(dates, closes)`` (a missing
     close is None). One narrow query and no frame: what the engine reads for a request that sends
     no closes (``history="database"``)."""
-    stmt = (select(Price.date, Price.close).where(Price.coin == coin, Price.date <= as_date(as_of))
-            .order_by(Price.date))
+    stmt = (
+        select(Price.date, Price.close)
+        .where(Price.coin == coin, Price.date <= as_date(as_of))
+        .order_by(Price.date)
+    )
     with get_engine(url).connect() as conn:
         rows = conn.execute(stmt).all()
     return [r[0] for r in rows], [None if r[1] is None else float(r[1]) for r in rows]
@@ -125,9 +128,7 @@ def load_prices(coin: str, *, as_of: Any = None, url: str | None = None) -> pd.D
     stmt = stmt.order_by(Price.date)
     with get_engine(url).connect() as conn:
         rows = conn.execute(stmt).all()
-    frame = pd.DataFrame(
-        rows, columns=["Date", "Open", "High", "Low", "Close", "Volume", "Market Cap"]
-    )
+    frame = pd.DataFrame(rows, columns=["Date", "Open", "High", "Low", "Close", "Volume", "Market Cap"])
     frame["Date"] = pd.to_datetime(frame["Date"])
     for col in ("Open", "High", "Low", "Close", "Volume", "Market Cap"):
         frame[col] = frame[col].astype("float64")

@@ -20,8 +20,14 @@ def interval_return_pct(prediction: dict[str, Any], level: str) -> str:
     return f"{100 * lo:+.1f}..{100 * hi:+.1f}"
 
 
-def day_table(day: Any, *, coins: list[str] | None = None, model: str | None = None,
-              horizon: int | None = None, url: str | None = None):
+def day_table(
+    day: Any,
+    *,
+    coins: list[str] | None = None,
+    model: str | None = None,
+    horizon: int | None = None,
+    url: str | None = None,
+):
     """One row per prediction for ``day`` (of ``model`` and ``horizon`` only, when given: a run's
     own): model, version, last close, forecast at the horizon, expected return, its 80 % and 95 %
     intervals (of the horizon return, percent; ``-`` when none was stored), and the decision
@@ -37,8 +43,11 @@ def day_table(day: Any, *, coins: list[str] | None = None, model: str | None = N
     }
     rows = []
     for p in preds:
-        if (coins is not None and p["coin"] not in coins) or (model is not None and p["model"] != model) \
-                or (horizon is not None and p["horizon"] != int(horizon)):
+        if (
+            (coins is not None and p["coin"] not in coins)
+            or (model is not None and p["model"] != model)
+            or (horizon is not None and p["horizon"] != int(horizon))
+        ):
             continue
         trade = trades.get((p["coin"], p["model"], p["version"], p["horizon"]))
         rows.append(
@@ -57,8 +66,18 @@ def day_table(day: Any, *, coins: list[str] | None = None, model: str | None = N
                 ),
             }
         )
-    columns = ["coin", "model", "version", "horizon", "last_close", "forecast", "expected_return_pct",
-               "interval80_pct", "interval95_pct", "decision"]
+    columns = [
+        "coin",
+        "model",
+        "version",
+        "horizon",
+        "last_close",
+        "forecast",
+        "expected_return_pct",
+        "interval80_pct",
+        "interval95_pct",
+        "decision",
+    ]
     return pd.DataFrame(rows, columns=columns).sort_values("coin").reset_index(drop=True)
 
 
@@ -67,12 +86,19 @@ def format_table(table) -> str:
     (``2,539.32``, ``0.582191``), never ``5.821911e-01``."""
     if not len(table):
         return "(none)"
-    return table.to_string(index=False, float_format=lambda v: f"{v:,.6g}" if abs(v) >= 1e-4 or v == 0
-                           else f"{v:.3g}")
+    return table.to_string(
+        index=False, float_format=lambda v: f"{v:,.6g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.3g}"
+    )
 
 
-def day_summary(day: Any, *, coins: list[str] | None = None, model: str | None = None,
-                horizon: int | None = None, url: str | None = None) -> dict[str, Any]:
+def day_summary(
+    day: Any,
+    *,
+    coins: list[str] | None = None,
+    model: str | None = None,
+    horizon: int | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
     """Log :func:`day_table` (of one run's ``model`` and ``horizon``, when given) and return counts
     (JSON-able, for XCom)."""
     table = day_table(day, coins=coins, model=model, horizon=horizon, url=url)
@@ -123,8 +149,10 @@ def day_bands(day: Any, *, model: str | None = None, horizon: int | None = None,
         if run is not None:
             model, horizon = model or run[0], horizon or run[1]
     table = day_table(day, model=model, horizon=horizon, url=url)
-    preds = {(p["coin"], p["model"], p["version"], p["horizon"]): p
-             for p in storage.get_predictions(as_of=day, url=url)}
+    preds = {
+        (p["coin"], p["model"], p["version"], p["horizon"]): p
+        for p in storage.get_predictions(as_of=day, url=url)
+    }
     for level, (lo, hi) in BAND_COLUMNS.items():
         table[lo], table[hi] = np.nan, np.nan
     for i, row in table.iterrows():
@@ -219,15 +247,32 @@ def _ranked_panel(ax, bands, chosen: list[str], caption: str, lo: float, hi: flo
         for level, lw, alpha in (("95", 2.0, 0.35), ("80", 7.0, 0.6)):
             a, b = (r[c] for c in BAND_COLUMNS[level])
             if a == a and b == b:
-                ax.plot([max(a, lo), min(b, hi)], [y, y], color=colour, lw=lw, alpha=alpha,
-                        solid_capstyle="butt")
+                ax.plot(
+                    [max(a, lo), min(b, hi)], [y, y], color=colour, lw=lw, alpha=alpha, solid_capstyle="butt"
+                )
                 if b > hi and level == "95":
-                    ax.text(hi, y, f"{b:+,.0f}% ▸", va="center", ha="right", fontsize=7, color=colour,
-                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0, "alpha": 0.85})
+                    ax.text(
+                        hi,
+                        y,
+                        f"{b:+,.0f}% ▸",
+                        va="center",
+                        ha="right",
+                        fontsize=7,
+                        color=colour,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0, "alpha": 0.85},
+                    )
         ax.plot([r["expected_return_pct"]], [y], "o", ms=5, color=colour, mec="white", mew=0.8, zorder=3)
         text = r["decision"] if r["side"] != "stored" else "stored"
-        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=7.5, color=colour)
+        ax.annotate(
+            text,
+            (1.0, y),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7.5,
+            color=colour,
+        )
     ax.set_yticks(range(len(rows)), list(rows.index), fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     _return_axis(ax, "x", lo, hi)
@@ -268,8 +313,10 @@ def _summary_text(bands, model: str, horizon: int) -> str:
         f"expected return: median {move.median():+.2f}%, range {move.min():+.2f}% .. {move.max():+.2f}%",
     ]
     if bands["width80_pct"].notna().any():
-        lines.append(f"80% interval: median {bands['lo80_pct'].median():+.1f}% .. "
-                     f"{bands['hi80_pct'].median():+.1f}% (width {bands['width80_pct'].median():.1f} points)")
+        lines.append(
+            f"80% interval: median {bands['lo80_pct'].median():+.1f}% .. "
+            f"{bands['hi80_pct'].median():+.1f}% (width {bands['width80_pct'].median():.1f} points)"
+        )
         widest = bands.nlargest(3, "hi95_pct")
         named = ", ".join(f"{c} {v:+,.0f}%" for c, v in zip(widest["coin"], widest["hi95_pct"]))
         lines.append(f"highest 95% bounds: {named}")
@@ -294,8 +341,14 @@ def _coin_panel(ax, coin: str, row, prediction: dict[str, Any], hist) -> None:
     for level, alpha in (("95", 0.12), ("80", 0.25)):
         band = (prediction.get("intervals") or {}).get(level)
         if band:
-            ax.fill_between(days, [1.0, *[v / base for v in band["lower"]]],
-                            [1.0, *[v / base for v in band["upper"]]], color=colour, alpha=alpha, lw=0)
+            ax.fill_between(
+                days,
+                [1.0, *[v / base for v in band["lower"]]],
+                [1.0, *[v / base for v in band["upper"]]],
+                color=colour,
+                alpha=alpha,
+                lw=0,
+            )
     ax.plot(days, [1.0, *[v / base for v in prediction["values"]]], ls="--", color=colour, lw=1.4)
     ax.set_yscale("log")
     low, high = ax.get_ylim()
@@ -307,12 +360,20 @@ def _coin_panel(ax, coin: str, row, prediction: dict[str, Any], hist) -> None:
     ax.xaxis.set_major_locator(mdates.MonthLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     what = row["decision"] if row["side"] != "stored" else "stored"
-    ax.set_title(f"{coin}: {row['expected_return_pct']:+.2f}%, {what}", fontsize=8.5, color=colour,
-                 loc="left")
+    ax.set_title(
+        f"{coin}: {row['expected_return_pct']:+.2f}%, {what}", fontsize=8.5, color=colour, loc="left"
+    )
 
 
-def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 12,
-             model: str | None = None, horizon: int | None = None) -> Path:
+def plot_day(
+    day: Any,
+    path: str | Path,
+    *,
+    url: str | None = None,
+    top: int = 12,
+    model: str | None = None,
+    horizon: int | None = None,
+) -> Path:
     """A PNG of the day's run (``model`` and ``horizon``, default the newest written that day:
     :func:`day_run`), readable with a hundred coins:
 
@@ -355,24 +416,43 @@ def plot_day(day: Any, path: str | Path, *, url: str | None = None, top: int = 1
     all_ax, text_ax = right.subplots(2, 1, height_ratios=[2.2, 1.0])
     _all_coins_panel(all_ax, bands, lo, hi)
     text_ax.set_axis_off()
-    text_ax.text(0.0, 1.0, _summary_text(bands, model, horizon), va="top", fontsize=8.5, family="monospace",
-                 transform=text_ax.transAxes)
-    head.suptitle(f"Crypto-ML forecasts as of {day}: {model}, horizon {horizon} days, {len(bands)} coins "
-                  "(green = buy, red = sell, grey = stored only)", fontsize=12)
+    text_ax.text(
+        0.0,
+        1.0,
+        _summary_text(bands, model, horizon),
+        va="top",
+        fontsize=8.5,
+        family="monospace",
+        transform=text_ax.transAxes,
+    )
+    head.suptitle(
+        f"Crypto-ML forecasts as of {day}: {model}, horizon {horizon} days, {len(bands)} coins "
+        "(green = buy, red = sell, grey = stored only)",
+        fontsize=12,
+    )
     if multiples:
-        preds = {p["coin"]: p for p in storage.get_predictions(as_of=day, url=url)
-                 if p["model"] == model and p["horizon"] == horizon}
+        preds = {
+            p["coin"]: p
+            for p in storage.get_predictions(as_of=day, url=url)
+            if p["model"] == model and p["horizon"] == horizon
+        }
         rows = bands.set_index("coin")
         axes = tail.subplots(2, 4).ravel()
         for ax, coin in zip(axes, multiples):
             hist = storage.load_prices(coin, as_of=day, url=url).tail(60)
             _coin_panel(ax, coin, rows.loc[coin], preds[coin], hist)
-        for ax in axes[len(multiples):]:
+        for ax in axes[len(multiples) :]:
             ax.set_axis_off()
-        which = (f"{len(traded)} traded and {len(multiples) - len(traded)} more" if traded
-                 else f"the first {len(multiples)}")
-        tail.suptitle(f"Ranked coins ({which}): last 60 days and the forecast path "
-                      "(close / last close, log scale; shaded: 80% and 95% intervals)", fontsize=10)
+        which = (
+            f"{len(traded)} traded and {len(multiples) - len(traded)} more"
+            if traded
+            else f"the first {len(multiples)}"
+        )
+        tail.suptitle(
+            f"Ranked coins ({which}): last 60 days and the forecast path "
+            "(close / last close, log scale; shaded: 80% and 95% intervals)",
+            fontsize=10,
+        )
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

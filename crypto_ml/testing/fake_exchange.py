@@ -83,15 +83,23 @@ class FakeMarket:
 
     def closes(self, today: dt.date) -> dict[str, float]:
         """``{YYYY-MM-DD: close}`` as a client would store them."""
-        return {dt.datetime.fromtimestamp(c[0] / 1000, dt.UTC).date().isoformat(): float(f"{c[4]:.8f}")
-                for c in self.candles(today)}
+        return {
+            dt.datetime.fromtimestamp(c[0] / 1000, dt.UTC).date().isoformat(): float(f"{c[4]:.8f}")
+            for c in self.candles(today)
+        }
 
 
 class FakeExchange(FakeServer):
     """The server; use as a context manager. ``today`` follows the wall clock unless set."""
 
-    def __init__(self, markets: list[FakeMarket], *, today: dt.date | None = None,
-                 weight_limit_per_minute: int | None = 6000, slow_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        markets: list[FakeMarket],
+        *,
+        today: dt.date | None = None,
+        weight_limit_per_minute: int | None = 6000,
+        slow_seconds: float = 3.0,
+    ) -> None:
         super().__init__(today=today)
         self.markets = {m.id: m for m in markets}
         self.weight_limit = weight_limit_per_minute
@@ -141,25 +149,50 @@ class FakeExchange(FakeServer):
             if m.first > today:
                 continue  # not listed yet
             delisted = m.last is not None and m.last < today
-            symbols.append({
-                "symbol": m.id, "status": "BREAK" if delisted else "TRADING",
-                "baseAsset": m.base, "baseAssetPrecision": 8, "quoteAsset": m.quote,
-                "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
-                "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "MARKET"],
-                "icebergAllowed": True, "ocoAllowed": True, "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False, "permissions": ["SPOT"],
-                "permissionSets": [["SPOT"]],
-                "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": "0.00000001",
-                     "maxPrice": "1000000.00000000", "tickSize": "0.00000001"},
-                    {"filterType": "LOT_SIZE", "minQty": "0.00000100", "maxQty": "9000.00000000",
-                     "stepSize": "0.00000100"},
-                ],
-            })
+            symbols.append(
+                {
+                    "symbol": m.id,
+                    "status": "BREAK" if delisted else "TRADING",
+                    "baseAsset": m.base,
+                    "baseAssetPrecision": 8,
+                    "quoteAsset": m.quote,
+                    "quotePrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "baseCommissionPrecision": 8,
+                    "quoteCommissionPrecision": 8,
+                    "orderTypes": ["LIMIT", "MARKET"],
+                    "icebergAllowed": True,
+                    "ocoAllowed": True,
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": False,
+                    "permissions": ["SPOT"],
+                    "permissionSets": [["SPOT"]],
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": "0.00000001",
+                            "maxPrice": "1000000.00000000",
+                            "tickSize": "0.00000001",
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": "0.00000100",
+                            "maxQty": "9000.00000000",
+                            "stepSize": "0.00000100",
+                        },
+                    ],
+                }
+            )
         now = int(time.time() * 1000)
-        return {"timezone": "UTC", "serverTime": now, "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
-            "exchangeFilters": [], "symbols": symbols}
+        return {
+            "timezone": "UTC",
+            "serverTime": now,
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
+            ],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
 
     def tickers(self) -> list[dict]:
         out = []
@@ -169,16 +202,31 @@ class FakeExchange(FakeServer):
             if not candles:
                 continue
             last = candles[-1]
-            out.append({
-                "symbol": m.id, "priceChange": "0", "priceChangePercent": "0",
-                "weightedAvgPrice": f"{last[4]:.8f}", "prevClosePrice": f"{last[1]:.8f}",
-                "lastPrice": f"{last[4]:.8f}", "lastQty": "1", "bidPrice": f"{last[4]:.8f}",
-                "bidQty": "1", "askPrice": f"{last[4]:.8f}", "askQty": "1",
-                "openPrice": f"{last[1]:.8f}", "highPrice": f"{last[2]:.8f}",
-                "lowPrice": f"{last[3]:.8f}", "volume": f"{last[5]:.8f}",
-                "quoteVolume": f"{last[5] * last[4]:.8f}", "openTime": now - DAY_MS,
-                "closeTime": now, "firstId": 0, "lastId": 1, "count": 1,
-            })
+            out.append(
+                {
+                    "symbol": m.id,
+                    "priceChange": "0",
+                    "priceChangePercent": "0",
+                    "weightedAvgPrice": f"{last[4]:.8f}",
+                    "prevClosePrice": f"{last[1]:.8f}",
+                    "lastPrice": f"{last[4]:.8f}",
+                    "lastQty": "1",
+                    "bidPrice": f"{last[4]:.8f}",
+                    "bidQty": "1",
+                    "askPrice": f"{last[4]:.8f}",
+                    "askQty": "1",
+                    "openPrice": f"{last[1]:.8f}",
+                    "highPrice": f"{last[2]:.8f}",
+                    "lowPrice": f"{last[3]:.8f}",
+                    "volume": f"{last[5]:.8f}",
+                    "quoteVolume": f"{last[5] * last[4]:.8f}",
+                    "openTime": now - DAY_MS,
+                    "closeTime": now,
+                    "firstId": 0,
+                    "lastId": 1,
+                    "count": 1,
+                }
+            )
         return out
 
     def klines(self, params: dict) -> tuple[int, object, dict]:
@@ -192,13 +240,17 @@ class FakeExchange(FakeServer):
             if self.faults[symbol]:
                 fault = self.faults[symbol].popleft()
         if fault in ("429", "418"):
-            return int(fault), {"code": -1003, "msg": "Too many requests; please use the websocket."}, {"Retry-After": "1"}
+            return (
+                int(fault),
+                {"code": -1003, "msg": "Too many requests; please use the websocket."},
+                {"Retry-After": "1"},
+            )
         if fault in ("500", "503"):
             return int(fault), "<html>upstream unavailable</html>", {}
         if fault == "timeout":
             time.sleep(self.slow_seconds)
         if fault == "malformed":
-            return 200, b"[[1700000000000, \"1.0\", \"2.0\"", {}
+            return 200, b'[[1700000000000, "1.0", "2.0"', {}
         limit = min(int(params.get("limit", 500)), 1000)
         start = int(params.get("startTime", 0))
         end = int(params.get("endTime", 2**62))
@@ -207,8 +259,23 @@ class FakeExchange(FakeServer):
         page = [c for c in market.candles(self.today) if start <= c[0] <= end][:limit]
         if fault == "duplicate" and page:
             page.insert(1, page[0])
-        body = [[c[0], f"{c[1]:.8f}", f"{c[2]:.8f}", f"{c[3]:.8f}", f"{c[4]:.8f}", f"{c[5]:.8f}",
-                 c[0] + DAY_MS - 1, f"{c[5] * c[4]:.8f}", 100, "0", "0", "0"] for c in page]
+        body = [
+            [
+                c[0],
+                f"{c[1]:.8f}",
+                f"{c[2]:.8f}",
+                f"{c[3]:.8f}",
+                f"{c[4]:.8f}",
+                f"{c[5]:.8f}",
+                c[0] + DAY_MS - 1,
+                f"{c[5] * c[4]:.8f}",
+                100,
+                "0",
+                "0",
+                "0",
+            ]
+            for c in page
+        ]
         return 200, body, {}
 
 
@@ -219,8 +286,15 @@ class _Handler(FakeHandler):
         ex = self.exchange
         weight = {"/api/v3/klines": 2, "/api/v3/ticker/24hr": 80, "/api/v3/exchangeInfo": 20}.get(path, 1)
         if ex._over_limit(weight):
-            self._send(429, {"code": -1003, "msg": "Too much request weight used; current limit is "
-                             f"{ex.weight_limit} request weight per 1 MINUTE."}, {"Retry-After": "1"})
+            self._send(
+                429,
+                {
+                    "code": -1003,
+                    "msg": "Too much request weight used; current limit is "
+                    f"{ex.weight_limit} request weight per 1 MINUTE.",
+                },
+                {"Retry-After": "1"},
+            )
             return
         if path == "/api/v3/exchangeInfo":
             self._send(200, ex.exchange_info())

@@ -34,7 +34,7 @@ import collections
 import datetime as dt
 import time
 
-from crypto_ml.testing.fake_exchange import DAY_MS, FakeMarket
+from crypto_ml.testing.fake_exchange import FakeMarket
 from crypto_ml.testing.fake_http import FakeHandler, FakeServer
 
 __all__ = ["DEPTH", "FakeKraken", "FakeMarket", "kraken_asset", "kraken_pair"]
@@ -42,8 +42,18 @@ __all__ = ["DEPTH", "FakeKraken", "FakeMarket", "kraken_asset", "kraken_pair"]
 #: Daily candles Kraken serves at most (the most recent ones, the forming one included).
 DEPTH = 720
 #: Kraken's names of the assets it lists with an X/Z prefix.
-_ASSETS = {"BTC": "XXBT", "ETH": "XETH", "LTC": "XLTC", "XRP": "XXRP", "XLM": "XXLM",
-           "DOGE": "XXDG", "USD": "ZUSD", "EUR": "ZEUR", "GBP": "ZGBP", "JPY": "ZJPY"}
+_ASSETS = {
+    "BTC": "XXBT",
+    "ETH": "XETH",
+    "LTC": "XLTC",
+    "XRP": "XXRP",
+    "XLM": "XXLM",
+    "DOGE": "XXDG",
+    "USD": "ZUSD",
+    "EUR": "ZEUR",
+    "GBP": "ZGBP",
+    "JPY": "ZJPY",
+}
 _ALT = {"BTC": "XBT", "DOGE": "XDG"}
 
 
@@ -70,8 +80,14 @@ class FakeKraken(FakeServer):
         requests in one second (``None``: no limit).
     """
 
-    def __init__(self, markets: list[FakeMarket], *, today: dt.date | None = None,
-                 slow_seconds: float = 3.0, requests_per_second: float | None = None) -> None:
+    def __init__(
+        self,
+        markets: list[FakeMarket],
+        *,
+        today: dt.date | None = None,
+        slow_seconds: float = 3.0,
+        requests_per_second: float | None = None,
+    ) -> None:
         super().__init__(today=today)
         self.markets: dict[str, FakeMarket] = {}
         for m in markets:
@@ -109,8 +125,9 @@ class FakeKraken(FakeServer):
     def _listed(self) -> dict[str, FakeMarket]:
         """Pairs listed today: listed already, not delisted (Kraken drops a delisted pair)."""
         today = self.today
-        return {k: m for k, m in self.markets.items()
-                if m.first <= today and (m.last is None or m.last >= today)}
+        return {
+            k: m for k, m in self.markets.items() if m.first <= today and (m.last is None or m.last >= today)
+        }
 
     def _lookup(self, name: str) -> tuple[str, FakeMarket] | None:
         for key, m in self._listed().items():
@@ -135,14 +152,28 @@ class FakeKraken(FakeServer):
         for key, m in self._listed().items():
             _, altname, wsname = kraken_pair(m)
             out[key] = {
-                "altname": altname, "wsname": wsname, "aclass_base": "currency",
-                "base": kraken_asset(m.base), "aclass_quote": "currency",
-                "quote": kraken_asset(m.quote), "lot": "unit", "cost_decimals": 5,
-                "pair_decimals": 1, "lot_decimals": 8, "lot_multiplier": 1,
-                "leverage_buy": [], "leverage_sell": [],
-                "fees": [[0, 0.4], [10000, 0.35]], "fees_maker": [[0, 0.25], [10000, 0.2]],
-                "fee_volume_currency": "ZUSD", "margin_call": 80, "margin_stop": 40,
-                "ordermin": "0.0001", "costmin": "0.5", "tick_size": "0.1", "status": "online",
+                "altname": altname,
+                "wsname": wsname,
+                "aclass_base": "currency",
+                "base": kraken_asset(m.base),
+                "aclass_quote": "currency",
+                "quote": kraken_asset(m.quote),
+                "lot": "unit",
+                "cost_decimals": 5,
+                "pair_decimals": 1,
+                "lot_decimals": 8,
+                "lot_multiplier": 1,
+                "leverage_buy": [],
+                "leverage_sell": [],
+                "fees": [[0, 0.4], [10000, 0.35]],
+                "fees_maker": [[0, 0.25], [10000, 0.2]],
+                "fee_volume_currency": "ZUSD",
+                "margin_call": 80,
+                "margin_stop": 40,
+                "ordermin": "0.0001",
+                "costmin": "0.5",
+                "tick_size": "0.1",
+                "status": "online",
             }
         return {"error": [], "result": out}
 
@@ -151,9 +182,14 @@ class FakeKraken(FakeServer):
         out = {}
         for m in self._listed().values():
             for code in (m.base, m.quote):
-                out[kraken_asset(code)] = {"aclass": "currency", "altname": _ALT.get(code, code),
-                                           "decimals": 10, "display_decimals": 5,
-                                           "collateral_value": 1.0, "status": "enabled"}
+                out[kraken_asset(code)] = {
+                    "aclass": "currency",
+                    "altname": _ALT.get(code, code),
+                    "decimals": 10,
+                    "display_decimals": 5,
+                    "collateral_value": 1.0,
+                    "status": "enabled",
+                }
         return {"error": [], "result": out}
 
     def ticker(self, params: dict) -> dict:
@@ -164,9 +200,17 @@ class FakeKraken(FakeServer):
                 continue
             c = candles[-1]
             price, vol = f"{c[4]:.5f}", f"{c[5]:.8f}"
-            out[key] = {"a": [price, "1", "1.000"], "b": [price, "1", "1.000"], "c": [price, "0.1"],
-                        "v": [vol, vol], "p": [price, price], "t": [100, 100],
-                        "l": [f"{c[3]:.5f}"] * 2, "h": [f"{c[2]:.5f}"] * 2, "o": f"{c[1]:.5f}"}
+            out[key] = {
+                "a": [price, "1", "1.000"],
+                "b": [price, "1", "1.000"],
+                "c": [price, "0.1"],
+                "v": [vol, vol],
+                "p": [price, price],
+                "t": [100, 100],
+                "l": [f"{c[3]:.5f}"] * 2,
+                "h": [f"{c[2]:.5f}"] * 2,
+                "o": f"{c[1]:.5f}",
+            }
         return {"error": [], "result": out}
 
     def ohlc(self, params: dict) -> tuple[int, object, dict]:
@@ -201,10 +245,22 @@ class FakeKraken(FakeServer):
             return 200, {"error": ["EGeneral:Invalid arguments"]}, {}
         window = market.candles(self.today)[-DEPTH:]  # the most recent 720, the forming one last
         page = [c for c in window if c[0] // 1000 > since]
-        rows = [[c[0] // 1000, f"{c[1]:.5f}", f"{c[2]:.5f}", f"{c[3]:.5f}", f"{c[4]:.5f}",
-                 f"{(c[1] + c[4]) / 2:.5f}", f"{c[5]:.8f}", 100] for c in page]
-        today_ms = int(dt.datetime(self.today.year, self.today.month, self.today.day,
-                                   tzinfo=dt.UTC).timestamp() * 1000)
+        rows = [
+            [
+                c[0] // 1000,
+                f"{c[1]:.5f}",
+                f"{c[2]:.5f}",
+                f"{c[3]:.5f}",
+                f"{c[4]:.5f}",
+                f"{(c[1] + c[4]) / 2:.5f}",
+                f"{c[5]:.8f}",
+                100,
+            ]
+            for c in page
+        ]
+        today_ms = int(
+            dt.datetime(self.today.year, self.today.month, self.today.day, tzinfo=dt.UTC).timestamp() * 1000
+        )
         committed = [c[0] // 1000 for c in window if c[0] < today_ms]  # today's is forming
         last = committed[-1] if committed else since
         return 200, {"error": [], "result": {key: rows, "last": last}}, {}

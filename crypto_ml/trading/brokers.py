@@ -12,18 +12,18 @@ import abc
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import requests
 
-from crypto_ml.utils.dates import as_date
-from crypto_ml.utils.http import retrying_session
 from crypto_ml.settings import env_bool, env_str, env_url
 from crypto_ml.storage import ledger
 from crypto_ml.storage.db import session_scope
 from crypto_ml.trading.risk import Account, RiskLimits, check_order, paper_account, trade_request_account
+from crypto_ml.utils.dates import as_date
+from crypto_ml.utils.http import retrying_session
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ class OrderRequest:
 
     def __post_init__(self) -> None:
         if not self.idempotency_key or len(self.idempotency_key) > 128:
-            raise ValueError(f"OrderRequest.idempotency_key must be 1..128 chars, got {self.idempotency_key!r}")
+            raise ValueError(
+                f"OrderRequest.idempotency_key must be 1..128 chars, got {self.idempotency_key!r}"
+            )
         if not self.coin:
             raise ValueError("OrderRequest.coin must be non-empty")
         if self.side not in ("buy", "sell"):
@@ -131,8 +133,9 @@ class Broker(abc.ABC):
         reports only: decisions use :meth:`account` (market value, realised losses in the cash)."""
 
     @abc.abstractmethod
-    def account(self, capital: float, *, marks: Mapping[str, float], as_of: Any = None,
-                url: str | None = None) -> Account:
+    def account(
+        self, capital: float, *, marks: Mapping[str, float], as_of: Any = None, url: str | None = None
+    ) -> Account:
         """The book (:class:`~crypto_ml.trading.risk.Account`) of a ``capital`` that this broker
         traded: cash after every fill, positions, each coin marked at ``marks`` or its latest
         stored close (see :func:`crypto_ml.trading.risk.stored_marks`). ``url``: the project
@@ -170,8 +173,14 @@ class PaperBroker(Broker):
 
     name = "paper"
 
-    def __init__(self, url: str | None = None, *, allow_short: bool = False, limits: RiskLimits | None = None,
-                 marks: Callable[[], Mapping[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        allow_short: bool = False,
+        limits: RiskLimits | None = None,
+        marks: Callable[[], Mapping[str, float]] | None = None,
+    ) -> None:
         self.url = url
         self.allow_short = allow_short
         self.limits = limits or RiskLimits()
@@ -191,13 +200,24 @@ class PaperBroker(Broker):
         """
         key = order.idempotency_key
         with session_scope(self.url) as session:
-            if not ledger.claim_paper_order(session, idempotency_key=key, coin=order.coin, side=order.side,
-                                            quantity=order.quantity, price=order.price, as_of=order.as_of):
+            if not ledger.claim_paper_order(
+                session,
+                idempotency_key=key,
+                coin=order.coin,
+                side=order.side,
+                quantity=order.quantity,
+                price=order.price,
+                as_of=order.as_of,
+            ):
                 return self._stored(ledger.paper_order(session, key), order)
 
             held, avg = ledger.lock_paper_position(session, order.coin)
             signed = order.quantity if order.side == "buy" else -order.quantity
-            if order.side == "sell" and not self.allow_short and order.quantity > held + _EPS * max(1.0, abs(held)):
+            if (
+                order.side == "sell"
+                and not self.allow_short
+                and order.quantity > held + _EPS * max(1.0, abs(held))
+            ):
                 reason = f"cannot sell {order.quantity:g} {order.coin}: only {max(held, 0.0):g} held (shorting not allowed)"
                 ledger.reject_paper_order(session, key, reason)
                 return OrderResult("rejected", key, raw=self._raw(order, "rejected", reason), reason=reason)
@@ -210,8 +230,15 @@ class PaperBroker(Broker):
                 return OrderResult("rejected", key, raw=self._raw(order, "rejected", reason), reason=reason)
 
             new_qty, new_avg = _apply_fill(held, avg, signed, order.price)
-            ledger.fill_paper_order(session, idempotency_key=key, coin=order.coin, quantity=order.quantity,
-                                    price=order.price, position=new_qty, avg_price=new_avg)
+            ledger.fill_paper_order(
+                session,
+                idempotency_key=key,
+                coin=order.coin,
+                quantity=order.quantity,
+                price=order.price,
+                position=new_qty,
+                avg_price=new_avg,
+            )
             raw = self._raw(order, "filled", None, filled_qty=order.quantity, fill_price=order.price)
             raw["position"] = new_qty
             return OrderResult("filled", key, float(order.quantity), float(order.price), raw=raw)
@@ -228,17 +255,30 @@ class PaperBroker(Broker):
                 f"{stored['coin']} @ {stored['price']:g}, not {order.side} {order.quantity:g} {order.coin} @ {order.price:g}"
             )
         filled_qty, fill_price = stored["filled_qty"], stored["fill_price"]
-        raw = self._raw(order, stored["status"], stored["reason"], filled_qty=filled_qty, fill_price=fill_price)
+        raw = self._raw(
+            order, stored["status"], stored["reason"], filled_qty=filled_qty, fill_price=fill_price
+        )
         raw["duplicate"] = True
         return OrderResult(
-            stored["status"], order.idempotency_key, filled_qty, fill_price, duplicate=True, raw=raw,
+            stored["status"],
+            order.idempotency_key,
+            filled_qty,
+            fill_price,
+            duplicate=True,
+            raw=raw,
             reason=stored["reason"] or "",
         )
 
     @staticmethod
     def _raw(order: OrderRequest, status: str, reason: str | None, **extra: Any) -> dict[str, Any]:
-        return {"broker": "paper", "order_id": order.idempotency_key, "status": status, "reason": reason,
-                **order.to_json(), **extra}
+        return {
+            "broker": "paper",
+            "order_id": order.idempotency_key,
+            "status": status,
+            "reason": reason,
+            **order.to_json(),
+            **extra,
+        }
 
     def position(self, coin: str) -> float:
         return ledger.paper_position(coin, url=self.url)
@@ -255,13 +295,21 @@ class PaperBroker(Broker):
             marks = {**marks, **self.marks()}
         return paper_account(session, self.limits.capital, marks=marks, as_of=as_of, url=self.url)
 
-    def account(self, capital: float | None = None, *, marks: Mapping[str, float], as_of: Any = None,
-                url: str | None = None) -> Account:
+    def account(
+        self,
+        capital: float | None = None,
+        *,
+        marks: Mapping[str, float],
+        as_of: Any = None,
+        url: str | None = None,
+    ) -> Account:
         """The ledger's book (capital default: the broker's ``limits.capital``)."""
         with session_scope(self.url) as session:
             book = self._book(session, marks, as_of)
         if capital is not None and capital != book.capital:
-            book = Account(capital, book.cash - book.capital + capital, book.positions, book.marks, notes=book.notes)
+            book = Account(
+                capital, book.cash - book.capital + capital, book.positions, book.marks, notes=book.notes
+            )
         return book
 
 
@@ -356,8 +404,9 @@ class HTTPBroker(Broker):
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            self._session = retrying_session(retries=self.retries, backoff=self.backoff, timeout=self.timeout,
-                                             methods=("POST", "GET"))
+            self._session = retrying_session(
+                retries=self.retries, backoff=self.backoff, timeout=self.timeout, methods=("POST", "GET")
+            )
         return self._session
 
     def _headers(self, key: str | None = None) -> dict[str, str]:
@@ -372,7 +421,9 @@ class HTTPBroker(Broker):
         body = order.to_json()
         if self.dry_run:
             log.info("dry run: would POST %s %s %g %s", self.endpoint, order.side, order.quantity, order.coin)
-            return OrderResult("dry_run", None, raw={"dry_run": True, "endpoint": self.endpoint, "body": body})
+            return OrderResult(
+                "dry_run", None, raw={"dry_run": True, "endpoint": self.endpoint, "body": body}
+            )
         self._check_live()
         try:
             resp = self.session.post(
@@ -391,12 +442,18 @@ class HTTPBroker(Broker):
             )
         if resp.status_code >= 400:
             reason = f"HTTP {resp.status_code}: {_message(resp, payload)}"
-            return OrderResult("rejected", payload.get("order_id"), raw={"http_status": resp.status_code, **payload},
-                               reason=reason)
+            return OrderResult(
+                "rejected",
+                payload.get("order_id"),
+                raw={"http_status": resp.status_code, **payload},
+                reason=reason,
+            )
         status = payload.get("status", "accepted")
         if status not in ("filled", "accepted", "rejected"):
             status = "accepted"
-        duplicate = bool(payload.get("duplicate")) or resp.headers.get("Idempotent-Replayed", "").lower() == "true"
+        duplicate = (
+            bool(payload.get("duplicate")) or resp.headers.get("Idempotent-Replayed", "").lower() == "true"
+        )
         fill_price = payload.get("fill_price")
         return OrderResult(
             status,
@@ -412,7 +469,9 @@ class HTTPBroker(Broker):
         if self.dry_run:
             return {}
         try:
-            resp = self.session.get(f"{self.endpoint}/positions", headers=self._headers(), timeout=self.timeout)
+            resp = self.session.get(
+                f"{self.endpoint}/positions", headers=self._headers(), timeout=self.timeout
+            )
             resp.raise_for_status()
         except requests.RequestException as exc:
             raise BrokerError(f"GET {self.endpoint}/positions failed: {type(exc).__name__}: {exc}") from exc
@@ -433,9 +492,9 @@ class HTTPBroker(Broker):
             total += abs(float(value["quantity"])) * float(value["avg_price"])
         return total
 
-
-    def account(self, capital: float, *, marks: Mapping[str, float], as_of: Any = None,
-                url: str | None = None) -> Account:
+    def account(
+        self, capital: float, *, marks: Mapping[str, float], as_of: Any = None, url: str | None = None
+    ) -> Account:
         """The book from the project's recorded trade requests of this broker
         (:func:`crypto_ml.trading.risk.trade_request_account`): live, the cash after every fill the
         endpoint reported and the endpoint's positions; dry run, every order that would have been
@@ -447,8 +506,16 @@ class HTTPBroker(Broker):
                 positions[coin] = float(value.get("quantity", 0.0) if isinstance(value, dict) else value)
         url = url or self.ledger_url
         requests_ = ledger.get_trade_requests(url=url)
-        return trade_request_account(requests_, capital, broker=self.name, dry_run=self.dry_run, marks=marks,
-                                     positions=positions, as_of=as_of, url=url)
+        return trade_request_account(
+            requests_,
+            capital,
+            broker=self.name,
+            dry_run=self.dry_run,
+            marks=marks,
+            positions=positions,
+            as_of=as_of,
+            url=url,
+        )
 
 
 def _json(resp: requests.Response) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class RiskLimits:
             _finite(f"RiskLimits.{name}", getattr(self, name), positive=True)
 
     @classmethod
-    def from_rules(cls, rules: "TradingRules") -> "RiskLimits":
+    def from_rules(cls, rules: TradingRules) -> RiskLimits:
         """The limits of :class:`~crypto_ml.trading.rules.TradingRules` (capital
         ``rules.capital``, else ``max_total_notional``)."""
         return cls(rules.book_capital, rules.max_position_notional, rules.max_total_notional)
@@ -101,8 +101,10 @@ class Account:
             _finite(f"mark of {coin!r}", mark, positive=True)
         missing = sorted(set(positions) - set(marks))
         if missing:
-            raise ValueError(f"no mark for the held coin(s) {', '.join(map(repr, missing))}: "
-                             "exposure is counted at market value")
+            raise ValueError(
+                f"no mark for the held coin(s) {', '.join(map(repr, missing))}: "
+                "exposure is counted at market value"
+            )
         object.__setattr__(self, "positions", positions)
         object.__setattr__(self, "marks", marks)
 
@@ -124,10 +126,10 @@ class Account:
         """``cash + sum(quantity x mark)``."""
         return self.cash + sum(self.value(c) for c in self.positions)
 
-    def with_marks(self, marks: Mapping[str, float]) -> "Account":
+    def with_marks(self, marks: Mapping[str, float]) -> Account:
         return replace(self, marks={**self.marks, **marks})
 
-    def after_fill(self, coin: str, side: str, quantity: float, price: float, fee: float = 0.0) -> "Account":
+    def after_fill(self, coin: str, side: str, quantity: float, price: float, fee: float = 0.0) -> Account:
         """The book after ``side`` ``quantity`` of ``coin`` filled at ``price`` (``fee`` in USD);
         the coin keeps its mark (marked at ``price`` when it had none)."""
         signed = quantity if side == "buy" else -quantity
@@ -135,12 +137,18 @@ class Account:
         positions[coin] = positions.get(coin, 0.0) + signed
         if abs(positions[coin]) <= EPS * max(1.0, abs(quantity)):
             positions[coin] = 0.0
-        return replace(self, cash=self.cash - signed * price - fee, positions=positions,
-                       marks={coin: price, **self.marks})
+        return replace(
+            self,
+            cash=self.cash - signed * price - fee,
+            positions=positions,
+            marks={coin: price, **self.marks},
+        )
 
     def describe(self) -> str:
-        return (f"cash {self.cash:,.2f}, exposure {self.exposure:,.2f} at market, equity {self.equity:,.2f} "
-                f"(capital {self.capital:,.0f})")
+        return (
+            f"cash {self.cash:,.2f}, exposure {self.exposure:,.2f} at market, equity {self.equity:,.2f} "
+            f"(capital {self.capital:,.0f})"
+        )
 
 
 def buy_room(account: Account, coin: str, limits: RiskLimits, *, side: str = "buy") -> tuple[float, str]:
@@ -185,9 +193,11 @@ def trims(account: Account, limits: RiskLimits) -> dict[str, Trim]:
     left = sum(values.values()) - sum(out.values())
     if left > cap * (1 + EPS) + EPS:
         excess = left - cap
-        what = (f"total {left:,.0f} USD at market above the "
-                + (f"{limits.max_total:,.0f} USD total cap" if cap == limits.max_total
-                   else f"equity {account.equity:,.0f} USD"))
+        what = f"total {left:,.0f} USD at market above the " + (
+            f"{limits.max_total:,.0f} USD total cap"
+            if cap == limits.max_total
+            else f"equity {account.equity:,.0f} USD"
+        )
         for coin in sorted(values, key=lambda c: (-(values[c] - out.get(c, 0.0)), c)):
             if excess <= 0:
                 break
@@ -204,8 +214,16 @@ def trims(account: Account, limits: RiskLimits) -> dict[str, Trim]:
     return result
 
 
-def check_order(account: Account, coin: str, side: str, quantity: float, price: float, limits: RiskLimits,
-                *, fee: float = 0.0) -> str | None:
+def check_order(
+    account: Account,
+    coin: str,
+    side: str,
+    quantity: float,
+    price: float,
+    limits: RiskLimits,
+    *,
+    fee: float = 0.0,
+) -> str | None:
     """Why ``side`` ``quantity`` of ``coin`` at ``price`` may not be filled on ``account`` (None
     when it may); the coin is valued at its mark in ``account`` (at ``price`` when it has none). An order that only reduces a position (towards zero, not past it) is always
     allowed; one that adds exposure must keep the cash, the coin's market value and the total
@@ -218,16 +236,22 @@ def check_order(account: Account, coin: str, side: str, quantity: float, price: 
     after = before.after_fill(coin, side, quantity, price, fee)
     tol = EPS * max(1.0, quantity * price)
     if side == "buy" and after.cash < -tol:
-        return (f"{side} {quantity:g} {coin} at {price:g} costs {quantity * price + fee:,.2f} USD but the cash is "
-                f"{before.cash:,.2f} USD ({before.describe()})")
+        return (
+            f"{side} {quantity:g} {coin} at {price:g} costs {quantity * price + fee:,.2f} USD but the cash is "
+            f"{before.cash:,.2f} USD ({before.describe()})"
+        )
     value = abs(after.value(coin))
     if value > limits.max_position + tol:
-        return (f"{side} {quantity:g} {coin} at {price:g} takes {coin} to {value:,.2f} USD at market, above the "
-                f"{limits.max_position:,.0f} USD per-coin cap")
+        return (
+            f"{side} {quantity:g} {coin} at {price:g} takes {coin} to {value:,.2f} USD at market, above the "
+            f"{limits.max_position:,.0f} USD per-coin cap"
+        )
     cap = min(limits.max_total, after.equity)
     if after.exposure > cap + tol and after.exposure > before.exposure:
-        return (f"{side} {quantity:g} {coin} at {price:g} takes the exposure to {after.exposure:,.2f} USD at market, "
-                f"above {'the total cap' if cap == limits.max_total else 'the equity'} ({cap:,.2f} USD)")
+        return (
+            f"{side} {quantity:g} {coin} at {price:g} takes the exposure to {after.exposure:,.2f} USD at market, "
+            f"above {'the total cap' if cap == limits.max_total else 'the equity'} ({cap:,.2f} USD)"
+        )
     return None
 
 
@@ -243,7 +267,9 @@ def violations(account: Account, limits: RiskLimits, *, rel: float = 1e-9) -> li
     for coin in account.positions:
         value = abs(account.value(coin))
         if value > limits.max_position + tol:
-            out.append(f"{coin}: {value:,.2f} USD at market above the {limits.max_position:,.0f} USD per-coin cap")
+            out.append(
+                f"{coin}: {value:,.2f} USD at market above the {limits.max_position:,.0f} USD per-coin cap"
+            )
     if account.exposure > limits.max_total + tol:
         out.append(f"exposure {account.exposure:,.2f} USD above the {limits.max_total:,.0f} USD total cap")
     if account.exposure > max(account.equity, 0.0) + tol:
@@ -252,16 +278,17 @@ def violations(account: Account, limits: RiskLimits, *, rel: float = 1e-9) -> li
 
 
 # -- books from the ledgers -----------------------------------------------------------------------
-def stored_marks(coins: Iterable[str], *, as_of: Any, fallback: Mapping[str, float], url: str | None = None
-                 ) -> tuple[dict[str, float], tuple[str, ...]]:
+def stored_marks(
+    coins: Iterable[str], *, as_of: Any, fallback: Mapping[str, float], url: str | None = None
+) -> tuple[dict[str, float], tuple[str, ...]]:
     """Marks of ``coins``: each coin's latest stored close on or before ``as_of`` (the project
     database's ``prices``); a coin without one is marked at ``fallback[coin]`` (its last fill) and
     a note says so. A coin in neither raises a ``ValueError`` naming it."""
     from sqlalchemy import func, select
 
-    from crypto_ml.utils.dates import as_date
     from crypto_ml.storage.db import get_engine
     from crypto_ml.storage.models import Price
+    from crypto_ml.utils.dates import as_date
 
     coins = sorted(set(coins))
     if not coins:
@@ -272,7 +299,8 @@ def stored_marks(coins: Iterable[str], *, as_of: Any, fallback: Mapping[str, flo
         latest = latest.where(Price.date <= day)
     latest = latest.group_by(Price.coin).subquery()
     stmt = select(Price.coin, Price.date, Price.close).join(
-        latest, (Price.coin == latest.c.coin) & (Price.date == latest.c.date))
+        latest, (Price.coin == latest.c.coin) & (Price.date == latest.c.date)
+    )
     with get_engine(url).connect() as conn:
         rows = {coin: (date, close) for coin, date, close in conn.execute(stmt)}
     marks, notes = {}, []
@@ -290,8 +318,15 @@ def stored_marks(coins: Iterable[str], *, as_of: Any, fallback: Mapping[str, flo
     return marks, tuple(notes)
 
 
-def paper_account(session: Any, capital: float, *, marks: Mapping[str, float], as_of: Any = None,
-                  url: str | None = None, marks_from_db: bool = True) -> Account:
+def paper_account(
+    session: Any,
+    capital: float,
+    *,
+    marks: Mapping[str, float],
+    as_of: Any = None,
+    url: str | None = None,
+    marks_from_db: bool = True,
+) -> Account:
     """The paper ledger's book in ``session``: cash = capital + sales - purchases (the paper
     broker charges no fee), positions from ``paper_positions``; coins not in ``marks`` are marked
     by :func:`stored_marks` (or at their last fill when ``marks_from_db`` is false)."""
@@ -299,30 +334,49 @@ def paper_account(session: Any, capital: float, *, marks: Mapping[str, float], a
 
     from crypto_ml.storage.models import PaperFill, PaperOrder, PaperPosition
 
-    signed = case((PaperOrder.side == "buy", PaperFill.quantity * PaperFill.price),
-                  else_=-PaperFill.quantity * PaperFill.price)
+    signed = case(
+        (PaperOrder.side == "buy", PaperFill.quantity * PaperFill.price),
+        else_=-PaperFill.quantity * PaperFill.price,
+    )
     spent = session.execute(
-        select(func.sum(signed)).select_from(PaperFill).join(
-            PaperOrder, PaperOrder.idempotency_key == PaperFill.idempotency_key)
+        select(func.sum(signed))
+        .select_from(PaperFill)
+        .join(PaperOrder, PaperOrder.idempotency_key == PaperFill.idempotency_key)
     ).scalar()
-    positions = {c: float(q) for c, q in session.execute(select(PaperPosition.coin, PaperPosition.quantity)) if q}
+    positions = {
+        c: float(q) for c, q in session.execute(select(PaperPosition.coin, PaperPosition.quantity)) if q
+    }
     need = set(positions) - set(marks)
     fills: dict[str, float] = {}
     if need:
-        last = (select(PaperOrder.coin, PaperFill.price)
-                .join(PaperOrder, PaperOrder.idempotency_key == PaperFill.idempotency_key)
-                .where(PaperOrder.coin.in_(sorted(need))).order_by(PaperFill.id))
+        last = (
+            select(PaperOrder.coin, PaperFill.price)
+            .join(PaperOrder, PaperOrder.idempotency_key == PaperFill.idempotency_key)
+            .where(PaperOrder.coin.in_(sorted(need)))
+            .order_by(PaperFill.id)
+        )
         fills = {coin: float(price) for coin, price in session.execute(last)}
     if need and marks_from_db:
         more, notes = stored_marks(need, as_of=as_of, fallback=fills, url=url)
     else:
-        more, notes = {c: fills[c] for c in need}, tuple(f"{c} marked at its last fill {fills[c]:g}" for c in sorted(need))
+        more, notes = (
+            {c: fills[c] for c in need},
+            tuple(f"{c} marked at its last fill {fills[c]:g}" for c in sorted(need)),
+        )
     return Account(capital, capital - float(spent or 0.0), positions, {**more, **marks}, notes=notes)
 
 
-def trade_request_account(requests: Iterable[Mapping[str, Any]], capital: float, *, broker: str, dry_run: bool,
-                          marks: Mapping[str, float], positions: Mapping[str, float] | None = None,
-                          as_of: Any = None, url: str | None = None) -> Account:
+def trade_request_account(
+    requests: Iterable[Mapping[str, Any]],
+    capital: float,
+    *,
+    broker: str,
+    dry_run: bool,
+    marks: Mapping[str, float],
+    positions: Mapping[str, float] | None = None,
+    as_of: Any = None,
+    url: str | None = None,
+) -> Account:
     """The book of an order endpoint from the project's recorded trade requests of ``broker``.
 
     Live: cash moves by every fill (``filled_qty x fill_price`` of the endpoint's answer), and an

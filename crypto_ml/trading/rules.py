@@ -181,7 +181,7 @@ def return_interval_of(prediction: dict[str, Any], level: float) -> tuple[float,
 def decide(
     *,
     prediction: dict[str, Any],
-    account: "Account | None",
+    account: Account | None,
     kill_switch: bool,
     rules: TradingRules,
     refusal: str | None = None,
@@ -230,7 +230,9 @@ def decide(
 
     price = float(prediction.get("last_close") or 0.0)
     if not math.isfinite(price) or price <= 0:
-        raise ValueError(f"prediction last_close must be a finite price > 0, got {prediction.get('last_close')!r}")
+        raise ValueError(
+            f"prediction last_close must be a finite price > 0, got {prediction.get('last_close')!r}"
+        )
 
     def store(reason: str) -> Decision:
         return Decision("store", None, 0.0, price, reason)
@@ -312,6 +314,9 @@ def _sized(side, price, rules, room, why, store, account) -> Decision:
         return store(f"{why} but position limit reached ({limit} limit){marks}")
     reason = why
     if notional < rules.order_notional:
-        reason += (f"; capped by the {limit} limit" if limit not in ("cash", "equity")
-                   else f"; capped by the cash ({account.cash:,.2f} USD)") + marks
+        reason += (
+            f"; capped by the {limit} limit"
+            if limit not in ("cash", "equity")
+            else f"; capped by the cash ({account.cash:,.2f} USD)"
+        ) + marks
     return Decision("trade", side, notional / price, price, reason)

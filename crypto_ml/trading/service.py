@@ -29,12 +29,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from crypto_ml.utils.dates import iso_day
 from crypto_ml.engine.prediction import PredictionRecord
 from crypto_ml.storage import ledger
 from crypto_ml.storage.predictions import save_prediction
 from crypto_ml.trading.brokers import Broker, BrokerError, OrderRequest, broker_from_config
 from crypto_ml.trading.rules import TradingRules, decide
+from crypto_ml.utils.dates import iso_day
 
 log = logging.getLogger(__name__)
 
@@ -142,18 +142,32 @@ def record_decision(
     else:
         refusal = promotion_refusal(p, url=url) if require_promotion else None
         broker = broker or broker_from_config(url=url)
-        account = broker.account(rules.book_capital, marks={p.coin: float(p.last_close)}, as_of=p.as_of,
-                                  url=url)
-        decision = decide(prediction=as_dict, account=account, kill_switch=False, rules=rules,
-                          refusal=refusal)
+        account = broker.account(
+            rules.book_capital, marks={p.coin: float(p.last_close)}, as_of=p.as_of, url=url
+        )
+        decision = decide(
+            prediction=as_dict, account=account, kill_switch=False, rules=rules, refusal=refusal
+        )
     trade = None
     if decision.action == "trade":
         assert decision.side is not None and broker is not None
-        trade = dict(coin=p.coin, as_of=p.as_of, model=p.model, version=p.version, horizon=p.horizon,
-                     side=decision.side, quantity=float(decision.quantity), price=float(decision.price),
-                     expected_return=p.expected_return, broker=broker.name, idempotency_key=_key_of(p))
+        trade = dict(
+            coin=p.coin,
+            as_of=p.as_of,
+            model=p.model,
+            version=p.version,
+            horizon=p.horizon,
+            side=decision.side,
+            quantity=float(decision.quantity),
+            price=float(decision.price),
+            expected_return=p.expected_return,
+            broker=broker.name,
+            idempotency_key=_key_of(p),
+        )
     # The decision and its write-ahead order in one transaction; the first decision wins.
-    won = ledger.record_decision(p.key, decision=decision.action, reason=decision.reason, trade=trade, url=url)
+    won = ledger.record_decision(
+        p.key, decision=decision.action, reason=decision.reason, trade=trade, url=url
+    )
     recorded = recorded_decision(p, url)
     assert recorded is not None
     log.info("%s %s: decided %s (%s)", p.coin, p.as_of, recorded["decision"], recorded["reason"])
@@ -214,23 +228,54 @@ def place_recorded_order(
         raise DecisionError(f"no decision is recorded for {what}; the decide task records it first")
     trade = recorded["trade"]
     if recorded["decision"] != "trade" or trade is None:
-        raise DecisionError(f"the recorded decision for {what} is {recorded['decision']!r} "
-                            f"({recorded['reason']}): there is no order to place")
+        raise DecisionError(
+            f"the recorded decision for {what} is {recorded['decision']!r} "
+            f"({recorded['reason']}): there is no order to place"
+        )
     if trade["status"] in ANSWERED:
-        log.info("%s: order %s already answered (%s); nothing sent", what, trade["idempotency_key"], trade["status"])
+        log.info(
+            "%s: order %s already answered (%s); nothing sent",
+            what,
+            trade["idempotency_key"],
+            trade["status"],
+        )
         return _summary(p, recorded, duplicate=True)
-    fields = {k: trade[k] for k in ("coin", "as_of", "model", "version", "horizon", "side", "quantity",
-                                    "price", "expected_return", "broker", "idempotency_key")}
+    fields = {
+        k: trade[k]
+        for k in (
+            "coin",
+            "as_of",
+            "model",
+            "version",
+            "horizon",
+            "side",
+            "quantity",
+            "price",
+            "expected_return",
+            "broker",
+            "idempotency_key",
+        )
+    }
     if kill_switch:
-        ledger.store_trade_request(**fields, status="cancelled", response={"reason": "kill switch on"}, url=url)
+        ledger.store_trade_request(
+            **fields, status="cancelled", response={"reason": "kill switch on"}, url=url
+        )
         log.warning("%s: kill switch on; the recorded order was cancelled, not sent", what)
         return _summary(p, recorded_decision(p, url), duplicate=False)
     broker = broker or broker_from_config(url=url)
     if broker.name != trade["broker"]:
-        raise DecisionError(f"the order for {what} was decided for the {trade['broker']!r} broker, "
-                            f"but the configured broker is {broker.name!r}")
-    order = OrderRequest(trade["idempotency_key"], trade["coin"], trade["side"], float(trade["quantity"]),
-                         float(trade["price"]), trade["as_of"])
+        raise DecisionError(
+            f"the order for {what} was decided for the {trade['broker']!r} broker, "
+            f"but the configured broker is {broker.name!r}"
+        )
+    order = OrderRequest(
+        trade["idempotency_key"],
+        trade["coin"],
+        trade["side"],
+        float(trade["quantity"]),
+        float(trade["price"]),
+        trade["as_of"],
+    )
     try:
         result = broker.place_order(order)
     except BrokerError as exc:
@@ -240,8 +285,15 @@ def place_recorded_order(
     summary = _summary(p, recorded_decision(p, url), duplicate=result.duplicate)
     if result.reason and result.status == "rejected":
         summary["reason"] = f"{recorded['reason']}; rejected: {result.reason}"
-    log.info("%s: %s %g at %g -> %s%s", what, order.side, order.quantity, order.price, result.status,
-             " (duplicate)" if result.duplicate else "")
+    log.info(
+        "%s: %s %g at %g -> %s%s",
+        what,
+        order.side,
+        order.quantity,
+        order.price,
+        result.status,
+        " (duplicate)" if result.duplicate else "",
+    )
     return summary
 
 
@@ -258,11 +310,17 @@ def handle_prediction(
     """:func:`record_decision`, then for a trade :func:`place_recorded_order` (outside Airflow)."""
     if broker is None and not kill_switch:
         broker = broker_from_config(url=url)
-    decided = record_decision(prediction, kill_switch=kill_switch, rules=rules, broker=broker, url=url,
-                              run_id=run_id, require_promotion=require_promotion)
+    decided = record_decision(
+        prediction,
+        kill_switch=kill_switch,
+        rules=rules,
+        broker=broker,
+        url=url,
+        run_id=run_id,
+        require_promotion=require_promotion,
+    )
     if decided["decision"] != "trade":
         return decided
     placed = place_recorded_order(prediction, kill_switch=kill_switch, broker=broker, url=url)
     placed["duplicate"] = placed["duplicate"] or (decided["duplicate"] and decided["status"] in ANSWERED)
     return placed
-

@@ -40,8 +40,9 @@ class DagRunsTrigger(BaseTrigger):
     :param end_task: end the task in the triggerer (task-end events) instead of resuming it.
     """
 
-    def __init__(self, *, dag_id: str, run_ids: list[str], poll_interval: float = 5.0,
-                 end_task: bool = True) -> None:
+    def __init__(
+        self, *, dag_id: str, run_ids: list[str], poll_interval: float = 5.0, end_task: bool = True
+    ) -> None:
         super().__init__()
         self.dag_id = dag_id
         self.run_ids = list(run_ids)
@@ -49,9 +50,15 @@ class DagRunsTrigger(BaseTrigger):
         self.end_task = end_task
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("crypto_ml.triggers.dag_runs.DagRunsTrigger",
-                {"dag_id": self.dag_id, "run_ids": self.run_ids, "poll_interval": self.poll_interval,
-                 "end_task": self.end_task})
+        return (
+            "crypto_ml.triggers.dag_runs.DagRunsTrigger",
+            {
+                "dag_id": self.dag_id,
+                "run_ids": self.run_ids,
+                "poll_interval": self.poll_interval,
+                "end_task": self.end_task,
+            },
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
@@ -63,8 +70,14 @@ class DagRunsTrigger(BaseTrigger):
         failed: list[str] = []
         if await asyncio.to_thread(count_runs, self.dag_id, self.run_ids, ["failed"]):
             failed = await asyncio.to_thread(failed_runs, self.dag_id, self.run_ids)
-        self.log.info("%d of %d %s runs finished, %d failed%s", finished, len(self.run_ids), self.dag_id,
-                      len(failed), f": {', '.join(failed)}" if failed else "")
+        self.log.info(
+            "%d of %d %s runs finished, %d failed%s",
+            finished,
+            len(self.run_ids),
+            self.dag_id,
+            len(failed),
+            f": {', '.join(failed)}" if failed else "",
+        )
         if not self.end_task:
             yield TriggerEvent({"status": "done", "failed": failed, "finished": finished})
         elif failed:

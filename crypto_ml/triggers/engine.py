@@ -46,8 +46,9 @@ def trigger_template(value: Any, *, as_json: bool = False) -> Any:
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
     if isinstance(value, PlainXComArg):
-        pull = (f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, "
-                "map_indexes=ti.map_index)")
+        pull = (
+            f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r}, map_indexes=ti.map_index)"
+        )
         return f"{{{{ {pull} | tojson }}}}" if as_json else f"{{{{ {pull} }}}}"
     return value
 
@@ -56,12 +57,13 @@ def decode_rendered(value: Any) -> Any:
     """A templated argument as rendered in the triggerer: the triggerer renders trigger arguments
     with a plain (text) Jinja environment, so structured values arrive as JSON text (the template
     ends in ``| tojson``); Python values pass through."""
-    if isinstance(value, str) and value[:1] and value[0] in "[{\"":
+    if isinstance(value, str) and value[:1] and value[0] in '[{"':
         try:
             return json.loads(value)
         except ValueError:
             raise ValueError(
-                f"a templated argument rendered as text that is not JSON: {value[:80]!r}") from None
+                f"a templated argument rendered as text that is not JSON: {value[:80]!r}"
+            ) from None
     return value
 
 
@@ -99,8 +101,16 @@ class EngineTaskTrigger(BaseTrigger):
     """
 
     #: Every ``__init__`` argument, as :meth:`serialize` returns them.
-    arguments: tuple[str, ...] = ("engine_task_id", "engine_conn_id", "poll_interval", "first_poll",
-                                  "timeout", "started_at", "max_errors", "end_task")
+    arguments: tuple[str, ...] = (
+        "engine_task_id",
+        "engine_conn_id",
+        "poll_interval",
+        "first_poll",
+        "timeout",
+        "started_at",
+        "max_errors",
+        "end_task",
+    )
 
     def __init__(
         self,
@@ -151,8 +161,11 @@ class EngineTaskTrigger(BaseTrigger):
         if status == "success":
             result = fields["result"]
             if isinstance(result, dict):
-                self.log.info("engine task %s done: %s", self.engine_task_id,
-                              {k: result.get(k) for k in ("coin", "as_of", "model", "version", "hostname")})
+                self.log.info(
+                    "engine task %s done: %s",
+                    self.engine_task_id,
+                    {k: result.get(k) for k in ("coin", "as_of", "model", "version", "hostname")},
+                )
             return TaskSuccessEvent(xcoms={"return_value": result})
         self.log.error("engine task %s %s: %s", self.engine_task_id, fields.get("state"), fields["message"])
         return TaskFailedEvent()
@@ -171,23 +184,32 @@ class EngineTaskTrigger(BaseTrigger):
                 errors += 1
                 self.log.warning("engine result backend error %d/%d: %s", errors, self.max_errors, exc)
                 if errors >= self.max_errors:
-                    yield self._end("error", message=f"the engine's result backend failed {errors} "
-                                    f"times in a row: {type(exc).__name__}: {exc}")
+                    yield self._end(
+                        "error",
+                        message=f"the engine's result backend failed {errors} "
+                        f"times in a row: {type(exc).__name__}: {exc}",
+                    )
                     return
             else:
                 if state == "SUCCESS":
                     yield self._end("success", result=value)
                     return
                 if state in ("FAILURE", "REVOKED"):
-                    yield self._end("failed", state=state,
-                                    message=f"engine task {self.engine_task_id} {state}: {value}")
+                    yield self._end(
+                        "failed", state=state, message=f"engine task {self.engine_task_id} {state}: {value}"
+                    )
                     return
             waited = time.time() - started_at
             if waited >= self.timeout:
-                yield self._end("timeout", state=state, message=(
-                    f"engine task {self.engine_task_id} still {state or 'unknown'} after {waited:.0f} s "
-                    f"(timeout {self.timeout:.0f} s): no engine worker took it (broker down or no worker "
-                    "on the queue?), or the task was lost"))
+                yield self._end(
+                    "timeout",
+                    state=state,
+                    message=(
+                        f"engine task {self.engine_task_id} still {state or 'unknown'} after {waited:.0f} s "
+                        f"(timeout {self.timeout:.0f} s): no engine worker took it (broker down or no worker "
+                        "on the queue?), or the task was lost"
+                    ),
+                )
                 return
             await asyncio.sleep(min(delay, self.poll_interval, max(0.0, self.timeout - waited)))
             delay = min(delay * 2, self.poll_interval)
@@ -240,9 +262,16 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         started_at: float | None = None,
         max_errors: int = 5,
     ) -> None:
-        super().__init__(engine_task_id="", engine_conn_id=engine_conn_id, poll_interval=poll_interval,
-                         first_poll=first_poll, timeout=timeout, started_at=started_at,
-                         max_errors=max_errors, end_task=True)
+        super().__init__(
+            engine_task_id="",
+            engine_conn_id=engine_conn_id,
+            poll_interval=poll_interval,
+            first_poll=first_poll,
+            timeout=timeout,
+            started_at=started_at,
+            max_errors=max_errors,
+            end_task=True,
+        )
         self.request_kind = request_kind
         self.coin = coin
         self.as_of = as_of
@@ -253,8 +282,17 @@ class EngineSubmitTrigger(EngineTaskTrigger):
         self.model_params = model_params
         self.wait = wait
 
-    arguments = ("request_kind", *SUBMIT_ARGUMENTS, "engine_conn_id", "wait", "poll_interval", "first_poll",
-                 "timeout", "started_at", "max_errors")
+    arguments = (
+        "request_kind",
+        *SUBMIT_ARGUMENTS,
+        "engine_conn_id",
+        "wait",
+        "poll_interval",
+        "first_poll",
+        "timeout",
+        "started_at",
+        "max_errors",
+    )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return "crypto_ml.triggers.engine.EngineSubmitTrigger", self._arguments()
@@ -262,13 +300,15 @@ class EngineSubmitTrigger(EngineTaskTrigger):
     def request(self) -> EngineRequest:
         """The request, once the templates are rendered (JSON text decoded); an empty ``as_of`` is
         the run's market day (a Connection lookup: call it off the event loop)."""
-        from crypto_ml.pipeline.catalog import run_market_day
         from crypto_ml.engine.request import EngineRequest
+        from crypto_ml.pipeline.catalog import run_market_day
 
         ti = self.task_instance
         arguments = {name: decode_rendered(getattr(self, name)) for name in SUBMIT_ARGUMENTS}
         return EngineRequest.build(
-            self.request_kind, **arguments, run_id=ti.run_id,
+            self.request_kind,
+            **arguments,
+            run_id=ti.run_id,
             default_as_of=lambda: run_market_day(ti.get_template_context()["dag_run"]),
         )
 
@@ -291,11 +331,22 @@ class EngineSubmitTrigger(EngineTaskTrigger):
             await asyncio.to_thread(self.hook.submit, request, task_id=engine_task_id)
         except Exception as exc:  # noqa: BLE001 - the broker: resume on a worker, retries apply
             self.log.warning("could not send to the engine: %s: %s", type(exc).__name__, exc)
-            yield TriggerEvent({"engine_task_id": engine_task_id, "status": "error",
-                                "message": f"could not send to the engine: {type(exc).__name__}: {exc}"})
+            yield TriggerEvent(
+                {
+                    "engine_task_id": engine_task_id,
+                    "status": "error",
+                    "message": f"could not send to the engine: {type(exc).__name__}: {exc}",
+                }
+            )
             return
-        self.log.info("submitted %s for %s as of %s (model %s): engine task %s",
-                      request.task_name, request.coin, request.as_of, request.model, engine_task_id)
+        self.log.info(
+            "submitted %s for %s as of %s (model %s): engine task %s",
+            request.task_name,
+            request.coin,
+            request.as_of,
+            request.model,
+            engine_task_id,
+        )
         if not self.wait:
             yield TaskSuccessEvent(xcoms={"return_value": engine_task_id})
             return

@@ -42,7 +42,9 @@ def as_date(value: Any, *, what: str = "date") -> dt.date | None:
         return dt.date.fromisoformat(str(value)[:10])
     if callable(getattr(value, "date", None)):
         return value.date()
-    raise TypeError(f"{what} must be a date, datetime or ISO date string, not {type(value).__name__} ({value!r})")
+    raise TypeError(
+        f"{what} must be a date, datetime or ISO date string, not {type(value).__name__} ({value!r})"
+    )
 
 
 def iso_day(value: Any, *, what: str = "date") -> str:

@@ -146,10 +146,19 @@ def create_app(url: str | None = None, *, dependencies: Sequence[Any] | None = N
             newest = [p["coin"] for p in predictions]
             plotted = list(dict.fromkeys([*first, *day_coins, *newest]))[:MAX_PAGE_PLOTS]
         page = render(
-            "index.html", base=base, coin=coin, limit=limit, max_limit=MAX_LIMIT,
+            "index.html",
+            base=base,
+            coin=coin,
+            limit=limit,
+            max_limit=MAX_LIMIT,
             options=coins if coin is None or coin in coins else [*coins, coin],
-            unknown_coin=unknown, plotted=[] if unknown else plotted, predictions=predictions, trades=trades,
-            summary=summary, database=describe_database(url), query=query({"coin": coin, "limit": limit}),
+            unknown_coin=unknown,
+            plotted=[] if unknown else plotted,
+            predictions=predictions,
+            trades=trades,
+            summary=summary,
+            database=describe_database(url),
+            query=query({"coin": coin, "limit": limit}),
         )
         return HTMLResponse(page)
 
@@ -211,10 +220,9 @@ def airflow_auth_dependencies() -> list[Any]:
     the Plugins view (401 without a token, 403 without the permission). Imported here, not at module
     level: it needs a configured Airflow and an initialised auth manager (the api-server has both).
     """
-    from fastapi import Depends
-
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
+    from fastapi import Depends
 
     return [Depends(requires_access_view(AccessView.PLUGINS))]
 

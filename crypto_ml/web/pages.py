@@ -98,10 +98,25 @@ def interval(row: dict[str, Any], level: str) -> str:
 
 @cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("crypto_ml.web", "templates"), autoescape=True,
-                      finalize=_escape, undefined=StrictUndefined, keep_trailing_newline=True)
-    env.filters.update(num=num, pct=pct, when=when, signed=signed, query=query, interval=interval,
-                       points=points, money=money, counted=counted, band=band)
+    env = Environment(
+        loader=PackageLoader("crypto_ml.web", "templates"),
+        autoescape=True,
+        finalize=_escape,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        num=num,
+        pct=pct,
+        when=when,
+        signed=signed,
+        query=query,
+        interval=interval,
+        points=points,
+        money=money,
+        counted=counted,
+        band=band,
+    )
     return env
 
 

@@ -20,8 +20,9 @@ def finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
-def _clip_bands(ax: Any, closes: Sequence[tuple[dt.date, float]],
-                predictions: Sequence[PredictionRecord]) -> None:
+def _clip_bands(
+    ax: Any, closes: Sequence[tuple[dt.date, float]], predictions: Sequence[PredictionRecord]
+) -> None:
     """Keep the closes and forecast paths readable: the y-axis spans them (plus a margin of 60 %
     of their range), and a band reaching far beyond (a +1,000 % bound) is cut at the edge."""
     values = [c for _, c in closes] + [v for p in predictions for v in (p.last_close, *p.values)]

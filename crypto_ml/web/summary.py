@@ -19,8 +19,11 @@ from crypto_ml.storage import dashboard
 #: Rows of the "coins that matter" table.
 RANKED_ROWS = 10
 #: The leaderboard's metrics: (key, heading, lower is better).
-LEADERBOARD_METRICS = (("mase", "MASE (median)", True), ("mape", "MAPE % (mean)", True),
-                       ("direction", "Direction hit rate (mean)", False))
+LEADERBOARD_METRICS = (
+    ("mase", "MASE (median)", True),
+    ("mape", "MAPE % (mean)", True),
+    ("direction", "Direction hit rate (mean)", False),
+)
 
 
 @dataclass
@@ -71,8 +74,11 @@ def leaderboard(evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_model.setdefault(row["model"], []).append(row)
     board = []
     for model, rows in by_model.items():
-        entry: dict[str, Any] = {"model": model, "coins": len(rows),
-                                 "evaluated_to": max(r["train_end"] for r in rows)}
+        entry: dict[str, Any] = {
+            "model": model,
+            "coins": len(rows),
+            "evaluated_to": max(r["train_end"] for r in rows),
+        }
         for key, _, _ in LEADERBOARD_METRICS:
             values = [v for v in (_finite(r["metrics"].get(key)) for r in rows) if v is not None]
             average = statistics.median if key == "mase" else statistics.fmean
@@ -117,7 +123,14 @@ def overview(url: str | None = None) -> Overview | None:
         run = f"{bands['model'].iat[0]}, horizon {int(bands['horizon'].iat[0])} days"
     book, problem = paper_book(day, url)
     evaluations = dashboard.model_evaluations(url)
-    return Overview(day=day, counts=dashboard.day_counts(day, url), run=run, ranked=ranked,
-                    ranked_caption=caption, book=book, book_problem=problem,
-                    leaderboard=leaderboard(evaluations),
-                    evaluated_coins=len({r["coin"] for r in evaluations}))
+    return Overview(
+        day=day,
+        counts=dashboard.day_counts(day, url),
+        run=run,
+        ranked=ranked,
+        ranked_caption=caption,
+        book=book,
+        book_problem=problem,
+        leaderboard=leaderboard(evaluations),
+        evaluated_coins=len({r["coin"] for r in evaluations}),
+    )

@@ -75,11 +75,13 @@ def test_summary_and_ingest_read_a_market_like_the_pipeline(tmp_path, capsys):
         uri = f"crypto-ml-market://binance?symbols=BTC/USDT,NOPE/USDT&api_url={ex.api_url}"
         assert main(["summary", "--market", uri]) == 1  # a coin failed: named, and the exit says so
         out = capsys.readouterr().out
-        assert out.startswith("reading exchange binance (BTC/USDT, NOPE/USDT) via ccxt [ccxt:binance; from --market]")
+        assert out.startswith(
+            "reading exchange binance (BTC/USDT, NOPE/USDT) via ccxt [ccxt:binance; from --market]"
+        )
         assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: unknown symbol" in out
         assert "1 coins failed: nope-usdt" in out
         btc = next(l for l in out.splitlines() if l.startswith("btc-usdt"))
-        assert "BTC/USDT" in btc and f" 30 " in f" {btc} "  # 30 closed daily candles, today's left out
+        assert "BTC/USDT" in btc and " 30 " in f" {btc} "  # 30 closed daily candles, today's left out
         assert "1 coins (0 synthetic) from ccxt:binance" in out
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         assert main(["validate", "--market", uri]) == 1  # NOPE/USDT is not a market there

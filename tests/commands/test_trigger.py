@@ -30,20 +30,38 @@ def test_the_run_id_names_the_coin_the_day_and_what_is_not_default():
 def airflow_home(tmp_path_factory):
     base = tmp_path_factory.mktemp("trigger")
     env = {**os.environ, "AIRFLOW_HOME": str(base / "airflow"), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    subprocess.run([str(BIN / "airflow"), "dags", "reserialize"], env=env, check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
+    )
+    subprocess.run(
+        [str(BIN / "airflow"), "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=300
+    )
     return env
 
 
 def test_a_triggered_coin_run_is_listed_under_its_coins_run_id(airflow_home):
-    out = subprocess.run([str(BIN / "crypto-ml"), "trigger", "coin", "bitcoin", "--as-of", "2017-06-05"],
-                         env=airflow_home, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(BIN / "crypto-ml"), "trigger", "coin", "bitcoin", "--as-of", "2017-06-05"],
+        env=airflow_home,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    runs = subprocess.run([str(BIN / "airflow"), "dags", "list-runs", "crypto_ml_coin", "-o", "json"],
-                          env=airflow_home, capture_output=True, text=True, timeout=300)
+    runs = subprocess.run(
+        [str(BIN / "airflow"), "dags", "list-runs", "crypto_ml_coin", "-o", "json"],
+        env=airflow_home,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     [listing] = [line for line in runs.stdout.splitlines() if line.startswith("[")]
     assert [r["run_id"] for r in json.loads(listing)] == ["bitcoin__2017-06-05"]
-    again = subprocess.run([str(BIN / "crypto-ml"), "trigger", "coin", "bitcoin", "--as-of", "2017-06-05"],
-                           env=airflow_home, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [str(BIN / "crypto-ml"), "trigger", "coin", "bitcoin", "--as-of", "2017-06-05"],
+        env=airflow_home,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode != 0 and "already exists" in (again.stdout + again.stderr)

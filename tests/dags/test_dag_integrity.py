@@ -41,8 +41,16 @@ def test_every_dag_has_tags_docs_a_description_and_retries(dagbag):
                 assert t.retries >= 2, f"{dag_id}.{t.task_id} has retries={t.retries}"
 
 
-HEAVY = ("tensorflow", "keras", "sklearn", "pandas", "ccxt", "crypto_ml.storage", "crypto_ml.data.loader",
-         "crypto_ml.sources")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "sklearn",
+    "pandas",
+    "ccxt",
+    "crypto_ml.storage",
+    "crypto_ml.data.loader",
+    "crypto_ml.sources",
+)
 
 
 @pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
@@ -64,7 +72,10 @@ def test_airflow_lists_crypto_ml_as_a_provider(tmp_path):
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
     out = subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "providers", "get", "crypto-ml"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "crypto-ml" in out.stdout and "0.1.0" in out.stdout

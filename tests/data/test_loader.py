@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from crypto_ml.data.loader import DF_COLUMNS, CryptoLoader, UnknownCoinError
-from crypto_ml.sources import CSVSource, SourceError
 from crypto_ml.data.validation import DataValidationError
+from crypto_ml.sources import CSVSource, SourceError
 
 SHARED_RAW = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "top100_raw.zip"
 
@@ -134,7 +134,9 @@ def test_talks_per_coin_files_with_every_quirk(tmp_path):
 
 def test_long_csv_file_and_missing_path(tmp_path):
     path = tmp_path / "prices.csv"
-    path.write_text("coin,name,date,open,high,low,close,volume,market_cap\nfoo,Foo,2017-01-01,1,2,0.5,1.5,,\n")
+    path.write_text(
+        "coin,name,date,open,high,low,close,volume,market_cap\nfoo,Foo,2017-01-01,1,2,0.5,1.5,,\n"
+    )
     assert CryptoLoader(path).get_df("foo")["Close"].tolist() == [1.5]
     with pytest.raises(SourceError, match="not found"):
         CSVSource(tmp_path / "nope").read()

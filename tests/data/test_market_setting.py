@@ -3,7 +3,6 @@ the coin list checked at trigger time follows the configured universe (parse tim
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -33,7 +32,9 @@ def test_a_csv_folder_is_re_read_each_day(tmp_path, sqlite_url, monkeypatch):
     folder = tmp_path / "prices"
     folder.mkdir()
     header = "Date,Open,High,Low,Close,Volume,Market Cap\n"
-    (folder / "Alpha Coin.csv").write_text(header + "\"Nov 02, 2026\",2,2,2,2,10,-\n\"Nov 01, 2026\",1,1,1,1,10,-\n")
+    (folder / "Alpha Coin.csv").write_text(
+        header + '"Nov 02, 2026",2,2,2,2,10,-\n"Nov 01, 2026",1,1,1,1,10,-\n'
+    )
     monkeypatch.setenv(ENV_VAR, f"crypto-ml-market://csv?path={folder}")
     market = MarketConfig.from_env_value(os.environ[ENV_VAR])
     assert market.path == str(folder)
@@ -41,9 +42,10 @@ def test_a_csv_folder_is_re_read_each_day(tmp_path, sqlite_url, monkeypatch):
     first = poll("2026-11-02", market=market, url=sqlite_url)
     assert first["coins"] == ["alpha-coin"] and first["inserted"] == 2
     # the user drops a new file and a new day into the folder: the next run sees both
-    (folder / "Beta.csv").write_text(header + "\"Nov 03, 2026\",5,5,5,5,1,-\n")
+    (folder / "Beta.csv").write_text(header + '"Nov 03, 2026",5,5,5,5,1,-\n')
     (folder / "Alpha Coin.csv").write_text(
-        header + "\"Nov 03, 2026\",3,3,3,3,10,-\n\"Nov 02, 2026\",2,2,2,2,10,-\n\"Nov 01, 2026\",1,1,1,1,10,-\n")
+        header + '"Nov 03, 2026",3,3,3,3,10,-\n"Nov 02, 2026",2,2,2,2,10,-\n"Nov 01, 2026",1,1,1,1,10,-\n'
+    )
     second = poll("2026-11-03", market=market, url=sqlite_url)
     assert second["coins"] == ["alpha-coin", "beta"] and second["inserted"] == 2
     assert storage.count_rows("prices", url=sqlite_url) == 4
@@ -51,20 +53,23 @@ def test_a_csv_folder_is_re_read_each_day(tmp_path, sqlite_url, monkeypatch):
 
 def coin_param(env_value: str | None, tmp_path) -> dict:
     """The ``coin`` param's schema of ``crypto_ml_coin`` as the DAG parser builds it."""
-    code = ("import json, sys; from airflow.dag_processing.dagbag import DagBag; "
-            "b = DagBag(dag_folder=sys.argv[1]); assert not b.import_errors, b.import_errors; "
-            "print('SCHEMA=' + json.dumps(b.dags['crypto_ml_coin'].params.get_param('coin').schema))")
+    code = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        "b = DagBag(dag_folder=sys.argv[1]); assert not b.import_errors, b.import_errors; "
+        "print('SCHEMA=' + json.dumps(b.dags['crypto_ml_coin'].params.get_param('coin').schema))"
+    )
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
     env.pop(ENV_VAR, None)
     if env_value is not None:
         env[ENV_VAR] = env_value
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags")], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "dags")], env=env, capture_output=True, text=True, timeout=120
+    )
     line = [l for l in out.stdout.splitlines() if l.startswith("SCHEMA=")]
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
     import json
 
-    return json.loads(line[0][len("SCHEMA="):])
+    return json.loads(line[0][len("SCHEMA=") :])
 
 
 def test_the_trigger_time_coin_check_follows_the_configured_universe(tmp_path):

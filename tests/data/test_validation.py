@@ -51,7 +51,11 @@ def test_quirky_numbers_and_dates_are_parsed_not_rejected():
         (["2017-01-02", "10", "12", "-1", "11", "1", "1"], "price_not_positive", "low -1 is not positive"),
         (["2017-01-02", "0", "12", "9", "11", "1", "1"], "price_not_positive", "open 0 is not positive"),
         (["2017-01-02", "10", "8", "9", "8.5", "1", "1"], "high_below_low", "high 8 is below low 9"),
-        (["2017-01-02", "10", "12", "9", "13", "1", "1"], "close_outside_range", "close 13 is outside [low 9, high 12]"),
+        (
+            ["2017-01-02", "10", "12", "9", "13", "1", "1"],
+            "close_outside_range",
+            "close 13 is outside [low 9, high 12]",
+        ),
         (["not a day", "10", "12", "9", "11", "1", "1"], "date_invalid", "'not a day'"),
         (["", "10", "12", "9", "11", "1", "1"], "date_invalid", "missing or not a date"),
         (["2017-01-02", "10", "12", "9", "11", "-5", "1"], "negative_amount", "volume -5"),
@@ -102,9 +106,7 @@ def test_open_outside_range_is_a_warning_and_the_row_stays():
 
 
 def test_one_bad_coin_does_not_stop_the_others():
-    frame = pd.concat(
-        [raw([GOOD, ["2017-01-02", "x", "1", "1", "1", "1", "1"]], "bad"), raw([GOOD], "good")]
-    )
+    frame = pd.concat([raw([GOOD, ["2017-01-02", "x", "1", "1", "1", "1", "1"]], "bad"), raw([GOOD], "good")])
     clean, report = parse_and_validate(frame)
     assert sorted(clean["coin"].unique()) == ["bad", "good"]
     assert {f.coin for f in report.errors} == {"bad"}

@@ -17,11 +17,20 @@ yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
 
-AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-           "airflow-worker"]
+AIRFLOW = [
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+]
 WORKERS = ["airflow-worker", "crypto_worker"]
-SHARED = ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY",
-          "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+SHARED = [
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+]
 REQUIRED_VAR = re.compile(r"\$\{(\w+):\?[^}]+\}")
 
 
@@ -98,7 +107,7 @@ def test_health_checks_are_cheap(services):
         test = svc.get("healthcheck", {}).get("test")
         if not test:
             continue
-        words = (test[1:] if isinstance(test, list) else test.split())
+        words = test[1:] if isinstance(test, list) else test.split()
         if words[:1] == ["CMD-SHELL"] or (isinstance(test, list) and test[0] == "CMD-SHELL"):
             words = " ".join(words).split()
         program = words[0] if words[0] != "python" else " ".join(words[:3])
@@ -121,7 +130,10 @@ def test_both_worker_kinds_scale(services):
     assert services["crypto_worker"]["healthcheck"]["test"][-2:] == ["celery-worker", "engine"]
     # Every engine worker, on any host, sees every trained model: they live in the project
     # database (or object storage), so no volume is shared for them.
-    assert services["crypto_worker"]["environment"]["CRYPTO_ML_MODEL_STORE_URL"] == "${CRYPTO_ML_MODEL_STORE_URL:-database}"
+    assert (
+        services["crypto_worker"]["environment"]["CRYPTO_ML_MODEL_STORE_URL"]
+        == "${CRYPTO_ML_MODEL_STORE_URL:-database}"
+    )
     for name, svc in services.items():
         assert not any("crypto_ml" in str(v) for v in svc.get("volumes", [])), name
 
@@ -132,12 +144,19 @@ def test_trading_endpoint_is_wired_apart_from_the_engine_broker(services, compos
     for name, svc in services.items():
         env = svc.get("environment") or {}
         if "CRYPTO_ML_BROKER_URL" in env:
-            assert env["CRYPTO_ML_BROKER_URL"].startswith("redis://") and env["CRYPTO_ML_BROKER_URL"].endswith("/1"), name
+            assert env["CRYPTO_ML_BROKER_URL"].startswith("redis://") and env[
+                "CRYPTO_ML_BROKER_URL"
+            ].endswith("/1"), name
         assert not {"CRYPTO_ML_BROKER", "CRYPTO_ML_LIVE_TRADING", "CRYPTO_ML_BROKER_DRY_RUN"} & set(env), name
         trading = {k for k in env if k.startswith("CRYPTO_ML_TRADING_")}
         if name in AIRFLOW:
-            assert trading == {"CRYPTO_ML_TRADING_BROKER", "CRYPTO_ML_TRADING_URL", "CRYPTO_ML_TRADING_DRY_RUN",
-                               "CRYPTO_ML_TRADING_LIVE", "CRYPTO_ML_TRADING_TOKEN"}, name
+            assert trading == {
+                "CRYPTO_ML_TRADING_BROKER",
+                "CRYPTO_ML_TRADING_URL",
+                "CRYPTO_ML_TRADING_DRY_RUN",
+                "CRYPTO_ML_TRADING_LIVE",
+                "CRYPTO_ML_TRADING_TOKEN",
+            }, name
             assert env["CRYPTO_ML_TRADING_URL"] == "${CRYPTO_ML_TRADING_URL:-}", name
             assert env["CRYPTO_ML_TRADING_DRY_RUN"] == "${CRYPTO_ML_TRADING_DRY_RUN:-1}", name
         elif name in ("crypto_worker", "flower"):
@@ -156,14 +175,18 @@ def test_celery_executor_and_shared_settings(services):
     for key in SHARED:
         values = {name: env.get(key) for name, env in envs.items()}
         assert None not in values.values() and len(set(values.values())) == 1, (key, values)
-    assert envs["airflow-scheduler"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == \
-        "http://airflow-apiserver:8080/execution/"
+    assert (
+        envs["airflow-scheduler"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+        == "http://airflow-apiserver:8080/execution/"
+    )
     # The engine and Airflow tasks talk to the same engine broker and result store.
     for key in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND"):
         assert services["crypto_worker"]["environment"][key] == envs["airflow-worker"][key]
         assert services["flower"]["environment"][key] == envs["airflow-worker"][key]
-    assert services["crypto_worker"]["environment"]["CRYPTO_ML_DATABASE_URL"] == \
-        envs["airflow-worker"]["CRYPTO_ML_DATABASE_URL"]
+    assert (
+        services["crypto_worker"]["environment"]["CRYPTO_ML_DATABASE_URL"]
+        == envs["airflow-worker"]["CRYPTO_ML_DATABASE_URL"]
+    )
 
 
 def _walk(node, path=""):
@@ -188,8 +211,15 @@ def test_secrets_only_from_required_env_interpolation(compose):
         for creds in re.findall(r"://([^@/\s]*)@", text):
             user, _, password = creds.partition(":")
             assert REQUIRED_VAR.fullmatch(password), f"{path}: literal credentials in {text!r}"
-    for required in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
-                     "AIRFLOW_API_SECRET_KEY", "FLOWER_BASIC_AUTH", "AIRFLOW_ADMIN_PASSWORD"):
+    for required in (
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_API_SECRET_KEY",
+        "FLOWER_BASIC_AUTH",
+        "AIRFLOW_ADMIN_PASSWORD",
+    ):
         assert f"${{{required}:?" in COMPOSE.read_text(), required
 
 

@@ -19,15 +19,31 @@ import time
 import pytest
 import requests
 
-from tests.helpers.docker import (ROOT, ComposeProject, DockerEngine, DockerUnavailable, build_project_image,
-                                  build_standins, run)
+from tests.helpers.docker import (
+    ROOT,
+    ComposeProject,
+    DockerEngine,
+    DockerUnavailable,
+    build_project_image,
+    build_standins,
+    run,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 OVERRIDE = ROOT / "tests" / "deploy" / "standins" / "compose.override.yaml"
 IMAGE = "crypto-ml:test"
-SERVICES = ("postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "crypto_worker", "flower")
+SERVICES = (
+    "postgres",
+    "redis",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "crypto_worker",
+    "flower",
+)
 FIGURES: dict = {}
 #: Airflow workers and engine workers each (2 by default; CRYPTO_ML_TEST_COMPOSE_WORKERS=1 measures
 #: the 1+1 shape for the README's table).
@@ -60,7 +76,9 @@ def images(engine) -> dict[str, str]:
     FIGURES["standins_s"] = round(time.monotonic() - started, 1)
     FIGURES["image_build_s"] = round(build_project_image(IMAGE, tags["airflow"]), 1)
     FIGURES["workers"] = f"{WORKERS}+{WORKERS}"
-    FIGURES["image_size_gb"] = round(int(run(["docker", "image", "inspect", "-f", "{{.Size}}", IMAGE]).stdout) / 1e9, 2)
+    FIGURES["image_size_gb"] = round(
+        int(run(["docker", "image", "inspect", "-f", "{{.Size}}", IMAGE]).stdout) / 1e9, 2
+    )
     return tags
 
 
@@ -68,9 +86,12 @@ def _secrets() -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     return {
-        "POSTGRES_PASSWORD": secrets.token_hex(16), "REDIS_PASSWORD": secrets.token_hex(16),
-        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(), "AIRFLOW_JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32), "AIRFLOW_ADMIN_PASSWORD": secrets.token_hex(12),
+        "POSTGRES_PASSWORD": secrets.token_hex(16),
+        "REDIS_PASSWORD": secrets.token_hex(16),
+        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW_JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
+        "AIRFLOW_ADMIN_PASSWORD": secrets.token_hex(12),
         "FLOWER_BASIC_AUTH": f"flower:{secrets.token_hex(12)}",
     }
 
@@ -91,8 +112,9 @@ def _wait_healthy(project: ComposeProject, timeout: float = 900) -> list[dict]:
             if service != "airflow-init" and any(r["State"] in ("exited", "dead") for r in rs):
                 logs = project("logs", "--no-color", "--tail", "60", service, check=False).stdout
                 pytest.fail(f"{service} exited:\n{logs}")
-        healthy = all(by_service.get(s) and all(r.get("Health") == "healthy" for r in by_service[s])
-                      for s in SERVICES)
+        healthy = all(
+            by_service.get(s) and all(r.get("Health") == "healthy" for r in by_service[s]) for s in SERVICES
+        )
         if healthy and init and all(r["State"] == "exited" for r in init):
             return rows
         if time.monotonic() > deadline:
@@ -103,8 +125,12 @@ def _wait_healthy(project: ComposeProject, timeout: float = 900) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def stack(images):
-    env = {**_secrets(), "CRYPTO_ML_IMAGE": IMAGE, "CRYPTO_ML_TEST_POSTGRES_IMAGE": images["postgres"],
-           "CRYPTO_ML_TEST_REDIS_IMAGE": images["redis"]}
+    env = {
+        **_secrets(),
+        "CRYPTO_ML_IMAGE": IMAGE,
+        "CRYPTO_ML_TEST_POSTGRES_IMAGE": images["postgres"],
+        "CRYPTO_ML_TEST_REDIS_IMAGE": images["redis"],
+    }
     project = ComposeProject(f"cmltest{secrets.token_hex(3)}", OVERRIDE, env)
     started = time.monotonic()
     try:
@@ -126,7 +152,9 @@ def _container(project: ComposeProject, service: str) -> str:
 
 
 def _psql(project: ComposeProject, sql: str) -> str:
-    return project("exec", "-T", "postgres", "psql", "-U", "airflow", "-d", "crypto_ml", "-At", "-c", sql).stdout.strip()
+    return project(
+        "exec", "-T", "postgres", "psql", "-U", "airflow", "-d", "crypto_ml", "-At", "-c", sql
+    ).stdout.strip()
 
 
 def _memory_mb(project: ComposeProject) -> float:
@@ -151,7 +179,9 @@ def _scheduled_run(client, timeout: float = 120) -> str:
         runs = [r for r in client.dag_runs(MASTER) if r["run_type"] == "scheduled"]
         if runs:
             return runs[0]["dag_run_id"]
-        assert time.monotonic() < deadline, f"unpausing {MASTER} started no scheduled run within {timeout:.0f} s"
+        assert time.monotonic() < deadline, (
+            f"unpausing {MASTER} started no scheduled run within {timeout:.0f} s"
+        )
         time.sleep(2)
 
 
@@ -164,7 +194,9 @@ def test_compose_stack_runs_the_daily_pipeline(stack):
     client = AirflowClient(api, credentials=("admin", stack.env["AIRFLOW_ADMIN_PASSWORD"]))
     client.wait_for_dags([MASTER, COIN], timeout=300)
     paused = client.paused()
-    assert paused[MASTER] and paused[COIN], f"the DAGs must start paused (the compose header says so): {paused}"
+    assert paused[MASTER] and paused[COIN], (
+        f"the DAGs must start paused (the compose header says so): {paused}"
+    )
     started = time.monotonic()
     client.unpause((COIN, MASTER))
     run_id = _scheduled_run(client)
@@ -175,23 +207,32 @@ def test_compose_stack_runs_the_daily_pipeline(stack):
 
     polled = client.xcom(MASTER, run_id, "poll_new_data")
     day = polled["history_day"]
-    transformed = {ti["dag_run_id"].split("__")[0] for ti in client.task_instances(COIN)
-                   if ti["dag_run_id"].endswith(f"__{day}") and ti["task_id"] == "transform"
-                   and ti["state"] == "success"}
+    transformed = {
+        ti["dag_run_id"].split("__")[0]
+        for ti in client.task_instances(COIN)
+        if ti["dag_run_id"].endswith(f"__{day}") and ti["task_id"] == "transform" and ti["state"] == "success"
+    }
     rows = _psql(stack, f"SELECT coin, count(*) FROM predictions WHERE as_of = '{day}' GROUP BY coin")
     counts = dict(line.split("|") for line in rows.splitlines())
-    assert len(transformed) >= 80 and set(counts) == transformed, \
+    assert len(transformed) >= 80 and set(counts) == transformed, (
         f"predicted {sorted(counts)}, transformed {sorted(transformed)} of {len(polled['coins'])} polled"
+    )
     assert set(counts.values()) == {"1"}, f"a coin predicted more than once: {counts}"
     FIGURES["coins"] = len(counts)
 
     flower = f"http://{stack.address(_container(stack, 'flower'))}:5555"
     user, password = stack.env["FLOWER_BASIC_AUTH"].split(":", 1)
-    workers = requests.get(f"{flower}/api/workers", auth=(user, password), params={"refresh": "true"},
-                           timeout=30).json()
-    processed = {name: sum((info.get("stats") or {}).get("total", {}).values())
-                 for name, info in workers.items() if name.startswith("engine@")}
-    assert len(processed) == WORKERS and all(n > 0 for n in processed.values()), f"engine workers' tasks: {processed}"
+    workers = requests.get(
+        f"{flower}/api/workers", auth=(user, password), params={"refresh": "true"}, timeout=30
+    ).json()
+    processed = {
+        name: sum((info.get("stats") or {}).get("total", {}).values())
+        for name, info in workers.items()
+        if name.startswith("engine@")
+    }
+    assert len(processed) == WORKERS and all(n > 0 for n in processed.values()), (
+        f"engine workers' tasks: {processed}"
+    )
     FIGURES["engine_tasks"] = processed
 
 

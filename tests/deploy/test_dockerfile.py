@@ -47,8 +47,13 @@ def _instructions() -> list[tuple[str, str]]:
 
 
 def test_hadolint_finds_nothing():
-    result = subprocess.run([_hadolint(), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_hadolint(), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
@@ -68,7 +73,10 @@ def test_runs_as_the_numeric_non_root_user_and_installs_the_package():
     users = [a for w, a in instr if w == "USER"]
     assert users and users[-1].split(":")[0] == "50000", users
     runs = " ".join(a for w, a in instr if w == "RUN")
-    assert "-r /opt/crypto-ml/requirements.txt" in runs and "pip install --no-cache-dir --no-deps /opt/crypto-ml" in runs
+    assert (
+        "-r /opt/crypto-ml/requirements.txt" in runs
+        and "pip install --no-cache-dir --no-deps /opt/crypto-ml" in runs
+    )
     copied = " ".join(a for w, a in instr if w == "COPY")
     for path in ("crypto_ml", "dags", "plugins", "airflow.cfg", "pyproject.toml"):
         assert path in copied, path

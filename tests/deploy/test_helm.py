@@ -23,31 +23,55 @@ K8S_VERSION = "1.33.0"
 RELEASE = "crypto-ml"
 
 COMPONENTS = {  # component -> kind
-    "api-server": "Deployment", "scheduler": "Deployment", "dag-processor": "Deployment",
-    "triggerer": "Deployment", "airflow-worker": "Deployment", "crypto-worker": "Deployment",
-    "flower": "Deployment", "postgresql": "StatefulSet", "redis": "StatefulSet",
+    "api-server": "Deployment",
+    "scheduler": "Deployment",
+    "dag-processor": "Deployment",
+    "triggerer": "Deployment",
+    "airflow-worker": "Deployment",
+    "crypto-worker": "Deployment",
+    "flower": "Deployment",
+    "postgresql": "StatefulSet",
+    "redis": "StatefulSet",
 }
 AIRFLOW = ["api-server", "scheduler", "dag-processor", "triggerer", "airflow-worker"]
 WORKERS = ["airflow-worker", "crypto-worker"]
-SHARED = ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY",
-          "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+SHARED = [
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+]
 
 PRODUCTION = {
-    "image": {"repository": "registry.example.org/ml/crypto-ml", "tag": "0.1.0", "pullPolicy": "Always",
-              "pullSecrets": [{"name": "registry"}]},
+    "image": {
+        "repository": "registry.example.org/ml/crypto-ml",
+        "tag": "0.1.0",
+        "pullPolicy": "Always",
+        "pullSecrets": [{"name": "registry"}],
+    },
     "secrets": {"existingSecret": "crypto-ml-prod"},
     "postgresql": {"enabled": False, "host": "pg.db.svc.cluster.local"},
     "redis": {"enabled": False, "host": "redis.cache.svc.cluster.local"},
     "apiServer": {"replicas": 2, "service": {"type": "LoadBalancer", "port": 8080}},
     "airflowWorker": {"concurrency": 32, "autoscaling": {"minReplicas": 2, "maxReplicas": 10}},
-    "cryptoWorker": {"concurrency": 4, "preload": "tf",
-                     "autoscaling": {"minReplicas": 4, "maxReplicas": 20, "targetCPUUtilizationPercentage": 60},
-                     "nodeSelector": {"workload": "ml"}},
+    "cryptoWorker": {
+        "concurrency": 4,
+        "preload": "tf",
+        "autoscaling": {"minReplicas": 4, "maxReplicas": 20, "targetCPUUtilizationPercentage": 60},
+        "nodeSelector": {"workload": "ml"},
+    },
     "airflow": {"extraEnv": [{"name": "AIRFLOW__LOGGING__REMOTE_LOGGING", "value": "True"}]},
-    "modelStore": {"url": "s3://crypto-ml-models/prod",
-                   "extraEnv": [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::123:role/crypto-ml"}]},
-    "trading": {"broker": "http", "url": "https://orders.example.org/api/orders", "dryRun": False,
-                "live": True, "tokenKey": "trading-token"},
+    "modelStore": {
+        "url": "s3://crypto-ml-models/prod",
+        "extraEnv": [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::123:role/crypto-ml"}],
+    },
+    "trading": {
+        "broker": "http",
+        "url": "https://orders.example.org/api/orders",
+        "dryRun": False,
+        "live": True,
+        "tokenKey": "trading-token",
+    },
     "logs": {"existingClaim": "crypto-ml-logs"},
 }
 
@@ -103,8 +127,11 @@ def by_component(objects, kind):
 
 
 def workloads(objects):
-    return {o["metadata"]["labels"]["app.kubernetes.io/component"]: o for o in objects
-            if o["kind"] in ("Deployment", "StatefulSet", "Job")}
+    return {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
 
 
 def env_of(obj, container=0):
@@ -146,8 +173,10 @@ def test_one_workload_per_component(default_objects, production_objects):
     assert pod["containers"][0]["image"] == "registry.example.org/ml/crypto-ml:0.1.0"
     assert pod["nodeSelector"] == {"workload": "ml"}
     # Models need no shared volume: CRYPTO_ML_HOME is per-pod scratch, the store is object storage.
-    assert {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]} == \
-        {"logs": "crypto-ml-logs", "crypto-ml-home": None}
+    assert {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]} == {
+        "logs": "crypto-ml-logs",
+        "crypto-ml-home": None,
+    }
     assert [v for v in pod["volumes"] if v["name"] == "crypto-ml-home"][0]["emptyDir"] == {}
     assert env_of(prod["crypto-worker"])["CRYPTO_ML_MODEL_STORE_URL"]["value"] == "s3://crypto-ml-models/prod"
     assert env_of(prod["crypto-worker"])["AWS_ROLE_ARN"]["value"] == "arn:aws:iam::123:role/crypto-ml"
@@ -185,8 +214,9 @@ def test_commands_survive_the_official_entrypoint(values, default_objects, produ
         for c in [*pod.get("initContainers", []), *pod["containers"]]:
             if c["image"].split(":")[0].endswith(("postgres", "redis")):
                 continue
-            assert survives(c.get("command"), c.get("args")) is None, \
+            assert survives(c.get("command"), c.get("args")) is None, (
                 f"{name}/{c['name']}: {survives(c.get('command'), c.get('args'))}"
+            )
             for probe in ("livenessProbe", "readinessProbe"):
                 cmd = " ".join(c.get(probe, {}).get("exec", {}).get("command", []))
                 assert "airflow " not in cmd and "celery " not in cmd, f"{name}/{c['name']} {probe}: {cmd}"
@@ -195,15 +225,20 @@ def test_commands_survive_the_official_entrypoint(values, default_objects, produ
 
 
 def test_hpa_for_both_worker_kinds(default_objects, production_objects):
-    for objects, expect in ((default_objects, {"airflow-worker": (1, 4), "crypto-worker": (2, 8)}),
-                            (production_objects, {"airflow-worker": (2, 10), "crypto-worker": (4, 20)})):
+    for objects, expect in (
+        (default_objects, {"airflow-worker": (1, 4), "crypto-worker": (2, 8)}),
+        (production_objects, {"airflow-worker": (2, 10), "crypto-worker": (4, 20)}),
+    ):
         hpas = by_component(objects, "HorizontalPodAutoscaler")
         assert set(hpas) == set(WORKERS)
         deployments = by_component(objects, "Deployment")
         for c, (low, high) in expect.items():
             spec = hpas[c]["spec"]
-            assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                              "name": deployments[c]["metadata"]["name"]}
+            assert spec["scaleTargetRef"] == {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": deployments[c]["metadata"]["name"],
+            }
             assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)
             assert spec["metrics"][0]["resource"]["name"] == "cpu"
             assert "replicas" not in deployments[c]["spec"], f"{c}: the HPA owns the replica count"
@@ -217,12 +252,16 @@ def test_airflow_processes_share_secrets_and_settings(default_objects):
     for key in SHARED:
         seen = {json.dumps(env[key], sort_keys=True) for env in envs.values()}
         assert len(seen) == 1, (key, seen)
-    assert envs["scheduler"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]["value"] == \
-        f"http://{api_service}:8080/execution/"
+    assert (
+        envs["scheduler"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]["value"]
+        == f"http://{api_service}:8080/execution/"
+    )
     for c, env in envs.items():
         assert env["AIRFLOW__CORE__EXECUTOR"]["value"] == "CeleryExecutor", c
-        assert env["AIRFLOW__CORE__AUTH_MANAGER"]["value"] == \
-            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager", c
+        assert (
+            env["AIRFLOW__CORE__AUTH_MANAGER"]["value"]
+            == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+        ), c
     # Airflow tasks submit to the very broker the engine workers read.
     engine = env_of(w["crypto-worker"])
     for key in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND", "CRYPTO_ML_DATABASE_URL"):
@@ -248,15 +287,23 @@ def test_secrets_are_referenced_never_inlined(default_objects, production_object
                         assert var, f"{name}: literal credentials in {e['value']!r}"
                         assert (var.group(1) or var.group(2)) in defined, f"{name}: $(VAR) defined after use"
                     defined.append(name)
-        assert {"postgres-password", "redis-password", "fernet-key", "jwt-secret", "api-secret-key",
-                "flower-basic-auth", "admin-password"} <= refs
+        assert {
+            "postgres-password",
+            "redis-password",
+            "fernet-key",
+            "jwt-secret",
+            "api-secret-key",
+            "flower-basic-auth",
+            "admin-password",
+        } <= refs
 
 
 def test_no_plaintext_password_with_default_values(chart):
     text = "\n".join(chart.render(None, name=RELEASE, namespace="crypto-ml").values())
     # No YAML key like `password: x` / `redis-password: x` with a value, no well-known placeholder.
-    assert not re.search(r"^\s*-?\s*[\w.-]*(password|passwd|secret|fernet)[\w.-]*:[ \t]*[^\s|>]", text,
-                         re.I | re.M), "a literal secret value"
+    assert not re.search(
+        r"^\s*-?\s*[\w.-]*(password|passwd|secret|fernet)[\w.-]*:[ \t]*[^\s|>]", text, re.I | re.M
+    ), "a literal secret value"
     for word in ("changeme", "admin:admin", "airflow:airflow@"):
         assert word not in text.lower(), word
     assert not re.search(r"://[^:/@\s]*:(?!\$\()[^@\s]+@", text), "a URL carries a literal password"
@@ -298,12 +345,18 @@ def test_trading_endpoint_is_wired_apart_from_the_engine_broker(default_objects,
             assert "CRYPTO_ML_BROKER" not in env and "CRYPTO_ML_LIVE_TRADING" not in env, component
     default = env_of(workloads(default_objects)["airflow-worker"])
     assert default["CRYPTO_ML_TRADING_BROKER"]["value"] == "paper" and "CRYPTO_ML_TRADING_URL" not in default
-    assert (default["CRYPTO_ML_TRADING_DRY_RUN"]["value"], default["CRYPTO_ML_TRADING_LIVE"]["value"]) == ("1", "0")
+    assert (default["CRYPTO_ML_TRADING_DRY_RUN"]["value"], default["CRYPTO_ML_TRADING_LIVE"]["value"]) == (
+        "1",
+        "0",
+    )
     prod = env_of(workloads(production_objects)["airflow-worker"])
     assert prod["CRYPTO_ML_TRADING_BROKER"]["value"] == "http"
     assert prod["CRYPTO_ML_TRADING_URL"]["value"] == "https://orders.example.org/api/orders"
     assert (prod["CRYPTO_ML_TRADING_DRY_RUN"]["value"], prod["CRYPTO_ML_TRADING_LIVE"]["value"]) == ("0", "1")
-    assert prod["CRYPTO_ML_TRADING_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "crypto-ml-prod", "key": "trading-token"}
+    assert prod["CRYPTO_ML_TRADING_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "crypto-ml-prod",
+        "key": "trading-token",
+    }
 
 
 def test_schema_rejects_unknown_and_bad_values(chart, helm):
@@ -320,12 +373,14 @@ def test_schema_rejects_unknown_and_bad_values(chart, helm):
 
     closed(schema)
     chart.validate_schema(PRODUCTION)
-    for bad in ({"cryptoWorker": {"replicaz": 3}},          # a typo: additionalProperties
-                {"bogus": True},
-                {"cryptoWorker": {"preload": "gpu"}},
-                {"airflowWorker": {"autoscaling": {"maxReplicas": 0}}},
-                {"modelStore": {"existingClaim": "models"}},  # models are never on a shared volume
-                {"trading": {"broker": "redis"}}):
+    for bad in (
+        {"cryptoWorker": {"replicaz": 3}},  # a typo: additionalProperties
+        {"bogus": True},
+        {"cryptoWorker": {"preload": "gpu"}},
+        {"airflowWorker": {"autoscaling": {"maxReplicas": 0}}},
+        {"modelStore": {"existingClaim": "models"}},  # models are never on a shared volume
+        {"trading": {"broker": "redis"}},
+    ):
         with pytest.raises(helm.HelmValuesError):
             chart.validate_schema(bad)
         with pytest.raises(helm.HelmError):
@@ -337,7 +392,9 @@ def test_check_values_fails_early_with_a_message(chart, helm):
         "secrets.existingSecret": {"secrets": {"existingSecret": ""}},
         "postgresql.host is required": {"postgresql": {"enabled": False}},
         "redis.host is required": {"redis": {"enabled": False}},
-        "minReplicas (5) > maxReplicas (2)": {"cryptoWorker": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}},
+        "minReplicas (5) > maxReplicas (2)": {
+            "cryptoWorker": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}
+        },
         "trading.url is required when trading.broker=http": {"trading": {"broker": "http"}},
         "trading.live=true needs trading.dryRun=false": {"trading": {"live": True}},
     }
@@ -371,4 +428,6 @@ def test_each_component_has_its_own_readable_manifests():
         texts = {p.name: p.read_text() for p in folder.glob("*.yaml")}
         assert any(re.search(rf"^kind: {kind}$", t, re.M) for t in texts.values()), (component, sorted(texts))
         for name, text in texts.items():
-            assert re.search(r"^apiVersion: ", text, re.M) and re.search(r"^spec:$", text, re.M), f"{component}/{name}"
+            assert re.search(r"^apiVersion: ", text, re.M) and re.search(r"^spec:$", text, re.M), (
+                f"{component}/{name}"
+            )

@@ -39,9 +39,14 @@ def test_the_site_builds_strict_without_a_warning(tmp_path):
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # Material's end-of-life banner, not ours
     started = time.monotonic()
-    out = subprocess.run([_mkdocs(), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-                          "--site-dir", str(site)], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=BUDGET_S * 2)
+    out = subprocess.run(
+        [_mkdocs(), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUDGET_S * 2,
+    )
     seconds = time.monotonic() - started
     log = out.stdout + out.stderr
     print(f"mkdocs build --strict: {seconds:.1f} s")
@@ -49,17 +54,37 @@ def test_the_site_builds_strict_without_a_warning(tmp_path):
     assert out.returncode == 0 and not warnings, "\n".join(warnings) or log[-4000:]
     assert seconds < BUDGET_S, f"the docs build took {seconds:.0f} s (budget {BUDGET_S} s)"
     # Every page of the nav was built, and the reference has what the docstrings say.
-    for page in ("getting-started", "markets", "models", "pipeline", "reference", "engine", "production",
-                 "operations", "settings", "benchmarks", "contributing"):
+    for page in (
+        "getting-started",
+        "markets",
+        "models",
+        "pipeline",
+        "reference",
+        "engine",
+        "production",
+        "operations",
+        "settings",
+        "benchmarks",
+        "contributing",
+    ):
         assert (site / page / "index.html").exists(), page
     reference = (site / "reference" / "index.html").read_text()
-    for obj in ("operators.transform.CoinTransformOperator", "operators.engine.EngineSubmitOperator",
-                "operators.trading.TradeBranchOperator", "operators.trading.StorePredictionOperator",
-                "operators.trading.TradeRequestOperator", "operators.fanout.TriggerDagRunsOperator",
-                "sensors.engine.EngineTaskSensor", "sensors.dag_runs.DagRunsSensor",
-                "triggers.engine.EngineTaskTrigger", "triggers.engine.EngineSubmitTrigger",
-                "triggers.dag_runs.DagRunsTrigger", "hooks.database.CryptoDatabaseHook",
-                "hooks.engine.CryptoEngineHook", "hooks.market.CryptoMarketHook"):
+    for obj in (
+        "operators.transform.CoinTransformOperator",
+        "operators.engine.EngineSubmitOperator",
+        "operators.trading.TradeBranchOperator",
+        "operators.trading.StorePredictionOperator",
+        "operators.trading.TradeRequestOperator",
+        "operators.fanout.TriggerDagRunsOperator",
+        "sensors.engine.EngineTaskSensor",
+        "sensors.dag_runs.DagRunsSensor",
+        "triggers.engine.EngineTaskTrigger",
+        "triggers.engine.EngineSubmitTrigger",
+        "triggers.dag_runs.DagRunsTrigger",
+        "hooks.database.CryptoDatabaseHook",
+        "hooks.engine.CryptoEngineHook",
+        "hooks.market.CryptoMarketHook",
+    ):
         assert f'id="crypto_ml.{obj}"' in reference, f"the reference lacks crypto_ml.{obj}"
     assert ":class:`" not in reference and ":param " not in reference  # roles and fields rendered
     # The README's links into the docs (README.next.md: the proposed one) reach a page and an anchor.
@@ -69,5 +94,6 @@ def test_the_site_builds_strict_without_a_warning(tmp_path):
             if page == "docs/index.md":
                 built = site / "index.html"
             assert built.exists(), f"{readme.name}: no docs page {page}"
-            assert not anchor or f'id="{anchor}"' in built.read_text(), \
+            assert not anchor or f'id="{anchor}"' in built.read_text(), (
                 f"{readme.name}: no #{anchor} in {page}"
+            )

@@ -1,4 +1,4 @@
-""""Getting started"'s commands are the ones the test suite runs or names.
+""" "Getting started"'s commands are the ones the test suite runs or names.
 
 Every command of a ``bash`` block of ``docs/getting-started.md`` must be one of:
 
@@ -96,7 +96,7 @@ def _argv_trigger(args: list, consts: dict[str, object]) -> tuple[str, dict] | N
     for i in range(len(words) - 2):
         if words[i] == "dags" and words[i + 1] == "trigger" and isinstance(words[i + 2], str):
             conf = {}
-            if "--conf" in words[i + 3:]:
+            if "--conf" in words[i + 3 :]:
                 raw = words[words.index("--conf", i + 3) + 1]
                 if not isinstance(raw, str):
                     return None
@@ -108,8 +108,13 @@ def _argv_trigger(args: list, consts: dict[str, object]) -> tuple[str, dict] | N
 def triggers_in(path: Path) -> set[tuple[str, str]]:
     """(dag id, conf as JSON, defaults left out) of every trigger the test module makes."""
     tree = ast.parse(path.read_text())
-    consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-              and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+    consts = {
+        t.id: n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
     found = set()
     for node in ast.walk(tree):
         hit = None
@@ -162,15 +167,21 @@ def _main_sh_help() -> str:
     """``bash scripts/main.sh --help``'s output; skipped (failed in CI) when .venv is not installed
     as requirements.txt asks (the script would install it first)."""
     stamp = ROOT / ".venv" / ".crypto-ml-installed"
-    want = hashlib.sha256((ROOT / "requirements.txt").read_bytes()
-                          + (ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    want = hashlib.sha256(
+        (ROOT / "requirements.txt").read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+    ).hexdigest()[:16]
     if not stamp.exists() or stamp.read_text().strip() != want:
         message = "the .venv is not up to date with requirements.txt: run bash scripts/install.sh"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "main.sh"), "--help"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "main.sh"), "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
 
@@ -194,7 +205,8 @@ def test_every_command_of_getting_started_is_one_the_suite_runs_or_names():
             unaccounted.append(command)
     assert not unaccounted, (
         "docs/getting-started.md gives commands the test suite neither runs nor names: "
-        f"{unaccounted}; trigger commands the tests make: {sorted(triggers)}")
+        f"{unaccounted}; trigger commands the tests make: {sorted(triggers)}"
+    )
     # The page has what a newcomer needs: the two commands, the shell, a run, a coin run, another model.
     assert {"bash scripts/main.sh", "bash scripts/test.sh", "source scripts/env.sh"} <= set(commands)
     asked = {page_trigger(c) for c in commands if c.startswith("airflow dags trigger")}
@@ -204,11 +216,12 @@ def test_every_command_of_getting_started_is_one_the_suite_runs_or_names():
 
 
 def test_the_extraction_reads_blocks_comments_and_continuations():
-    text = ("text\n```bash\nbash scripts/main.sh    # the main job\n\nairflow dags trigger x \\\n"
-            "  --conf '{\"coin\": \"a\"}'\n```\n```text\nnot a command\n```\n")
-    assert page_commands(text) == ["bash scripts/main.sh",
-                                   "airflow dags trigger x --conf '{\"coin\": \"a\"}'"]
-    naive = "airflow dags trigger crypto_ml_coin --conf '{\"coin\": \"a\", \"model\": \"naive\"}'"
+    text = (
+        "text\n```bash\nbash scripts/main.sh    # the main job\n\nairflow dags trigger x \\\n"
+        '  --conf \'{"coin": "a"}\'\n```\n```text\nnot a command\n```\n'
+    )
+    assert page_commands(text) == ["bash scripts/main.sh", 'airflow dags trigger x --conf \'{"coin": "a"}\'']
+    naive = 'airflow dags trigger crypto_ml_coin --conf \'{"coin": "a", "model": "naive"}\''
     assert page_trigger(naive) == ("crypto_ml_coin", '{"coin": "a"}')  # the default model left out
-    drift = "airflow dags trigger crypto_ml_master --conf '{\"model\": \"drift\"}'"
+    drift = 'airflow dags trigger crypto_ml_master --conf \'{"model": "drift"}\''
     assert page_trigger(drift) == ("crypto_ml_master", '{"model": "drift"}')

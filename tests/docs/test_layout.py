@@ -3,8 +3,8 @@ nothing that is not there."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
-import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +31,14 @@ def _named(block: str) -> set[str]:
 
 def test_every_top_level_entry_and_package_is_in_the_layout():
     named = _named(_layout())
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    top = {p.split("/")[0] + ("/" if "/" in p else "") for p in tracked.splitlines()}
-    top -= {".gitignore", ".dockerignore", "pyproject.toml", ".ci/", "README.md"}
+    ignored = [line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line.strip()]
+    top = {p.name + ("/" if p.is_dir() else "") for p in ROOT.iterdir()
+           if not p.name.startswith(".") and not any(fnmatch.fnmatch(p.name, pat) for pat in ignored)}
+    top -= {"pyproject.toml", "README.md"}
     top |= {".ci/run"}
-    packages = {f"crypto_ml/{p.name}/" for p in (ROOT / "crypto_ml").iterdir()
-                if (p / "__init__.py").exists()}
+    packages = {
+        f"crypto_ml/{p.name}/" for p in (ROOT / "crypto_ml").iterdir() if (p / "__init__.py").exists()
+    }
     modules = {f"crypto_ml/{p.name}" for p in (ROOT / "crypto_ml").glob("*.py") if p.name != "__init__.py"}
     missing = (top | packages | modules) - named
     assert not missing, f"the README's Layout does not name: {sorted(missing)}"

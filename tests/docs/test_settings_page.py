@@ -18,8 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "settings.md"
 CODE = [ROOT / "crypto_ml", ROOT / "dags", ROOT / "plugins"]
 #: Where a setting may be read besides the code: the deployment files, the scripts, the tests.
-ELSEWHERE = [ROOT / "tests", ROOT / "scripts", ROOT / "helm", ROOT / "benchmarks", ROOT / ".ci",
-             ROOT / "docker-compose.yaml", ROOT / "Dockerfile", ROOT / "airflow.cfg"]
+ELSEWHERE = [
+    ROOT / "tests",
+    ROOT / "scripts",
+    ROOT / "helm",
+    ROOT / "benchmarks",
+    ROOT / ".ci",
+    ROOT / "docker-compose.yaml",
+    ROOT / "Dockerfile",
+    ROOT / "airflow.cfg",
+]
 NAME = re.compile(r"(?<![A-Za-z0-9_])CRYPTO_ML_[A-Z0-9_]+")
 ROW = re.compile(r"^\|\s*`(CRYPTO_ML_[A-Z0-9_]+)`\s*\|([^|]*)\|([^|]*)\|", re.M)
 
@@ -58,8 +66,10 @@ def test_every_variable_the_code_reads_is_on_the_settings_page_with_its_default(
     code, page = code_names(), listed()
     assert len(code) >= 30, sorted(code)  # the grep finds the settings at all
     missing = {name: where for name, where in sorted(code.items()) if name not in page}
-    assert not missing, ("read by the code but not on docs/settings.md (add a row `| `NAME` | default | "
-                         f"meaning |`): {missing}")
+    assert not missing, (
+        "read by the code but not on docs/settings.md (add a row `| `NAME` | default | "
+        f"meaning |`): {missing}"
+    )
     unfilled = sorted(name for name, (default, meaning) in page.items() if not default or not meaning)
     assert not unfilled, f"listed on docs/settings.md without a default or a meaning: {unfilled}"
     print(f"{len(code)} CRYPTO_ML_* variables named by the code; {len(page)} on the settings page")
@@ -74,9 +84,13 @@ def test_every_variable_on_the_page_exists_in_the_repository():
 
 
 def test_the_grep_sees_names_and_skips_prefixes_and_connection_variables():
-    text = ('os.environ.get("CRYPTO_ML_A"); env_int("CRYPTO_ML_B_2", 0); "${CRYPTO_ML_C:-1}"\n'
-            "every CRYPTO_ML_TRADING_* setting; ``CRYPTO_ML_...``; AIRFLOW_CONN_CRYPTO_ML_DB=postgres://")
+    text = (
+        'os.environ.get("CRYPTO_ML_A"); env_int("CRYPTO_ML_B_2", 0); "${CRYPTO_ML_C:-1}"\n'
+        "every CRYPTO_ML_TRADING_* setting; ``CRYPTO_ML_...``; AIRFLOW_CONN_CRYPTO_ML_DB=postgres://"
+    )
     assert names_in(text) == {"CRYPTO_ML_A", "CRYPTO_ML_B_2", "CRYPTO_ML_C"}
     rows = ROW.findall("| `CRYPTO_ML_A` | `1` | on |\n| `CRYPTO_ML_B` |  | no default |\n")
-    assert [(n, d.strip(), m.strip()) for n, d, m in rows] == [("CRYPTO_ML_A", "`1`", "on"),
-                                                                ("CRYPTO_ML_B", "", "no default")]
+    assert [(n, d.strip(), m.strip()) for n, d, m in rows] == [
+        ("CRYPTO_ML_A", "`1`", "on"),
+        ("CRYPTO_ML_B", "", "no default"),
+    ]

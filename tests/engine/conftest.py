@@ -150,8 +150,17 @@ def engine_env(tmp_path) -> dict[str, str]:
 class Worker:
     """A running ``celery -A crypto_ml worker`` process group and a client app for its broker."""
 
-    def __init__(self, broker: Broker, env: dict[str, str], tmp_path: Path, *, queues: str,
-                 concurrency: int, pool: str, extra_env: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        env: dict[str, str],
+        tmp_path: Path,
+        *,
+        queues: str,
+        concurrency: int,
+        pool: str,
+        extra_env: dict[str, str] | None,
+    ) -> None:
         from crypto_ml.engine.app import make_app
         from crypto_ml.settings.engine import EngineConfig
 
@@ -174,10 +183,29 @@ class Worker:
         self.app = make_app(self.config)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [CELERY, "-A", "crypto_ml", "worker", "-Q", queues, "--pool", pool, "-c", str(concurrency),
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", self.hostname,
-             "-l", "info"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                CELERY,
+                "-A",
+                "crypto_ml",
+                "worker",
+                "-Q",
+                queues,
+                "--pool",
+                pool,
+                "-c",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                self.hostname,
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.node = self.hostname.replace("%h", socket.gethostname())
@@ -222,10 +250,17 @@ def start_worker(engine_env, tmp_path):
     """``start_worker(broker, queues="predict,train", concurrency=2, pool="prefork", env=None)``."""
     workers: list[Worker] = []
 
-    def start(broker: Broker, *, queues: str = "predict,train", concurrency: int = 2,
-              pool: str = "prefork", env: dict[str, str] | None = None) -> Worker:
-        worker = Worker(broker, engine_env, tmp_path, queues=queues, concurrency=concurrency,
-                        pool=pool, extra_env=env)
+    def start(
+        broker: Broker,
+        *,
+        queues: str = "predict,train",
+        concurrency: int = 2,
+        pool: str = "prefork",
+        env: dict[str, str] | None = None,
+    ) -> Worker:
+        worker = Worker(
+            broker, engine_env, tmp_path, queues=queues, concurrency=concurrency, pool=pool, extra_env=env
+        )
         workers.append(worker)
         worker.wait_ready()
         return worker

@@ -15,7 +15,8 @@ def test_config_defaults_are_embedded_and_json_only(tmp_path):
     cfg = EngineConfig.from_env({"CRYPTO_ML_HOME": str(tmp_path)})
     settings = cfg.celery_settings()
     assert settings["broker_url"].startswith("sqla+sqlite:///") and settings["broker_url"].endswith(
-        "engine-broker.db")
+        "engine-broker.db"
+    )
     assert settings["result_backend"].startswith("db+sqlite:///")
     assert settings["task_serializer"] == settings["result_serializer"] == "json"
     assert settings["accept_content"] == settings["result_accept_content"] == ["json"]
@@ -30,13 +31,15 @@ def test_config_defaults_are_embedded_and_json_only(tmp_path):
 def test_config_env_overrides():
     from crypto_ml.settings.engine import EngineConfig
 
-    cfg = EngineConfig.from_env({
-        "CRYPTO_ML_BROKER_URL": "redis://127.0.0.1:6379/3",
-        "CRYPTO_ML_RESULT_BACKEND": "redis://127.0.0.1:6379/4",
-        "CRYPTO_ML_ENGINE_CACHE_SIZE": "7",
-        "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": "30",
-        "CRYPTO_ML_ENGINE_KEY_PREFIX": "p:",
-    })
+    cfg = EngineConfig.from_env(
+        {
+            "CRYPTO_ML_BROKER_URL": "redis://127.0.0.1:6379/3",
+            "CRYPTO_ML_RESULT_BACKEND": "redis://127.0.0.1:6379/4",
+            "CRYPTO_ML_ENGINE_CACHE_SIZE": "7",
+            "CRYPTO_ML_ENGINE_VISIBILITY_TIMEOUT": "30",
+            "CRYPTO_ML_ENGINE_KEY_PREFIX": "p:",
+        }
+    )
     assert cfg.cache_size == 7
     settings = cfg.celery_settings()
     assert settings["broker_transport_options"] == {"visibility_timeout": 30, "global_keyprefix": "p:"}
@@ -49,9 +52,11 @@ def test_config_env_overrides():
 
 
 def test_package_import_is_free_of_celery_and_tensorflow():
-    code = ("import sys, crypto_ml, crypto_ml.engine, crypto_ml.engine.cache, crypto_ml.engine.request, "
-            "crypto_ml.engine.client, crypto_ml.engine.service; "
-            "print('celery' in sys.modules, 'tensorflow' in sys.modules)")
+    code = (
+        "import sys, crypto_ml, crypto_ml.engine, crypto_ml.engine.cache, crypto_ml.engine.request, "
+        "crypto_ml.engine.client, crypto_ml.engine.service; "
+        "print('celery' in sys.modules, 'tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -100,18 +105,21 @@ def test_run_predict_computes_only_and_warms_the_cache(engine_env, monkeypatch):
 
     url = engine_env["CRYPTO_ML_DATABASE_URL"]
     cache = ModelCache(8)
-    first = run_predict(EngineRequest(coin="BTC", as_of="2017-06-30", model="linear", horizon=5),
-                        url=url, cache=cache)
-    again = run_predict(EngineRequest(coin="bitcoin", as_of="2017-06-30", model="linear", horizon=5),
-                        url=url, cache=cache)
+    first = run_predict(
+        EngineRequest(coin="BTC", as_of="2017-06-30", model="linear", horizon=5), url=url, cache=cache
+    )
+    again = run_predict(
+        EngineRequest(coin="bitcoin", as_of="2017-06-30", model="linear", horizon=5), url=url, cache=cache
+    )
     assert first["coin"] == "bitcoin" and first["as_of"] == "2017-06-30" and first["version"] == 0
     assert not first["cached"] and again["cached"]
     assert again["values"] == first["values"] and len(first["values"]) == 5
     assert first["expected_return"] == pytest.approx(first["values"][-1] / first["last_close"] - 1)
     # The engine computes; the pipeline's decide task is the one writer of predictions.
     assert count_rows("predictions", url) == 0 and get_predictions(coin="bitcoin", url=url) == []
-    naive = run_predict(EngineRequest(coin="ETH", as_of="2017-06-30", model="naive", horizon=3),
-                        url=url, cache=cache)
+    naive = run_predict(
+        EngineRequest(coin="ETH", as_of="2017-06-30", model="naive", horizon=3), url=url, cache=cache
+    )
     assert naive["values"] == [naive["last_close"]] * 3
 
 
@@ -151,8 +159,11 @@ def test_run_train_warms_the_predict_cache(engine_env):
     cache = ModelCache(4)
     out = run_train(EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", task="train"), cache=cache)
     assert out["coin"] == "ethereum" and out["n_obs"] > 100
-    pred = run_predict(EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", horizon=2),
-                       cache=cache, url=engine_env["CRYPTO_ML_DATABASE_URL"])
+    pred = run_predict(
+        EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", horizon=2),
+        cache=cache,
+        url=engine_env["CRYPTO_ML_DATABASE_URL"],
+    )
     assert pred["cached"]
 
 
@@ -163,33 +174,45 @@ def test_trained_version_serves_its_day_and_later_days(engine_env):
     from crypto_ml.engine.service import run_predict, run_train
 
     url = engine_env["CRYPTO_ML_DATABASE_URL"]
-    trained = run_train(EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", task="train"),
-                        url=url, cache=ModelCache(4))
+    trained = run_train(
+        EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", task="train"),
+        url=url,
+        cache=ModelCache(4),
+    )
     assert trained["saved"] and trained["version"] == 1
-    again = run_train(EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", task="train"),
-                      url=url, cache=ModelCache(4))
+    again = run_train(
+        EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", task="train"),
+        url=url,
+        cache=ModelCache(4),
+    )
     assert again["version"] == 1  # same training window: same version
     cache = ModelCache(4)
-    pred = run_predict(EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", horizon=3),
-                       url=url, cache=cache)
+    pred = run_predict(
+        EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", horizon=3), url=url, cache=cache
+    )
     assert pred["version"] == 1 and not pred["cached"]
-    assert run_predict(EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", horizon=3),
-                       url=url, cache=cache)["cached"]
+    assert run_predict(
+        EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", horizon=3), url=url, cache=cache
+    )["cached"]
     # A later day is served by the same version, moved to the newer closes (not refitted): for
     # the linear trend that is the same line, 31 days further on.
-    later = run_predict(EngineRequest(coin="ETH", as_of="2017-03-31", model="linear", horizon=3),
-                        url=url, cache=cache)
+    later = run_predict(
+        EngineRequest(coin="ETH", as_of="2017-03-31", model="linear", horizon=3), url=url, cache=cache
+    )
     assert later["version"] == 1
-    line = run_predict(EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", horizon=34),
-                       url=url, cache=cache)
+    line = run_predict(
+        EngineRequest(coin="ETH", as_of="2017-02-28", model="linear", horizon=34), url=url, cache=cache
+    )
     assert later["values"] == pytest.approx(line["values"][31:34])
     # An earlier day cannot use a model trained on later data (point in time).
-    earlier = run_predict(EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", horizon=3),
-                          url=url, cache=cache)
+    earlier = run_predict(
+        EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", horizon=3), url=url, cache=cache
+    )
     assert earlier["version"] == 0  # fitted on the fly up to that day
     with pytest.raises(EngineInputError, match="version 1 was trained on data up to 2017-02-28, after"):
-        run_predict(EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", version=1),
-                    url=url, cache=cache)
+        run_predict(
+            EngineRequest(coin="ETH", as_of="2017-01-31", model="linear", version=1), url=url, cache=cache
+        )
 
 
 def test_engine_command_line(capsys, monkeypatch, tmp_path):
@@ -222,9 +245,11 @@ def test_run_predict_on_a_sent_price_series(engine_env):
 
     url = engine_env["CRYPTO_ML_DATABASE_URL"]
     closes = [1.0, 2.0, 3.0, 4.0]
-    out = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-31", model="linear", horizon=2,
-                                    closes=closes),
-                      url=url, cache=ModelCache(2))
+    out = run_predict(
+        EngineRequest(coin="my-coin", as_of="2020-01-31", model="linear", horizon=2, closes=closes),
+        url=url,
+        cache=ModelCache(2),
+    )
     assert out["values"] == pytest.approx([5.0, 6.0]) and out["last_close"] == 4.0
     with pytest.raises(EngineInputError, match="closes must be a list of finite numbers"):
         run_predict(EngineRequest(coin="my-coin", as_of="2020-01-31", closes=[1.0, float("nan")]), url=url)
@@ -281,8 +306,22 @@ def _stored(url, coin, closes, start="2020-01-01"):
 
     migrate(url)
     dates = pd.date_range(start, periods=len(closes), freq="D")
-    store_prices(pd.DataFrame({"coin": coin, "date": dates, "open": closes, "high": closes, "low": closes,
-                               "close": closes, "volume": 1.0, "market_cap": 1.0}), source="test", url=url)
+    store_prices(
+        pd.DataFrame(
+            {
+                "coin": coin,
+                "date": dates,
+                "open": closes,
+                "high": closes,
+                "low": closes,
+                "close": closes,
+                "volume": 1.0,
+                "market_cap": 1.0,
+            }
+        ),
+        source="test",
+        url=url,
+    )
 
 
 def test_run_predict_reads_the_closes_the_pipeline_stored_when_asked(engine_env):
@@ -295,24 +334,37 @@ def test_run_predict_reads_the_closes_the_pipeline_stored_when_asked(engine_env)
 
     url = engine_env["CRYPTO_ML_DATABASE_URL"]
     _stored(url, "my-coin", [1.0, 2.0, 3.0, 4.0, 5.0])
-    claim = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2,
-                                      history="database"),
-                        url=url, cache=ModelCache(2))
-    sent = run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2,
-                                     closes=[1.0, 2.0, 3.0, 4.0]),
-                       url=url, cache=ModelCache(2))
+    claim = run_predict(
+        EngineRequest(coin="my-coin", as_of="2020-01-04", model="linear", horizon=2, history="database"),
+        url=url,
+        cache=ModelCache(2),
+    )
+    sent = run_predict(
+        EngineRequest(
+            coin="my-coin", as_of="2020-01-04", model="linear", horizon=2, closes=[1.0, 2.0, 3.0, 4.0]
+        ),
+        url=url,
+        cache=ModelCache(2),
+    )
     assert claim["values"] == pytest.approx(sent["values"]) and sent["values"] == pytest.approx([5.0, 6.0])
     assert claim["last_close"] == 4.0 and claim["as_of"] == "2020-01-04"  # the row of 2020-01-05 is not seen
-    with pytest.raises(EngineInputError, match=r"coin 'other': no closes on or before 2020-01-04 in the "
-                       r"project database sqlite:///.*CRYPTO_ML_DATABASE_URL"):
+    with pytest.raises(
+        EngineInputError,
+        match=r"coin 'other': no closes on or before 2020-01-04 in the "
+        r"project database sqlite:///.*CRYPTO_ML_DATABASE_URL",
+    ):
         run_predict(EngineRequest(coin="other", as_of="2020-01-04", history="database"), url=url)
     _stored(url, "bad-coin", [1.0, 2.0, -3.0])
-    with pytest.raises(EngineInputError, match=r"coin 'bad-coin': row 2 \(2020-01-03\) of the project "
-                       r"database has close -3.0; prices must be positive"):
+    with pytest.raises(
+        EngineInputError,
+        match=r"coin 'bad-coin': row 2 \(2020-01-03\) of the project "
+        r"database has close -3.0; prices must be positive",
+    ):
         run_predict(EngineRequest(coin="bad-coin", as_of="2020-01-04", history="database"), url=url)
     with pytest.raises(EngineInputError, match="send closes or history='database', not both"):
-        run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", closes=[1.0, 2.0], history="database"),
-                    url=url)
+        run_predict(
+            EngineRequest(coin="my-coin", as_of="2020-01-04", closes=[1.0, 2.0], history="database"), url=url
+        )
     with pytest.raises(EngineInputError, match="history must be one of bundled, database, got 'csv'"):
         run_predict(EngineRequest(coin="my-coin", as_of="2020-01-04", history="csv"), url=url)
     with pytest.raises(EngineInputError, match="as_of is required with history='database'"):

@@ -35,8 +35,11 @@ def test_predict_and_train_through_the_broker(broker, start_worker, engine_env):
     from crypto_ml.storage import count_rows
 
     worker = start_worker(broker)
-    ids = [submit_predict(coin=c, as_of=AS_OF, model=m, horizon=5, run_id="test", app=worker.app)
-           for c in COINS for m in ("naive", "linear")]
+    ids = [
+        submit_predict(coin=c, as_of=AS_OF, model=m, horizon=5, run_id="test", app=worker.app)
+        for c in COINS
+        for m in ("naive", "linear")
+    ]
     results = [wait(i, timeout=60, app=worker.app) for i in ids]
     assert {(r["coin"], r["model"]) for r in results} == {(c, m) for c in COINS for m in ("naive", "linear")}
     for r in results:
@@ -47,11 +50,13 @@ def test_predict_and_train_through_the_broker(broker, start_worker, engine_env):
 
     trained = wait(submit_train(coin="bitcoin", as_of=AS_OF, model="linear", app=worker.app), app=worker.app)
     assert trained["saved"] and trained["version"] >= 1
-    again = wait(submit_predict(coin="bitcoin", as_of=AS_OF, model="linear", horizon=5, app=worker.app),
-                 app=worker.app)
+    again = wait(
+        submit_predict(coin="bitcoin", as_of=AS_OF, model="linear", horizon=5, app=worker.app), app=worker.app
+    )
     assert again["version"] == trained["version"]
-    assert again["values"] == pytest.approx(next(r for r in results if r["coin"] == "bitcoin"
-                                                 and r["model"] == "linear")["values"])
+    assert again["values"] == pytest.approx(
+        next(r for r in results if r["coin"] == "bitcoin" and r["model"] == "linear")["values"]
+    )
     assert count_rows("model_versions", url) == 1
 
 
@@ -90,28 +95,56 @@ def test_malformed_messages_are_rejected_and_the_worker_survives(embedded_broker
     queue = app.amqp.queues["predict"]
     with Connection(embedded_broker.broker_url) as conn:
         producer = conn.Producer()
-        producer.publish(b"{this is not json", exchange="predict", routing_key="predict",
-                         content_type="application/json", content_encoding="utf-8", declare=[queue])
-        producer.publish(b"{this is not json", exchange="predict", routing_key="predict",
-                         content_type="application/json", content_encoding="utf-8",
-                         headers={"task": "crypto_ml.predict", "id": raw_id, "lang": "py",
-                                  "argsrepr": "", "kwargsrepr": ""}, declare=[queue])
-        producer.publish(b"\x80\x04K\x01.", exchange="predict", routing_key="predict",
-                         content_type="application/x-python-serialize", content_encoding="binary",
-                         headers={"task": "crypto_ml.predict", "id": pickle_id, "lang": "py"},
-                         declare=[queue])
+        producer.publish(
+            b"{this is not json",
+            exchange="predict",
+            routing_key="predict",
+            content_type="application/json",
+            content_encoding="utf-8",
+            declare=[queue],
+        )
+        producer.publish(
+            b"{this is not json",
+            exchange="predict",
+            routing_key="predict",
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers={
+                "task": "crypto_ml.predict",
+                "id": raw_id,
+                "lang": "py",
+                "argsrepr": "",
+                "kwargsrepr": "",
+            },
+            declare=[queue],
+        )
+        producer.publish(
+            b"\x80\x04K\x01.",
+            exchange="predict",
+            routing_key="predict",
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            headers={"task": "crypto_ml.predict", "id": pickle_id, "lang": "py"},
+            declare=[queue],
+        )
     # Wrong types, unknown coin, unknown field, positional args: clear, non-retried failures.
     send = app.send_task
     bad = {
-        send("crypto_ml.predict", kwargs={"coin": "bitcoin", "horizon": "ten"}, queue="predict").id:
-            "coin 'bitcoin': horizon must be a positive int",
-        send("crypto_ml.predict", kwargs={"coin": "dogecoinz", "horizon": 3}, queue="predict").id:
-            "unknown coin 'dogecoinz'",
-        send("crypto_ml.predict", kwargs={"coin": "bitcoin", "colour": "red"}, queue="predict").id:
-            "unknown field(s) colour",
+        send(
+            "crypto_ml.predict", kwargs={"coin": "bitcoin", "horizon": "ten"}, queue="predict"
+        ).id: "coin 'bitcoin': horizon must be a positive int",
+        send(
+            "crypto_ml.predict", kwargs={"coin": "dogecoinz", "horizon": 3}, queue="predict"
+        ).id: "unknown coin 'dogecoinz'",
+        send(
+            "crypto_ml.predict", kwargs={"coin": "bitcoin", "colour": "red"}, queue="predict"
+        ).id: "unknown field(s) colour",
         send("crypto_ml.predict", args=["bitcoin"], queue="predict").id: "keyword arguments only",
-        send("crypto_ml.predict", kwargs={"coin": "bitcoin", "as_of": "2013-04-29", "model": "ar"},
-             queue="predict").id: "coin 'bitcoin': only 2 closes up to 2013-04-29",
+        send(
+            "crypto_ml.predict",
+            kwargs={"coin": "bitcoin", "as_of": "2013-04-29", "model": "ar"},
+            queue="predict",
+        ).id: "coin 'bitcoin': only 2 closes up to 2013-04-29",
     }
     send("crypto_ml.no_such_task", kwargs={}, queue="predict")
     train_id = submit_train(coin="bitcoin", as_of=AS_OF, model="linear", app=app)  # no train consumer
@@ -140,12 +173,19 @@ def test_lstm_in_prefork_children(embedded_broker, start_worker, engine_env):
     from crypto_ml.engine.client import submit_predict, wait
 
     worker = start_worker(embedded_broker, concurrency=2)
-    ids = [submit_predict(coin=c, as_of=AS_OF, model="lstm", horizon=3, params={"epochs": 1}, app=worker.app)
-           for c in ("bitcoin", "ethereum")]
+    ids = [
+        submit_predict(coin=c, as_of=AS_OF, model="lstm", horizon=3, params={"epochs": 1}, app=worker.app)
+        for c in ("bitcoin", "ethereum")
+    ]
     results = [wait(i, timeout=120, app=worker.app) for i in ids]
     assert all(len(r["values"]) == 3 and r["pid"] != worker.proc.pid for r in results)
-    warm = wait(submit_predict(coin="bitcoin", as_of=AS_OF, model="lstm", horizon=3, params={"epochs": 1},
-                               app=worker.app), timeout=120, app=worker.app)
+    warm = wait(
+        submit_predict(
+            coin="bitcoin", as_of=AS_OF, model="lstm", horizon=3, params={"epochs": 1}, app=worker.app
+        ),
+        timeout=120,
+        app=worker.app,
+    )
     first = results[0]
     if warm["pid"] == first["pid"]:
         assert warm["cached"] and warm["values"] == pytest.approx(first["values"])
@@ -170,11 +210,15 @@ def test_transient_database_error_is_retried_until_it_succeeds(embedded_broker, 
 
     folder = tmp_path / "not-yet"
     url = f"sqlite:///{folder / 'crypto_ml.db'}"
-    worker = start_worker(embedded_broker, concurrency=1, env={
-        "CRYPTO_ML_DATABASE_URL": url,
-        "CRYPTO_ML_ENGINE_MAX_RETRIES": "8",
-        "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": "2",
-    })
+    worker = start_worker(
+        embedded_broker,
+        concurrency=1,
+        env={
+            "CRYPTO_ML_DATABASE_URL": url,
+            "CRYPTO_ML_ENGINE_MAX_RETRIES": "8",
+            "CRYPTO_ML_ENGINE_RETRY_BACKOFF_MAX": "2",
+        },
+    )
     task_id = submit_predict(coin="bitcoin", as_of=AS_OF, model="naive", horizon=2, app=worker.app)
     _wait_state(worker, task_id, {"RETRY"})
     assert "OperationalError" in worker.log() and "Retry in" in worker.log()
@@ -185,8 +229,9 @@ def test_transient_database_error_is_retried_until_it_succeeds(embedded_broker, 
     assert count_rows("model_versions", url) == 0 and count_rows("predictions", url) == 0
 
 
-def test_a_submit_that_may_not_defer_waits_for_the_result_on_the_worker(embedded_broker, start_worker,
-                                                                        monkeypatch):
+def test_a_submit_that_may_not_defer_waits_for_the_result_on_the_worker(
+    embedded_broker, start_worker, monkeypatch
+):
     """deferrable=False (a deployment without a triggerer): wait_for_completion polls the engine from
     the Airflow worker; the result is the task's, an engine failure fails the task (no retry helps)."""
     from types import SimpleNamespace
@@ -200,9 +245,18 @@ def test_a_submit_that_may_not_defer_waits_for_the_result_on_the_worker(embedded
     monkeypatch.setenv("CRYPTO_ML_RESULT_BACKEND", embedded_broker.result_backend)
 
     def run(coin):
-        op = EngineSubmitOperator(task_id="submit", coin=coin, as_of=AS_OF, model="naive", horizon=2,
-                                  wait_for_completion=True, deferrable=False, start_from_trigger=True,
-                                  poll_interval=0.5, timeout=60)
+        op = EngineSubmitOperator(
+            task_id="submit",
+            coin=coin,
+            as_of=AS_OF,
+            model="naive",
+            horizon=2,
+            wait_for_completion=True,
+            deferrable=False,
+            start_from_trigger=True,
+            poll_interval=0.5,
+            timeout=60,
+        )
         assert not op.start_from_trigger  # sending from the triggerer needs deferrable
         ti = SimpleNamespace(dag_id="d", run_id=coin, task_id="submit", map_index=-1, try_number=1)
         return op.execute({"ti": ti, "dag_run": None})

@@ -57,8 +57,10 @@ def test_a_window_with_too_few_closes_is_skipped_as_in_process():
     from crypto_ml.evaluation.units import BacktestSpec
 
     window = {"start": "2017-09-01", "end": "2017-09-20", "folds": 30}
-    _assert_same(run_backtest_distributed(BacktestSpec(["bitcoin"], ["naive"], **window), where="local"),
-                 run_backtest(["bitcoin"], ["naive"], **window))
+    _assert_same(
+        run_backtest_distributed(BacktestSpec(["bitcoin"], ["naive"], **window), where="local"),
+        run_backtest(["bitcoin"], ["naive"], **window),
+    )
 
 
 def test_unit_task_ids_are_deterministic_and_name_the_data():
@@ -86,8 +88,8 @@ def test_bad_arguments_fail_in_the_caller():
 
 def test_the_heavy_queue_is_routed():
     from crypto_ml.engine.app import make_app
-    from crypto_ml.settings.engine import HEAVY_QUEUE, EngineConfig
     from crypto_ml.engine.heavy import BACKTEST_TASK
+    from crypto_ml.settings.engine import HEAVY_QUEUE, EngineConfig
 
     app = make_app(EngineConfig(broker_url="memory://", result_backend="cache+memory://"))
     assert HEAVY_QUEUE in {q.name for q in app.conf.task_queues}
@@ -114,8 +116,9 @@ def _done(app, ids) -> set[str]:
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
-def test_a_run_interrupted_by_a_killed_worker_finishes_with_only_what_is_missing(broker, start_worker,
-                                                                                  in_process):
+def test_a_run_interrupted_by_a_killed_worker_finishes_with_only_what_is_missing(
+    broker, start_worker, in_process
+):
     """kill -9 the worker half-way: the same call on a new worker reuses every unit done (kept in
     the result backend under the unit's id), computes each missing one once, and gives the
     in-process result."""
@@ -176,8 +179,12 @@ def test_a_worker_sets_tensorflow_threads_from_its_concurrency(broker, start_wor
 
     def threads(worker, n: int) -> list[str]:  # each pool child logs its setting when ready
         deadline = time.monotonic() + 30
-        while len(found := re.findall(r"pool process \d+ ready \(preload=\w+, tf_threads=(\w+)\)",
-                                      worker.log())) < n:
+        while (
+            len(
+                found := re.findall(r"pool process \d+ ready \(preload=\w+, tf_threads=(\w+)\)", worker.log())
+            )
+            < n
+        ):
             assert time.monotonic() < deadline, worker.log()[-3000:]
             time.sleep(0.2)
         return found
@@ -189,15 +196,26 @@ def test_a_worker_sets_tensorflow_threads_from_its_concurrency(broker, start_wor
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
-def test_the_backtest_command_on_the_engine_writes_what_it_writes_in_process(broker, start_worker, tmp_path,
-                                                                             monkeypatch, capsys):
+def test_the_backtest_command_on_the_engine_writes_what_it_writes_in_process(
+    broker, start_worker, tmp_path, monkeypatch, capsys
+):
     from crypto_ml.cli import main
 
     worker = start_worker(broker, queues="heavy", concurrency=1)
     for name in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND", "CRYPTO_ML_ENGINE_KEY_PREFIX"):
         monkeypatch.setenv(name, worker.env[name])
-    argv = ["backtest", "--coins", "bitcoin,ethereum", "--models", "naive,ar", "--period", "60",
-            "--folds", "3", "--no-progress"]
+    argv = [
+        "backtest",
+        "--coins",
+        "bitcoin,ethereum",
+        "--models",
+        "naive,ar",
+        "--period",
+        "60",
+        "--folds",
+        "3",
+        "--no-progress",
+    ]
     assert main([*argv, "--out", str(tmp_path / "here")]) == 0
     assert main([*argv, "--out", str(tmp_path / "engine"), "--on", "engine"]) == 0
     assert "--on engine" in capsys.readouterr().out

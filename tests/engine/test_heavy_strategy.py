@@ -68,29 +68,43 @@ def test_on_engine_workers_gives_the_in_process_report(broker, start_worker, in_
     from crypto_ml.engine.heavy import run_strategy_distributed
 
     workers = [start_worker(broker, queues="heavy", concurrency=1) for _ in range(2)]
-    report = run_strategy_distributed(COINS, MODELS, where="engine", app=workers[0].app, timeout=240,
-                                      **SETTINGS)
+    report = run_strategy_distributed(
+        COINS, MODELS, where="engine", app=workers[0].app, timeout=240, **SETTINGS
+    )
     assert_same_report(report, in_process)
     pattern = r"forecast \d+/9 \S+ \S+: \d+ days"
     logs = [w.log() for w in workers]
     assert sum(len(re.findall(pattern, text)) for text in logs) == len(COINS) * len(MODELS)  # each once
     assert all(re.search(pattern, text) for text in logs)  # both took part
-    again = run_strategy_distributed(COINS, MODELS, where="engine", app=workers[0].app, timeout=60,
-                                     **SETTINGS)
+    again = run_strategy_distributed(
+        COINS, MODELS, where="engine", app=workers[0].app, timeout=60, **SETTINGS
+    )
     assert_same_report(again, in_process)
     assert sum(len(re.findall(pattern, w.log())) for w in workers) == len(COINS) * len(MODELS)
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
-def test_the_strategy_command_on_the_engine_writes_what_it_writes_in_process(broker, start_worker, tmp_path,
-                                                                             monkeypatch, capsys):
+def test_the_strategy_command_on_the_engine_writes_what_it_writes_in_process(
+    broker, start_worker, tmp_path, monkeypatch, capsys
+):
     from crypto_ml.cli import main
 
     worker = start_worker(broker, queues="heavy", concurrency=1)
     for name in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND", "CRYPTO_ML_ENGINE_KEY_PREFIX"):
         monkeypatch.setenv(name, worker.env[name])
-    argv = ["backtest", "--strategy", "--coins", "bitcoin,ethereum", "--models", "naive,drift", "--period", "30",
-            "--end", "2017-09-15", "--no-progress"]
+    argv = [
+        "backtest",
+        "--strategy",
+        "--coins",
+        "bitcoin,ethereum",
+        "--models",
+        "naive,drift",
+        "--period",
+        "30",
+        "--end",
+        "2017-09-15",
+        "--no-progress",
+    ]
     assert main([*argv, "--out", str(tmp_path / "here")]) == 0
     assert main([*argv, "--out", str(tmp_path / "engine"), "--on", "engine"]) == 0
     assert "--on engine" in capsys.readouterr().out
@@ -103,8 +117,8 @@ def test_the_strategy_command_on_the_engine_writes_what_it_writes_in_process(bro
 
 def test_the_forecast_task_is_routed_to_the_heavy_queue():
     from crypto_ml.engine.app import make_app
-    from crypto_ml.settings.engine import HEAVY_QUEUE, EngineConfig
     from crypto_ml.engine.heavy import FORECAST_TASK
+    from crypto_ml.settings.engine import HEAVY_QUEUE, EngineConfig
 
     app = make_app(EngineConfig(broker_url="memory://", result_backend="cache+memory://"))
     app.loader.import_default_modules()  # what a worker imports at start (the app's include)

@@ -32,7 +32,8 @@ def test_training_units_are_the_engine_requests_checked_in_the_caller():
     from crypto_ml.engine.protocol import EngineInputError
 
     assert training_units(["bitcoin"], "ar", AS_OF, params={"lags": 3}) == [
-        {"coin": "bitcoin", "as_of": AS_OF, "model": "ar", "params": {"lags": 3}}]
+        {"coin": "bitcoin", "as_of": AS_OF, "model": "ar", "params": {"lags": 3}}
+    ]
     with pytest.raises(EngineInputError, match="model"):
         training_units(["bitcoin"], "no-such-model", AS_OF)
 

@@ -14,8 +14,12 @@ def _send_trains(app, n: int) -> None:
     from crypto_ml.engine.protocol import TRAIN_TASK
 
     for i in range(n):
-        app.send_task(TRAIN_TASK, kwargs={"coin": "bitcoin", "as_of": f"2017-06-{i + 1:02d}", "model": "naive"},
-                      queue="train", routing_key="train")
+        app.send_task(
+            TRAIN_TASK,
+            kwargs={"coin": "bitcoin", "as_of": f"2017-06-{i + 1:02d}", "model": "naive"},
+            queue="train",
+            routing_key="train",
+        )
 
 
 @pytest.mark.parametrize("broker", ["embedded", "redis"], indirect=True)
@@ -34,7 +38,9 @@ def test_the_overview_counts_the_waiting_messages_and_names_the_consumers(broker
     assert rows["predict"]["workers"] == [worker.node] and rows["heavy"]["workers"] == [worker.node]
     assert rows["predict"]["messages"] == 0 and rows["heavy"]["messages"] == 0
     text = format_overview(overview)
-    assert "train           3  none: no worker answered" in text and f"heavy           0  {worker.node}" in text
+    assert (
+        "train           3  none: no worker answered" in text and f"heavy           0  {worker.node}" in text
+    )
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)

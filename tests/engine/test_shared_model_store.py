@@ -12,8 +12,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:D
 AS_OF = "2017-06-30"
 
 
-@pytest.fixture(params=["database-sqlite", pytest.param("database-postgres", marks=pytest.mark.postgres),
-                        "object-storage"])
+@pytest.fixture(
+    params=[
+        "database-sqlite",
+        pytest.param("database-postgres", marks=pytest.mark.postgres),
+        "object-storage",
+    ]
+)
 def shared_store(request, tmp_path, engine_env):
     """(model store URL, project database URL) for both workers."""
     from crypto_ml.storage import migrate
@@ -28,24 +33,33 @@ def shared_store(request, tmp_path, engine_env):
     return (tmp_path / "bucket").as_uri(), db
 
 
-def test_a_version_trained_on_one_host_is_served_by_another(embedded_broker, start_worker, tmp_path,
-                                                             shared_store):
+def test_a_version_trained_on_one_host_is_served_by_another(
+    embedded_broker, start_worker, tmp_path, shared_store
+):
     from crypto_ml.engine.client import submit_predict, submit_train, wait
     from crypto_ml.storage.model_store import ModelStore
 
     location, db = shared_store
     homes = {name: tmp_path / f"host-{name}" for name in ("a", "b")}
     common = {"CRYPTO_ML_MODEL_STORE_URL": location, "CRYPTO_ML_DATABASE_URL": db}
-    trainer = start_worker(embedded_broker, queues="train", concurrency=1,
-                           env={**common, "CRYPTO_ML_HOME": str(homes["a"])})
-    server = start_worker(embedded_broker, queues="predict", concurrency=1,
-                          env={**common, "CRYPTO_ML_HOME": str(homes["b"])})
+    trainer = start_worker(
+        embedded_broker, queues="train", concurrency=1, env={**common, "CRYPTO_ML_HOME": str(homes["a"])}
+    )
+    server = start_worker(
+        embedded_broker, queues="predict", concurrency=1, env={**common, "CRYPTO_ML_HOME": str(homes["b"])}
+    )
 
-    trained = wait(submit_train(coin="bitcoin", as_of=AS_OF, model="linear", app=trainer.app),
-                   timeout=120, app=trainer.app)
+    trained = wait(
+        submit_train(coin="bitcoin", as_of=AS_OF, model="linear", app=trainer.app),
+        timeout=120,
+        app=trainer.app,
+    )
     assert trained["saved"] and trained["version"] == 1 and trained["hostname"] == trainer.node
-    served = wait(submit_predict(coin="bitcoin", as_of=AS_OF, model="linear", horizon=5, app=server.app),
-                  timeout=120, app=server.app)
+    served = wait(
+        submit_predict(coin="bitcoin", as_of=AS_OF, model="linear", horizon=5, app=server.app),
+        timeout=120,
+        app=server.app,
+    )
     assert served["hostname"] == server.node and served["version"] == trained["version"]
     assert not served["cached"]  # not warm there: loaded from the shared store
 

@@ -9,12 +9,16 @@ import uuid
 from crypto_ml.cli import main
 
 
-def test_a_sent_task_is_sent_then_done_and_an_unknown_id_is_unknown(embedded_broker, start_worker, engine_env,
-                                                                      monkeypatch, capsys):
+def test_a_sent_task_is_sent_then_done_and_an_unknown_id_is_unknown(
+    embedded_broker, start_worker, engine_env, monkeypatch, capsys
+):
     from crypto_ml.engine.client import SENT, get_state, sender_app, submit_predict, wait
 
-    for name, value in {**engine_env, "CRYPTO_ML_BROKER_URL": embedded_broker.broker_url,
-                        "CRYPTO_ML_RESULT_BACKEND": embedded_broker.result_backend}.items():
+    for name, value in {
+        **engine_env,
+        "CRYPTO_ML_BROKER_URL": embedded_broker.broker_url,
+        "CRYPTO_ML_RESULT_BACKEND": embedded_broker.result_backend,
+    }.items():
         monkeypatch.setenv(name, value)
     app = sender_app()  # the environment's engine, as the CLI's
     task_id = submit_predict(coin="bitcoin", as_of="2017-06-01", model="naive", horizon=3, app=app)
@@ -22,8 +26,9 @@ def test_a_sent_task_is_sent_then_done_and_an_unknown_id_is_unknown(embedded_bro
     start_worker(embedded_broker, queues="predict", concurrency=1)
     assert wait(task_id, timeout=120, app=app)["coin"] == "bitcoin"
     assert get_state(task_id, app=app)[0] == "SUCCESS"
-    again = submit_predict(coin="bitcoin", as_of="2017-06-01", model="naive", horizon=3, task_id=task_id,
-                           app=app)  # a re-send of a known id does not reset its state to SENT
+    again = submit_predict(
+        coin="bitcoin", as_of="2017-06-01", model="naive", horizon=3, task_id=task_id, app=app
+    )  # a re-send of a known id does not reset its state to SENT
     assert again == task_id and get_state(task_id, app=app)[0] in ("SUCCESS", "STARTED")
 
     unknown = str(uuid.uuid4())

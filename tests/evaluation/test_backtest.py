@@ -113,8 +113,10 @@ def test_run_backtest_on_real_coins_reports_the_short_one():
 def test_aggregate_is_like_for_like_by_default():
     rows = [("a", "naive", 2.0), ("b", "naive", 10.0), ("a", "lstm", 1.0)]  # lstm skipped coin b
     folds = pd.DataFrame(
-        [{"coin": c, "model": m, "fold": 0, "mae": v, "rmse": v, "mape": v, "mase": v, "direction": 0.5}
-         for c, m, v in rows]
+        [
+            {"coin": c, "model": m, "fold": 0, "mae": v, "rmse": v, "mape": v, "mase": v, "direction": 0.5}
+            for c, m, v in rows
+        ]
     )
     res = BacktestResult(folds=folds)
     agg = res.aggregate().set_index("model")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto_ml.evaluation import BacktestResult, backtest_series, format_report, interval_score
 from crypto_ml.cli import main
+from crypto_ml.evaluation import BacktestResult, backtest_series, format_report, interval_score
 
 
 def test_coverage_on_random_walks_of_known_distribution():
@@ -40,14 +40,38 @@ def test_interval_score_by_hand():
 
 def test_cli_reports_coverage(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
-    assert main(["backtest", "--coins", "bitcoin,ethereum", "--models", "naive,drift", "--period", "60",
-                 "--folds", "3", "--horizon", "5", "--levels", "50,90", "--out", str(tmp_path),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                "--coins",
+                "bitcoin,ethereum",
+                "--models",
+                "naive,drift",
+                "--period",
+                "60",
+                "--folds",
+                "3",
+                "--horizon",
+                "5",
+                "--levels",
+                "50,90",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert ("| model | level | n_coins | n | coverage | mean_width_pct | median_width_pct | interval_score_pct "
-            "| miss_below | miss_above |") in out
+    assert (
+        "| model | level | n_coins | n | coverage | mean_width_pct | median_width_pct | interval_score_pct "
+        "| miss_below | miss_above |"
+    ) in out
     assert "| naive | 50 | 2 | 30 |" in out and "| drift | 90 | 2 | 30 |" in out
     with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
         main(["backtest", "--levels", "120", "--no-progress"])
     assert exc.value.code == 2
-    assert "interval level must be a percentage strictly between 0 and 100, got 120" in capsys.readouterr().err
+    assert (
+        "interval level must be a percentage strictly between 0 and 100, got 120" in capsys.readouterr().err
+    )

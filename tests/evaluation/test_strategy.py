@@ -51,7 +51,7 @@ def test_nothing_before_the_jump_day_knows_about_the_jump():
     # ... and the jump is seen on its own day (the test would not notice a leak if it never was).
     on_a = a.forecasts[a.forecasts["date"] == cut]
     on_b = b.forecasts[b.forecasts["date"] == cut]
-    assert (on_b["last_close"].to_numpy() == pytest.approx(3 * on_a["last_close"].to_numpy()))
+    assert on_b["last_close"].to_numpy() == pytest.approx(3 * on_a["last_close"].to_numpy())
 
 
 def test_forecast_days_refits_on_schedule_and_fits_only_the_past():
@@ -71,8 +71,9 @@ def test_forecast_days_refits_on_schedule_and_fits_only_the_past():
 def test_accounting_follows_the_paper_ledger_fees_and_slippage():
     y = trending(3)
     rules = {"shipped": TradingRules()}
-    r = run_strategy(series={"up": (y, DATES)}, models=["drift"], rules=rules, days=100,
-                     fee_bps=10, slippage_bps=5)
+    r = run_strategy(
+        series={"up": (y, DATES)}, models=["drift"], rules=rules, days=100, fee_bps=10, slippage_bps=5
+    )
     orders = r.orders
     assert len(orders) >= 1 and set(orders["status"]) == {"filled"}
     first = orders.iloc[0]
@@ -125,7 +126,9 @@ def test_metrics_on_known_curves():
 def test_bad_input_names_coin_row_and_problem():
     y = trending(4)
     y[17] = float("nan")
-    with pytest.raises(ValueError, match=r"coin 'broken': row 17 \(2020-01-18\): close nan is not a finite price"):
+    with pytest.raises(
+        ValueError, match=r"coin 'broken': row 17 \(2020-01-18\): close nan is not a finite price"
+    ):
         run_strategy(series={"broken": (y, DATES)}, models=["naive"], days=30)
     with pytest.raises(ValueError, match=r"coin 'x': row 2 \(2020-01-02\): dates must increase"):
         check_series("x", [1.0, 2.0, 3.0], [DATES[0], DATES[2], DATES[1]])
@@ -145,9 +148,25 @@ def test_report_files(tmp_path):
 
 def test_cli_strategy_on_bundled_coins(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
-    code = main(["backtest", "--strategy", "--coins", "bitcoin,ethereum", "--models", "naive,drift",
-                 "--period", "30", "--rules", "shipped,interval80", "--out", str(tmp_path),
-                 "--report", str(tmp_path / "s.md"), "--no-progress"])
+    code = main(
+        [
+            "backtest",
+            "--strategy",
+            "--coins",
+            "bitcoin,ethereum",
+            "--models",
+            "naive,drift",
+            "--period",
+            "30",
+            "--rules",
+            "shipped,interval80",
+            "--out",
+            str(tmp_path),
+            "--report",
+            str(tmp_path / "s.md"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "Command: crypto-ml backtest --strategy" in out and "2017-08-24 .. 2017-09-22" in out

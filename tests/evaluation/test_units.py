@@ -32,10 +32,28 @@ def coins() -> dict:
 @pytest.mark.parametrize("coin", ["bitcoin", "aidos-kuneen"])
 def test_backtest_unit_round_trips_to_the_local_result(coins, coin, model):
     closes, dates, closes_json, dates_json = coins[coin]
-    answer = _over_json(backtest_unit(coin, model, closes_json, dates_json, period=60, folds=3, horizon=7,
-                                      params={"lags": 3} if model == "ar" else None))
-    local = backtest_series(model, closes, dates, coin=coin, period=60, folds=3, horizon=7,
-                            params={"lags": 3} if model == "ar" else None)
+    answer = _over_json(
+        backtest_unit(
+            coin,
+            model,
+            closes_json,
+            dates_json,
+            period=60,
+            folds=3,
+            horizon=7,
+            params={"lags": 3} if model == "ar" else None,
+        )
+    )
+    local = backtest_series(
+        model,
+        closes,
+        dates,
+        coin=coin,
+        period=60,
+        folds=3,
+        horizon=7,
+        params={"lags": 3} if model == "ar" else None,
+    )
     back = backtest_from_json(answer)
     for name in ("folds", "skipped", "forecasts"):
         pd.testing.assert_frame_equal(getattr(back, name), getattr(local, name), check_exact=True)
@@ -44,8 +62,9 @@ def test_backtest_unit_round_trips_to_the_local_result(coins, coin, model):
 
 
 def test_joined_units_give_the_coverage_of_the_local_run(coins):
-    answers = [_over_json(backtest_unit(c, "naive", coins[c][2], coins[c][3], period=90, folds=3))
-               for c in coins]
+    answers = [
+        _over_json(backtest_unit(c, "naive", coins[c][2], coins[c][3], period=90, folds=3)) for c in coins
+    ]
     joined = BacktestResult.concat(backtest_from_json(a) for a in answers)
     local = BacktestResult.concat(
         backtest_series("naive", coins[c][0], coins[c][1], coin=c, period=90, folds=3) for c in coins

@@ -24,8 +24,10 @@ def test_adaptive_levels_pushed_to_the_extremes_keep_the_bands_apart():
     wild = [0.3 * ((-1) ** i) * (1 + i / 40) for i in range(40)]
     model.interval_residuals_ = [calm + wild for _ in model.interval_residuals_]
     model._aci_cache = None
-    assert aci_level(model.interval_residuals_[0], 80, 0.02, 1) > 99 and aci_level(
-        model.interval_residuals_[0], 95, 0.02, 1) > 99
+    assert (
+        aci_level(model.interval_residuals_[0], 80, 0.02, 1) > 99
+        and aci_level(model.interval_residuals_[0], 95, 0.02, 1) > 99
+    )
     bands = model.predict_interval(10, (80, 95))
     (lo80, hi80), (lo95, hi95) = bands[80], bands[95]
     assert np.all(hi95 > hi80) and np.all(lo95 < lo80)
@@ -41,7 +43,9 @@ def test_tied_residuals_give_no_interval_and_say_why():
     model = _fitted()
     model.interval_residuals_ = [[0.01] * 60 for _ in model.interval_residuals_]
     model._aci_cache = None
-    with pytest.raises(ValueError, match=r"the 95 % and 80 % bands coincide at step 1 \(tied calibration residuals\)"):
+    with pytest.raises(
+        ValueError, match=r"the 95 % and 80 % bands coincide at step 1 \(tied calibration residuals\)"
+    ):
         model.predict_interval(5, (80, 95))
     out = model.predict_with_intervals(5, (80, 95))
     assert out["intervals"] is None and "bands coincide" in out["interval_reason"]
@@ -55,4 +59,3 @@ def test_too_short_a_calibration_sample_gives_no_interval_and_says_why():
     assert short.min_calibration_points() >= MIN_CALIBRATION
     ok = _fitted().predict_with_intervals(5)
     assert ok["interval_reason"] is None and set(ok["intervals"]) == {"80", "95"}
-

@@ -182,8 +182,13 @@ def test_aci_level_rises_when_recent_errors_outgrow_old_ones_and_stays_put_other
     assert aci_level(calming, 80, 0.005, step=1) < 75
 
 
-@pytest.mark.parametrize("settings", [{"interval_vol_ewm": None, "interval_aci_gamma": 0.005},
-                                      {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.02}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"interval_vol_ewm": None, "interval_aci_gamma": 0.005},
+        {"interval_vol_ewm": 0.94, "interval_aci_gamma": 0.02},
+    ],
+)
 def test_adaptive_intervals_still_cover_a_stationary_random_walk(settings):
     series = random_walks(120, 260, seed=31)
     plain, _ = coverage_of("naive", series, 10, 80, interval_vol_ewm=None, interval_aci_gamma=None)

@@ -53,14 +53,16 @@ def test_a_stored_model_is_reused_only_for_the_same_data(loader, store):
     later = CryptoManager(loader=loader, model="linear", store=store, as_of="2017-07-31")
     later.predict("bitcoin")
     assert later.models_used["bitcoin"] == {"version": 2, "reused": False}
-    other_params = CryptoManager(loader=loader, model="linear", store=store, as_of="2017-07-31",
-                                 params={"window": 30})
+    other_params = CryptoManager(
+        loader=loader, model="linear", store=store, as_of="2017-07-31", params={"window": 30}
+    )
     b = other_params.predict("bitcoin")
     assert other_params.models_used["bitcoin"]["reused"] is False
     closes, _ = loader.get_prices("bitcoin", as_of="2017-07-31")
     np.testing.assert_allclose(b, LinearTrendForecaster(window=30).fit(closes).predict(10))
     assert store.load("bitcoin", "linear", as_of="2017-06-30").n_obs_ == len(
-        loader.get_prices("bitcoin", as_of="2017-06-30")[0])
+        loader.get_prices("bitcoin", as_of="2017-06-30")[0]
+    )
 
 
 def test_print_predictions_is_talk_style(loader):

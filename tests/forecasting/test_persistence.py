@@ -44,8 +44,12 @@ def test_a_model_saved_before_the_interval_settings_were_params_loads_and_foreca
 
 def test_a_model_saved_now_keeps_its_interval_settings(tmp_path):
     y = _ethereum()
-    settings = {"calibration_steps": 12, "interval_vol_ewm": None, "interval_aci_gamma": None,
-                "interval_half_life": 30.0}
+    settings = {
+        "calibration_steps": 12,
+        "interval_vol_ewm": None,
+        "interval_aci_gamma": None,
+        "interval_half_life": 30.0,
+    }
     model = NaiveForecaster(**settings).fit(y)
     saved = json.loads((model.save(tmp_path / "naive") / "forecaster.json").read_text())
     assert {k: saved["params"][k] for k in settings} == settings

@@ -18,7 +18,9 @@ def closes():
 def test_update_keeps_parameters_and_moves_the_start(name, closes):
     old, new = closes[:-30], closes
     fitted = make_forecaster(name).fit(old)
-    params = {k: v for k, v in fitted.to_dict()["state"].items() if k.endswith(("coef_", "slope_", "intercept_"))}
+    params = {
+        k: v for k, v in fitted.to_dict()["state"].items() if k.endswith(("coef_", "slope_", "intercept_"))
+    }
     updated = make_forecaster(name).fit(old).update(new)
     assert {k: v for k, v in updated.to_dict()["state"].items() if k in params} == params  # not refitted
     assert updated.last_value_ == new[-1] and updated.n_obs_ == len(new)

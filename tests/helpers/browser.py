@@ -376,7 +376,8 @@ def wait_for_images(driver: WebDriver, timeout: float = TIMEOUT) -> None:
     """Wait until every image of the page is loaded (the lazy ones in the window)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not driver.execute_script(
-            "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"):
+        "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+    ):
         time.sleep(0.2)
 
 

@@ -27,8 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS = ROOT / "tests" / "deploy" / "standins"
 #: Debian packages of the stand-in base: what the three stand-ins need between them.
-BASE_PACKAGES = ("ca-certificates", "netbase", "python3", "python3-venv", "curl", "dumb-init",
-                 "postgresql-15", "postgresql-client-15", "redis-server", "redis-tools")
+BASE_PACKAGES = (
+    "ca-certificates",
+    "netbase",
+    "python3",
+    "python3-venv",
+    "curl",
+    "dumb-init",
+    "postgresql-15",
+    "postgresql-client-15",
+    "redis-server",
+    "redis-tools",
+)
 #: The host's CA bundle: TLS to PyPI is intercepted on this machine, so builds need it inside.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LABEL = "org.crypto-ml.test"
@@ -38,19 +48,31 @@ class DockerUnavailable(RuntimeError):
     """No Docker engine, no Compose v2 or no way to make the base images (the message says which)."""
 
 
-def run(cmd: list[str], *, timeout: float = 600, env: dict | None = None, check: bool = True,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 600,
+    env: dict | None = None,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
 def _answers() -> bool:
     if shutil.which("docker") is None:
         return False
-    return subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                          timeout=30).returncode == 0
+    return (
+        subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30
+        ).returncode
+        == 0
+    )
 
 
 class DockerEngine:
@@ -61,11 +83,13 @@ class DockerEngine:
         self.log: Path | None = None
         self.install_seconds = 0.0
 
-    def ensure(self) -> "DockerEngine":
+    def ensure(self) -> DockerEngine:
         if _answers():
             return self
         started = time.monotonic()
-        deps = subprocess.run(["bash", str(ROOT / "scripts" / "docker-deps.sh")], capture_output=True, text=True)
+        deps = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "docker-deps.sh")], capture_output=True, text=True
+        )
         self.install_seconds = time.monotonic() - started
         if deps.returncode != 0 or shutil.which("dockerd") is None:
             raise DockerUnavailable(f"no Docker engine: {deps.stdout.strip()} {deps.stderr.strip()}".strip())
@@ -73,8 +97,12 @@ class DockerEngine:
             return self
         self.log = Path(tempfile.mkstemp(prefix="crypto-ml-dockerd.", suffix=".log")[1])
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen(["dockerd", "--host", "unix:///var/run/docker.sock"],
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                ["dockerd", "--host", "unix:///var/run/docker.sock"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 90
         while not _answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -132,12 +160,23 @@ def build_standins(say=print) -> dict[str, str]:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="crypto-ml-standin.") as tmp:
             tar = Path(tmp) / "base.tar"
-            hooks = ['--customize-hook=chroot "$1" apt-get clean',
-                     '--customize-hook=rm -rf "$1"/var/lib/apt/lists/*']
+            hooks = [
+                '--customize-hook=chroot "$1" apt-get clean',
+                '--customize-hook=rm -rf "$1"/var/lib/apt/lists/*',
+            ]
             if ca:
                 hooks.insert(0, f"--customize-hook=copy-in {HOST_CA_BUNDLE} /etc/ssl/certs/")
-            run(["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", *hooks,
-                 "bookworm", str(tar)], timeout=900)
+            run(
+                [
+                    "mmdebstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_PACKAGES)}",
+                    *hooks,
+                    "bookworm",
+                    str(tar),
+                ],
+                timeout=900,
+            )
             run(["docker", "import", "--change", f"LABEL {LABEL}=standin", str(tar), base], timeout=300)
         say(f"[docker] stand-in base {base} made from Debian packages in {time.monotonic() - started:.0f} s")
     tags = {}
@@ -151,8 +190,21 @@ def build_standins(say=print) -> dict[str, str]:
             with tempfile.NamedTemporaryFile("w", suffix=".Dockerfile", delete=False) as f:
                 f.write(text)
             try:
-                run(["docker", "build", "-q", "--label", f"{LABEL}=standin", "-f", f.name, "-t", tag, str(STANDINS)],
-                    env={**os.environ, "DOCKER_BUILDKIT": "0"})
+                run(
+                    [
+                        "docker",
+                        "build",
+                        "-q",
+                        "--label",
+                        f"{LABEL}=standin",
+                        "-f",
+                        f.name,
+                        "-t",
+                        tag,
+                        str(STANDINS),
+                    ],
+                    env={**os.environ, "DOCKER_BUILDKIT": "0"},
+                )
             finally:
                 os.unlink(f.name)
         tags[name] = tag
@@ -165,9 +217,23 @@ def build_project_image(tag: str, airflow_base: str) -> float:
     The build reaches PyPI through the host's network (``--network host``, the only way out here);
     Docker's layer cache makes a rebuild with the same requirements.txt take seconds."""
     started = time.monotonic()
-    run(["docker", "build", "--network", "host", "--build-arg", f"AIRFLOW_IMAGE={airflow_base}",
-         "--label", f"{LABEL}=project", "-t", tag, str(ROOT)],
-        env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=1800)
+    run(
+        [
+            "docker",
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"AIRFLOW_IMAGE={airflow_base}",
+            "--label",
+            f"{LABEL}=project",
+            "-t",
+            tag,
+            str(ROOT),
+        ],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        timeout=1800,
+    )
     return time.monotonic() - started
 
 
@@ -197,8 +263,15 @@ class ComposeProject:
 
     def address(self, container: str) -> str:
         """The container's IP address on the project's network (reachable from this host only)."""
-        out = run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-                   container]).stdout.split()
+        out = run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                container,
+            ]
+        ).stdout.split()
         if not out:
             raise RuntimeError(f"{container} has no address")
         return out[0]
@@ -206,8 +279,12 @@ class ComposeProject:
     def leftovers(self) -> dict[str, list[str]]:
         """What Docker still holds of this project (containers, networks, volumes)."""
         label = f"label=com.docker.compose.project={self.name}"
-        return {kind: run(["docker", kind, "ls", "-q", "--filter", label] + (["-a"] if kind == "container" else [])
-                          ).stdout.split() for kind in ("container", "network", "volume")}
+        return {
+            kind: run(
+                ["docker", kind, "ls", "-q", "--filter", label] + (["-a"] if kind == "container" else [])
+            ).stdout.split()
+            for kind in ("container", "network", "volume")
+        }
 
     def down(self) -> None:
         self("down", "-v", "--remove-orphans", "--timeout", "30", check=False, timeout=300)

@@ -54,13 +54,31 @@ class OwnedRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--save", "", "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while not _port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise ServerUnavailable(f"redis-server on port {self.port} did not start; see {self.dir}/redis.log")
+                raise ServerUnavailable(
+                    f"redis-server on port {self.port} did not start; see {self.dir}/redis.log"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -92,11 +110,25 @@ class OwnedPostgres:
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError:
-                raise ServerUnavailable("running as root and there is no 'postgres' user to run PostgreSQL") from None
+                raise ServerUnavailable(
+                    "running as root and there is no 'postgres' user to run PostgreSQL"
+                ) from None
             os.chown(self.dir, user.pw_uid, user.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                   "--no-sync", "-E", "UTF8"])
+        self._run(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
 
     def _run(self, cmd: list[str]) -> None:
         done = subprocess.run(self._as + cmd, capture_output=True, text=True, timeout=120)
@@ -108,10 +140,25 @@ class OwnedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-                   "-c max_connections=300 -c fsync=off")
-        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "postgres.log"),
-                   "-o", options, "-w", "-t", "60", "start"])
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
+            "-c max_connections=300 -c fsync=off"
+        )
+        self._run(
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop -m fast`` (every connection is cut) or ``immediate`` (a crash)."""

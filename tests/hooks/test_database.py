@@ -10,8 +10,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from crypto_ml import storage
-from crypto_ml.pipeline.steps import steps as pipeline
 from crypto_ml.hooks.database import CryptoDatabaseHook
+from crypto_ml.pipeline import steps as pipeline
 from crypto_ml.storage.db import ENV_VAR
 
 

@@ -29,13 +29,18 @@ print("RESULT=" + json.dumps([m for m in meta.json() if m["connection_type"] == 
 
 def test_the_connection_form_offers_the_market_type(tmp_path):
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "airflow"), "db", "migrate"],
-                   env=env, check=True, capture_output=True)
-    out = subprocess.run([sys.executable, "-c", HOOK_META], env=env, capture_output=True, text=True,
-                         timeout=300)
+    subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", HOOK_META], env=env, capture_output=True, text=True, timeout=300
+    )
     line = [l for l in out.stdout.splitlines() if l.startswith("RESULT=")]
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
-    [meta] = json.loads(line[0][len("RESULT="):])
+    [meta] = json.loads(line[0][len("RESULT=") :])
     assert meta["hook_name"] == "Crypto-ML market"
     fields = meta["standard_fields"]
     assert fields["host"]["title"] == "Market (replay, csv, or a ccxt exchange id)"
@@ -50,11 +55,20 @@ def test_the_hook_reads_the_connection_and_tests_it_against_the_exchange(monkeyp
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert CryptoMarketHook().get_market().kind == "replay"  # no Connection: the default
     assert CryptoMarketHook().test_connection() == (
-        True, "replay of the bundled 2013-2017 history; no network needed")
+        True,
+        "replay of the bundled 2013-2017 history; no network needed",
+    )
     with FakeExchange([FakeMarket("BTC", first=dt.date(2026, 1, 1))]) as ex:
-        monkeypatch.setenv(ENV_VAR, json.dumps({
-            "conn_type": "crypto_ml_market", "host": "binance",
-            "extra": {"symbols": "BTC/USDT,XYZ/USDT", "api_url": ex.api_url}}))
+        monkeypatch.setenv(
+            ENV_VAR,
+            json.dumps(
+                {
+                    "conn_type": "crypto_ml_market",
+                    "host": "binance",
+                    "extra": {"symbols": "BTC/USDT,XYZ/USDT", "api_url": ex.api_url},
+                }
+            ),
+        )
         market = CryptoMarketHook().get_market()
         assert (market.exchange, market.symbols) == ("binance", ("BTC/USDT", "XYZ/USDT"))
         assert market.origin == ENV_VAR  # read from the variable's text, the CLI's and the parser's way

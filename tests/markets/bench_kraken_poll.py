@@ -24,7 +24,7 @@ from crypto_ml.testing.fake_kraken import FakeKraken, FakeMarket
 def names(n):
     out, k = [], 0
     while len(out) < n:
-        out.append("C" + "".join(chr(65 + (k // 26 ** i) % 26) for i in range(3)))
+        out.append("C" + "".join(chr(65 + (k // 26**i) % 26) for i in range(3)))
         k += 1
     return out
 
@@ -32,29 +32,51 @@ def names(n):
 def run(n: int) -> list[dict]:
     today = dt.date(2026, 11, 30)
     now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
-    markets = [FakeMarket(b, "USD", first=today - dt.timedelta(days=400), seed=i) for i, b in enumerate(names(n))]
+    markets = [
+        FakeMarket(b, "USD", first=today - dt.timedelta(days=400), seed=i) for i, b in enumerate(names(n))
+    ]
     symbols = ",".join(m.symbol for m in markets)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, FakeKraken(markets, today=today) as ex:
         url = f"sqlite:///{tmp}/db.sqlite"
-        os.environ["AIRFLOW_CONN_CRYPTO_ML_MARKET"] = f"crypto-ml-market://kraken?top=1000&quote=USD"
+        os.environ["AIRFLOW_CONN_CRYPTO_ML_MARKET"] = "crypto-ml-market://kraken?top=1000&quote=USD"
 
         def setting(extra=""):
-            return Market.from_env_value(f"crypto-ml-market://kraken?symbols={symbols}{extra}&api_url={ex.api_url}")
+            return Market.from_env_value(
+                f"crypto-ml-market://kraken?symbols={symbols}{extra}&api_url={ex.api_url}"
+            )
 
         started = time.perf_counter()
         first = poll(today - dt.timedelta(days=1), market=setting("&rate_limit_ms=0"), url=url, now=now)
-        rows.append({"n": n, "poll": "first (400 days each), limiter off", "requests": sum(ex.requests.values()),
-                     "seconds": time.perf_counter() - started, "inserted": first["inserted"]})
-        for label, extra in (("daily, ccxt limiter (1,000 ms)", ""), ("daily, limiter off", "&rate_limit_ms=0")):
+        rows.append(
+            {
+                "n": n,
+                "poll": "first (400 days each), limiter off",
+                "requests": sum(ex.requests.values()),
+                "seconds": time.perf_counter() - started,
+                "inserted": first["inserted"],
+            }
+        )
+        for label, extra in (
+            ("daily, ccxt limiter (1,000 ms)", ""),
+            ("daily, limiter off", "&rate_limit_ms=0"),
+        ):
             ex.today = ex.today + dt.timedelta(days=1)
             now += dt.timedelta(days=1)
             ex.reset_counts()
             started = time.perf_counter()
             out = poll(ex.today - dt.timedelta(days=1), market=setting(extra), url=url, now=now)
-            rows.append({"n": n, "poll": label, "requests": sum(ex.requests.values()),
-                         "by_path": dict(ex.requests), "seconds": time.perf_counter() - started,
-                         "inserted": out["inserted"], "failed": len(out["failed_coins"])})
+            rows.append(
+                {
+                    "n": n,
+                    "poll": label,
+                    "requests": sum(ex.requests.values()),
+                    "by_path": dict(ex.requests),
+                    "seconds": time.perf_counter() - started,
+                    "inserted": out["inserted"],
+                    "failed": len(out["failed_coins"]),
+                }
+            )
     return rows
 
 
@@ -66,5 +88,7 @@ if __name__ == "__main__":
     print("|---|---|---|---|---|")
     for n in map(int, sys.argv[1:] or ["10", "100"]):
         for r in run(n):
-            print(f"| {r['n']} | {r['poll']} | {r['requests']} {r.get('by_path', '')} | {r['seconds']:.2f} | {r['inserted']} |",
-                  flush=True)
+            print(
+                f"| {r['n']} | {r['poll']} | {r['requests']} {r.get('by_path', '')} | {r['seconds']:.2f} | {r['inserted']} |",
+                flush=True,
+            )

@@ -11,16 +11,24 @@ from crypto_ml.cli import main
 from crypto_ml.testing.fake_kraken import FakeKraken, FakeMarket
 
 
-def test_ingest_and_summary_on_kraken_say_the_source_the_limits_and_the_failures(tmp_path, capsys, monkeypatch):
+def test_ingest_and_summary_on_kraken_say_the_source_the_limits_and_the_failures(
+    tmp_path, capsys, monkeypatch
+):
     today = dt.datetime.now(dt.UTC).date()
-    with FakeKraken([FakeMarket("BTC", "USD", first=dt.date(2015, 1, 1)),
-                     FakeMarket("ETH", "USD", first=today - dt.timedelta(days=30))]) as ex:
+    with FakeKraken(
+        [
+            FakeMarket("BTC", "USD", first=dt.date(2015, 1, 1)),
+            FakeMarket("ETH", "USD", first=today - dt.timedelta(days=30)),
+        ]
+    ) as ex:
         uri = f"crypto-ml-market://kraken?symbols=BTC/USD,ETH/USD&rate_limit_ms=0&api_url={ex.api_url}"
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
         assert main(["ingest", "--market", uri, "--db", url, "--quiet"]) == 0
         out = capsys.readouterr().out
-        assert ("[2/3] loading and validating prices from exchange kraken (BTC/USD, ETH/USD) via ccxt "
-                "[ccxt:kraken; from --market]") in out
+        assert (
+            "[2/3] loading and validating prices from exchange kraken (BTC/USD, ETH/USD) via ccxt "
+            "[ccxt:kraken; from --market]"
+        ) in out
         assert "LIMITED btc-usd: btc-usd (BTC/USD) on kraken: history before" in out
         assert "bundled" not in out
         assert storage.count_rows("prices", url=url) == 719 + 30
@@ -42,17 +50,30 @@ def test_ingest_of_several_markets_names_each_and_stores_each_exchanges_coins(tm
     from crypto_ml.testing import fake_exchange
 
     today = dt.datetime.now(dt.UTC).date()
-    with FakeKraken([FakeMarket("BTC", "USDT", first=today - dt.timedelta(days=40))]) as kraken, \
-            fake_exchange.FakeExchange([fake_exchange.FakeMarket("BTC", first=today - dt.timedelta(days=20))]) as binance:
-        monkeypatch.setenv("AIRFLOW_CONN_MK", f"crypto-ml-market://kraken?symbols=BTC/USDT&rate_limit_ms=0"
-                                               f"&api_url={kraken.api_url}")
-        monkeypatch.setenv("AIRFLOW_CONN_MB", f"crypto-ml-market://binance?symbols=BTC/USDT,NOPE/USDT"
-                                               f"&api_url={binance.api_url}")
+    with (
+        FakeKraken([FakeMarket("BTC", "USDT", first=today - dt.timedelta(days=40))]) as kraken,
+        fake_exchange.FakeExchange(
+            [fake_exchange.FakeMarket("BTC", first=today - dt.timedelta(days=20))]
+        ) as binance,
+    ):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MK",
+            f"crypto-ml-market://kraken?symbols=BTC/USDT&rate_limit_ms=0&api_url={kraken.api_url}",
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MB",
+            f"crypto-ml-market://binance?symbols=BTC/USDT,NOPE/USDT&api_url={binance.api_url}",
+        )
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-        assert main(["ingest", "--market", "crypto-ml-market://multi?markets=mb,mk", "--db", url, "--quiet"]) == 1
+        assert (
+            main(["ingest", "--market", "crypto-ml-market://multi?markets=mb,mk", "--db", url, "--quiet"])
+            == 1
+        )
         out = capsys.readouterr().out
-        assert ("from 2 markets: exchange binance (BTC/USDT, NOPE/USDT) via ccxt; exchange kraken (BTC/USDT) "
-                "via ccxt [multi:binance+kraken; from --market]") in out
+        assert (
+            "from 2 markets: exchange binance (BTC/USDT, NOPE/USDT) via ccxt; exchange kraken (BTC/USDT) "
+            "via ccxt [multi:binance+kraken; from --market]"
+        ) in out
         assert "FAILED binance.nope-usdt: binance.nope-usdt (NOPE/USDT) on binance: unknown symbol" in out
         assert storage.count_rows("prices", url=url) == 20 + 40
         assert len(storage.load_prices("binance.btc-usdt", url=url)) == 20

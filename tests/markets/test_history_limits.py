@@ -28,9 +28,13 @@ def exchange_in_the_environment(monkeypatch):
 
 @pytest.fixture
 def kraken():
-    with FakeKraken([FakeMarket("BTC", "USD", first=dt.date(2013, 10, 6), price=120),
-                     FakeMarket("ETH", "USD", first=dt.date(2026, 3, 1), price=3_000)],
-                    today=TODAY) as ex:
+    with FakeKraken(
+        [
+            FakeMarket("BTC", "USD", first=dt.date(2013, 10, 6), price=120),
+            FakeMarket("ETH", "USD", first=dt.date(2026, 3, 1), price=3_000),
+        ],
+        today=TODAY,
+    ) as ex:
         yield ex
 
 
@@ -96,7 +100,9 @@ def seed_folder(tmp_path, market: FakeMarket, until: dt.date, *, coin="btc-usd")
     for c in market.candles(TODAY):
         day = dt.datetime.fromtimestamp(c[0] / 1000, dt.UTC).date()
         if day <= until:
-            lines.append(f"{coin},{market.symbol},{day},{c[1]:.5f},{c[2]:.5f},{c[3]:.5f},{c[4]:.5f},{c[5]:.8f}")
+            lines.append(
+                f"{coin},{market.symbol},{day},{c[1]:.5f},{c[2]:.5f},{c[3]:.5f},{c[4]:.5f},{c[5]:.8f}"
+            )
     (folder / f"{coin}.csv").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -119,8 +125,10 @@ def test_the_seeded_setting_builds_the_deep_history_end_to_end(kraken, sqlite_ur
 
     with storage.get_engine(sqlite_url).connect() as conn:  # each row says where it came from
         sources = dict(conn.execute(text("SELECT source, COUNT(*) FROM prices GROUP BY source")).all())
-    assert sources == {f"csv-seed:{folder}": (dt.date(2025, 6, 30) - dt.date(2013, 10, 6)).days + 1,
-                       "ccxt:kraken": (D - dt.date(2025, 6, 30)).days}
+    assert sources == {
+        f"csv-seed:{folder}": (dt.date(2025, 6, 30) - dt.date(2013, 10, 6)).days + 1,
+        "ccxt:kraken": (D - dt.date(2025, 6, 30)).days,
+    }
     # the next day asks the exchange for the new candle only, and reads the seed's rows no more
     kraken.reset_counts()
     nxt = poll(TODAY, market=m, url=sqlite_url, now=NOW + dt.timedelta(days=1))
@@ -159,5 +167,7 @@ def test_rows_fetched_for_a_2000_day_history_with_the_seeded_setting(tmp_path, s
     seeded = result.seeded_by_coin["btc-usd"]
     assert seeded == 1301 and result.inserted == 2000 and result.history_limits == {}
     with capsys.disabled():
-        print(f"\n[figure] 2,000-day history, seeded: {seeded} rows from the seed, "
-              f"{result.inserted - seeded} from kraken, requests {calls}")
+        print(
+            f"\n[figure] 2,000-day history, seeded: {seeded} rows from the seed, "
+            f"{result.inserted - seeded} from kraken, requests {calls}"
+        )

@@ -43,9 +43,17 @@ def kraken():
 
 
 def market(ex, symbols="BTC/USD,ETH/USD,SOL/USD", **extra):
-    query = "&".join(f"{k}={v}" for k, v in {"symbols": symbols, "backoff": 0.01, "retries": 2,
-                                              "rate_limit_ms": 0,
-                                              "timeout": 1.0, **extra}.items())
+    query = "&".join(
+        f"{k}={v}"
+        for k, v in {
+            "symbols": symbols,
+            "backoff": 0.01,
+            "retries": 2,
+            "rate_limit_ms": 0,
+            "timeout": 1.0,
+            **extra,
+        }.items()
+    )
     return MarketConfig.from_env_value(f"crypto-ml-market://kraken?{query}&api_url={ex.api_url}")
 
 
@@ -162,7 +170,8 @@ def test_a_delisted_market_leaves_the_listing_and_its_history_stays(kraken, sqli
     out = poll(D, market=m, url=sqlite_url, now=NOW)
     assert out["coins"] == ["btc-usd", "sol-usd"]
     assert out["failed_coins"]["eth-usd"] == (
-        f"eth-usd (ETH/USD): delisted on kraken, last candle {kept[-1]}; no candle for {D}")
+        f"eth-usd (ETH/USD): delisted on kraken, last candle {kept[-1]}; no candle for {D}"
+    )
     assert stored_dates(sqlite_url, "eth-usd") == kept
 
 
@@ -176,4 +185,6 @@ def test_the_depth_cap_is_kraken_s_not_the_clients(kraken):
     candles = ex.fetch_ohlcv("BTC/USD", "1d", since)
     assert len(candles) == DEPTH
     assert dt.datetime.fromtimestamp(candles[-1][0] / 1000, dt.UTC).date() == TODAY  # forming, last
-    assert dt.datetime.fromtimestamp(candles[0][0] / 1000, dt.UTC).date() == TODAY - dt.timedelta(days=DEPTH - 1)
+    assert dt.datetime.fromtimestamp(candles[0][0] / 1000, dt.UTC).date() == TODAY - dt.timedelta(
+        days=DEPTH - 1
+    )

@@ -40,7 +40,8 @@ def _runs(airflow_db: Path, dag_id: str) -> dict[str, tuple[str, str]]:
     """``{logical day: (run_id, state)}`` of a DAG, read from the metadata DB."""
     with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as conn:
         rows = conn.execute(
-            "SELECT run_id, state, logical_date FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
+            "SELECT run_id, state, logical_date FROM dag_run WHERE dag_id = ?", (dag_id,)
+        ).fetchall()
     return {str(logical)[:10]: (run_id, state) for run_id, state, logical in rows if logical}
 
 
@@ -68,8 +69,10 @@ def _coin_runs(airflow_db: Path) -> dict[str, str]:
 
 def _poll_results(airflow_db) -> list[dict]:
     with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as conn:
-        rows = conn.execute("SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'poll_new_data' "
-                            "AND key = 'return_value'", (MASTER,)).fetchall()
+        rows = conn.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'poll_new_data' AND key = 'return_value'",
+            (MASTER,),
+        ).fetchall()
     out = []
     for (value,) in rows:
         value = json.loads(value) if isinstance(value, (str, bytes)) else value
@@ -92,10 +95,14 @@ def test_three_days_and_a_backfill_on_two_exchanges_at_once(tmp_path, monkeypatc
 
     today = dt.datetime.now(dt.UTC).date()
     ago = lambda n: today - dt.timedelta(days=n)  # noqa: E731
-    on_binance = [fake_exchange.FakeMarket("BTC", first=ago(400), price=60_000.0),
-                  fake_exchange.FakeMarket("ETH", first=ago(120), price=3_000.0)]
-    on_kraken = [fake_kraken.FakeMarket("BTC", "USDT", first=ago(1000), price=61_000.0, seed=7),
-                 fake_kraken.FakeMarket("ETH", "USD", first=ago(120), price=3_100.0, seed=8)]
+    on_binance = [
+        fake_exchange.FakeMarket("BTC", first=ago(400), price=60_000.0),
+        fake_exchange.FakeMarket("ETH", first=ago(120), price=3_000.0),
+    ]
+    on_kraken = [
+        fake_kraken.FakeMarket("BTC", "USDT", first=ago(1000), price=61_000.0, seed=7),
+        fake_kraken.FakeMarket("ETH", "USD", first=ago(120), price=3_100.0, seed=8),
+    ]
     days = [ago(k).isoformat() for k in (5, 4, 3)]
     backfill = [ago(k).isoformat() for k in (9, 8)]
     with fake_exchange.FakeExchange(on_binance) as binance, fake_kraken.FakeKraken(on_kraken) as kraken:
@@ -105,14 +112,24 @@ def test_three_days_and_a_backfill_on_two_exchanges_at_once(tmp_path, monkeypatc
         monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
         monkeypatch.setenv("CRYPTO_ML_DATABASE_URL", url)
         monkeypatch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")  # only our runs
-        monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_MARKET",
-                           "crypto-ml-market://multi?markets=market_binance,market_kraken")
-        monkeypatch.setenv("AIRFLOW_CONN_MARKET_BINANCE", json.dumps({
-            "conn_type": "crypto_ml_market", "host": "binance",
-            "extra": {"symbols": "BTC/USDT,ETH/USDT", "api_url": binance.api_url, "backoff": 0.2}}))
-        monkeypatch.setenv("AIRFLOW_CONN_MARKET_KRAKEN",  # as the README writes it: unencoded
-                           "crypto-ml-market://kraken?symbols=BTC/USDT,ETH/USD&backoff=0.2"
-                           f"&rate_limit_ms=0&api_url={kraken.api_url}")
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRYPTO_ML_MARKET", "crypto-ml-market://multi?markets=market_binance,market_kraken"
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MARKET_BINANCE",
+            json.dumps(
+                {
+                    "conn_type": "crypto_ml_market",
+                    "host": "binance",
+                    "extra": {"symbols": "BTC/USDT,ETH/USDT", "api_url": binance.api_url, "backoff": 0.2},
+                }
+            ),
+        )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MARKET_KRAKEN",  # as the README writes it: unencoded
+            "crypto-ml-market://kraken?symbols=BTC/USDT,ETH/USD&backoff=0.2"
+            f"&rate_limit_ms=0&api_url={kraken.api_url}",
+        )
         for name in ("CRYPTO_ML_BROKER_URL", "CRYPTO_ML_RESULT_BACKEND"):
             monkeypatch.delenv(name, raising=False)
         airflow_db = tmp_path / "airflow" / "airflow.db"
@@ -120,8 +137,9 @@ def test_three_days_and_a_backfill_on_two_exchanges_at_once(tmp_path, monkeypatc
             env = stack.env()
 
             def airflow(*args):
-                return subprocess.run([_bin("airflow"), *args], env=env, capture_output=True,
-                                      text=True, timeout=300)
+                return subprocess.run(
+                    [_bin("airflow"), *args], env=env, capture_output=True, text=True, timeout=300
+                )
 
             deadline = time.monotonic() + 240
             while "crypto_ml_coin" not in airflow("dags", "list", "-o", "plain").stdout:
@@ -134,13 +152,24 @@ def test_three_days_and_a_backfill_on_two_exchanges_at_once(tmp_path, monkeypatc
                 assert out.returncode == 0, out.stderr[-2000:]
             assert set(_wait(airflow_db, days, stack).values()) == {"success"}
             for _ in range(3):
-                out = airflow("backfill", "create", "--dag-id", MASTER,
-                              "--from-date", backfill[0], "--to-date", backfill[1])
+                out = airflow(
+                    "backfill",
+                    "create",
+                    "--dag-id",
+                    MASTER,
+                    "--from-date",
+                    backfill[0],
+                    "--to-date",
+                    backfill[1],
+                )
                 # SQLite in WAL mode answers "database is locked" at once, without waiting, when the
                 # CLI's read must turn into a write after the running scheduler committed (seen in
                 # CI). A user repeats the command; it is repeated here only if no backfill was made.
-                if out.returncode == 0 or "database is locked" not in out.stdout + out.stderr \
-                        or _backfills(airflow_db):
+                if (
+                    out.returncode == 0
+                    or "database is locked" not in out.stdout + out.stderr
+                    or _backfills(airflow_db)
+                ):
                     break
                 time.sleep(2)
             assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -153,7 +182,9 @@ def test_three_days_and_a_backfill_on_two_exchanges_at_once(tmp_path, monkeypatc
     newest = max(days)
     kraken_from = ago(fake_kraken.DEPTH - 1).isoformat()
     coins = {f"binance.{m.base.lower()}-usdt": (m, "0000-00-00", "ccxt:binance") for m in on_binance}
-    coins |= {f"kraken.{m.base.lower()}-{m.quote.lower()}": (m, kraken_from, "ccxt:kraken") for m in on_kraken}
+    coins |= {
+        f"kraken.{m.base.lower()}-{m.quote.lower()}": (m, kraken_from, "ccxt:kraken") for m in on_kraken
+    }
     labels = _labels(project_db)
     total = 0
     for coin, (market, served_from, label) in coins.items():

@@ -26,24 +26,44 @@ MULTI = "crypto-ml-market://multi?markets=market_binance,market_kraken"
 
 @pytest.fixture
 def exchanges():
-    on_binance = [fake_exchange.FakeMarket("BTC", first=dt.date(2026, 1, 1), price=60_000),
-                  fake_exchange.FakeMarket("ETH", first=dt.date(2026, 6, 1), price=3_000)]
-    on_kraken = [fake_kraken.FakeMarket("BTC", "USDT", first=dt.date(2026, 2, 1), price=61_000, seed=3),
-                 fake_kraken.FakeMarket("SOL", "USD", first=dt.date(2026, 7, 1), price=150, seed=4)]
-    with fake_exchange.FakeExchange(on_binance, today=TODAY) as binance, \
-            fake_kraken.FakeKraken(on_kraken, today=TODAY) as kraken:
+    on_binance = [
+        fake_exchange.FakeMarket("BTC", first=dt.date(2026, 1, 1), price=60_000),
+        fake_exchange.FakeMarket("ETH", first=dt.date(2026, 6, 1), price=3_000),
+    ]
+    on_kraken = [
+        fake_kraken.FakeMarket("BTC", "USDT", first=dt.date(2026, 2, 1), price=61_000, seed=3),
+        fake_kraken.FakeMarket("SOL", "USD", first=dt.date(2026, 7, 1), price=150, seed=4),
+    ]
+    with (
+        fake_exchange.FakeExchange(on_binance, today=TODAY) as binance,
+        fake_kraken.FakeKraken(on_kraken, today=TODAY) as kraken,
+    ):
         yield binance, kraken
 
 
 def _settings(monkeypatch, binance_url: str, kraken_url: str) -> None:
     monkeypatch.setenv(ENV_VAR, MULTI)
-    monkeypatch.setenv("AIRFLOW_CONN_MARKET_BINANCE", json.dumps({
-        "conn_type": "crypto_ml_market", "host": "binance",
-        "extra": {"symbols": "BTC/USDT,ETH/USDT", "api_url": binance_url, "backoff": 0.01,
-                  "retries": 0, "timeout": 1}}))
-    monkeypatch.setenv("AIRFLOW_CONN_MARKET_KRAKEN",  # unencoded, as the README writes it
-                       "crypto-ml-market://kraken?symbols=BTC/USDT,SOL/USD&backoff=0.01&retries=0"
-                       f"&rate_limit_ms=0&timeout=1&api_url={kraken_url}")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MARKET_BINANCE",
+        json.dumps(
+            {
+                "conn_type": "crypto_ml_market",
+                "host": "binance",
+                "extra": {
+                    "symbols": "BTC/USDT,ETH/USDT",
+                    "api_url": binance_url,
+                    "backoff": 0.01,
+                    "retries": 0,
+                    "timeout": 1,
+                },
+            }
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MARKET_KRAKEN",  # unencoded, as the README writes it
+        "crypto-ml-market://kraken?symbols=BTC/USDT,SOL/USD&backoff=0.01&retries=0"
+        f"&rate_limit_ms=0&timeout=1&api_url={kraken_url}",
+    )
 
 
 @pytest.fixture
@@ -66,11 +86,16 @@ def test_the_setting_names_each_markets_connection_and_coin_ids_name_the_market(
     market = env_market()
     assert isinstance(market, MultiMarket) and market.is_exchange
     assert [m.exchange for m in market.members] == ["binance", "kraken"]
-    assert market.parse_time_coin_ids() == ["binance.btc-usdt", "binance.eth-usdt",
-                                            "kraken.btc-usdt", "kraken.sol-usd"]
+    assert market.parse_time_coin_ids() == [
+        "binance.btc-usdt",
+        "binance.eth-usdt",
+        "kraken.btc-usdt",
+        "kraken.sol-usd",
+    ]
     assert market.market_of("kraken.btc-usdt").symbol_of("kraken.btc-usdt") == "BTC/USDT"
-    assert market.describe().startswith("2 markets: exchange binance (BTC/USDT, ETH/USDT) via ccxt; "
-                                        "exchange kraken")
+    assert market.describe().startswith(
+        "2 markets: exchange binance (BTC/USDT, ETH/USDT) via ccxt; exchange kraken"
+    )
     with pytest.raises(MarketConfigError, match=r"'btc-usdt' names none of the markets .*binance\.btc-usdt"):
         market.market_of("btc-usdt")
 
@@ -81,15 +106,30 @@ def test_the_tasks_hook_reads_the_same_markets_through_airflows_connections(two_
     assert CryptoMarketHook().get_market() == env_market()
 
 
-@pytest.mark.parametrize(("members", "error"), [
-    ({}, r"AIRFLOW_CONN_MARKET_BINANCE is not set: Connection 'market_binance' is named as a market"),
-    ({"MARKET_BINANCE": "crypto-ml-market://csv?path=/x", "MARKET_KRAKEN": "crypto-ml-market://kraken?top=3"},
-     r"member 'market_binance' is CSV files in /x; the markets of a multi market are exchanges"),
-    ({"MARKET_BINANCE": "crypto-ml-market://kraken?top=3", "MARKET_KRAKEN": "crypto-ml-market://kraken?top=5"},
-     r"markets 'market_binance' and 'market_kraken' are both kraken; .* list all of its symbols in one"),
-    ({"MARKET_BINANCE": MULTI, "MARKET_KRAKEN": "crypto-ml-market://kraken?top=5"},
-     r"names markets in turn \(.market_binance.\); the markets of a multi market are exchanges"),
-])
+@pytest.mark.parametrize(
+    ("members", "error"),
+    [
+        ({}, r"AIRFLOW_CONN_MARKET_BINANCE is not set: Connection 'market_binance' is named as a market"),
+        (
+            {
+                "MARKET_BINANCE": "crypto-ml-market://csv?path=/x",
+                "MARKET_KRAKEN": "crypto-ml-market://kraken?top=3",
+            },
+            r"member 'market_binance' is CSV files in /x; the markets of a multi market are exchanges",
+        ),
+        (
+            {
+                "MARKET_BINANCE": "crypto-ml-market://kraken?top=3",
+                "MARKET_KRAKEN": "crypto-ml-market://kraken?top=5",
+            },
+            r"markets 'market_binance' and 'market_kraken' are both kraken; .* list all of its symbols in one",
+        ),
+        (
+            {"MARKET_BINANCE": MULTI, "MARKET_KRAKEN": "crypto-ml-market://kraken?top=5"},
+            r"names markets in turn \(.market_binance.\); the markets of a multi market are exchanges",
+        ),
+    ],
+)
 def test_a_member_that_cannot_be_read_fails_the_setting_naming_it(monkeypatch, members, error):
     for name in ("MARKET_BINANCE", "MARKET_KRAKEN"):
         monkeypatch.delenv(f"AIRFLOW_CONN_{name}", raising=False)
@@ -104,13 +144,22 @@ def test_the_hook_fails_naming_a_member_connection_that_does_not_exist(monkeypat
 
     monkeypatch.setenv(ENV_VAR, "crypto-ml-market://multi?markets=nowhere_market")
     monkeypatch.delenv("AIRFLOW_CONN_NOWHERE_MARKET", raising=False)
-    with pytest.raises(MarketConfigError, match=r"Connection 'nowhere_market' \(a market of the multi market\) "
-                                                 "does not exist"):
+    with pytest.raises(
+        MarketConfigError,
+        match=r"Connection 'nowhere_market' \(a market of the multi market\) "
+        "does not exist",
+    ):
         CryptoMarketHook().get_market()
 
 
-@pytest.mark.parametrize("text", ["crypto-ml-market://multi", "crypto-ml-market://multi?markets=a,a",
-                                  "crypto-ml-market://multi?markets=a&symbols=BTC/USDT"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "crypto-ml-market://multi",
+        "crypto-ml-market://multi?markets=a,a",
+        "crypto-ml-market://multi?markets=a&symbols=BTC/USDT",
+    ],
+)
 def test_a_malformed_multi_setting_fails_naming_the_field(text):
     with pytest.raises(MarketConfigError, match="extra"):
         Market.from_env_value(text)
@@ -120,8 +169,12 @@ def test_one_poll_stores_both_exchanges_the_same_pair_as_two_coins_each_labelled
     out = poll(D, url=sqlite_url, now=NOW)
     assert out["failed_coins"] == {}
     assert out["coins"] == ["binance.btc-usdt", "binance.eth-usdt", "kraken.btc-usdt", "kraken.sol-usd"]
-    assert _labels(sqlite_url) == {"binance.btc-usdt": {"ccxt:binance"}, "binance.eth-usdt": {"ccxt:binance"},
-                                   "kraken.btc-usdt": {"ccxt:kraken"}, "kraken.sol-usd": {"ccxt:kraken"}}
+    assert _labels(sqlite_url) == {
+        "binance.btc-usdt": {"ccxt:binance"},
+        "binance.eth-usdt": {"ccxt:binance"},
+        "kraken.btc-usdt": {"ccxt:kraken"},
+        "kraken.sol-usd": {"ccxt:kraken"},
+    }
     on_binance = storage.load_prices("binance.btc-usdt", url=sqlite_url)
     on_kraken = storage.load_prices("kraken.btc-usdt", url=sqlite_url)
     assert on_binance["Date"].iat[0].date() == dt.date(2026, 1, 1)
@@ -140,8 +193,9 @@ def _closed_port() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_an_exchange_that_is_down_fails_its_own_coins_and_the_other_goes_on(exchanges, monkeypatch,
-                                                                             sqlite_url):
+def test_an_exchange_that_is_down_fails_its_own_coins_and_the_other_goes_on(
+    exchanges, monkeypatch, sqlite_url
+):
     binance, _ = exchanges
     _settings(monkeypatch, binance.api_url, _closed_port())
     out = poll(D, url=sqlite_url, now=NOW)
@@ -172,16 +226,20 @@ def test_a_coin_run_by_hand_reads_only_its_own_exchange(two_markets, sqlite_url)
         transform("kraken.nope-usd", D, url=sqlite_url, now=NOW)
 
 
-def test_a_seeded_member_reads_its_seed_named_by_the_exchanges_own_ids(exchanges, monkeypatch, sqlite_url,
-                                                                        tmp_path):
+def test_a_seeded_member_reads_its_seed_named_by_the_exchanges_own_ids(
+    exchanges, monkeypatch, sqlite_url, tmp_path
+):
     from tests.markets.test_history_limits import seed_folder
 
     binance, kraken = exchanges
     btc = kraken.market("BTC/USDT")
     folder = seed_folder(tmp_path, btc, until=dt.date(2026, 5, 31), coin="btc-usdt")  # no prefix in the files
     _settings(monkeypatch, binance.api_url, kraken.api_url)
-    monkeypatch.setenv("AIRFLOW_CONN_MARKET_KRAKEN", "crypto-ml-market://kraken?symbols=BTC/USDT&retries=0"
-                       f"&rate_limit_ms=0&seed={folder}&api_url={kraken.api_url}")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MARKET_KRAKEN",
+        "crypto-ml-market://kraken?symbols=BTC/USDT&retries=0"
+        f"&rate_limit_ms=0&seed={folder}&api_url={kraken.api_url}",
+    )
     out = poll(D, url=sqlite_url, now=NOW)
     assert out["failed_coins"] == {} and "kraken.btc-usdt" in out["coins"]
     assert _labels(sqlite_url)["kraken.btc-usdt"] == {"ccxt:kraken", f"csv-seed:{folder}"}

@@ -56,8 +56,12 @@ def json_form(uri: str) -> str:
 def _same(market) -> tuple:
     """A market's meaning, without where it came from."""
     members = tuple(_same(m) for m in getattr(market, "members", ()))
-    return (dataclasses.astuple(dataclasses.replace(market, origin="", extra={}, **(
-        {"members": ()} if members else {}))), members)
+    return (
+        dataclasses.astuple(
+            dataclasses.replace(market, origin="", extra={}, **({"members": ()} if members else {}))
+        ),
+        members,
+    )
 
 
 def read_three_ways(text: str) -> dict[str, object]:
@@ -65,9 +69,9 @@ def read_three_ways(text: str) -> dict[str, object]:
     with ``text`` as the environment's ``AIRFLOW_CONN_CRYPTO_ML_MARKET``."""
     from airflow.sdk import Connection
 
-    from crypto_ml.pipeline.steps import catalog
     from crypto_ml.commands.data import market_from_arg
     from crypto_ml.hooks.market import CryptoMarketHook
+    from crypto_ml.pipeline import catalog
 
     def attempt(fn):
         try:
@@ -79,9 +83,13 @@ def read_three_ways(text: str) -> dict[str, object]:
     old = {name: os.environ.get(name) for name in [ENV_VAR, *members]}
     os.environ.update({**members, ENV_VAR: text})
     try:
+
         def airflow_fields():
-            conn = (Connection.from_json(text, conn_id="crypto_ml_market") if text.startswith("{")
-                    else Connection.from_uri(text, conn_id="crypto_ml_market"))
+            conn = (
+                Connection.from_json(text, conn_id="crypto_ml_market")
+                if text.startswith("{")
+                else Connection.from_uri(text, conn_id="crypto_ml_market")
+            )
             return {"host": conn.host, "schema": conn.schema}
 
         return {
@@ -119,8 +127,11 @@ def test_every_readme_setting_is_one_market_in_the_cli_the_parser_and_the_task(l
         assert "enum" not in schema and schema["pattern"]
     else:
         assert schema["enum"] == expected
-    host = text.removeprefix("crypto-ml-market://").split("?")[0] if not text.startswith("{") \
+    host = (
+        text.removeprefix("crypto-ml-market://").split("?")[0]
+        if not text.startswith("{")
         else json.loads(text)["host"]
+    )
     assert host in (cli.exchange, cli.kind, cli.name)  # never another market (the replay) by default
 
 
@@ -129,7 +140,11 @@ def test_the_unencoded_url_is_the_market_airflow_alone_would_have_lost():
     assert got["airflow"] == {"host": "", "schema": "raken"}  # Airflow's own reading
     task = got["task"]
     assert (task.kind, task.exchange, task.symbols, task.api_url) == (
-        "exchange", "kraken", ("BTC/USD", "ETH/USD"), "http://127.0.0.1:8000")
+        "exchange",
+        "kraken",
+        ("BTC/USD", "ETH/USD"),
+        "http://127.0.0.1:8000",
+    )
     assert got["parser"]["enum"] == ["btc-usd", "eth-usd"]
 
 
@@ -159,8 +174,10 @@ BROKEN = [
     ("crypto-ml-market://binance?symbols=BTC/USDT&start=yesterday", "start='yesterday' is not a date"),
     ("postgres://binance?symbols=BTC/USDT", "connection type 'postgres'"),
     ('{"conn_type": "crypto_ml_market", "host": "kraken", "extra": {"symbols": "BTC/USD"', "not valid JSON"),
-    ('{"conn_type": "crypto_ml_market", "host": "kraken", "port": 80, "extra": {"symbols": "BTC/USD"}}',
-     "field(s) ['port'] mean nothing to a market"),
+    (
+        '{"conn_type": "crypto_ml_market", "host": "kraken", "port": 80, "extra": {"symbols": "BTC/USD"}}',
+        "field(s) ['port'] mean nothing to a market",
+    ),
     ("binance?symbols=BTC/USDT", "neither a URI"),
 ]
 
@@ -180,15 +197,18 @@ def test_a_setting_that_cannot_be_read_fails_naming_the_field_never_the_replay(t
 
 def test_the_dag_parser_reads_the_unencoded_setting(tmp_path):
     """The real DAG parser (a DagBag of dags/, in its own process) with the issue's setting."""
-    code = ("import json, sys; from airflow.dag_processing.dagbag import DagBag; "
-            "b = DagBag(dag_folder=sys.argv[1]); assert not b.import_errors, b.import_errors; "
-            "print('SCHEMA=' + json.dumps(b.dags['crypto_ml_coin'].params.get_param('coin').schema))")
+    code = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        "b = DagBag(dag_folder=sys.argv[1]); assert not b.import_errors, b.import_errors; "
+        "print('SCHEMA=' + json.dumps(b.dags['crypto_ml_coin'].params.get_param('coin').schema))"
+    )
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), ENV_VAR: ISSUE_EXAMPLE}
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags")], env=env,
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "dags")], env=env, capture_output=True, text=True, timeout=180
+    )
     line = [l for l in out.stdout.splitlines() if l.startswith("SCHEMA=")]
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
-    assert json.loads(line[0][len("SCHEMA="):])["enum"] == ["btc-usd", "eth-usd"]
+    assert json.loads(line[0][len("SCHEMA=") :])["enum"] == ["btc-usd", "eth-usd"]
 
 
 def _cell(value) -> str:
@@ -203,24 +223,41 @@ def _cell(value) -> str:
         return json.dumps(value)
     what = value.exchange or value.name
     members = "+".join(m.exchange for m in getattr(value, "members", ()))
-    extra = ", ".join(f"{k}={v}" for k, v in (("symbols", ",".join(value.symbols)),
-                                                ("top", value.top), ("path", value.path),
-                                                ("seed", value.seed), ("api_url", value.api_url),
-                                                ("markets", members)) if v)
+    extra = ", ".join(
+        f"{k}={v}"
+        for k, v in (
+            ("symbols", ",".join(value.symbols)),
+            ("top", value.top),
+            ("path", value.path),
+            ("seed", value.seed),
+            ("api_url", value.api_url),
+            ("markets", members),
+        )
+        if v
+    )
     return f"{what}({extra})"
 
 
 def matrix_markdown() -> str:
-    rows = ["| setting | Airflow's Connection (host, schema) | CLI `--market` | DAG parser (`coin` param) | task (hook) | same |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| setting | Airflow's Connection (host, schema) | CLI `--market` | DAG parser (`coin` param) | task (hook) | same |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, text in [*_settings(), *((t, t) for t, _ in BROKEN[:4])]:
         got = read_three_ways(text)
-        same = ("yes" if not isinstance(got["cli"], Exception) and not isinstance(got["task"], Exception)
-                and _same(got["cli"]) == _same(got["task"]) else
-                "both fail" if isinstance(got["cli"], Exception) and isinstance(got["task"], Exception)
-                else "NO")
-        rows.append(f"| `{label}` | {_cell(got['airflow'])} | {_cell(got['cli'])} | "
-                    f"{_cell(got['parser'])} | {_cell(got['task'])} | {same} |")
+        same = (
+            "yes"
+            if not isinstance(got["cli"], Exception)
+            and not isinstance(got["task"], Exception)
+            and _same(got["cli"]) == _same(got["task"])
+            else "both fail"
+            if isinstance(got["cli"], Exception) and isinstance(got["task"], Exception)
+            else "NO"
+        )
+        rows.append(
+            f"| `{label}` | {_cell(got['airflow'])} | {_cell(got['cli'])} | "
+            f"{_cell(got['parser'])} | {_cell(got['task'])} | {same} |"
+        )
     return "\n".join(rows)
 
 

@@ -27,10 +27,14 @@ def exchange_in_the_environment(monkeypatch):
 
 @pytest.fixture
 def kraken():
-    with FakeKraken([FakeMarket("BTC", "USD", first=dt.date(2026, 1, 1), price=100, volume=10),
-                     FakeMarket("ETH", "USD", first=dt.date(2026, 3, 1), price=3_000, volume=50),
-                     FakeMarket("SOL", "USD", first=dt.date(2026, 6, 1), price=150, volume=1)],
-                    today=TODAY) as ex:
+    with FakeKraken(
+        [
+            FakeMarket("BTC", "USD", first=dt.date(2026, 1, 1), price=100, volume=10),
+            FakeMarket("ETH", "USD", first=dt.date(2026, 3, 1), price=3_000, volume=50),
+            FakeMarket("SOL", "USD", first=dt.date(2026, 6, 1), price=150, volume=1),
+        ],
+        today=TODAY,
+    ) as ex:
         yield ex
 
 
@@ -59,8 +63,9 @@ def test_a_backfill_of_days_a_delisted_market_traded_predicts_it_from_what_is_st
     # a day after the delisting: it did not trade then, and the reason says what happened
     out = poll(D, market=m, url=sqlite_url, now=NOW)
     assert out["coins"] == ["btc-usd", "sol-usd"]
-    assert out["failed_coins"] == {"eth-usd": f"eth-usd (ETH/USD): delisted on kraken, last candle "
-                                              f"{DELISTED}; no candle for {D}"}
+    assert out["failed_coins"] == {
+        "eth-usd": f"eth-usd (ETH/USD): delisted on kraken, last candle {DELISTED}; no candle for {D}"
+    }
 
 
 def test_a_delisting_is_not_a_typo(kraken, sqlite_url):
@@ -83,7 +88,9 @@ def test_a_top_n_backfill_keeps_the_markets_that_traded_that_day(kraken, sqlite_
 
     source = market_source(top, loader_day, stored=storage.price_range(url=sqlite_url), now=NOW)
     result = ingest(loader=CryptoLoader(source, as_of=loader_day), url=sqlite_url)
-    assert result.notes["eth-usd"].startswith(f"eth-usd (ETH/USD): delisted on kraken, last candle {DELISTED}")
+    assert result.notes["eth-usd"].startswith(
+        f"eth-usd (ETH/USD): delisted on kraken, last candle {DELISTED}"
+    )
     today = poll(D, market=top, url=sqlite_url, now=NOW)  # today's top 3: ETH/USD is gone
     assert "eth-usd" not in today["coins"] and today["failed_coins"] == {}
 

@@ -11,20 +11,40 @@ from pathlib import Path
 import pytest
 
 from crypto_ml.markets import (
-    KINDS, CSVMarket, ExchangeMarket, Market, MarketConfig, MarketConfigError, ReplayMarket,
-    SeededMarket, conn_fields,
+    KINDS,
+    CSVMarket,
+    ExchangeMarket,
+    Market,
+    MarketConfig,
+    MarketConfigError,
+    ReplayMarket,
+    SeededMarket,
+    conn_fields,
 )
 
 ROOT = Path(__file__).resolve().parents[2] / "crypto_ml"
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize(("text", "klass", "source", "day"), [
-    ("crypto-ml-market://replay", ReplayMarket, "ReplaySource", dt.date(2017, 6, 30)),
-    ("crypto-ml-market://csv?path=/data", CSVMarket, "CSVSource", dt.date(2026, 11, 30)),
-    ("crypto-ml-market://kraken?symbols=BTC/USD", ExchangeMarket, "ExchangeSource", dt.date(2026, 11, 29)),
-    ("crypto-ml-market://kraken?symbols=BTC/USD&seed=/h", SeededMarket, "ExchangeSource", dt.date(2026, 11, 29)),
-])
+@pytest.mark.parametrize(
+    ("text", "klass", "source", "day"),
+    [
+        ("crypto-ml-market://replay", ReplayMarket, "ReplaySource", dt.date(2017, 6, 30)),
+        ("crypto-ml-market://csv?path=/data", CSVMarket, "CSVSource", dt.date(2026, 11, 30)),
+        (
+            "crypto-ml-market://kraken?symbols=BTC/USD",
+            ExchangeMarket,
+            "ExchangeSource",
+            dt.date(2026, 11, 29),
+        ),
+        (
+            "crypto-ml-market://kraken?symbols=BTC/USD&seed=/h",
+            SeededMarket,
+            "ExchangeSource",
+            dt.date(2026, 11, 29),
+        ),
+    ],
+)
 def test_the_registry_picks_one_class_per_kind_and_the_class_owns_its_parts(text, klass, source, day):
     market = Market.from_env_value(text)
     assert type(market) is klass and klass in KINDS
@@ -43,7 +63,9 @@ def test_market_of_a_kind_builds_that_kinds_class():
 
 
 def test_a_field_of_another_kind_is_refused_naming_the_kinds_fields():
-    with pytest.raises(MarketConfigError, match=r"\['seed'\] mean nothing to a csv market \(it reads \['path'\]\)"):
+    with pytest.raises(
+        MarketConfigError, match=r"\['seed'\] mean nothing to a csv market \(it reads \['path'\]\)"
+    ):
         Market.from_env_value("crypto-ml-market://csv?path=/x&seed=/y")
     with pytest.raises(MarketConfigError, match="given twice"):
         Market.from_env_value("crypto-ml-market://binance?symbols=BTC/USDT&symbols=ETH/USDT")
@@ -69,8 +91,11 @@ def _imports(path: Path) -> set[str]:
 
 def test_the_sources_never_import_the_market_code_nor_the_catalog():
     for path in sorted((ROOT / "sources").glob("*.py")):
-        bad = {m for m in _imports(path)
-               if m.startswith(("crypto_ml.markets", "crypto_ml.pipeline.catalog", "crypto_ml.hooks"))}
+        bad = {
+            m
+            for m in _imports(path)
+            if m.startswith(("crypto_ml.markets", "crypto_ml.pipeline.catalog", "crypto_ml.hooks"))
+        }
         assert not bad, f"{path.name} imports {sorted(bad)}"
 
 

@@ -54,9 +54,14 @@ def _unavailable(message: str):
 def airflow_env(tmp_path_factory) -> dict[str, str]:
     """The environment of the module's Airflow home (migrated once), reading ``tests/operators/dags``."""
     base = tmp_path_factory.mktemp("operators")
-    env = {**os.environ, "AIRFLOW_HOME": str(base / "airflow"), "CRYPTO_ML_HOME": str(base / "home"),
-           "PATH": f"{BIN}:{os.environ['PATH']}", "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "false"}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(base / "airflow"),
+        "CRYPTO_ML_HOME": str(base / "home"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+    }
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     return env
 
@@ -84,9 +89,27 @@ class EngineWorker:
         self.log_path = log
         self._log = open(log, "w")  # noqa: SIM115 - the worker writes it until stop()
         self.proc = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "crypto_ml", "worker", "-Q", "predict", "-c", "1", "--without-gossip",
-             "--without-mingle", "-l", "INFO", "-n", f"{name}@%h"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(BIN / "celery"),
+                "-A",
+                "crypto_ml",
+                "worker",
+                "-Q",
+                "predict",
+                "-c",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+                "-n",
+                f"{name}@%h",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while "ready." not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -126,11 +149,17 @@ def start_engine_worker(tmp_path):
 def run_dag(env: dict[str, str], dag_id: str) -> dict:
     """``dag.test()`` of ``tests/operators/dags``' ``dag_id`` in a subprocess:
     ``{"state", "run_id", "tasks": {task_id: state}, "returns": {task_id: XCom}, "log"}``."""
-    out = subprocess.run([sys.executable, "-c", RUN_DAG, str(DAGS), dag_id], env=env, capture_output=True,
-                         text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_DAG, str(DAGS), dag_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT=")]
     assert lines, f"no result from dag.test:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
-    result = json.loads(lines[-1][len("RESULT="):])
+    result = json.loads(lines[-1][len("RESULT=") :])
     result["log"] = out.stdout + out.stderr
     assert "error" not in result, result["error"]
     return result
@@ -155,8 +184,17 @@ def deployment(airflow_env, pg_url, redis_prefix, start_engine_worker) -> Deploy
     from crypto_ml.storage import migrate
 
     migrate(pg_url)
-    env = {**airflow_env, "CRYPTO_ML_DATABASE_URL": pg_url, "CRYPTO_ML_BROKER_URL": REDIS,
-           "CRYPTO_ML_RESULT_BACKEND": REDIS, "CRYPTO_ML_ENGINE_KEY_PREFIX": redis_prefix}
+    env = {
+        **airflow_env,
+        "CRYPTO_ML_DATABASE_URL": pg_url,
+        "CRYPTO_ML_BROKER_URL": REDIS,
+        "CRYPTO_ML_RESULT_BACKEND": REDIS,
+        "CRYPTO_ML_ENGINE_KEY_PREFIX": redis_prefix,
+    }
     worker = start_engine_worker(env, "ops")
-    return Deployment(url=pg_url, env=env, worker=worker,
-                      run=lambda dag_id, **extra_env: run_dag({**env, **extra_env}, dag_id))
+    return Deployment(
+        url=pg_url,
+        env=env,
+        worker=worker,
+        run=lambda dag_id, **extra_env: run_dag({**env, **extra_env}, dag_id),
+    )

@@ -63,8 +63,9 @@ def test_branch_then_store_or_trade(deployment):
     for coin, row in rows.items():
         decision = row["decision"]
         assert decision in ("store", "trade") and row["decision_reason"] != STORED_WITHOUT_BRANCH  # decide's
-        ran, skipped = (f"trade_{coin}", f"store_{coin}") if decision == "trade" else (f"store_{coin}",
-                                                                                      f"trade_{coin}")
+        ran, skipped = (
+            (f"trade_{coin}", f"store_{coin}") if decision == "trade" else (f"store_{coin}", f"trade_{coin}")
+        )
         assert (tasks[ran], tasks[skipped]) == ("success", "skipped"), tasks
         outcome = first["returns"][ran]["outcome"]
         assert (outcome["decision"], outcome["reason"]) == (decision, row["decision_reason"])
@@ -74,7 +75,10 @@ def test_branch_then_store_or_trade(deployment):
             assert coin not in trades and outcome["duplicate"]  # store after decide: nothing written
     assert storage.count_rows("paper_orders", deployment.url) == len(trades)
     assert {coin: row["decision"] for coin, row in rows.items()} == {
-        "bitcoin": "store", "ethereum": "store", "ark": "trade"}  # drift's +0.6 %, +1.4 %, +7.9 %
+        "bitcoin": "store",
+        "ethereum": "store",
+        "ark": "trade",
+    }  # drift's +0.6 %, +1.4 %, +7.9 %
 
 
 def test_the_kill_switch_stores_every_coin_and_sends_nothing(deployment):
@@ -86,7 +90,8 @@ def test_the_kill_switch_stores_every_coin_and_sends_nothing(deployment):
     # Switched off again: the recorded decisions stand, nothing is traded on a re-run.
     second = deployment.run("branch_store_trade")
     assert {t: s for t, s in second["tasks"].items() if t.startswith("trade_")} == {
-        f"trade_{coin}": "skipped" for coin in ("bitcoin", "ethereum", "ark")}
+        f"trade_{coin}": "skipped" for coin in ("bitcoin", "ethereum", "ark")
+    }
     assert storage.count_rows("trade_requests", deployment.url) == 0
     assert storage.count_rows("paper_orders", deployment.url) == 0
 

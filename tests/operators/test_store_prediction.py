@@ -21,8 +21,16 @@ from crypto_ml.trading.service import (
 
 def prediction(er=0.05, coin="btc", as_of="2024-03-01", last_close=100.0):
     values = [last_close * (1 + er / 2), last_close * (1 + er)]
-    return {"coin": coin, "as_of": as_of, "model": "linear", "version": 3, "horizon": 2,
-            "values": values, "last_close": last_close, "expected_return": values[-1] / last_close - 1}
+    return {
+        "coin": coin,
+        "as_of": as_of,
+        "model": "linear",
+        "version": 3,
+        "horizon": 2,
+        "values": values,
+        "last_close": last_close,
+        "expected_return": values[-1] / last_close - 1,
+    }
 
 
 @pytest.fixture
@@ -34,7 +42,11 @@ def db(db_url):
 def test_without_a_branch_the_prediction_is_stored_once_with_a_store_decision(db):
     first = store_prediction_once(prediction(), url=db, run_id="run-1")
     assert (first["decision"], first["reason"], first["status"], first["duplicate"]) == (
-        "store", STORED_WITHOUT_BRANCH, "stored", False)
+        "store",
+        STORED_WITHOUT_BRANCH,
+        "stored",
+        False,
+    )
     [row] = get_predictions(coin="btc", url=db)
     assert row["run_id"] == "run-1" and row["decision"] == "store"
     # A retry, a clear, a second DAG run: nothing written, the first record returned.
@@ -47,8 +59,9 @@ def test_without_a_branch_the_prediction_is_stored_once_with_a_store_decision(db
 
 def test_after_a_branch_nothing_is_written_and_the_recorded_decision_returned(db):
     rules = TradingRules(max_total_notional=1e9)
-    decided = record_decision(prediction(), kill_switch=False, rules=rules, broker=PaperBroker(db), url=db,
-                              run_id="run-1")
+    decided = record_decision(
+        prediction(), kill_switch=False, rules=rules, broker=PaperBroker(db), url=db, run_id="run-1"
+    )
     assert decided["decision"] == "trade"
     before = recorded_decision(prediction(), db)
     stored = store_prediction_once(prediction(), url=db, run_id="run-2")
@@ -64,8 +77,13 @@ def test_after_a_branch_nothing_is_written_and_the_recorded_decision_returned(db
 
 def test_a_branch_after_a_store_returns_the_store_decision(db):
     store_prediction_once(prediction(), url=db)
-    decided = record_decision(prediction(), kill_switch=False, rules=TradingRules(max_total_notional=1e9),
-                              broker=PaperBroker(db), url=db)
+    decided = record_decision(
+        prediction(),
+        kill_switch=False,
+        rules=TradingRules(max_total_notional=1e9),
+        broker=PaperBroker(db),
+        url=db,
+    )
     assert (decided["decision"], decided["reason"]) == ("store", STORED_WITHOUT_BRANCH)
     assert decided["duplicate"]
     assert count_rows("trade_requests", db) == 0 and count_rows("predictions", db) == 1

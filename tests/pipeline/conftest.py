@@ -67,9 +67,26 @@ def engine_worker(airflow_env):
     """One real engine worker process (own process group, killed with its children)."""
     log = Path(airflow_env["CRYPTO_ML_HOME"]).parent / "worker.log"
     proc = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "crypto_ml", "worker", "-Q", "predict,train", "-c", "1",
-         "--without-gossip", "--without-mingle", "-l", "INFO", "-n", f"pipeline-{os.getpid()}@%h"],
-        env=airflow_env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "crypto_ml",
+            "worker",
+            "-Q",
+            "predict,train",
+            "-c",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+            "-n",
+            f"pipeline-{os.getpid()}@%h",
+        ],
+        env=airflow_env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while "ready." not in log.read_text():
@@ -91,16 +108,21 @@ def run_dag():
     return _run_dag
 
 
-def _run_dag(env, dag_id: str, conf: dict, *, extra_env: dict | None = None, dags: Path = ROOT / "dags") -> dict:
+def _run_dag(
+    env, dag_id: str, conf: dict, *, extra_env: dict | None = None, dags: Path = ROOT / "dags"
+) -> dict:
     """``dag.test(run_conf=conf)`` in a subprocess; returns {"state", "tasks"} or {"error"}."""
     import json
 
     out = subprocess.run(
         [sys.executable, "-c", RUN_DAG, str(dags), dag_id, json.dumps(conf)],
-        env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=600,
+        env={**env, **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT=")]
     assert lines, f"no result from dag.test:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
-    result = json.loads(lines[-1][len("RESULT="):])
+    result = json.loads(lines[-1][len("RESULT=") :])
     result["log"] = out.stdout + out.stderr
     return result

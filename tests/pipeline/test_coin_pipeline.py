@@ -67,8 +67,9 @@ def test_trade_branch_and_rerun_writes_nothing_twice(run_dag, airflow_env, engin
 
 def test_kill_switch_routes_to_store_only(run_dag, airflow_env, engine_worker):
     conf = {"coin": "e-coin", "as_of": DAY, "model": "drift"}  # would buy
-    result = run_dag(airflow_env, "crypto_ml_coin", conf,
-                     extra_env={"AIRFLOW_VAR_CRYPTO_ML_KILL_SWITCH": "true"})
+    result = run_dag(
+        airflow_env, "crypto_ml_coin", conf, extra_env={"AIRFLOW_VAR_CRYPTO_ML_KILL_SWITCH": "true"}
+    )
     assert result["state"] == "success", result["log"][-5000:]
     assert result["tasks"]["store_prediction"] == "success"
     assert result["tasks"]["issue_trade_request"] == "skipped"
@@ -104,9 +105,20 @@ def test_bad_stored_data_fails_clearly_and_alone(run_dag, airflow_env, engine_wo
     import pandas as pd
 
     url = airflow_env["CRYPTO_ML_DATABASE_URL"]
-    bad = pd.DataFrame({"coin": ["ubiq"], "name": ["Ubiq"], "date": [pd.Timestamp(DAY)], "open": [1.0],
-                        "high": [1.0], "low": [1.0], "close": [-3.0], "volume": [None],
-                        "market_cap": [None], "synthetic": [False]})
+    bad = pd.DataFrame(
+        {
+            "coin": ["ubiq"],
+            "name": ["Ubiq"],
+            "date": [pd.Timestamp(DAY)],
+            "open": [1.0],
+            "high": [1.0],
+            "low": [1.0],
+            "close": [-3.0],
+            "volume": [None],
+            "market_cap": [None],
+            "synthetic": [False],
+        }
+    )
     run_dag(airflow_env, "crypto_ml_coin", {"coin": "ubiq", "as_of": "2017-06-04"})  # history stored
     storage.store_prices(bad, source="corrupted by the test", url=url)
     result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "ubiq", "as_of": DAY})
@@ -119,16 +131,24 @@ def test_bad_stored_data_fails_clearly_and_alone(run_dag, airflow_env, engine_wo
 def test_training_publishes_a_version_the_daily_run_then_uses(run_dag, airflow_env, engine_worker):
     """crypto_ml_train publishes a model version trained up to its day; crypto_ml_coin uses it."""
     env = {**airflow_env}
-    trained = run_dag(env, "crypto_ml_train", {"model": "linear", "coins": ["bitcoin", "litecoin"]},
-                      extra_env={"CRYPTO_ML_REPLAY_ANCHOR_REAL": "2026-11-01",
-                                 "CRYPTO_ML_REPLAY_ANCHOR_HISTORY": "2017-06-01"})
+    trained = run_dag(
+        env,
+        "crypto_ml_train",
+        {"model": "linear", "coins": ["bitcoin", "litecoin"]},
+        extra_env={
+            "CRYPTO_ML_REPLAY_ANCHOR_REAL": "2026-11-01",
+            "CRYPTO_ML_REPLAY_ANCHOR_HISTORY": "2017-06-01",
+        },
+    )
     assert trained["state"] == "success", trained["log"][-5000:]
     url = airflow_env["CRYPTO_ML_DATABASE_URL"]
     version = storage.latest_model_version("bitcoin", "linear", as_of="2017-07-31", url=url)
     assert version is not None and version["version"] >= 1
     train_end = version["train_end"].isoformat()
     # A run on the training day predicts with that version and says so in its report.
-    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": train_end, "model": "linear"})
+    result = run_dag(
+        airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": train_end, "model": "linear"}
+    )
     assert result["state"] == "success", result["log"][-5000:]
     [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of=train_end)
     assert pred["model"] == "linear" and pred["version"] == version["version"]
@@ -142,7 +162,9 @@ def test_training_publishes_a_version_the_daily_run_then_uses(run_dag, airflow_e
     [newer] = rows(airflow_env, "predictions", coin="bitcoin", as_of=later_day)
     assert newer["version"] == version["version"]
     # A run for a day BEFORE the training day cannot use it (point in time): trained on the fly.
-    early = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2017-05-01", "model": "linear"})
+    early = run_dag(
+        airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2017-05-01", "model": "linear"}
+    )
     assert early["state"] == "success"
     [old] = rows(airflow_env, "predictions", coin="bitcoin", as_of="2017-05-01")
     assert old["version"] == 0
@@ -157,8 +179,12 @@ def test_airflow_dags_trigger_refuses_bad_params(airflow_env):
 
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "dags", "reserialize"], env=airflow_env, capture_output=True, check=True)
-    out = subprocess.run([airflow, "dags", "trigger", "crypto_ml_coin", "--conf", '{"coin": "bitcon"}'],
-                         env=airflow_env, capture_output=True, text=True)
+    out = subprocess.run(
+        [airflow, "dags", "trigger", "crypto_ml_coin", "--conf", '{"coin": "bitcon"}'],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0
     assert "Invalid input for param coin: 'bitcon' is not one of" in out.stdout + out.stderr
 
@@ -185,8 +211,13 @@ def test_a_coin_run_without_as_of_predicts_as_of_its_logical_date(airflow_env, e
     from pathlib import Path
 
     airflow = str(Path(sys.executable).parent / "airflow")
-    out = subprocess.run([airflow, "dags", "test", "crypto_ml_coin", "2026-11-16", "-c", '{"coin": "bitcoin"}'],
-                         env=airflow_env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [airflow, "dags", "test", "crypto_ml_coin", "2026-11-16", "-c", '{"coin": "bitcoin"}'],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     [pred] = rows(airflow_env, "predictions", coin="bitcoin", as_of="2017-06-16")
     assert pred["last_close"] == 2518.56  # bitcoin's close on 2017-06-16
@@ -208,14 +239,21 @@ def test_clearing_decide_or_the_order_task_writes_nothing_twice(run_dag, airflow
     with sqlite3.connect(db) as conn:
         [(run_id,)] = conn.execute(
             "SELECT run_id FROM dag_run WHERE dag_id = 'crypto_ml_coin' AND conf LIKE ? "
-            "ORDER BY id DESC LIMIT 1", (f"%{day}%",)).fetchall() or [(None,)]
+            "ORDER BY id DESC LIMIT 1",
+            (f"%{day}%",),
+        ).fetchall() or [(None,)]
     assert run_id, "the coin run is not in the metadata DB"
     url = airflow_env["CRYPTO_ML_DATABASE_URL"]
     fills = storage.count_rows("paper_fills", url=url)
     airflow = str(Path(sys.executable).parent / "airflow")
     for task_id in ("decide", "issue_trade_request", "decide", "issue_trade_request"):
-        out = subprocess.run([airflow, "tasks", "test", "crypto_ml_coin", task_id, run_id],
-                             env=airflow_env, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [airflow, "tasks", "test", "crypto_ml_coin", task_id, run_id],
+            env=airflow_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert len(rows(airflow_env, "predictions", coin="ark", as_of=day)) == 1
     [trade] = rows(airflow_env, "trades", coin="ark", as_of=day)

@@ -34,13 +34,26 @@ def engine_env(tmp_path, monkeypatch):
 
 
 def test_trigger_serialize_round_trip():
-    trigger = EngineTaskTrigger(engine_task_id="abc", engine_conn_id="eng", poll_interval=0.5,
-                                timeout=30, started_at=1000.0, max_errors=3)
+    trigger = EngineTaskTrigger(
+        engine_task_id="abc",
+        engine_conn_id="eng",
+        poll_interval=0.5,
+        timeout=30,
+        started_at=1000.0,
+        max_errors=3,
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == "crypto_ml.triggers.engine.EngineTaskTrigger"
-    assert kwargs == {"engine_task_id": "abc", "engine_conn_id": "eng", "poll_interval": 0.5,
-                      "first_poll": 0.05, "timeout": 30, "started_at": 1000.0, "max_errors": 3,
-                      "end_task": False}
+    assert kwargs == {
+        "engine_task_id": "abc",
+        "engine_conn_id": "eng",
+        "poll_interval": 0.5,
+        "first_poll": 0.05,
+        "timeout": 30,
+        "started_at": 1000.0,
+        "max_errors": 3,
+        "end_task": False,
+    }
     assert EngineTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
@@ -48,6 +61,7 @@ def run_trigger(trigger):
     async def first_event():
         async for event in trigger.run():
             return event.payload
+
     return asyncio.run(first_event())
 
 
@@ -75,6 +89,7 @@ def test_a_trigger_that_ends_the_task_fails_it_on_timeout(engine_env):
     async def first_event():
         async for event in trigger.run():
             return event
+
     assert isinstance(asyncio.run(first_event()), TaskFailedEvent)
 
 
@@ -141,8 +156,11 @@ def test_a_dag_run_never_hangs_when_the_engine_never_answers(run_dag, airflow_en
     from pathlib import Path
 
     dags = Path(__file__).parent / "dags"
-    env = {**airflow_env, "CRYPTO_ML_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'nobody.db'}",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    env = {
+        **airflow_env,
+        "CRYPTO_ML_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'nobody.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    }
     started = time.monotonic()
     result = run_dag(env, "engine_down", {}, dags=dags)
     assert result.get("state") == "failed", {k: v for k, v in result.items() if k != "log"}
@@ -153,6 +171,7 @@ def test_a_dag_run_never_hangs_when_the_engine_never_answers(run_dag, airflow_en
 
 class _TI:
     """What the triggerer hands a trigger as ``task_instance`` (the fields the trigger reads)."""
+
     dag_id, run_id, task_id = "crypto_ml_coin", "bitcoin__2017-06-05", "submit_prediction"
     map_index, try_number = -1, 1
 
@@ -160,6 +179,7 @@ class _TI:
 def _events(trigger):
     async def collect():
         return [event async for event in trigger.run()]
+
     return asyncio.run(collect())
 
 
@@ -224,7 +244,8 @@ def test_the_coin_dag_sends_from_the_triggerer():
     args = submit.start_trigger_args
     assert args.trigger_cls == "crypto_ml.triggers.engine.EngineSubmitTrigger"
     assert args.trigger_kwargs["closes"] == (
-        "{{ ti.xcom_pull(task_ids='transform', key='return_value', map_indexes=ti.map_index) | tojson }}")
+        "{{ ti.xcom_pull(task_ids='transform', key='return_value', map_indexes=ti.map_index) | tojson }}"
+    )
     assert args.trigger_kwargs["coin"] is None and args.trigger_kwargs["model"] == "linear"
 
 
@@ -249,8 +270,8 @@ def test_an_empty_as_of_is_the_runs_market_day(engine_env):
     import datetime as dt
     from types import SimpleNamespace
 
-    from crypto_ml.pipeline.catalog import market_day_iso
     from crypto_ml.engine.client import sender_app
+    from crypto_ml.pipeline.catalog import market_day_iso
     from crypto_ml.triggers.engine import EngineSubmitTrigger
 
     logical = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
@@ -328,16 +349,25 @@ def test_a_trigger_looks_the_engine_connection_up_once_however_often_it_polls(en
         raise AirflowNotFoundException(conn_id)  # the embedded default: the environment's engine
 
     monkeypatch.setattr(CryptoEngineHook, "get_connection", classmethod(not_defined))
-    submit = EngineSubmitTrigger(coin="bitcoin", as_of="2017-06-05", model="naive", horizon=3, wait=True,
-                                 first_poll=0.01, poll_interval=0.05, timeout=0.6)
+    submit = EngineSubmitTrigger(
+        coin="bitcoin",
+        as_of="2017-06-05",
+        model="naive",
+        horizon=3,
+        wait=True,
+        first_poll=0.01,
+        poll_interval=0.05,
+        timeout=0.6,
+    )
     submit.task_instance = _TI()
     [event] = _events(submit)  # sends, then polls a queue nobody consumes until the timeout
     assert isinstance(event, TaskFailedEvent)
     assert lookups == ["crypto_ml_engine"]
 
 
-def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(engine_env, monkeypatch,
-                                                                             tmp_path):
+def test_the_triggers_of_one_triggerer_share_a_connection_lookup_for_its_ttl(
+    engine_env, monkeypatch, tmp_path
+):
     """A coin's submit and wait, and every other coin's, reuse one lookup of the engine
     Connection for ENGINE_CONNECTION_TTL seconds; after that the next trigger looks it up again
     (a Connection changed in the UI applies). A missing non-default Connection is never reused:

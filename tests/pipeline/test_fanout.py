@@ -12,8 +12,13 @@ DAGS = Path(__file__).parent / "dags"
 
 
 def _runs(env) -> dict[str, dict]:
-    out = subprocess.run(["airflow", "dags", "list-runs", "fanout_target", "-o", "json"], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["airflow", "dags", "list-runs", "fanout_target", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     [listing] = [line for line in out.stdout.splitlines() if line.startswith("[{")]  # not the log lines
     return {r["run_id"]: r for r in json.loads(listing)}
 

@@ -23,7 +23,9 @@ def test_preload_imports_the_task_modules_and_configures_the_orm():
         "                  'mappers': len(Base.registry.mappers),\n"
         "                  'missing': [m for m in MODULES if m not in sys.modules]}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["mappers"] >= 5
     assert result["before"] is False  # importing the models alone leaves them to the first query

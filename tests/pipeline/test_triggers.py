@@ -43,9 +43,11 @@ def test_an_as_of_after_the_replays_last_day_fails_the_transform_naming_it(run_d
     stored = storage.count_rows("prices", url=url)
     result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2030-01-01"})
     _failed_first_task(result, "transform")
-    assert ("bitcoin: as_of 2030-01-01 is after the last closed day of the market (replay of the bundled "
-            "2013-2017 history): 2017-09-23; give an as_of on or before 2017-09-23, or none (the run's "
-            "market day)") in result["log"]
+    assert (
+        "bitcoin: as_of 2030-01-01 is after the last closed day of the market (replay of the bundled "
+        "2013-2017 history): 2017-09-23; give an as_of on or before 2017-09-23, or none (the run's "
+        "market day)"
+    ) in result["log"]
     assert storage.get_predictions(coin="bitcoin", as_of="2030-01-01", url=url) == []  # no 2030 forecast
     assert storage.count_rows("prices", url=url) == stored  # refused before anything was stored
     storage.dispose_engine(url)
@@ -55,31 +57,50 @@ def test_an_as_of_after_the_replays_last_day_fails_the_transform_naming_it(run_d
 @pytest.mark.parametrize(
     ("dag_id", "conf", "task_id", "line"),
     [
-        ("crypto_ml_coin", {"coins": ["bitcoin"]}, "transform",
-         "crypto_ml_coin does not take conf key 'coins' (did you mean 'coin'?); its keys are: "
-         "as_of, coin, horizon, model"),
-        ("crypto_ml_master", {"coin": "bitcoin", "modle": "drift"}, "poll_new_data",
-         "crypto_ml_master does not take conf keys 'coin' (did you mean 'coins'?), 'modle' (did you mean "
-         "'model'?); its keys are: coins, horizon, model"),
-        ("crypto_ml_train", {"coin": "bitcoin", "days": 3}, "coins_to_train",
-         "crypto_ml_train does not take conf keys 'coin' (did you mean 'coins'?), 'days'; its keys are: "
-         "coins, min_rows, model"),
+        (
+            "crypto_ml_coin",
+            {"coins": ["bitcoin"]},
+            "transform",
+            "crypto_ml_coin does not take conf key 'coins' (did you mean 'coin'?); its keys are: "
+            "as_of, coin, horizon, model",
+        ),
+        (
+            "crypto_ml_master",
+            {"coin": "bitcoin", "modle": "drift"},
+            "poll_new_data",
+            "crypto_ml_master does not take conf keys 'coin' (did you mean 'coins'?), 'modle' (did you mean "
+            "'model'?); its keys are: coins, horizon, model",
+        ),
+        (
+            "crypto_ml_train",
+            {"coin": "bitcoin", "days": 3},
+            "coins_to_train",
+            "crypto_ml_train does not take conf keys 'coin' (did you mean 'coins'?), 'days'; its keys are: "
+            "coins, min_rows, model",
+        ),
     ],
 )
-def test_unknown_conf_keys_fail_the_first_task_naming_the_valid_keys(run_dag, airflow_env, dag_id, conf,
-                                                                      task_id, line):
+def test_unknown_conf_keys_fail_the_first_task_naming_the_valid_keys(
+    run_dag, airflow_env, dag_id, conf, task_id, line
+):
     result = run_dag(airflow_env, dag_id, conf)
     _failed_first_task(result, task_id)
     assert line in result["log"]
 
 
-def test_a_model_served_only_trained_fails_the_transform_with_the_command_that_trains_it(run_dag, airflow_env):
-    result = run_dag(airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2017-06-05", "model": "lstm"})
+def test_a_model_served_only_trained_fails_the_transform_with_the_command_that_trains_it(
+    run_dag, airflow_env
+):
+    result = run_dag(
+        airflow_env, "crypto_ml_coin", {"coin": "bitcoin", "as_of": "2017-06-05", "model": "lstm"}
+    )
     _failed_first_task(result, "transform")
-    assert ("model 'lstm' is not trained for bitcoin on data up to 2017-06-05, and a pipeline run does not "
-            "fit it on the fly; train it first: airflow dags trigger crypto_ml_train --conf "
-            "'{\"model\": \"lstm\", \"coins\": [\"bitcoin\"]}' (a training run serves its market day and "
-            "the days after)") in result["log"]
+    assert (
+        "model 'lstm' is not trained for bitcoin on data up to 2017-06-05, and a pipeline run does not "
+        "fit it on the fly; train it first: airflow dags trigger crypto_ml_train --conf "
+        '\'{"model": "lstm", "coins": ["bitcoin"]}\' (a training run serves its market day and '
+        "the days after)"
+    ) in result["log"]
 
 
 def test_the_master_refuses_an_untrained_model_before_any_coin_run_exists(run_dag, airflow_env):
@@ -88,20 +109,29 @@ def test_the_master_refuses_an_untrained_model_before_any_coin_run_exists(run_da
     assert result["tasks"]["poll_new_data"] == "success" and result["tasks"]["coin_runs"] == "failed"
     assert result["tasks"]["run_coin_pipelines"] == "upstream_failed"
     assert ("model 'lstm' is not trained for ark, bitcoin on data up to ") in result["log"]
-    assert ("train it first: airflow dags trigger crypto_ml_train --conf '{\"model\": \"lstm\", \"coins\": "
-            "[\"ark\", \"bitcoin\"]}'") in result["log"]
+    assert (
+        'train it first: airflow dags trigger crypto_ml_train --conf \'{"model": "lstm", "coins": '
+        '["ark", "bitcoin"]}\''
+    ) in result["log"]
 
 
 @pytest.mark.parametrize(
     ("conf", "line"),
     [
-        ({"coins": ["bitcoin", "bitcon"]}, "coins without data for {day}: ['bitcon']; {coins} coins have data that day"),
-        ({"coins": ["bitcoin"], "min_rows": 100000},
-         "fewer than min_rows=100000 days up to {day} for bitcoin ({rows}): not trainable; lower min_rows or "
-         "train a later day"),
+        (
+            {"coins": ["bitcoin", "bitcon"]},
+            "coins without data for {day}: ['bitcon']; {coins} coins have data that day",
+        ),
+        (
+            {"coins": ["bitcoin"], "min_rows": 100000},
+            "fewer than min_rows=100000 days up to {day} for bitcoin ({rows}): not trainable; lower min_rows or "
+            "train a later day",
+        ),
     ],
 )
-def test_the_training_refuses_coins_it_cannot_train_instead_of_dropping_them(run_dag, airflow_env, conf, line):
+def test_the_training_refuses_coins_it_cannot_train_instead_of_dropping_them(
+    run_dag, airflow_env, conf, line
+):
     from crypto_ml.pipeline.catalog import replay_day
 
     day = replay_day(dt.datetime.now(dt.UTC).date())  # dag.test's logical date: now
@@ -132,8 +162,13 @@ def _master_runs(env) -> int:
 def test_airflow_dags_trigger_refuses_an_unknown_model_for_the_master(airflow_env):
     subprocess.run([AIRFLOW, "dags", "reserialize"], env=airflow_env, capture_output=True, check=True)
     before = _master_runs(airflow_env)
-    out = subprocess.run([AIRFLOW, "dags", "trigger", "crypto_ml_master", "--conf", '{"model": "prophet"}'],
-                         env=airflow_env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [AIRFLOW, "dags", "trigger", "crypto_ml_master", "--conf", '{"model": "prophet"}'],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode != 0
     assert f"Invalid input for param model: 'prophet' is not one of {MODELS}" in out.stdout + out.stderr
     assert _master_runs(airflow_env) == before  # no run was created
@@ -147,7 +182,8 @@ def test_an_as_of_after_an_exchanges_last_closed_candle_is_refused_before_any_re
     from crypto_ml.pipeline.steps import AsOfAfterMarket, transform
 
     market = MarketConfig.from_env_value(
-        "crypto-ml-market://binance?symbols=BTC/USDT&api_url=http%3A%2F%2F127.0.0.1%3A9")
+        "crypto-ml-market://binance?symbols=BTC/USDT&api_url=http%3A%2F%2F127.0.0.1%3A9"
+    )
     url = f"sqlite:///{tmp_path / 'project.db'}"
     run_after = dt.datetime(2026, 12, 3, 8, 30, tzinfo=dt.UTC)
     with pytest.raises(AsOfAfterMarket) as refused:
@@ -155,7 +191,8 @@ def test_an_as_of_after_an_exchanges_last_closed_candle_is_refused_before_any_re
     assert str(refused.value) == (
         "btc-usdt: as_of 2026-12-03 is after the last closed day of the market (exchange binance (BTC/USDT) "
         "via ccxt, candles closed by 2026-12-03 08:30 UTC): 2026-12-02; give an as_of on or before "
-        "2026-12-02, or none (the run's market day)")
+        "2026-12-02, or none (the run's market day)"
+    )
     storage.dispose_engine(url)
 
 
@@ -166,15 +203,18 @@ def test_an_as_of_after_a_csv_folders_last_day_is_refused(tmp_path):
     folder = tmp_path / "prices"
     folder.mkdir()
     days = [dt.date(2024, 1, 1) + dt.timedelta(days=k) for k in range(30)]
-    (folder / "prices.csv").write_text("coin,name,date,open,high,low,close\n" + "".join(
-        f"acme,Acme,{d},{10 + k},{11 + k},{9 + k},{10 + k}\n" for k, d in enumerate(days)))
+    (folder / "prices.csv").write_text(
+        "coin,name,date,open,high,low,close\n"
+        + "".join(f"acme,Acme,{d},{10 + k},{11 + k},{9 + k},{10 + k}\n" for k, d in enumerate(days))
+    )
     market = MarketConfig.from_env_value(f"crypto-ml-market://csv?path={folder}")
     url = f"sqlite:///{tmp_path / 'project.db'}"
     with pytest.raises(AsOfAfterMarket) as refused:
         transform("acme", "2024-02-05", url=url, market=market)
     assert str(refused.value) == (
         f"acme: as_of 2024-02-05 is after the last closed day of the market (CSV files in {folder}): "
-        "2024-01-30; give an as_of on or before 2024-01-30, or none (the run's market day)")
+        "2024-01-30; give an as_of on or before 2024-01-30, or none (the run's market day)"
+    )
     out = transform("acme", "2024-01-30", url=url, market=market)  # its last day is fine
     assert (out["rows"], out["last_date"], out["warnings"]) == (30, "2024-01-30", [])
     storage.dispose_engine(url)
@@ -186,14 +226,18 @@ def test_a_coin_runs_id_names_its_model_and_horizon_when_not_the_defaults():
 
     assert coin_run_id("bitcoin", "2017-06-29", model="naive", horizon=10) == "bitcoin__2017-06-29"
     assert coin_run_id("bitcoin", "2017-06-29", model="drift", horizon=10) == "bitcoin__2017-06-29__drift"
-    assert coin_run_id("btc-usdt", "2026-12-02", model="linear", horizon=5) == "btc-usdt__2026-12-02__linear__h5"
+    assert (
+        coin_run_id("btc-usdt", "2026-12-02", model="linear", horizon=5) == "btc-usdt__2026-12-02__linear__h5"
+    )
     assert coin_run_id("bitcoin", "2017-06-29", model="naive", horizon=30) == "bitcoin__2017-06-29__h30"
     [run] = coin_runs(["ark"], "2017-06-29", model="drift", horizon=10)
-    assert run == {"trigger_run_id": "ark__2017-06-29__drift",
-                   "conf": {"coin": "ark", "as_of": "2017-06-29", "horizon": 10, "model": "drift"}}
+    assert run == {
+        "trigger_run_id": "ark__2017-06-29__drift",
+        "conf": {"coin": "ark", "as_of": "2017-06-29", "horizon": 10, "model": "drift"},
+    }
 
 
-FANOUT_DAGS = '''
+FANOUT_DAGS = """
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param
@@ -210,7 +254,7 @@ with DAG("retrigger", schedule=None, start_date=START, params={"model": Param("n
         task_id="trigger_all", trigger_dag_id="retrigger_target",
         runs=[{"trigger_run_id": "bitcoin__2017-06-25", "conf": {"coin": "bitcoin", "model": "{{ params.model }}"}}],
     )
-'''
+"""
 
 SET_SUCCESS = r"""
 import sys
@@ -227,12 +271,14 @@ def _target_run(env) -> tuple[str, int, dict]:
     db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
     with sqlite3.connect(db) as conn:
         [(state, clears, conf)] = conn.execute(
-            "SELECT state, clear_number, conf FROM dag_run WHERE dag_id = 'retrigger_target'").fetchall()
+            "SELECT state, clear_number, conf FROM dag_run WHERE dag_id = 'retrigger_target'"
+        ).fetchall()
     return state, clears, json.loads(conf) if isinstance(conf, str) else conf
 
 
 def test_the_fan_out_leaves_a_running_run_running_re_runs_a_finished_one_and_refuses_another_conf(
-        run_dag, airflow_env, tmp_path):
+    run_dag, airflow_env, tmp_path
+):
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "retrigger.py").write_text(FANOUT_DAGS)
@@ -248,14 +294,20 @@ def test_the_fan_out_leaves_a_running_run_running_re_runs_a_finished_one_and_ref
     # Not finished (no scheduler here: it stays queued): left running, never reset under its tasks.
     again = run_dag(env, "retrigger", {}, dags=dags)
     assert again["state"] == "success", again["log"][-4000:]
-    assert (f"retrigger_target run {run_id} is still queued with this conf: not reset (its tasks go on), "
-            "waited for") in again["log"]
+    assert (
+        f"retrigger_target run {run_id} is still queued with this conf: not reset (its tasks go on), "
+        "waited for"
+    ) in again["log"]
     assert again["returns"]["trigger_all"] == [run_id]
     assert _target_run(env) == ("queued", 0, {"coin": "bitcoin", "model": "naive"})
 
     # Finished: re-run (reset), same conf.
-    subprocess.run([sys.executable, "-c", SET_SUCCESS, "retrigger_target", run_id], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", SET_SUCCESS, "retrigger_target", run_id],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     rerun = run_dag(env, "retrigger", {}, dags=dags)
     assert rerun["state"] == "success", rerun["log"][-4000:]
     assert f"re-ran retrigger_target run {run_id} (it had finished: success)" in rerun["log"]
@@ -264,10 +316,12 @@ def test_the_fan_out_leaves_a_running_run_running_re_runs_a_finished_one_and_ref
     # Another conf under the same run id: refused, the run left as it is (a reset would keep its conf).
     other = run_dag(env, "retrigger", {"model": "drift"}, dags=dags)
     assert other["state"] == "failed" and other["tasks"]["trigger_all"] == "failed"
-    assert (f"1 retrigger_target run(s) not triggered, the others were: {run_id} exists (queued) with conf "
-            '{"coin": "bitcoin", "model": "naive"}, not {"coin": "bitcoin", "model": "drift"}; a reset would '
-            "keep its conf, so it was left as it is (trigger retrigger_target under another run id, or delete "
-            "that run first)") in other["log"]
+    assert (
+        f"1 retrigger_target run(s) not triggered, the others were: {run_id} exists (queued) with conf "
+        '{"coin": "bitcoin", "model": "naive"}, not {"coin": "bitcoin", "model": "drift"}; a reset would '
+        "keep its conf, so it was left as it is (trigger retrigger_target under another run id, or delete "
+        "that run first)"
+    ) in other["log"]
     assert _target_run(env) == ("queued", 1, {"coin": "bitcoin", "model": "naive"})
 
 
@@ -301,7 +355,8 @@ def test_re_triggering_a_day_with_another_model_runs_that_model_next_to_the_firs
     def coin_runs() -> dict[str, tuple[str, int, dict]]:
         with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as conn:
             rows = conn.execute(
-                "SELECT run_id, state, clear_number, conf FROM dag_run WHERE dag_id = 'crypto_ml_coin'").fetchall()
+                "SELECT run_id, state, clear_number, conf FROM dag_run WHERE dag_id = 'crypto_ml_coin'"
+            ).fetchall()
         return {r: (s, n, json.loads(c) if isinstance(c, str) else c) for r, s, n, c in rows}
 
     with LocalStack(port=_free_port()) as stack:
@@ -322,8 +377,9 @@ def test_re_triggering_a_day_with_another_model_runs_that_model_next_to_the_firs
         again = stack.client.trigger("crypto_ml_master", None, {"model": "drift", "coins": coins})
         assert stack.wait_for_run("crypto_ml_master", again, timeout=900) == "success"
         after_again = coin_runs()
-        assert stack.client.xcom("crypto_ml_master", again, "run_coin_pipelines") == \
-            [f"{c}__{day}__drift" for c in coins]
+        assert stack.client.xcom("crypto_ml_master", again, "run_coin_pipelines") == [
+            f"{c}__{day}__drift" for c in coins
+        ]
 
     def conf(coin, model):
         return {"coin": coin, "as_of": day, "horizon": 10, "model": model}
@@ -339,6 +395,8 @@ def test_re_triggering_a_day_with_another_model_runs_that_model_next_to_the_firs
     for coin in coins:
         preds = storage.get_predictions(coin=coin, as_of=day, url=url)
         assert sorted(p["model"] for p in preds) == ["drift", "naive"], f"{coin}: {preds}"
-        assert {p["model"]: p["run_id"] for p in preds} == {"naive": f"{coin}__{day}",
-                                                              "drift": f"{coin}__{day}__drift"}
+        assert {p["model"]: p["run_id"] for p in preds} == {
+            "naive": f"{coin}__{day}",
+            "drift": f"{coin}__{day}__drift",
+        }
     storage.dispose_engine(url)

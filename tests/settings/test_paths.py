@@ -40,11 +40,16 @@ def test_without_airflow_home_the_checkouts_home_is_used_never_the_users(monkeyp
     assert airflow_home() == ROOT / ".airflow"
 
 
-def test_outside_a_checkout_without_airflow_home_the_commands_refuse_naming_the_variable(monkeypatch, tmp_path):
+def test_outside_a_checkout_without_airflow_home_the_commands_refuse_naming_the_variable(
+    monkeypatch, tmp_path
+):
     from crypto_ml.settings.paths import airflow_home
 
     monkeypatch.delenv("AIRFLOW_HOME", raising=False)
     monkeypatch.setenv("CRYPTO_ML_ROOT", str(tmp_path))  # not a checkout
-    with pytest.raises(FileNotFoundError, match=r"AIRFLOW_HOME is not set, and crypto_ml does not run from a "
-                                                r"Crypto-ML checkout: set AIRFLOW_HOME"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"AIRFLOW_HOME is not set, and crypto_ml does not run from a "
+        r"Crypto-ML checkout: set AIRFLOW_HOME",
+    ):
         airflow_home()

@@ -44,8 +44,14 @@ def exchange():
 
 
 def market(ex, symbols="BTC/USDT,ETH/USDT,SOL/USDT", **extra):
-    extra = {"symbols": symbols, "api_url": ex.api_url, "backoff": 0.01, "retries": 2,
-             "timeout": 1.0, **extra}
+    extra = {
+        "symbols": symbols,
+        "api_url": ex.api_url,
+        "backoff": 0.01,
+        "retries": 2,
+        "timeout": 1.0,
+        **extra,
+    }
     return MarketConfig.from_fields("binance", extra, origin="test")
 
 
@@ -83,7 +89,8 @@ def test_first_poll_pages_through_history_then_each_day_asks_only_what_is_missin
     assert dict(exchange.klines_calls) == {"BTCUSDT": 1, "ETHUSDT": 1, "SOLUSDT": 1}
     assert stored_dates(sqlite_url, "btc-usdt")[-1] == D + dt.timedelta(days=1)
     assert storage.count_rows("prices", url=sqlite_url) == sum(
-        len(stored_dates(sqlite_url, c)) for c in first["coins"])
+        len(stored_dates(sqlite_url, c)) for c in first["coins"]
+    )
 
 
 def test_the_candle_still_forming_is_never_stored(exchange, sqlite_url):
@@ -153,7 +160,8 @@ def test_an_unknown_symbol_fails_alone_with_its_exchange(exchange, sqlite_url):
     assert out["coins"] == ["btc-usdt"]
     assert out["failed_coins"] == {
         "nope-usdt": "nope-usdt (NOPE/USDT) on binance: unknown symbol (no such market on binance; "
-                     "never stored: a typo, or not listed yet)"}
+        "never stored: a typo, or not listed yet)"
+    }
     with pytest.raises(SourceError, match="no symbol of the universe is a market on binance"):
         poll(D, market=market(exchange, "NOPE/USDT"), url=sqlite_url, now=NOW)
 
@@ -196,7 +204,8 @@ def test_a_delisted_market_stops_and_its_history_stays(exchange, sqlite_url):
     out = poll(D, market=m, url=sqlite_url, now=NOW)
     assert out["coins"] == ["btc-usdt", "sol-usdt"]
     assert out["failed_coins"] == {  # a delisting, not an unknown symbol: its history is stored
-        "eth-usdt": f"eth-usdt (ETH/USDT): delisted on binance, last candle {kept[-1]}; no candle for {D}"}
+        "eth-usdt": f"eth-usdt (ETH/USDT): delisted on binance, last candle {kept[-1]}; no candle for {D}"
+    }
     assert stored_dates(sqlite_url, "eth-usdt") == kept
     # a backfill of a day it traded: in that day's universe, predicted from what is stored
     back = poll(kept[-1], market=m, url=sqlite_url, now=NOW)
@@ -247,7 +256,9 @@ def test_a_malformed_market_setting_says_what_is_wrong(host, extra, words):
 
 def test_an_exchange_ccxt_does_not_know_is_named(sqlite_url):
     m = MarketConfig.from_fields("binanse", {"top": 3}, origin="t")
-    with pytest.raises(SourceError, match="'binanse' is not an exchange ccxt .* supports; did you mean binance"):
+    with pytest.raises(
+        SourceError, match="'binanse' is not an exchange ccxt .* supports; did you mean binance"
+    ):
         poll(D, market=m, url=sqlite_url, now=NOW)
 
 
@@ -255,8 +266,9 @@ def test_the_environment_setting_uri_and_json_forms():
     uri = MarketConfig.from_env_value("crypto-ml-market://binance?symbols=BTC/USDT,ETH/USDT")
     assert (uri.kind, uri.exchange, uri.symbols) == ("exchange", "binance", ("BTC/USDT", "ETH/USDT"))
     assert uri.parse_time_coin_ids() == ["btc-usdt", "eth-usdt"]
-    js = MarketConfig.from_env_value('{"conn_type": "crypto_ml_market", "host": "kraken", '
-                                     '"extra": {"top": 20, "quote": "EUR"}}')
+    js = MarketConfig.from_env_value(
+        '{"conn_type": "crypto_ml_market", "host": "kraken", "extra": {"top": 20, "quote": "EUR"}}'
+    )
     assert (js.exchange, js.top, js.quote, js.parse_time_coin_ids()) == ("kraken", 20, "EUR", None)
     assert MarketConfig.from_env_value("crypto-ml-market://replay").kind == "replay"
     with pytest.raises(MarketConfigError, match="expected 'crypto_ml_market'"):

@@ -26,8 +26,6 @@ import secrets
 
 import pytest
 
-
-
 FAULT_SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -90,9 +88,14 @@ def celery_stack(owned_servers, tmp_path_factory):
     os.environ.update(generate_secrets())
     name = f"cml_stack_{os.getpid()}_{secrets.token_hex(3)}"
     stack = CeleryStack(
-        pg_url=owned_servers["postgres"].url, redis_url=owned_servers["redis"].url, name=name,
-        port=_free_port(), flower_port=_free_port(), scheduled=False,
-        home=tmp_path_factory.mktemp("celery-stack"), settings=drill_settings(),
+        pg_url=owned_servers["postgres"].url,
+        redis_url=owned_servers["redis"].url,
+        name=name,
+        port=_free_port(),
+        flower_port=_free_port(),
+        scheduled=False,
+        home=tmp_path_factory.mktemp("celery-stack"),
+        settings=drill_settings(),
     )
     try:
         with stack:

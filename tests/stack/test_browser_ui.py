@@ -10,22 +10,35 @@ Screenshots land in ``$CRYPTO_ML_TEST_SCREENSHOTS/airflow_ui/``, else
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.helpers import browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-MASTER_TASKS = ["check_all_coins", "coin_runs", "poll_new_data", "run_coin_pipelines", "summarize",
-                "wait_for_coin_runs"]
-COIN_TASKS = ["decide", "issue_trade_request", "store_prediction", "submit_prediction",
-              "transform", "wait_for_prediction"]
+MASTER_TASKS = [
+    "check_all_coins",
+    "coin_runs",
+    "poll_new_data",
+    "run_coin_pipelines",
+    "summarize",
+    "wait_for_coin_runs",
+]
+COIN_TASKS = [
+    "decide",
+    "issue_trade_request",
+    "store_prediction",
+    "submit_prediction",
+    "transform",
+    "wait_for_prediction",
+]
 
 
 def _newest_predicted_coin_run(stack) -> str:
     """A coin run the grid shows (it shows the newest runs) whose coin got a forecast."""
-    for run in stack.api("GET", "/api/v2/dags/crypto_ml_coin/dagRuns?order_by=-run_after&limit=5")["dag_runs"]:
+    for run in stack.api("GET", "/api/v2/dags/crypto_ml_coin/dagRuns?order_by=-run_after&limit=5")[
+        "dag_runs"
+    ]:
         tis = {ti["task_id"]: ti["state"] for ti in stack.task_instances("crypto_ml_coin", run["dag_run_id"])}
         if tis.get("transform") == "success":
             return run["dag_run_id"]
@@ -47,9 +60,14 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
         grid = browser.open_grid(driver, base, "crypto_ml_master", run_id)
         browser.screenshot(driver, shots / "02_master_grid.png")
         assert sorted(grid.task_ids) == MASTER_TASKS
-        assert grid.states == {"poll_new_data": "success", "coin_runs": "success",
-                               "run_coin_pipelines": "success", "wait_for_coin_runs": "success",
-                               "summarize": "success", "check_all_coins": "success"}
+        assert grid.states == {
+            "poll_new_data": "success",
+            "coin_runs": "success",
+            "run_coin_pipelines": "success",
+            "wait_for_coin_runs": "success",
+            "summarize": "success",
+            "check_all_coins": "success",
+        }
 
         # The fan-out: one task triggered all the day's coin runs (each a run of crypto_ml_coin, `<coin>__<day>`).
         rows = browser.task_instances(driver, base, "crypto_ml_master", run_id)
@@ -66,8 +84,9 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
         assert sorted(grid.task_ids) == COIN_TASKS
         assert grid.states["store_prediction"] == "success"
         assert grid.states["issue_trade_request"] == "skipped"  # naive model: nothing to trade
-        assert {grid.states[t] for t in ("transform", "submit_prediction", "wait_for_prediction",
-                                         "decide")} == {"success"}
+        assert {
+            grid.states[t] for t in ("transform", "submit_prediction", "wait_for_prediction", "decide")
+        } == {"success"}
 
         graph = browser.open_graph(driver, base, "crypto_ml_coin", coin_run)
         browser.screenshot(driver, shots / "06_coin_graph.png")

@@ -55,8 +55,12 @@ def test_master_run_spreads_over_celery_workers_and_stores_every_prediction_once
     # The submit and the waits start and end in the triggerer, and the store branch is empty (the
     # scheduler marks it done): no worker ran them (no hostname).
     in_triggerer = {ti["task_id"] for ti in succeeded if not ti["hostname"]}
-    assert in_triggerer <= {"submit_prediction", "wait_for_prediction", "store_prediction",
-                            "wait_for_coin_runs"}, in_triggerer
+    assert in_triggerer <= {
+        "submit_prediction",
+        "wait_for_prediction",
+        "store_prediction",
+        "wait_for_coin_runs",
+    }, in_triggerer
     assert {"submit_prediction", "wait_for_prediction", "store_prediction"} <= in_triggerer
     executed = [ti for ti in succeeded if ti["hostname"]]
     # Airflow's other tasks ran on the two Airflow Celery workers, from the queue they serve.
@@ -65,15 +69,21 @@ def test_master_run_spreads_over_celery_workers_and_stores_every_prediction_once
     spread = Counter(ti["hostname"] for ti in executed)
     assert min(spread.values()) >= len(executed) // 10, spread
     # Every coin that had enough history has exactly one prediction in PostgreSQL.
-    predicted_coins = {ti["dag_run_id"].split("__")[0] for ti in coin_tis
-                       if ti["task_id"] == "transform" and ti["state"] == "success"}
+    predicted_coins = {
+        ti["dag_run_id"].split("__")[0]
+        for ti in coin_tis
+        if ti["task_id"] == "transform" and ti["state"] == "success"
+    }
     assert len(predicted_coins) >= 85
     rows = get_predictions(as_of=day, url=celery_stack.crypto_db_url)
     assert len(rows) == len({r["coin"] for r in rows}) == len(predicted_coins)
     assert {r["coin"] for r in rows} == predicted_coins
     # The engine's tasks ran on the engine workers (as Flower saw them), both of them.
-    predicts = [t for t in celery_stack.flower_tasks().values()
-                if t.get("name") == "crypto_ml.predict" and t.get("state") == "SUCCESS"]
+    predicts = [
+        t
+        for t in celery_stack.flower_tasks().values()
+        if t.get("name") == "crypto_ml.predict" and t.get("state") == "SUCCESS"
+    ]
     workers = {t["worker"].split("@")[0] for t in predicts}
     assert workers == {"engine-1", "engine-2"}, workers
     assert len(predicts) >= len(predicted_coins)

@@ -23,8 +23,20 @@ from crypto_ml.storage import get_engine
 pytestmark = [pytest.mark.slow]
 
 #: A dozen coins with history in June 2017; the drift model trades some of them.
-COINS = ["ark", "bitcoin", "bitshares", "blackcoin", "bytecoin", "decred", "digibyte", "dogecoin",
-         "e-coin", "emercoin", "ethereum", "factom"]
+COINS = [
+    "ark",
+    "bitcoin",
+    "bitshares",
+    "blackcoin",
+    "bytecoin",
+    "decred",
+    "digibyte",
+    "dogecoin",
+    "e-coin",
+    "emercoin",
+    "ethereum",
+    "factom",
+]
 OUTAGE = 10  # seconds a server stays down
 #: The most a 10 s outage of Redis or PostgreSQL may add to the run's wall time (the issue's
 #: target, met by airflow.cfg's task_queued_timeout).
@@ -49,15 +61,20 @@ def _counts(stack, day: str) -> dict:
             q = lambda sql: conn.execute(text(sql), {"d": day}).scalar()  # noqa: E731
             return {
                 "predictions": q("SELECT count(*) FROM predictions WHERE as_of = :d"),
-                "prediction_keys": q("SELECT count(DISTINCT (coin, model, horizon)) FROM predictions WHERE as_of = :d"),
+                "prediction_keys": q(
+                    "SELECT count(DISTINCT (coin, model, horizon)) FROM predictions WHERE as_of = :d"
+                ),
                 "decided": q("SELECT count(*) FROM predictions WHERE as_of = :d AND decision IS NOT NULL"),
                 "trade_requests": q("SELECT count(*) FROM trade_requests WHERE as_of = :d"),
                 "orders": q("SELECT count(*) FROM paper_orders WHERE as_of = :d"),
-                "fills": q("SELECT count(*) FROM paper_fills f JOIN paper_orders o USING (idempotency_key) "
-                           "WHERE o.as_of = :d"),
+                "fills": q(
+                    "SELECT count(*) FROM paper_fills f JOIN paper_orders o USING (idempotency_key) "
+                    "WHERE o.as_of = :d"
+                ),
                 "orders_without_request": q(
                     "SELECT count(*) FROM paper_orders o WHERE o.as_of = :d AND NOT EXISTS "
-                    "(SELECT 1 FROM trade_requests t WHERE t.idempotency_key = o.idempotency_key)"),
+                    "(SELECT 1 FROM trade_requests t WHERE t.idempotency_key = o.idempotency_key)"
+                ),
             }
     except Exception:  # noqa: BLE001 - the database is what the drill stopped
         return {}
@@ -93,10 +110,15 @@ def _healthy_after(stack, component: str, since: float, timeout: float = 300) ->
     while True:
         health = _api(stack, "GET", "/api/v2/monitor/health") or {}
         part = health.get(component) or {}
-        beat = part.get("latest_scheduler_heartbeat") or part.get("latest_triggerer_heartbeat") \
+        beat = (
+            part.get("latest_scheduler_heartbeat")
+            or part.get("latest_triggerer_heartbeat")
             or part.get("latest_dag_processor_heartbeat")
+        )
         ok = part.get("status") == "healthy"
-        if ok and (component == "metadatabase" or (beat and dt.datetime.fromisoformat(beat).timestamp() > since)):
+        if ok and (
+            component == "metadatabase" or (beat and dt.datetime.fromisoformat(beat).timestamp() > since)
+        ):
             return time.time()
         assert time.monotonic() < deadline, f"{component} not healthy again within {timeout:.0f} s: {health}"
         time.sleep(0.5)
@@ -112,8 +134,11 @@ def _coin_tis(stack, day: str) -> list[dict]:
 
 def _first_success_after(stack, day: str, since: float) -> float | None:
     """End time of the first coin task that succeeded after ``since`` (work resumed)."""
-    ends = [dt.datetime.fromisoformat(ti["end_date"]).timestamp()
-            for ti in _coin_tis(stack, day) if ti["state"] == "success" and ti["end_date"]]
+    ends = [
+        dt.datetime.fromisoformat(ti["end_date"]).timestamp()
+        for ti in _coin_tis(stack, day)
+        if ti["state"] == "success" and ti["end_date"]
+    ]
     later = [e for e in ends if e > since]
     return min(later) if later else None
 
@@ -134,27 +159,40 @@ def _drill(stack, name: str, logical_date: str, fault, capsys) -> dict:
     tis = _coin_tis(stack, day)
     resumed = _first_success_after(stack, day, back)
     figures = {
-        "drill": name, "run_id": run_id, "state": state, "settings": os.environ.get("CRYPTO_ML_DRILL_SETTINGS", "fault"),
+        "drill": name,
+        "run_id": run_id,
+        "state": state,
+        "settings": os.environ.get("CRYPTO_ML_DRILL_SETTINGS", "fault"),
         "recovered_s": round(back - t_fault, 1),
         "work_resumed_s": round(resumed - t_fault, 1) if resumed else None,
         "run_s": round(finished - started, 1),
-        "before": before, "after": after,
-        "restarts": [{k: (round(v - t_fault, 1) if k in ("exited", "restarted") else v) for k, v in e.items()}
-                     for e in stack.restarts[restarts_before:]],
+        "before": before,
+        "after": after,
+        "restarts": [
+            {k: (round(v - t_fault, 1) if k in ("exited", "restarted") else v) for k, v in e.items()}
+            for e in stack.restarts[restarts_before:]
+        ],
         "retried_tasks": sum(ti["try_number"] > 1 for ti in tis),
     }
     RESULTS.append(figures)
     with capsys.disabled():
         extra = f" (+{figures['run_s'] - BASELINE['run_s']:.0f} s on the baseline)" if BASELINE else ""
-        print(f"\n[drill] {name} [{figures['settings']} settings]{extra}: back in {figures['recovered_s']} s, work resumed {figures['work_resumed_s']} s "
-              f"after the fault; run {state} in {figures['run_s']} s; predictions {after.get('predictions')} "
-              f"(before the fault {before['predictions']}), trade requests {after.get('trade_requests')}, "
-              f"orders {after.get('orders')}, fills {after.get('fills')}; {figures['retried_tasks']} task retries; "
-              f"restarts {[(e['name'], e['code']) for e in figures['restarts']]}", flush=True)
+        print(
+            f"\n[drill] {name} [{figures['settings']} settings]{extra}: back in {figures['recovered_s']} s, work resumed {figures['work_resumed_s']} s "
+            f"after the fault; run {state} in {figures['run_s']} s; predictions {after.get('predictions')} "
+            f"(before the fault {before['predictions']}), trade requests {after.get('trade_requests')}, "
+            f"orders {after.get('orders')}, fills {after.get('fills')}; {figures['retried_tasks']} task retries; "
+            f"restarts {[(e['name'], e['code']) for e in figures['restarts']]}",
+            flush=True,
+        )
 
     # The run completed without a human, nothing lost and nothing twice.
     assert state == "success", json.dumps(figures, default=str)
-    predicted = {ti["dag_run_id"].split("__")[0] for ti in tis if ti["task_id"] == "transform" and ti["state"] == "success"}
+    predicted = {
+        ti["dag_run_id"].split("__")[0]
+        for ti in tis
+        if ti["task_id"] == "transform" and ti["state"] == "success"
+    }
     assert len(predicted) >= 10
     assert after["predictions"] == after["prediction_keys"] == after["decided"] == len(predicted)
     assert after["orders"] == after["fills"] == after["trade_requests"], after  # each recorded order once
@@ -176,7 +214,9 @@ def test_stack_up_unpauses_the_pipeline_and_names_what_stays_paused(celery_stack
 
 def test_drill_baseline(celery_stack, capsys):
     """The same run without a fault: what the outages' extra time is measured against."""
-    BASELINE.update(_drill(celery_stack, "no fault (baseline)", "2026-11-09T00:00:00Z", lambda: time.time(), capsys))
+    BASELINE.update(
+        _drill(celery_stack, "no fault (baseline)", "2026-11-09T00:00:00Z", lambda: time.time(), capsys)
+    )
 
 
 def _extra(figures: dict) -> float:
@@ -214,14 +254,19 @@ def test_drill_restart_postgres(celery_stack, owned_servers, capsys):
     assert set(celery_stack.commands()) == set(celery_stack.procs)
     assert all(p.poll() is None for p in celery_stack.procs.values())
     with capsys.disabled():
-        print(f"[drill] PostgreSQL before/after: {json.dumps({k: figures[k] for k in ('before', 'after', 'restarts')})}")
+        print(
+            f"[drill] PostgreSQL before/after: {json.dumps({k: figures[k] for k in ('before', 'after', 'restarts')})}"
+        )
 
 
-@pytest.mark.parametrize(("component", "health", "logical_date"), [
-    ("scheduler", "scheduler", "2026-11-12T00:00:00Z"),
-    ("triggerer", "triggerer", "2026-11-13T00:00:00Z"),
-    ("api-server", "metadatabase", "2026-11-14T00:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("component", "health", "logical_date"),
+    [
+        ("scheduler", "scheduler", "2026-11-12T00:00:00Z"),
+        ("triggerer", "triggerer", "2026-11-13T00:00:00Z"),
+        ("api-server", "metadatabase", "2026-11-14T00:00:00Z"),
+    ],
+)
 def test_drill_kill_9(celery_stack, capsys, component, health, logical_date):
     def fault():
         t = time.time()

@@ -14,8 +14,11 @@ def test_progress_line_is_the_one_in_the_readme():
     states = ["success"] * 45 + ["running"] * 40 + ["queued"] * 4
     assert progress_line("[pipeline]", "running", "2017-06-29", states) == (
         "[pipeline] crypto_ml_master: running; history day 2017-06-29: coin pipelines 45 succeeded, "
-        "0 failed, 44 running or queued, of 89")
-    assert progress_line("[stack]", "queued", None, []) == "[stack] crypto_ml_master: queued; polling new data"
+        "0 failed, 44 running or queued, of 89"
+    )
+    assert (
+        progress_line("[stack]", "queued", None, []) == "[stack] crypto_ml_master: queued; polling new data"
+    )
 
 
 def test_passing_failures_are_retried_and_wrong_calls_are_not():
@@ -58,7 +61,11 @@ def test_error_answers_carry_code_and_detail_and_reads_are_retried():
             elif self.path == "/api/v2/dags/flaky" and calls.count(self.path) == 1:
                 code, body = 503, {"detail": "busy"}
             else:
-                code, body = (200, {"dag_id": "flaky"}) if self.path.endswith("flaky") else (404, {"detail": "no such DAG"})
+                code, body = (
+                    (200, {"dag_id": "flaky"})
+                    if self.path.endswith("flaky")
+                    else (404, {"detail": "no such DAG"})
+                )
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

@@ -15,16 +15,22 @@ def metadata_db(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'airflow.db'}"
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE job (id INTEGER PRIMARY KEY, job_type TEXT, hostname TEXT, "
-                          "state TEXT, latest_heartbeat TIMESTAMP)"))
+        conn.execute(
+            text(
+                "CREATE TABLE job (id INTEGER PRIMARY KEY, job_type TEXT, hostname TEXT, "
+                "state TEXT, latest_heartbeat TIMESTAMP)"
+            )
+        )
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", url)
     monkeypatch.setenv("CRYPTO_ML_HOSTNAME", "worker-a")
 
     def beat(job_type: str, age_s: float, state: str = "running", host: str = "worker-a") -> None:
-        at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
+        at = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO job (job_type, hostname, state, latest_heartbeat) "
-                              "VALUES (:t, :h, :s, :b)"), {"t": job_type, "h": host, "s": state, "b": at})
+            conn.execute(
+                text("INSERT INTO job (job_type, hostname, state, latest_heartbeat) VALUES (:t, :h, :s, :b)"),
+                {"t": job_type, "h": host, "s": state, "b": at},
+            )
 
     return beat
 

@@ -11,8 +11,9 @@ from crypto_ml.stack.celery import REQUIRED_SECRETS
 
 
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crypto_ml.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "crypto_ml.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_stack_refuses_to_start_without_its_secrets(tmp_path):
@@ -32,6 +33,10 @@ def test_stack_secrets_are_fresh_and_shell_quoted():
     assert sorted(names) == sorted(REQUIRED_SECRETS)
     assert set(first.splitlines()).isdisjoint(second.splitlines())  # random every time
     # What the shell gets back is exactly what was printed (nothing mangled by quoting).
-    shell = subprocess.run(["bash", "-c", f'{first}\necho "$CRYPTO_ML_ADMIN_PASSWORD"'],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    shell = subprocess.run(
+        ["bash", "-c", f'{first}\necho "$CRYPTO_ML_ADMIN_PASSWORD"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert shell and shell in first

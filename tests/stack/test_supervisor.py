@@ -4,7 +4,6 @@ stops the stack loudly; a component stopped on purpose stays stopped."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,9 +19,13 @@ class TinyStack(Supervisor):
     """Two components: one that runs until killed, one that exits at once when told to."""
 
     def commands(self) -> dict[str, list[str]]:
-        flaky = "import os, sys, time; sys.exit(3) if os.path.exists(os.environ['DIE_FLAG']) else time.sleep(600)"
-        return {"steady": [sys.executable, "-c", "import time; time.sleep(600)"],
-                "flaky": [sys.executable, "-c", flaky]}
+        flaky = (
+            "import os, sys, time; sys.exit(3) if os.path.exists(os.environ['DIE_FLAG']) else time.sleep(600)"
+        )
+        return {
+            "steady": [sys.executable, "-c", "import time; time.sleep(600)"],
+            "flaky": [sys.executable, "-c", flaky],
+        }
 
 
 def _wait(predicate, timeout=30.0):

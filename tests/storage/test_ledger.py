@@ -21,8 +21,15 @@ def url(sqlite_url):
 
 
 def _trade():
-    return dict(KEY, side="buy", quantity=1.0, price=100.0, expected_return=0.1, broker="paper",
-                idempotency_key="bitcoin-2017-06-01-ar-1-10")
+    return dict(
+        KEY,
+        side="buy",
+        quantity=1.0,
+        price=100.0,
+        expected_return=0.1,
+        broker="paper",
+        idempotency_key="bitcoin-2017-06-01-ar-1-10",
+    )
 
 
 def test_a_decider_that_loses_the_race_leaves_no_trade_request(url):

@@ -18,10 +18,21 @@ def store(tmp_path, monkeypatch) -> ModelStore:
 
 def test_save_load_and_as_of_semantics(store, tmp_path):
     y = 1.0 + np.arange(100.0)
-    v1 = store.save("bitcoin", "linear", LinearTrendForecaster().fit(y[:60]),
-                    train_start="2017-01-01", train_end="2017-03-01", metrics={"mae": 1.5})
-    v2 = store.save("bitcoin", "linear", LinearTrendForecaster(window=5).fit(y[:90]),
-                    train_start="2017-01-01", train_end="2017-03-31")
+    v1 = store.save(
+        "bitcoin",
+        "linear",
+        LinearTrendForecaster().fit(y[:60]),
+        train_start="2017-01-01",
+        train_end="2017-03-01",
+        metrics={"mae": 1.5},
+    )
+    v2 = store.save(
+        "bitcoin",
+        "linear",
+        LinearTrendForecaster(window=5).fit(y[:90]),
+        train_start="2017-01-01",
+        train_end="2017-03-31",
+    )
     assert (v1, v2) == (1, 2)
     # default location is file://$CRYPTO_ML_HOME/models; one folder per training (fingerprint)
     folder = tmp_path / "home" / "models" / "bitcoin" / "linear"
@@ -34,7 +45,9 @@ def test_save_load_and_as_of_semantics(store, tmp_path):
     assert info["version"] == 1 and info["metrics"] == {"mae": 1.5} and info["n_obs"] == 60
     np.testing.assert_allclose(older.predict(3), [61.0, 62.0, 63.0])
     assert store.load("bitcoin", "linear", as_of="2017-03-31").n_obs_ == 90  # inclusive
-    with pytest.raises(LookupError, match="no stored 'linear' model for 'bitcoin' trained on data up to 2017-02-28"):
+    with pytest.raises(
+        LookupError, match="no stored 'linear' model for 'bitcoin' trained on data up to 2017-02-28"
+    ):
         store.load("bitcoin", "linear", as_of="2017-02-28")
     with pytest.raises(LookupError, match="no stored 'naive' model for 'ethereum'"):
         store.load("ethereum", "naive")
@@ -44,8 +57,16 @@ def test_saving_the_same_training_twice_is_idempotent(store):
     f = NaiveForecaster().fit([1.0, 2.0, 3.0])
     kw = dict(train_start="2017-01-01", train_end="2017-01-03")
     assert store.save("eth", "naive", f, **kw) == store.save("eth", "naive", f, **kw) == 1
-    assert store.save("eth", "naive", NaiveForecaster().fit([1.0, 2.0, 3.0, 4.0]),
-                      train_start="2017-01-01", train_end="2017-01-04") == 2
+    assert (
+        store.save(
+            "eth",
+            "naive",
+            NaiveForecaster().fit([1.0, 2.0, 3.0, 4.0]),
+            train_start="2017-01-01",
+            train_end="2017-01-04",
+        )
+        == 2
+    )
     folder = store.root_path / "eth" / "naive"
     assert len(list(folder.iterdir())) == 2  # one folder per training, nothing else left behind
 
@@ -80,8 +101,9 @@ def test_lstm_round_trip_through_the_store_without_pickle(store):
 
 def test_backtest_saves_each_fold_to_the_store(store):
     dates = np.arange("2017-01-01", "2017-04-11", dtype="datetime64[D]")  # 100 days
-    res = backtest_series("linear", 1.0 + np.arange(100.0), dates, coin="line", period=20, folds=2,
-                          horizon=3, store=store)
+    res = backtest_series(
+        "linear", 1.0 + np.arange(100.0), dates, coin="line", period=20, folds=2, horizon=3, store=store
+    )
     assert len(res.folds) == 2
     first, info = store.load_with_info("line", "linear", as_of="2017-03-21")
     assert info["version"] == 1 and str(info["train_end"]) == "2017-03-21" and first.n_obs_ == 80
@@ -125,8 +147,11 @@ def _corrupt(store, row):
         from crypto_ml.storage import ModelArtifact, session_scope
 
         with session_scope(store.url) as session:
-            session.execute(update(ModelArtifact).where(ModelArtifact.fingerprint == row["fingerprint"])
-                            .values(content=b'{"model": "linear", "trunc'))
+            session.execute(
+                update(ModelArtifact)
+                .where(ModelArtifact.fingerprint == row["fingerprint"])
+                .values(content=b'{"model": "linear", "trunc')
+            )
     else:
         import fsspec.core
 
@@ -137,10 +162,15 @@ def _corrupt(store, row):
 def test_a_version_is_recorded_only_after_its_files_are_complete(tmp_path, monkeypatch):
     """The writer dies between the files and the manifest: no version points at them, readers
     keep serving the previous one."""
-    store = ModelStore(url=f"sqlite:///{tmp_path / 'm.db'}", location=(tmp_path / "bucket").as_uri(),
-                       cache_dir=tmp_path / "cache")
+    store = ModelStore(
+        url=f"sqlite:///{tmp_path / 'm.db'}",
+        location=(tmp_path / "bucket").as_uri(),
+        cache_dir=tmp_path / "cache",
+    )
     y = 1.0 + np.arange(100.0)
-    store.save("eth", "linear", LinearTrendForecaster().fit(y[:60]), train_start="2017-01-01", train_end="2017-03-01")
+    store.save(
+        "eth", "linear", LinearTrendForecaster().fit(y[:60]), train_start="2017-01-01", train_end="2017-03-01"
+    )
     import fsspec.implementations.local as local
 
     real = local.LocalFileSystem.mv
@@ -152,8 +182,13 @@ def test_a_version_is_recorded_only_after_its_files_are_complete(tmp_path, monke
 
     monkeypatch.setattr(local.LocalFileSystem, "mv", crash)
     with pytest.raises(OSError, match="host lost"):
-        store.save("eth", "linear", LinearTrendForecaster().fit(y[:90]), train_start="2017-01-01",
-                   train_end="2017-03-31")
+        store.save(
+            "eth",
+            "linear",
+            LinearTrendForecaster().fit(y[:90]),
+            train_start="2017-01-01",
+            train_end="2017-03-31",
+        )
     assert store.info("eth", "linear")["version"] == 1
     assert store.load("eth", "linear").n_obs_ == 60
 
@@ -164,10 +199,15 @@ def test_model_store_url_is_one_setting(monkeypatch, tmp_path):
     monkeypatch.setenv("CRYPTO_ML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CRYPTO_ML_MODEL_STORE_URL", raising=False)
     assert model_store_location() == (tmp_path / "home" / "models").as_uri()  # the embedded default
-    for value, expected in (("database", "database"), ("DB", "database"), ("s3://bucket/models", "s3://bucket/models")):
+    for value, expected in (
+        ("database", "database"),
+        ("DB", "database"),
+        ("s3://bucket/models", "s3://bucket/models"),
+    ):
         monkeypatch.setenv("CRYPTO_ML_MODEL_STORE_URL", value)
         assert model_store_location() == expected
     monkeypatch.setenv("CRYPTO_ML_MODEL_STORE_URL", "nosuchproto://x")
     with pytest.raises(ValueError, match="CRYPTO_ML_MODEL_STORE_URL='nosuchproto://x' cannot be used"):
         ModelStore(url=f"sqlite:///{tmp_path / 'm.db'}").save(
-            "x", "naive", NaiveForecaster().fit([1.0]), train_start="2017-01-01", train_end="2017-01-01")
+            "x", "naive", NaiveForecaster().fit([1.0]), train_start="2017-01-01", train_end="2017-01-01"
+        )

@@ -22,10 +22,17 @@ def test_equal_moves_are_named_as_such_not_as_the_largest():
 
 
 def test_equal_moves_rank_the_widest_intervals_when_the_table_has_them():
-    table = pd.DataFrame({"coin": ["ark", "btc", "eth"], "expected_return_pct": [0.0, 0.0, 0.0],
-                          "width80_pct": [10.0, float("nan"), 40.0]})
-    assert largest_moves(table, 2) == (["eth", "ark"],
-                                       "every expected move is 0.00%: the 2 widest 80% intervals")
+    table = pd.DataFrame(
+        {
+            "coin": ["ark", "btc", "eth"],
+            "expected_return_pct": [0.0, 0.0, 0.0],
+            "width80_pct": [10.0, float("nan"), 40.0],
+        }
+    )
+    assert largest_moves(table, 2) == (
+        ["eth", "ark"],
+        "every expected move is 0.00%: the 2 widest 80% intervals",
+    )
 
 
 def _store_day(url, model, moves):
@@ -43,17 +50,43 @@ def _store_day(url, model, moves):
     for i in range(30):
         coin = f"c{i:02d}"
         closes = 100.0 + np.arange(20.0) * (i % 3)
-        storage.store_prices(pd.DataFrame({"coin": coin, "date": dates, "open": closes, "high": closes,
-                                           "low": closes, "close": closes, "volume": 1.0, "market_cap": 1.0}),
-                             source="test", url=url)
+        storage.store_prices(
+            pd.DataFrame(
+                {
+                    "coin": coin,
+                    "date": dates,
+                    "open": closes,
+                    "high": closes,
+                    "low": closes,
+                    "close": closes,
+                    "volume": 1.0,
+                    "market_cap": 1.0,
+                }
+            ),
+            source="test",
+            url=url,
+        )
         last, move = float(closes[-1]), moves[i]
         values = list(np.linspace(last, last * (1 + move), 11)[1:])
         spread = 0.02 * (1 + i % 5) * (10 if coin == "c07" else 1)
-        bands = {level: {"lower": [v * (1 - spread * k) for v in values],
-                         "upper": [v * (1 + spread * k) for v in values]}
-                 for level, k in (("80", 1), ("95", 2))}
-        storage.store_prediction(coin=coin, as_of=day, model=model, version=1, horizon=10, values=values,
-                                 last_close=last, intervals=bands, url=url)
+        bands = {
+            level: {
+                "lower": [v * (1 - spread * k) for v in values],
+                "upper": [v * (1 + spread * k) for v in values],
+            }
+            for level, k in (("80", 1), ("95", 2))
+        }
+        storage.store_prediction(
+            coin=coin,
+            as_of=day,
+            model=model,
+            version=1,
+            horizon=10,
+            values=values,
+            last_close=last,
+            intervals=bands,
+            url=url,
+        )
     return day
 
 
@@ -65,7 +98,7 @@ def _ink(png, box):
     a = imread(png)[..., :3]
     h, w = a.shape[:2]
     top, bottom, left, right = box
-    region = a[int(h * top):int(h * bottom), int(w * left):int(w * right)]
+    region = a[int(h * top) : int(h * bottom), int(w * left) : int(w * right)]
     return float((np.abs(region - 1).sum(-1) > 0.3).mean())
 
 
@@ -108,8 +141,16 @@ def url(sqlite_url):
 def test_a_runs_summary_counts_its_own_model_and_horizon_only(url):
     for coin in ("btc", "eth"):
         for model, horizon in (("naive", 10), ("drift", 10), ("drift", 3)):
-            store_prediction(coin=coin, as_of="2017-06-01", model=model, version=0, horizon=horizon,
-                             values=[100.0] * horizon, last_close=100.0, url=url)
+            store_prediction(
+                coin=coin,
+                as_of="2017-06-01",
+                model=model,
+                version=0,
+                horizon=horizon,
+                values=[100.0] * horizon,
+                last_close=100.0,
+                url=url,
+            )
     assert len(day_table("2017-06-01", url=url)) == 6  # every prediction of the day
     drift = day_summary("2017-06-01", coins=["btc", "eth"], model="drift", horizon=10, url=url)
     assert (drift["predicted"], drift["missing"]) == (2, [])
@@ -124,6 +165,9 @@ def test_the_table_prints_numbers_for_people():
 
     from crypto_ml.storage.reporting import format_table
 
-    text = format_table(pd.DataFrame({"coin": ["ark", "bitcoin"], "last_close": [0.5821911, 2539.32],
-                                      "tiny": [0.00001234, 0.0]}))
+    text = format_table(
+        pd.DataFrame(
+            {"coin": ["ark", "bitcoin"], "last_close": [0.5821911, 2539.32], "tiny": [0.00001234, 0.0]}
+        )
+    )
     assert "0.582191" in text and "2,539.32" in text and "1.23e-05" in text and "e-01" not in text

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from crypto_ml.data.validation import Finding
 from crypto_ml.storage import (
     Price,
     UpsertResult,
@@ -27,7 +28,6 @@ from crypto_ml.storage import (
     store_quarantine,
     store_trade_request,
 )
-from crypto_ml.data.validation import Finding
 
 
 @pytest.fixture
@@ -55,9 +55,18 @@ def _frame(closes: list[float], volume: list[float] | None = None, coin: str = "
 
 
 def _mv(url, fingerprint="a" * 64, train_end="2017-06-01", **kw):
-    args = dict(coin="btc", model="arima", train_start="2017-01-01", train_end=train_end, n_obs=150,
-                params={"order": [1, 1, 0]}, metrics={"rmse": 1.5}, artifact_path="/m/btc.pkl",
-                fingerprint=fingerprint, url=url)
+    args = dict(
+        coin="btc",
+        model="arima",
+        train_start="2017-01-01",
+        train_end=train_end,
+        n_obs=150,
+        params={"order": [1, 1, 0]},
+        metrics={"rmse": 1.5},
+        artifact_path="/m/btc.pkl",
+        fingerprint=fingerprint,
+        url=url,
+    )
     return record_model_version(**{**args, **kw})
 
 
@@ -81,8 +90,16 @@ def test_store_prices_nan_volume_is_null(url):
 
 def test_store_quarantine_dedups_and_keeps_only_errors(url):
     findings = [
-        Finding("btc", "bad_price", "error", "close -1 is not positive", "btc.csv", 7, "2017-01-05",
-                {"close": -1.0}),
+        Finding(
+            "btc",
+            "bad_price",
+            "error",
+            "close -1 is not positive",
+            "btc.csv",
+            7,
+            "2017-01-05",
+            {"close": -1.0},
+        ),
         Finding("btc", "not_a_date", "error", "date 'x' is missing", "btc.csv", 9, None, {"date": "x"}),
         Finding("btc", "gap", "warning", "2 days missing", "btc.csv", None, "2017-02-01"),
     ]
@@ -135,8 +152,19 @@ def test_store_prediction_restore_keeps_one_row(url):
 
 
 def test_trade_request_idempotency(url):
-    base = dict(coin="btc", as_of="2017-06-01", model="arima", version=1, horizon=3, side="buy",
-                quantity=0.5, price=100.0, expected_return=0.1, broker="paper", url=url)
+    base = dict(
+        coin="btc",
+        as_of="2017-06-01",
+        model="arima",
+        version=1,
+        horizon=3,
+        side="buy",
+        quantity=0.5,
+        price=100.0,
+        expected_return=0.1,
+        broker="paper",
+        url=url,
+    )
     assert store_trade_request(status="pending", idempotency_key="k-1", **base) == UpsertResult(1, 0)
     filled = store_trade_request(status="filled", idempotency_key="k-1", response={"id": 7}, **base)
     assert filled == UpsertResult(0, 1)

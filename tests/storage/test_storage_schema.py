@@ -113,11 +113,13 @@ def test_database_url_from_an_airflow_connection(monkeypatch, pg_server_url):
     """``AIRFLOW_CONN_CRYPTO_ML_DB`` (Airflow's own convention) names the project DB."""
     from sqlalchemy.engine import make_url
 
-    from crypto_ml.storage import database_url, get_engine, dispose_engine
+    from crypto_ml.storage import database_url, dispose_engine, get_engine
 
     monkeypatch.delenv("CRYPTO_ML_DATABASE_URL", raising=False)
     server = make_url(pg_server_url)
-    monkeypatch.setenv("AIRFLOW_CONN_CRYPTO_ML_DB", f"postgres://{server.username}@{server.host}:{server.port}/postgres")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRYPTO_ML_DB", f"postgres://{server.username}@{server.host}:{server.port}/postgres"
+    )
     url = database_url()
     assert url == f"postgresql+psycopg2://{server.username}@{server.host}:{server.port}/postgres"
     with get_engine(url).connect() as conn:

@@ -28,8 +28,16 @@ D0 = dt.date(2017, 1, 1)
 
 def _price(i: int, close: float = 1.0) -> dict:
     return {
-        "coin": "btc", "date": D0 + dt.timedelta(days=i), "open": close, "high": close, "low": close,
-        "close": close, "volume": None, "market_cap": None, "synthetic": False, "source": "test",
+        "coin": "btc",
+        "date": D0 + dt.timedelta(days=i),
+        "open": close,
+        "high": close,
+        "low": close,
+        "close": close,
+        "volume": None,
+        "market_cap": None,
+        "synthetic": False,
+        "source": "test",
     }
 
 
@@ -37,25 +45,65 @@ ROWS = {
     Price: ([_price(0), _price(1)], None),
     QuarantinedRow: (
         [
-            {"coin": "btc", "date": D0, "origin": "btc.csv", "line": 3, "rule": "bad_price",
-             "severity": "error", "message": "close is negative", "raw": {"close": -1}, "source": "test"},
+            {
+                "coin": "btc",
+                "date": D0,
+                "origin": "btc.csv",
+                "line": 3,
+                "rule": "bad_price",
+                "severity": "error",
+                "message": "close is negative",
+                "raw": {"close": -1},
+                "source": "test",
+            },
         ],
         "uq_quarantined_rows_coin_origin_line_rule",
     ),
     ModelVersion: (
-        [{"coin": "btc", "model": "arima", "version": 1, "train_end": D0, "fingerprint": "f" * 64,
-          "params": {"p": 1}}],
+        [
+            {
+                "coin": "btc",
+                "model": "arima",
+                "version": 1,
+                "train_end": D0,
+                "fingerprint": "f" * 64,
+                "params": {"p": 1},
+            }
+        ],
         None,
     ),
     Prediction: (
-        [{"coin": "btc", "as_of": D0, "model": "arima", "version": 1, "horizon": 3,
-          "values": [1.0, 2.0, 3.0], "last_close": 1.0, "expected_return": 2.0}],
+        [
+            {
+                "coin": "btc",
+                "as_of": D0,
+                "model": "arima",
+                "version": 1,
+                "horizon": 3,
+                "values": [1.0, 2.0, 3.0],
+                "last_close": 1.0,
+                "expected_return": 2.0,
+            }
+        ],
         None,
     ),
     TradeRequest: (
-        [{"coin": "btc", "as_of": D0, "model": "arima", "version": 1, "horizon": 3, "side": "buy",
-          "quantity": 1.0, "price": 1.0, "expected_return": 2.0, "broker": "paper", "status": "new",
-          "idempotency_key": "k1"}],
+        [
+            {
+                "coin": "btc",
+                "as_of": D0,
+                "model": "arima",
+                "version": 1,
+                "horizon": 3,
+                "side": "buy",
+                "quantity": 1.0,
+                "price": 1.0,
+                "expected_return": 2.0,
+                "broker": "paper",
+                "status": "new",
+                "idempotency_key": "k1",
+            }
+        ],
         None,
     ),
 }

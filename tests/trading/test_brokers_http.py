@@ -33,7 +33,10 @@ class Exchange:
         self.requests: list[dict] = []
         self.orders: dict[str, dict] = {}
         self.script: list[dict] = []
-        self.positions = {"btc": {"quantity": 1.5, "avg_price": 100.0}, "eth": {"quantity": -2, "avg_price": 10.0}}
+        self.positions = {
+            "btc": {"quantity": 1.5, "avg_price": 100.0},
+            "eth": {"quantity": -2, "avg_price": 10.0},
+        }
         self.lock = threading.Lock()
 
 
@@ -54,21 +57,34 @@ def make_handler(ex: Exchange):
 
         def do_GET(self):
             with ex.lock:
-                ex.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers), "t": time.monotonic()})
+                ex.requests.append(
+                    {"method": "GET", "path": self.path, "headers": dict(self.headers), "t": time.monotonic()}
+                )
             self._send(200, ex.positions)
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             key = self.headers.get("Idempotency-Key")
             with ex.lock:
-                ex.requests.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body,
-                                    "t": time.monotonic()})
+                ex.requests.append(
+                    {
+                        "method": "POST",
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "t": time.monotonic(),
+                    }
+                )
                 step = ex.script.pop(0) if ex.script else {}
                 if step.get("status", 200) < 300 or step.get("store"):
                     duplicate = key in ex.orders
                     if not duplicate:
-                        ex.orders[key] = {"order_id": f"ex-{len(ex.orders) + 1}", "status": "filled",
-                                          "filled_qty": body["quantity"], "fill_price": body["price"]}
+                        ex.orders[key] = {
+                            "order_id": f"ex-{len(ex.orders) + 1}",
+                            "status": "filled",
+                            "filled_qty": body["quantity"],
+                            "fill_price": body["price"],
+                        }
                     answer = {**ex.orders[key], "duplicate": duplicate}
             if step.get("sleep"):
                 time.sleep(step["sleep"])
@@ -98,8 +114,17 @@ def live(monkeypatch):
     monkeypatch.delenv("CRYPTO_ML_TRADING_TOKEN", raising=False)
 
 
-ORDER = OrderRequest(idempotency_key="cml-abc", coin="btc", side="buy", quantity=0.5, price=40000.0, as_of="2024-03-01")
-BODY = {"idempotency_key": "cml-abc", "coin": "btc", "side": "buy", "quantity": 0.5, "price": 40000.0, "as_of": "2024-03-01"}
+ORDER = OrderRequest(
+    idempotency_key="cml-abc", coin="btc", side="buy", quantity=0.5, price=40000.0, as_of="2024-03-01"
+)
+BODY = {
+    "idempotency_key": "cml-abc",
+    "coin": "btc",
+    "side": "buy",
+    "quantity": 0.5,
+    "price": 40000.0,
+    "as_of": "2024-03-01",
+}
 
 
 def test_dry_run_is_the_default_and_sends_nothing(exchange, monkeypatch):
@@ -114,7 +139,9 @@ def test_dry_run_is_the_default_and_sends_nothing(exchange, monkeypatch):
 
 def test_live_needs_the_env_var(exchange, monkeypatch):
     monkeypatch.delenv("CRYPTO_ML_TRADING_LIVE", raising=False)
-    with pytest.raises(LiveTradingNotEnabled, match="live trading needs CRYPTO_ML_TRADING_LIVE=1 and dry_run=False"):
+    with pytest.raises(
+        LiveTradingNotEnabled, match="live trading needs CRYPTO_ML_TRADING_LIVE=1 and dry_run=False"
+    ):
         HTTPBroker(exchange.url, dry_run=False)
     monkeypatch.setenv("CRYPTO_ML_TRADING_LIVE", "1")
     broker = HTTPBroker(exchange.url, dry_run=False)
@@ -129,7 +156,12 @@ def test_live_order_sends_key_and_token_and_retried_key_returns_same_order(excha
     first = broker.place_order(ORDER)
     again = broker.place_order(ORDER)
     assert (first.status, first.order_id, first.filled_qty, first.fill_price, first.duplicate) == (
-        "filled", "ex-1", 0.5, 40000.0, False)
+        "filled",
+        "ex-1",
+        0.5,
+        40000.0,
+        False,
+    )
     assert (again.order_id, again.duplicate) == ("ex-1", True)
     assert len(exchange.orders) == 1
     req = exchange.requests[0]
@@ -216,8 +248,16 @@ def test_positions(exchange, live):
 
 
 def test_broker_from_config(monkeypatch, exchange):
-    for var in ("CRYPTO_ML_TRADING_BROKER", "CRYPTO_ML_TRADING_URL", "CRYPTO_ML_TRADING_DRY_RUN", "CRYPTO_ML_TRADING_LIVE",
-                "CRYPTO_ML_BROKER", "CRYPTO_ML_LIVE_TRADING", "CRYPTO_ML_BROKER_DRY_RUN", "CRYPTO_ML_BROKER_TOKEN"):
+    for var in (
+        "CRYPTO_ML_TRADING_BROKER",
+        "CRYPTO_ML_TRADING_URL",
+        "CRYPTO_ML_TRADING_DRY_RUN",
+        "CRYPTO_ML_TRADING_LIVE",
+        "CRYPTO_ML_BROKER",
+        "CRYPTO_ML_LIVE_TRADING",
+        "CRYPTO_ML_BROKER_DRY_RUN",
+        "CRYPTO_ML_BROKER_TOKEN",
+    ):
         monkeypatch.delenv(var, raising=False)
     # The engine's Celery broker never becomes the order endpoint.
     monkeypatch.setenv("CRYPTO_ML_BROKER_URL", "redis://127.0.0.1:6379/1")
@@ -255,8 +295,16 @@ def test_live_account_spends_only_the_cash_the_fills_left(exchange, live, db_url
     rules = TradingRules(capital=2500.0, max_total_notional=20000.0)
     out = []
     for day in range(1, 5):
-        p = {"coin": "btc", "as_of": f"2024-03-0{day}", "model": "ar", "version": 1, "horizon": 10,
-             "values": [105.0], "last_close": 100.0, "expected_return": 0.05}
+        p = {
+            "coin": "btc",
+            "as_of": f"2024-03-0{day}",
+            "model": "ar",
+            "version": 1,
+            "horizon": 10,
+            "values": [105.0],
+            "last_close": 100.0,
+            "expected_return": 0.05,
+        }
         out.append(handle_prediction(p, kill_switch=False, broker=broker, rules=rules, url=db_url))
     assert [r["status"] for r in out] == ["filled", "filled", "filled", "stored"]
     assert out[2]["quantity"] == pytest.approx(5.0) and "capped by the cash (500.00 USD)" in out[2]["reason"]

@@ -23,16 +23,26 @@ def paper(db_url):
 
 def ledger(url):
     with get_engine(url).connect() as conn:
-        orders = conn.execute(select(PaperOrder.idempotency_key, PaperOrder.status).order_by(PaperOrder.idempotency_key)).all()
+        orders = conn.execute(
+            select(PaperOrder.idempotency_key, PaperOrder.status).order_by(PaperOrder.idempotency_key)
+        ).all()
         fills = conn.execute(select(PaperFill.idempotency_key, PaperFill.quantity, PaperFill.price)).all()
-        positions = conn.execute(select(PaperPosition.coin, PaperPosition.quantity, PaperPosition.avg_price)).all()
+        positions = conn.execute(
+            select(PaperPosition.coin, PaperPosition.quantity, PaperPosition.avg_price)
+        ).all()
     return [tuple(r) for r in orders], [tuple(r) for r in fills], {r[0]: (r[1], r[2]) for r in positions}
 
 
 def test_buy_fills_and_moves_the_position(paper, db_url):
     res = paper.place_order(order())
     assert isinstance(res, OrderResult)
-    assert (res.status, res.order_id, res.filled_qty, res.fill_price, res.duplicate) == ("filled", "k1", 2.0, 100.0, False)
+    assert (res.status, res.order_id, res.filled_qty, res.fill_price, res.duplicate) == (
+        "filled",
+        "k1",
+        2.0,
+        100.0,
+        False,
+    )
     assert res.raw["position"] == 2.0
     assert paper.position("btc") == 2.0
     assert paper.position("eth") == 0.0
@@ -45,7 +55,11 @@ def test_same_key_twice_places_one_order(paper, db_url):
     again = paper.place_order(order())
     assert again.duplicate is True
     assert (again.status, again.order_id, again.filled_qty, again.fill_price) == (
-        first.status, first.order_id, first.filled_qty, first.fill_price)
+        first.status,
+        first.order_id,
+        first.filled_qty,
+        first.fill_price,
+    )
     assert paper.position("btc") == 2.0
     assert count_rows("paper_orders", db_url) == 1
     assert count_rows("paper_fills", db_url) == 1
@@ -104,7 +118,9 @@ def test_short_when_allowed(db_url):
     assert broker.total_notional() == pytest.approx(50.0)
 
 
-@pytest.mark.parametrize("kwargs", [{"key": ""}, {"side": "hold"}, {"qty": 0}, {"qty": float("nan")}, {"price": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"key": ""}, {"side": "hold"}, {"qty": 0}, {"qty": float("nan")}, {"price": -1}]
+)
 def test_order_request_validation(kwargs):
     with pytest.raises(ValueError, match="OrderRequest"):
         order(**kwargs)

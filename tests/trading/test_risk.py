@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_ml.storage import get_trade_requests, migrate
 from crypto_ml.evaluation import simulate
+from crypto_ml.storage import get_trade_requests, migrate
 from crypto_ml.trading import HTTPBroker, OrderRequest, PaperBroker, TradingRules, decide, handle_prediction
 from crypto_ml.trading.risk import Account, RiskLimits, buy_room, check_order, trims, violations
 
@@ -46,7 +46,9 @@ def test_buy_room_is_the_least_of_coin_total_and_cash():
     burnt = Account(20000.0, 2000.0)
     assert buy_room(burnt, "btc", LIMITS) == (2000.0, "cash")
     # Fees and slippage are reserved from the cash.
-    assert buy_room(Account(20000.0, 2000.0, buy_cost=0.0015), "btc", LIMITS)[0] == pytest.approx(2000 / 1.0015)
+    assert buy_room(Account(20000.0, 2000.0, buy_cost=0.0015), "btc", LIMITS)[0] == pytest.approx(
+        2000 / 1.0015
+    )
     # A position that fell frees per-coin room but not cash: still only the cash.
     fell = Account(20000.0, 500.0, {"btc": 195.0}, {"btc": 10.0})
     assert buy_room(fell, "btc", LIMITS) == (500.0, "cash")
@@ -56,8 +58,12 @@ def test_buy_room_is_the_least_of_coin_total_and_cash():
 
 def test_trims_bring_a_risen_book_back_within_its_caps():
     # a rose past its cap (6,000), and the total (21,500) is past the 20,000 cap.
-    risen = Account(20000.0, 0.0, {"a": 100.0, "b": 100.0, "c": 100.0, "d": 100.0, "e": 100.0},
-                    {"a": 60.0, "b": 45.0, "c": 45.0, "d": 45.0, "e": 20.0})
+    risen = Account(
+        20000.0,
+        0.0,
+        {"a": 100.0, "b": 100.0, "c": 100.0, "d": 100.0, "e": 100.0},
+        {"a": 60.0, "b": 45.0, "c": 45.0, "d": 45.0, "e": 20.0},
+    )
     plan = trims(risen, LIMITS)
     assert set(plan) == {"a"}  # a to its cap, then the total's 500 from the largest (a)
     assert plan["a"].side == "sell" and plan["a"].quantity == pytest.approx(1500 / 60)
@@ -80,14 +86,25 @@ def test_check_order_refuses_what_the_cash_or_the_caps_do_not_allow():
 
 def test_violations_name_what_is_wrong():
     bad = Account(20000.0, -156.0, {"btc": 10.0}, {"btc": 1.0})
-    assert violations(bad, LIMITS) == ["equity -146.00 USD below zero", "cash -156.00 USD below zero",
-                                       "exposure 10.00 USD above the equity -146.00 USD"]
+    assert violations(bad, LIMITS) == [
+        "equity -146.00 USD below zero",
+        "cash -156.00 USD below zero",
+        "exposure 10.00 USD above the equity -146.00 USD",
+    ]
 
 
 # -- the reported failure -------------------------------------------------------------------------
 def _prediction(coin, day, er, last_close):
-    return {"coin": coin, "as_of": f"2018-{day // 28 + 1:02d}-{day % 28 + 1:02d}", "model": "ar", "version": 1,
-            "horizon": 10, "values": [last_close * (1 + er)], "last_close": last_close, "expected_return": er}
+    return {
+        "coin": coin,
+        "as_of": f"2018-{day // 28 + 1:02d}-{day % 28 + 1:02d}",
+        "model": "ar",
+        "version": 1,
+        "horizon": 10,
+        "values": [last_close * (1 + er)],
+        "last_close": last_close,
+        "expected_return": er,
+    }
 
 
 def test_losses_on_sold_positions_do_not_free_room_on_the_paper_ledger(db_url):
@@ -99,11 +116,15 @@ def test_losses_on_sold_positions_do_not_free_room_on_the_paper_ledger(db_url):
     day = 0
     for coin in "abcd":  # 4 coins x 5 buys of 1,000 at 100: the 20,000 are invested
         for _ in range(5):
-            handle_prediction(_prediction(coin, day, 0.05, 100.0), kill_switch=False, broker=broker, url=db_url)
+            handle_prediction(
+                _prediction(coin, day, 0.05, 100.0), kill_switch=False, broker=broker, url=db_url
+            )
             day += 1
     for coin in "abcd":  # the crash: everything sold at 40, 12,000 realised loss
         for _ in range(13):
-            handle_prediction(_prediction(coin, day, -0.05, 40.0), kill_switch=False, broker=broker, url=db_url)
+            handle_prediction(
+                _prediction(coin, day, -0.05, 40.0), kill_switch=False, broker=broker, url=db_url
+            )
             day += 1
     assert broker.positions() == {}
     assert broker.total_notional() == 0.0  # what the old cap measured: "20,000 of room"
@@ -113,7 +134,9 @@ def test_losses_on_sold_positions_do_not_free_room_on_the_paper_ledger(db_url):
     bought = []
     for coin in "abcd":
         for _ in range(4):
-            res = handle_prediction(_prediction(coin, day, 0.05, 40.0), kill_switch=False, broker=broker, url=db_url)
+            res = handle_prediction(
+                _prediction(coin, day, 0.05, 40.0), kill_switch=False, broker=broker, url=db_url
+            )
             day += 1
             bought.append(res)
     trades = [r for r in bought if r["decision"] == "trade"]
@@ -131,8 +154,12 @@ def test_the_http_dry_run_path_counts_what_it_would_have_bought(db_url):
     migrate(db_url)
     broker = HTTPBroker("http://127.0.0.1:9/orders", ledger_url=db_url)  # dry run: never contacted
     rules = TradingRules(capital=3000.0, max_total_notional=3000.0)
-    results = [handle_prediction(_prediction("btc", d, 0.05, 100.0), kill_switch=False, broker=broker,
-                                 rules=rules, url=db_url) for d in range(5)]
+    results = [
+        handle_prediction(
+            _prediction("btc", d, 0.05, 100.0), kill_switch=False, broker=broker, rules=rules, url=db_url
+        )
+        for d in range(5)
+    ]
     assert [r["status"] for r in results] == ["dry_run"] * 3 + ["stored"] * 2
     assert "position limit reached (total limit)" in results[3]["reason"]
     book = broker.account(3000.0, marks={"btc": 100.0})
@@ -171,8 +198,9 @@ def _forecasts(rng, prices: pd.DataFrame, kind: str) -> dict[str, pd.DataFrame]:
             er = np.where((np.arange(len(closes)) // 5) % 2 == 0, 0.08, -0.08)
         else:
             er = rng.normal(0.0, 0.06, len(closes))
-        out[coin] = pd.DataFrame({"coin": coin, "date": closes.index, "last_close": closes.to_numpy(),
-                                  "expected_return": er})
+        out[coin] = pd.DataFrame(
+            {"coin": coin, "date": closes.index, "last_close": closes.to_numpy(), "expected_return": er}
+        )
     return out
 
 
@@ -184,8 +212,14 @@ def _replay_checks(sim, prices, rules, fee, slip):
     orders = orders[orders["status"] == "filled"]
     by_day = {d: g for d, g in orders.groupby(pd.to_datetime(orders["date"]))}
     cash, qty = limits.capital, {c: 0.0 for c in prices.columns}
-    worst = {"max_exposure_over_capital": 0.0, "max_exposure_over_equity": 0.0, "min_equity": math.inf,
-             "min_cash": math.inf, "max_coin_over_cap": 0.0, "max_net_invested": 0.0}
+    worst = {
+        "max_exposure_over_capital": 0.0,
+        "max_exposure_over_equity": 0.0,
+        "min_equity": math.inf,
+        "min_cash": math.inf,
+        "max_coin_over_cap": 0.0,
+        "max_net_invested": 0.0,
+    }
     invested = 0.0
     for day in marks.index:
         for o in by_day.get(day, pd.DataFrame()).itertuples():
@@ -197,13 +231,16 @@ def _replay_checks(sim, prices, rules, fee, slip):
         values = {c: q * float(close[c]) for c, q in qty.items() if q}
         exposure = sum(abs(v) for v in values.values())
         equity = cash + sum(values.values())
-        worst["max_exposure_over_capital"] = max(worst["max_exposure_over_capital"], exposure / limits.capital)
+        worst["max_exposure_over_capital"] = max(
+            worst["max_exposure_over_capital"], exposure / limits.capital
+        )
         if equity > 0:
             worst["max_exposure_over_equity"] = max(worst["max_exposure_over_equity"], exposure / equity)
         worst["min_equity"] = min(worst["min_equity"], equity)
         worst["min_cash"] = min(worst["min_cash"], cash)
-        worst["max_coin_over_cap"] = max([worst["max_coin_over_cap"]]
-                                         + [abs(v) / limits.max_position for v in values.values()])
+        worst["max_coin_over_cap"] = max(
+            [worst["max_coin_over_cap"]] + [abs(v) / limits.max_position for v in values.values()]
+        )
         worst["max_net_invested"] = max(worst["max_net_invested"], invested)
         assert cash >= -1e-6, (day, cash)
         assert equity >= -1e-6, (day, equity)
@@ -217,12 +254,20 @@ RULE_SETS = {
     "default": TradingRules(),
     "big orders": TradingRules(order_notional=4000.0, max_position_notional=8000.0),
     "one coin all in": TradingRules(order_notional=7000.0, max_position_notional=20000.0),
-    "cap above capital": TradingRules(capital=10000.0, max_total_notional=30000.0, max_position_notional=9000.0),
+    "cap above capital": TradingRules(
+        capital=10000.0, max_total_notional=30000.0, max_position_notional=9000.0
+    ),
 }
 
 
-KEYS = ("max_exposure_over_capital", "max_exposure_over_equity", "min_equity", "min_cash", "max_coin_over_cap",
-        "max_net_invested_over_capital")
+KEYS = (
+    "max_exposure_over_capital",
+    "max_exposure_over_equity",
+    "min_equity",
+    "min_cash",
+    "max_coin_over_cap",
+    "max_net_invested_over_capital",
+)
 
 
 def run_paths(n_paths: int, seed: int = 20260103) -> dict[str, dict[str, float]]:
@@ -240,11 +285,20 @@ def run_paths(n_paths: int, seed: int = 20260103) -> dict[str, dict[str, float]]
         name = list(RULE_SETS)[i % len(RULE_SETS)]
         rules = RULE_SETS[name]
         fee, slip = (10.0, 5.0) if (i // len(RULE_SETS)) % 2 else (0.0, 0.0)
-        sim = simulate(_forecasts(rng, prices, signal), prices, rules, model=f"p{i}", rule=name,
-                       fee_bps=fee, slippage_bps=slip)
+        sim = simulate(
+            _forecasts(rng, prices, signal),
+            prices,
+            rules,
+            model=f"p{i}",
+            rule=name,
+            fee_bps=fee,
+            slippage_bps=slip,
+        )
         got = _replay_checks(sim, prices, rules, fee / 1e4, slip / 1e4)
         got["max_net_invested_over_capital"] = got.pop("max_net_invested") / rules.book_capital
-        w = worst.setdefault(name, {"paths": 0, **{k: (math.inf if k.startswith("min") else 0.0) for k in KEYS}})
+        w = worst.setdefault(
+            name, {"paths": 0, **{k: (math.inf if k.startswith("min") else 0.0) for k in KEYS}}
+        )
         w["paths"] += 1
         for key in KEYS:
             w[key] = (min if key.startswith("min") else max)(w[key], got[key])
@@ -288,6 +342,10 @@ def test_a_coin_without_a_stored_close_is_marked_at_its_last_fill_and_the_reason
     rules = TradingRules(max_total_notional=20000.0)
     d = decide(prediction=_prediction("btc", 1, 0.05, 50.0), account=book, kill_switch=False, rules=rules)
     assert d.action == "trade" and d.quantity == pytest.approx(1000 / 50)
-    tight = decide(prediction=_prediction("btc", 1, 0.05, 50.0), account=book, kill_switch=False,
-                   rules=TradingRules(max_total_notional=19500.0))
+    tight = decide(
+        prediction=_prediction("btc", 1, 0.05, 50.0),
+        account=book,
+        kill_switch=False,
+        rules=TradingRules(max_total_notional=19500.0),
+    )
     assert "capped by the total limit [eth marked at its last fill 100 (no stored close)]" in tight.reason

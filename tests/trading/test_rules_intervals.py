@@ -8,8 +8,14 @@ from crypto_ml.trading.risk import Account
 from crypto_ml.trading.rules import TradingRules, decide, return_interval_of
 
 
-def book(position: float, total: float, *, coin: str = "bitcoin", price: float = 100.0,
-         rules: TradingRules = TradingRules()) -> Account:
+def book(
+    position: float,
+    total: float,
+    *,
+    coin: str = "bitcoin",
+    price: float = 100.0,
+    rules: TradingRules = TradingRules(),
+) -> Account:
     """A book holding ``position`` of ``coin`` at ``price`` and other coins worth the rest of
     ``total`` (exposure at market value), bought at today's marks (cash = capital - their value)."""
     other = (total - abs(position) * price) / 50.0
@@ -19,10 +25,19 @@ def book(position: float, total: float, *, coin: str = "bitcoin", price: float =
     return Account(rules.book_capital, cash, positions, marks)
 
 
-def pred(er: float, lower: float | None = None, upper: float | None = None, level: str = "80",
-         last_close: float = 100.0) -> dict:
-    p = {"coin": "bitcoin", "last_close": last_close, "expected_return": er,
-         "values": [last_close * (1 + er)]}
+def pred(
+    er: float,
+    lower: float | None = None,
+    upper: float | None = None,
+    level: str = "80",
+    last_close: float = 100.0,
+) -> dict:
+    p = {
+        "coin": "bitcoin",
+        "last_close": last_close,
+        "expected_return": er,
+        "values": [last_close * (1 + er)],
+    }
     if lower is not None:
         p["intervals"] = {level: {"lower": [last_close * (1 + lower)], "upper": [last_close * (1 + upper)]}}
     return p
@@ -38,10 +53,31 @@ INTERVAL = TradingRules(interval_level=80)
 @pytest.mark.parametrize(
     "case, prediction, position, action, side, reason",
     [
-        ("lower bound clears: buy", pred(0.08, 0.03, 0.12), 0, "trade", "buy", "80% interval lower bound +3.0% above"),
+        (
+            "lower bound clears: buy",
+            pred(0.08, 0.03, 0.12),
+            0,
+            "trade",
+            "buy",
+            "80% interval lower bound +3.0% above",
+        ),
         ("point clears, interval does not", pred(0.08, -0.01, 0.15), 0, "store", None, "does not clear"),
-        ("upper bound below -threshold: sell the long", pred(-0.08, -0.12, -0.03), 10, "trade", "sell", "upper bound -3.0% below"),
-        ("upper bound below but nothing held", pred(-0.08, -0.12, -0.03), 0, "store", None, "nothing to sell"),
+        (
+            "upper bound below -threshold: sell the long",
+            pred(-0.08, -0.12, -0.03),
+            10,
+            "trade",
+            "sell",
+            "upper bound -3.0% below",
+        ),
+        (
+            "upper bound below but nothing held",
+            pred(-0.08, -0.12, -0.03),
+            0,
+            "store",
+            None,
+            "nothing to sell",
+        ),
         ("no interval in the prediction", pred(0.08), 0, "store", None, "no 80% interval"),
         ("another level only", pred(0.08, 0.03, 0.12, level="95"), 0, "store", None, "no 80% interval"),
     ],
@@ -79,9 +115,16 @@ def test_return_interval_of_reads_the_horizon_end():
     assert return_interval_of(p, 95) is None
 
 
-@pytest.mark.parametrize("field, value", [("fee_bps", -1), ("slippage_bps", float("inf")),
-                                          ("interval_level", 100), ("interval_level", 0),
-                                          ("interval_level", "80")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("fee_bps", -1),
+        ("slippage_bps", float("inf")),
+        ("interval_level", 100),
+        ("interval_level", 0),
+        ("interval_level", "80"),
+    ],
+)
 def test_bad_rule_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TradingRules(**{field: value})

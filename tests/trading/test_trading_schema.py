@@ -23,7 +23,9 @@ def test_0002_matches_the_models(db_url):
     assert diff == []
     assert LEDGER <= tables
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert [(fk["referred_table"], fk["constrained_columns"]) for fk in fks] == [("paper_orders", ["idempotency_key"])]
+    assert [(fk["referred_table"], fk["constrained_columns"]) for fk in fks] == [
+        ("paper_orders", ["idempotency_key"])
+    ]
 
 
 def test_0002_downgrades_to_0001(db_url):

@@ -13,8 +13,17 @@ from crypto_ml.utils.dates import as_date, iso_day
 D = dt.date(2017, 6, 1)
 
 
-@pytest.mark.parametrize("value", [D, dt.datetime(2017, 6, 1, 23, 59), pd.Timestamp("2017-06-01 12:00"),
-                                   "2017-06-01", "2017-06-01T05:00:00+00:00", np.datetime64("2017-06-01T10:00")])
+@pytest.mark.parametrize(
+    "value",
+    [
+        D,
+        dt.datetime(2017, 6, 1, 23, 59),
+        pd.Timestamp("2017-06-01 12:00"),
+        "2017-06-01",
+        "2017-06-01T05:00:00+00:00",
+        np.datetime64("2017-06-01T10:00"),
+    ],
+)
 def test_every_day_like_value_is_its_day(value):
     assert as_date(value) == D and iso_day(value) == "2017-06-01"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -16,7 +15,6 @@ from sqlalchemy.engine import make_url
 
 from crypto_ml import storage
 from crypto_ml.web import LazyASGIApp, create_app
-
 from tests.helpers.web_data import EVIL, START, fill
 
 

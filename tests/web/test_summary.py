@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from crypto_ml import storage
 from crypto_ml.trading.brokers import PaperBroker
 from crypto_ml.web import create_app
-
 from tests.web.day_data import DAY, fill_day
 
 
@@ -23,8 +22,10 @@ def day_url(sqlite_url) -> str:
 def table_rows(page: str, table: str) -> list[list[str]]:
     """The cells' text of each body row of the table ``id=table``."""
     body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', page, re.S)[1]
-    return [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    return [
+        [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
 
 
 def cards(page: str) -> dict[str, str]:
@@ -67,16 +68,38 @@ def test_the_leaderboard_says_when_nothing_is_evaluated_and_ranks_what_is(day_ur
     page = client.get("/").text
     assert "No model evaluation is stored yet." in page and 'id="leaderboard"' not in page
     # what a backtest given a model store records: a version per fold with its scores
-    for coin, model, mase, direction in (("up1", "drift", 1.4, 0.5), ("up2", "drift", 1.6, 0.7),
-                                         ("up1", "naive", 1.2, 0.0), ("up2", "naive", 1.3, 0.1),
-                                         ("up1", "linear", None, None)):
+    for coin, model, mase, direction in (
+        ("up1", "drift", 1.4, 0.5),
+        ("up2", "drift", 1.6, 0.7),
+        ("up1", "naive", 1.2, 0.0),
+        ("up2", "naive", 1.3, 0.1),
+        ("up1", "linear", None, None),
+    ):
         metrics = {"mae": 1.0, "mape": 10.0, "mase": mase, "direction": direction}
-        storage.record_model_version(coin=coin, model=model, train_start="2017-01-01", train_end="2017-06-01",
-                                     n_obs=150, params={}, metrics=metrics, artifact_path=None,
-                                     fingerprint=f"{coin}-{model}", url=day_url)
-    storage.record_model_version(coin="up1", model="ar", train_start="2017-01-01", train_end="2017-06-01",
-                                 n_obs=150, params={}, metrics={}, artifact_path=None, fingerprint="x",
-                                 url=day_url)  # a production training: no evaluation
+        storage.record_model_version(
+            coin=coin,
+            model=model,
+            train_start="2017-01-01",
+            train_end="2017-06-01",
+            n_obs=150,
+            params={},
+            metrics=metrics,
+            artifact_path=None,
+            fingerprint=f"{coin}-{model}",
+            url=day_url,
+        )
+    storage.record_model_version(
+        coin="up1",
+        model="ar",
+        train_start="2017-01-01",
+        train_end="2017-06-01",
+        n_obs=150,
+        params={},
+        metrics={},
+        artifact_path=None,
+        fingerprint="x",
+        url=day_url,
+    )  # a production training: no evaluation
     page = client.get("/").text
     board = table_rows(page, "leaderboard")
     assert [r[1] for r in board] == ["naive", "drift", "linear"]

@@ -69,9 +69,9 @@ def replay_day(url: str, models: tuple[str, ...]) -> None:
     ``models`` (the library's forecaster with its intervals, as the engine makes them), decided and
     placed on the paper broker as the coin runs do."""
     from crypto_ml import storage
+    from crypto_ml.data.ingest import ingest
     from crypto_ml.data.loader import CryptoLoader
     from crypto_ml.forecasting import make_forecaster
-    from crypto_ml.data.ingest import ingest
     from crypto_ml.trading.brokers import PaperBroker
     from crypto_ml.trading.service import handle_prediction
 
@@ -82,9 +82,17 @@ def replay_day(url: str, models: tuple[str, ...]) -> None:
         for coin in storage.coins_on(DAY, url=url):
             closes = [c for c in storage.load_closes(coin, as_of=DAY, url=url)[1] if c is not None]
             forecast = make_forecaster(model).fit(closes).predict_with_intervals(10)
-            record = {"coin": coin, "as_of": DAY, "model": model, "version": 0, "horizon": 10,
-                      "values": forecast["values"], "last_close": closes[-1],
-                      "intervals": forecast["intervals"], "interval_method": forecast["interval_method"]}
+            record = {
+                "coin": coin,
+                "as_of": DAY,
+                "model": model,
+                "version": 0,
+                "horizon": 10,
+                "values": forecast["values"],
+                "last_close": closes[-1],
+                "intervals": forecast["intervals"],
+                "interval_method": forecast["interval_method"],
+            }
             handle_prediction(record, kill_switch=False, broker=broker, url=url, run_id=f"{coin}__{DAY}")
 
 

@@ -21,18 +21,45 @@ def fill(url: str, *, with_intervals: bool) -> None:
     storage.migrate(url)
     dates = pd.date_range(START, periods=60, freq="D")
     closes = 100 + np.cumsum(np.random.default_rng(3).normal(0, 1, len(dates)))
-    storage.store_prices(pd.DataFrame({"coin": "bitcoin", "date": dates, "open": closes, "high": closes,
-                                       "low": closes, "close": closes, "volume": 1.0, "market_cap": 1.0}),
-                         source="test", url=url)
+    storage.store_prices(
+        pd.DataFrame(
+            {
+                "coin": "bitcoin",
+                "date": dates,
+                "open": closes,
+                "high": closes,
+                "low": closes,
+                "close": closes,
+                "volume": 1.0,
+                "market_cap": 1.0,
+            }
+        ),
+        source="test",
+        url=url,
+    )
     last = float(closes[-1])
     steps = np.arange(1, 11)
     bands = {
-        "80": {"lower": list(last * (1 - 0.02 * np.sqrt(steps))), "upper": list(last * (1 + 0.02 * np.sqrt(steps)))},
-        "95": {"lower": list(last * (1 - 0.04 * np.sqrt(steps))), "upper": list(last * (1 + 0.04 * np.sqrt(steps)))},
+        "80": {
+            "lower": list(last * (1 - 0.02 * np.sqrt(steps))),
+            "upper": list(last * (1 + 0.02 * np.sqrt(steps))),
+        },
+        "95": {
+            "lower": list(last * (1 - 0.04 * np.sqrt(steps))),
+            "upper": list(last * (1 + 0.04 * np.sqrt(steps))),
+        },
     }
-    storage.store_prediction(coin="bitcoin", as_of=START + dt.timedelta(days=59), model="ar", version=0,
-                             horizon=10, values=[last] * 10, last_close=last,
-                             intervals=bands if with_intervals else None, url=url)
+    storage.store_prediction(
+        coin="bitcoin",
+        as_of=START + dt.timedelta(days=59),
+        model="ar",
+        version=0,
+        horizon=10,
+        values=[last] * 10,
+        last_close=last,
+        intervals=bands if with_intervals else None,
+        url=url,
+    )
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -48,7 +75,9 @@ def test_table_lists_the_intervals(sqlite_url, with_intervals):
     assert "<th>80% interval</th><th>95% interval</th>" in page
     row = re.search(r'<table id="predictions">.*?<tbody>(.*?)</tbody>', page, re.S)[1]
     if with_intervals:
-        assert re.search(r"<td class=\"n iv\">[\d.,]+ – [\d.,]+</td><td class=\"n iv\">[\d.,]+ – [\d.,]+</td>", row)
+        assert re.search(
+            r"<td class=\"n iv\">[\d.,]+ – [\d.,]+</td><td class=\"n iv\">[\d.,]+ – [\d.,]+</td>", row
+        )
     else:
         assert '<td class="n iv">—</td><td class="n iv">—</td>' in row
     api = TestClient(create_app(sqlite_url)).get("/api/predictions").json()["predictions"][0]

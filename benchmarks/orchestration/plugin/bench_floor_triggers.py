@@ -19,7 +19,10 @@ class FloorRunsDoneTrigger(DagStateTrigger):
 
     def serialize(self):
         _, data = super().serialize()
-        return "bench_floor_triggers.FloorRunsDoneTrigger", {**data, "end_from_trigger": self.end_from_trigger}
+        return "bench_floor_triggers.FloorRunsDoneTrigger", {
+            **data,
+            "end_from_trigger": self.end_from_trigger,
+        }
 
     async def run(self):
         async for event in super().run():

@@ -61,17 +61,29 @@ def _cpu() -> float:
 
 
 def _key(ti) -> dict:
-    return {"dag": getattr(ti, "dag_id", None), "task": getattr(ti, "task_id", None),
-            "run": getattr(ti, "run_id", None), "map": getattr(ti, "map_index", -1),
-            "try": getattr(ti, "try_number", None)}
+    return {
+        "dag": getattr(ti, "dag_id", None),
+        "task": getattr(ti, "task_id", None),
+        "run": getattr(ti, "run_id", None),
+        "map": getattr(ti, "map_index", -1),
+        "try": getattr(ti, "try_number", None),
+    }
 
 
 def _on_exit() -> None:
     start = _state.get("start")
     if start is None:
         return
-    _write({"ev": "exit", "pid": os.getpid(), **start["key"], "t": time.time(), "cpu": _cpu(),
-            "outcome": _state.get("outcome")})
+    _write(
+        {
+            "ev": "exit",
+            "pid": os.getpid(),
+            **start["key"],
+            "t": time.time(),
+            "cpu": _cpu(),
+            "outcome": _state.get("outcome"),
+        }
+    )
 
 
 @hookimpl
@@ -81,8 +93,17 @@ def on_task_instance_running(previous_state, task_instance):
     key = _key(task_instance)
     now = time.time()
     _state["start"] = {"key": key}
-    _write({"ev": "running", "pid": os.getpid(), **key, "fork": _fork_time(), "t": now, "cpu": _cpu(),
-            "previous_state": str(previous_state)})
+    _write(
+        {
+            "ev": "running",
+            "pid": os.getpid(),
+            **key,
+            "fork": _fork_time(),
+            "t": now,
+            "cpu": _cpu(),
+            "previous_state": str(previous_state),
+        }
+    )
     if not _state.get("hooked"):
         atexit.register(_on_exit)
         _state["hooked"] = True
@@ -92,21 +113,27 @@ def on_task_instance_running(previous_state, task_instance):
 def on_task_instance_success(previous_state, task_instance):
     _state["outcome"] = "success"
     if _PATH and _state.get("start"):
-        _write({"ev": "success", "pid": os.getpid(), **_state["start"]["key"], "t": time.time(), "cpu": _cpu()})
+        _write(
+            {"ev": "success", "pid": os.getpid(), **_state["start"]["key"], "t": time.time(), "cpu": _cpu()}
+        )
 
 
 @hookimpl
 def on_task_instance_failed(previous_state, task_instance, error):
     _state["outcome"] = "failed"
     if _PATH and _state.get("start"):
-        _write({"ev": "failed", "pid": os.getpid(), **_state["start"]["key"], "t": time.time(), "cpu": _cpu()})
+        _write(
+            {"ev": "failed", "pid": os.getpid(), **_state["start"]["key"], "t": time.time(), "cpu": _cpu()}
+        )
 
 
 @hookimpl
 def on_task_instance_skipped(previous_state, task_instance):
     _state["outcome"] = "skipped"
     if _PATH and _state.get("start"):
-        _write({"ev": "skipped", "pid": os.getpid(), **_state["start"]["key"], "t": time.time(), "cpu": _cpu()})
+        _write(
+            {"ev": "skipped", "pid": os.getpid(), **_state["start"]["key"], "t": time.time(), "cpu": _cpu()}
+        )
 
 
 class BenchOrchestrationListener(AirflowPlugin):

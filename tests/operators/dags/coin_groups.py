@@ -20,8 +20,14 @@ def summarise(ti=None):
     return {r["coin"]: r["outcome"]["decision"] for r in reports}
 
 
-with DAG("coin_groups", schedule=None, start_date=pendulum.datetime(2026, 11, 1, tz="UTC"), doc_md=__doc__,
-         tags=["crypto-ml", "example"], default_args={"retries": 2}):
+with DAG(
+    "coin_groups",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    doc_md=__doc__,
+    tags=["crypto-ml", "example"],
+    default_args={"retries": 2},
+):
     summary = PythonOperator(task_id="summary", python_callable=summarise)
     for coin in COINS:
         with TaskGroup(coin) as group:

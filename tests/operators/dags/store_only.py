@@ -14,8 +14,14 @@ from crypto_ml.sensors.engine import EngineTaskSensor
 COINS = ["bitcoin", "ethereum", "litecoin"]
 DAY = "2017-07-15"
 
-with DAG("store_only", schedule=None, start_date=pendulum.datetime(2026, 11, 1, tz="UTC"), doc_md=__doc__,
-         tags=["crypto-ml", "example"], default_args={"retries": 2}):
+with DAG(
+    "store_only",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    doc_md=__doc__,
+    tags=["crypto-ml", "example"],
+    default_args={"retries": 2},
+):
     for coin in COINS:
         transform = CoinTransformOperator(task_id=f"transform_{coin}", coin=coin, as_of=DAY)
         submit = EngineSubmitOperator(task_id=f"submit_{coin}", model="drift", closes=transform.output)

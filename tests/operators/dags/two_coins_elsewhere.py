@@ -28,18 +28,37 @@ def count(**_):
     return len(storage.get_predictions(as_of=DAY, url=CryptoDatabaseHook(DB).get_url()))
 
 
-with DAG("two_coins_elsewhere", schedule=None, start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-         doc_md=__doc__, tags=["crypto-ml", "example"], default_args={"retries": 2}) as dag:
+with DAG(
+    "two_coins_elsewhere",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    doc_md=__doc__,
+    tags=["crypto-ml", "example"],
+    default_args={"retries": 2},
+) as dag:
     start = EmptyOperator(task_id="start")
     done = PythonOperator(task_id="count", python_callable=count, trigger_rule="none_failed_min_one_success")
     for coin in ["litecoin", "ethereum"]:
         with TaskGroup(coin) as group:
             transform = CoinTransformOperator(task_id="transform", coin=coin, as_of=DAY, db_conn_id=DB)
-            submit = EngineSubmitOperator(task_id="submit", coin=coin, as_of=DAY, model="drift",
-                                          closes=transform.output, engine_conn_id=ENGINE)
+            submit = EngineSubmitOperator(
+                task_id="submit",
+                coin=coin,
+                as_of=DAY,
+                model="drift",
+                closes=transform.output,
+                engine_conn_id=ENGINE,
+            )
             wait = EngineTaskSensor(task_id="wait", engine_task_id=submit.output, engine_conn_id=ENGINE)
-            decide = TradeBranchOperator(task_id="decide", prediction=wait.output, db_conn_id=DB,
-                                         store_task_id=f"{coin}.store", trade_task_id=f"{coin}.trade")
-            decide >> [StorePredictionOperator(task_id="store", prediction=wait.output, db_conn_id=DB),
-                       TradeRequestOperator(task_id="trade", prediction=wait.output, db_conn_id=DB)]
+            decide = TradeBranchOperator(
+                task_id="decide",
+                prediction=wait.output,
+                db_conn_id=DB,
+                store_task_id=f"{coin}.store",
+                trade_task_id=f"{coin}.trade",
+            )
+            decide >> [
+                StorePredictionOperator(task_id="store", prediction=wait.output, db_conn_id=DB),
+                TradeRequestOperator(task_id="trade", prediction=wait.output, db_conn_id=DB),
+            ]
         start >> group >> done

@@ -15,5 +15,7 @@ with DAG("fanout", schedule=None, start_date=START):
     TriggerDagRunsOperator(
         task_id="trigger_all",
         trigger_dag_id="fanout_target",
-        runs=[{"trigger_run_id": f"{coin}__2017-06-25", "conf": {"coin": coin}} for coin in ("bitcoin", "ark")],
+        runs=[
+            {"trigger_run_id": f"{coin}__2017-06-25", "conf": {"coin": coin}} for coin in ("bitcoin", "ark")
+        ],
     )
