@@ -56,7 +56,7 @@ def parse_times(dags: Path, repeats: int = 5) -> dict:
                 check=True,
                 cwd=dags.parent,
             )
-        line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT="))
+        line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT="))
         runs.append(json.loads(line[len("RESULT=") :]))
     files = sorted(runs[0]["files"])
     return {

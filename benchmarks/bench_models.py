@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first LSTM fit in this process (builds + traces the shared train step): {first_fit:.2f} s")
     for coin in args.coins.split(","):
         closes, _ = loader.get_prices(coin)
-        _, t1 = timed(lambda: LSTMForecaster(epochs=1).fit(closes))
-        _, tk = timed(lambda: LSTMForecaster(epochs=1 + k).fit(closes))
+        _, t1 = timed(lambda closes=closes: LSTMForecaster(epochs=1).fit(closes))
+        _, tk = timed(lambda closes=closes: LSTMForecaster(epochs=1 + k).fit(closes))
         per_epoch = (tk - t1) / k
         windows = len(closes) - 1 - 50
         rows.append(
@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             cold = json.loads(proc.stdout.strip().splitlines()[-1])
             warm_model = load_forecaster(folder)
             warm_model.predict(10)  # first call traces the LSTM's predict function
-            times = [timed(lambda: warm_model.predict(10))[1] for _ in range(args.repeat)]
+            times = [
+                timed(lambda warm_model=warm_model: warm_model.predict(10))[1] for _ in range(args.repeat)
+            ]
             rows.append(
                 {
                     "model": name,

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crypto_ml.evaluation.promotion import PromotionSettings, evaluate_version, verdict
+from crypto_ml.evaluation.promotion import PromotionSettings, evaluate_version, verdict  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

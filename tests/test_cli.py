@@ -68,7 +68,7 @@ def test_bad_input_is_one_line_and_an_exit_code(argv, code, words, files, capsys
     except SystemExit as exc:  # argparse's own exit
         got = exc.code
     err = capsys.readouterr().err
-    lines = [l for l in err.splitlines() if l.strip() and "Warning" not in l and "warn(" not in l]
+    lines = [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln and "warn(" not in ln]
     assert got == code, err
     assert "Traceback" not in err
     assert len(lines) == 1, err

@@ -221,7 +221,7 @@ def summarize(
         if x:
             per_ti[(e["dag"], e["task"], e["run"], e["map"], e["try"])] += x["t"] - e["t"]
             cpu_start[e["task"]].append(x["cpu"])
-    for (dag, task, *_), seconds in per_ti.items():
+    for (_dag, task, *_), seconds in per_ti.items():
         own[task].append(seconds)
     waits = [
         (_ts(t["start_date"]) - _ts(t["queued_dttm"]))

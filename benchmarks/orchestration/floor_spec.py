@@ -42,7 +42,7 @@ def describe(dag) -> dict:
             mro = [c.__name__ for c in cls.__mro__]
         partial = dict(getattr(task, "partial_kwargs", {}) or {}) if mapped else {}
 
-        def attr(name, default=None):
+        def attr(name, default=None, *, task=task, mapped=mapped, partial=partial):
             if mapped:
                 return partial.get(name, getattr(task, name, default))
             return getattr(task, name, default)

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crypto_ml.forecasting.base import BaseForecaster
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "MODEL_NAMES", "make_forecaster", "model_class"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",  # noqa: F822 - defined lazily by the module's __getattr__ (PEP 562), below
+    "MODEL_NAMES",
+    "make_forecaster",
+    "model_class",
+]
 
 #: Every model the project serves: registry name -> ``module:Class``.
 MODEL_CLASSES: dict[str, str] = {

@@ -153,7 +153,7 @@ def day_bands(day: Any, *, model: str | None = None, horizon: int | None = None,
         (p["coin"], p["model"], p["version"], p["horizon"]): p
         for p in storage.get_predictions(as_of=day, url=url)
     }
-    for level, (lo, hi) in BAND_COLUMNS.items():
+    for _level, (lo, hi) in BAND_COLUMNS.items():
         table[lo], table[hi] = np.nan, np.nan
     for i, row in table.iterrows():
         p = preds[(row["coin"], row["model"], row["version"], row["horizon"])]
@@ -242,7 +242,7 @@ def _ranked_panel(ax, bands, chosen: list[str], caption: str, lo: float, hi: flo
     rows = bands.set_index("coin").loc[chosen]
     key = "width80_pct" if caption.startswith("every") else "expected_return_pct"
     rows = rows.sort_values(key, ascending=True, na_position="first")
-    for y, (coin, r) in enumerate(rows.iterrows()):
+    for y, (_coin, r) in enumerate(rows.iterrows()):
         colour = SIDE_COLOURS.get(r["side"], SIDE_COLOURS["stored"])
         for level, lw, alpha in (("95", 2.0, 0.35), ("80", 7.0, 0.6)):
             a, b = (r[c] for c in BAND_COLUMNS[level])

@@ -15,7 +15,7 @@ from crypto_ml.cli import main
 def test_summary_prints_one_line_per_coin(capsys):
     assert main(["summary", "--coins", "bitcoin,ETH,neblio"]) == 0
     out = capsys.readouterr().out
-    lines = [l for l in out.splitlines() if l.split(" ")[0] in {"bitcoin", "ethereum", "neblio"}]
+    lines = [ln for ln in out.splitlines() if ln.split(" ")[0] in {"bitcoin", "ethereum", "neblio"}]
     assert len(lines) == 3
     assert "1609" in lines[0] and "3630.7" in lines[0]
     assert "97 coins (0 synthetic) from bundled" in out
@@ -80,7 +80,7 @@ def test_summary_and_ingest_read_a_market_like_the_pipeline(tmp_path, capsys):
         )
         assert "FAILED nope-usdt: nope-usdt (NOPE/USDT) on binance: unknown symbol" in out
         assert "1 coins failed: nope-usdt" in out
-        btc = next(l for l in out.splitlines() if l.startswith("btc-usdt"))
+        btc = next(ln for ln in out.splitlines() if ln.startswith("btc-usdt"))
         assert "BTC/USDT" in btc and " 30 " in f" {btc} "  # 30 closed daily candles, today's left out
         assert "1 coins (0 synthetic) from ccxt:binance" in out
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"

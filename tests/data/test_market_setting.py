@@ -65,7 +65,7 @@ def coin_param(env_value: str | None, tmp_path) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "dags")], env=env, capture_output=True, text=True, timeout=120
     )
-    line = [l for l in out.stdout.splitlines() if l.startswith("SCHEMA=")]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("SCHEMA=")]
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
     import json
 

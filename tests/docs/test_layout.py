@@ -31,9 +31,14 @@ def _named(block: str) -> set[str]:
 
 def test_every_top_level_entry_and_package_is_in_the_layout():
     named = _named(_layout())
-    ignored = [line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line.strip()]
-    top = {p.name + ("/" if p.is_dir() else "") for p in ROOT.iterdir()
-           if not p.name.startswith(".") and not any(fnmatch.fnmatch(p.name, pat) for pat in ignored)}
+    ignored = [
+        line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line.strip()
+    ]
+    top = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in ROOT.iterdir()
+        if not p.name.startswith(".") and not any(fnmatch.fnmatch(p.name, pat) for pat in ignored)
+    }
     top -= {"pyproject.toml", "README.md"}
     top |= {".ci/run"}
     packages = {

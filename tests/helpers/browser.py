@@ -215,8 +215,10 @@ def login(
     button.click()
     try:
         WebDriverWait(driver, timeout).until(lambda d: _is_stale(button))
-    except TimeoutException:
-        raise AssertionError(f"clicking Sign In at {driver.current_url} did not submit the login form")
+    except TimeoutException as exc:
+        raise AssertionError(
+            f"clicking Sign In at {driver.current_url} did not submit the login form"
+        ) from exc
     found = _wait_for_any(driver, timeout, form="#username", ui="[data-testid=nav-sidebar]",
                           what="the Airflow UI after signing in")  # fmt: skip
     if found == "form":

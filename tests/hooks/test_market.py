@@ -38,7 +38,7 @@ def test_the_connection_form_offers_the_market_type(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", HOOK_META], env=env, capture_output=True, text=True, timeout=300
     )
-    line = [l for l in out.stdout.splitlines() if l.startswith("RESULT=")]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT=")]
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
     [meta] = json.loads(line[0][len("RESULT=") :])
     assert meta["hook_name"] == "Crypto-ML market"

@@ -206,7 +206,7 @@ def test_the_dag_parser_reads_the_unencoded_setting(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "dags")], env=env, capture_output=True, text=True, timeout=180
     )
-    line = [l for l in out.stdout.splitlines() if l.startswith("SCHEMA=")]
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("SCHEMA=")]
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
     assert json.loads(line[0][len("SCHEMA=") :])["enum"] == ["btc-usd", "eth-usd"]
 

@@ -121,7 +121,7 @@ def _run_dag(
         text=True,
         timeout=600,
     )
-    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT=")]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT=")]
     assert lines, f"no result from dag.test:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
     result = json.loads(lines[-1][len("RESULT=") :])
     result["log"] = out.stdout + out.stderr

@@ -76,7 +76,7 @@ def test_synthetic_is_seeded_and_keeps_the_templates_volatility():
     c = generate_synthetic(real.frame(), n=5, seed=2)
     pd.testing.assert_frame_equal(a, b)
     assert not a["close"].equals(c["close"])
-    for coin, g in a.groupby("coin"):
+    for _coin, g in a.groupby("coin"):
         template = g["name"].iat[0].split("bootstrap of ")[1].rstrip(")")
         r_syn = np.diff(np.log(g["close"].to_numpy()))
         r_real = np.diff(np.log(real.get_prices(template)[0]))

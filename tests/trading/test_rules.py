@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -18,7 +19,7 @@ def book(
     *,
     coin: str = "btc",
     price: float = 100.0,
-    rules: TradingRules = TradingRules(),
+    rules: TradingRules = RULES,
 ) -> Account:
     """A book holding ``position`` of ``coin`` at ``price`` and other coins worth the rest of
     ``total`` (exposure at market value), bought at today's marks (cash = capital - their value)."""
@@ -308,5 +309,5 @@ def test_rules_are_frozen_and_defaults():
         20000.0,
         False,
     )
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.threshold = 0.5  # type: ignore[misc]

@@ -14,7 +14,7 @@ def book(
     *,
     coin: str = "bitcoin",
     price: float = 100.0,
-    rules: TradingRules = TradingRules(),
+    rules: TradingRules = TradingRules(),  # noqa: B008 - frozen dataclass of floats, shared safely
 ) -> Account:
     """A book holding ``position`` of ``coin`` at ``price`` and other coins worth the rest of
     ``total`` (exposure at market value), bought at today's marks (cash = capital - their value)."""
