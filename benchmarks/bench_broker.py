@@ -126,14 +126,17 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# The broker's cost per heavy-sized message (no work in it)",
         "",
-        f"Command: `python benchmarks/bench_broker.py --messages {args.messages} --concurrency {args.concurrency}`",
+        f"Command: `python benchmarks/bench_broker.py --messages {args.messages} "
+        f"--concurrency {args.concurrency}`",
         "",
-        f"Redis on 127.0.0.1 as broker and result backend, a no-op task with the engine's settings (JSON, late acks, "
-        f"prefetch 1); each message a 1,800-day coin's closes and dates ({rows[0]['kB']:.0f} kB of JSON), each answer "
-        f"about 2 kB; one group, gathered with `join_native`. Box: {os.cpu_count()} cores, 1-minute load "
+        "Redis on 127.0.0.1 as broker and result backend, a no-op task with the engine's settings "
+        "(JSON, late acks, prefetch 1); each message a 1,800-day coin's closes and dates "
+        f"({rows[0]['kB']:.0f} kB of JSON), each answer about 2 kB; one group, gathered with `join_native`. "
+        f"Box: {os.cpu_count()} cores, 1-minute load "
         f"{load:.1f} at the end.",
         "",
-        "| worker concurrency | messages | send (s) | round trip (s) | per message (ms) | messages/s | MB/s |",
+        "| worker concurrency | messages | send (s) | round trip (s) | per message (ms) | messages/s "
+        "| MB/s |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [

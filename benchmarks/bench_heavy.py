@@ -317,8 +317,9 @@ def main(argv: list[str] | None = None) -> int:
             "Each worker `celery -A crypto_ml worker -Q heavy,train -c 1`, `CRYPTO_ML_TF_THREADS=1`, warm "
             "(`CRYPTO_ML_ENGINE_PRELOAD`: data, scikit-learn, TensorFlow loaded before the clock starts; the "
             "caller's own one-off costs paid by a small local run first), Redis broker "
-            "and results, a SQLite project database per worker count (training saves and evaluates versions); "
-            f"the caller reads the bundled data and sends each backtest unit's closes. Training as of {args.as_of}, "
+            "and results, a SQLite project database per worker count (training saves and evaluates "
+            "versions); the caller reads the bundled data and sends each backtest unit's closes. "
+            f"Training as of {args.as_of}, "
             f"coins with at least {args.min_rows} days."
         ),
         (
@@ -330,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "| kind | units | workers | wall (s) | CPU-s (workers + caller) | speed-up | load average |",
         "|---|---|---:|---:|---:|---:|---:|",
         *(
-            f"| {kind} | {_units(kind, args, loader)} | {n} | {runs[n][kind][1]:.1f} | {runs[n][kind][2]:.1f} | "
+            f"| {kind} | {_units(kind, args, loader)} | {n} | {runs[n][kind][1]:.1f} "
+            f"| {runs[n][kind][2]:.1f} | "
             f"{runs[base][kind][1] / runs[n][kind][1]:.2f}x | {loads[n]:.1f} |"
             for kind in args.kinds
             for n in counts

@@ -2,10 +2,14 @@
 LocalExecutor and CeleryExecutor stacks, and the scale curve (issue 11).
 
     python benchmarks/bench_orchestration.py compare --coins 89 --executors local,celery
-    python benchmarks/bench_orchestration.py scale --coins 100,300,1000 --celery-coins 300 --celery-workers 1,2
-    python benchmarks/bench_orchestration.py compare --quick --executors local   # 5 synthetic coins: a smoke run
-    python benchmarks/bench_orchestration.py report /tmp/bench-orch-<time> --out X.md  # after an interrupted run
-    python benchmarks/bench_orchestration.py compare --executors local --days 2 --repeat 3   # warm day, 3 pairs
+    python benchmarks/bench_orchestration.py scale --coins 100,300,1000 --celery-coins 300 \\
+        --celery-workers 1,2
+    # a smoke run, 5 synthetic coins:
+    python benchmarks/bench_orchestration.py compare --quick --executors local
+    # after an interrupted run:
+    python benchmarks/bench_orchestration.py report /tmp/bench-orch-<time> --out X.md
+    # a warm day, 3 pairs:
+    python benchmarks/bench_orchestration.py compare --executors local --days 2 --repeat 3
 
 ``--days N``: every command runs the master DAG on N consecutive days on one stack
 (``orchestration/days.py``) and the figures are the last day's: a warm daily run, after the stack
@@ -417,7 +421,8 @@ class Run:
         )
         (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
         say(
-            f"{self.name}: master {result['master_state']} in {result['wall']:.1f} s, {result['coins']} coins, "
+            f"{self.name}: master {result['master_state']} in {result['wall']:.1f} s, "
+            f"{result['coins']} coins, "
             f"{result['task_instances']} TIs, {result['starts_per_coin']:.2f} starts/coin, "
             f"{(result['cpu_per_coin'] or 0):.2f} CPU-s/coin"
         )
@@ -543,7 +548,8 @@ def _mem(r: dict) -> str:
 def compare_table(results: list[dict]) -> list[str]:
     lines = [
         "| version | executor | variant | master run | wall | vs old | vs floor | task inst. | "
-        "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | scheduler CPU (main) | "
+        "process starts / coin | CPU-s / coin | queue wait p50 / p95 | triggerer CPU | "
+        "scheduler CPU (main) | "
         "peak PSS (RSS) sum | other processes' CPU |",
         "|" + "---|" * 15,
     ]
@@ -554,11 +560,13 @@ def compare_table(results: list[dict]) -> list[str]:
         cpu = r["cpu_window"]
         lines.append(
             f"| {r['version']} ({r['tree']}) | {_executor(r)} "
-            f"| {r['variant']}{_rep(r)} | {r['master_state']}, {r['coins']} coins ({_runs(r['child_runs'])}) | {_f(r['wall'])} s "
+            f"| {r['variant']}{_rep(r)} | {r['master_state']}, {r['coins']} coins "
+            f"({_runs(r['child_runs'])}) | {_f(r['wall'])} s "
             f"| {_f(r['wall'] / old['wall'], '{:.2f}x') if old and r['variant'] == 'real' else '–'} "
             f"| {_f(r['wall'] / floor['wall'], '{:.2f}x') if floor and r['variant'] == 'real' else '–'} "
             f"| {r['task_instances']} (+{r['ti_history']} hist.) | {r['starts_per_coin']:.2f} "
-            f"| {_f(r['cpu_per_coin'], '{:.2f}')} | {_f(r['queue_wait_p50'], '{:.2f}')} / {_f(r['queue_wait_p95'], '{:.2f}')} s "
+            f"| {_f(r['cpu_per_coin'], '{:.2f}')} "
+            f"| {_f(r['queue_wait_p50'], '{:.2f}')} / {_f(r['queue_wait_p95'], '{:.2f}')} s "
             f"| {_f(cpu.get('triggerer'))} s | {_f(cpu.get('scheduler:main'))} s | {_mem(r)} "
             f"| {_f(cpu.get('others'), '{:.0f}')} s |"
         )
@@ -617,7 +625,8 @@ def repeat_table(results: list[dict]) -> list[str]:
         "Medians over the repeated pairs (a real run, then its floor; the versions' pairs interleaved). "
         "`vs floor` is the median of the pairs' own ratios, with the smallest and largest.",
         "",
-        "| version | executor | pairs | real wall | floor wall | vs floor (min–max) | CPU-s / coin real / floor |",
+        "| version | executor | pairs | real wall | floor wall | vs floor (min–max) "
+        "| CPU-s / coin real / floor |",
         "|---|---|---|---|---|---|---|",
     ]
     for (version, tree, executor), reps in groups.items():
@@ -632,8 +641,10 @@ def repeat_table(results: list[dict]) -> list[str]:
         med = statistics.median
         lines.append(
             f"| {version} ({tree}) | {executor} | {len(pairs)} | {med(a['wall'] for a, _ in pairs):.1f} s "
-            f"| {med(b['wall'] for _, b in pairs):.1f} s | **{med(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}) "
-            f"| {med(a['cpu_per_coin'] or 0 for a, _ in pairs):.2f} / {med(b['cpu_per_coin'] or 0 for _, b in pairs):.2f} |"
+            f"| {med(b['wall'] for _, b in pairs):.1f} s "
+            f"| **{med(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}) "
+            f"| {med(a['cpu_per_coin'] or 0 for a, _ in pairs):.2f} "
+            f"/ {med(b['cpu_per_coin'] or 0 for _, b in pairs):.2f} |"
         )
     return lines
 
@@ -774,8 +785,9 @@ def write_report(
 
 
 NOTES = [
-    "- **wall**: `end_date - start_date` of the master DAG run in the metadata DB (the run of the scheduler's "
-    "daily interval on the embedded default, the REST-triggered run on the Celery stack; with `--days N`, "
+    "- **wall**: `end_date - start_date` of the master DAG run in the metadata DB "
+    "(the run of the scheduler's daily interval on the embedded default, the REST-triggered run on "
+    "the Celery stack; with `--days N`, "
     "the last of N REST-triggered runs on consecutive days on one stack).",
     "- **task inst.**: rows of `task_instance` of the master run and of every DAG run started while it ran; "
     "`hist.`: rows of `task_instance_history` (earlier tries: retries, clears).",
@@ -944,7 +956,8 @@ def cmd_scale(args) -> None:
     out = Path(args.out or ROOT / "benchmarks" / "results" / "orchestration_scale.md")
     lines = [
         "| executor | coins | master run | wall (min) | CPU-s / coin | CPU-s total (window) | "
-        "scheduler CPU (main) | triggerer CPU | metadata DB growth | project DB growth | peak PSS (RSS) sum |",
+        "scheduler CPU (main) | triggerer CPU | metadata DB growth | project DB growth "
+        "| peak PSS (RSS) sum |",
         "|" + "---|" * 11,
     ]
     for r in results:
@@ -960,7 +973,8 @@ def cmd_scale(args) -> None:
         )
         ex = _executor(r)
         lines.append(
-            f"| {ex} | {r['coins']} | {r['master_state']} | {r['wall'] / 60:.2f} | {_f(r['cpu_per_coin'], '{:.2f}')} "
+            f"| {ex} | {r['coins']} | {r['master_state']} | {r['wall'] / 60:.2f} "
+            f"| {_f(r['cpu_per_coin'], '{:.2f}')} "
             f"| {r['cpu_window'].get('total', 0):.0f} | {_f(r['cpu_window'].get('scheduler:main'))} "
             f"| {_f(r['cpu_window'].get('triggerer'))} | {_f((meta or 0) / 2**20, '{:.1f}')} MB "
             f"| {_f((proj or 0) / 2**20, '{:.2f}')} MB | {_mem(r)} |"

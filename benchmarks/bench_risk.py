@@ -39,9 +39,10 @@ def main() -> int:
     rows = [
         {
             "rule set": name,
-            "rules": RULE_SETS[name].describe()
-            + f", order {RULE_SETS[name].order_notional:,.0f}, coin cap {RULE_SETS[name].max_position_notional:,.0f}, "
-            f"total cap {RULE_SETS[name].max_total_notional:,.0f}, capital {RULE_SETS[name].book_capital:,.0f}",
+            "rules": RULE_SETS[name].describe() + f", order {RULE_SETS[name].order_notional:,.0f}, "
+            f"coin cap {RULE_SETS[name].max_position_notional:,.0f}, "
+            f"total cap {RULE_SETS[name].max_total_notional:,.0f}, "
+            f"capital {RULE_SETS[name].book_capital:,.0f}",
             **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in w.items()},
         }
         for name, w in worst.items()
@@ -51,15 +52,17 @@ def main() -> int:
         [
             "# Risk: worst case over synthetic books",
             "",
-            f"Command: `{command}` ({elapsed:.0f} s). {args.paths} books of 3 coins x {DAYS} days; exposure at "
-            "market value (|quantity| x the day's close), recomputed from the filled orders at every close.",
+            f"Command: `{command}` ({elapsed:.0f} s). {args.paths} books of 3 coins x {DAYS} days; "
+            "exposure at market value (|quantity| x the day's close), recomputed from the filled orders "
+            "at every close.",
             "",
             markdown_table(pd.DataFrame(rows)),
             "",
-            "`max_exposure_over_capital` above 1 only where the rules' total cap is above the capital and the book "
-            "grew (exposure is held to the equity: `max_exposure_over_equity` <= 1); `min_equity` >= 0 and "
-            "`min_cash` >= 0 (float noise) on every path; `max_net_invested_over_capital` is purchases minus sales "
-            "over the capital (the issue's failure put 25.2 k net into 20 k, 1.26).",
+            "`max_exposure_over_capital` above 1 only where the rules' total cap is above the capital "
+            "and the book grew (exposure is held to the equity: `max_exposure_over_equity` <= 1); "
+            "`min_equity` >= 0 and `min_cash` >= 0 (float noise) on every path; "
+            "`max_net_invested_over_capital` is purchases minus sales over the capital "
+            "(the issue's failure put 25.2 k net into 20 k, 1.26).",
         ]
     )
     args.out.mkdir(parents=True, exist_ok=True)

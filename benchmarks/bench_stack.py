@@ -120,7 +120,8 @@ def run_variant(name: str, day: str, work: Path) -> dict:
             with engine.connect() as conn:
                 tis = conn.execute(
                     text(
-                        "SELECT dag_id, task_id, state, hostname, queued_dttm, start_date, end_date FROM task_instance"
+                        "SELECT dag_id, task_id, state, hostname, queued_dttm, start_date, end_date "
+                        "FROM task_instance"
                     )
                 ).all()
         finally:
@@ -169,7 +170,8 @@ def main() -> None:
         print(f"[bench] {name} ...", flush=True)
         result = run_variant(name, args.day, work)
         print(
-            f"[bench] {name}: {result['state']} in {result['wall']:.1f} s (stack up in {result['up']:.0f} s), "
+            f"[bench] {name}: {result['state']} in {result['wall']:.1f} s "
+            f"(stack up in {result['up']:.0f} s), "
             f"{result['ran']} task instances ran on {result['hosts']}",
             flush=True,
         )

@@ -42,7 +42,8 @@ def read_metadata(url: str, master: str, which: int = -1) -> dict:
                 dict(r._mapping)
                 for r in conn.execute(
                     text(
-                        "SELECT dag_id, run_id, state, queued_at, start_date, end_date, logical_date FROM dag_run"
+                        "SELECT dag_id, run_id, state, queued_at, start_date, end_date, logical_date "
+                        "FROM dag_run"
                     )
                 )
             ]
@@ -50,8 +51,8 @@ def read_metadata(url: str, master: str, which: int = -1) -> dict:
                 dict(r._mapping)
                 for r in conn.execute(
                     text(
-                        "SELECT dag_id, task_id, run_id, map_index, state, try_number, queued_dttm, start_date, "
-                        "end_date, hostname FROM task_instance"
+                        "SELECT dag_id, task_id, run_id, map_index, state, try_number, queued_dttm, "
+                        "start_date, end_date, hostname FROM task_instance"
                     )
                 )
             ]

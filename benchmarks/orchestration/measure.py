@@ -9,8 +9,9 @@
   times of every descendant it reaped, to its parent when it is reaped).
 - Every ``--interval`` seconds it samples the live tree through ``/proc`` (psutil): per process
   pid, ppid, start time, user/system CPU, the CPU of its reaped children, RSS; and the sizes of
-  the watched database files (and every 5 s the tree's PSS sum, from ``smaps_rollup``) (``-journal``/``-wal`` included) or PostgreSQL databases. The CPU
-  of the whole tree at time t is then exact up to the sampling races:
+  the watched database files (and every 5 s the tree's PSS sum, from ``smaps_rollup``)
+  (``-journal``/``-wal`` included) or PostgreSQL databases. The CPU of the whole tree at time t
+  is then exact up to the sampling races:
   ``sum over live processes (own + reaped children) + RUSAGE_CHILDREN of this process``.
 - Writes ``DIR/samples.jsonl`` (one line per sample), ``DIR/procs.jsonl`` (the command line of
   every process seen) and ``DIR/measure.json`` (exit code, wall, rusage of all children).
