@@ -26,10 +26,11 @@ accepts it; `{"coins": [...]}` names the valid keys instead of running the defau
 `as_of` after the market's last closed day (the replay's or a CSV folder's last day; for an
 exchange, the last day whose candle had closed at the run's `run_after`), and a model served only
 from a trained version (the LSTM) that `crypto_ml_train` has not trained for the coin up to
-`as_of` (the line gives the command that trains it). Without `as_of`, the run predicts as of its logical date's day on the
-market: the replayed history day for the replay (see `crypto_ml.pipeline.catalog.replay_day`), the day
-itself for an exchange or a CSV folder (or the last day whose candle had closed when the run was
-created, its `run_after`: every task of the run, and a clear of it later, names that one day).
+`as_of` (the line gives the command that trains it). Without `as_of`, the run predicts as of its
+logical date's day on the market: the replayed history day for the replay (see
+`crypto_ml.pipeline.catalog.replay_day`), the day itself for an exchange or a CSV folder (or the
+last day whose candle had closed when the run was created, its `run_after`: every task of the run,
+and a clear of it later, names that one day).
 Every task writes idempotently:
 clearing and re-running any of them stores nothing twice and places no second order.
 """

@@ -271,7 +271,8 @@ def backtest_command(args: argparse.Namespace) -> int:
     report = format_report(result)
     header = (
         f"Command: crypto-ml backtest{_source_flags(args)} --coins {','.join(args.coins)} "
-        f"--models {','.join(args.models)}{_window_flags(args, period)} --folds {args.folds} --horizon {args.horizon}"
+        f"--models {','.join(args.models)}{_window_flags(args, period)} --folds {args.folds} "
+        f"--horizon {args.horizon}"
         + (f" --levels {','.join(f'{v:g}' for v in levels)}" if args.levels else "")
         + "".join(f" --param {m}.{k}={json.dumps(v)}" for m, kv in params.items() for k, v in kv.items())
         + (f" --on {on}" if on != "process" else "")
@@ -287,7 +288,8 @@ def backtest_command(args: argparse.Namespace) -> int:
 
 
 def strategy_command(args: argparse.Namespace) -> int:
-    """``crypto-ml backtest --strategy``: the trading rule replayed day by day (crypto_ml.evaluation.strategy)."""
+    """``crypto-ml backtest --strategy``: the trading rule replayed day by day
+    (crypto_ml.evaluation.strategy)."""
     from crypto_ml.data.loader import UnknownCoinError
     from crypto_ml.evaluation import default_rules, format_strategy_report, run_strategy
     from crypto_ml.forecasting import DEFAULT_LEVELS
@@ -337,7 +339,8 @@ def strategy_command(args: argparse.Namespace) -> int:
     paths = report.write(out, stem=stem)
     command = (
         f"crypto-ml backtest --strategy{_source_flags(args)} --coins {','.join(args.coins)} "
-        f"--models {','.join(args.models)}{_window_flags(args, period)} --horizon {args.horizon} --rules {','.join(names)} "
+        f"--models {','.join(args.models)}{_window_flags(args, period)} --horizon {args.horizon} "
+        f"--rules {','.join(names)} "
         f"--threshold {args.threshold:g} --fee-bps {args.fee_bps:g} --slippage-bps {args.slippage_bps:g} "
         f"--refit-every {args.refit_every}" + (f" --on {on}" if on != "process" else "")
     )

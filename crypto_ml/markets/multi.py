@@ -84,7 +84,8 @@ class MultiMarket(Market):
                 )
             if member.exchange in conn_of:
                 raise MarketConfigError(
-                    f"{self.origin}: markets {conn_of[member.exchange]!r} and {conn_id!r} are both {member.exchange}; "
+                    f"{self.origin}: markets {conn_of[member.exchange]!r} and {conn_id!r} "
+                    f"are both {member.exchange}; "
                     f"coin ids name the exchange ({member.exchange}.btc-usdt), so list all of its "
                     "symbols in one Connection"
                 )

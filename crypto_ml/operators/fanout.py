@@ -163,8 +163,10 @@ class TriggerDagRunsOperator(BaseOperator):
         state = str(getattr(existing.state, "value", existing.state))
         if (existing.conf or {}) != conf:
             return (
-                f"refused: {run_id} exists ({state}) with conf {json.dumps(existing.conf or {}, sort_keys=True)}, "
-                f"not {json.dumps(conf, sort_keys=True)}; a reset would keep its conf, so it was left as it is "
+                f"refused: {run_id} exists ({state}) "
+                f"with conf {json.dumps(existing.conf or {}, sort_keys=True)}, "
+                f"not {json.dumps(conf, sort_keys=True)}; a reset would keep its conf, "
+                "so it was left as it is "
                 f"(trigger {self.trigger_dag_id} under another run id, or delete that run first)"
             )
         if not first or not reset:  # created by an unanswered attempt of ours, or this task's earlier try

@@ -18,9 +18,10 @@ class CoinTransformOperator(BaseOperator):
     as_of, rows, dates, last close, latest features and warnings. The closes stay in the project
     database, where they were validated: the engine reads them there (``history="database"``;
     fed this output, :class:`~crypto_ml.operators.engine.EngineSubmitOperator` asks for that), so
-    a coin's price history is neither an XCom row in the metadata DB nor a broker message. Bad input (unknown coin,
-    invalid prices) fails at once, naming the coin and the row, without retries; a coin with too
-    little history on that day (e.g. its first day) is skipped, with the reason in the log.
+    a coin's price history is neither an XCom row in the metadata DB nor a broker message. Bad
+    input (unknown coin, invalid prices) fails at once, naming the coin and the row, without
+    retries; a coin with too little history on that day (e.g. its first day) is skipped, with the
+    reason in the log.
 
     :param coin: coin id (templated).
     :param as_of: the last day the pipeline may see, ``YYYY-MM-DD`` (templated).

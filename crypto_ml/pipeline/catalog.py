@@ -1,7 +1,8 @@
 """Light facts the DAG files need at parse time: no pandas, no data loading, no database.
 
 The scheduler parses DAG files every few seconds, so everything here is cheap: the bundled coin
-ids from a 4 KB CSV, the model names (from :mod:`crypto_ml.forecasting.registry`), and the mapping of a schedule date onto the replayed history.
+ids from a 4 KB CSV, the model names (from :mod:`crypto_ml.forecasting.registry`), and the mapping
+of a schedule date onto the replayed history.
 """
 
 from __future__ import annotations

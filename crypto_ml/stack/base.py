@@ -48,7 +48,8 @@ class AirflowStack(Supervisor):
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"{self.base_url}/api/v2/monitor/health did not report {', '.join(self.healthy_components)} "
+                    f"{self.base_url}/api/v2/monitor/health did not report "
+                    f"{', '.join(self.healthy_components)} "
                     f"healthy within {timeout:.0f} s (last answer: {health or 'none'}); "
                     f"see {self.log_dir}/api-server.log"
                 )

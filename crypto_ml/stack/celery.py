@@ -346,7 +346,8 @@ def run_on_stack(
 
     say(
         f"[stack] starting Airflow (CeleryExecutor: {stack.airflow_workers} workers x "
-        f"{stack.airflow_concurrency} slots; PostgreSQL database {stack.airflow_db}; Redis {stack.redis_url}) "
+        f"{stack.airflow_concurrency} slots; PostgreSQL database {stack.airflow_db}; "
+        f"Redis {stack.redis_url}) "
         f"and {stack.engine_workers} engine workers; logs in {stack.log_dir}"
     )
     started = time.monotonic()

@@ -5,8 +5,9 @@ one prediction-engine worker (``celery -A crypto_ml worker`` on the embedded SQL
 supervised as :mod:`crypto_ml.stack.supervisor` describes, driven and followed through the REST API
 (:mod:`crypto_ml.stack.follow`) like the Celery stack.
 
-This is the main job of the README and docs/getting-started.md (``crypto-ml pipeline``); production runs the same DAGs on
-CeleryExecutor workers (``airflow.cfg``; on one machine: :mod:`crypto_ml.stack.celery`).
+This is the main job of the README and docs/getting-started.md (``crypto-ml pipeline``); production
+runs the same DAGs on CeleryExecutor workers (``airflow.cfg``; on one machine:
+:mod:`crypto_ml.stack.celery`).
 """
 
 from __future__ import annotations

@@ -218,7 +218,10 @@ class PaperBroker(Broker):
                 and not self.allow_short
                 and order.quantity > held + _EPS * max(1.0, abs(held))
             ):
-                reason = f"cannot sell {order.quantity:g} {order.coin}: only {max(held, 0.0):g} held (shorting not allowed)"
+                reason = (
+                    f"cannot sell {order.quantity:g} {order.coin}: only {max(held, 0.0):g} held "
+                    "(shorting not allowed)"
+                )
                 ledger.reject_paper_order(session, key, reason)
                 return OrderResult("rejected", key, raw=self._raw(order, "rejected", reason), reason=reason)
 
@@ -251,8 +254,9 @@ class PaperBroker(Broker):
             or not math.isclose(stored["price"], order.price, rel_tol=1e-9)
         ):
             raise IdempotencyConflict(
-                f"idempotency key {order.idempotency_key} already used for {stored['side']} {stored['quantity']:g} "
-                f"{stored['coin']} @ {stored['price']:g}, not {order.side} {order.quantity:g} {order.coin} @ {order.price:g}"
+                f"idempotency key {order.idempotency_key} already used for {stored['side']} "
+                f"{stored['quantity']:g} {stored['coin']} @ {stored['price']:g}, "
+                f"not {order.side} {order.quantity:g} {order.coin} @ {order.price:g}"
             )
         filled_qty, fill_price = stored["filled_qty"], stored["fill_price"]
         raw = self._raw(

@@ -225,9 +225,9 @@ def check_order(
     fee: float = 0.0,
 ) -> str | None:
     """Why ``side`` ``quantity`` of ``coin`` at ``price`` may not be filled on ``account`` (None
-    when it may); the coin is valued at its mark in ``account`` (at ``price`` when it has none). An order that only reduces a position (towards zero, not past it) is always
-    allowed; one that adds exposure must keep the cash, the coin's market value and the total
-    within the limits."""
+    when it may); the coin is valued at its mark in ``account`` (at ``price`` when it has none). An
+    order that only reduces a position (towards zero, not past it) is always allowed; one that adds
+    exposure must keep the cash, the coin's market value and the total within the limits."""
     held = account.quantity(coin)
     signed = quantity if side == "buy" else -quantity
     if held and (held > 0) != (signed > 0) and abs(signed) <= abs(held) * (1 + EPS):
@@ -237,7 +237,8 @@ def check_order(
     tol = EPS * max(1.0, quantity * price)
     if side == "buy" and after.cash < -tol:
         return (
-            f"{side} {quantity:g} {coin} at {price:g} costs {quantity * price + fee:,.2f} USD but the cash is "
+            f"{side} {quantity:g} {coin} at {price:g} costs {quantity * price + fee:,.2f} USD "
+            "but the cash is "
             f"{before.cash:,.2f} USD ({before.describe()})"
         )
     value = abs(after.value(coin))
@@ -249,7 +250,8 @@ def check_order(
     cap = min(limits.max_total, after.equity)
     if after.exposure > cap + tol and after.exposure > before.exposure:
         return (
-            f"{side} {quantity:g} {coin} at {price:g} takes the exposure to {after.exposure:,.2f} USD at market, "
+            f"{side} {quantity:g} {coin} at {price:g} takes the exposure to {after.exposure:,.2f} USD "
+            "at market, "
             f"above {'the total cap' if cap == limits.max_total else 'the equity'} ({cap:,.2f} USD)"
         )
     return None

@@ -275,7 +275,10 @@ def decide(
             signal_qty = min(position_qty, rules.order_notional / price)
             if signal_qty > qty:
                 qty = signal_qty
-                reason = f"{sell_label} {_pct(sell_signal)} below -{rules.threshold * 100:.1f}% threshold; {reason}"
+                reason = (
+                    f"{sell_label} {_pct(sell_signal)} below -{rules.threshold * 100:.1f}% threshold; "
+                    f"{reason}"
+                )
         return Decision("trade", trim.side, qty, price, reason)
     if buy_signal <= rules.threshold and sell_signal >= -rules.threshold:
         if rules.interval_level is None and not cost:

@@ -60,8 +60,8 @@ def render_plot(
         first = p.model not in colours
         colour = colours.setdefault(p.model, PALETTE[len(colours) % len(PALETTE)])
         days = [p.as_of + dt.timedelta(days=i) for i in range(len(p.values) + 1)]
-        ax.plot(days, [p.last_close, *(finite(v) for v in p.values)], ls="--", lw=1.2, alpha=0.85, color=colour,
-                label=f"forecast: {p.model}" if first else "_nolegend_")  # fmt: skip
+        ax.plot(days, [p.last_close, *(finite(v) for v in p.values)], ls="--", lw=1.2, alpha=0.85,
+                color=colour, label=f"forecast: {p.model}" if first else "_nolegend_")  # fmt: skip
         for level, alpha in BAND_LEVELS:
             bounds = p.bounds(level)
             if bounds is None:
