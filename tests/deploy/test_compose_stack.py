@@ -2,8 +2,9 @@
 stack run from docker-compose.yaml, on stand-ins for the base images no registry serves here.
 
 One module-scoped stack (2 Airflow workers, 2 engine workers): every service healthy, the DAGs
-unpaused through the REST API as the compose header says, the master's scheduled run to success, one prediction per coin in the project
-database, both engine workers seen working in Flower, then ``down -v`` leaves nothing behind. The
+unpaused through the REST API as the compose header says, the master's scheduled run to success,
+one prediction per coin in the project database, both engine workers seen working in Flower, then
+``down -v`` leaves nothing behind. The
 Docker engine, the stand-ins and the image come from tests/helpers/docker.py; without them the
 test skips locally and fails with CI=true. Its figures (build, up-to-healthy, run wall, memory)
 are printed and written to $CRYPTO_ML_TEST_FIGURES (a JSON file) when that is set.

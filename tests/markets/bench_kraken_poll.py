@@ -89,6 +89,7 @@ if __name__ == "__main__":
     for n in map(int, sys.argv[1:] or ["10", "100"]):
         for r in run(n):
             print(
-                f"| {r['n']} | {r['poll']} | {r['requests']} {r.get('by_path', '')} | {r['seconds']:.2f} | {r['inserted']} |",
+                f"| {r['n']} | {r['poll']} | {r['requests']} {r.get('by_path', '')} "
+                f"| {r['seconds']:.2f} | {r['inserted']} |",
                 flush=True,
             )

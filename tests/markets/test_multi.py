@@ -122,7 +122,8 @@ def test_the_tasks_hook_reads_the_same_markets_through_airflows_connections(two_
                 "MARKET_BINANCE": "crypto-ml-market://kraken?top=3",
                 "MARKET_KRAKEN": "crypto-ml-market://kraken?top=5",
             },
-            r"markets 'market_binance' and 'market_kraken' are both kraken; .* list all of its symbols in one",
+            r"markets 'market_binance' and 'market_kraken' are both kraken; "
+            r".* list all of its symbols in one",
         ),
         (
             {"MARKET_BINANCE": MULTI, "MARKET_KRAKEN": "crypto-ml-market://kraken?top=5"},

@@ -240,7 +240,8 @@ def _cell(value) -> str:
 
 def matrix_markdown() -> str:
     rows = [
-        "| setting | Airflow's Connection (host, schema) | CLI `--market` | DAG parser (`coin` param) | task (hook) | same |",
+        "| setting | Airflow's Connection (host, schema) | CLI `--market` | DAG parser (`coin` param) "
+        "| task (hook) | same |",
         "|---|---|---|---|---|---|",
     ]
     for label, text in [*_settings(), *((t, t) for t, _ in BROKEN[:4])]:

@@ -124,8 +124,8 @@ def test_the_master_refuses_an_untrained_model_before_any_coin_run_exists(run_da
         ),
         (
             {"coins": ["bitcoin"], "min_rows": 100000},
-            "fewer than min_rows=100000 days up to {day} for bitcoin ({rows}): not trainable; lower min_rows or "
-            "train a later day",
+            "fewer than min_rows=100000 days up to {day} for bitcoin ({rows}): not trainable; "
+            "lower min_rows or train a later day",
         ),
     ],
 )
@@ -252,7 +252,8 @@ with DAG("retrigger_target", schedule=None, start_date=START):
 with DAG("retrigger", schedule=None, start_date=START, params={"model": Param("naive", type="string")}):
     TriggerDagRunsOperator(
         task_id="trigger_all", trigger_dag_id="retrigger_target",
-        runs=[{"trigger_run_id": "bitcoin__2017-06-25", "conf": {"coin": "bitcoin", "model": "{{ params.model }}"}}],
+        runs=[{"trigger_run_id": "bitcoin__2017-06-25",
+               "conf": {"coin": "bitcoin", "model": "{{ params.model }}"}}],
     )
 """
 

@@ -69,7 +69,8 @@ def test_operator_sees_master_and_coin_runs_in_grid_and_graph(celery_stack, mast
             "check_all_coins": "success",
         }
 
-        # The fan-out: one task triggered all the day's coin runs (each a run of crypto_ml_coin, `<coin>__<day>`).
+        # The fan-out: one task triggered all the day's coin runs (each a run of crypto_ml_coin,
+        # `<coin>__<day>`).
         rows = browser.task_instances(driver, base, "crypto_ml_master", run_id)
         browser.screenshot(driver, shots / "03_master_task_instances.png")
         assert [r.state for r in rows if r.task_id == "run_coin_pipelines"] == ["success"]

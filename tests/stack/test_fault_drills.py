@@ -178,10 +178,12 @@ def _drill(stack, name: str, logical_date: str, fault, capsys) -> dict:
     with capsys.disabled():
         extra = f" (+{figures['run_s'] - BASELINE['run_s']:.0f} s on the baseline)" if BASELINE else ""
         print(
-            f"\n[drill] {name} [{figures['settings']} settings]{extra}: back in {figures['recovered_s']} s, work resumed {figures['work_resumed_s']} s "
+            f"\n[drill] {name} [{figures['settings']} settings]{extra}: back in {figures['recovered_s']} s, "
+            f"work resumed {figures['work_resumed_s']} s "
             f"after the fault; run {state} in {figures['run_s']} s; predictions {after.get('predictions')} "
             f"(before the fault {before['predictions']}), trade requests {after.get('trade_requests')}, "
-            f"orders {after.get('orders')}, fills {after.get('fills')}; {figures['retried_tasks']} task retries; "
+            f"orders {after.get('orders')}, fills {after.get('fills')}; "
+            f"{figures['retried_tasks']} task retries; "
             f"restarts {[(e['name'], e['code']) for e in figures['restarts']]}",
             flush=True,
         )
@@ -255,7 +257,8 @@ def test_drill_restart_postgres(celery_stack, owned_servers, capsys):
     assert all(p.poll() is None for p in celery_stack.procs.values())
     with capsys.disabled():
         print(
-            f"[drill] PostgreSQL before/after: {json.dumps({k: figures[k] for k in ('before', 'after', 'restarts')})}"
+            "[drill] PostgreSQL before/after: "
+            f"{json.dumps({k: figures[k] for k in ('before', 'after', 'restarts')})}"
         )
 
 
