@@ -21,6 +21,7 @@ from crypto_ml.forecasting.intervals import (
     DEFAULT_LEVELS,
     INTERVAL_DEFAULTS,
     aci_level,
+    aci_side_levels,
     conformal_bounds,
     level_key,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "LinearTrendForecaster",
     "NaiveForecaster",
     "aci_level",
+    "aci_side_levels",
     "as_closes",
     "check_horizon",
     "check_levels",

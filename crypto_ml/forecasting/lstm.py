@@ -123,6 +123,8 @@ class LSTMForecaster(BaseForecaster):
         interval_vol_ewm: float | None = 0.94,
         interval_aci_gamma: float | None = 0.02,
         interval_half_life: float | None = None,
+        interval_log: bool = False,
+        interval_aci_sides: bool = False,
     ) -> None:
         self.window = window
         self.units = units
@@ -135,6 +137,7 @@ class LSTMForecaster(BaseForecaster):
             calibration_origins=calibration_origins, calibration_steps=calibration_steps,
             interval_vol_window=interval_vol_window, interval_vol_ewm=interval_vol_ewm,
             interval_aci_gamma=interval_aci_gamma, interval_half_life=interval_half_life,
+            interval_log=interval_log, interval_aci_sides=interval_aci_sides,
         )
 
     def min_points(self) -> int:
