@@ -18,7 +18,7 @@ from crypto_ml.dates import as_date
 
 #: The fields of :meth:`PredictionRecord.to_json` (``expected_return`` is derived, never read back).
 JSON_FIELDS = ("coin", "as_of", "model", "version", "horizon", "values", "last_close", "expected_return",
-               "intervals", "interval_method")
+               "intervals", "interval_method", "interval_reason")
 
 
 def expected_return(values: Sequence[float], last_close: float) -> float:
@@ -71,7 +71,8 @@ class PredictionRecord:
 
     ``version`` is the stored model version that made it (0: fitted on the fly). ``intervals``
     holds the path's bounds per level, ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound
-    per step (``None``: no intervals). Construction validates everything and normalises types, so
+    per step (``None``: no intervals, and then ``interval_reason`` says why, e.g. too short a
+    calibration sample; records made before reasons existed have none). Construction validates everything and normalises types, so
     a record that exists is a valid one.
     """
 
@@ -84,6 +85,7 @@ class PredictionRecord:
     last_close: float
     intervals: dict[str, dict[str, list[float]]] | None = None
     interval_method: str | None = None
+    interval_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.coin or not isinstance(self.coin, str):
@@ -109,6 +111,11 @@ class PredictionRecord:
         object.__setattr__(self, "intervals", intervals)
         if intervals is not None and self.interval_method is None:
             object.__setattr__(self, "interval_method", "conformal")
+        if self.interval_reason is not None and (intervals is not None or not isinstance(self.interval_reason, str)):
+            raise ValueError(
+                f"prediction of {self.coin!r} as of {day}: interval_reason says why there are no intervals; "
+                f"got {self.interval_reason!r} with intervals {'present' if intervals is not None else 'absent'}"
+            )
 
     # -- derived --------------------------------------------------------------------------------
     @property
@@ -140,6 +147,7 @@ class PredictionRecord:
             "expected_return": self.expected_return,
             "intervals": self.intervals,
             "interval_method": self.interval_method,
+            "interval_reason": self.interval_reason,
         }
 
     @classmethod
@@ -156,4 +164,5 @@ class PredictionRecord:
             coin=data["coin"], as_of=data["as_of"], model=data["model"], version=data["version"],
             horizon=data["horizon"], values=data["values"], last_close=data["last_close"],
             intervals=data.get("intervals"), interval_method=data.get("interval_method"),
+            interval_reason=data.get("interval_reason"),
         )

@@ -52,10 +52,11 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
     reads the closes from it).
 
     Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
-    intervals, interval_method, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
+    intervals, interval_method, interval_reason, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
     the path's bounds per level (``request.levels``, default 80 and 95 percent):
     ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound per step, calibrated on the
-    training window only (None when the history is too short to calibrate). ``cached`` says
+    training window only (None when the history is too short to calibrate, and then
+    ``interval_reason`` says why). ``cached`` says
     whether the fitted model was already warm in this process.
     """
     started = time.perf_counter()
@@ -82,7 +83,7 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
     record = PredictionRecord(
         coin=coin, as_of=day, model=request.model, version=version, horizon=request.horizon,
         values=forecast["values"], last_close=last_close, intervals=forecast["intervals"],
-        interval_method=forecast["interval_method"],
+        interval_method=forecast["interval_method"], interval_reason=forecast["interval_reason"],
     )
     return {**record.to_json(), **_where(hostname), "cached": cached,
             "seconds": time.perf_counter() - started}

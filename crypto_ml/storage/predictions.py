@@ -33,7 +33,7 @@ def save_prediction(
 ) -> UpsertResult:
     """Store ``record``; re-storing the same key updates it in place, or with ``overwrite=False``
     leaves the stored row untouched (the pipeline writes it once). A record without intervals
-    keeps the intervals already stored."""
+    keeps the intervals already stored (and then its ``interval_reason`` is stored only with a new row)."""
     row = {
         "coin": record.coin,
         "as_of": record.as_of,
@@ -45,11 +45,12 @@ def save_prediction(
         "expected_return": record.expected_return,
         "run_id": run_id,
         "created_at": utcnow(),
+        "interval_reason": record.interval_reason,
     }
     update_columns = ["values", "last_close", "expected_return", "run_id"]
     if record.intervals is not None:
         row.update(intervals=record.intervals, interval_method=record.interval_method)
-        update_columns += ["intervals", "interval_method"]
+        update_columns += ["intervals", "interval_method", "interval_reason"]
     with session_scope(url) as session:
         return upsert(session, Prediction, [row], update_columns=update_columns if overwrite else [])
 
@@ -67,6 +68,7 @@ def store_prediction(
     url: str | None = None,
     intervals: dict[str, Any] | None = None,
     interval_method: str | None = None,
+    interval_reason: str | None = None,
     overwrite: bool = True,
 ) -> UpsertResult:
     """:func:`save_prediction` of the :class:`~crypto_ml.prediction.PredictionRecord` made of these
@@ -74,7 +76,7 @@ def store_prediction(
     ``{"80": {"lower": [...], "upper": [...]}, ...}``)."""
     record = PredictionRecord(coin=coin, as_of=as_of, model=model, version=version, horizon=horizon,
                               values=values, last_close=last_close, intervals=intervals,
-                              interval_method=interval_method)
+                              interval_method=interval_method, interval_reason=interval_reason)
     return save_prediction(record, run_id=run_id, overwrite=overwrite, url=url)
 
 
