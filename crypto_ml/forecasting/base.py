@@ -85,7 +85,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
     _state_attrs: ClassVar[tuple[str, ...]] = ()
     _common_state: ClassVar[tuple[str, ...]] = (
         "n_obs_", "last_value_", "n_fit_", "interval_residuals_", "interval_vol_",
-        "interval_log_",
+        "interval_log_", "interval_reason_",
     )
 
     def __init__(
@@ -122,6 +122,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         """
         y = self._fit_point(history)
         self.interval_vol_ = None
+        self.interval_reason_ = None
         self.interval_residuals_ = self._calibrate(y)
         return self
 

@@ -232,12 +232,15 @@ class IntervalMixin:
         t0 = max(need - 1, n - 1 - int(self.calibration_origins))
         origins = np.arange(t0, n - 1)
         if len(origins) < MIN_CALIBRATION:
+            self.interval_reason_ = (f"fitted on {n} closes, calibrating them needs at least "
+                                     f"{self.min_calibration_points()}")
             return None
         cal = clone(self)
         try:
             cal._fit_point(y[: t0 + 1])
             return origins, cal._calibration_paths(y, origins, int(self.calibration_steps))
-        except (ValueError, FloatingPointError):
+        except (ValueError, FloatingPointError) as exc:
+            self.interval_reason_ = f"the calibration copy could not be fitted on the first {t0 + 1} closes ({exc})"
             return None
 
     def _calibration_residuals(
@@ -268,6 +271,10 @@ class IntervalMixin:
                 self.interval_vol_ = float(vols[-1]) if scaled else None
                 return [r for r in out if r]
         self.interval_vol_ = None
+        self.interval_reason_ = (
+            f"{len(out[0])} usable one-step calibration residuals of {len(origins)} origins, fewer than "
+            f"{MIN_CALIBRATION}" + (" (log errors need positive forecasts and closes)" if log else "")
+        )
         return None
 
     def _normalised(self) -> bool:
@@ -339,11 +346,10 @@ class IntervalMixin:
             return native
         residuals = getattr(self, "interval_residuals_", None)
         if not residuals:
-            raise ValueError(
-                f"{type(self).__name__} has no prediction intervals: fitted on "
-                f"{getattr(self, 'n_fit_', '?')} closes, calibrating them needs at least "
-                f"{self.min_calibration_points()} (or the model was saved before intervals existed)"
-            )
+            why = getattr(self, "interval_reason_", None) or (
+                f"fitted on {getattr(self, 'n_fit_', '?')} closes, calibrating them needs at least "
+                f"{self.min_calibration_points()} (or the model was saved before intervals existed)")
+            raise ValueError(f"{type(self).__name__} has no prediction intervals: {why}")
         out = self._conformal_bands(horizon, sorted(levels))
         self._check_bands_apart(out)
         return {level: out[level] for level in levels}
@@ -398,10 +404,14 @@ class IntervalMixin:
             # clipping above): that step says "at most 0" for both, not two coinciding bands.
             same = np.flatnonzero((lo_o >= lo_i) & (hi_o <= hi_i) & (hi_o > 0))
             if len(same):
+                step = int(same[0])
+                ceiling = MAX_BOUND_RATIO * self.last_value_
+                why = ("both clipped to the price floor 0 and the cap of "
+                       f"{MAX_BOUND_RATIO:g}x the last close: the calibration errors are far larger than the price"
+                       if lo_o[step] == 0 and hi_o[step] == ceiling else "tied calibration residuals")
                 raise ValueError(
                     f"{type(self).__name__} has no prediction intervals: the {outer:g} % and {inner:g} % "
-                    f"bands coincide at step {int(same[0]) + 1} (tied calibration residuals), so neither "
-                    "says how uncertain the forecast is"
+                    f"bands coincide at step {step + 1} ({why}), so neither says how uncertain the forecast is"
                 )
 
     def _read_side_levels(
