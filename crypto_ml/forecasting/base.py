@@ -95,7 +95,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         calibration_steps: int = 30,
         interval_vol_window: int = 0,
         interval_vol_ewm: float | None = 0.94,
-        interval_aci_gamma: float | None = 0.02,
+        interval_aci_gamma: float | None = 0.005,
         interval_half_life: float | None = None,
         interval_log: bool = False,
         interval_aci_sides: bool = False,

@@ -18,7 +18,7 @@ def _fitted(seed: int = 3, n: int = 400) -> NaiveForecaster:
 def test_adaptive_levels_pushed_to_the_extremes_keep_the_bands_apart():
     """Calibration errors that grow at the end push adaptive conformal inference to ~100 % for
     both levels; read there, both bands were the sample's extremes (identical)."""
-    model = _fitted()
+    model = _fitted().set_params(interval_aci_gamma=0.02)
     n = 120
     calm = [0.001 * ((-1) ** i) for i in range(n - 40)]
     wild = [0.3 * ((-1) ** i) * (1 + i / 40) for i in range(40)]
@@ -61,7 +61,7 @@ def test_too_short_a_calibration_sample_gives_no_interval_and_says_why():
 SETTINGS = [
     {},
     {"interval_aci_gamma": None},
-    {"interval_aci_gamma": 0.005},
+    {"interval_aci_gamma": 0.02},
     {"interval_aci_sides": True},
     {"interval_log": True},
     {"interval_log": True, "interval_aci_sides": True, "interval_aci_gamma": 0.01},
