@@ -113,7 +113,7 @@ def choose(tuning):
 
 
 def coverage(as_of: str | None, models: list[str], methods: list[str], *, coins: list[str] | None = None,
-             period: int = 365, folds: int = 12, horizon: int = 10):
+             period: int = 365, folds: int = 12, horizon: int = 10, common_days: bool = False):
     """Coverage of every method on one year: a walk-forward backtest (as ``crypto-ml backtest``:
     expanding window, ``folds`` folds over the last ``period`` days before ``as_of``) in which
     each fold's model and its calibration walk are fitted once, and every method turns that walk
@@ -170,10 +170,19 @@ def coverage(as_of: str | None, models: list[str], methods: list[str], *, coins:
                             row[f"upper_{level_key(level)}"] = float(hi[k]) if hi is not None else float("nan")
                         rows[method].append(row)
     intervals.MAX_BOUND_RATIO = CAP
+    frames = {m: pd.DataFrame(rows[m], columns=FORECAST_COLUMNS + interval_columns(levels)) for m in methods}
+    if common_days:  # only the forecast days on which every method gave both bounds of every level
+        key = ["coin", "model", "fold", "step"]
+        bounds = interval_columns(levels)
+        shared = None
+        for frame in frames.values():
+            ok = frame.loc[frame[bounds].notna().all(axis=1), key]
+            shared = ok if shared is None else shared.merge(ok, on=key)
+        frames = {m: f.merge(shared, on=key) for m, f in frames.items()}
     tables = []
     for method in methods:
         result = BacktestResult(params={"period": period, "folds": folds, "horizon": horizon, "levels": list(levels)})
-        result.forecasts = pd.DataFrame(rows[method], columns=FORECAST_COLUMNS + interval_columns(levels))
+        result.forecasts = frames[method]
         table = result.coverage(common=True)
         table.insert(0, "method", method)
         table.insert(0, "year_end", as_of or "2017-09-22")
@@ -198,6 +207,34 @@ def pick_coins(text: str) -> list[str] | None:
     return coins
 
 
+def last_year_only(args, models: list[str], methods: list[str], coins: list[str] | None) -> int:
+    """``--last-year``: the methods on the last year, all forecast days and the common ones."""
+    every, took = coverage(None, models, methods, coins=coins)
+    common, took2 = coverage(None, models, methods, coins=coins, common_days=True)
+    command = (f"python benchmarks/bench_intervals.py --models {args.models} --last-year {args.last_year}"
+               + (f" --coins {args.coins}" if args.coins != "all" else ""))
+    lines = [
+        "## The last year, like for like",
+        "",
+        f"Command: `{command}`",
+        "",
+        "On every forecast day each method gives intervals:",
+        "",
+        markdown_table(every),
+        "",
+        "On the forecast days where every method gives both levels (a capped method refuses a day whose 80 % "
+        "and 95 % bands would both be [0, cap]):",
+        "",
+        markdown_table(common),
+        "",
+        f"CPU: {took + took2:.0f} s.",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="naive,drift,ar")
@@ -206,6 +243,9 @@ def main() -> int:
                         help="all (default), every:K (every K-th bundled coin, sorted: a quick run) or a list")
     parser.add_argument("--validation-only", action="store_true",
                         help="score the methods on the validation years and stop (the last year not run)")
+    parser.add_argument("--last-year", default=None, metavar="METHODS",
+                        help="only measure these methods on the last year, on the forecast days where all of "
+                             "them have intervals (like-for-like), and stop")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "intervals.md")
     args = parser.parse_args()
     models = args.models.split(",")
@@ -215,6 +255,9 @@ def main() -> int:
         raise SystemExit(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
     coins = pick_coins(args.coins)
     import pandas as pd
+
+    if args.last_year:
+        return last_year_only(args, models, args.last_year.split(","), coins)
 
     tuning, seconds = [], 0.0
     for as_of in VALIDATION:
