@@ -222,8 +222,8 @@ def last_year_only(args, models: list[str], methods: list[str], coins: list[str]
         "",
         markdown_table(every),
         "",
-        "On the forecast days where every method gives both levels (a capped method refuses a day whose 80 % "
-        "and 95 % bands would both be [0, cap]):",
+        ("On the forecast days where every method gives both levels (a capped method refuses a day whose 80 % "
+         "and 95 % bands would both be [0, cap]):"),
         "",
         markdown_table(common),
         "",
@@ -290,8 +290,8 @@ def main() -> int:
         "",
         markdown_table(tuning),
         "",
-        "Per method over both years, models and levels: mean and largest |coverage - level|, largest "
-        "|miss_below - miss_above|, mean interval score relative to all methods' mean (1 = average):",
+        ("Per method over both years, models and levels: mean and largest |coverage - level|, largest "
+         "|miss_below - miss_above|, mean interval score relative to all methods' mean (1 = average):"),
         "",
         markdown_table(ranking),
         "",
@@ -302,9 +302,9 @@ def main() -> int:
         final, took = coverage(None, models, run, coins=coins)
         lines += [
             "",
-            f"## The last year (ends 2017-09-22), run once: chosen `{best}` against the method before "
-            f"(`{UNCAPPED}`: `{BEFORE}` with no cap on the bounds, exactly the previous release; `{BEFORE}`: "
-            f"the same with the cap)",
+            (f"## The last year (ends 2017-09-22), run once: chosen `{best}` against the method before "
+             f"(`{UNCAPPED}`: `{BEFORE}` with no cap on the bounds, exactly the previous release; `{BEFORE}`: "
+             "the same with the cap)"),
             "",
             markdown_table(final),
             "",

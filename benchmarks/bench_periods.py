@@ -265,9 +265,9 @@ def main() -> int:
         "",
         markdown_table(shown),
         "",
-        f"`gated` = the shipped rule on the days the coin's version is promoted by the promotion gate "
-        f"(evaluated every {args.gate_every} days per coin on the 90 days before, default margins; "
-        "otherwise the prediction is stored and nothing traded).",
+        ("`gated` = the shipped rule on the days the coin's version is promoted by the promotion gate "
+         f"(evaluated every {args.gate_every} days per coin on the 90 days before, default margins; "
+         "otherwise the prediction is stored and nothing traded)."),
         "",
         "## Verdicts",
         "",
