@@ -72,8 +72,8 @@ class PredictionRecord:
     ``version`` is the stored model version that made it (0: fitted on the fly). ``intervals``
     holds the path's bounds per level, ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound
     per step (``None``: no intervals, and then ``interval_reason`` says why, e.g. too short a
-    calibration sample; records made before reasons existed have none). Construction validates everything and normalises types, so
-    a record that exists is a valid one.
+    calibration sample; records made before reasons existed have none). Construction validates
+    everything and normalises types, so a record that exists is a valid one.
     """
 
     coin: str
@@ -111,10 +111,12 @@ class PredictionRecord:
         object.__setattr__(self, "intervals", intervals)
         if intervals is not None and self.interval_method is None:
             object.__setattr__(self, "interval_method", "conformal")
-        if self.interval_reason is not None and (intervals is not None or not isinstance(self.interval_reason, str)):
+        reason = self.interval_reason
+        if reason is not None and (intervals is not None or not isinstance(reason, str)):
+            state = "present" if intervals is not None else "absent"
             raise ValueError(
-                f"prediction of {self.coin!r} as of {day}: interval_reason says why there are no intervals; "
-                f"got {self.interval_reason!r} with intervals {'present' if intervals is not None else 'absent'}"
+                f"prediction of {self.coin!r} as of {day}: interval_reason says why there are no "
+                f"intervals; got {reason!r} with intervals {state}"
             )
 
     # -- derived --------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def run_predict(request: EngineRequest, *, store: bool = True, url: str | None =
     reads the closes from it).
 
     Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
-    intervals, interval_method, interval_reason, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
+    intervals, interval_method, interval_reason, hostname, pid, cached, seconds}`` (JSON-able).
+    ``intervals`` are
     the path's bounds per level (``request.levels``, default 80 and 95 percent):
     ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound per step, calibrated on the
     training window only (None when the history is too short to calibrate, and then

@@ -5,9 +5,9 @@
 80 % and 95 %), model-native when a model implements ``_predict_native_interval`` (none of the
 shipped models has a native one), otherwise **conformal**, calibrated at ``fit`` on walk-forward
 residuals of the training window only (:meth:`~IntervalMixin._calibrate`), so an interval never
-uses data after the last fitted close. By default the residuals are return errors divided by the EWMA volatility
-at their origin (normalised conformal), with separate lower and upper quantiles (a band need not
-be symmetric), and the quantile level is adapted along the walk (adaptive conformal inference).
+uses data after the last fitted close. By default the residuals are return errors divided by the
+EWMA volatility at their origin (normalised conformal), with separate lower and upper quantiles (a
+band need not be symmetric), and the quantile level is adapted along the walk (adaptive conformal inference).
 
 The settings are constructor parameters of every forecaster (so ``get_params``, ``set_params`` and
 ``clone`` see them):
@@ -242,7 +242,8 @@ class IntervalMixin:
             cal._fit_point(y[: t0 + 1])
             return origins, cal._calibration_paths(y, origins, int(self.calibration_steps))
         except (ValueError, FloatingPointError) as exc:
-            self.interval_reason_ = f"the calibration copy could not be fitted on the first {t0 + 1} closes ({exc})"
+            self.interval_reason_ = (f"the calibration copy could not be fitted on the first {t0 + 1} "
+                                     f"closes ({exc})")
             return None
 
     def _calibration_residuals(
@@ -408,12 +409,14 @@ class IntervalMixin:
             if len(same):
                 step = int(same[0])
                 ceiling = MAX_BOUND_RATIO * self.last_value_
-                why = ("both clipped to the price floor 0 and the cap of "
-                       f"{MAX_BOUND_RATIO:g}x the last close: the calibration errors are far larger than the price"
-                       if lo_o[step] == 0 and hi_o[step] == ceiling else "tied calibration residuals")
+                clipped = lo_o[step] == 0 and hi_o[step] == ceiling
+                why = (f"both clipped to the price floor 0 and the cap of {MAX_BOUND_RATIO:g}x the last "
+                       "close: the calibration errors are far larger than the price"
+                       if clipped else "tied calibration residuals")
                 raise ValueError(
                     f"{type(self).__name__} has no prediction intervals: the {outer:g} % and {inner:g} % "
-                    f"bands coincide at step {step + 1} ({why}), so neither says how uncertain the forecast is"
+                    f"bands coincide at step {step + 1} ({why}), so neither says how uncertain the "
+                    "forecast is"
                 )
 
     def _read_side_levels(

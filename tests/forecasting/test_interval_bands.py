@@ -85,14 +85,14 @@ def test_the_95_band_strictly_contains_the_80_band_at_every_step(settings, seed)
     for name in ("naive", "drift", "ar"):
         model = make_forecaster(name, **settings).fit(y)
         if settings.get("interval_log") and np.min(model.predict(30)) <= 0:  # a drift below zero
-            with pytest.raises(ValueError, match="(calibrated on log errors and the forecast path is not positive"
-                                                 "|log errors need positive forecasts)"):
+            with pytest.raises(ValueError, match=("(calibrated on log errors and the forecast path is not "
+                                                  "positive|log errors need positive forecasts)")):
                 model.predict_interval(30, (80, 95))
             continue
         cap = MAX_BOUND_RATIO * y[-1]
         raw = model._conformal_bands(30, [80.0, 95.0])
         if np.any((raw[95.0][0] == 0) & (raw[95.0][1] == cap)):  # errors far above a collapsed price
-            with pytest.raises(ValueError, match="bands coincide at step .* clipped to the price floor 0 and the cap"):
+            with pytest.raises(ValueError, match="bands coincide at step .* clipped to the price floor 0 and"):
                 model.predict_interval(30, (80, 95))
             assert "clipped to the price floor" in model.predict_with_intervals(30)["interval_reason"]
             continue
