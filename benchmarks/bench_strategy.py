@@ -32,9 +32,9 @@ from crypto_ml.evaluation import format_strategy_report, interval_score, markdow
 def horizon_coverage(report, horizon: int = 10):
     """Per model and level: the share of horizon-end closes inside the interval the replay's
     forecasts gave for them (refit every ``--refit-every`` days, updated daily), and the mean and
-    median width and the mean Winkler interval score in % of the last close. The closes are the report's own (``report.prices``, what
-    the replay read); a day whose horizon end is after the window, or on a day without a close,
-    is not scored and counted in ``not_scored``."""
+    median width and the mean Winkler interval score in % of the last close. The closes are the
+    report's own (``report.prices``, what the replay read); a day whose horizon end is after the
+    window, or on a day without a close, is not scored and counted in ``not_scored``."""
     import numpy as np
     import pandas as pd
 
@@ -137,13 +137,16 @@ def main() -> int:
             "",
             format_strategy_report(report),
             "",
-            f"Interval coverage of the close {10} days after each replayed day (the horizon the rule looks at; "
+            f"Interval coverage of the close {10} days after each replayed day (the horizon the rule looks "
+            "at; "
             "models refitted as above and updated daily, intervals from that fit's calibration):",
             "",
             markdown_table(horizon_coverage(report)),
             "",
-            f"Equity plot: `{paths['plot'].relative_to(ROOT) if paths['plot'].is_relative_to(ROOT) else paths['plot']}`; "
-            f"orders: `{paths['orders'].name}` ({len(report.orders)} rows); per coin: `{paths['per_coin'].name}`.",
+            "Equity plot: "
+            f"`{paths['plot'].relative_to(ROOT) if paths['plot'].is_relative_to(ROOT) else paths['plot']}`; "
+            f"orders: `{paths['orders'].name}` ({len(report.orders)} rows); per coin: "
+            f"`{paths['per_coin'].name}`.",
         ]
     )
     paths["report"].write_text(text + "\n")

@@ -28,6 +28,7 @@ JSON_FIELDS = (
     "expected_return",
     "intervals",
     "interval_method",
+    "interval_reason",
 )
 
 
@@ -87,8 +88,9 @@ class PredictionRecord:
 
     ``version`` is the stored model version that made it (0: fitted on the fly). ``intervals``
     holds the path's bounds per level, ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound
-    per step (``None``: no intervals). Construction validates everything and normalises types, so
-    a record that exists is a valid one.
+    per step (``None``: no intervals, and then ``interval_reason`` says why, e.g. too short a
+    calibration sample; records made before reasons existed have none). Construction validates
+    everything and normalises types, so a record that exists is a valid one.
     """
 
     coin: str
@@ -100,6 +102,7 @@ class PredictionRecord:
     last_close: float
     intervals: dict[str, dict[str, list[float]]] | None = None
     interval_method: str | None = None
+    interval_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.coin or not isinstance(self.coin, str):
@@ -125,6 +128,13 @@ class PredictionRecord:
         object.__setattr__(self, "intervals", intervals)
         if intervals is not None and self.interval_method is None:
             object.__setattr__(self, "interval_method", "conformal")
+        reason = self.interval_reason
+        if reason is not None and (intervals is not None or not isinstance(reason, str)):
+            state = "present" if intervals is not None else "absent"
+            raise ValueError(
+                f"prediction of {self.coin!r} as of {day}: interval_reason says why there are no "
+                f"intervals; got {reason!r} with intervals {state}"
+            )
 
     # -- derived --------------------------------------------------------------------------------
     @property
@@ -156,6 +166,7 @@ class PredictionRecord:
             "expected_return": self.expected_return,
             "intervals": self.intervals,
             "interval_method": self.interval_method,
+            "interval_reason": self.interval_reason,
         }
 
     @classmethod
@@ -181,4 +192,5 @@ class PredictionRecord:
             last_close=data["last_close"],
             intervals=data.get("intervals"),
             interval_method=data.get("interval_method"),
+            interval_reason=data.get("interval_reason"),
         )

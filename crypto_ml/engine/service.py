@@ -58,10 +58,12 @@ def run_predict(
     reads the closes from it).
 
     Returns ``{coin, as_of, model, version, horizon, values, last_close, expected_return,
-    intervals, interval_method, hostname, pid, cached, seconds}`` (JSON-able). ``intervals`` are
+    intervals, interval_method, interval_reason, hostname, pid, cached, seconds}`` (JSON-able).
+    ``intervals`` are
     the path's bounds per level (``request.levels``, default 80 and 95 percent):
     ``{"80": {"lower": [...], "upper": [...]}, ...}``, one bound per step, calibrated on the
-    training window only (None when the history is too short to calibrate). ``cached`` says
+    training window only (None when the history is too short to calibrate, and then
+    ``interval_reason`` says why). ``cached`` says
     whether the fitted model was already warm in this process.
     """
     started = time.perf_counter()
@@ -95,6 +97,7 @@ def run_predict(
         last_close=last_close,
         intervals=forecast["intervals"],
         interval_method=forecast["interval_method"],
+        interval_reason=forecast["interval_reason"],
     )
     return {
         **record.to_json(),

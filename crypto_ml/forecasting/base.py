@@ -68,6 +68,8 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
     :param interval_vol_ewm: normalise by the EWMA volatility with this decay (None: off).
     :param interval_aci_gamma: adaptive conformal inference step size (None: off).
     :param interval_half_life: weight recent residuals, halving every this many origins (None: off).
+    :param interval_aci_sides: adaptive conformal inference per side (False: one level for both).
+    :param interval_log: calibrate on log errors, bounds ``forecast * exp(q)`` (False: return errors).
     (See :mod:`crypto_ml.forecasting.intervals`.)
     """
 
@@ -85,6 +87,8 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         "n_fit_",
         "interval_residuals_",
         "interval_vol_",
+        "interval_log_",
+        "interval_reason_",
     )
 
     def __init__(
@@ -94,8 +98,10 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         calibration_steps: int = 30,
         interval_vol_window: int = 0,
         interval_vol_ewm: float | None = 0.94,
-        interval_aci_gamma: float | None = 0.02,
+        interval_aci_gamma: float | None = 0.005,
         interval_half_life: float | None = None,
+        interval_log: bool = False,
+        interval_aci_sides: bool = False,
     ) -> None:
         self.calibration_origins = calibration_origins
         self.calibration_steps = calibration_steps
@@ -103,6 +109,8 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         self.interval_vol_ewm = interval_vol_ewm
         self.interval_aci_gamma = interval_aci_gamma
         self.interval_half_life = interval_half_life
+        self.interval_log = interval_log
+        self.interval_aci_sides = interval_aci_sides
 
     # -- contract -------------------------------------------------------------------------------
     def min_points(self) -> int:
@@ -117,6 +125,7 @@ class BaseForecaster(IntervalMixin, PersistenceMixin, BaseEstimator):
         """
         y = self._fit_point(history)
         self.interval_vol_ = None
+        self.interval_reason_ = None
         self.interval_residuals_ = self._calibrate(y)
         return self
 

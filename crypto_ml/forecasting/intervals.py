@@ -5,9 +5,9 @@
 80 % and 95 %), model-native when a model implements ``_predict_native_interval`` (none of the
 shipped models has a native one), otherwise **conformal**, calibrated at ``fit`` on walk-forward
 residuals of the training window only (:meth:`~IntervalMixin._calibrate`), so an interval never
-uses data after the last fitted close. By default the residuals are divided by the EWMA volatility
-at their origin (normalised conformal) and the quantile level is adapted along the walk (adaptive
-conformal inference).
+uses data after the last fitted close. By default the residuals are return errors divided by the
+EWMA volatility at their origin (normalised conformal), with separate lower and upper quantiles (a
+band need not be symmetric), and the quantile level is adapted along the walk (adaptive conformal inference).
 
 The settings are constructor parameters of every forecaster (so ``get_params``, ``set_params`` and
 ``clone`` see them):
@@ -20,12 +20,25 @@ The settings are constructor parameters of every forecaster (so ``get_params``, 
   last close (``interval_vol_``), so intervals widen and narrow with the market's regime;
 - ``interval_vol_ewm`` (0.94; None: off): the same with an exponentially weighted volatility
   (RiskMetrics decay); takes precedence over ``interval_vol_window``;
-- ``interval_aci_gamma`` (0.02; None: off): adaptive conformal inference (:func:`aci_level`), the
-  step size of the level's update along the calibration walk. 0.02 with the EWMA normalisation was
-  chosen among plain, normalised and adaptive variants on the bundled data's two years before the
-  last (``benchmarks/results/intervals.md``);
+- ``interval_aci_gamma`` (0.005; None: off): adaptive conformal inference (:func:`aci_level`), the
+  step size of the level's update along the calibration walk. 0.005 with the EWMA normalisation was
+  chosen among plain, normalised, log-error, per-side and adaptive variants on the bundled data's two
+  years before the last, as the best interval (Winkler) score among those within 3 points of nominal
+  coverage with misses balanced within 3 points (``benchmarks/bench_intervals.py``,
+  ``benchmarks/results/intervals.md``);
 - ``interval_half_life`` (None: off): recent calibration residuals weigh more, the weight halving
-  every ``interval_half_life`` origins (otherwise plain split-conformal).
+  every ``interval_half_life`` origins (otherwise plain split-conformal);
+- ``interval_aci_sides`` (False: off): adaptive conformal inference moves the lower and the upper
+  tail apart (:func:`aci_side_levels`), so misses on one side widen that side only;
+- ``interval_log`` (False: off): the residuals are log errors ``log(actual / forecast)`` instead of
+  return errors ``(actual - forecast) / last close``, and the bounds ``forecast * exp(q * vol)``:
+  the lower and upper conformal quantiles of log errors, so a band is asymmetric in price (further
+  up than down) and its lower bound is always above 0.
+
+Plausible bounds (the one place that says so): no upper bound is above :data:`MAX_BOUND_RATIO` times
+the last close; a wider quantile is capped there (a +72,316 % bound from a few wild residuals says
+nothing a +900 % one does not). Below :data:`MIN_CALIBRATION` one-step residuals a forecast has no
+interval, and :meth:`IntervalMixin.predict_with_intervals` says why in ``interval_reason``.
 """
 
 from __future__ import annotations
@@ -46,6 +59,8 @@ DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
 #: fewer than 39 the 95 % bounds are just the extreme residuals (the conformal rank falls outside
 #: the sample); with 10, a young coin's ten up days made a "95 % interval" entirely above +2 %.
 MIN_CALIBRATION = 40
+#: The highest upper bound of any interval, as a multiple of the last close (10: +900 %).
+MAX_BOUND_RATIO = 10.0
 #: Returns before an exponentially weighted volatility counts (fewer: NaN).
 EWM_MIN_RETURNS = 20
 #: Known residuals before adaptive conformal inference starts updating its level.
@@ -56,8 +71,10 @@ INTERVAL_DEFAULTS: dict[str, Any] = {
     "calibration_steps": 30,
     "interval_vol_window": 0,
     "interval_vol_ewm": 0.94,
-    "interval_aci_gamma": 0.02,
+    "interval_aci_gamma": 0.005,
     "interval_half_life": None,
+    "interval_log": False,
+    "interval_aci_sides": False,
 }
 
 
@@ -99,9 +116,31 @@ def aci_level(residuals: Any, level: float, gamma: float, step: int, burn_in: in
     the level read at the end is higher than nominal (and lower in a calming market). Starts after
     ``burn_in`` known residuals; returned clipped to (0, 100) exclusive.
     """
+    return _aci_walk(residuals, level, gamma, step, burn_in, sides=False)[0]
+
+
+def aci_side_levels(
+    residuals: Any, level: float, gamma: float, step: int, burn_in: int = ACI_BURN_IN
+) -> tuple[float, float]:
+    """:func:`aci_level` for each side apart: ``(lower, upper)`` levels in percent, each the
+    symmetric level whose tail on that side is the one to read (the lower bound is
+    :func:`conformal_bounds`' lower one at the first level, the upper one its upper at the second).
+    Each tail ``b`` starts at ``alpha / 2`` and moves by ``b <- b + gamma * (alpha / 2 - miss)``,
+    a miss being a residual below the lower (above the upper) bound: when the recent errors miss
+    on one side only, that side widens and the other narrows, so the misses are pulled to
+    ``alpha / 2`` on both sides."""
+    lower, upper = _aci_walk(residuals, level, gamma, step, burn_in, sides=True)
+    return lower, upper
+
+
+def _aci_walk(
+    residuals: Any, level: float, gamma: float, step: int, burn_in: int, *, sides: bool
+) -> tuple[float, float]:
+    """The adaptive conformal walk of :func:`aci_level` (``sides`` False: one level, returned
+    twice) and :func:`aci_side_levels` (``sides`` True: one tail per side)."""
     r = [float(v) for v in residuals]
     alpha = 1.0 - float(level) / 100.0
-    a = alpha
+    tails = [alpha / 2.0, alpha / 2.0]  # lower, upper tail probabilities
     known: list[float] = []
     nxt = 0
     for j, value in enumerate(r):
@@ -111,14 +150,20 @@ def aci_level(residuals: Any, level: float, gamma: float, step: int, burn_in: in
         n = len(known)
         if n < burn_in:
             continue
-        eff = min(max(a, 0.0), 1.0)
-        hi = int(np.ceil((n + 1) * (1.0 - eff / 2.0)))
-        lo = int(np.floor((n + 1) * (eff / 2.0)))
+        lo_tail, hi_tail = (min(max(t, 0.0), 0.5) for t in tails)
+        lo = int(np.floor((n + 1) * lo_tail))
+        hi = int(np.ceil((n + 1) * (1.0 - hi_tail)))
         lower = known[min(max(lo, 1), n) - 1]
         upper = known[min(max(hi, 1), n) - 1]
-        miss = 0.0 if lower <= value <= upper else 1.0
-        a += gamma * (alpha - miss)
-    return float(min(max(100.0 * (1.0 - a), 1e-6), 100.0 - 1e-6))
+        below, above = float(value < lower), float(value > upper)
+        if sides:
+            tails[0] += gamma * (alpha / 2.0 - below)
+            tails[1] += gamma * (alpha / 2.0 - above)
+        else:
+            move = gamma * (alpha - below - above) / 2.0
+            tails = [tails[0] + move, tails[1] + move]
+    out = [float(min(max(100.0 * (1.0 - 2.0 * t), 1e-6), 100.0 - 1e-6)) for t in tails]
+    return out[0], out[1]
 
 
 def conformal_bounds(
@@ -186,12 +231,18 @@ class IntervalMixin:
         t0 = max(need - 1, n - 1 - int(self.calibration_origins))
         origins = np.arange(t0, n - 1)
         if len(origins) < MIN_CALIBRATION:
+            self.interval_reason_ = (
+                f"fitted on {n} closes, calibrating them needs at least {self.min_calibration_points()}"
+            )
             return None
         cal = clone(self)
         try:
             cal._fit_point(y[: t0 + 1])
             return origins, cal._calibration_paths(y, origins, int(self.calibration_steps))
-        except (ValueError, FloatingPointError):
+        except (ValueError, FloatingPointError) as exc:
+            self.interval_reason_ = (
+                f"the calibration copy could not be fitted on the first {t0 + 1} closes ({exc})"
+            )
             return None
 
     def _calibration_residuals(
@@ -203,6 +254,8 @@ class IntervalMixin:
         steps = paths.shape[1]
         normalised = self._normalised() and bool(np.all(y > 0))
         vols = self._volatility_path(y) if normalised else None
+        log = bool(self.interval_log)
+        self.interval_log_ = log
         for scaled in (True, False) if normalised else (False,):
             out: list[list[float]] = [[] for _ in range(steps)]
             for j, t in enumerate(origins):
@@ -212,12 +265,18 @@ class IntervalMixin:
                     continue
                 for h in range(1, min(steps, n - 1 - t) + 1):
                     value = paths[j, h - 1]
-                    if np.isfinite(value):
+                    if log and value > 0 and y[t + h] > 0:
+                        out[h - 1].append(float(np.log(y[t + h] / value) / scale))
+                    elif not log and np.isfinite(value):
                         out[h - 1].append(float((y[t + h] - value) / base / scale))
             if len(out[0]) >= MIN_CALIBRATION:  # else: too short to normalise, try plain
                 self.interval_vol_ = float(vols[-1]) if scaled else None
                 return [r for r in out if r]
         self.interval_vol_ = None
+        self.interval_reason_ = (
+            f"{len(out[0])} usable one-step calibration residuals of {len(origins)} origins, fewer than "
+            f"{MIN_CALIBRATION}" + (" (log errors need positive forecasts and closes)" if log else "")
+        )
         return None
 
     def _normalised(self) -> bool:
@@ -289,11 +348,11 @@ class IntervalMixin:
             return native
         residuals = getattr(self, "interval_residuals_", None)
         if not residuals:
-            raise ValueError(
-                f"{type(self).__name__} has no prediction intervals: fitted on "
-                f"{getattr(self, 'n_fit_', '?')} closes, calibrating them needs at least "
+            why = getattr(self, "interval_reason_", None) or (
+                f"fitted on {getattr(self, 'n_fit_', '?')} closes, calibrating them needs at least "
                 f"{self.min_calibration_points()} (or the model was saved before intervals existed)"
             )
+            raise ValueError(f"{type(self).__name__} has no prediction intervals: {why}")
         out = self._conformal_bands(horizon, sorted(levels))
         self._check_bands_apart(out)
         return {level: out[level] for level in levels}
@@ -309,19 +368,35 @@ class IntervalMixin:
         lower = {level: np.empty(horizon) for level in order}
         upper = {level: np.empty(horizon) for level in order}
         vol = getattr(self, "interval_vol_", None)
+        log = bool(getattr(self, "interval_log_", False))  # None: saved before log errors existed
+        if log and not np.all(point > 0):
+            raise ValueError(
+                f"{type(self).__name__} has no prediction intervals: its intervals are calibrated on log "
+                f"errors and the forecast path is not positive (min {float(np.min(point)):g})"
+            )
         for h in range(1, horizon + 1):
             k = min(h, steps)
-            read = self._read_levels(order, k)
+            read_lo, read_hi = self._read_side_levels(order, k)
             scale = np.sqrt(h / k) if h > k else 1.0
             if vol is not None:
                 scale *= vol
             for level in order:
-                lo, hi = conformal_bounds(residuals[k - 1], read[level], self.interval_half_life)
-                lower[level][h - 1] = point[h - 1] + lo * scale * self.last_value_
-                upper[level][h - 1] = point[h - 1] + hi * scale * self.last_value_
-        # A close is never negative: both bounds are clipped at 0 (clipping only the lower one
-        # would order them wrongly when the whole band lies below 0).
-        return {level: (np.maximum(lower[level], 0.0), np.maximum(upper[level], 0.0)) for level in order}
+                lo = conformal_bounds(residuals[k - 1], read_lo[level], self.interval_half_life)[0]
+                hi = conformal_bounds(residuals[k - 1], read_hi[level], self.interval_half_life)[1]
+                if log:
+                    lower[level][h - 1] = point[h - 1] * np.exp(lo * scale)
+                    upper[level][h - 1] = point[h - 1] * np.exp(hi * scale)
+                else:
+                    lower[level][h - 1] = point[h - 1] + lo * scale * self.last_value_
+                    upper[level][h - 1] = point[h - 1] + hi * scale * self.last_value_
+        return {level: self._plausible(lower[level], upper[level]) for level in order}
+
+    def _plausible(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds within what a close can be: at least 0 and at most :data:`MAX_BOUND_RATIO` times
+        the last close, both bounds clipped alike (clipping only one would order them wrongly
+        when the whole band lies outside)."""
+        ceiling = MAX_BOUND_RATIO * self.last_value_
+        return np.clip(lower, 0.0, ceiling), np.clip(upper, 0.0, ceiling)
 
     def _check_bands_apart(self, out: dict[float, tuple[np.ndarray, np.ndarray]]) -> None:
         """A ``ValueError`` when two levels' bands (ascending keys of ``out``) coincide at a step."""
@@ -332,15 +407,38 @@ class IntervalMixin:
             # clipping above): that step says "at most 0" for both, not two coinciding bands.
             same = np.flatnonzero((lo_o >= lo_i) & (hi_o <= hi_i) & (hi_o > 0))
             if len(same):
+                step = int(same[0])
+                ceiling = MAX_BOUND_RATIO * self.last_value_
+                clipped = lo_o[step] == 0 and hi_o[step] == ceiling
+                why = (
+                    f"both clipped to the price floor 0 and the cap of {MAX_BOUND_RATIO:g}x the last "
+                    "close: the calibration errors are far larger than the price"
+                    if clipped
+                    else "tied calibration residuals"
+                )
                 raise ValueError(
                     f"{type(self).__name__} has no prediction intervals: the {outer:g} % and {inner:g} % "
-                    f"bands coincide at step {int(same[0]) + 1} (tied calibration residuals), so neither "
-                    "says how uncertain the forecast is"
+                    f"bands coincide at step {step + 1} ({why}), so neither says how uncertain the "
+                    "forecast is"
                 )
 
-    def _read_levels(self, order: list[float], step: int) -> dict[float, float]:
+    def _read_side_levels(
+        self, order: list[float], step: int
+    ) -> tuple[dict[float, float], dict[float, float]]:
+        """The levels each of ``order`` is read at for step ``step``, for the lower and the upper
+        bound (:meth:`_adapted_level`; the same for both sides unless ``interval_aci_sides``),
+        each side kept inside the sample and apart by :meth:`_read_levels`."""
+        adapted = {level: self._adapted_level(level, step) for level in order}
+        lower = self._read_levels(order, step, {lv: a[0] for lv, a in adapted.items()})
+        upper = self._read_levels(order, step, {lv: a[1] for lv, a in adapted.items()})
+        return lower, upper
+
+    def _read_levels(
+        self, order: list[float], step: int, adapted: dict[float, float] | None = None
+    ) -> dict[float, float]:
         """The level each of ``order`` (ascending nominal levels) is read at for step ``step``:
-        :meth:`_adapted_level`, kept inside the calibration sample and apart. With ``n`` residuals
+        ``adapted`` (default: :meth:`_adapted_level`, one level for both sides), kept inside the
+        calibration sample and apart. With ``n`` residuals
         a level above ``100 (1 - 2 / (n + 1))`` would read past the sample's extremes, so it is
         read there; and each level is read at least ``200 / (n + 1)`` points below the next
         higher one, which moves both conformal ranks by one or more, so the bands of two levels
@@ -348,7 +446,9 @@ class IntervalMixin:
         the sample's extremes)."""
         n = len(self.interval_residuals_[step - 1])
         gap = 200.0 / (n + 1) * 1.001  # a little over one rank, so float rounding cannot merge two ranks
-        read = {level: self._adapted_level(level, step) for level in order}
+        if adapted is None:
+            adapted = {level: self._adapted_level(level, step)[0] for level in order}
+        read = dict(adapted)
         ceiling = 100.0 * (1.0 - 2.0 / (n + 1))
         for level in reversed(order):
             read[level] = min(read[level], ceiling)
@@ -361,21 +461,27 @@ class IntervalMixin:
             )
         return read
 
-    def _adapted_level(self, level: float, step: int) -> float:
-        """The level to read step ``step``'s quantiles at: ``level`` itself, or with
-        ``interval_aci_gamma`` the adaptive conformal level at the end of the calibration walk
-        (cached per fit: the residuals do not change with :meth:`update`)."""
+    def _adapted_level(self, level: float, step: int) -> tuple[float, float]:
+        """The levels to read step ``step``'s lower and upper quantiles at: ``level`` itself, or
+        with ``interval_aci_gamma`` the adaptive conformal level at the end of the calibration walk
+        (:func:`aci_level`, the same for both sides; :func:`aci_side_levels` with
+        ``interval_aci_sides``), cached per fit: the residuals do not change with :meth:`update`."""
         gamma = self.interval_aci_gamma
         if not gamma:
-            return level
+            return float(level), float(level)
         residuals = self.interval_residuals_
         cache = getattr(self, "_aci_cache", None)
         if cache is None or cache[0] is not residuals:
             cache = (residuals, {})
             self._aci_cache = cache
-        key = (float(level), int(step), float(gamma))
+        sides = bool(getattr(self, "interval_aci_sides", False))
+        key = (float(level), int(step), float(gamma), sides)
         if key not in cache[1]:
-            cache[1][key] = aci_level(residuals[step - 1], level, float(gamma), step)
+            if sides:
+                cache[1][key] = aci_side_levels(residuals[step - 1], level, float(gamma), step)
+            else:
+                one = aci_level(residuals[step - 1], level, float(gamma), step)
+                cache[1][key] = (one, one)
         return cache[1][key]
 
     def predict_with_intervals(self, horizon: int = 10, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:

@@ -67,8 +67,10 @@ class AutoRegressiveForecaster(BaseForecaster):
         calibration_steps: int = 30,
         interval_vol_window: int = 0,
         interval_vol_ewm: float | None = 0.94,
-        interval_aci_gamma: float | None = 0.02,
+        interval_aci_gamma: float | None = 0.005,
         interval_half_life: float | None = None,
+        interval_log: bool = False,
+        interval_aci_sides: bool = False,
     ) -> None:
         self.lags = lags
         self.min_train = min_train
@@ -79,6 +81,8 @@ class AutoRegressiveForecaster(BaseForecaster):
             interval_vol_ewm=interval_vol_ewm,
             interval_aci_gamma=interval_aci_gamma,
             interval_half_life=interval_half_life,
+            interval_log=interval_log,
+            interval_aci_sides=interval_aci_sides,
         )
 
     def min_points(self) -> int:

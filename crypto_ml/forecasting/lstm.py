@@ -158,8 +158,10 @@ class LSTMForecaster(BaseForecaster):
         calibration_steps: int = 30,
         interval_vol_window: int = 0,
         interval_vol_ewm: float | None = 0.94,
-        interval_aci_gamma: float | None = 0.02,
+        interval_aci_gamma: float | None = 0.005,
         interval_half_life: float | None = None,
+        interval_log: bool = False,
+        interval_aci_sides: bool = False,
     ) -> None:
         self.window = window
         self.units = units
@@ -175,6 +177,8 @@ class LSTMForecaster(BaseForecaster):
             interval_vol_ewm=interval_vol_ewm,
             interval_aci_gamma=interval_aci_gamma,
             interval_half_life=interval_half_life,
+            interval_log=interval_log,
+            interval_aci_sides=interval_aci_sides,
         )
 
     def min_points(self) -> int:

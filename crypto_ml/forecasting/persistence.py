@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 #: File written by :meth:`BaseForecaster.save` (params + learned state as JSON).
 STATE_FILE = "forecaster.json"
 FORMAT_VERSION = 1
+#: The interval settings a saved model was calibrated with when its params do not name them (saved
+#: before they were params, or before a setting existed): the behaviour of the code that saved it,
+#: not today's defaults, so it loads and forecasts the same.
+SAVED_BEFORE_SETTINGS: dict[str, Any] = {
+    "calibration_origins": 180,
+    "calibration_steps": 30,
+    "interval_vol_window": 0,
+    "interval_vol_ewm": 0.94,
+    "interval_aci_gamma": 0.02,
+    "interval_half_life": None,
+    "interval_log": False,
+    "interval_aci_sides": False,
+}
 
 
 class PersistenceMixin:
@@ -55,7 +68,7 @@ class PersistenceMixin:
         if data.get("model") != cls.name:
             raise ValueError(f"{cls.__name__}.from_dict got a {data.get('model')!r} model")
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in data["params"].items()}
-        obj = cls(**params)
+        obj = cls(**{**SAVED_BEFORE_SETTINGS, **params})
         for attr, value in data["state"].items():
             if isinstance(value, dict) and "__ndarray__" in value:
                 value = np.asarray(value["__ndarray__"], dtype=value["dtype"])

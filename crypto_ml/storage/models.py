@@ -149,6 +149,8 @@ class Prediction(Base):
     # How the intervals were made: "conformal" (walk-forward residuals of the training window)
     # or "native" (the model's own); None when there are none.
     interval_method: Mapped[str | None] = mapped_column(String(32))
+    # Why the path has no intervals (e.g. too short a calibration sample); None when it has them.
+    interval_reason: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
     # The trade decision, made once by the pipeline's `decide` and recorded here: "trade" (its

@@ -35,7 +35,7 @@ def save_prediction(
 ) -> UpsertResult:
     """Store ``record``; re-storing the same key updates it in place, or with ``overwrite=False``
     leaves the stored row untouched (the pipeline writes it once). A record without intervals
-    keeps the intervals already stored."""
+    keeps the intervals already stored (and then its ``interval_reason`` is stored only with a new row)."""
     row = {
         "coin": record.coin,
         "as_of": record.as_of,
@@ -47,11 +47,12 @@ def save_prediction(
         "expected_return": record.expected_return,
         "run_id": run_id,
         "created_at": utcnow(),
+        "interval_reason": record.interval_reason,
     }
     update_columns = ["values", "last_close", "expected_return", "run_id"]
     if record.intervals is not None:
         row.update(intervals=record.intervals, interval_method=record.interval_method)
-        update_columns += ["intervals", "interval_method"]
+        update_columns += ["intervals", "interval_method", "interval_reason"]
     with session_scope(url) as session:
         return upsert(session, Prediction, [row], update_columns=update_columns if overwrite else [])
 
@@ -69,6 +70,7 @@ def store_prediction(
     url: str | None = None,
     intervals: dict[str, Any] | None = None,
     interval_method: str | None = None,
+    interval_reason: str | None = None,
     overwrite: bool = True,
 ) -> UpsertResult:
     """:func:`save_prediction` of the :class:`~crypto_ml.engine.prediction.PredictionRecord` made of these
@@ -84,6 +86,7 @@ def store_prediction(
         last_close=last_close,
         intervals=intervals,
         interval_method=interval_method,
+        interval_reason=interval_reason,
     )
     return save_prediction(record, run_id=run_id, overwrite=overwrite, url=url)
 

@@ -43,6 +43,7 @@ def test_predict_on_a_short_history_has_no_intervals(engine_env):
         cache=ModelCache(2),
     )
     assert result["intervals"] is None and result["interval_method"] is None and len(result["values"]) == 3
+    assert "calibrating them needs at least" in result["interval_reason"]
 
 
 @pytest.mark.parametrize("levels", [[100], ["high"], 0])

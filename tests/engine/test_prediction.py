@@ -51,6 +51,7 @@ def test_types_are_normalised_and_json_round_trips():
         (dict(last_close=0), "last_close must be a finite non-zero price"),
         (dict(as_of="yesterday"), "as_of 'yesterday' is not an ISO date"),
         (dict(intervals={"80": {"lower": [1.0], "upper": [2.0]}}), "interval '80' needs 2 lower and 2 upper"),
+        (dict(interval_reason="too short"), "interval_reason says why there are no intervals"),
     ],
 )
 def test_invalid_records_are_refused_with_what_is_wrong(change, message):
@@ -63,3 +64,10 @@ def test_from_json_names_missing_fields():
         PredictionRecord.from_json(
             {"coin": "btc", "as_of": "2017-06-01", "model": "ar", "version": 0, "horizon": 1}
         )
+
+
+def test_a_record_without_intervals_carries_why_through_json():
+    r = record(intervals=None, interval_reason="too few calibration residuals")
+    data = json.loads(json.dumps(r.to_json()))
+    assert data["interval_reason"] == "too few calibration residuals"
+    assert PredictionRecord.from_json(data) == r and PredictionRecord.from_json(data).intervals is None

@@ -32,7 +32,8 @@ def test_import_is_lazy_and_thread_env_is_applied():
         """
         import sys
         import crypto_ml.forecasting, crypto_ml.forecasting.registry
-        import crypto_ml.evaluation, crypto_ml.forecasting.manager, crypto_ml.storage.model_store, crypto_ml.commands.models
+        import crypto_ml.evaluation, crypto_ml.forecasting.manager, crypto_ml.storage.model_store
+        import crypto_ml.commands.models
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TF imported eagerly"
         assert "matplotlib" not in sys.modules, "matplotlib imported eagerly"
         from crypto_ml.forecasting.lstm import import_keras

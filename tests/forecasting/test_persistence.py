@@ -11,6 +11,7 @@ import pytest
 
 from crypto_ml.data.loader import CryptoLoader
 from crypto_ml.forecasting import INTERVAL_DEFAULTS, MODELS, NaiveForecaster, load_forecaster, make_forecaster
+from crypto_ml.forecasting.persistence import SAVED_BEFORE_SETTINGS
 
 #: Saved by commit 34ce9d1 (interval settings were class attributes then, not in the params), with
 #: ``make_fixture.py``: every model fitted on ethereum's last 100 closes but 30, and what it
@@ -32,7 +33,9 @@ def test_a_model_saved_before_the_interval_settings_were_params_loads_and_foreca
     saved = json.loads((SAVED / name / "forecaster.json").read_text())
     assert not set(INTERVAL_DEFAULTS) & set(saved["params"])  # the old format indeed
     model = load_forecaster(SAVED / name)
-    assert {k: model.get_params()[k] for k in INTERVAL_DEFAULTS} == INTERVAL_DEFAULTS
+    # calibrated as then (SAVED_BEFORE_SETTINGS), not with today's defaults
+    assert {k: model.get_params()[k] for k in INTERVAL_DEFAULTS} == SAVED_BEFORE_SETTINGS
+    assert model.interval_aci_gamma != INTERVAL_DEFAULTS["interval_aci_gamma"]
     out = model.update(_ethereum()).predict_with_intervals(12)
     want = _expected()[name]["after_update"]
     assert out["interval_method"] == want["interval_method"] == "conformal"
@@ -63,4 +66,5 @@ def test_the_fixture_models_are_the_registry_models():
     assert set(_expected()) == set(MODELS)
     for name, entry in _expected().items():
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["params"].items()}
-        assert load_forecaster(SAVED / name).get_params() == make_forecaster(name, **params).get_params()
+        want = make_forecaster(name, **{**SAVED_BEFORE_SETTINGS, **params}).get_params()
+        assert load_forecaster(SAVED / name).get_params() == want

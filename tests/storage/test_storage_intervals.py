@@ -36,6 +36,16 @@ def test_intervals_are_stored_and_a_later_store_without_them_keeps_them(url):
     assert row["intervals"] == BANDS
 
 
+def test_a_prediction_without_intervals_stores_why_and_a_later_one_with_them_clears_it(url):
+    why = "NaiveForecaster has no prediction intervals: fitted on 30 closes, calibrating needs at least 41"
+    store_prediction(values=[101.0, 102.0, 103.0], last_close=100.0, interval_reason=why, url=url, **KEY)
+    (row,) = get_predictions(coin="btc", url=url)
+    assert row["intervals"] is None and row["interval_reason"] == why
+    store_prediction(values=[101.0, 102.0, 103.0], last_close=100.0, intervals=BANDS, url=url, **KEY)
+    (row,) = get_predictions(coin="btc", url=url)
+    assert row["intervals"] == BANDS and row["interval_reason"] is None
+
+
 def test_day_table_shows_the_intervals_of_the_horizon_return(url):
     store_prediction(values=[101.0, 102.0, 103.0], last_close=100.0, intervals=BANDS, url=url, **KEY)
     store_prediction(
