@@ -11,7 +11,7 @@ from crypto_ml.storage import Base, current_revision, get_engine, migrate
 from crypto_ml.storage.db import _alembic_config
 
 LEDGER = {"paper_orders", "paper_fills", "paper_positions"}
-HEAD = "0005_model_promotion"  # the newest migration (the ledger is 0002)
+HEAD = "0006_interval_reason"  # the newest migration (the ledger is 0002)
 
 
 def test_0002_matches_the_models(db_url):
