@@ -308,7 +308,7 @@ def print_day_report(
     from crypto_ml.pipeline.catalog import DEFAULT_MODEL
     from crypto_ml.pipeline.params import DEFAULT_HORIZON
     from crypto_ml.settings.paths import home_dir
-    from crypto_ml.storage.reporting import day_table, format_table, plot_day
+    from crypto_ml.storage.reporting import day_table, format_table, interval_note, plot_day, printed
 
     day = polled["history_day"]
     conf = conf or {}
@@ -317,7 +317,10 @@ def print_day_report(
     )
     market = polled.get("market", "replay of the bundled 2013-2017 history")
     say(f"\nForecasts as of {day} ({market}; {len(table)} coins):\n")
-    say(format_table(table))
+    say(format_table(printed(table)))
+    note = interval_note(table)
+    if note:
+        say(f"\n{note}")
     missing = sorted(set(coins or polled["coins"]) - set(table["coin"]))
     if missing:
         say(

@@ -64,6 +64,7 @@ def day_table(
                 "decision": (
                     f"{trade['side']} {trade['quantity']:.6g} ({trade['status']})" if trade else "stored"
                 ),
+                "interval_reason": p.get("interval_reason"),
             }
         )
     columns = [
@@ -77,6 +78,7 @@ def day_table(
         "interval80_pct",
         "interval95_pct",
         "decision",
+        "interval_reason",
     ]
     return pd.DataFrame(rows, columns=columns).sort_values("coin").reset_index(drop=True)
 
@@ -89,6 +91,22 @@ def format_table(table) -> str:
     return table.to_string(
         index=False, float_format=lambda v: f"{v:,.6g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.3g}"
     )
+
+
+def printed(table):
+    """:func:`day_table` as printed: its columns but the interval reason (said under it, by
+    :func:`interval_note`)."""
+    return table.drop(columns="interval_reason")
+
+
+def interval_note(table) -> str | None:
+    """One line naming the coins of :func:`day_table` that carry no interval, each with its
+    reason (as the engine gave it), or None when every coin has one."""
+    rows = table[table["interval_reason"].notna()] if len(table) else table
+    if not len(rows):
+        return None
+    said = "; ".join(f"{r.coin}: {r.interval_reason}" for r in rows.itertuples())
+    return f"{len(rows)} coins have no interval (-): {said}"
 
 
 def day_summary(
@@ -105,7 +123,10 @@ def day_summary(
     missing = sorted(set(coins or []) - set(table["coin"]))
     trades = table[table["decision"] != "stored"]
     what = f" ({model}, horizon {horizon})" if model is not None else ""
-    log.info("pipeline results for %s%s:\n%s", day, what, format_table(table))
+    log.info("pipeline results for %s%s:\n%s", day, what, format_table(printed(table)))
+    note = interval_note(table)
+    if note:
+        log.info("%s", note)
     if missing:
         log.warning("%d coins have no prediction for %s: %s", len(missing), day, ", ".join(missing))
     return {

@@ -171,3 +171,38 @@ def test_the_table_prints_numbers_for_people():
         )
     )
     assert "0.582191" in text and "2,539.32" in text and "1.23e-05" in text and "e-01" not in text
+
+
+def test_coins_without_an_interval_are_named_with_the_engines_reason(url):
+    from crypto_ml.storage.reporting import interval_note, printed
+
+    reason = "fitted on 12 closes, calibrating them needs at least 40"
+    store_prediction(
+        coin="new-coin",
+        as_of="2017-06-01",
+        model="naive",
+        version=0,
+        horizon=2,
+        values=[1.0, 1.0],
+        last_close=1.0,
+        interval_reason=reason,
+        url=url,
+    )
+    store_prediction(
+        coin="bitcoin",
+        as_of="2017-06-01",
+        model="naive",
+        version=0,
+        horizon=2,
+        values=[100.0, 100.0],
+        last_close=100.0,
+        url=url,
+        intervals={
+            "80": {"lower": [90.0, 85.0], "upper": [110.0, 115.0]},
+            "95": {"lower": [80.0, 75.0], "upper": [120.0, 125.0]},
+        },
+    )
+    table = day_table("2017-06-01", url=url)
+    assert "interval_reason" not in printed(table).columns
+    assert interval_note(table) == f"1 coins have no interval (-): new-coin: {reason}"
+    assert interval_note(table[table["coin"] == "bitcoin"]) is None

@@ -63,6 +63,7 @@ def test_day_table_shows_the_intervals_of_the_horizon_return(url):
         "interval80_pct",
         "interval95_pct",
         "decision",
+        "interval_reason",
     ]
     btc = table.set_index("coin").loc["btc"]
     assert (btc["interval80_pct"], btc["interval95_pct"]) == ("-8.0..+9.0", "-15.0..+18.0")
