@@ -23,13 +23,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
+# The defaults live with the engine's configuration (the one home of settings).
+from crypto_ml.settings.engine import DEFAULT_CACHE_MAX_MB, DEFAULT_CACHE_SIZE  # noqa: F401
+
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_SIZE = 128
-#: Default byte cap of a process's cache (``CRYPTO_ML_ENGINE_CACHE_MAX_MB``): room for the LSTMs of
-#: every bundled coin that has one (94 of 97; 5.3 MB each by :func:`model_nbytes`, ~500 MB) next to
-#: the small models, on top of the ~700 MB a pool process with TensorFlow and a first LSTM fit holds.
-DEFAULT_CACHE_MAX_MB = 768
 #: RSS a warm Keras network costs beyond its weights' bytes (its layers, the model object and its
 #: traced prediction function), rounded up from what was measured for the talk-sized LSTM (277 kB of
 #: weights): 4.3 MB of VmRSS per further warm LSTM from 5 to 20 of them (bundled coins, fitted and

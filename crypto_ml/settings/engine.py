@@ -49,9 +49,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from crypto_ml.engine.cache import DEFAULT_CACHE_MAX_MB
 from crypto_ml.engine.protocol import PREDICT_TASK, STATS_TASK, TRAIN_TASK
 from crypto_ml.settings import env_bool, env_float, env_int, env_str, env_url
+
+#: Fitted models kept warm per worker process (LRU), ``CRYPTO_ML_ENGINE_CACHE_SIZE``.
+DEFAULT_CACHE_SIZE = 128
+#: Default byte cap of a process's cache (``CRYPTO_ML_ENGINE_CACHE_MAX_MB``): room for the LSTMs of
+#: every bundled coin that has one (94 of 97; 5.3 MB each by
+#: :func:`crypto_ml.engine.cache.model_nbytes`, ~500 MB) next to the small models, on top of the
+#: ~700 MB a pool process with TensorFlow and a first LSTM fit holds.
+DEFAULT_CACHE_MAX_MB = 768
 
 ENV_BROKER = "CRYPTO_ML_BROKER_URL"
 ENV_BACKEND = "CRYPTO_ML_RESULT_BACKEND"
@@ -103,7 +110,7 @@ class EngineConfig:
 
     broker_url: str = field(default_factory=default_broker_url)
     result_backend: str = field(default_factory=default_result_backend)
-    cache_size: int = 128
+    cache_size: int = DEFAULT_CACHE_SIZE
     cache_max_mb: int = DEFAULT_CACHE_MAX_MB
     max_retries: int = 5
     retry_backoff_max: int = 60
