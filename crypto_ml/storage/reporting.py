@@ -100,13 +100,14 @@ def printed(table):
 
 
 def interval_note(table) -> str | None:
-    """One line naming the coins of :func:`day_table` that carry no interval, each with its
-    reason (as the engine gave it), or None when every coin has one."""
+    """The coins of :func:`day_table` that carry no interval, a line each with its reason (as the
+    engine gave it) under a heading line, or None when every coin has one."""
     rows = table[table["interval_reason"].notna()] if len(table) else table
     if not len(rows):
         return None
-    said = "; ".join(f"{r.coin}: {r.interval_reason}" for r in rows.itertuples())
-    return f"{len(rows)} coins have no interval (-): {said}"
+    lines = [f"{len(rows)} coins have no interval (-):"]
+    lines += [f"  {r.coin}: {r.interval_reason}" for r in rows.itertuples()]
+    return "\n".join(lines)
 
 
 def day_summary(
