@@ -243,7 +243,7 @@ def _settings(args: argparse.Namespace) -> str:
     flags = (
         f"--models {','.join(args.models)} --period {args.period} --folds {args.folds} --days {args.days} "
         f"--horizon {args.horizon} --lstm-epochs {args.lstm_epochs} --kinds {','.join(args.kinds)} "
-        f"--workers {args.workers}"
+        f"--min-rows {args.min_rows} --workers {args.workers}"
     )
     return ("--quick " if args.quick else "") + (f"--coins {args.coins} " if args.coins else "") + flags
 
