@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from crypto_ml.data.validation import ValidationReport
+from crypto_ml.data.validation import LONG_COLUMNS, ORIGIN_COLUMNS, ValidationReport
 from crypto_ml.sources.base import Source, SourceError
 
 if TYPE_CHECKING:
@@ -41,19 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
-_RAW_COLUMNS = [
-    "coin",
-    "name",
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "market_cap",
-    "origin",
-    "line",
-]
+#: The raw long frame every source hands over (what validation reads).
+_RAW_COLUMNS = [*LONG_COLUMNS, *ORIGIN_COLUMNS]
 
 
 class MalformedAnswer(RuntimeError):

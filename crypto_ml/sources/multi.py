@@ -55,21 +55,9 @@ class MultiSource(Source):
         return pd.concat(frames, ignore_index=True) if frames else self._empty()
 
     def _empty(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            columns=[
-                "coin",
-                "name",
-                "date",
-                "open",
-                "high",
-                "low",
-                "close",
-                "volume",
-                "market_cap",
-                "origin",
-                "line",
-            ]
-        )
+        from crypto_ml.data.validation import LONG_COLUMNS, ORIGIN_COLUMNS
+
+        return pd.DataFrame(columns=[*LONG_COLUMNS, *ORIGIN_COLUMNS])
 
     @staticmethod
     def _coins_of_failed(part: Source, exc: Exception) -> dict[str, str]:

@@ -105,7 +105,7 @@ def interval_note(table) -> str | None:
     rows = table[table["interval_reason"].notna()] if len(table) else table
     if not len(rows):
         return None
-    lines = [f"{len(rows)} coins have no interval (-):"]
+    lines = [f"{len(rows)} coin{' has' if len(rows) == 1 else 's have'} no interval (-):"]
     lines += [f"  {r.coin}: {r.interval_reason}" for r in rows.itertuples()]
     return "\n".join(lines)
 

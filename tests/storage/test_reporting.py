@@ -204,5 +204,5 @@ def test_coins_without_an_interval_are_named_with_the_engines_reason(url):
     )
     table = day_table("2017-06-01", url=url)
     assert "interval_reason" not in printed(table).columns
-    assert interval_note(table) == f"1 coins have no interval (-):\n  new-coin: {reason}"
+    assert interval_note(table) == f"1 coin has no interval (-):\n  new-coin: {reason}"
     assert interval_note(table[table["coin"] == "bitcoin"]) is None
